@@ -1,0 +1,183 @@
+//! A learning Ethernet bridge: the node's `cni0` and the underlay switch between nodes.
+//!
+//! Like the Linux bridge: the source MAC of every frame is learned on its ingress port (the
+//! forwarding database ages entries after 300 s); a frame to a known unicast MAC goes out of
+//! that one port (or is filtered when that is the port it came in on); broadcast, multicast and
+//! unknown unicast frames are flooded to every other port. A bridge may have a local port (the
+//! host's own `cni0` interface) that receives frames addressed to its MAC and every broadcast.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::EthernetAddress;
+
+/// Linux's default `ageing_time`.
+pub const AGEING_TIME: Duration = Duration::from_secs(300);
+
+/// A bridge port: an index into the bridge's attached links, or the host's own interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum BridgePort {
+    /// The bridge device itself (the host stack behind `cni0`).
+    Local,
+    /// An enslaved port (a veth host end, or a switch port).
+    Port(u32),
+}
+
+/// Where a frame goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Forward {
+    /// To exactly these ports (one for known unicast, all others when flooding).
+    To(Vec<BridgePort>),
+    /// Nowhere: the destination is on the port the frame came from.
+    Filtered,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct FdbEntry {
+    port: BridgePort,
+    seen: Instant,
+}
+
+/// A learning bridge with a forwarding database.
+#[derive(Debug, Default)]
+pub struct Bridge {
+    mac: Option<EthernetAddress>,
+    ports: Vec<u32>,
+    fdb: BTreeMap<EthernetAddress, FdbEntry>,
+}
+
+impl Bridge {
+    /// A bridge whose own interface has `mac` (`None`: a plain switch with no local port).
+    pub fn new(mac: Option<EthernetAddress>) -> Self {
+        Bridge {
+            mac,
+            ports: Vec::new(),
+            fdb: BTreeMap::new(),
+        }
+    }
+
+    /// Enslaves a port.
+    pub fn add_port(&mut self, port: u32) {
+        if !self.ports.contains(&port) {
+            self.ports.push(port);
+        }
+    }
+
+    /// Releases a port and forgets the addresses learned on it.
+    pub fn remove_port(&mut self, port: u32) {
+        self.ports.retain(|p| *p != port);
+        self.fdb.retain(|_, e| e.port != BridgePort::Port(port));
+    }
+
+    /// The learned port of a MAC, if fresh.
+    pub fn lookup(&self, now: Instant, mac: EthernetAddress) -> Option<BridgePort> {
+        self.fdb
+            .get(&mac)
+            .filter(|e| now - e.seen < AGEING_TIME || now < e.seen)
+            .map(|e| e.port)
+    }
+
+    /// Number of learned addresses (for `bridge fdb show`-like views).
+    pub fn fdb_len(&self) -> usize {
+        self.fdb.len()
+    }
+
+    /// Decides where a frame from `src` to `dst` that entered on `ingress` goes, learning `src`.
+    pub fn forward(
+        &mut self,
+        now: Instant,
+        ingress: BridgePort,
+        src: EthernetAddress,
+        dst: EthernetAddress,
+    ) -> Forward {
+        if src.is_unicast() && Some(src) != self.mac.filter(|_| ingress != BridgePort::Local) {
+            self.fdb.insert(src, FdbEntry { port: ingress, seen: now });
+        }
+        if Some(dst) == self.mac {
+            return if ingress == BridgePort::Local {
+                Forward::Filtered
+            } else {
+                Forward::To(alloc::vec![BridgePort::Local])
+            };
+        }
+        if dst.is_unicast() {
+            if let Some(port) = self.lookup(now, dst) {
+                return if port == ingress {
+                    Forward::Filtered
+                } else {
+                    Forward::To(alloc::vec![port])
+                };
+            }
+        }
+        let flood_local = self.mac.is_some() && ingress != BridgePort::Local && !dst.is_unicast();
+        let mut out: Vec<BridgePort> = self
+            .ports
+            .iter()
+            .map(|p| BridgePort::Port(*p))
+            .filter(|p| *p != ingress)
+            .collect();
+        if flood_local {
+            out.push(BridgePort::Local);
+        }
+        Forward::To(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    const BR: EthernetAddress = EthernetAddress([0x0a, 0x58, 10, 244, 0, 1]);
+    const A: EthernetAddress = EthernetAddress([0x0a, 0x58, 10, 244, 0, 2]);
+    const B: EthernetAddress = EthernetAddress([0x0a, 0x58, 10, 244, 0, 3]);
+
+    fn bridge() -> Bridge {
+        let mut b = Bridge::new(Some(BR));
+        b.add_port(0);
+        b.add_port(1);
+        b.add_port(2);
+        b
+    }
+
+    #[test]
+    fn floods_unknown_then_learns() {
+        let mut b = bridge();
+        let t = Instant::ZERO;
+        assert_eq!(
+            b.forward(t, BridgePort::Port(0), A, B),
+            Forward::To(vec![BridgePort::Port(1), BridgePort::Port(2)])
+        );
+        assert_eq!(b.forward(t, BridgePort::Port(1), B, A), Forward::To(vec![BridgePort::Port(0)]));
+        assert_eq!(b.forward(t, BridgePort::Port(0), A, B), Forward::To(vec![BridgePort::Port(1)]));
+    }
+
+    #[test]
+    fn broadcast_reaches_local_and_other_ports() {
+        let mut b = bridge();
+        assert_eq!(
+            b.forward(Instant::ZERO, BridgePort::Port(2), A, EthernetAddress::BROADCAST),
+            Forward::To(vec![BridgePort::Port(0), BridgePort::Port(1), BridgePort::Local])
+        );
+    }
+
+    #[test]
+    fn to_bridge_mac_goes_local_and_hairpin_is_filtered() {
+        let mut b = bridge();
+        let t = Instant::ZERO;
+        assert_eq!(b.forward(t, BridgePort::Port(0), A, BR), Forward::To(vec![BridgePort::Local]));
+        b.forward(t, BridgePort::Port(1), B, A);
+        assert_eq!(b.forward(t, BridgePort::Port(0), B, A), Forward::Filtered);
+    }
+
+    #[test]
+    fn entries_age_out_and_ports_forget() {
+        let mut b = bridge();
+        b.forward(Instant::ZERO, BridgePort::Port(0), A, B);
+        assert_eq!(b.lookup(Instant::from_secs(299), A), Some(BridgePort::Port(0)));
+        assert_eq!(b.lookup(Instant::from_secs(301), A), None);
+        b.remove_port(0);
+        assert_eq!(b.fdb_len(), 0);
+    }
+}

@@ -1,0 +1,676 @@
+//! The cluster: nodes, pods, links and the underlay switch, driven by one virtual clock.
+//!
+//! The engine jumps from deadline to deadline: the earliest of every link's next frame arrival,
+//! every pod's smoltcp `poll_at` (and its programs' timers) and every node's ARP timers. Events
+//! at the same instant run in the order they were scheduled, so a seed and a scenario give the
+//! same event sequence, byte for byte, on every platform.
+//!
+//! ```
+//! use podnet::{Cluster, ClusterConfig, NodeSpec, PodSpec, Program, ClientSpec};
+//! use smoltcp::time::Duration;
+//!
+//! let mut c = Cluster::new(ClusterConfig::default());
+//! let a = c.add_node(NodeSpec::new("node-a", [192, 168, 1, 100])).unwrap();
+//! let b = c.add_node(NodeSpec::new("node-b", [192, 168, 1, 101])).unwrap();
+//! let web = c.add_pod(PodSpec::new("web", b).program(Program::HttpServer { port: 80 })).unwrap();
+//! let web_ip = c.pod(web).unwrap().addrs().ip.address();
+//! let smoltcp::wire::IpAddress::Ipv4(web_ip) = web_ip;
+//! let client = c
+//!     .add_pod(PodSpec::new("client", a).program(Program::Client(ClientSpec::http("web", web_ip, 80).count(3))))
+//!     .unwrap();
+//! assert!(c.run_until_done(Duration::from_secs(10)));
+//! let flow = c.pod(client).unwrap().clients().next().unwrap();
+//! assert!(flow.records().iter().all(|r| r.outcome == podnet::Outcome::Ok));
+//! ```
+
+use alloc::collections::{BTreeMap, BinaryHeap};
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::cmp::Reverse;
+use core::fmt;
+
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{EthernetAddress, EthernetFrame, IpCidr, Ipv4Address, Ipv4Cidr};
+
+use crate::bridge::{Bridge, BridgePort, Forward};
+use crate::link::{Channel, Frame, LinkConfig};
+use crate::node::{Egress, Node, NodeAddrs, NodeIfaces, Output};
+use crate::pod::{Pod, PodAddrs};
+use crate::program::Program;
+use crate::rng::{SimRng, Stream};
+use crate::route::{Dev, Route};
+use crate::trace::{IfaceId, Trace, TraceConfig};
+
+/// A node's index in its cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeId(pub u32);
+
+/// A pod's index in its cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PodId(pub u32);
+
+/// Cluster-wide settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterConfig {
+    /// Every random choice derives from it.
+    pub seed: u64,
+    /// Node `i` gets the `i`-th /24 of this range unless its spec names one.
+    pub pod_cidr: Ipv4Cidr,
+    /// Properties of every link (veths and uplinks).
+    pub link: LinkConfig,
+    /// What the trace records.
+    pub trace: TraceConfig,
+    /// Routes a node's table holds at most.
+    pub route_capacity: usize,
+    /// Receive and send buffer of every TCP socket, in bytes.
+    pub tcp_buffer: usize,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            seed: 1,
+            pod_cidr: Ipv4Cidr::new(Ipv4Address::new(10, 244, 0, 0), 16),
+            link: LinkConfig::default(),
+            trace: TraceConfig::default(),
+            route_capacity: 4096,
+            tcp_buffer: 64 * 1024,
+        }
+    }
+}
+
+/// A node to add.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeSpec {
+    /// Unique name.
+    pub name: String,
+    /// Address on the underlay.
+    pub ip: Ipv4Address,
+    /// Prefix length of the underlay subnet every node shares.
+    pub underlay_prefix: u8,
+    /// The node's pod CIDR (`None`: the next /24 of the cluster's range).
+    pub pod_cidr: Option<Ipv4Cidr>,
+}
+
+impl NodeSpec {
+    /// A node on a /24 underlay.
+    pub fn new(name: &str, ip: impl Into<Ipv4Address>) -> Self {
+        NodeSpec { name: name.to_string(), ip: ip.into(), underlay_prefix: 24, pod_cidr: None }
+    }
+
+    /// Sets the pod CIDR.
+    pub fn pod_cidr(mut self, cidr: Ipv4Cidr) -> Self {
+        self.pod_cidr = Some(cidr);
+        self
+    }
+}
+
+/// A pod to add.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PodSpec {
+    /// Unique name.
+    pub name: String,
+    /// The node it runs on.
+    pub node: NodeId,
+    /// Its address (`None`: the next free one of the node's pod CIDR, from .2 up).
+    pub ip: Option<Ipv4Address>,
+    /// What it runs.
+    pub programs: Vec<Program>,
+}
+
+impl PodSpec {
+    /// A pod with no program.
+    pub fn new(name: &str, node: NodeId) -> Self {
+        PodSpec { name: name.to_string(), node, ip: None, programs: Vec::new() }
+    }
+
+    /// Sets the address.
+    pub fn ip(mut self, ip: impl Into<Ipv4Address>) -> Self {
+        self.ip = Some(ip.into());
+        self
+    }
+
+    /// Adds a program.
+    pub fn program(mut self, p: Program) -> Self {
+        self.programs.push(p);
+        self
+    }
+}
+
+/// Why a cluster change was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// Another node or pod has this name.
+    DuplicateName(String),
+    /// Another node or pod has this address.
+    DuplicateIp(Ipv4Address),
+    /// No node with this id.
+    UnknownNode(NodeId),
+    /// Two nodes' pod CIDRs overlap.
+    OverlappingPodCidr(Ipv4Cidr, Ipv4Cidr),
+    /// The pod address is outside its node's pod CIDR, or is its network, gateway or broadcast.
+    PodIpOutsideCidr(Ipv4Address, Ipv4Cidr),
+    /// The node's pod CIDR has no free address.
+    PodCidrExhausted(Ipv4Cidr),
+    /// The cluster pod range has no /24 left for another node.
+    NoPodCidrLeft,
+    /// A pod CIDR too small to hold a gateway and a pod (longer than /30).
+    PodCidrTooSmall(Ipv4Cidr),
+    /// A node address that is not a usable host address of its underlay subnet, or not on the
+    /// same subnet as the other nodes (host-gw routing needs one L2 segment).
+    BadNodeIp(Ipv4Address, String),
+    /// A node's route table is full.
+    RouteTableFull(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::DuplicateName(n) => write!(f, "name {n:?} is already used by another node or pod"),
+            Error::DuplicateIp(ip) => write!(f, "address {ip} is already used"),
+            Error::UnknownNode(id) => write!(f, "no node with id {}", id.0),
+            Error::OverlappingPodCidr(a, b) => write!(f, "pod CIDR {a} overlaps {b}"),
+            Error::PodIpOutsideCidr(ip, c) => write!(f, "pod address {ip} is not a usable address of the node's pod CIDR {c}"),
+            Error::PodCidrExhausted(c) => write!(f, "pod CIDR {c} has no free address"),
+            Error::NoPodCidrLeft => write!(f, "the cluster pod CIDR has no /24 left for another node"),
+            Error::PodCidrTooSmall(c) => write!(f, "pod CIDR {c} is too small (at most /30)"),
+            Error::BadNodeIp(ip, why) => write!(f, "node address {ip}: {why}"),
+            Error::RouteTableFull(n) => write!(f, "route table of node {n} is full"),
+        }
+    }
+}
+
+/// What a link end is plugged into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Attach {
+    Pod(PodId),
+    NodePort(NodeId),
+    Uplink(NodeId),
+    Switch,
+}
+
+#[derive(Debug)]
+struct Link {
+    ends: [(Attach, IfaceId); 2],
+    /// `chans[d]` carries frames from `ends[d]` to `ends[1 - d]`.
+    chans: [Channel; 2],
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Ev {
+    Deliver { link: u32, dir: u8 },
+    PodWake(PodId),
+    NodeWake(NodeId),
+}
+
+struct NodeSlot {
+    node: Node,
+    uplink: u32,
+    wake: Option<Instant>,
+}
+
+struct PodSlot {
+    pod: Pod,
+    node: NodeId,
+    link: u32,
+    wake: Option<Instant>,
+    /// Services at the current instant, to catch a stack that keeps asking to be polled now.
+    same_instant: u32,
+}
+
+/// A simulated cluster.
+pub struct Cluster {
+    config: ClusterConfig,
+    now: Instant,
+    seq: u64,
+    queue: BinaryHeap<Reverse<(Instant, u64, Ev)>>,
+    nodes: Vec<NodeSlot>,
+    pods: Vec<Option<PodSlot>>,
+    links: Vec<Link>,
+    switch: Bridge,
+    trace: Trace,
+    names: BTreeMap<String, ()>,
+    ips: BTreeMap<Ipv4Address, ()>,
+    out: Output,
+    events_run: u64,
+}
+
+impl fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cluster")
+            .field("now", &self.now)
+            .field("nodes", &self.nodes.len())
+            .field("pods", &self.pods.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stack asking to be polled "now" more often than this at one instant is polled 1 µs later.
+const MAX_SERVICES_PER_INSTANT: u32 = 10_000;
+
+fn pod_mac(ip: Ipv4Address) -> EthernetAddress {
+    let o = ip.octets();
+    EthernetAddress([0x0a, 0x58, o[0], o[1], o[2], o[3]])
+}
+
+fn node_mac(ip: Ipv4Address) -> EthernetAddress {
+    let o = ip.octets();
+    EthernetAddress([0x52, 0x54, 0x00, o[1], o[2], o[3]])
+}
+
+fn contains(cidr: Ipv4Cidr, ip: Ipv4Address) -> bool {
+    cidr.contains_addr(&ip)
+}
+
+fn overlaps(a: Ipv4Cidr, b: Ipv4Cidr) -> bool {
+    a.contains_addr(&b.network().address()) || b.contains_addr(&a.network().address())
+}
+
+fn broadcast(c: Ipv4Cidr) -> Ipv4Address {
+    let host_bits = 32 - u32::from(c.prefix_len());
+    let mask = if host_bits == 32 { u32::MAX } else { (1u32 << host_bits) - 1 };
+    Ipv4Address::from(u32::from(c.network().address()) | mask)
+}
+
+impl Cluster {
+    /// An empty cluster at virtual time zero.
+    pub fn new(config: ClusterConfig) -> Self {
+        let trace = Trace::new(config.trace.clone());
+        Cluster {
+            config,
+            now: Instant::ZERO,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            nodes: Vec::new(),
+            pods: Vec::new(),
+            links: Vec::new(),
+            switch: Bridge::new(None),
+            trace,
+            names: BTreeMap::new(),
+            ips: BTreeMap::new(),
+            out: Vec::new(),
+            events_run: 0,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ClusterConfig {
+        &self.config
+    }
+
+    /// Virtual time now.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// The trace.
+    pub fn trace(&self) -> &Trace {
+        &self.trace
+    }
+
+    /// Events processed so far.
+    pub fn events_run(&self) -> u64 {
+        self.events_run
+    }
+
+    fn claim_name(&mut self, name: &str) -> Result<(), Error> {
+        if self.names.contains_key(name) {
+            return Err(Error::DuplicateName(name.to_string()));
+        }
+        Ok(())
+    }
+
+    fn new_link(&mut self, a: (Attach, IfaceId), b: (Attach, IfaceId)) -> u32 {
+        let id = self.links.len() as u32;
+        let mk = |d: u32| Channel::new(self.config.link.clone(), SimRng::derive(self.config.seed, Stream::Link(id * 2 + d)));
+        let chans = [mk(0), mk(1)];
+        self.links.push(Link { ends: [a, b], chans });
+        id
+    }
+
+    /// Adds a node, its `cni0` and its uplink to the underlay switch, and host-gw routes between
+    /// it and every other node.
+    pub fn add_node(&mut self, spec: NodeSpec) -> Result<NodeId, Error> {
+        self.claim_name(&spec.name)?;
+        let underlay = Ipv4Cidr::new(spec.ip, spec.underlay_prefix);
+        if spec.underlay_prefix > 30 || spec.ip == underlay.network().address() || spec.ip == broadcast(underlay) {
+            return Err(Error::BadNodeIp(spec.ip, alloc::format!("not a host address of {}", underlay.network())));
+        }
+        if let Some(first) = self.nodes.first() {
+            let shared = first.node.addrs().eth0.network();
+            if !contains(shared, spec.ip) {
+                return Err(Error::BadNodeIp(spec.ip, alloc::format!("not on the nodes' underlay {shared} (host-gw routing needs one L2 segment)")));
+            }
+        }
+        if self.ips.contains_key(&spec.ip) {
+            return Err(Error::DuplicateIp(spec.ip));
+        }
+        let pod_cidr = match spec.pod_cidr {
+            Some(c) => c.network(),
+            None => self.next_pod_cidr()?,
+        };
+        if pod_cidr.prefix_len() > 30 {
+            return Err(Error::PodCidrTooSmall(pod_cidr));
+        }
+        for n in &self.nodes {
+            if overlaps(n.node.addrs().pod_cidr, pod_cidr) {
+                return Err(Error::OverlappingPodCidr(pod_cidr, n.node.addrs().pod_cidr));
+            }
+        }
+        if contains(pod_cidr, spec.ip) {
+            return Err(Error::BadNodeIp(spec.ip, alloc::format!("inside its own pod CIDR {pod_cidr}")));
+        }
+        let id = NodeId(self.nodes.len() as u32);
+        let addrs = NodeAddrs {
+            eth0: underlay,
+            eth0_mac: node_mac(spec.ip),
+            pod_cidr,
+            cni0_mac: pod_mac(Ipv4Address::from(u32::from(pod_cidr.address()) + 1)),
+        };
+        let cni0 = self.trace.register(alloc::format!("{}/cni0", spec.name));
+        let eth0 = self.trace.register(alloc::format!("{}/eth0", spec.name));
+        let swport = self.trace.register(alloc::format!("underlay/{}", spec.name));
+        let mut node = Node::new(spec.name.clone(), addrs, NodeIfaces { cni0, eth0 }, self.config.route_capacity)
+            .map_err(|_| Error::RouteTableFull(spec.name.clone()))?;
+        // host-gw: each node routes every other node's pod CIDR via that node's IP.
+        for other in self.nodes.iter_mut() {
+            let o = *other.node.addrs();
+            node.add_route(Route { dst: o.pod_cidr, via: Some(o.eth0.address()), dev: Dev::Eth0, src: None })
+                .map_err(|_| Error::RouteTableFull(spec.name.clone()))?;
+            other
+                .node
+                .add_route(Route { dst: pod_cidr, via: Some(spec.ip), dev: Dev::Eth0, src: None })
+                .map_err(|_| Error::RouteTableFull(other.node.name().to_string()))?;
+        }
+        let uplink = self.new_link((Attach::Uplink(id), eth0), (Attach::Switch, swport));
+        self.switch.add_port(uplink);
+        self.nodes.push(NodeSlot { node, uplink, wake: None });
+        self.names.insert(spec.name, ());
+        self.ips.insert(spec.ip, ());
+        self.ips.insert(addrs.gateway(), ());
+        Ok(id)
+    }
+
+    fn next_pod_cidr(&self) -> Result<Ipv4Cidr, Error> {
+        let range = self.config.pod_cidr.network();
+        let base = u32::from(range.address());
+        let slots = if range.prefix_len() >= 24 { 1 } else { 1u32 << (24 - range.prefix_len()) };
+        (0..slots)
+            .map(|i| Ipv4Cidr::new(Ipv4Address::from(base + (i << 8)), 24.max(range.prefix_len())))
+            .find(|c| !self.nodes.iter().any(|n| overlaps(n.node.addrs().pod_cidr, *c)))
+            .ok_or(Error::NoPodCidrLeft)
+    }
+
+    /// Adds a pod on its node: a veth pair to `cni0`, an address, and its programs started now.
+    pub fn add_pod(&mut self, spec: PodSpec) -> Result<PodId, Error> {
+        self.claim_name(&spec.name)?;
+        let node_id = spec.node;
+        let naddrs = *self.nodes.get(node_id.0 as usize).ok_or(Error::UnknownNode(node_id))?.node.addrs();
+        let cidr = naddrs.pod_cidr;
+        let usable = |ip: Ipv4Address| contains(cidr, ip) && ip != cidr.address() && ip != naddrs.gateway() && ip != broadcast(cidr);
+        let ip = match spec.ip {
+            Some(ip) if !usable(ip) => return Err(Error::PodIpOutsideCidr(ip, cidr)),
+            Some(ip) if self.ips.contains_key(&ip) => return Err(Error::DuplicateIp(ip)),
+            Some(ip) => ip,
+            None => {
+                let first = u32::from(cidr.address()) + 2;
+                let last = u32::from(broadcast(cidr));
+                (first..last)
+                    .map(Ipv4Address::from)
+                    .find(|ip| !self.ips.contains_key(ip))
+                    .ok_or(Error::PodCidrExhausted(cidr))?
+            }
+        };
+        let id = PodId(self.pods.len() as u32);
+        let eth0 = self.trace.register(alloc::format!("{}/eth0", spec.name));
+        let link_id = self.links.len() as u32;
+        let veth = self.trace.register(alloc::format!("{}/veth{:08x}", self.nodes[node_id.0 as usize].node.name(), id.0));
+        let link = self.new_link((Attach::Pod(id), eth0), (Attach::NodePort(node_id), veth));
+        debug_assert_eq!(link, link_id);
+        self.nodes[node_id.0 as usize].node.attach_port(link, veth);
+        let addrs = PodAddrs { ip: IpCidr::Ipv4(Ipv4Cidr::new(ip, cidr.prefix_len())), mac: pod_mac(ip), gateway: naddrs.gateway() };
+        let rng = SimRng::derive(self.config.seed, Stream::Pod(id.0));
+        let pod = Pod::new(spec.name.clone(), addrs, &spec.programs, rng, self.config.tcp_buffer, self.now);
+        self.pods.push(Some(PodSlot { pod, node: node_id, link, wake: None, same_instant: 0 }));
+        self.names.insert(spec.name, ());
+        self.ips.insert(ip, ());
+        self.service_pod(id);
+        Ok(id)
+    }
+
+    /// A pod.
+    pub fn pod(&self, id: PodId) -> Option<&Pod> {
+        self.pods.get(id.0 as usize)?.as_ref().map(|s| &s.pod)
+    }
+
+    /// Every pod, in creation order.
+    pub fn pods(&self) -> impl Iterator<Item = (PodId, &Pod)> {
+        self.pods.iter().enumerate().filter_map(|(i, s)| s.as_ref().map(|s| (PodId(i as u32), &s.pod)))
+    }
+
+    /// The node a pod runs on.
+    pub fn pod_node(&self, id: PodId) -> Option<NodeId> {
+        self.pods.get(id.0 as usize)?.as_ref().map(|s| s.node)
+    }
+
+    /// A node.
+    pub fn node(&self, id: NodeId) -> Option<&Node> {
+        self.nodes.get(id.0 as usize).map(|s| &s.node)
+    }
+
+    /// A node, mutably (to register netfilter modules or add routes).
+    pub fn node_mut(&mut self, id: NodeId) -> Option<&mut Node> {
+        self.nodes.get_mut(id.0 as usize).map(|s| &mut s.node)
+    }
+
+    /// Every node, in creation order.
+    pub fn nodes(&self) -> impl Iterator<Item = (NodeId, &Node)> {
+        self.nodes.iter().enumerate().map(|(i, s)| (NodeId(i as u32), &s.node))
+    }
+
+    /// Looks a pod up by name.
+    pub fn pod_by_name(&self, name: &str) -> Option<PodId> {
+        self.pods().find(|(_, p)| p.name() == name).map(|(id, _)| id)
+    }
+
+    /// Looks a node up by name.
+    pub fn node_by_name(&self, name: &str) -> Option<NodeId> {
+        self.nodes().find(|(_, n)| n.name() == name).map(|(id, _)| id)
+    }
+
+    /// Changes the link configuration of a pod's veth (both directions).
+    pub fn set_pod_link(&mut self, pod: PodId, config: LinkConfig) -> bool {
+        let Some(Some(slot)) = self.pods.get(pod.0 as usize) else { return false };
+        let link = slot.link as usize;
+        for c in self.links[link].chans.iter_mut() {
+            c.set_config(config.clone());
+        }
+        true
+    }
+
+    /// Changes the link configuration of a node's uplink (both directions).
+    pub fn set_uplink(&mut self, node: NodeId, config: LinkConfig) -> bool {
+        let Some(slot) = self.nodes.get(node.0 as usize) else { return false };
+        let link = slot.uplink as usize;
+        for c in self.links[link].chans.iter_mut() {
+            c.set_config(config.clone());
+        }
+        true
+    }
+
+    fn schedule(&mut self, at: Instant, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Reverse((at, self.seq, ev)));
+    }
+
+    /// The time of the next event, if any.
+    pub fn next_event(&self) -> Option<Instant> {
+        self.queue.peek().map(|Reverse((at, _, _))| *at)
+    }
+
+    /// Processes the next event; returns false when nothing is left to do.
+    pub fn step(&mut self) -> bool {
+        let Some(Reverse((at, _, ev))) = self.queue.pop() else { return false };
+        if at > self.now {
+            self.now = at;
+            for p in self.pods.iter_mut().flatten() {
+                p.same_instant = 0;
+            }
+        }
+        self.events_run += 1;
+        match ev {
+            Ev::Deliver { link, dir } => self.deliver(link, dir as usize),
+            Ev::PodWake(id) => {
+                let due = matches!(self.pods.get(id.0 as usize), Some(Some(s)) if s.wake == Some(at));
+                if due {
+                    if let Some(Some(s)) = self.pods.get_mut(id.0 as usize) {
+                        s.wake = None;
+                    }
+                    self.service_pod(id);
+                }
+            }
+            Ev::NodeWake(id) => {
+                if self.nodes[id.0 as usize].wake == Some(at) {
+                    self.nodes[id.0 as usize].wake = None;
+                    let mut out = core::mem::take(&mut self.out);
+                    self.nodes[id.0 as usize].node.poll(self.now, &mut out, &mut self.trace);
+                    self.flush_node(id, out);
+                }
+            }
+        }
+        true
+    }
+
+    /// Runs every event up to and including `until`, then sets the clock to `until`.
+    pub fn run_until(&mut self, until: Instant) {
+        while self.next_event().is_some_and(|t| t <= until) {
+            self.step();
+        }
+        if until > self.now {
+            self.now = until;
+        }
+    }
+
+    /// Runs until every client has finished (true), or until `limit` of virtual time passed or
+    /// nothing is left to do (false).
+    pub fn run_until_done(&mut self, limit: Duration) -> bool {
+        let end = self.now + limit;
+        loop {
+            if self.clients_done() {
+                return true;
+            }
+            match self.next_event() {
+                Some(t) if t <= end => {
+                    self.step();
+                }
+                _ => {
+                    self.now = self.now.max(end.min(self.next_event().unwrap_or(end)));
+                    return self.clients_done();
+                }
+            }
+        }
+    }
+
+    /// Whether every client program of every pod has finished.
+    pub fn clients_done(&self) -> bool {
+        self.pods().all(|(_, p)| p.clients().all(|c| c.done()))
+    }
+
+    fn send(&mut self, link: u32, from: usize, frame: Frame) {
+        let l = &mut self.links[link as usize];
+        let iface = l.ends[from].1;
+        self.trace.sent(self.now, iface, &frame);
+        match l.chans[from].send(self.now, frame) {
+            Ok(at) => self.schedule(at, Ev::Deliver { link, dir: from as u8 }),
+            Err((why, frame)) => self.trace.dropped(self.now, iface, why.reason(), &frame),
+        }
+    }
+
+    fn deliver(&mut self, link: u32, dir: usize) {
+        let l = &mut self.links[link as usize];
+        let Some(frame) = l.chans[dir].receive(self.now) else { return };
+        let (attach, iface) = l.ends[1 - dir];
+        self.trace.received(self.now, iface, &frame);
+        match attach {
+            Attach::Pod(id) => {
+                if let Some(Some(slot)) = self.pods.get_mut(id.0 as usize) {
+                    slot.pod.deliver(frame);
+                    self.service_pod(id);
+                }
+            }
+            Attach::NodePort(n) => {
+                let mut out = core::mem::take(&mut self.out);
+                self.nodes[n.0 as usize].node.bridge_input(self.now, link, frame, &mut out, &mut self.trace);
+                self.flush_node(n, out);
+            }
+            Attach::Uplink(n) => {
+                let mut out = core::mem::take(&mut self.out);
+                self.nodes[n.0 as usize].node.uplink_input(self.now, frame, &mut out, &mut self.trace);
+                self.flush_node(n, out);
+            }
+            Attach::Switch => self.switch_input(link, frame),
+        }
+    }
+
+    fn switch_input(&mut self, port: u32, frame: Frame) {
+        let Ok(eth) = EthernetFrame::new_checked(&frame[..]) else {
+            let iface = self.links[port as usize].ends[1].1;
+            self.trace.dropped(self.now, iface, "runt frame", &frame);
+            return;
+        };
+        let (src, dst) = (eth.src_addr(), eth.dst_addr());
+        if let Forward::To(ports) = self.switch.forward(self.now, BridgePort::Port(port), src, dst) {
+            for p in ports {
+                if let BridgePort::Port(out) = p {
+                    self.send(out, 1, frame.clone());
+                }
+            }
+        }
+    }
+
+    fn flush_node(&mut self, n: NodeId, mut out: Output) {
+        for (egress, frame) in out.drain(..) {
+            match egress {
+                Egress::Port(link) => self.send(link, 1, frame),
+                Egress::Uplink => {
+                    let link = self.nodes[n.0 as usize].uplink;
+                    self.send(link, 0, frame);
+                }
+            }
+        }
+        self.out = out;
+        let slot = &mut self.nodes[n.0 as usize];
+        if let Some(t) = slot.node.poll_at() {
+            let t = t.max(self.now);
+            if slot.wake != Some(t) {
+                slot.wake = Some(t);
+                self.schedule(t, Ev::NodeWake(n));
+            }
+        }
+    }
+
+    fn service_pod(&mut self, id: PodId) {
+        let now = self.now;
+        let Some(Some(slot)) = self.pods.get_mut(id.0 as usize) else { return };
+        slot.same_instant += 1;
+        let frames = slot.pod.service(now);
+        let link = slot.link;
+        let mut next = slot.pod.poll_at(now).map(|t| t.max(now));
+        if slot.same_instant > MAX_SERVICES_PER_INSTANT {
+            next = next.map(|t| t.max(now + Duration::from_micros(1)));
+        }
+        let reschedule = match next {
+            Some(t) if slot.wake.is_none_or(|w| w != t) => {
+                slot.wake = Some(t);
+                Some(t)
+            }
+            _ => None,
+        };
+        for f in frames {
+            self.send(link, 0, f);
+        }
+        if let Some(t) = reschedule {
+            self.schedule(t, Ev::PodWake(id));
+        }
+    }
+}

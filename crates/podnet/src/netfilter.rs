@@ -1,0 +1,111 @@
+//! The node's netfilter-style packet path.
+//!
+//! Every IPv4 packet a node handles crosses the same five hooks as in Linux:
+//!
+//! ```text
+//!  in ──► PREROUTING ──► routing ──► FORWARD ──► POSTROUTING ──► out
+//!                           │                        ▲
+//!                           ▼                        │
+//!                         INPUT ──► local ──► OUTPUT ┘
+//! ```
+//!
+//! Modules (conntrack, NAT, kube-proxy rules, policy) implement [`NetfilterHook`] and are
+//! registered on a node; at each hook they run in ascending [`NetfilterHook::priority`] order
+//! (Linux's `NF_IP_PRI_*` numbers: conntrack -200, DNAT -100, filter 0, SNAT 100) and the first
+//! verdict other than [`Verdict::Accept`] ends the walk.
+
+use alloc::borrow::Cow;
+use core::fmt;
+
+use smoltcp::time::Instant;
+use smoltcp::wire::Ipv4Address;
+
+use crate::route::Dev;
+
+/// A netfilter hook point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Hook {
+    /// Every packet arriving at the node, before routing.
+    Prerouting,
+    /// Packets for the node itself.
+    Input,
+    /// Packets routed through the node.
+    Forward,
+    /// Packets the node itself sends.
+    Output,
+    /// Every packet leaving the node, after routing.
+    Postrouting,
+}
+
+impl Hook {
+    /// The iptables chain name.
+    pub fn chain(self) -> &'static str {
+        match self {
+            Hook::Prerouting => "PREROUTING",
+            Hook::Input => "INPUT",
+            Hook::Forward => "FORWARD",
+            Hook::Output => "OUTPUT",
+            Hook::Postrouting => "POSTROUTING",
+        }
+    }
+}
+
+impl fmt::Display for Hook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.chain())
+    }
+}
+
+/// What an ICMP or TCP rejection sends back (`-j REJECT --reject-with ...`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RejectWith {
+    /// ICMP destination unreachable, port unreachable (the iptables default).
+    IcmpPortUnreachable,
+    /// ICMP destination unreachable, host unreachable.
+    IcmpHostUnreachable,
+    /// A TCP RST.
+    TcpReset,
+}
+
+/// A hook's decision on a packet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Continue (to the next hook module, then on along the path).
+    Accept,
+    /// Discard silently, with the reason shown in traces and reports.
+    Drop(Cow<'static, str>),
+    /// Discard and answer the sender, with the reason shown in traces.
+    Reject(RejectWith, Cow<'static, str>),
+}
+
+/// What a hook module knows about the packet's place in the node.
+#[derive(Clone, Copy, Debug)]
+pub struct HookCtx<'a> {
+    /// Virtual time.
+    pub now: Instant,
+    /// The node's name.
+    pub node: &'a str,
+    /// The node's address on its uplink (the masquerade address).
+    pub node_ip: Ipv4Address,
+    /// The hook being crossed.
+    pub hook: Hook,
+    /// The interface the packet came in on (`None` for locally generated packets).
+    pub in_dev: Option<Dev>,
+    /// The interface it will leave by, once routed (FORWARD, OUTPUT after routing, POSTROUTING).
+    pub out_dev: Option<Dev>,
+}
+
+/// A module plugged into a node's packet path.
+pub trait NetfilterHook {
+    /// A short name shown in traces (`conntrack`, `nat`, ...).
+    fn name(&self) -> &str;
+
+    /// Order among modules at the same hook, lowest first (Linux `NF_IP_PRI_*`).
+    fn priority(&self) -> i32 {
+        0
+    }
+
+    /// Looks at (and may rewrite) one IPv4 packet at `ctx.hook`. `packet` is the whole IP packet,
+    /// header included; a module that rewrites it must leave every checksum valid.
+    fn process(&mut self, ctx: &HookCtx<'_>, packet: &mut [u8]) -> Verdict;
+}

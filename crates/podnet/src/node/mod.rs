@@ -1,0 +1,528 @@
+//! A Kubernetes node: the `cni0` bridge holding its pods' veth host ends, the uplink `eth0`,
+//! and the host IP stack between them (ARP, routing, forwarding, the netfilter hooks).
+//!
+//! The node is sans-IO: frames come in through [`Node::bridge_input`] (from a veth) and
+//! [`Node::uplink_input`] (from the underlay), timers run in [`Node::poll`], and every frame the
+//! node sends is pushed to an output list as an [`Egress`] for the cluster to put on a link.
+
+mod neigh;
+pub mod reply;
+
+use alloc::borrow::Cow;
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use smoltcp::time::Instant;
+use smoltcp::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
+    EthernetRepr, IpProtocol, Ipv4Address, Ipv4Cidr, Ipv4Packet,
+};
+
+use crate::bridge::{Bridge, BridgePort, Forward};
+use crate::link::Frame;
+use crate::netfilter::{Hook, HookCtx, NetfilterHook, RejectWith, Verdict};
+use crate::route::{Dev, Route, RouteTable, RouteTableFull};
+use crate::trace::{IfaceId, Trace};
+pub use neigh::{Neighbours, MAX_PROBES, RETRANS_TIME};
+use neigh::Resolution;
+use reply::{icmp_type, ETH_HDR};
+
+/// Where a node sends a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Egress {
+    /// Out of a `cni0` port (a veth host end), by port number.
+    Port(u32),
+    /// Out of the uplink `eth0`.
+    Uplink,
+}
+
+/// Counters of a node's IP stack.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Packets routed through the node.
+    pub forwarded: u64,
+    /// Packets delivered to the node itself.
+    pub local_in: u64,
+    /// Packets the node sent itself (ICMP, resets, replies, ARP excluded).
+    pub local_out: u64,
+    /// Packets discarded by the IP stack or a hook.
+    pub dropped: u64,
+}
+
+/// The trace identities of a node's interfaces.
+#[derive(Clone, Copy, Debug)]
+pub struct NodeIfaces {
+    /// `cni0`, the bridge device.
+    pub cni0: IfaceId,
+    /// `eth0`, the uplink.
+    pub eth0: IfaceId,
+}
+
+/// A node's addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeAddrs {
+    /// The node IP on `eth0`, with the underlay prefix.
+    pub eth0: Ipv4Cidr,
+    /// `eth0`'s MAC.
+    pub eth0_mac: EthernetAddress,
+    /// The node's pod CIDR; `cni0` holds its first address (the pods' gateway).
+    pub pod_cidr: Ipv4Cidr,
+    /// `cni0`'s MAC.
+    pub cni0_mac: EthernetAddress,
+}
+
+impl NodeAddrs {
+    /// The gateway address on `cni0` (first address of the pod CIDR).
+    pub fn gateway(&self) -> Ipv4Address {
+        Ipv4Address::from(u32::from(self.pod_cidr.network().address()) + 1)
+    }
+
+    /// The address the node holds on `dev`.
+    pub fn addr(&self, dev: Dev) -> Ipv4Address {
+        match dev {
+            Dev::Cni0 => self.gateway(),
+            Dev::Eth0 => self.eth0.address(),
+        }
+    }
+
+    /// The MAC of `dev`.
+    pub fn mac(&self, dev: Dev) -> EthernetAddress {
+        match dev {
+            Dev::Cni0 => self.cni0_mac,
+            Dev::Eth0 => self.eth0_mac,
+        }
+    }
+
+    fn is_local(&self, ip: Ipv4Address) -> bool {
+        ip == self.gateway() || ip == self.eth0.address() || ip.is_broadcast()
+    }
+}
+
+/// One node.
+pub struct Node {
+    name: String,
+    addrs: NodeAddrs,
+    ifaces: NodeIfaces,
+    bridge: Bridge,
+    port_ifaces: BTreeMap<u32, IfaceId>,
+    routes: RouteTable,
+    neigh: Neighbours,
+    hooks: Vec<Box<dyn NetfilterHook>>,
+    ip_ident: u16,
+    stats: NodeStats,
+}
+
+impl fmt::Debug for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Node")
+            .field("name", &self.name)
+            .field("addrs", &self.addrs)
+            .field("routes", &self.routes)
+            .field("hooks", &self.hooks.iter().map(|h| h.name()).collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Frames the node sends during one call.
+pub type Output = Vec<(Egress, Frame)>;
+
+impl Node {
+    /// A node with connected routes for its pod CIDR (`cni0`) and underlay (`eth0`).
+    pub fn new(name: String, addrs: NodeAddrs, ifaces: NodeIfaces, route_capacity: usize) -> Result<Self, RouteTableFull> {
+        let mut routes = RouteTable::new(route_capacity);
+        routes.add(Route { dst: addrs.pod_cidr.network(), via: None, dev: Dev::Cni0, src: Some(addrs.gateway()) })?;
+        routes.add(Route { dst: addrs.eth0.network(), via: None, dev: Dev::Eth0, src: Some(addrs.eth0.address()) })?;
+        Ok(Node {
+            name,
+            addrs,
+            ifaces,
+            bridge: Bridge::new(Some(addrs.cni0_mac)),
+            port_ifaces: BTreeMap::new(),
+            routes,
+            neigh: Neighbours::default(),
+            hooks: Vec::new(),
+            ip_ident: 0,
+            stats: NodeStats::default(),
+        })
+    }
+
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The node's addresses.
+    pub fn addrs(&self) -> &NodeAddrs {
+        &self.addrs
+    }
+
+    /// The node's interface identities.
+    pub fn ifaces(&self) -> NodeIfaces {
+        self.ifaces
+    }
+
+    /// The routing table.
+    pub fn routes(&self) -> &RouteTable {
+        &self.routes
+    }
+
+    /// Adds a route (`ip route replace`).
+    pub fn add_route(&mut self, route: Route) -> Result<(), RouteTableFull> {
+        self.routes.add(route)
+    }
+
+    /// The ARP table.
+    pub fn neighbours(&self) -> &Neighbours {
+        &self.neigh
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> NodeStats {
+        self.stats
+    }
+
+    /// Enslaves a veth host end to `cni0`.
+    pub fn attach_port(&mut self, port: u32, iface: IfaceId) {
+        self.bridge.add_port(port);
+        self.port_ifaces.insert(port, iface);
+    }
+
+    /// Releases a veth host end.
+    pub fn detach_port(&mut self, port: u32) {
+        self.bridge.remove_port(port);
+        self.port_ifaces.remove(&port);
+    }
+
+    /// Plugs a module into the packet path; modules at one hook run by ascending priority.
+    pub fn register_hook(&mut self, hook: Box<dyn NetfilterHook>) {
+        let at = self.hooks.partition_point(|h| h.priority() <= hook.priority());
+        self.hooks.insert(at, hook);
+    }
+
+    /// The registered modules, in order.
+    pub fn hooks(&self) -> impl Iterator<Item = &dyn NetfilterHook> {
+        self.hooks.iter().map(|h| h.as_ref())
+    }
+
+    /// The registered modules, mutably (to read or change their tables).
+    pub fn hooks_mut(&mut self) -> impl Iterator<Item = &mut Box<dyn NetfilterHook>> {
+        self.hooks.iter_mut()
+    }
+
+    /// The next time [`Node::poll`] has work (ARP retransmissions).
+    pub fn poll_at(&self) -> Option<Instant> {
+        self.neigh.poll_at()
+    }
+
+    /// Runs timers due at `now`.
+    pub fn poll(&mut self, now: Instant, out: &mut Output, trace: &mut Trace) {
+        let expired = self.neigh.poll(now);
+        for (dev, ip) in expired.reprobe {
+            self.send_arp_request(now, dev, ip, out, trace);
+        }
+        for frame in expired.failed {
+            let dev = self.dev_of_frame_dst(&frame);
+            self.drop_frame(now, dev, "neighbour unreachable (no ARP reply)", &frame, trace);
+            self.icmp_error(now, &frame[ETH_HDR..], icmp_type::DST_UNREACHABLE, 1, out, trace);
+        }
+    }
+
+    fn iface(&self, dev: Dev) -> IfaceId {
+        match dev {
+            Dev::Cni0 => self.ifaces.cni0,
+            Dev::Eth0 => self.ifaces.eth0,
+        }
+    }
+
+    fn dev_of_frame_dst(&self, frame: &[u8]) -> Dev {
+        Ipv4Packet::new_checked(&frame[ETH_HDR.min(frame.len())..])
+            .ok()
+            .and_then(|ip| self.routes.lookup(ip.dst_addr()).map(|r| r.dev))
+            .unwrap_or(Dev::Eth0)
+    }
+
+    fn drop_frame(&mut self, now: Instant, dev: Dev, reason: impl Into<Cow<'static, str>>, frame: &[u8], trace: &mut Trace) {
+        self.stats.dropped += 1;
+        trace.dropped(now, self.iface(dev), reason, frame);
+    }
+
+    /// A frame arrived from the veth on `cni0` port `port`.
+    pub fn bridge_input(&mut self, now: Instant, port: u32, frame: Frame, out: &mut Output, trace: &mut Trace) {
+        let Ok(eth) = EthernetFrame::new_checked(&frame[..]) else {
+            let iface = self.port_ifaces.get(&port).copied().unwrap_or(self.ifaces.cni0);
+            self.stats.dropped += 1;
+            trace.dropped(now, iface, "runt frame", &frame);
+            return;
+        };
+        let (src, dst) = (eth.src_addr(), eth.dst_addr());
+        match self.bridge.forward(now, BridgePort::Port(port), src, dst) {
+            Forward::Filtered => {}
+            Forward::To(ports) => self.bridge_deliver(now, ports, frame, out, trace),
+        }
+    }
+
+    fn bridge_deliver(&mut self, now: Instant, ports: Vec<BridgePort>, frame: Frame, out: &mut Output, trace: &mut Trace) {
+        let mut local = false;
+        for p in ports {
+            match p {
+                BridgePort::Port(n) => out.push((Egress::Port(n), frame.clone())),
+                BridgePort::Local => local = true,
+            }
+        }
+        if local {
+            trace.received(now, self.ifaces.cni0, &frame);
+            self.host_input(now, Dev::Cni0, frame, out, trace);
+        }
+    }
+
+    /// A frame arrived on the uplink `eth0`.
+    pub fn uplink_input(&mut self, now: Instant, frame: Frame, out: &mut Output, trace: &mut Trace) {
+        match EthernetFrame::new_checked(&frame[..]) {
+            Ok(eth) if eth.dst_addr() == self.addrs.eth0_mac || eth.dst_addr().is_broadcast() => {
+                self.host_input(now, Dev::Eth0, frame, out, trace)
+            }
+            Ok(_) => self.drop_frame(now, Dev::Eth0, "frame for another host", &frame, trace),
+            Err(_) => self.drop_frame(now, Dev::Eth0, "runt frame", &frame, trace),
+        }
+    }
+
+    fn host_input(&mut self, now: Instant, dev: Dev, frame: Frame, out: &mut Output, trace: &mut Trace) {
+        let ethertype = EthernetFrame::new_unchecked(&frame[..]).ethertype();
+        match ethertype {
+            EthernetProtocol::Arp => self.arp_input(now, dev, &frame, out, trace),
+            EthernetProtocol::Ipv4 => self.ip_input(now, dev, frame, out, trace),
+            _ => self.drop_frame(now, dev, "unsupported ethertype", &frame, trace),
+        }
+    }
+
+    fn arp_input(&mut self, now: Instant, dev: Dev, frame: &[u8], out: &mut Output, trace: &mut Trace) {
+        let repr = ArpPacket::new_checked(&frame[ETH_HDR..]).and_then(|p| ArpRepr::parse(&p));
+        let Ok(ArpRepr::EthernetIpv4 { operation, source_hardware_addr, source_protocol_addr, target_protocol_addr, .. }) = repr else {
+            self.drop_frame(now, dev, "malformed ARP", frame, trace);
+            return;
+        };
+        let ours = self.addrs.addr(dev);
+        let waiting = if target_protocol_addr == ours {
+            self.neigh.learn(dev, source_protocol_addr, source_hardware_addr)
+        } else {
+            self.neigh.refresh(dev, source_protocol_addr, source_hardware_addr)
+        };
+        for f in waiting {
+            self.xmit_to(now, dev, source_hardware_addr, f, out, trace);
+        }
+        if target_protocol_addr == ours && operation == ArpOperation::Request {
+            let reply = ArpRepr::EthernetIpv4 {
+                operation: ArpOperation::Reply,
+                source_hardware_addr: self.addrs.mac(dev),
+                source_protocol_addr: ours,
+                target_hardware_addr: source_hardware_addr,
+                target_protocol_addr: source_protocol_addr,
+            };
+            self.send_arp(now, dev, source_hardware_addr, reply, out, trace);
+        }
+    }
+
+    fn send_arp_request(&mut self, now: Instant, dev: Dev, ip: Ipv4Address, out: &mut Output, trace: &mut Trace) {
+        let req = ArpRepr::EthernetIpv4 {
+            operation: ArpOperation::Request,
+            source_hardware_addr: self.addrs.mac(dev),
+            source_protocol_addr: self.addrs.addr(dev),
+            target_hardware_addr: EthernetAddress([0; 6]),
+            target_protocol_addr: ip,
+        };
+        self.send_arp(now, dev, EthernetAddress::BROADCAST, req, out, trace);
+    }
+
+    fn send_arp(&mut self, now: Instant, dev: Dev, dst: EthernetAddress, arp: ArpRepr, out: &mut Output, trace: &mut Trace) {
+        let mut frame = alloc::vec![0u8; ETH_HDR + arp.buffer_len()];
+        let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
+        EthernetRepr { src_addr: self.addrs.mac(dev), dst_addr: dst, ethertype: EthernetProtocol::Arp }.emit(&mut eth);
+        arp.emit(&mut ArpPacket::new_unchecked(eth.payload_mut()));
+        self.dev_xmit(now, dev, frame, out, trace);
+    }
+
+    fn ip_input(&mut self, now: Instant, dev: Dev, mut frame: Frame, out: &mut Output, trace: &mut Trace) {
+        let total = match Ipv4Packet::new_checked(&frame[ETH_HDR..]) {
+            Ok(ip) if ip.version() == 4 && ip.verify_checksum() => usize::from(ip.total_len()),
+            _ => return self.drop_frame(now, dev, "bad IPv4 header", &frame, trace),
+        };
+        frame.truncate(ETH_HDR + total); // strip Ethernet padding
+        if !self.run_hooks(now, Hook::Prerouting, Some(dev), None, &mut frame, out, trace) {
+            return;
+        }
+        let dst = Ipv4Packet::new_unchecked(&frame[ETH_HDR..]).dst_addr();
+        if self.addrs.is_local(dst) {
+            if self.run_hooks(now, Hook::Input, Some(dev), None, &mut frame, out, trace) {
+                self.local_deliver(now, frame, out, trace);
+            }
+            return;
+        }
+        self.forward(now, dev, frame, out, trace);
+    }
+
+    fn forward(&mut self, now: Instant, in_dev: Dev, mut frame: Frame, out: &mut Output, trace: &mut Trace) {
+        let ip = Ipv4Packet::new_unchecked(&frame[ETH_HDR..]);
+        let (dst, ttl) = (ip.dst_addr(), ip.hop_limit());
+        let Some(route) = self.routes.lookup(dst).copied() else {
+            self.drop_frame(now, in_dev, "no route to host", &frame, trace);
+            self.icmp_error(now, &frame[ETH_HDR..], icmp_type::DST_UNREACHABLE, 0, out, trace);
+            return;
+        };
+        if ttl <= 1 {
+            self.drop_frame(now, in_dev, "TTL exceeded", &frame, trace);
+            self.icmp_error(now, &frame[ETH_HDR..], icmp_type::TIME_EXCEEDED, 0, out, trace);
+            return;
+        }
+        let mut ip = Ipv4Packet::new_unchecked(&mut frame[ETH_HDR..]);
+        ip.set_hop_limit(ttl - 1);
+        ip.fill_checksum();
+        if !self.run_hooks(now, Hook::Forward, Some(in_dev), Some(route.dev), &mut frame, out, trace) {
+            return;
+        }
+        self.stats.forwarded += 1;
+        self.postrouting(now, Some(in_dev), frame, out, trace);
+    }
+
+    /// POSTROUTING, then the neighbour layer. Routes again: a hook may have rewritten the
+    /// destination (as Linux re-routes after NAT in OUTPUT).
+    fn postrouting(&mut self, now: Instant, in_dev: Option<Dev>, mut frame: Frame, out: &mut Output, trace: &mut Trace) {
+        let dst = Ipv4Packet::new_unchecked(&frame[ETH_HDR..]).dst_addr();
+        let Some(route) = self.routes.lookup(dst).copied() else {
+            self.drop_frame(now, in_dev.unwrap_or(Dev::Eth0), "no route to host", &frame, trace);
+            return;
+        };
+        if !self.run_hooks(now, Hook::Postrouting, in_dev, Some(route.dev), &mut frame, out, trace) {
+            return;
+        }
+        let dst = Ipv4Packet::new_unchecked(&frame[ETH_HDR..]).dst_addr();
+        let next_hop = route.next_hop(dst);
+        let mut evicted = Vec::new();
+        match self.neigh.resolve(now, route.dev, next_hop, frame, &mut evicted) {
+            Resolution::Known(mac, frame) => self.xmit_to(now, route.dev, mac, frame, out, trace),
+            Resolution::Probe => self.send_arp_request(now, route.dev, next_hop, out, trace),
+            Resolution::Queued => {}
+        }
+        for f in evicted {
+            self.drop_frame(now, route.dev, "neighbour queue full", &f, trace);
+        }
+    }
+
+    /// Sends a packet the node itself wrote: OUTPUT, then POSTROUTING.
+    fn local_out(&mut self, now: Instant, mut frame: Frame, out: &mut Output, trace: &mut Trace) {
+        let dst = Ipv4Packet::new_unchecked(&frame[ETH_HDR..]).dst_addr();
+        let out_dev = self.routes.lookup(dst).map(|r| r.dev);
+        if !self.run_hooks(now, Hook::Output, None, out_dev, &mut frame, out, trace) {
+            return;
+        }
+        self.stats.local_out += 1;
+        self.postrouting(now, None, frame, out, trace);
+    }
+
+    fn next_ident(&mut self) -> u16 {
+        self.ip_ident = self.ip_ident.wrapping_add(1);
+        self.ip_ident
+    }
+
+    /// Answers `orig` (an IP packet) with an ICMP error, from the node's address facing its sender.
+    fn icmp_error(&mut self, now: Instant, orig: &[u8], icmp_type: u8, code: u8, out: &mut Output, trace: &mut Trace) {
+        let Ok(ip) = Ipv4Packet::new_checked(orig) else { return };
+        let src = match self.routes.lookup(ip.src_addr()) {
+            Some(r) => r.src.unwrap_or(self.addrs.addr(r.dev)),
+            None => return,
+        };
+        let ident = self.next_ident();
+        if let Some(f) = reply::icmp_error(orig, icmp_type, code, src, ident) {
+            self.local_out(now, f, out, trace);
+        }
+    }
+
+    fn local_deliver(&mut self, now: Instant, frame: Frame, out: &mut Output, trace: &mut Trace) {
+        self.stats.local_in += 1;
+        let ip = Ipv4Packet::new_unchecked(&frame[ETH_HDR..]);
+        let ident = self.next_ident();
+        let answer = match ip.next_header() {
+            IpProtocol::Icmp => reply::echo_reply(&frame[ETH_HDR..], ident),
+            IpProtocol::Tcp => reply::tcp_reset(&frame[ETH_HDR..], ident),
+            IpProtocol::Udp => {
+                return self.icmp_error(now, &frame[ETH_HDR..], icmp_type::DST_UNREACHABLE, 3, out, trace);
+            }
+            _ => {
+                return self.icmp_error(now, &frame[ETH_HDR..], icmp_type::DST_UNREACHABLE, 2, out, trace);
+            }
+        };
+        if let Some(f) = answer {
+            self.local_out(now, f, out, trace);
+        }
+    }
+
+    /// Runs the modules at `hook`; returns whether the packet goes on. Drops and rejects are
+    /// recorded and answered here.
+    #[allow(clippy::too_many_arguments)]
+    fn run_hooks(&mut self, now: Instant, hook: Hook, in_dev: Option<Dev>, out_dev: Option<Dev>, frame: &mut Frame, out: &mut Output, trace: &mut Trace) -> bool {
+        let tracing = trace.wants_hooks();
+        if self.hooks.is_empty() && !tracing {
+            return true;
+        }
+        let before = if tracing { frame[ETH_HDR..].to_vec() } else { Vec::new() };
+        let ctx = HookCtx { now, node: &self.name, node_ip: self.addrs.eth0.address(), hook, in_dev, out_dev };
+        let mut verdict = Verdict::Accept;
+        for h in self.hooks.iter_mut() {
+            verdict = h.process(&ctx, &mut frame[ETH_HDR..]);
+            if verdict != Verdict::Accept {
+                break;
+            }
+        }
+        let dev = in_dev.or(out_dev).unwrap_or(Dev::Eth0);
+        if tracing {
+            trace.hook(now, self.iface(dev), hook, verdict.clone(), &before, &frame[ETH_HDR..]);
+        }
+        match verdict {
+            Verdict::Accept => true,
+            Verdict::Drop(reason) => {
+                self.drop_frame(now, dev, reason, frame, trace);
+                false
+            }
+            Verdict::Reject(with, reason) => {
+                self.drop_frame(now, dev, reason, frame, trace);
+                let orig = &frame[ETH_HDR..];
+                match with {
+                    RejectWith::IcmpPortUnreachable => self.icmp_error(now, orig, icmp_type::DST_UNREACHABLE, 3, out, trace),
+                    RejectWith::IcmpHostUnreachable => self.icmp_error(now, orig, icmp_type::DST_UNREACHABLE, 1, out, trace),
+                    RejectWith::TcpReset => {
+                        let ident = self.next_ident();
+                        if let Some(f) = reply::tcp_reset(orig, ident) {
+                            self.local_out(now, f, out, trace);
+                        }
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    /// Fills the Ethernet header and sends on `dev`.
+    fn xmit_to(&mut self, now: Instant, dev: Dev, dst: EthernetAddress, mut frame: Frame, out: &mut Output, trace: &mut Trace) {
+        let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
+        eth.set_src_addr(self.addrs.mac(dev));
+        eth.set_dst_addr(dst);
+        eth.set_ethertype(EthernetProtocol::Ipv4);
+        self.dev_xmit(now, dev, frame, out, trace);
+    }
+
+    fn dev_xmit(&mut self, now: Instant, dev: Dev, frame: Frame, out: &mut Output, trace: &mut Trace) {
+        match dev {
+            Dev::Eth0 => out.push((Egress::Uplink, frame)),
+            Dev::Cni0 => {
+                trace.sent(now, self.ifaces.cni0, &frame);
+                let eth = EthernetFrame::new_unchecked(&frame[..]);
+                let (src, dst) = (eth.src_addr(), eth.dst_addr());
+                if let Forward::To(ports) = self.bridge.forward(now, BridgePort::Local, src, dst) {
+                    self.bridge_deliver(now, ports, frame, out, trace);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,507 @@
+//! The client program: opens `count` connections (or sends `count` datagrams) to one target,
+//! at most `concurrency` at a time, the i-th no earlier than `start + i * interval`, and records
+//! each one's outcome, connect time and byte counts.
+//!
+//! A TCP connection is `ok` when the whole answer arrived (an HTTP response with its
+//! `Content-Length` body, or every byte echoed back intact) and the client then closed it, as
+//! curl does. It is `refused` when it ended before being established (RST to the SYN), `reset`
+//! when it ended without the client closing it after that, and `timeout` when `timeout` passed
+//! first (the client then aborts it with a RST).
+
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::{tcp, udp};
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
+
+use super::server::{find, udp_socket};
+use super::PodEnv;
+
+/// Linux's default `net.ipv4.ip_local_port_range`.
+pub const EPHEMERAL_PORTS: (u16, u16) = (32768, 60999);
+
+/// Transport protocol of a flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// TCP connections.
+    Tcp,
+    /// UDP datagrams, each expecting one answer.
+    Udp,
+}
+
+/// What the client sends on each connection, and so what it expects back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// `GET path HTTP/1.1` with a `Host` header; expects a complete HTTP response.
+    Http {
+        /// Host header.
+        host: String,
+        /// Request path.
+        path: String,
+    },
+    /// These bytes; expects them echoed back.
+    Echo(Vec<u8>),
+    /// `n` bytes of a deterministic pattern; expects them echoed back intact.
+    Bulk(usize),
+}
+
+/// A client program's configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClientSpec {
+    /// The flow's name, as reported.
+    pub name: String,
+    /// Destination address.
+    pub to: Ipv4Address,
+    /// Destination port.
+    pub port: u16,
+    /// TCP or UDP.
+    pub protocol: Protocol,
+    /// What to send.
+    pub request: Request,
+    /// Connections (or datagrams).
+    pub count: u32,
+    /// At most this many open at once.
+    pub concurrency: u32,
+    /// When the first one starts.
+    pub start: Instant,
+    /// Minimum time between starts.
+    pub interval: Duration,
+    /// How long one connection may take in all.
+    pub timeout: Duration,
+    /// IP TTL of outgoing packets (`None`: 64).
+    pub ttl: Option<u8>,
+}
+
+impl ClientSpec {
+    /// One HTTP GET to `to:port`, starting at time zero, 5 s timeout.
+    pub fn http(name: &str, to: Ipv4Address, port: u16) -> Self {
+        ClientSpec {
+            name: String::from(name),
+            to,
+            port,
+            protocol: Protocol::Tcp,
+            request: Request::Http { host: alloc::format!("{to}"), path: String::from("/") },
+            count: 1,
+            concurrency: 1,
+            start: Instant::ZERO,
+            interval: Duration::ZERO,
+            timeout: Duration::from_secs(5),
+            ttl: None,
+        }
+    }
+
+    /// Sets the number of connections.
+    pub fn count(mut self, n: u32) -> Self {
+        self.count = n;
+        self
+    }
+
+    /// Sets the concurrency.
+    pub fn concurrency(mut self, n: u32) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// Sets what is sent.
+    pub fn request(mut self, r: Request) -> Self {
+        self.request = r;
+        self
+    }
+
+    /// Sets the protocol.
+    pub fn protocol(mut self, p: Protocol) -> Self {
+        self.protocol = p;
+        self
+    }
+
+    /// Sets the start time.
+    pub fn start(mut self, at: Instant) -> Self {
+        self.start = at;
+        self
+    }
+
+    /// Sets the interval between starts.
+    pub fn interval(mut self, d: Duration) -> Self {
+        self.interval = d;
+        self
+    }
+
+    /// Sets the per-connection timeout.
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = d;
+        self
+    }
+
+    /// Sets the TTL of outgoing packets.
+    pub fn ttl(mut self, ttl: u8) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+}
+
+/// How a connection ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Outcome {
+    /// The whole exchange completed.
+    Ok,
+    /// Rejected before it was established (RST or ICMP unreachable).
+    Refused,
+    /// Reset after it was established.
+    Reset,
+    /// Not finished within the timeout.
+    Timeout,
+}
+
+impl Outcome {
+    /// The report spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Refused => "refused",
+            Outcome::Reset => "reset",
+            Outcome::Timeout => "timeout",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One finished connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnRecord {
+    /// 0-based index within the flow.
+    pub id: u32,
+    /// Client address and port.
+    pub local: IpEndpoint,
+    /// Destination address and port.
+    pub remote: IpEndpoint,
+    /// When it started.
+    pub started: Instant,
+    /// Handshake duration (SYN sent to ESTABLISHED), if it got there.
+    pub connect_time: Option<Duration>,
+    /// When it ended.
+    pub ended: Instant,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Payload bytes the client sent.
+    pub bytes_sent: u64,
+    /// Payload bytes the client received.
+    pub bytes_received: u64,
+}
+
+#[derive(Debug)]
+struct Active {
+    id: u32,
+    handle: SocketHandle,
+    local_port: u16,
+    started: Instant,
+    connected: Option<Instant>,
+    payload: Vec<u8>,
+    sent: usize,
+    received: Vec<u8>,
+    received_total: u64,
+    complete: bool,
+    closing: bool,
+}
+
+/// A running client.
+#[derive(Debug)]
+pub struct Client {
+    spec: ClientSpec,
+    next_id: u32,
+    active: Vec<Active>,
+    records: Vec<ConnRecord>,
+}
+
+fn pattern(len: usize, id: u32) -> Vec<u8> {
+    (0..len).map(|i| (i as u32).wrapping_mul(31).wrapping_add(id) as u8).collect()
+}
+
+impl Client {
+    pub(crate) fn new(spec: ClientSpec) -> Self {
+        Client { spec, next_id: 0, active: Vec::new(), records: Vec::new() }
+    }
+
+    /// The configuration.
+    pub fn spec(&self) -> &ClientSpec {
+        &self.spec
+    }
+
+    /// Finished connections, in the order they finished.
+    pub fn records(&self) -> &[ConnRecord] {
+        &self.records
+    }
+
+    /// Whether every connection has finished.
+    pub fn done(&self) -> bool {
+        self.records.len() as u32 >= self.spec.count
+    }
+
+    fn start_time(&self, id: u32) -> Instant {
+        self.spec.start + self.spec.interval * id
+    }
+
+    pub(crate) fn next_wake(&self) -> Option<Instant> {
+        let deadline = self.active.iter().map(|a| a.started + self.spec.timeout).min();
+        let next_start = (self.next_id < self.spec.count && (self.active.len() as u32) < self.spec.concurrency)
+            .then(|| self.start_time(self.next_id));
+        match (deadline, next_start) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn payload(&self, id: u32) -> Vec<u8> {
+        match &self.spec.request {
+            Request::Http { host, path } => alloc::format!(
+                "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: podnet\r\nAccept: */*\r\n\r\n"
+            )
+            .into_bytes(),
+            Request::Echo(b) => b.clone(),
+            Request::Bulk(n) => pattern(*n, id),
+        }
+    }
+
+    fn pick_port(env: &mut PodEnv<'_>) -> Option<u16> {
+        let (lo, hi) = EPHEMERAL_PORTS;
+        let span = u32::from(hi - lo) + 1;
+        let first = env.rng.range_inclusive(0, span - 1);
+        (0..span)
+            .map(|k| lo + ((first + k) % span) as u16)
+            .find(|p| !env.ports.contains(p))
+    }
+
+    pub(crate) fn step(&mut self, env: &mut PodEnv<'_>) {
+        while self.next_id < self.spec.count
+            && (self.active.len() as u32) < self.spec.concurrency
+            && self.start_time(self.next_id) <= env.now
+        {
+            let id = self.next_id;
+            self.next_id += 1;
+            self.open(id, env);
+        }
+        let mut i = 0;
+        while i < self.active.len() {
+            let finished = match self.spec.protocol {
+                Protocol::Tcp => self.poll_tcp(i, env),
+                Protocol::Udp => self.poll_udp(i, env),
+            };
+            match finished {
+                Some(outcome) => {
+                    let a = self.active.remove(i);
+                    self.finish(a, outcome, env);
+                }
+                None => i += 1,
+            }
+        }
+    }
+
+    fn remote(&self) -> IpEndpoint {
+        IpEndpoint::new(IpAddress::Ipv4(self.spec.to), self.spec.port)
+    }
+
+    fn open(&mut self, id: u32, env: &mut PodEnv<'_>) {
+        let payload = self.payload(id);
+        let Some(port) = Self::pick_port(env) else {
+            // Every ephemeral port is taken: connect() would fail with EADDRNOTAVAIL.
+            self.records.push(self.record(id, 0, env.now, None, env.now, Outcome::Refused, 0, 0));
+            return;
+        };
+        let handle = match self.spec.protocol {
+            Protocol::Tcp => {
+                let mut s = tcp::Socket::new(
+                    tcp::SocketBuffer::new(vec![0; env.tcp_buffer]),
+                    tcp::SocketBuffer::new(vec![0; env.tcp_buffer]),
+                );
+                s.set_congestion_control(tcp::CongestionControl::Reno);
+                s.set_hop_limit(self.spec.ttl);
+                if s.connect(env.iface.context(), self.remote(), port).is_err() {
+                    self.records.push(self.record(id, port, env.now, None, env.now, Outcome::Refused, 0, 0));
+                    return;
+                }
+                env.sockets.add(s)
+            }
+            Protocol::Udp => {
+                let mut s = udp_socket();
+                s.set_hop_limit(self.spec.ttl);
+                if s.bind(port).is_err() || s.send_slice(&payload, self.remote()).is_err() {
+                    self.records.push(self.record(id, port, env.now, None, env.now, Outcome::Refused, 0, 0));
+                    return;
+                }
+                env.sockets.add(s)
+            }
+        };
+        env.ports.insert(port);
+        let sent = if self.spec.protocol == Protocol::Udp { payload.len() } else { 0 };
+        self.active.push(Active {
+            id,
+            handle,
+            local_port: port,
+            started: env.now,
+            connected: None,
+            payload,
+            sent,
+            received: Vec::new(),
+            received_total: 0,
+            complete: false,
+            closing: false,
+        });
+    }
+
+    /// Returns the outcome once the connection is over.
+    fn poll_tcp(&mut self, i: usize, env: &mut PodEnv<'_>) -> Option<Outcome> {
+        let deadline = self.active[i].started + self.spec.timeout;
+        let http = matches!(self.spec.request, Request::Http { .. });
+        let a = &mut self.active[i];
+        let sock = env.sockets.get_mut::<tcp::Socket>(a.handle);
+        let state = sock.state();
+        if a.connected.is_none() && !matches!(state, tcp::State::SynSent | tcp::State::SynReceived | tcp::State::Closed) {
+            a.connected = Some(env.now);
+        }
+        while a.sent < a.payload.len() && sock.can_send() {
+            match sock.send_slice(&a.payload[a.sent..]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => a.sent += n,
+            }
+        }
+        let mut buf = [0u8; 4096];
+        while sock.can_recv() {
+            match sock.recv_slice(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    a.received_total += n as u64;
+                    if http {
+                        a.received.extend_from_slice(&buf[..n]);
+                    } else {
+                        let at = a.received.len();
+                        a.received.extend_from_slice(&buf[..n]);
+                        if a.payload.get(at..at + n) != Some(&buf[..n]) {
+                            a.received.truncate(0);
+                            a.received_total = u64::MAX; // corrupt echo: never completes
+                        }
+                    }
+                }
+            }
+        }
+        if !a.complete {
+            a.complete = if http {
+                http_complete(&a.received)
+            } else {
+                a.received_total == a.payload.len() as u64
+            };
+        }
+        if a.complete && !a.closing {
+            sock.close();
+            a.closing = true;
+        }
+        let state = sock.state();
+        if a.closing && matches!(state, tcp::State::TimeWait | tcp::State::Closed) {
+            return Some(Outcome::Ok);
+        }
+        if state == tcp::State::Closed {
+            return Some(if a.connected.is_some() { Outcome::Reset } else { Outcome::Refused });
+        }
+        if env.now >= deadline {
+            sock.abort();
+            return Some(Outcome::Timeout);
+        }
+        None
+    }
+
+    fn poll_udp(&mut self, i: usize, env: &mut PodEnv<'_>) -> Option<Outcome> {
+        let deadline = self.active[i].started + self.spec.timeout;
+        let a = &mut self.active[i];
+        let sock = env.sockets.get_mut::<udp::Socket>(a.handle);
+        let mut buf = vec![0u8; 65536];
+        while let Ok((n, _)) = sock.recv_slice(&mut buf) {
+            a.received_total += n as u64;
+            a.received.extend_from_slice(&buf[..n]);
+        }
+        if a.received_total > 0 {
+            a.connected = Some(env.now);
+            return Some(Outcome::Ok);
+        }
+        (env.now >= deadline).then_some(Outcome::Timeout)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(&self, id: u32, port: u16, started: Instant, connected: Option<Instant>, ended: Instant, outcome: Outcome, sent: u64, received: u64) -> ConnRecord {
+        ConnRecord {
+            id,
+            local: IpEndpoint::new(IpAddress::Ipv4(Ipv4Address::UNSPECIFIED), port),
+            remote: self.remote(),
+            started,
+            connect_time: connected.map(|c| c - started),
+            ended,
+            outcome,
+            bytes_sent: sent,
+            bytes_received: received,
+        }
+    }
+
+    fn finish(&mut self, a: Active, outcome: Outcome, env: &mut PodEnv<'_>) {
+        let local = match self.spec.protocol {
+            Protocol::Tcp => env.sockets.get::<tcp::Socket>(a.handle).local_endpoint(),
+            Protocol::Udp => None,
+        };
+        let sent = match self.spec.protocol {
+            Protocol::Tcp => a.sent as u64 - env.sockets.get::<tcp::Socket>(a.handle).send_queue() as u64,
+            Protocol::Udp => a.sent as u64,
+        };
+        let received = if a.received_total == u64::MAX { a.received.len() as u64 } else { a.received_total };
+        let mut rec = self.record(a.id, a.local_port, a.started, a.connected, env.now, outcome, sent, received);
+        rec.local = local.unwrap_or_else(|| IpEndpoint::new(pod_addr(env), a.local_port));
+        self.records.push(rec);
+        // A socket in TIME-WAIT stays until smoltcp closes it; the pod reaps it then.
+        if outcome != Outcome::Ok || self.spec.protocol == Protocol::Udp {
+            env.sockets.remove(a.handle);
+            env.ports.remove(&a.local_port);
+        } else {
+            env.lingering.push((a.handle, a.local_port));
+        }
+    }
+}
+
+fn pod_addr(env: &PodEnv<'_>) -> IpAddress {
+    env.iface.ip_addrs().first().map_or(IpAddress::Ipv4(Ipv4Address::UNSPECIFIED), |c| c.address())
+}
+
+/// Whether `buf` holds a complete HTTP response (head plus `Content-Length` bytes of body).
+fn http_complete(buf: &[u8]) -> bool {
+    let Some(head_end) = find(buf, b"\r\n\r\n") else { return false };
+    let head = core::str::from_utf8(&buf[..head_end]).unwrap_or("");
+    let len = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    buf.len() >= head_end + 4 + len
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_completeness() {
+        assert!(!http_complete(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n"));
+        assert!(!http_complete(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab"));
+        assert!(http_complete(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nabcd"));
+        assert!(http_complete(b"HTTP/1.1 204 No Content\r\n\r\n"));
+    }
+
+    #[test]
+    fn pattern_differs_per_connection() {
+        assert_ne!(pattern(16, 0), pattern(16, 1));
+        assert_eq!(pattern(16, 3), pattern(16, 3));
+    }
+}

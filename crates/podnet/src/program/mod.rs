@@ -1,0 +1,115 @@
+//! The built-in programs a pod runs: an HTTP/1.1 server, TCP and UDP echo servers, and a
+//! client that opens connections and records how each one ended.
+//!
+//! Programs only use the pod's smoltcp sockets, like an application uses the socket API.
+//! smoltcp has no listen backlog, so servers keep a small pool of listening sockets per port
+//! and re-arm it after every incoming frame (see [`server::ListenerPool`]).
+
+pub mod client;
+pub mod server;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use smoltcp::iface::{Interface, SocketSet};
+use smoltcp::time::Instant;
+
+pub use client::{ClientSpec, ConnRecord, Outcome, Protocol, Request};
+
+use crate::rng::SimRng;
+
+/// A program to run in a pod.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Program {
+    /// An HTTP/1.1 server answering every request with `200 OK` and a body naming the pod.
+    HttpServer {
+        /// TCP port.
+        port: u16,
+    },
+    /// A TCP echo server.
+    TcpEcho {
+        /// TCP port.
+        port: u16,
+    },
+    /// A UDP echo server.
+    UdpEcho {
+        /// UDP port.
+        port: u16,
+    },
+    /// A client.
+    Client(ClientSpec),
+}
+
+/// What a program sees of its pod.
+pub(crate) struct PodEnv<'a> {
+    pub now: Instant,
+    pub iface: &'a mut Interface,
+    pub sockets: &'a mut SocketSet<'static>,
+    pub rng: &'a mut SimRng,
+    pub pod_name: &'a str,
+    pub tcp_buffer: usize,
+    /// Local ports in use by any program of the pod.
+    pub ports: &'a mut alloc::collections::BTreeSet<u16>,
+    /// Sockets closed by a program and left to finish (TIME-WAIT), with their local port.
+    pub lingering: &'a mut Vec<(smoltcp::iface::SocketHandle, u16)>,
+}
+
+/// A running program.
+#[derive(Debug)]
+pub(crate) enum App {
+    Http(server::TcpServer),
+    Echo(server::TcpServer),
+    UdpEcho(server::UdpEcho),
+    Client(client::Client),
+}
+
+impl App {
+    pub fn start(program: &Program, env: &mut PodEnv<'_>) -> Self {
+        match program {
+            Program::HttpServer { port } => {
+                App::Http(server::TcpServer::new(server::Mode::Http(http_body(env.pod_name)), *port, env))
+            }
+            Program::TcpEcho { port } => App::Echo(server::TcpServer::new(server::Mode::Echo, *port, env)),
+            Program::UdpEcho { port } => App::UdpEcho(server::UdpEcho::new(*port, env)),
+            Program::Client(spec) => App::Client(client::Client::new(spec.clone())),
+        }
+    }
+
+    /// Called after every ingress frame: servers re-arm their listeners.
+    pub fn after_ingress(&mut self, env: &mut PodEnv<'_>) {
+        match self {
+            App::Http(s) | App::Echo(s) => s.rearm(env),
+            App::UdpEcho(_) | App::Client(_) => {}
+        }
+    }
+
+    /// Moves the program forward at `env.now`.
+    pub fn step(&mut self, env: &mut PodEnv<'_>) {
+        match self {
+            App::Http(s) | App::Echo(s) => s.step(env),
+            App::UdpEcho(s) => s.step(env),
+            App::Client(c) => c.step(env),
+        }
+    }
+
+    /// The next time the program needs to run without any frame arriving.
+    pub fn next_wake(&self) -> Option<Instant> {
+        match self {
+            App::Client(c) => c.next_wake(),
+            _ => None,
+        }
+    }
+
+    pub fn client(&self) -> Option<&client::Client> {
+        match self {
+            App::Client(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+fn http_body(pod: &str) -> Vec<u8> {
+    let mut s = String::from(pod);
+    s.push('\n');
+    s.into_bytes()
+}

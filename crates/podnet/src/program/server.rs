@@ -1,0 +1,203 @@
+//! Servers: TCP (HTTP/1.1 or echo) on a pool of listening sockets, and UDP echo.
+
+use alloc::collections::BTreeMap;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt::Write as _;
+
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::{tcp, udp};
+
+use super::PodEnv;
+
+/// Listening sockets kept armed per port. Frames are fed to smoltcp one at a time and the pool
+/// is refilled after each, so two idle listeners absorb any burst of SYNs.
+pub const LISTEN_POOL: usize = 2;
+/// Connections a server holds open at once before new SYNs find no listener (and get RST).
+pub const MAX_CONNECTIONS: usize = 4096;
+/// The longest HTTP request head accepted (nginx's default `large_client_header_buffers`).
+const MAX_REQUEST_HEAD: usize = 8192;
+
+/// What a TCP server does with a connection.
+#[derive(Debug)]
+pub enum Mode {
+    /// Answer each HTTP request with `200 OK` and this body; keep the connection alive.
+    Http(Vec<u8>),
+    /// Send back every byte received.
+    Echo,
+}
+
+#[derive(Debug, Default)]
+struct ConnState {
+    request: Vec<u8>,
+    pending: Vec<u8>,
+}
+
+/// A TCP server on one port.
+#[derive(Debug)]
+pub struct TcpServer {
+    mode: Mode,
+    port: u16,
+    listening: Vec<SocketHandle>,
+    conns: BTreeMap<SocketHandle, ConnState>,
+    /// Connections accepted so far.
+    pub accepted: u64,
+}
+
+fn tcp_socket(buffer: usize) -> tcp::Socket<'static> {
+    let mut s = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; buffer]), tcp::SocketBuffer::new(vec![0; buffer]));
+    s.set_congestion_control(tcp::CongestionControl::Reno);
+    s
+}
+
+impl TcpServer {
+    pub(crate) fn new(mode: Mode, port: u16, env: &mut PodEnv<'_>) -> Self {
+        env.ports.insert(port);
+        let mut s = TcpServer { mode, port, listening: Vec::new(), conns: BTreeMap::new(), accepted: 0 };
+        s.rearm(env);
+        s
+    }
+
+    /// Moves sockets that left LISTEN to the connection list and refills the pool.
+    pub(crate) fn rearm(&mut self, env: &mut PodEnv<'_>) {
+        let mut i = 0;
+        while i < self.listening.len() {
+            let h = self.listening[i];
+            if env.sockets.get::<tcp::Socket>(h).is_listening() {
+                i += 1;
+            } else {
+                self.listening.swap_remove(i);
+                self.conns.insert(h, ConnState::default());
+                self.accepted += 1;
+            }
+        }
+        while self.listening.len() < LISTEN_POOL && self.conns.len() + self.listening.len() < MAX_CONNECTIONS {
+            let mut sock = tcp_socket(env.tcp_buffer);
+            if sock.listen(self.port).is_err() {
+                return;
+            }
+            self.listening.push(env.sockets.add(sock));
+        }
+    }
+
+    pub(crate) fn step(&mut self, env: &mut PodEnv<'_>) {
+        let mut closed = Vec::new();
+        for (&h, st) in self.conns.iter_mut() {
+            let sock = env.sockets.get_mut::<tcp::Socket>(h);
+            if sock.state() == tcp::State::Closed {
+                closed.push(h);
+                continue;
+            }
+            match &self.mode {
+                Mode::Echo => echo(sock, st),
+                Mode::Http(body) => http(sock, st, body),
+            }
+            if !sock.may_recv() && st.pending.is_empty() && sock.send_queue() == 0 && sock.may_send() {
+                sock.close();
+            }
+        }
+        for h in closed {
+            self.conns.remove(&h);
+            env.sockets.remove(h);
+        }
+        self.rearm(env);
+    }
+}
+
+fn flush(sock: &mut tcp::Socket<'_>, st: &mut ConnState) {
+    if !st.pending.is_empty() && sock.can_send() {
+        if let Ok(n) = sock.send_slice(&st.pending) {
+            st.pending.drain(..n);
+        }
+    }
+}
+
+fn echo(sock: &mut tcp::Socket<'_>, st: &mut ConnState) {
+    flush(sock, st);
+    while st.pending.is_empty() && sock.can_recv() && sock.can_send() {
+        let room = sock.send_capacity() - sock.send_queue();
+        let mut buf = [0u8; 4096];
+        let want = room.min(buf.len());
+        let Ok(n) = sock.recv_slice(&mut buf[..want]) else { break };
+        if n == 0 {
+            break;
+        }
+        st.pending.extend_from_slice(&buf[..n]);
+        flush(sock, st);
+    }
+}
+
+fn http(sock: &mut tcp::Socket<'_>, st: &mut ConnState, body: &[u8]) {
+    flush(sock, st);
+    let mut buf = [0u8; 2048];
+    while sock.can_recv() {
+        let Ok(n) = sock.recv_slice(&mut buf) else { break };
+        if n == 0 {
+            break;
+        }
+        st.request.extend_from_slice(&buf[..n]);
+    }
+    while let Some(end) = find(&st.request, b"\r\n\r\n") {
+        st.request.drain(..end + 4);
+        let mut head = alloc::string::String::new();
+        let _ = write!(
+            head,
+            "HTTP/1.1 200 OK\r\nServer: podnet\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        st.pending.extend_from_slice(head.as_bytes());
+        st.pending.extend_from_slice(body);
+    }
+    if st.request.len() > MAX_REQUEST_HEAD {
+        // Like nginx: 400 and close.
+        st.request.clear();
+        st.pending.extend_from_slice(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        flush(sock, st);
+        sock.close();
+        return;
+    }
+    flush(sock, st);
+}
+
+/// The first position of `needle` in `hay`.
+pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A UDP echo server.
+#[derive(Debug)]
+pub struct UdpEcho {
+    handle: SocketHandle,
+    /// Datagrams answered.
+    pub answered: u64,
+}
+
+/// Datagrams a UDP socket queues in each direction.
+pub const UDP_QUEUE: usize = 64;
+
+pub(crate) fn udp_socket() -> udp::Socket<'static> {
+    udp::Socket::new(
+        udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_QUEUE], vec![0; 65536]),
+        udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_QUEUE], vec![0; 65536]),
+    )
+}
+
+impl UdpEcho {
+    pub(crate) fn new(port: u16, env: &mut PodEnv<'_>) -> Self {
+        let mut sock = udp_socket();
+        let _ = sock.bind(port);
+        env.ports.insert(port);
+        UdpEcho { handle: env.sockets.add(sock), answered: 0 }
+    }
+
+    pub(crate) fn step(&mut self, env: &mut PodEnv<'_>) {
+        let sock = env.sockets.get_mut::<udp::Socket>(self.handle);
+        let mut buf = vec![0u8; 65536];
+        while sock.can_recv() && sock.can_send() {
+            let Ok((n, meta)) = sock.recv_slice(&mut buf) else { break };
+            if sock.send_slice(&buf[..n], meta.endpoint).is_ok() {
+                self.answered += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! Engine scripts: small clusters built in code, run, and checked.
+
+use podnet::trace::EventKind;
+use podnet::{
+    ClientSpec, Cluster, ClusterConfig, Duration, LinkConfig, NodeId, NodeSpec, Outcome, PodId, PodSpec,
+    Program, Request, TraceConfig,
+};
+use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Address, Ipv4Packet, TcpPacket};
+
+fn cluster(seed: u64, trace: TraceConfig) -> (Cluster, NodeId, NodeId) {
+    let mut c = Cluster::new(ClusterConfig { seed, trace, ..ClusterConfig::default() });
+    let a = c.add_node(NodeSpec::new("node-a", [192, 168, 1, 100])).unwrap();
+    let b = c.add_node(NodeSpec::new("node-b", [192, 168, 1, 101])).unwrap();
+    (c, a, b)
+}
+
+fn records(c: &Cluster, pod: PodId) -> Vec<podnet::ConnRecord> {
+    c.pod(pod).unwrap().clients().flat_map(|cl| cl.records().to_vec()).collect()
+}
+
+fn ok_count(c: &Cluster, pod: PodId) -> usize {
+    records(c, pod).iter().filter(|r| r.outcome == Outcome::Ok).count()
+}
+
+fn ipv4_of(frame: &[u8]) -> Option<Ipv4Packet<&[u8]>> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
+        return None;
+    }
+    Ipv4Packet::new_checked(&frame[14..]).ok()
+}
+
+/// Pod A (10.244.0.5 on node-a) fetches from a web pod, on the same or the other node.
+fn http_between(same_node: bool) -> (Cluster, PodId) {
+    let (mut c, a, b) = cluster(1, TraceConfig::default());
+    let web_node = if same_node { a } else { b };
+    c.add_pod(PodSpec::new("web", web_node).ip([10, 244, if same_node { 0 } else { 1 }, 20]).program(Program::HttpServer { port: 80 }))
+        .unwrap();
+    let to = Ipv4Address::new(10, 244, if same_node { 0 } else { 1 }, 20);
+    let client = c
+        .add_pod(PodSpec::new("pod-a", a).ip([10, 244, 0, 5]).program(Program::Client(ClientSpec::http("web", to, 80).count(5))))
+        .unwrap();
+    assert!(c.run_until_done(Duration::from_secs(10)), "clients did not finish");
+    (c, client)
+}
+
+#[test]
+fn http_pod_to_pod_on_one_node() {
+    let (c, client) = http_between(true);
+    let recs = records(&c, client);
+    assert_eq!(recs.len(), 5);
+    for r in &recs {
+        assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
+        // 80-byte response head (status, Server, Content-Type, Content-Length) + body "web\n".
+        assert_eq!(r.bytes_received, 80 + 4, "{r:?}");
+        assert!(r.connect_time.unwrap() > Duration::ZERO);
+    }
+    // Same node: bridged, never routed through the host; the node forwarded nothing.
+    assert_eq!(c.node(podnet::NodeId(0)).unwrap().stats().forwarded, 0);
+}
+
+#[test]
+fn http_pod_to_pod_across_nodes() {
+    let (c, client) = http_between(false);
+    assert_eq!(ok_count(&c, client), 5);
+    let a = c.node(podnet::NodeId(0)).unwrap().stats();
+    let b = c.node(podnet::NodeId(1)).unwrap().stats();
+    assert!(a.forwarded > 0 && b.forwarded > 0, "{a:?} {b:?}");
+    // Routed: the server sees TTL 62 (64 minus two routers).
+    let ttl_at_web = c.trace().events().iter().find_map(|e| match &e.kind {
+        EventKind::Received { iface, frame } if c.trace().name(*iface) == "web/eth0" => {
+            ipv4_of(&frame.bytes).filter(|ip| ip.next_header() == IpProtocol::Tcp).map(|ip| ip.hop_limit())
+        }
+        _ => None,
+    });
+    assert_eq!(ttl_at_web, Some(62));
+}
+
+#[test]
+fn one_mebibyte_arrives_intact() {
+    let (mut c, a, b) = cluster(3, TraceConfig::off());
+    c.add_pod(PodSpec::new("echo", b).program(Program::TcpEcho { port: 7 })).unwrap();
+    let to = Ipv4Address::new(10, 244, 1, 2);
+    let client = c
+        .add_pod(PodSpec::new("bulk", a).program(Program::Client(
+            ClientSpec::http("bulk", to, 7).request(Request::Bulk(1 << 20)).timeout(Duration::from_secs(30)),
+        )))
+        .unwrap();
+    assert!(c.run_until_done(Duration::from_secs(30)));
+    let r = &records(&c, client)[0];
+    assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
+    assert_eq!((r.bytes_sent, r.bytes_received), (1 << 20, 1 << 20));
+}
+
+#[test]
+fn two_hundred_concurrent_connections_to_one_server() {
+    let (mut c, a, b) = cluster(4, TraceConfig::off());
+    c.add_pod(PodSpec::new("web", b).program(Program::HttpServer { port: 80 })).unwrap();
+    let to = Ipv4Address::new(10, 244, 1, 2);
+    let client = c
+        .add_pod(PodSpec::new("load", a).program(Program::Client(ClientSpec::http("load", to, 80).count(200).concurrency(200))))
+        .unwrap();
+    assert!(c.run_until_done(Duration::from_secs(10)));
+    let recs = records(&c, client);
+    assert_eq!(recs.len(), 200);
+    assert!(recs.iter().all(|r| r.outcome == Outcome::Ok), "{:?}", recs.iter().find(|r| r.outcome != Outcome::Ok));
+    // All 200 were open at once: each started at time zero.
+    assert!(recs.iter().all(|r| r.started == podnet::Instant::ZERO));
+    let ports: std::collections::BTreeSet<_> = recs.iter().map(|r| r.local.port).collect();
+    assert_eq!(ports.len(), 200, "distinct ephemeral ports");
+}
+
+#[test]
+fn ten_percent_loss_completes_by_retransmission() {
+    let (mut c, a, b) = cluster(5, TraceConfig { frames: true, hooks: false, snaplen: 64, pcap: false });
+    c.add_pod(PodSpec::new("echo", b).program(Program::TcpEcho { port: 7 })).unwrap();
+    let to = Ipv4Address::new(10, 244, 1, 2);
+    let client = c
+        .add_pod(PodSpec::new("lossy", a).program(Program::Client(
+            ClientSpec::http("lossy", to, 7).request(Request::Bulk(64 * 1024)).count(5).timeout(Duration::from_secs(60)),
+        )))
+        .unwrap();
+    c.set_pod_link(client, LinkConfig { loss: 0.10, ..LinkConfig::default() });
+    assert!(c.run_until_done(Duration::from_secs(120)));
+    assert_eq!(ok_count(&c, client), 5, "{:?}", records(&c, client));
+    let lost = c
+        .trace()
+        .events()
+        .iter()
+        .filter(|e| matches!(&e.kind, EventKind::Dropped { reason, .. } if reason == "link loss"))
+        .count();
+    assert!(lost > 10, "the link really lost frames ({lost})");
+}
+
+#[test]
+fn ttl_expiry_yields_icmp_time_exceeded() {
+    let (mut c, a, b) = cluster(6, TraceConfig::default());
+    c.add_pod(PodSpec::new("web", b).program(Program::HttpServer { port: 80 })).unwrap();
+    let to = Ipv4Address::new(10, 244, 1, 2);
+    // TTL 1 dies at node-a (answered from cni0's 10.244.0.1); TTL 2 at node-b (from its eth0).
+    for (name, ttl) in [("ttl1", 1), ("ttl2", 2)] {
+        c.add_pod(PodSpec::new(name, a).program(Program::Client(
+            ClientSpec::http(name, to, 80).ttl(ttl).timeout(Duration::from_millis(500)),
+        )))
+        .unwrap();
+    }
+    c.run_until_done(Duration::from_secs(2));
+    let time_exceeded_to = |pod: &str| -> Vec<Ipv4Address> {
+        c.trace()
+            .events()
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Received { iface, frame } if c.trace().name(*iface) == format!("{pod}/eth0") => {
+                    let ip = ipv4_of(&frame.bytes)?;
+                    (ip.next_header() == IpProtocol::Icmp && ip.payload()[0] == 11 && ip.payload()[1] == 0)
+                        .then(|| ip.src_addr())
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let one = time_exceeded_to("ttl1");
+    let two = time_exceeded_to("ttl2");
+    assert!(!one.is_empty() && one.iter().all(|s| *s == Ipv4Address::new(10, 244, 0, 1)), "{one:?}");
+    assert!(!two.is_empty() && two.iter().all(|s| *s == Ipv4Address::new(192, 168, 1, 101)), "{two:?}");
+    let dropped = c.trace().events().iter().filter(|e| matches!(&e.kind, EventKind::Dropped { reason, .. } if reason == "TTL exceeded")).count();
+    assert!(dropped >= 2);
+    for pod in ["ttl1", "ttl2"] {
+        let id = c.pod_by_name(pod).unwrap();
+        assert_eq!(records(&c, id)[0].outcome, Outcome::Timeout);
+    }
+}
+
+fn seeded_run(seed: u64) -> (String, Vec<u8>, u32) {
+    let (mut c, a, b) = cluster(seed, TraceConfig::full());
+    c.add_pod(PodSpec::new("web", b).program(Program::HttpServer { port: 80 })).unwrap();
+    let client = c
+        .add_pod(PodSpec::new("client", a).program(Program::Client(
+            ClientSpec::http("web", Ipv4Address::new(10, 244, 1, 2), 80).count(3).concurrency(2),
+        )))
+        .unwrap();
+    c.set_pod_link(client, LinkConfig { loss: 0.05, ..LinkConfig::default() });
+    assert!(c.run_until_done(Duration::from_secs(30)));
+    let text: String = c.trace().events().iter().map(|e| format!("{e:?}\n")).collect();
+    let eth0 = c.trace().ifaces().find(|(_, n)| *n == "client/eth0").unwrap().0;
+    let pcap = c.trace().pcap(eth0).unwrap().as_bytes().to_vec();
+    let isn = c
+        .trace()
+        .events()
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::Sent { frame, .. } => {
+                let ip = ipv4_of(&frame.bytes)?;
+                let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+                (tcp.syn() && !tcp.ack()).then(|| tcp.seq_number().0 as u32)
+            }
+            _ => None,
+        })
+        .unwrap();
+    (text, pcap, isn)
+}
+
+#[test]
+fn same_seed_same_bytes_other_seed_other_isns() {
+    let (t1, p1, isn1) = seeded_run(42);
+    let (t2, p2, isn2) = seeded_run(42);
+    assert_eq!(t1, t2, "trace differs between identical runs");
+    assert_eq!(p1, p2, "pcap differs between identical runs");
+    assert_eq!(isn1, isn2);
+    let (t3, _, isn3) = seeded_run(43);
+    assert_ne!(isn1, isn3, "a different seed gives different ISNs");
+    assert_ne!(t1, t3);
+}

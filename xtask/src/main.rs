@@ -1,0 +1,209 @@
+//! Project automation for podnet: `cargo xtask <command>`.
+//!
+//! Deliberately std-only so it compiles in a second on a fresh machine.
+
+mod ensure;
+
+use std::env;
+use std::path::PathBuf;
+use std::process::{exit, Command};
+use std::time::{Duration, Instant};
+
+use ensure::{ensure_rust_component, ensure_rust_target, has_cargo_subcommand};
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+/// Targets the core crate must build for: wasm (the browser playground) and a
+/// bare-metal Cortex-M target (proves `#![no_std]`).
+const WASM_TARGET: &str = "wasm32-unknown-unknown";
+const NO_STD_TARGET: &str = "thumbv7em-none-eabihf";
+
+const HELP: &str = "\
+cargo xtask <command> [args...]
+
+Commands:
+  demo [args...]    Run the headless demo (cargo run --release -p podnet-cli -- demo [args...])
+  ci                Run every check CI runs: fmt, clippy, wasm32 + no_std builds, tests, bench build
+  bench [args...]   Run the benchmarks (cargo bench -p podnet [args...])
+  help              Show this message
+
+Missing Rust targets and components are installed automatically.";
+
+fn main() {
+    let mut args = env::args().skip(1);
+    let command = args.next();
+    let rest: Vec<String> = args.collect();
+
+    let result = match command.as_deref() {
+        Some("demo") => demo(&rest),
+        Some("ci") => ci(),
+        Some("bench") => bench(&rest),
+        None | Some("help" | "-h" | "--help") => {
+            println!("{HELP}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command `{other}`\n\n{HELP}")),
+    };
+
+    if let Err(err) = result {
+        eprintln!("xtask: error: {err}");
+        exit(1);
+    }
+}
+
+fn demo(args: &[String]) -> Result {
+    let mut cmd = cargo();
+    cmd.args(["run", "--release", "-p", "podnet-cli", "--", "demo"])
+        .args(args);
+    run(&mut cmd)
+}
+
+fn bench(args: &[String]) -> Result {
+    let mut cmd = cargo();
+    cmd.args(["bench", "-p", "podnet"]).args(args);
+    run(&mut cmd)
+}
+
+fn ci() -> Result {
+    let started = Instant::now();
+
+    // Prerequisites: each is a no-op when already present.
+    ensure_rust_target(WASM_TARGET)?;
+    ensure_rust_target(NO_STD_TARGET)?;
+    ensure_rust_component("rustfmt", "fmt")?;
+    ensure_rust_component("clippy", "clippy")?;
+
+    let mut steps: Vec<(&str, Command)> = vec![
+        ("fmt", cargo_with(&["fmt", "--all", "--", "--check"])),
+        (
+            "clippy",
+            cargo_with(&[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        ),
+        (
+            "build wasm32",
+            cargo_with(&["build", "-p", "podnet", "--target", WASM_TARGET]),
+        ),
+        (
+            "build no_std",
+            cargo_with(&["build", "-p", "podnet", "--target", NO_STD_TARGET]),
+        ),
+    ];
+    if has_cargo_subcommand("nextest") {
+        let mut nextest = cargo_with(&["nextest", "run", "--workspace"]);
+        // A workspace with no tests yet is fine. Older nextest ignores the variable.
+        if env::var_os("NEXTEST_NO_TESTS").is_none() {
+            nextest.env("NEXTEST_NO_TESTS", "warn");
+        }
+        steps.push(("test (nextest)", nextest));
+        // nextest does not run doctests.
+        steps.push(("doctest", cargo_with(&["test", "--workspace", "--doc"])));
+    } else {
+        steps.push(("test", cargo_with(&["test", "--workspace"])));
+    }
+    steps.push((
+        "bench build",
+        cargo_with(&["bench", "--workspace", "--no-run"]),
+    ));
+
+    let total = steps.len();
+    let mut timings: Vec<(&str, Duration)> = Vec::new();
+    for (i, (name, mut cmd)) in steps.into_iter().enumerate() {
+        println!("\n==> [{}/{total}] {name}", i + 1);
+        let step_start = Instant::now();
+        let outcome = run(&mut cmd);
+        let elapsed = step_start.elapsed();
+        timings.push((name, elapsed));
+        if let Err(err) = outcome {
+            print_timings(&timings);
+            return Err(format!("ci step `{name}` failed: {err}"));
+        }
+        println!("==> {name}: ok in {}", fmt_duration(elapsed));
+    }
+
+    print_timings(&timings);
+    println!(
+        "\nci: all {total} steps passed in {}",
+        fmt_duration(started.elapsed())
+    );
+    Ok(())
+}
+
+fn print_timings(timings: &[(&str, Duration)]) {
+    println!("\nStep timings:");
+    for (name, elapsed) in timings {
+        println!("  {name:<16} {:>8}", fmt_duration(*elapsed));
+    }
+}
+
+fn fmt_duration(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+/// The workspace root (the parent of this crate's directory).
+fn workspace_root() -> PathBuf {
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or(manifest_dir)
+}
+
+/// A `cargo` command run from the workspace root, using the same cargo that
+/// launched us (so `cargo +toolchain xtask` behaves).
+pub(crate) fn cargo() -> Command {
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+fn cargo_with(args: &[&str]) -> Command {
+    let mut cmd = cargo();
+    cmd.args(args);
+    cmd
+}
+
+/// Print a command, run it with inherited stdio, and turn failure into an error
+/// that names the command.
+pub(crate) fn run(cmd: &mut Command) -> Result {
+    let shown = display(cmd);
+    println!("$ {shown}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("could not start `{shown}`: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        let code = status
+            .code()
+            .map_or_else(|| "a signal".to_string(), |c| format!("exit code {c}"));
+        Err(format!("`{shown}` failed with {code}"))
+    }
+}
+
+/// Render a command roughly as a shell would show it. The program is shown by
+/// its file name so `$CARGO`'s full toolchain path does not clutter the log.
+fn display(cmd: &Command) -> String {
+    let program = PathBuf::from(cmd.get_program());
+    let program = program.file_name().map_or_else(
+        || program.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let mut parts = vec![program];
+    parts.extend(cmd.get_args().map(|a| {
+        let a = a.to_string_lossy();
+        if a.is_empty() || a.contains(char::is_whitespace) {
+            format!("'{a}'")
+        } else {
+            a.into_owned()
+        }
+    }));
+    parts.join(" ")
+}
