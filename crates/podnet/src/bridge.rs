@@ -92,7 +92,13 @@ impl Bridge {
         dst: EthernetAddress,
     ) -> Forward {
         if src.is_unicast() && Some(src) != self.mac.filter(|_| ingress != BridgePort::Local) {
-            self.fdb.insert(src, FdbEntry { port: ingress, seen: now });
+            self.fdb.insert(
+                src,
+                FdbEntry {
+                    port: ingress,
+                    seen: now,
+                },
+            );
         }
         if Some(dst) == self.mac {
             return if ingress == BridgePort::Local {
@@ -149,16 +155,31 @@ mod tests {
             b.forward(t, BridgePort::Port(0), A, B),
             Forward::To(vec![BridgePort::Port(1), BridgePort::Port(2)])
         );
-        assert_eq!(b.forward(t, BridgePort::Port(1), B, A), Forward::To(vec![BridgePort::Port(0)]));
-        assert_eq!(b.forward(t, BridgePort::Port(0), A, B), Forward::To(vec![BridgePort::Port(1)]));
+        assert_eq!(
+            b.forward(t, BridgePort::Port(1), B, A),
+            Forward::To(vec![BridgePort::Port(0)])
+        );
+        assert_eq!(
+            b.forward(t, BridgePort::Port(0), A, B),
+            Forward::To(vec![BridgePort::Port(1)])
+        );
     }
 
     #[test]
     fn broadcast_reaches_local_and_other_ports() {
         let mut b = bridge();
         assert_eq!(
-            b.forward(Instant::ZERO, BridgePort::Port(2), A, EthernetAddress::BROADCAST),
-            Forward::To(vec![BridgePort::Port(0), BridgePort::Port(1), BridgePort::Local])
+            b.forward(
+                Instant::ZERO,
+                BridgePort::Port(2),
+                A,
+                EthernetAddress::BROADCAST
+            ),
+            Forward::To(vec![
+                BridgePort::Port(0),
+                BridgePort::Port(1),
+                BridgePort::Local
+            ])
         );
     }
 
@@ -166,7 +187,10 @@ mod tests {
     fn to_bridge_mac_goes_local_and_hairpin_is_filtered() {
         let mut b = bridge();
         let t = Instant::ZERO;
-        assert_eq!(b.forward(t, BridgePort::Port(0), A, BR), Forward::To(vec![BridgePort::Local]));
+        assert_eq!(
+            b.forward(t, BridgePort::Port(0), A, BR),
+            Forward::To(vec![BridgePort::Local])
+        );
         b.forward(t, BridgePort::Port(1), B, A);
         assert_eq!(b.forward(t, BridgePort::Port(0), B, A), Forward::Filtered);
     }
@@ -175,7 +199,10 @@ mod tests {
     fn entries_age_out_and_ports_forget() {
         let mut b = bridge();
         b.forward(Instant::ZERO, BridgePort::Port(0), A, B);
-        assert_eq!(b.lookup(Instant::from_secs(299), A), Some(BridgePort::Port(0)));
+        assert_eq!(
+            b.lookup(Instant::from_secs(299), A),
+            Some(BridgePort::Port(0))
+        );
         assert_eq!(b.lookup(Instant::from_secs(301), A), None);
         b.remove_port(0);
         assert_eq!(b.fdb_len(), 0);

@@ -95,7 +95,12 @@ pub struct NodeSpec {
 impl NodeSpec {
     /// A node on a /24 underlay.
     pub fn new(name: &str, ip: impl Into<Ipv4Address>) -> Self {
-        NodeSpec { name: name.to_string(), ip: ip.into(), underlay_prefix: 24, pod_cidr: None }
+        NodeSpec {
+            name: name.to_string(),
+            ip: ip.into(),
+            underlay_prefix: 24,
+            pod_cidr: None,
+        }
     }
 
     /// Sets the pod CIDR.
@@ -121,7 +126,12 @@ pub struct PodSpec {
 impl PodSpec {
     /// A pod with no program.
     pub fn new(name: &str, node: NodeId) -> Self {
-        PodSpec { name: name.to_string(), node, ip: None, programs: Vec::new() }
+        PodSpec {
+            name: name.to_string(),
+            node,
+            ip: None,
+            programs: Vec::new(),
+        }
     }
 
     /// Sets the address.
@@ -166,13 +176,20 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::DuplicateName(n) => write!(f, "name {n:?} is already used by another node or pod"),
+            Error::DuplicateName(n) => {
+                write!(f, "name {n:?} is already used by another node or pod")
+            }
             Error::DuplicateIp(ip) => write!(f, "address {ip} is already used"),
             Error::UnknownNode(id) => write!(f, "no node with id {}", id.0),
             Error::OverlappingPodCidr(a, b) => write!(f, "pod CIDR {a} overlaps {b}"),
-            Error::PodIpOutsideCidr(ip, c) => write!(f, "pod address {ip} is not a usable address of the node's pod CIDR {c}"),
+            Error::PodIpOutsideCidr(ip, c) => write!(
+                f,
+                "pod address {ip} is not a usable address of the node's pod CIDR {c}"
+            ),
             Error::PodCidrExhausted(c) => write!(f, "pod CIDR {c} has no free address"),
-            Error::NoPodCidrLeft => write!(f, "the cluster pod CIDR has no /24 left for another node"),
+            Error::NoPodCidrLeft => {
+                write!(f, "the cluster pod CIDR has no /24 left for another node")
+            }
             Error::PodCidrTooSmall(c) => write!(f, "pod CIDR {c} is too small (at most /30)"),
             Error::BadNodeIp(ip, why) => write!(f, "node address {ip}: {why}"),
             Error::RouteTableFull(n) => write!(f, "route table of node {n} is full"),
@@ -268,7 +285,11 @@ fn overlaps(a: Ipv4Cidr, b: Ipv4Cidr) -> bool {
 
 fn broadcast(c: Ipv4Cidr) -> Ipv4Address {
     let host_bits = 32 - u32::from(c.prefix_len());
-    let mask = if host_bits == 32 { u32::MAX } else { (1u32 << host_bits) - 1 };
+    let mask = if host_bits == 32 {
+        u32::MAX
+    } else {
+        (1u32 << host_bits) - 1
+    };
     Ipv4Address::from(u32::from(c.network().address()) | mask)
 }
 
@@ -322,9 +343,17 @@ impl Cluster {
 
     fn new_link(&mut self, a: (Attach, IfaceId), b: (Attach, IfaceId)) -> u32 {
         let id = self.links.len() as u32;
-        let mk = |d: u32| Channel::new(self.config.link.clone(), SimRng::derive(self.config.seed, Stream::Link(id * 2 + d)));
+        let mk = |d: u32| {
+            Channel::new(
+                self.config.link.clone(),
+                SimRng::derive(self.config.seed, Stream::Link(id * 2 + d)),
+            )
+        };
         let chans = [mk(0), mk(1)];
-        self.links.push(Link { ends: [a, b], chans });
+        self.links.push(Link {
+            ends: [a, b],
+            chans,
+        });
         id
     }
 
@@ -333,8 +362,14 @@ impl Cluster {
     pub fn add_node(&mut self, spec: NodeSpec) -> Result<NodeId, Error> {
         self.claim_name(&spec.name)?;
         let underlay = Ipv4Cidr::new(spec.ip, spec.underlay_prefix);
-        if spec.underlay_prefix > 30 || spec.ip == underlay.network().address() || spec.ip == broadcast(underlay) {
-            return Err(Error::BadNodeIp(spec.ip, alloc::format!("not a host address of {}", underlay.network())));
+        if spec.underlay_prefix > 30
+            || spec.ip == underlay.network().address()
+            || spec.ip == broadcast(underlay)
+        {
+            return Err(Error::BadNodeIp(
+                spec.ip,
+                alloc::format!("not a host address of {}", underlay.network()),
+            ));
         }
         if let Some(first) = self.nodes.first() {
             let shared = first.node.addrs().eth0.network();
@@ -358,7 +393,10 @@ impl Cluster {
             }
         }
         if contains(pod_cidr, spec.ip) {
-            return Err(Error::BadNodeIp(spec.ip, alloc::format!("inside its own pod CIDR {pod_cidr}")));
+            return Err(Error::BadNodeIp(
+                spec.ip,
+                alloc::format!("inside its own pod CIDR {pod_cidr}"),
+            ));
         }
         let id = NodeId(self.nodes.len() as u32);
         let addrs = NodeAddrs {
@@ -369,22 +407,43 @@ impl Cluster {
         };
         let cni0 = self.trace.register(alloc::format!("{}/cni0", spec.name));
         let eth0 = self.trace.register(alloc::format!("{}/eth0", spec.name));
-        let swport = self.trace.register(alloc::format!("underlay/{}", spec.name));
-        let mut node = Node::new(spec.name.clone(), addrs, NodeIfaces { cni0, eth0 }, self.config.route_capacity)
-            .map_err(|_| Error::RouteTableFull(spec.name.clone()))?;
+        let swport = self
+            .trace
+            .register(alloc::format!("underlay/{}", spec.name));
+        let mut node = Node::new(
+            spec.name.clone(),
+            addrs,
+            NodeIfaces { cni0, eth0 },
+            self.config.route_capacity,
+        )
+        .map_err(|_| Error::RouteTableFull(spec.name.clone()))?;
         // host-gw: each node routes every other node's pod CIDR via that node's IP.
         for other in self.nodes.iter_mut() {
             let o = *other.node.addrs();
-            node.add_route(Route { dst: o.pod_cidr, via: Some(o.eth0.address()), dev: Dev::Eth0, src: None })
-                .map_err(|_| Error::RouteTableFull(spec.name.clone()))?;
+            node.add_route(Route {
+                dst: o.pod_cidr,
+                via: Some(o.eth0.address()),
+                dev: Dev::Eth0,
+                src: None,
+            })
+            .map_err(|_| Error::RouteTableFull(spec.name.clone()))?;
             other
                 .node
-                .add_route(Route { dst: pod_cidr, via: Some(spec.ip), dev: Dev::Eth0, src: None })
+                .add_route(Route {
+                    dst: pod_cidr,
+                    via: Some(spec.ip),
+                    dev: Dev::Eth0,
+                    src: None,
+                })
                 .map_err(|_| Error::RouteTableFull(other.node.name().to_string()))?;
         }
         let uplink = self.new_link((Attach::Uplink(id), eth0), (Attach::Switch, swport));
         self.switch.add_port(uplink);
-        self.nodes.push(NodeSlot { node, uplink, wake: None });
+        self.nodes.push(NodeSlot {
+            node,
+            uplink,
+            wake: None,
+        });
         self.names.insert(spec.name, ());
         self.ips.insert(spec.ip, ());
         self.ips.insert(addrs.gateway(), ());
@@ -394,10 +453,24 @@ impl Cluster {
     fn next_pod_cidr(&self) -> Result<Ipv4Cidr, Error> {
         let range = self.config.pod_cidr.network();
         let base = u32::from(range.address());
-        let slots = if range.prefix_len() >= 24 { 1 } else { 1u32 << (24 - range.prefix_len()) };
+        let slots = if range.prefix_len() >= 24 {
+            1
+        } else {
+            1u32 << (24 - range.prefix_len())
+        };
         (0..slots)
-            .map(|i| Ipv4Cidr::new(Ipv4Address::from(base + (i << 8)), 24.max(range.prefix_len())))
-            .find(|c| !self.nodes.iter().any(|n| overlaps(n.node.addrs().pod_cidr, *c)))
+            .map(|i| {
+                Ipv4Cidr::new(
+                    Ipv4Address::from(base + (i << 8)),
+                    24.max(range.prefix_len()),
+                )
+            })
+            .find(|c| {
+                !self
+                    .nodes
+                    .iter()
+                    .any(|n| overlaps(n.node.addrs().pod_cidr, *c))
+            })
             .ok_or(Error::NoPodCidrLeft)
     }
 
@@ -405,9 +478,19 @@ impl Cluster {
     pub fn add_pod(&mut self, spec: PodSpec) -> Result<PodId, Error> {
         self.claim_name(&spec.name)?;
         let node_id = spec.node;
-        let naddrs = *self.nodes.get(node_id.0 as usize).ok_or(Error::UnknownNode(node_id))?.node.addrs();
+        let naddrs = *self
+            .nodes
+            .get(node_id.0 as usize)
+            .ok_or(Error::UnknownNode(node_id))?
+            .node
+            .addrs();
         let cidr = naddrs.pod_cidr;
-        let usable = |ip: Ipv4Address| contains(cidr, ip) && ip != cidr.address() && ip != naddrs.gateway() && ip != broadcast(cidr);
+        let usable = |ip: Ipv4Address| {
+            contains(cidr, ip)
+                && ip != cidr.address()
+                && ip != naddrs.gateway()
+                && ip != broadcast(cidr)
+        };
         let ip = match spec.ip {
             Some(ip) if !usable(ip) => return Err(Error::PodIpOutsideCidr(ip, cidr)),
             Some(ip) if self.ips.contains_key(&ip) => return Err(Error::DuplicateIp(ip)),
@@ -424,14 +507,35 @@ impl Cluster {
         let id = PodId(self.pods.len() as u32);
         let eth0 = self.trace.register(alloc::format!("{}/eth0", spec.name));
         let link_id = self.links.len() as u32;
-        let veth = self.trace.register(alloc::format!("{}/veth{:08x}", self.nodes[node_id.0 as usize].node.name(), id.0));
+        let veth = self.trace.register(alloc::format!(
+            "{}/veth{:08x}",
+            self.nodes[node_id.0 as usize].node.name(),
+            id.0
+        ));
         let link = self.new_link((Attach::Pod(id), eth0), (Attach::NodePort(node_id), veth));
         debug_assert_eq!(link, link_id);
         self.nodes[node_id.0 as usize].node.attach_port(link, veth);
-        let addrs = PodAddrs { ip: IpCidr::Ipv4(Ipv4Cidr::new(ip, cidr.prefix_len())), mac: pod_mac(ip), gateway: naddrs.gateway() };
+        let addrs = PodAddrs {
+            ip: IpCidr::Ipv4(Ipv4Cidr::new(ip, cidr.prefix_len())),
+            mac: pod_mac(ip),
+            gateway: naddrs.gateway(),
+        };
         let rng = SimRng::derive(self.config.seed, Stream::Pod(id.0));
-        let pod = Pod::new(spec.name.clone(), addrs, &spec.programs, rng, self.config.tcp_buffer, self.now);
-        self.pods.push(Some(PodSlot { pod, node: node_id, link, wake: None, same_instant: 0 }));
+        let pod = Pod::new(
+            spec.name.clone(),
+            addrs,
+            &spec.programs,
+            rng,
+            self.config.tcp_buffer,
+            self.now,
+        );
+        self.pods.push(Some(PodSlot {
+            pod,
+            node: node_id,
+            link,
+            wake: None,
+            same_instant: 0,
+        }));
         self.names.insert(spec.name, ());
         self.ips.insert(ip, ());
         self.service_pod(id);
@@ -445,7 +549,10 @@ impl Cluster {
 
     /// Every pod, in creation order.
     pub fn pods(&self) -> impl Iterator<Item = (PodId, &Pod)> {
-        self.pods.iter().enumerate().filter_map(|(i, s)| s.as_ref().map(|s| (PodId(i as u32), &s.pod)))
+        self.pods
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|s| (PodId(i as u32), &s.pod)))
     }
 
     /// The node a pod runs on.
@@ -465,22 +572,31 @@ impl Cluster {
 
     /// Every node, in creation order.
     pub fn nodes(&self) -> impl Iterator<Item = (NodeId, &Node)> {
-        self.nodes.iter().enumerate().map(|(i, s)| (NodeId(i as u32), &s.node))
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (NodeId(i as u32), &s.node))
     }
 
     /// Looks a pod up by name.
     pub fn pod_by_name(&self, name: &str) -> Option<PodId> {
-        self.pods().find(|(_, p)| p.name() == name).map(|(id, _)| id)
+        self.pods()
+            .find(|(_, p)| p.name() == name)
+            .map(|(id, _)| id)
     }
 
     /// Looks a node up by name.
     pub fn node_by_name(&self, name: &str) -> Option<NodeId> {
-        self.nodes().find(|(_, n)| n.name() == name).map(|(id, _)| id)
+        self.nodes()
+            .find(|(_, n)| n.name() == name)
+            .map(|(id, _)| id)
     }
 
     /// Changes the link configuration of a pod's veth (both directions).
     pub fn set_pod_link(&mut self, pod: PodId, config: LinkConfig) -> bool {
-        let Some(Some(slot)) = self.pods.get(pod.0 as usize) else { return false };
+        let Some(Some(slot)) = self.pods.get(pod.0 as usize) else {
+            return false;
+        };
         let link = slot.link as usize;
         for c in self.links[link].chans.iter_mut() {
             c.set_config(config.clone());
@@ -490,7 +606,9 @@ impl Cluster {
 
     /// Changes the link configuration of a node's uplink (both directions).
     pub fn set_uplink(&mut self, node: NodeId, config: LinkConfig) -> bool {
-        let Some(slot) = self.nodes.get(node.0 as usize) else { return false };
+        let Some(slot) = self.nodes.get(node.0 as usize) else {
+            return false;
+        };
         let link = slot.uplink as usize;
         for c in self.links[link].chans.iter_mut() {
             c.set_config(config.clone());
@@ -510,7 +628,9 @@ impl Cluster {
 
     /// Processes the next event; returns false when nothing is left to do.
     pub fn step(&mut self) -> bool {
-        let Some(Reverse((at, _, ev))) = self.queue.pop() else { return false };
+        let Some(Reverse((at, _, ev))) = self.queue.pop() else {
+            return false;
+        };
         if at > self.now {
             self.now = at;
             for p in self.pods.iter_mut().flatten() {
@@ -521,7 +641,8 @@ impl Cluster {
         match ev {
             Ev::Deliver { link, dir } => self.deliver(link, dir as usize),
             Ev::PodWake(id) => {
-                let due = matches!(self.pods.get(id.0 as usize), Some(Some(s)) if s.wake == Some(at));
+                let due =
+                    matches!(self.pods.get(id.0 as usize), Some(Some(s)) if s.wake == Some(at));
                 if due {
                     if let Some(Some(s)) = self.pods.get_mut(id.0 as usize) {
                         s.wake = None;
@@ -533,7 +654,9 @@ impl Cluster {
                 if self.nodes[id.0 as usize].wake == Some(at) {
                     self.nodes[id.0 as usize].wake = None;
                     let mut out = core::mem::take(&mut self.out);
-                    self.nodes[id.0 as usize].node.poll(self.now, &mut out, &mut self.trace);
+                    self.nodes[id.0 as usize]
+                        .node
+                        .poll(self.now, &mut out, &mut self.trace);
                     self.flush_node(id, out);
                 }
             }
@@ -581,14 +704,22 @@ impl Cluster {
         let iface = l.ends[from].1;
         self.trace.sent(self.now, iface, &frame);
         match l.chans[from].send(self.now, frame) {
-            Ok(at) => self.schedule(at, Ev::Deliver { link, dir: from as u8 }),
+            Ok(at) => self.schedule(
+                at,
+                Ev::Deliver {
+                    link,
+                    dir: from as u8,
+                },
+            ),
             Err((why, frame)) => self.trace.dropped(self.now, iface, why.reason(), &frame),
         }
     }
 
     fn deliver(&mut self, link: u32, dir: usize) {
         let l = &mut self.links[link as usize];
-        let Some(frame) = l.chans[dir].receive(self.now) else { return };
+        let Some(frame) = l.chans[dir].receive(self.now) else {
+            return;
+        };
         let (attach, iface) = l.ends[1 - dir];
         self.trace.received(self.now, iface, &frame);
         match attach {
@@ -600,12 +731,23 @@ impl Cluster {
             }
             Attach::NodePort(n) => {
                 let mut out = core::mem::take(&mut self.out);
-                self.nodes[n.0 as usize].node.bridge_input(self.now, link, frame, &mut out, &mut self.trace);
+                self.nodes[n.0 as usize].node.bridge_input(
+                    self.now,
+                    link,
+                    frame,
+                    &mut out,
+                    &mut self.trace,
+                );
                 self.flush_node(n, out);
             }
             Attach::Uplink(n) => {
                 let mut out = core::mem::take(&mut self.out);
-                self.nodes[n.0 as usize].node.uplink_input(self.now, frame, &mut out, &mut self.trace);
+                self.nodes[n.0 as usize].node.uplink_input(
+                    self.now,
+                    frame,
+                    &mut out,
+                    &mut self.trace,
+                );
                 self.flush_node(n, out);
             }
             Attach::Switch => self.switch_input(link, frame),
@@ -619,7 +761,10 @@ impl Cluster {
             return;
         };
         let (src, dst) = (eth.src_addr(), eth.dst_addr());
-        if let Forward::To(ports) = self.switch.forward(self.now, BridgePort::Port(port), src, dst) {
+        if let Forward::To(ports) = self
+            .switch
+            .forward(self.now, BridgePort::Port(port), src, dst)
+        {
             for p in ports {
                 if let BridgePort::Port(out) = p {
                     self.send(out, 1, frame.clone());
@@ -651,7 +796,9 @@ impl Cluster {
 
     fn service_pod(&mut self, id: PodId) {
         let now = self.now;
-        let Some(Some(slot)) = self.pods.get_mut(id.0 as usize) else { return };
+        let Some(Some(slot)) = self.pods.get_mut(id.0 as usize) else {
+            return;
+        };
         slot.same_instant += 1;
         let frames = slot.pod.service(now);
         let link = slot.link;

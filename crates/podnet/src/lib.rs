@@ -4,21 +4,21 @@
 
 extern crate alloc;
 
-pub mod pcap;
-pub mod tcpdump;
 pub mod bridge;
+pub mod cluster;
 pub mod link;
 pub mod netfilter;
 pub mod node;
-pub mod rng;
-pub mod route;
-pub mod trace;
+pub mod pcap;
 pub mod pod;
 pub mod program;
-pub mod cluster;
+pub mod rng;
+pub mod route;
+pub mod tcpdump;
+pub mod trace;
 
 pub use cluster::{Cluster, ClusterConfig, Error, NodeId, NodeSpec, PodId, PodSpec};
 pub use link::LinkConfig;
 pub use program::{ClientSpec, ConnRecord, Outcome, Program, Protocol, Request};
-pub use trace::TraceConfig;
 pub use smoltcp::time::{Duration, Instant};
+pub use trace::TraceConfig;

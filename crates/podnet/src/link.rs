@@ -133,14 +133,17 @@ impl Channel {
         let now_ns = now.total_micros() * 1000;
         let start_ns = self.busy_until_ns.max(now_ns);
         let tx_ns = match self.config.bandwidth_bps {
-            Some(bps) if bps > 0 => ((wire_len as u128 * 8 * 1_000_000_000).div_ceil(bps as u128)) as i64,
+            Some(bps) if bps > 0 => {
+                ((wire_len as u128 * 8 * 1_000_000_000).div_ceil(bps as u128)) as i64
+            }
             _ => 0,
         };
         self.busy_until_ns = start_ns + tx_ns;
         if self.rng.chance(self.config.loss) {
             return Err((LinkDrop::Loss, frame));
         }
-        let arrive_us = (self.busy_until_ns + 999) / 1000 + self.config.latency.total_micros() as i64;
+        let arrive_us =
+            (self.busy_until_ns + 999) / 1000 + self.config.latency.total_micros() as i64;
         let mut arrive = Instant::from_micros(arrive_us);
         if let Some((last, _)) = self.in_flight.back() {
             arrive = arrive.max(*last);
@@ -228,7 +231,10 @@ mod tests {
             .count();
         assert!((400..600).contains(&lost), "{lost}");
         c.set_down(true);
-        assert!(matches!(c.send(Instant::ZERO, vec![0; 64]), Err((LinkDrop::Down, _))));
+        assert!(matches!(
+            c.send(Instant::ZERO, vec![0; 64]),
+            Err((LinkDrop::Down, _))
+        ));
     }
 
     #[test]

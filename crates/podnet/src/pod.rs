@@ -13,7 +13,10 @@ use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address};
+use smoltcp::wire::{
+    EthernetAddress, EthernetFrame, EthernetProtocol, HardwareAddress, IpAddress, IpCidr,
+    IpEndpoint, IpProtocol, Ipv4Address, Ipv4Packet,
+};
 
 use crate::link::Frame;
 use crate::program::{client::Client, App, PodEnv, Program};
@@ -71,6 +74,75 @@ impl Device for PodDevice {
     }
 }
 
+/// An ICMP error about a TCP or UDP packet this pod sent, as the socket layer sees it (smoltcp
+/// does not pass ICMP errors to TCP/UDP sockets; the pod does, like Linux's `tcp_v4_err` and
+/// `__udp4_lib_err`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IcmpError {
+    /// Who sent the error.
+    pub from: Ipv4Address,
+    /// Protocol of the quoted packet.
+    pub protocol: IpProtocol,
+    /// Our port in the quoted packet.
+    pub local_port: u16,
+    /// Its destination.
+    pub remote: IpEndpoint,
+    /// The errno Linux maps it to (`icmp_err_convert`).
+    pub errno: &'static str,
+    /// Whether Linux treats it as a hard (fatal) error.
+    pub hard: bool,
+    /// A description (`ICMP port unreachable from 10.244.1.20`).
+    pub what: String,
+}
+
+impl IcmpError {
+    /// Parses an arriving Ethernet frame; `None` unless it is an ICMP destination unreachable
+    /// or time exceeded quoting a TCP or UDP packet.
+    pub fn parse(frame: &[u8]) -> Option<Self> {
+        let eth = EthernetFrame::new_checked(frame).ok()?;
+        if eth.ethertype() != EthernetProtocol::Ipv4 {
+            return None;
+        }
+        let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+        if ip.next_header() != IpProtocol::Icmp {
+            return None;
+        }
+        let icmp = ip.payload();
+        let (t, code) = (*icmp.first()?, *icmp.get(1)?);
+        let (errno, hard, what) = match (t, code) {
+            (11, _) => ("EHOSTUNREACH", false, "ICMP time exceeded"),
+            (3, 0) => ("ENETUNREACH", false, "ICMP net unreachable"),
+            (3, 1) => ("EHOSTUNREACH", false, "ICMP host unreachable"),
+            (3, 2) => ("ENOPROTOOPT", true, "ICMP protocol unreachable"),
+            (3, 3) => ("ECONNREFUSED", true, "ICMP port unreachable"),
+            (3, 4) => return None, // fragmentation needed: path MTU, not an error
+            (3, 6) | (3, 11) => ("ENETUNREACH", true, "ICMP net unreachable"),
+            (3, 7) | (3, 8) | (3, 12) => ("EHOSTDOWN", true, "ICMP host unreachable"),
+            (3, 9) | (3, 10) => ("ENETUNREACH", true, "ICMP admin prohibited"),
+            (3, 13..=15) => ("EHOSTUNREACH", true, "ICMP admin prohibited"),
+            (3, _) => ("EHOSTUNREACH", false, "ICMP unreachable"),
+            _ => return None,
+        };
+        let inner = Ipv4Packet::new_checked(icmp.get(8..)?).ok()?;
+        let protocol = inner.next_header();
+        if !matches!(protocol, IpProtocol::Tcp | IpProtocol::Udp) {
+            return None;
+        }
+        let l4 = inner.payload();
+        let sport = u16::from_be_bytes([*l4.first()?, *l4.get(1)?]);
+        let dport = u16::from_be_bytes([*l4.get(2)?, *l4.get(3)?]);
+        Some(IcmpError {
+            from: ip.src_addr(),
+            protocol,
+            local_port: sport,
+            remote: IpEndpoint::new(IpAddress::Ipv4(inner.dst_addr()), dport),
+            errno,
+            hard,
+            what: alloc::format!("{what} from {}", ip.src_addr()),
+        })
+    }
+}
+
 /// A pod's network identity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PodAddrs {
@@ -98,13 +170,23 @@ pub struct Pod {
 
 impl core::fmt::Debug for Pod {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Pod").field("name", &self.name).field("addrs", &self.addrs).finish_non_exhaustive()
+        f.debug_struct("Pod")
+            .field("name", &self.name)
+            .field("addrs", &self.addrs)
+            .finish_non_exhaustive()
     }
 }
 
 impl Pod {
     /// A pod with its interface configured and its programs started at `now`.
-    pub fn new(name: String, addrs: PodAddrs, programs: &[Program], mut rng: SimRng, tcp_buffer: usize, now: Instant) -> Self {
+    pub fn new(
+        name: String,
+        addrs: PodAddrs,
+        programs: &[Program],
+        mut rng: SimRng,
+        tcp_buffer: usize,
+        now: Instant,
+    ) -> Self {
         let mut device = PodDevice::default();
         let mut config = Config::new(HardwareAddress::Ethernet(addrs.mac));
         config.random_seed = rng.next_u64();
@@ -171,19 +253,28 @@ impl Pod {
     /// Runs the stack and the programs at `now`; returns the frames transmitted.
     pub fn service(&mut self, now: Instant) -> Vec<Frame> {
         self.iface.poll_maintenance(now);
-        while !self.device.rx.is_empty() {
-            self.iface.poll_ingress_single(now, &mut self.device, &mut self.sockets);
+        while let Some(frame) = self.device.rx.front() {
+            let icmp = IcmpError::parse(frame);
+            self.iface
+                .poll_ingress_single(now, &mut self.device, &mut self.sockets);
             let mut apps = core::mem::take(&mut self.apps);
             {
                 let mut env = self.env(now);
                 for app in apps.iter_mut() {
+                    if let Some(err) = &icmp {
+                        app.icmp_error(err, &mut env);
+                    }
                     app.after_ingress(&mut env);
                 }
             }
             self.apps = apps;
         }
         self.run_apps(now);
-        while self.iface.poll_egress(now, &mut self.device, &mut self.sockets) == smoltcp::iface::PollResult::SocketStateChanged {}
+        while self
+            .iface
+            .poll_egress(now, &mut self.device, &mut self.sockets)
+            == smoltcp::iface::PollResult::SocketStateChanged
+        {}
         self.reap();
         core::mem::take(&mut self.device.tx)
     }

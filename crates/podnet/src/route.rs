@@ -172,19 +172,49 @@ mod tests {
 
     fn table() -> RouteTable {
         let mut t = RouteTable::new(8);
-        t.add(Route { dst: cidr([10, 244, 0, 0], 24), via: None, dev: Dev::Cni0, src: Some(Ipv4Address::new(10, 244, 0, 1)) }).unwrap();
-        t.add(Route { dst: cidr([192, 168, 1, 0], 24), via: None, dev: Dev::Eth0, src: None }).unwrap();
-        t.add(Route { dst: cidr([10, 244, 1, 0], 24), via: Some(Ipv4Address::new(192, 168, 1, 101)), dev: Dev::Eth0, src: None }).unwrap();
-        t.add(Route { dst: cidr([0, 0, 0, 0], 0), via: Some(Ipv4Address::new(192, 168, 1, 1)), dev: Dev::Eth0, src: None }).unwrap();
+        t.add(Route {
+            dst: cidr([10, 244, 0, 0], 24),
+            via: None,
+            dev: Dev::Cni0,
+            src: Some(Ipv4Address::new(10, 244, 0, 1)),
+        })
+        .unwrap();
+        t.add(Route {
+            dst: cidr([192, 168, 1, 0], 24),
+            via: None,
+            dev: Dev::Eth0,
+            src: None,
+        })
+        .unwrap();
+        t.add(Route {
+            dst: cidr([10, 244, 1, 0], 24),
+            via: Some(Ipv4Address::new(192, 168, 1, 101)),
+            dev: Dev::Eth0,
+            src: None,
+        })
+        .unwrap();
+        t.add(Route {
+            dst: cidr([0, 0, 0, 0], 0),
+            via: Some(Ipv4Address::new(192, 168, 1, 1)),
+            dev: Dev::Eth0,
+            src: None,
+        })
+        .unwrap();
         t
     }
 
     #[test]
     fn longest_prefix_wins() {
         let t = table();
-        assert_eq!(t.lookup(Ipv4Address::new(10, 244, 0, 5)).unwrap().dev, Dev::Cni0);
+        assert_eq!(
+            t.lookup(Ipv4Address::new(10, 244, 0, 5)).unwrap().dev,
+            Dev::Cni0
+        );
         let r = t.lookup(Ipv4Address::new(10, 244, 1, 20)).unwrap();
-        assert_eq!(r.next_hop(Ipv4Address::new(10, 244, 1, 20)), Ipv4Address::new(192, 168, 1, 101));
+        assert_eq!(
+            r.next_hop(Ipv4Address::new(10, 244, 1, 20)),
+            Ipv4Address::new(192, 168, 1, 101)
+        );
         let d = t.lookup(Ipv4Address::new(8, 8, 8, 8)).unwrap();
         assert_eq!(d.to_string(), "default via 192.168.1.1 dev eth0");
         assert_eq!(t.len(), 4);
@@ -201,10 +231,21 @@ mod tests {
     #[test]
     fn capacity_is_enforced_but_replacement_is_free() {
         let mut t = RouteTable::new(1);
-        let r = Route { dst: cidr([10, 0, 0, 0], 8), via: None, dev: Dev::Eth0, src: None };
+        let r = Route {
+            dst: cidr([10, 0, 0, 0], 8),
+            via: None,
+            dev: Dev::Eth0,
+            src: None,
+        };
         t.add(r).unwrap();
         t.add(r).unwrap();
-        assert_eq!(t.add(Route { dst: cidr([11, 0, 0, 0], 8), ..r }), Err(RouteTableFull));
+        assert_eq!(
+            t.add(Route {
+                dst: cidr([11, 0, 0, 0], 8),
+                ..r
+            }),
+            Err(RouteTableFull)
+        );
         assert_eq!(t.len(), 1);
     }
 
@@ -212,6 +253,9 @@ mod tests {
     fn display_like_ip_route() {
         let t = table();
         let r = t.lookup(Ipv4Address::new(10, 244, 0, 9)).unwrap();
-        assert_eq!(r.to_string(), "10.244.0.0/24 dev cni0 proto kernel scope link src 10.244.0.1");
+        assert_eq!(
+            r.to_string(),
+            "10.244.0.0/24 dev cni0 proto kernel scope link src 10.244.0.1"
+        );
     }
 }

@@ -150,8 +150,7 @@ impl Trace {
     /// Registers an interface by its display name (`node-a/eth0`).
     pub fn register(&mut self, name: String) -> IfaceId {
         self.names.push(name);
-        self.pcaps
-            .push(self.config.pcap.then(PcapBuffer::ethernet));
+        self.pcaps.push(self.config.pcap.then(PcapBuffer::ethernet));
         IfaceId(self.names.len() as u32 - 1)
     }
 
@@ -202,7 +201,10 @@ impl Trace {
         self.capture(now, iface, frame);
         if self.config.frames {
             let frame = self.snap(frame);
-            self.events.push(Event { time: now, kind: EventKind::Sent { iface, frame } });
+            self.events.push(Event {
+                time: now,
+                kind: EventKind::Sent { iface, frame },
+            });
         }
     }
 
@@ -211,17 +213,33 @@ impl Trace {
         self.capture(now, iface, frame);
         if self.config.frames {
             let frame = self.snap(frame);
-            self.events.push(Event { time: now, kind: EventKind::Received { iface, frame } });
+            self.events.push(Event {
+                time: now,
+                kind: EventKind::Received { iface, frame },
+            });
         }
     }
 
     /// A frame was discarded at `iface`.
-    pub fn dropped(&mut self, now: Instant, iface: IfaceId, reason: impl Into<Cow<'static, str>>, frame: &[u8]) {
+    pub fn dropped(
+        &mut self,
+        now: Instant,
+        iface: IfaceId,
+        reason: impl Into<Cow<'static, str>>,
+        frame: &[u8],
+    ) {
         self.drops += 1;
         if self.config.frames {
             let frame = self.snap(frame);
             let reason = reason.into();
-            self.events.push(Event { time: now, kind: EventKind::Dropped { iface, reason, frame } });
+            self.events.push(Event {
+                time: now,
+                kind: EventKind::Dropped {
+                    iface,
+                    reason,
+                    frame,
+                },
+            });
         }
     }
 
@@ -231,7 +249,15 @@ impl Trace {
     }
 
     /// An IPv4 packet crossed `hook` (`before` and `after` are IP packets, not frames).
-    pub fn hook(&mut self, now: Instant, iface: IfaceId, hook: Hook, verdict: Verdict, before: &[u8], after: &[u8]) {
+    pub fn hook(
+        &mut self,
+        now: Instant,
+        iface: IfaceId,
+        hook: Hook,
+        verdict: Verdict,
+        before: &[u8],
+        after: &[u8],
+    ) {
         if !self.config.hooks {
             return;
         }
@@ -240,7 +266,13 @@ impl Trace {
             .then(|| self.snap(after));
         self.events.push(Event {
             time: now,
-            kind: EventKind::Hook { iface, hook, verdict, before, after },
+            kind: EventKind::Hook {
+                iface,
+                hook,
+                verdict,
+                before,
+                after,
+            },
         });
     }
 
@@ -252,12 +284,26 @@ impl Trace {
         for e in &self.events {
             match &e.kind {
                 EventKind::Sent { iface, frame } => {
-                    out.push_str(&f.line_on(e.time, self.name(*iface), Direction::Out, &frame.bytes));
+                    out.push_str(&f.line_on(
+                        e.time,
+                        self.name(*iface),
+                        Direction::Out,
+                        &frame.bytes,
+                    ));
                 }
                 EventKind::Received { iface, frame } => {
-                    out.push_str(&f.line_on(e.time, self.name(*iface), Direction::In, &frame.bytes));
+                    out.push_str(&f.line_on(
+                        e.time,
+                        self.name(*iface),
+                        Direction::In,
+                        &frame.bytes,
+                    ));
                 }
-                EventKind::Dropped { iface, reason, frame } => {
+                EventKind::Dropped {
+                    iface,
+                    reason,
+                    frame,
+                } => {
                     let line = f.line(e.time, &frame.bytes);
                     let _ = write!(out, "{} DROP ({}) {}", self.name(*iface), reason, line);
                 }

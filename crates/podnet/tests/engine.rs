@@ -2,24 +2,41 @@
 
 use podnet::trace::EventKind;
 use podnet::{
-    ClientSpec, Cluster, ClusterConfig, Duration, LinkConfig, NodeId, NodeSpec, Outcome, PodId, PodSpec,
-    Program, Request, TraceConfig,
+    ClientSpec, Cluster, ClusterConfig, Duration, LinkConfig, NodeId, NodeSpec, Outcome, PodId,
+    PodSpec, Program, Request, TraceConfig,
 };
-use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Address, Ipv4Packet, TcpPacket};
+use smoltcp::wire::{
+    EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Address, Ipv4Packet, TcpPacket,
+};
 
 fn cluster(seed: u64, trace: TraceConfig) -> (Cluster, NodeId, NodeId) {
-    let mut c = Cluster::new(ClusterConfig { seed, trace, ..ClusterConfig::default() });
-    let a = c.add_node(NodeSpec::new("node-a", [192, 168, 1, 100])).unwrap();
-    let b = c.add_node(NodeSpec::new("node-b", [192, 168, 1, 101])).unwrap();
+    let mut c = Cluster::new(ClusterConfig {
+        seed,
+        trace,
+        ..ClusterConfig::default()
+    });
+    let a = c
+        .add_node(NodeSpec::new("node-a", [192, 168, 1, 100]))
+        .unwrap();
+    let b = c
+        .add_node(NodeSpec::new("node-b", [192, 168, 1, 101]))
+        .unwrap();
     (c, a, b)
 }
 
 fn records(c: &Cluster, pod: PodId) -> Vec<podnet::ConnRecord> {
-    c.pod(pod).unwrap().clients().flat_map(|cl| cl.records().to_vec()).collect()
+    c.pod(pod)
+        .unwrap()
+        .clients()
+        .flat_map(|cl| cl.records().to_vec())
+        .collect()
 }
 
 fn ok_count(c: &Cluster, pod: PodId) -> usize {
-    records(c, pod).iter().filter(|r| r.outcome == Outcome::Ok).count()
+    records(c, pod)
+        .iter()
+        .filter(|r| r.outcome == Outcome::Ok)
+        .count()
 }
 
 fn ipv4_of(frame: &[u8]) -> Option<Ipv4Packet<&[u8]>> {
@@ -34,13 +51,24 @@ fn ipv4_of(frame: &[u8]) -> Option<Ipv4Packet<&[u8]>> {
 fn http_between(same_node: bool) -> (Cluster, PodId) {
     let (mut c, a, b) = cluster(1, TraceConfig::default());
     let web_node = if same_node { a } else { b };
-    c.add_pod(PodSpec::new("web", web_node).ip([10, 244, if same_node { 0 } else { 1 }, 20]).program(Program::HttpServer { port: 80 }))
-        .unwrap();
+    c.add_pod(
+        PodSpec::new("web", web_node)
+            .ip([10, 244, if same_node { 0 } else { 1 }, 20])
+            .program(Program::HttpServer { port: 80 }),
+    )
+    .unwrap();
     let to = Ipv4Address::new(10, 244, if same_node { 0 } else { 1 }, 20);
     let client = c
-        .add_pod(PodSpec::new("pod-a", a).ip([10, 244, 0, 5]).program(Program::Client(ClientSpec::http("web", to, 80).count(5))))
+        .add_pod(
+            PodSpec::new("pod-a", a)
+                .ip([10, 244, 0, 5])
+                .program(Program::Client(ClientSpec::http("web", to, 80).count(5))),
+        )
         .unwrap();
-    assert!(c.run_until_done(Duration::from_secs(10)), "clients did not finish");
+    assert!(
+        c.run_until_done(Duration::from_secs(10)),
+        "clients did not finish"
+    );
     (c, client)
 }
 
@@ -69,7 +97,9 @@ fn http_pod_to_pod_across_nodes() {
     // Routed: the server sees TTL 62 (64 minus two routers).
     let ttl_at_web = c.trace().events().iter().find_map(|e| match &e.kind {
         EventKind::Received { iface, frame } if c.trace().name(*iface) == "web/eth0" => {
-            ipv4_of(&frame.bytes).filter(|ip| ip.next_header() == IpProtocol::Tcp).map(|ip| ip.hop_limit())
+            ipv4_of(&frame.bytes)
+                .filter(|ip| ip.next_header() == IpProtocol::Tcp)
+                .map(|ip| ip.hop_limit())
         }
         _ => None,
     });
@@ -79,12 +109,17 @@ fn http_pod_to_pod_across_nodes() {
 #[test]
 fn one_mebibyte_arrives_intact() {
     let (mut c, a, b) = cluster(3, TraceConfig::off());
-    c.add_pod(PodSpec::new("echo", b).program(Program::TcpEcho { port: 7 })).unwrap();
+    c.add_pod(PodSpec::new("echo", b).program(Program::TcpEcho { port: 7 }))
+        .unwrap();
     let to = Ipv4Address::new(10, 244, 1, 2);
     let client = c
-        .add_pod(PodSpec::new("bulk", a).program(Program::Client(
-            ClientSpec::http("bulk", to, 7).request(Request::Bulk(1 << 20)).timeout(Duration::from_secs(30)),
-        )))
+        .add_pod(
+            PodSpec::new("bulk", a).program(Program::Client(
+                ClientSpec::http("bulk", to, 7)
+                    .request(Request::Bulk(1 << 20))
+                    .timeout(Duration::from_secs(30)),
+            )),
+        )
         .unwrap();
     assert!(c.run_until_done(Duration::from_secs(30)));
     let r = &records(&c, client)[0];
@@ -95,15 +130,22 @@ fn one_mebibyte_arrives_intact() {
 #[test]
 fn two_hundred_concurrent_connections_to_one_server() {
     let (mut c, a, b) = cluster(4, TraceConfig::off());
-    c.add_pod(PodSpec::new("web", b).program(Program::HttpServer { port: 80 })).unwrap();
+    c.add_pod(PodSpec::new("web", b).program(Program::HttpServer { port: 80 }))
+        .unwrap();
     let to = Ipv4Address::new(10, 244, 1, 2);
     let client = c
-        .add_pod(PodSpec::new("load", a).program(Program::Client(ClientSpec::http("load", to, 80).count(200).concurrency(200))))
+        .add_pod(PodSpec::new("load", a).program(Program::Client(
+            ClientSpec::http("load", to, 80).count(200).concurrency(200),
+        )))
         .unwrap();
     assert!(c.run_until_done(Duration::from_secs(10)));
     let recs = records(&c, client);
     assert_eq!(recs.len(), 200);
-    assert!(recs.iter().all(|r| r.outcome == Outcome::Ok), "{:?}", recs.iter().find(|r| r.outcome != Outcome::Ok));
+    assert!(
+        recs.iter().all(|r| r.outcome == Outcome::Ok),
+        "{:?}",
+        recs.iter().find(|r| r.outcome != Outcome::Ok)
+    );
     // All 200 were open at once: each started at time zero.
     assert!(recs.iter().all(|r| r.started == podnet::Instant::ZERO));
     let ports: std::collections::BTreeSet<_> = recs.iter().map(|r| r.local.port).collect();
@@ -112,15 +154,35 @@ fn two_hundred_concurrent_connections_to_one_server() {
 
 #[test]
 fn ten_percent_loss_completes_by_retransmission() {
-    let (mut c, a, b) = cluster(5, TraceConfig { frames: true, hooks: false, snaplen: 64, pcap: false });
-    c.add_pod(PodSpec::new("echo", b).program(Program::TcpEcho { port: 7 })).unwrap();
+    let (mut c, a, b) = cluster(
+        5,
+        TraceConfig {
+            frames: true,
+            hooks: false,
+            snaplen: 64,
+            pcap: false,
+        },
+    );
+    c.add_pod(PodSpec::new("echo", b).program(Program::TcpEcho { port: 7 }))
+        .unwrap();
     let to = Ipv4Address::new(10, 244, 1, 2);
     let client = c
-        .add_pod(PodSpec::new("lossy", a).program(Program::Client(
-            ClientSpec::http("lossy", to, 7).request(Request::Bulk(64 * 1024)).count(5).timeout(Duration::from_secs(60)),
-        )))
+        .add_pod(
+            PodSpec::new("lossy", a).program(Program::Client(
+                ClientSpec::http("lossy", to, 7)
+                    .request(Request::Bulk(64 * 1024))
+                    .count(5)
+                    .timeout(Duration::from_secs(60)),
+            )),
+        )
         .unwrap();
-    c.set_pod_link(client, LinkConfig { loss: 0.10, ..LinkConfig::default() });
+    c.set_pod_link(
+        client,
+        LinkConfig {
+            loss: 0.10,
+            ..LinkConfig::default()
+        },
+    );
     assert!(c.run_until_done(Duration::from_secs(120)));
     assert_eq!(ok_count(&c, client), 5, "{:?}", records(&c, client));
     let lost = c
@@ -135,13 +197,18 @@ fn ten_percent_loss_completes_by_retransmission() {
 #[test]
 fn ttl_expiry_yields_icmp_time_exceeded() {
     let (mut c, a, b) = cluster(6, TraceConfig::default());
-    c.add_pod(PodSpec::new("web", b).program(Program::HttpServer { port: 80 })).unwrap();
+    c.add_pod(PodSpec::new("web", b).program(Program::HttpServer { port: 80 }))
+        .unwrap();
     let to = Ipv4Address::new(10, 244, 1, 2);
     // TTL 1 dies at node-a (answered from cni0's 10.244.0.1); TTL 2 at node-b (from its eth0).
     for (name, ttl) in [("ttl1", 1), ("ttl2", 2)] {
-        c.add_pod(PodSpec::new(name, a).program(Program::Client(
-            ClientSpec::http(name, to, 80).ttl(ttl).timeout(Duration::from_millis(500)),
-        )))
+        c.add_pod(
+            PodSpec::new(name, a).program(Program::Client(
+                ClientSpec::http(name, to, 80)
+                    .ttl(ttl)
+                    .timeout(Duration::from_millis(500)),
+            )),
+        )
         .unwrap();
     }
     c.run_until_done(Duration::from_secs(2));
@@ -150,9 +217,13 @@ fn ttl_expiry_yields_icmp_time_exceeded() {
             .events()
             .iter()
             .filter_map(|e| match &e.kind {
-                EventKind::Received { iface, frame } if c.trace().name(*iface) == format!("{pod}/eth0") => {
+                EventKind::Received { iface, frame }
+                    if c.trace().name(*iface) == format!("{pod}/eth0") =>
+                {
                     let ip = ipv4_of(&frame.bytes)?;
-                    (ip.next_header() == IpProtocol::Icmp && ip.payload()[0] == 11 && ip.payload()[1] == 0)
+                    (ip.next_header() == IpProtocol::Icmp
+                        && ip.payload()[0] == 11
+                        && ip.payload()[1] == 0)
                         .then(|| ip.src_addr())
                 }
                 _ => None,
@@ -161,28 +232,68 @@ fn ttl_expiry_yields_icmp_time_exceeded() {
     };
     let one = time_exceeded_to("ttl1");
     let two = time_exceeded_to("ttl2");
-    assert!(!one.is_empty() && one.iter().all(|s| *s == Ipv4Address::new(10, 244, 0, 1)), "{one:?}");
-    assert!(!two.is_empty() && two.iter().all(|s| *s == Ipv4Address::new(192, 168, 1, 101)), "{two:?}");
-    let dropped = c.trace().events().iter().filter(|e| matches!(&e.kind, EventKind::Dropped { reason, .. } if reason == "TTL exceeded")).count();
+    assert!(
+        !one.is_empty() && one.iter().all(|s| *s == Ipv4Address::new(10, 244, 0, 1)),
+        "{one:?}"
+    );
+    assert!(
+        !two.is_empty() && two.iter().all(|s| *s == Ipv4Address::new(192, 168, 1, 101)),
+        "{two:?}"
+    );
+    let dropped = c
+        .trace()
+        .events()
+        .iter()
+        .filter(
+            |e| matches!(&e.kind, EventKind::Dropped { reason, .. } if reason == "TTL exceeded"),
+        )
+        .count();
     assert!(dropped >= 2);
-    for pod in ["ttl1", "ttl2"] {
+    // As in Linux, an ICMP error to a connection in SYN-SENT fails connect() at once.
+    for (pod, from) in [("ttl1", "10.244.0.1"), ("ttl2", "192.168.1.101")] {
         let id = c.pod_by_name(pod).unwrap();
-        assert_eq!(records(&c, id)[0].outcome, Outcome::Timeout);
+        let r = &records(&c, id)[0];
+        assert_eq!(r.outcome, Outcome::Refused);
+        assert_eq!(
+            r.error.as_deref(),
+            Some(format!("EHOSTUNREACH: ICMP time exceeded from {from}").as_str())
+        );
     }
 }
 
 fn seeded_run(seed: u64) -> (String, Vec<u8>, u32) {
     let (mut c, a, b) = cluster(seed, TraceConfig::full());
-    c.add_pod(PodSpec::new("web", b).program(Program::HttpServer { port: 80 })).unwrap();
-    let client = c
-        .add_pod(PodSpec::new("client", a).program(Program::Client(
-            ClientSpec::http("web", Ipv4Address::new(10, 244, 1, 2), 80).count(3).concurrency(2),
-        )))
+    c.add_pod(PodSpec::new("web", b).program(Program::HttpServer { port: 80 }))
         .unwrap();
-    c.set_pod_link(client, LinkConfig { loss: 0.05, ..LinkConfig::default() });
+    let client = c
+        .add_pod(
+            PodSpec::new("client", a).program(Program::Client(
+                ClientSpec::http("web", Ipv4Address::new(10, 244, 1, 2), 80)
+                    .count(3)
+                    .concurrency(2),
+            )),
+        )
+        .unwrap();
+    c.set_pod_link(
+        client,
+        LinkConfig {
+            loss: 0.05,
+            ..LinkConfig::default()
+        },
+    );
     assert!(c.run_until_done(Duration::from_secs(30)));
-    let text: String = c.trace().events().iter().map(|e| format!("{e:?}\n")).collect();
-    let eth0 = c.trace().ifaces().find(|(_, n)| *n == "client/eth0").unwrap().0;
+    let text: String = c
+        .trace()
+        .events()
+        .iter()
+        .map(|e| format!("{e:?}\n"))
+        .collect();
+    let eth0 = c
+        .trace()
+        .ifaces()
+        .find(|(_, n)| *n == "client/eth0")
+        .unwrap()
+        .0;
     let pcap = c.trace().pcap(eth0).unwrap().as_bytes().to_vec();
     let isn = c
         .trace()

@@ -26,8 +26,8 @@ use crate::link::Frame;
 use crate::netfilter::{Hook, HookCtx, NetfilterHook, RejectWith, Verdict};
 use crate::route::{Dev, Route, RouteTable, RouteTableFull};
 use crate::trace::{IfaceId, Trace};
-pub use neigh::{Neighbours, MAX_PROBES, RETRANS_TIME};
 use neigh::Resolution;
+pub use neigh::{Neighbours, MAX_PROBES, RETRANS_TIME};
 use reply::{icmp_type, ETH_HDR};
 
 /// Where a node sends a frame.
@@ -121,7 +121,10 @@ impl fmt::Debug for Node {
             .field("name", &self.name)
             .field("addrs", &self.addrs)
             .field("routes", &self.routes)
-            .field("hooks", &self.hooks.iter().map(|h| h.name()).collect::<Vec<_>>())
+            .field(
+                "hooks",
+                &self.hooks.iter().map(|h| h.name()).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -131,10 +134,25 @@ pub type Output = Vec<(Egress, Frame)>;
 
 impl Node {
     /// A node with connected routes for its pod CIDR (`cni0`) and underlay (`eth0`).
-    pub fn new(name: String, addrs: NodeAddrs, ifaces: NodeIfaces, route_capacity: usize) -> Result<Self, RouteTableFull> {
+    pub fn new(
+        name: String,
+        addrs: NodeAddrs,
+        ifaces: NodeIfaces,
+        route_capacity: usize,
+    ) -> Result<Self, RouteTableFull> {
         let mut routes = RouteTable::new(route_capacity);
-        routes.add(Route { dst: addrs.pod_cidr.network(), via: None, dev: Dev::Cni0, src: Some(addrs.gateway()) })?;
-        routes.add(Route { dst: addrs.eth0.network(), via: None, dev: Dev::Eth0, src: Some(addrs.eth0.address()) })?;
+        routes.add(Route {
+            dst: addrs.pod_cidr.network(),
+            via: None,
+            dev: Dev::Cni0,
+            src: Some(addrs.gateway()),
+        })?;
+        routes.add(Route {
+            dst: addrs.eth0.network(),
+            via: None,
+            dev: Dev::Eth0,
+            src: Some(addrs.eth0.address()),
+        })?;
         Ok(Node {
             name,
             addrs,
@@ -198,7 +216,9 @@ impl Node {
 
     /// Plugs a module into the packet path; modules at one hook run by ascending priority.
     pub fn register_hook(&mut self, hook: Box<dyn NetfilterHook>) {
-        let at = self.hooks.partition_point(|h| h.priority() <= hook.priority());
+        let at = self
+            .hooks
+            .partition_point(|h| h.priority() <= hook.priority());
         self.hooks.insert(at, hook);
     }
 
@@ -225,8 +245,21 @@ impl Node {
         }
         for frame in expired.failed {
             let dev = self.dev_of_frame_dst(&frame);
-            self.drop_frame(now, dev, "neighbour unreachable (no ARP reply)", &frame, trace);
-            self.icmp_error(now, &frame[ETH_HDR..], icmp_type::DST_UNREACHABLE, 1, out, trace);
+            self.drop_frame(
+                now,
+                dev,
+                "neighbour unreachable (no ARP reply)",
+                &frame,
+                trace,
+            );
+            self.icmp_error(
+                now,
+                &frame[ETH_HDR..],
+                icmp_type::DST_UNREACHABLE,
+                1,
+                out,
+                trace,
+            );
         }
     }
 
@@ -244,15 +277,33 @@ impl Node {
             .unwrap_or(Dev::Eth0)
     }
 
-    fn drop_frame(&mut self, now: Instant, dev: Dev, reason: impl Into<Cow<'static, str>>, frame: &[u8], trace: &mut Trace) {
+    fn drop_frame(
+        &mut self,
+        now: Instant,
+        dev: Dev,
+        reason: impl Into<Cow<'static, str>>,
+        frame: &[u8],
+        trace: &mut Trace,
+    ) {
         self.stats.dropped += 1;
         trace.dropped(now, self.iface(dev), reason, frame);
     }
 
     /// A frame arrived from the veth on `cni0` port `port`.
-    pub fn bridge_input(&mut self, now: Instant, port: u32, frame: Frame, out: &mut Output, trace: &mut Trace) {
+    pub fn bridge_input(
+        &mut self,
+        now: Instant,
+        port: u32,
+        frame: Frame,
+        out: &mut Output,
+        trace: &mut Trace,
+    ) {
         let Ok(eth) = EthernetFrame::new_checked(&frame[..]) else {
-            let iface = self.port_ifaces.get(&port).copied().unwrap_or(self.ifaces.cni0);
+            let iface = self
+                .port_ifaces
+                .get(&port)
+                .copied()
+                .unwrap_or(self.ifaces.cni0);
             self.stats.dropped += 1;
             trace.dropped(now, iface, "runt frame", &frame);
             return;
@@ -264,7 +315,14 @@ impl Node {
         }
     }
 
-    fn bridge_deliver(&mut self, now: Instant, ports: Vec<BridgePort>, frame: Frame, out: &mut Output, trace: &mut Trace) {
+    fn bridge_deliver(
+        &mut self,
+        now: Instant,
+        ports: Vec<BridgePort>,
+        frame: Frame,
+        out: &mut Output,
+        trace: &mut Trace,
+    ) {
         let mut local = false;
         for p in ports {
             match p {
@@ -279,7 +337,13 @@ impl Node {
     }
 
     /// A frame arrived on the uplink `eth0`.
-    pub fn uplink_input(&mut self, now: Instant, frame: Frame, out: &mut Output, trace: &mut Trace) {
+    pub fn uplink_input(
+        &mut self,
+        now: Instant,
+        frame: Frame,
+        out: &mut Output,
+        trace: &mut Trace,
+    ) {
         match EthernetFrame::new_checked(&frame[..]) {
             Ok(eth) if eth.dst_addr() == self.addrs.eth0_mac || eth.dst_addr().is_broadcast() => {
                 self.host_input(now, Dev::Eth0, frame, out, trace)
@@ -289,7 +353,14 @@ impl Node {
         }
     }
 
-    fn host_input(&mut self, now: Instant, dev: Dev, frame: Frame, out: &mut Output, trace: &mut Trace) {
+    fn host_input(
+        &mut self,
+        now: Instant,
+        dev: Dev,
+        frame: Frame,
+        out: &mut Output,
+        trace: &mut Trace,
+    ) {
         let ethertype = EthernetFrame::new_unchecked(&frame[..]).ethertype();
         match ethertype {
             EthernetProtocol::Arp => self.arp_input(now, dev, &frame, out, trace),
@@ -298,17 +369,33 @@ impl Node {
         }
     }
 
-    fn arp_input(&mut self, now: Instant, dev: Dev, frame: &[u8], out: &mut Output, trace: &mut Trace) {
+    fn arp_input(
+        &mut self,
+        now: Instant,
+        dev: Dev,
+        frame: &[u8],
+        out: &mut Output,
+        trace: &mut Trace,
+    ) {
         let repr = ArpPacket::new_checked(&frame[ETH_HDR..]).and_then(|p| ArpRepr::parse(&p));
-        let Ok(ArpRepr::EthernetIpv4 { operation, source_hardware_addr, source_protocol_addr, target_protocol_addr, .. }) = repr else {
+        let Ok(ArpRepr::EthernetIpv4 {
+            operation,
+            source_hardware_addr,
+            source_protocol_addr,
+            target_protocol_addr,
+            ..
+        }) = repr
+        else {
             self.drop_frame(now, dev, "malformed ARP", frame, trace);
             return;
         };
         let ours = self.addrs.addr(dev);
         let waiting = if target_protocol_addr == ours {
-            self.neigh.learn(dev, source_protocol_addr, source_hardware_addr)
+            self.neigh
+                .learn(dev, source_protocol_addr, source_hardware_addr)
         } else {
-            self.neigh.refresh(dev, source_protocol_addr, source_hardware_addr)
+            self.neigh
+                .refresh(dev, source_protocol_addr, source_hardware_addr)
         };
         for f in waiting {
             self.xmit_to(now, dev, source_hardware_addr, f, out, trace);
@@ -325,7 +412,14 @@ impl Node {
         }
     }
 
-    fn send_arp_request(&mut self, now: Instant, dev: Dev, ip: Ipv4Address, out: &mut Output, trace: &mut Trace) {
+    fn send_arp_request(
+        &mut self,
+        now: Instant,
+        dev: Dev,
+        ip: Ipv4Address,
+        out: &mut Output,
+        trace: &mut Trace,
+    ) {
         let req = ArpRepr::EthernetIpv4 {
             operation: ArpOperation::Request,
             source_hardware_addr: self.addrs.mac(dev),
@@ -336,21 +430,49 @@ impl Node {
         self.send_arp(now, dev, EthernetAddress::BROADCAST, req, out, trace);
     }
 
-    fn send_arp(&mut self, now: Instant, dev: Dev, dst: EthernetAddress, arp: ArpRepr, out: &mut Output, trace: &mut Trace) {
+    fn send_arp(
+        &mut self,
+        now: Instant,
+        dev: Dev,
+        dst: EthernetAddress,
+        arp: ArpRepr,
+        out: &mut Output,
+        trace: &mut Trace,
+    ) {
         let mut frame = alloc::vec![0u8; ETH_HDR + arp.buffer_len()];
         let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
-        EthernetRepr { src_addr: self.addrs.mac(dev), dst_addr: dst, ethertype: EthernetProtocol::Arp }.emit(&mut eth);
+        EthernetRepr {
+            src_addr: self.addrs.mac(dev),
+            dst_addr: dst,
+            ethertype: EthernetProtocol::Arp,
+        }
+        .emit(&mut eth);
         arp.emit(&mut ArpPacket::new_unchecked(eth.payload_mut()));
         self.dev_xmit(now, dev, frame, out, trace);
     }
 
-    fn ip_input(&mut self, now: Instant, dev: Dev, mut frame: Frame, out: &mut Output, trace: &mut Trace) {
+    fn ip_input(
+        &mut self,
+        now: Instant,
+        dev: Dev,
+        mut frame: Frame,
+        out: &mut Output,
+        trace: &mut Trace,
+    ) {
         let total = match Ipv4Packet::new_checked(&frame[ETH_HDR..]) {
             Ok(ip) if ip.version() == 4 && ip.verify_checksum() => usize::from(ip.total_len()),
             _ => return self.drop_frame(now, dev, "bad IPv4 header", &frame, trace),
         };
         frame.truncate(ETH_HDR + total); // strip Ethernet padding
-        if !self.run_hooks(now, Hook::Prerouting, Some(dev), None, &mut frame, out, trace) {
+        if !self.run_hooks(
+            now,
+            Hook::Prerouting,
+            Some(dev),
+            None,
+            &mut frame,
+            out,
+            trace,
+        ) {
             return;
         }
         let dst = Ipv4Packet::new_unchecked(&frame[ETH_HDR..]).dst_addr();
@@ -363,23 +485,52 @@ impl Node {
         self.forward(now, dev, frame, out, trace);
     }
 
-    fn forward(&mut self, now: Instant, in_dev: Dev, mut frame: Frame, out: &mut Output, trace: &mut Trace) {
+    fn forward(
+        &mut self,
+        now: Instant,
+        in_dev: Dev,
+        mut frame: Frame,
+        out: &mut Output,
+        trace: &mut Trace,
+    ) {
         let ip = Ipv4Packet::new_unchecked(&frame[ETH_HDR..]);
         let (dst, ttl) = (ip.dst_addr(), ip.hop_limit());
         let Some(route) = self.routes.lookup(dst).copied() else {
             self.drop_frame(now, in_dev, "no route to host", &frame, trace);
-            self.icmp_error(now, &frame[ETH_HDR..], icmp_type::DST_UNREACHABLE, 0, out, trace);
+            self.icmp_error(
+                now,
+                &frame[ETH_HDR..],
+                icmp_type::DST_UNREACHABLE,
+                0,
+                out,
+                trace,
+            );
             return;
         };
         if ttl <= 1 {
             self.drop_frame(now, in_dev, "TTL exceeded", &frame, trace);
-            self.icmp_error(now, &frame[ETH_HDR..], icmp_type::TIME_EXCEEDED, 0, out, trace);
+            self.icmp_error(
+                now,
+                &frame[ETH_HDR..],
+                icmp_type::TIME_EXCEEDED,
+                0,
+                out,
+                trace,
+            );
             return;
         }
         let mut ip = Ipv4Packet::new_unchecked(&mut frame[ETH_HDR..]);
         ip.set_hop_limit(ttl - 1);
         ip.fill_checksum();
-        if !self.run_hooks(now, Hook::Forward, Some(in_dev), Some(route.dev), &mut frame, out, trace) {
+        if !self.run_hooks(
+            now,
+            Hook::Forward,
+            Some(in_dev),
+            Some(route.dev),
+            &mut frame,
+            out,
+            trace,
+        ) {
             return;
         }
         self.stats.forwarded += 1;
@@ -388,19 +539,43 @@ impl Node {
 
     /// POSTROUTING, then the neighbour layer. Routes again: a hook may have rewritten the
     /// destination (as Linux re-routes after NAT in OUTPUT).
-    fn postrouting(&mut self, now: Instant, in_dev: Option<Dev>, mut frame: Frame, out: &mut Output, trace: &mut Trace) {
+    fn postrouting(
+        &mut self,
+        now: Instant,
+        in_dev: Option<Dev>,
+        mut frame: Frame,
+        out: &mut Output,
+        trace: &mut Trace,
+    ) {
         let dst = Ipv4Packet::new_unchecked(&frame[ETH_HDR..]).dst_addr();
         let Some(route) = self.routes.lookup(dst).copied() else {
-            self.drop_frame(now, in_dev.unwrap_or(Dev::Eth0), "no route to host", &frame, trace);
+            self.drop_frame(
+                now,
+                in_dev.unwrap_or(Dev::Eth0),
+                "no route to host",
+                &frame,
+                trace,
+            );
             return;
         };
-        if !self.run_hooks(now, Hook::Postrouting, in_dev, Some(route.dev), &mut frame, out, trace) {
+        if !self.run_hooks(
+            now,
+            Hook::Postrouting,
+            in_dev,
+            Some(route.dev),
+            &mut frame,
+            out,
+            trace,
+        ) {
             return;
         }
         let dst = Ipv4Packet::new_unchecked(&frame[ETH_HDR..]).dst_addr();
         let next_hop = route.next_hop(dst);
         let mut evicted = Vec::new();
-        match self.neigh.resolve(now, route.dev, next_hop, frame, &mut evicted) {
+        match self
+            .neigh
+            .resolve(now, route.dev, next_hop, frame, &mut evicted)
+        {
             Resolution::Known(mac, frame) => self.xmit_to(now, route.dev, mac, frame, out, trace),
             Resolution::Probe => self.send_arp_request(now, route.dev, next_hop, out, trace),
             Resolution::Queued => {}
@@ -427,8 +602,18 @@ impl Node {
     }
 
     /// Answers `orig` (an IP packet) with an ICMP error, from the node's address facing its sender.
-    fn icmp_error(&mut self, now: Instant, orig: &[u8], icmp_type: u8, code: u8, out: &mut Output, trace: &mut Trace) {
-        let Ok(ip) = Ipv4Packet::new_checked(orig) else { return };
+    fn icmp_error(
+        &mut self,
+        now: Instant,
+        orig: &[u8],
+        icmp_type: u8,
+        code: u8,
+        out: &mut Output,
+        trace: &mut Trace,
+    ) {
+        let Ok(ip) = Ipv4Packet::new_checked(orig) else {
+            return;
+        };
         let src = match self.routes.lookup(ip.src_addr()) {
             Some(r) => r.src.unwrap_or(self.addrs.addr(r.dev)),
             None => return,
@@ -447,10 +632,24 @@ impl Node {
             IpProtocol::Icmp => reply::echo_reply(&frame[ETH_HDR..], ident),
             IpProtocol::Tcp => reply::tcp_reset(&frame[ETH_HDR..], ident),
             IpProtocol::Udp => {
-                return self.icmp_error(now, &frame[ETH_HDR..], icmp_type::DST_UNREACHABLE, 3, out, trace);
+                return self.icmp_error(
+                    now,
+                    &frame[ETH_HDR..],
+                    icmp_type::DST_UNREACHABLE,
+                    3,
+                    out,
+                    trace,
+                );
             }
             _ => {
-                return self.icmp_error(now, &frame[ETH_HDR..], icmp_type::DST_UNREACHABLE, 2, out, trace);
+                return self.icmp_error(
+                    now,
+                    &frame[ETH_HDR..],
+                    icmp_type::DST_UNREACHABLE,
+                    2,
+                    out,
+                    trace,
+                );
             }
         };
         if let Some(f) = answer {
@@ -461,13 +660,33 @@ impl Node {
     /// Runs the modules at `hook`; returns whether the packet goes on. Drops and rejects are
     /// recorded and answered here.
     #[allow(clippy::too_many_arguments)]
-    fn run_hooks(&mut self, now: Instant, hook: Hook, in_dev: Option<Dev>, out_dev: Option<Dev>, frame: &mut Frame, out: &mut Output, trace: &mut Trace) -> bool {
+    fn run_hooks(
+        &mut self,
+        now: Instant,
+        hook: Hook,
+        in_dev: Option<Dev>,
+        out_dev: Option<Dev>,
+        frame: &mut Frame,
+        out: &mut Output,
+        trace: &mut Trace,
+    ) -> bool {
         let tracing = trace.wants_hooks();
         if self.hooks.is_empty() && !tracing {
             return true;
         }
-        let before = if tracing { frame[ETH_HDR..].to_vec() } else { Vec::new() };
-        let ctx = HookCtx { now, node: &self.name, node_ip: self.addrs.eth0.address(), hook, in_dev, out_dev };
+        let before = if tracing {
+            frame[ETH_HDR..].to_vec()
+        } else {
+            Vec::new()
+        };
+        let ctx = HookCtx {
+            now,
+            node: &self.name,
+            node_ip: self.addrs.eth0.address(),
+            hook,
+            in_dev,
+            out_dev,
+        };
         let mut verdict = Verdict::Accept;
         for h in self.hooks.iter_mut() {
             verdict = h.process(&ctx, &mut frame[ETH_HDR..]);
@@ -477,7 +696,14 @@ impl Node {
         }
         let dev = in_dev.or(out_dev).unwrap_or(Dev::Eth0);
         if tracing {
-            trace.hook(now, self.iface(dev), hook, verdict.clone(), &before, &frame[ETH_HDR..]);
+            trace.hook(
+                now,
+                self.iface(dev),
+                hook,
+                verdict.clone(),
+                &before,
+                &frame[ETH_HDR..],
+            );
         }
         match verdict {
             Verdict::Accept => true,
@@ -489,8 +715,12 @@ impl Node {
                 self.drop_frame(now, dev, reason, frame, trace);
                 let orig = &frame[ETH_HDR..];
                 match with {
-                    RejectWith::IcmpPortUnreachable => self.icmp_error(now, orig, icmp_type::DST_UNREACHABLE, 3, out, trace),
-                    RejectWith::IcmpHostUnreachable => self.icmp_error(now, orig, icmp_type::DST_UNREACHABLE, 1, out, trace),
+                    RejectWith::IcmpPortUnreachable => {
+                        self.icmp_error(now, orig, icmp_type::DST_UNREACHABLE, 3, out, trace)
+                    }
+                    RejectWith::IcmpHostUnreachable => {
+                        self.icmp_error(now, orig, icmp_type::DST_UNREACHABLE, 1, out, trace)
+                    }
                     RejectWith::TcpReset => {
                         let ident = self.next_ident();
                         if let Some(f) = reply::tcp_reset(orig, ident) {
@@ -504,7 +734,15 @@ impl Node {
     }
 
     /// Fills the Ethernet header and sends on `dev`.
-    fn xmit_to(&mut self, now: Instant, dev: Dev, dst: EthernetAddress, mut frame: Frame, out: &mut Output, trace: &mut Trace) {
+    fn xmit_to(
+        &mut self,
+        now: Instant,
+        dev: Dev,
+        dst: EthernetAddress,
+        mut frame: Frame,
+        out: &mut Output,
+        trace: &mut Trace,
+    ) {
         let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
         eth.set_src_addr(self.addrs.mac(dev));
         eth.set_dst_addr(dst);
@@ -512,7 +750,14 @@ impl Node {
         self.dev_xmit(now, dev, frame, out, trace);
     }
 
-    fn dev_xmit(&mut self, now: Instant, dev: Dev, frame: Frame, out: &mut Output, trace: &mut Trace) {
+    fn dev_xmit(
+        &mut self,
+        now: Instant,
+        dev: Dev,
+        frame: Frame,
+        out: &mut Output,
+        trace: &mut Trace,
+    ) {
         match dev {
             Dev::Eth0 => out.push((Egress::Uplink, frame)),
             Dev::Cni0 => {

@@ -71,10 +71,21 @@ impl Neighbours {
 
     /// Resolves `ip` on `dev` for `frame`; when unknown, the frame is queued. Frames pushed out
     /// of a full queue are returned in `evicted`.
-    pub fn resolve(&mut self, now: Instant, dev: Dev, ip: Ipv4Address, frame: Frame, evicted: &mut Vec<Frame>) -> Resolution {
+    pub fn resolve(
+        &mut self,
+        now: Instant,
+        dev: Dev,
+        ip: Ipv4Address,
+        frame: Frame,
+        evicted: &mut Vec<Frame>,
+    ) -> Resolution {
         match self.table.get_mut(&(dev, ip)) {
             Some(State::Reachable(mac)) => Resolution::Known(*mac, frame),
-            Some(State::Incomplete { queue, queued_bytes, .. }) => {
+            Some(State::Incomplete {
+                queue,
+                queued_bytes,
+                ..
+            }) => {
                 *queued_bytes += frame.len();
                 queue.push(frame);
                 while *queued_bytes > UNRES_QLEN_BYTES && queue.len() > 1 {
@@ -133,7 +144,10 @@ impl Neighbours {
         let mut out = Expired::default();
         let mut dead = Vec::new();
         for (key, state) in self.table.iter_mut() {
-            if let State::Incomplete { probes, next_probe, .. } = state {
+            if let State::Incomplete {
+                probes, next_probe, ..
+            } = state
+            {
                 if *next_probe > now {
                     continue;
                 }
@@ -175,10 +189,19 @@ mod tests {
     fn queue_until_learned() {
         let mut n = Neighbours::default();
         let mut ev = Vec::new();
-        assert_eq!(n.resolve(Instant::ZERO, Dev::Cni0, IP, vec![1], &mut ev), Resolution::Probe);
-        assert_eq!(n.resolve(Instant::ZERO, Dev::Cni0, IP, vec![2], &mut ev), Resolution::Queued);
+        assert_eq!(
+            n.resolve(Instant::ZERO, Dev::Cni0, IP, vec![1], &mut ev),
+            Resolution::Probe
+        );
+        assert_eq!(
+            n.resolve(Instant::ZERO, Dev::Cni0, IP, vec![2], &mut ev),
+            Resolution::Queued
+        );
         assert_eq!(n.learn(Dev::Cni0, IP, MAC), vec![vec![1], vec![2]]);
-        assert_eq!(n.resolve(Instant::ZERO, Dev::Cni0, IP, vec![3], &mut ev), Resolution::Known(MAC, vec![3]));
+        assert_eq!(
+            n.resolve(Instant::ZERO, Dev::Cni0, IP, vec![3], &mut ev),
+            Resolution::Known(MAC, vec![3])
+        );
         assert!(ev.is_empty());
     }
 

@@ -34,7 +34,13 @@ fn is_icmp_error(t: u8) -> bool {
     matches!(t, 3 | 4 | 5 | 11 | 12)
 }
 
-fn ip_frame(src: Ipv4Address, dst: Ipv4Address, proto: IpProtocol, ident: u16, payload_len: usize) -> Frame {
+fn ip_frame(
+    src: Ipv4Address,
+    dst: Ipv4Address,
+    proto: IpProtocol,
+    ident: u16,
+    payload_len: usize,
+) -> Frame {
     let mut frame = vec![0u8; ETH_HDR + 20 + payload_len];
     let repr = Ipv4Repr {
         src_addr: src,
@@ -46,8 +52,7 @@ fn ip_frame(src: Ipv4Address, dst: Ipv4Address, proto: IpProtocol, ident: u16, p
     let mut ip = Ipv4Packet::new_unchecked(&mut frame[ETH_HDR..]);
     repr.emit(&mut ip, &ChecksumCapabilities::default());
     ip.set_ident(ident);
-    ip
-        .set_dont_frag(proto == IpProtocol::Tcp);
+    ip.set_dont_frag(proto == IpProtocol::Tcp);
     ip.fill_checksum();
     frame
 }
@@ -58,7 +63,13 @@ fn finish_ip_checksum(frame: &mut [u8]) {
 
 /// An ICMP error of `icmp_type`/`code` from `src` about the IPv4 packet `orig`, or `None` when
 /// the rules forbid answering it.
-pub fn icmp_error(orig: &[u8], icmp_type: u8, code: u8, src: Ipv4Address, ident: u16) -> Option<Frame> {
+pub fn icmp_error(
+    orig: &[u8],
+    icmp_type: u8,
+    code: u8,
+    src: Ipv4Address,
+    ident: u16,
+) -> Option<Frame> {
     let ip = Ipv4Packet::new_checked(orig).ok()?;
     let osrc = ip.src_addr();
     if !osrc.x_is_unicast_addr() || ip.frag_offset() != 0 || ip.dst_addr().is_broadcast() {
@@ -113,7 +124,12 @@ pub fn tcp_reset(orig: &[u8], ident: u16) -> Option<Frame> {
     let (src, dst) = (ip.dst_addr(), ip.src_addr());
     let mut frame = ip_frame(src, dst, IpProtocol::Tcp, ident, repr.header_len());
     let mut seg = TcpPacket::new_unchecked(&mut frame[ETH_HDR + 20..]);
-    repr.emit(&mut seg, &IpAddress::Ipv4(src), &IpAddress::Ipv4(dst), &ChecksumCapabilities::default());
+    repr.emit(
+        &mut seg,
+        &IpAddress::Ipv4(src),
+        &IpAddress::Ipv4(dst),
+        &ChecksumCapabilities::default(),
+    );
     finish_ip_checksum(&mut frame);
     Some(frame)
 }
@@ -125,7 +141,13 @@ pub fn echo_reply(orig: &[u8], ident: u16) -> Option<Frame> {
     if icmp.len() < 8 || icmp[0] != icmp_type::ECHO_REQUEST {
         return None;
     }
-    let mut frame = ip_frame(ip.dst_addr(), ip.src_addr(), IpProtocol::Icmp, ident, icmp.len());
+    let mut frame = ip_frame(
+        ip.dst_addr(),
+        ip.src_addr(),
+        IpProtocol::Icmp,
+        ident,
+        icmp.len(),
+    );
     let out = &mut frame[ETH_HDR + 20..];
     out.copy_from_slice(icmp);
     out[0] = icmp_type::ECHO_REPLY;
@@ -152,10 +174,19 @@ mod tests {
     fn udp_packet(ttl: u8) -> Vec<u8> {
         let src = Ipv4Address::new(10, 244, 0, 5);
         let dst = Ipv4Address::new(10, 244, 1, 20);
-        let udp = UdpRepr { src_port: 40000, dst_port: 53 };
+        let udp = UdpRepr {
+            src_port: 40000,
+            dst_port: 53,
+        };
         let payload = [7u8; 16];
         let mut buf = vec![0u8; 20 + 8 + payload.len()];
-        let repr = Ipv4Repr { src_addr: src, dst_addr: dst, next_header: IpProtocol::Udp, payload_len: 8 + 16, hop_limit: ttl };
+        let repr = Ipv4Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: IpProtocol::Udp,
+            payload_len: 8 + 16,
+            hop_limit: ttl,
+        };
         let mut ip = Ipv4Packet::new_unchecked(&mut buf[..]);
         repr.emit(&mut ip, &ChecksumCapabilities::default());
         udp.emit(
@@ -173,7 +204,14 @@ mod tests {
     #[test]
     fn time_exceeded_quotes_original_and_checksums() {
         let orig = udp_packet(1);
-        let f = icmp_error(&orig, icmp_type::TIME_EXCEEDED, 0, Ipv4Address::new(10, 244, 0, 1), 9).unwrap();
+        let f = icmp_error(
+            &orig,
+            icmp_type::TIME_EXCEEDED,
+            0,
+            Ipv4Address::new(10, 244, 0, 1),
+            9,
+        )
+        .unwrap();
         let ip = Ipv4Packet::new_checked(&f[ETH_HDR..]).unwrap();
         assert!(ip.verify_checksum());
         assert_eq!(ip.dst_addr(), Ipv4Address::new(10, 244, 0, 5));
@@ -224,7 +262,10 @@ mod tests {
         assert!(tcp.rst() && tcp.ack());
         assert_eq!(tcp.ack_number(), TcpSeqNumber(1001));
         assert!(tcp.verify_checksum(&IpAddress::Ipv4(dst), &IpAddress::Ipv4(src)));
-        assert!(tcp_reset(&rst[ETH_HDR..], 3).is_none(), "never reset a reset");
+        assert!(
+            tcp_reset(&rst[ETH_HDR..], 3).is_none(),
+            "never reset a reset"
+        );
     }
 
     #[test]
@@ -237,6 +278,8 @@ mod tests {
         let r = echo_reply(&f[ETH_HDR..], 5).unwrap();
         let ip = Ipv4Packet::new_checked(&r[ETH_HDR..]).unwrap();
         assert_eq!((ip.src_addr(), ip.dst_addr()), (dst, src));
-        assert!(Icmpv4Packet::new_checked(ip.payload()).unwrap().verify_checksum());
+        assert!(Icmpv4Packet::new_checked(ip.payload())
+            .unwrap()
+            .verify_checksum());
     }
 }

@@ -84,7 +84,10 @@ impl ClientSpec {
             to,
             port,
             protocol: Protocol::Tcp,
-            request: Request::Http { host: alloc::format!("{to}"), path: String::from("/") },
+            request: Request::Http {
+                host: alloc::format!("{to}"),
+                path: String::from("/"),
+            },
             count: 1,
             concurrency: 1,
             start: Instant::ZERO,
@@ -170,7 +173,7 @@ impl Outcome {
 
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -195,6 +198,8 @@ pub struct ConnRecord {
     pub bytes_sent: u64,
     /// Payload bytes the client received.
     pub bytes_received: u64,
+    /// What the application saw go wrong, Linux style (`ECONNREFUSED: RST`), or `None`.
+    pub error: Option<String>,
 }
 
 #[derive(Debug)]
@@ -210,6 +215,8 @@ struct Active {
     received_total: u64,
     complete: bool,
     closing: bool,
+    /// Set when an ICMP error ended the connection.
+    error: Option<String>,
 }
 
 /// A running client.
@@ -222,12 +229,19 @@ pub struct Client {
 }
 
 fn pattern(len: usize, id: u32) -> Vec<u8> {
-    (0..len).map(|i| (i as u32).wrapping_mul(31).wrapping_add(id) as u8).collect()
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(31).wrapping_add(id) as u8)
+        .collect()
 }
 
 impl Client {
     pub(crate) fn new(spec: ClientSpec) -> Self {
-        Client { spec, next_id: 0, active: Vec::new(), records: Vec::new() }
+        Client {
+            spec,
+            next_id: 0,
+            active: Vec::new(),
+            records: Vec::new(),
+        }
     }
 
     /// The configuration.
@@ -250,8 +264,13 @@ impl Client {
     }
 
     pub(crate) fn next_wake(&self) -> Option<Instant> {
-        let deadline = self.active.iter().map(|a| a.started + self.spec.timeout).min();
-        let next_start = (self.next_id < self.spec.count && (self.active.len() as u32) < self.spec.concurrency)
+        let deadline = self
+            .active
+            .iter()
+            .map(|a| a.started + self.spec.timeout)
+            .min();
+        let next_start = (self.next_id < self.spec.count
+            && (self.active.len() as u32) < self.spec.concurrency)
             .then(|| self.start_time(self.next_id));
         match (deadline, next_start) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -304,6 +323,46 @@ impl Client {
         }
     }
 
+    /// An ICMP error about one of our packets arrived. Like Linux's `tcp_v4_err`, any
+    /// destination unreachable or time exceeded ends a connection still in SYN-SENT (the
+    /// application's `connect()` fails); like `__udp4_lib_err`, only hard errors reach a
+    /// connected UDP socket. Established TCP connections ignore them (soft errors).
+    pub(crate) fn icmp_error(&mut self, err: &crate::pod::IcmpError, env: &mut PodEnv<'_>) {
+        if err.remote != self.remote() {
+            return;
+        }
+        let Some(i) = self
+            .active
+            .iter()
+            .position(|a| a.local_port == err.local_port)
+        else {
+            return;
+        };
+        let applies = match (self.spec.protocol, err.protocol) {
+            (Protocol::Tcp, smoltcp::wire::IpProtocol::Tcp) => {
+                let sock = env.sockets.get::<tcp::Socket>(self.active[i].handle);
+                matches!(sock.state(), tcp::State::SynSent | tcp::State::SynReceived)
+            }
+            (Protocol::Udp, smoltcp::wire::IpProtocol::Udp) => err.hard,
+            _ => false,
+        };
+        if applies {
+            let mut a = self.active.remove(i);
+            a.error = Some(alloc::format!("{}: {}", err.errno, err.what));
+            // connect() failed: the kernel forgets the socket without sending anything.
+            if self.spec.protocol == Protocol::Tcp {
+                env.sockets.remove(a.handle);
+                env.ports.remove(&a.local_port);
+                a.handle = env.sockets.add(tcp::Socket::new(
+                    tcp::SocketBuffer::new(Vec::new()),
+                    tcp::SocketBuffer::new(Vec::new()),
+                ));
+                a.local_port = 0;
+            }
+            self.finish(a, Outcome::Refused, env);
+        }
+    }
+
     fn remote(&self) -> IpEndpoint {
         IpEndpoint::new(IpAddress::Ipv4(self.spec.to), self.spec.port)
     }
@@ -312,7 +371,8 @@ impl Client {
         let payload = self.payload(id);
         let Some(port) = Self::pick_port(env) else {
             // Every ephemeral port is taken: connect() would fail with EADDRNOTAVAIL.
-            self.records.push(self.record(id, 0, env.now, None, env.now, Outcome::Refused, 0, 0));
+            self.records
+                .push(self.record(id, 0, env.now, None, env.now, Outcome::Refused, 0, 0));
             return;
         };
         let handle = match self.spec.protocol {
@@ -324,7 +384,16 @@ impl Client {
                 s.set_congestion_control(tcp::CongestionControl::Reno);
                 s.set_hop_limit(self.spec.ttl);
                 if s.connect(env.iface.context(), self.remote(), port).is_err() {
-                    self.records.push(self.record(id, port, env.now, None, env.now, Outcome::Refused, 0, 0));
+                    self.records.push(self.record(
+                        id,
+                        port,
+                        env.now,
+                        None,
+                        env.now,
+                        Outcome::Refused,
+                        0,
+                        0,
+                    ));
                     return;
                 }
                 env.sockets.add(s)
@@ -333,14 +402,27 @@ impl Client {
                 let mut s = udp_socket();
                 s.set_hop_limit(self.spec.ttl);
                 if s.bind(port).is_err() || s.send_slice(&payload, self.remote()).is_err() {
-                    self.records.push(self.record(id, port, env.now, None, env.now, Outcome::Refused, 0, 0));
+                    self.records.push(self.record(
+                        id,
+                        port,
+                        env.now,
+                        None,
+                        env.now,
+                        Outcome::Refused,
+                        0,
+                        0,
+                    ));
                     return;
                 }
                 env.sockets.add(s)
             }
         };
         env.ports.insert(port);
-        let sent = if self.spec.protocol == Protocol::Udp { payload.len() } else { 0 };
+        let sent = if self.spec.protocol == Protocol::Udp {
+            payload.len()
+        } else {
+            0
+        };
         self.active.push(Active {
             id,
             handle,
@@ -353,6 +435,7 @@ impl Client {
             received_total: 0,
             complete: false,
             closing: false,
+            error: None,
         });
     }
 
@@ -363,7 +446,12 @@ impl Client {
         let a = &mut self.active[i];
         let sock = env.sockets.get_mut::<tcp::Socket>(a.handle);
         let state = sock.state();
-        if a.connected.is_none() && !matches!(state, tcp::State::SynSent | tcp::State::SynReceived | tcp::State::Closed) {
+        if a.connected.is_none()
+            && !matches!(
+                state,
+                tcp::State::SynSent | tcp::State::SynReceived | tcp::State::Closed
+            )
+        {
             a.connected = Some(env.now);
         }
         while a.sent < a.payload.len() && sock.can_send() {
@@ -407,7 +495,11 @@ impl Client {
             return Some(Outcome::Ok);
         }
         if state == tcp::State::Closed {
-            return Some(if a.connected.is_some() { Outcome::Reset } else { Outcome::Refused });
+            return Some(if a.connected.is_some() {
+                Outcome::Reset
+            } else {
+                Outcome::Refused
+            });
         }
         if env.now >= deadline {
             sock.abort();
@@ -433,7 +525,17 @@ impl Client {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn record(&self, id: u32, port: u16, started: Instant, connected: Option<Instant>, ended: Instant, outcome: Outcome, sent: u64, received: u64) -> ConnRecord {
+    fn record(
+        &self,
+        id: u32,
+        port: u16,
+        started: Instant,
+        connected: Option<Instant>,
+        ended: Instant,
+        outcome: Outcome,
+        sent: u64,
+        received: u64,
+    ) -> ConnRecord {
         ConnRecord {
             id,
             local: IpEndpoint::new(IpAddress::Ipv4(Ipv4Address::UNSPECIFIED), port),
@@ -444,6 +546,7 @@ impl Client {
             outcome,
             bytes_sent: sent,
             bytes_received: received,
+            error: None,
         }
     }
 
@@ -453,12 +556,33 @@ impl Client {
             Protocol::Udp => None,
         };
         let sent = match self.spec.protocol {
-            Protocol::Tcp => a.sent as u64 - env.sockets.get::<tcp::Socket>(a.handle).send_queue() as u64,
+            Protocol::Tcp => {
+                a.sent as u64 - env.sockets.get::<tcp::Socket>(a.handle).send_queue() as u64
+            }
             Protocol::Udp => a.sent as u64,
         };
-        let received = if a.received_total == u64::MAX { a.received.len() as u64 } else { a.received_total };
-        let mut rec = self.record(a.id, a.local_port, a.started, a.connected, env.now, outcome, sent, received);
+        let received = if a.received_total == u64::MAX {
+            a.received.len() as u64
+        } else {
+            a.received_total
+        };
+        let mut rec = self.record(
+            a.id,
+            a.local_port,
+            a.started,
+            a.connected,
+            env.now,
+            outcome,
+            sent,
+            received,
+        );
         rec.local = local.unwrap_or_else(|| IpEndpoint::new(pod_addr(env), a.local_port));
+        rec.error = a.error.or_else(|| match outcome {
+            Outcome::Ok => None,
+            Outcome::Refused => Some(String::from("ECONNREFUSED: RST")),
+            Outcome::Reset => Some(String::from("ECONNRESET")),
+            Outcome::Timeout => Some(String::from("ETIMEDOUT")),
+        });
         self.records.push(rec);
         // A socket in TIME-WAIT stays until smoltcp closes it; the pod reaps it then.
         if outcome != Outcome::Ok || self.spec.protocol == Protocol::Udp {
@@ -471,12 +595,17 @@ impl Client {
 }
 
 fn pod_addr(env: &PodEnv<'_>) -> IpAddress {
-    env.iface.ip_addrs().first().map_or(IpAddress::Ipv4(Ipv4Address::UNSPECIFIED), |c| c.address())
+    env.iface
+        .ip_addrs()
+        .first()
+        .map_or(IpAddress::Ipv4(Ipv4Address::UNSPECIFIED), |c| c.address())
 }
 
 /// Whether `buf` holds a complete HTTP response (head plus `Content-Length` bytes of body).
 fn http_complete(buf: &[u8]) -> bool {
-    let Some(head_end) = find(buf, b"\r\n\r\n") else { return false };
+    let Some(head_end) = find(buf, b"\r\n\r\n") else {
+        return false;
+    };
     let head = core::str::from_utf8(&buf[..head_end]).unwrap_or("");
     let len = head
         .lines()
@@ -494,8 +623,12 @@ mod tests {
     #[test]
     fn http_completeness() {
         assert!(!http_complete(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n"));
-        assert!(!http_complete(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab"));
-        assert!(http_complete(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nabcd"));
+        assert!(!http_complete(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab"
+        ));
+        assert!(http_complete(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nabcd"
+        ));
         assert!(http_complete(b"HTTP/1.1 204 No Content\r\n\r\n"));
     }
 

@@ -66,10 +66,14 @@ pub(crate) enum App {
 impl App {
     pub fn start(program: &Program, env: &mut PodEnv<'_>) -> Self {
         match program {
-            Program::HttpServer { port } => {
-                App::Http(server::TcpServer::new(server::Mode::Http(http_body(env.pod_name)), *port, env))
+            Program::HttpServer { port } => App::Http(server::TcpServer::new(
+                server::Mode::Http(http_body(env.pod_name)),
+                *port,
+                env,
+            )),
+            Program::TcpEcho { port } => {
+                App::Echo(server::TcpServer::new(server::Mode::Echo, *port, env))
             }
-            Program::TcpEcho { port } => App::Echo(server::TcpServer::new(server::Mode::Echo, *port, env)),
             Program::UdpEcho { port } => App::UdpEcho(server::UdpEcho::new(*port, env)),
             Program::Client(spec) => App::Client(client::Client::new(spec.clone())),
         }
@@ -89,6 +93,13 @@ impl App {
             App::Http(s) | App::Echo(s) => s.step(env),
             App::UdpEcho(s) => s.step(env),
             App::Client(c) => c.step(env),
+        }
+    }
+
+    /// An ICMP error about a packet of this pod arrived.
+    pub fn icmp_error(&mut self, err: &crate::pod::IcmpError, env: &mut PodEnv<'_>) {
+        if let App::Client(c) = self {
+            c.icmp_error(err, env);
         }
     }
 

@@ -45,7 +45,10 @@ pub struct TcpServer {
 }
 
 fn tcp_socket(buffer: usize) -> tcp::Socket<'static> {
-    let mut s = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; buffer]), tcp::SocketBuffer::new(vec![0; buffer]));
+    let mut s = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; buffer]),
+        tcp::SocketBuffer::new(vec![0; buffer]),
+    );
     s.set_congestion_control(tcp::CongestionControl::Reno);
     s
 }
@@ -53,7 +56,13 @@ fn tcp_socket(buffer: usize) -> tcp::Socket<'static> {
 impl TcpServer {
     pub(crate) fn new(mode: Mode, port: u16, env: &mut PodEnv<'_>) -> Self {
         env.ports.insert(port);
-        let mut s = TcpServer { mode, port, listening: Vec::new(), conns: BTreeMap::new(), accepted: 0 };
+        let mut s = TcpServer {
+            mode,
+            port,
+            listening: Vec::new(),
+            conns: BTreeMap::new(),
+            accepted: 0,
+        };
         s.rearm(env);
         s
     }
@@ -71,7 +80,9 @@ impl TcpServer {
                 self.accepted += 1;
             }
         }
-        while self.listening.len() < LISTEN_POOL && self.conns.len() + self.listening.len() < MAX_CONNECTIONS {
+        while self.listening.len() < LISTEN_POOL
+            && self.conns.len() + self.listening.len() < MAX_CONNECTIONS
+        {
             let mut sock = tcp_socket(env.tcp_buffer);
             if sock.listen(self.port).is_err() {
                 return;
@@ -92,7 +103,11 @@ impl TcpServer {
                 Mode::Echo => echo(sock, st),
                 Mode::Http(body) => http(sock, st, body),
             }
-            if !sock.may_recv() && st.pending.is_empty() && sock.send_queue() == 0 && sock.may_send() {
+            if !sock.may_recv()
+                && st.pending.is_empty()
+                && sock.send_queue() == 0
+                && sock.may_send()
+            {
                 sock.close();
             }
         }
@@ -118,7 +133,9 @@ fn echo(sock: &mut tcp::Socket<'_>, st: &mut ConnState) {
         let room = sock.send_capacity() - sock.send_queue();
         let mut buf = [0u8; 4096];
         let want = room.min(buf.len());
-        let Ok(n) = sock.recv_slice(&mut buf[..want]) else { break };
+        let Ok(n) = sock.recv_slice(&mut buf[..want]) else {
+            break;
+        };
         if n == 0 {
             break;
         }
@@ -131,7 +148,9 @@ fn http(sock: &mut tcp::Socket<'_>, st: &mut ConnState, body: &[u8]) {
     flush(sock, st);
     let mut buf = [0u8; 2048];
     while sock.can_recv() {
-        let Ok(n) = sock.recv_slice(&mut buf) else { break };
+        let Ok(n) = sock.recv_slice(&mut buf) else {
+            break;
+        };
         if n == 0 {
             break;
         }
@@ -151,7 +170,9 @@ fn http(sock: &mut tcp::Socket<'_>, st: &mut ConnState, body: &[u8]) {
     if st.request.len() > MAX_REQUEST_HEAD {
         // Like nginx: 400 and close.
         st.request.clear();
-        st.pending.extend_from_slice(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        st.pending.extend_from_slice(
+            b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
         flush(sock, st);
         sock.close();
         return;
@@ -187,14 +208,19 @@ impl UdpEcho {
         let mut sock = udp_socket();
         let _ = sock.bind(port);
         env.ports.insert(port);
-        UdpEcho { handle: env.sockets.add(sock), answered: 0 }
+        UdpEcho {
+            handle: env.sockets.add(sock),
+            answered: 0,
+        }
     }
 
     pub(crate) fn step(&mut self, env: &mut PodEnv<'_>) {
         let sock = env.sockets.get_mut::<udp::Socket>(self.handle);
         let mut buf = vec![0u8; 65536];
         while sock.can_recv() && sock.can_send() {
-            let Ok((n, meta)) = sock.recv_slice(&mut buf) else { break };
+            let Ok((n, meta)) = sock.recv_slice(&mut buf) else {
+                break;
+            };
             if sock.send_slice(&buf[..n], meta.endpoint).is_ok() {
                 self.answered += 1;
             }

@@ -1,0 +1,611 @@
+//! Engine benchmarks: podnet's routed pod-to-pod path against a reference "bare pair" of
+//! smoltcp interfaces, measured in the same run.
+//!
+//! * `connect_request_close`: one HTTP connect / GET / response / close cycle, per connection.
+//!   podnet: a client pod on node-a fetches from a web pod on node-b (veth, cni0, node-a's IP
+//!   stack, uplink, underlay switch, uplink, node-b, cni0, veth), connections one after another.
+//! * `bulk_throughput`: 1 MiB sent pod to pod to a TCP echo server and echoed back.
+//!
+//! The reference ([`bare`]) is two smoltcp `Interface`s (Ethernet, the same TCP buffers as
+//! podnet's default and Reno) joined by a plain `VecDeque` of frames in each direction, driven
+//! by the same virtual-clock approach: exchange frames at the current instant until both queues
+//! are empty, then jump to the earliest `poll_at`. It runs the same exchange with a fresh socket
+//! per connection, so the difference is what podnet's engine (links, bridges, node IP stacks,
+//! event queue, programs) costs on top of smoltcp itself.
+//!
+//! Run with `cargo bench -p podnet --bench engine`. After each group a `ratio` line compares the
+//! mean time per iteration of both sides over every batch criterion ran (warm-up included).
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::{Duration as StdDuration, Instant as StdInstant};
+
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+use podnet::{
+    ClientSpec, Cluster, ClusterConfig, Duration, NodeSpec, Outcome, PodSpec, Program, Request,
+    TraceConfig,
+};
+use smoltcp::wire::{IpAddress, Ipv4Address};
+
+/// Connections per podnet cluster (or bare pair). Each batch starts fresh so that sockets
+/// lingering in TIME-WAIT (10 s of virtual time) do not pile up across criterion's iterations.
+const CONNS_PER_RUN: u64 = 100;
+/// Bytes pushed by one bulk iteration (and echoed back).
+const BULK_BYTES: usize = 1 << 20;
+
+// ---------------------------------------------------------------------------------------------
+// podnet
+
+/// node-a and node-b on one underlay; a "web" pod on node-b runs `server`, a "client" pod on
+/// node-a runs the client that `client` makes for the web pod's address.
+fn podnet_cluster(
+    server: Program,
+    client: impl FnOnce(Ipv4Address) -> ClientSpec,
+) -> (Cluster, podnet::PodId) {
+    let mut c = Cluster::new(ClusterConfig {
+        trace: TraceConfig::off(),
+        ..ClusterConfig::default()
+    });
+    let a = c
+        .add_node(NodeSpec::new("node-a", [192, 168, 1, 100]))
+        .unwrap();
+    let b = c
+        .add_node(NodeSpec::new("node-b", [192, 168, 1, 101]))
+        .unwrap();
+    let server = c.add_pod(PodSpec::new("web", b).program(server)).unwrap();
+    let IpAddress::Ipv4(to) = c.pod(server).unwrap().addrs().ip.address();
+    let client = c
+        .add_pod(PodSpec::new("client", a).program(Program::Client(client(to))))
+        .unwrap();
+    (c, client)
+}
+
+/// Runs a built cluster to completion; returns the wall time of the run alone.
+fn podnet_run(mut c: Cluster, client: podnet::PodId, expect: u64, limit: Duration) -> StdDuration {
+    let start = StdInstant::now();
+    let done = c.run_until_done(limit);
+    let elapsed = start.elapsed();
+    assert!(done, "podnet clients did not finish");
+    let recs = c.pod(client).unwrap().clients().next().unwrap().records();
+    assert_eq!(recs.len() as u64, expect);
+    assert!(
+        recs.iter().all(|r| r.outcome == Outcome::Ok),
+        "{:?}",
+        recs.iter().find(|r| r.outcome != Outcome::Ok)
+    );
+    elapsed
+}
+
+/// `n` sequential HTTP connections across two nodes.
+fn podnet_http(n: u64) -> StdDuration {
+    let (c, client) = podnet_cluster(Program::HttpServer { port: 80 }, |to| {
+        ClientSpec::http("web", to, 80).count(n as u32)
+    });
+    podnet_run(c, client, n, Duration::from_secs(60))
+}
+
+/// One 1 MiB echo across two nodes.
+fn podnet_bulk() -> StdDuration {
+    let (c, client) = podnet_cluster(Program::TcpEcho { port: 7 }, |to| {
+        ClientSpec::http("bulk", to, 7)
+            .request(Request::Bulk(BULK_BYTES))
+            .timeout(Duration::from_secs(60))
+    });
+    podnet_run(c, client, 1, Duration::from_secs(60))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The reference: two smoltcp interfaces and two frame queues, nothing else.
+
+mod bare {
+    use std::collections::VecDeque;
+    use std::time::{Duration as StdDuration, Instant as StdInstant};
+
+    use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+    use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
+    use smoltcp::socket::tcp;
+    use smoltcp::time::{Duration, Instant};
+    use smoltcp::wire::{
+        EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address,
+    };
+
+    type Frame = Vec<u8>;
+
+    /// A device over two frame queues: frames come in from `rx`, go out to `tx`.
+    struct QueueDevice<'a> {
+        rx: &'a mut VecDeque<Frame>,
+        tx: &'a mut VecDeque<Frame>,
+    }
+
+    struct RxToken(Frame);
+    struct TxToken<'a>(&'a mut VecDeque<Frame>);
+
+    impl phy::RxToken for RxToken {
+        fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+            f(&self.0)
+        }
+    }
+
+    impl phy::TxToken for TxToken<'_> {
+        fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+            let mut frame = vec![0u8; len];
+            let r = f(&mut frame);
+            self.0.push_back(frame);
+            r
+        }
+    }
+
+    impl Device for QueueDevice<'_> {
+        type RxToken<'b>
+            = RxToken
+        where
+            Self: 'b;
+        type TxToken<'b>
+            = TxToken<'b>
+        where
+            Self: 'b;
+
+        fn receive(&mut self, _now: Instant) -> Option<(RxToken, TxToken<'_>)> {
+            let frame = self.rx.pop_front()?;
+            Some((RxToken(frame), TxToken(self.tx)))
+        }
+
+        fn transmit(&mut self, _now: Instant) -> Option<TxToken<'_>> {
+            Some(TxToken(self.tx))
+        }
+
+        fn capabilities(&self) -> DeviceCapabilities {
+            let mut caps = DeviceCapabilities::default();
+            caps.medium = Medium::Ethernet;
+            caps.max_transmission_unit = 1514; // IP MTU 1500, like a pod's eth0
+            caps
+        }
+    }
+
+    const CLIENT_IP: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
+    const SERVER_IP: Ipv4Address = Ipv4Address::new(10, 0, 0, 2);
+
+    /// One end: an interface and its sockets.
+    struct Host {
+        iface: Interface,
+        sockets: SocketSet<'static>,
+    }
+
+    impl Host {
+        fn new(ip: Ipv4Address, seed: u64) -> Self {
+            let mut scratch = VecDeque::new();
+            let mut dev = QueueDevice {
+                rx: &mut VecDeque::new(),
+                tx: &mut scratch,
+            };
+            let o = ip.octets();
+            let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress([
+                0x02, 0, o[0], o[1], o[2], o[3],
+            ])));
+            config.random_seed = seed;
+            let mut iface = Interface::new(config, &mut dev, Instant::ZERO);
+            iface.update_ip_addrs(|a| a.push(IpCidr::new(IpAddress::Ipv4(ip), 24)).unwrap());
+            Host {
+                iface,
+                sockets: SocketSet::new(Vec::new()),
+            }
+        }
+
+        /// Polls (ingress, then egress), runs the program, and sends what it wrote.
+        fn service(
+            &mut self,
+            now: Instant,
+            app: &mut impl App,
+            rx: &mut VecDeque<Frame>,
+            tx: &mut VecDeque<Frame>,
+        ) {
+            let mut dev = QueueDevice { rx, tx };
+            self.iface.poll(now, &mut dev, &mut self.sockets);
+            app.step(&mut self.iface, &mut self.sockets);
+            while self.iface.poll_egress(now, &mut dev, &mut self.sockets)
+                == smoltcp::iface::PollResult::SocketStateChanged
+            {}
+        }
+    }
+
+    fn tcp_socket(buffer: usize) -> tcp::Socket<'static> {
+        let mut s = tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; buffer]),
+            tcp::SocketBuffer::new(vec![0; buffer]),
+        );
+        s.set_congestion_control(tcp::CongestionControl::Reno);
+        s
+    }
+
+    /// A program on one host.
+    trait App {
+        fn step(&mut self, iface: &mut Interface, sockets: &mut SocketSet<'static>);
+    }
+
+    /// What a connection sends and expects back.
+    #[derive(Clone, Copy)]
+    enum Mode {
+        /// An HTTP GET; a `200 OK` with a `Content-Length` body.
+        Http,
+        /// A payload echoed back byte for byte.
+        Echo,
+    }
+
+    /// The request podnet's client sends (same bytes, same length).
+    const HTTP_REQUEST: &[u8] =
+        b"GET / HTTP/1.1\r\nHost: 10.244.1.2\r\nUser-Agent: podnet\r\nAccept: */*\r\n\r\n";
+    /// The response podnet's server sends to a pod named "web".
+    const HTTP_RESPONSE: &[u8] =
+        b"HTTP/1.1 200 OK\r\nServer: podnet\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n\r\nweb\n";
+
+    fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+        hay.windows(needle.len()).position(|w| w == needle)
+    }
+
+    fn http_complete(buf: &[u8]) -> bool {
+        let Some(end) = find(buf, b"\r\n\r\n") else {
+            return false;
+        };
+        let head = std::str::from_utf8(&buf[..end]).unwrap_or("");
+        let len = head
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        buf.len() >= end + 4 + len
+    }
+
+    /// Opens `count` connections one after another; each sends, reads the whole answer, closes,
+    /// and is done once in TIME-WAIT (its socket lingers until smoltcp closes it).
+    struct Client {
+        mode: Mode,
+        payload: Vec<u8>,
+        count: u64,
+        finished: u64,
+        next_port: u16,
+        current: Option<Conn>,
+        lingering: Vec<SocketHandle>,
+    }
+
+    struct Conn {
+        handle: SocketHandle,
+        sent: usize,
+        received: Vec<u8>,
+        closing: bool,
+    }
+
+    impl Client {
+        fn open(&mut self, iface: &mut Interface, sockets: &mut SocketSet<'static>) {
+            let mut s = tcp_socket(super::TCP_BUFFER);
+            let port = match self.mode {
+                Mode::Http => 80,
+                Mode::Echo => 7,
+            };
+            s.connect(
+                iface.context(),
+                IpEndpoint::new(IpAddress::Ipv4(SERVER_IP), port),
+                self.next_port,
+            )
+            .unwrap();
+            self.next_port = if self.next_port == 60999 {
+                32768
+            } else {
+                self.next_port + 1
+            };
+            self.current = Some(Conn {
+                handle: sockets.add(s),
+                sent: 0,
+                received: Vec::new(),
+                closing: false,
+            });
+        }
+    }
+
+    impl App for Client {
+        fn step(&mut self, iface: &mut Interface, sockets: &mut SocketSet<'static>) {
+            self.lingering.retain(|&h| {
+                let closed = sockets.get::<tcp::Socket>(h).state() == tcp::State::Closed;
+                if closed {
+                    sockets.remove(h);
+                }
+                !closed
+            });
+            loop {
+                if self.current.is_none() {
+                    if self.finished == self.count {
+                        return;
+                    }
+                    self.open(iface, sockets);
+                }
+                let c = self.current.as_mut().unwrap();
+                let sock = sockets.get_mut::<tcp::Socket>(c.handle);
+                while c.sent < self.payload.len() && sock.can_send() {
+                    c.sent += sock.send_slice(&self.payload[c.sent..]).unwrap();
+                }
+                let mut buf = [0u8; 4096];
+                while sock.can_recv() {
+                    let n = sock.recv_slice(&mut buf).unwrap();
+                    let at = c.received.len();
+                    c.received.extend_from_slice(&buf[..n]);
+                    if let Mode::Echo = self.mode {
+                        assert_eq!(&self.payload[at..at + n], &buf[..n], "corrupt echo");
+                    }
+                }
+                let complete = match self.mode {
+                    Mode::Http => http_complete(&c.received),
+                    Mode::Echo => c.received.len() == self.payload.len(),
+                };
+                if complete && !c.closing {
+                    sock.close();
+                    c.closing = true;
+                }
+                match sock.state() {
+                    tcp::State::TimeWait | tcp::State::Closed if c.closing => {
+                        self.lingering.push(c.handle);
+                        self.current = None;
+                        self.finished += 1;
+                    }
+                    tcp::State::Closed => panic!("bare pair: connection reset or refused"),
+                    _ => return,
+                }
+            }
+        }
+    }
+
+    /// A server: one listening socket, re-armed whenever it gets a connection.
+    struct Server {
+        mode: Mode,
+        port: u16,
+        listener: Option<SocketHandle>,
+        conns: Vec<(SocketHandle, Vec<u8>)>,
+    }
+
+    impl App for Server {
+        fn step(&mut self, _iface: &mut Interface, sockets: &mut SocketSet<'static>) {
+            if let Some(h) = self
+                .listener
+                .filter(|&h| !sockets.get::<tcp::Socket>(h).is_listening())
+            {
+                self.conns.push((h, Vec::new()));
+                self.listener = None;
+            }
+            if self.listener.is_none() {
+                let mut s = tcp_socket(super::TCP_BUFFER);
+                s.listen(self.port).unwrap();
+                self.listener = Some(sockets.add(s));
+            }
+            let mode = self.mode;
+            self.conns.retain_mut(|(h, request)| {
+                let sock = sockets.get_mut::<tcp::Socket>(*h);
+                if sock.state() == tcp::State::Closed {
+                    sockets.remove(*h);
+                    return false;
+                }
+                let mut buf = [0u8; 4096];
+                match mode {
+                    Mode::Http => {
+                        while sock.can_recv() {
+                            let n = sock.recv_slice(&mut buf).unwrap();
+                            request.extend_from_slice(&buf[..n]);
+                        }
+                        while let Some(end) = find(request, b"\r\n\r\n") {
+                            request.drain(..end + 4);
+                            assert_eq!(
+                                sock.send_slice(HTTP_RESPONSE).unwrap(),
+                                HTTP_RESPONSE.len()
+                            );
+                        }
+                    }
+                    Mode::Echo => loop {
+                        let room = sock.send_capacity() - sock.send_queue();
+                        if room == 0 || !sock.can_recv() {
+                            break;
+                        }
+                        let n = sock.recv_slice(&mut buf[..room.min(4096)]).unwrap();
+                        sock.send_slice(&buf[..n]).unwrap();
+                    },
+                }
+                if !sock.may_recv() && sock.send_queue() == 0 && sock.may_send() {
+                    sock.close();
+                }
+                true
+            });
+        }
+    }
+
+    /// Two hosts and a frame queue in each direction, on a virtual clock.
+    struct Pair {
+        now: Instant,
+        client: Host,
+        server: Host,
+        to_server: VecDeque<Frame>,
+        to_client: VecDeque<Frame>,
+    }
+
+    impl Pair {
+        fn new() -> Self {
+            Pair {
+                now: Instant::ZERO,
+                client: Host::new(CLIENT_IP, 1),
+                server: Host::new(SERVER_IP, 2),
+                to_server: VecDeque::new(),
+                to_client: VecDeque::new(),
+            }
+        }
+
+        /// Runs until the client finished all its connections; returns the wall time it took.
+        fn run(
+            &mut self,
+            client: &mut Client,
+            server: &mut Server,
+            limit: Duration,
+        ) -> StdDuration {
+            let start = StdInstant::now();
+            let end = self.now + limit;
+            let mut same_instant = 0u32;
+            loop {
+                // Exchange frames at `now` until both queues are empty.
+                loop {
+                    self.client
+                        .service(self.now, client, &mut self.to_client, &mut self.to_server);
+                    self.server
+                        .service(self.now, server, &mut self.to_server, &mut self.to_client);
+                    if self.to_server.is_empty() && self.to_client.is_empty() {
+                        break;
+                    }
+                }
+                if client.finished == client.count {
+                    return start.elapsed();
+                }
+                // Jump to the earliest deadline of either stack.
+                let next = [
+                    self.client.iface.poll_at(self.now, &self.client.sockets),
+                    self.server.iface.poll_at(self.now, &self.server.sockets),
+                ]
+                .into_iter()
+                .flatten()
+                .min()
+                .expect("bare pair: nothing left to do");
+                assert!(next <= end, "bare pair: virtual time limit reached");
+                if next <= self.now {
+                    same_instant += 1;
+                    assert!(
+                        same_instant < 100_000,
+                        "bare pair: a stack keeps asking to be polled now"
+                    );
+                } else {
+                    same_instant = 0;
+                    self.now = next;
+                }
+            }
+        }
+    }
+
+    fn run(mode: Mode, payload: Vec<u8>, count: u64) -> StdDuration {
+        let mut pair = Pair::new();
+        let port = match mode {
+            Mode::Http => 80,
+            Mode::Echo => 7,
+        };
+        let mut server = Server {
+            mode,
+            port,
+            listener: None,
+            conns: Vec::new(),
+        };
+        let mut client = Client {
+            mode,
+            payload,
+            count,
+            finished: 0,
+            next_port: 32768,
+            current: None,
+            lingering: Vec::new(),
+        };
+        pair.run(&mut client, &mut server, Duration::from_secs(60))
+    }
+
+    /// `n` sequential HTTP connections.
+    pub fn http(n: u64) -> StdDuration {
+        run(Mode::Http, HTTP_REQUEST.to_vec(), n)
+    }
+
+    /// One echo of `len` bytes of a pattern.
+    pub fn bulk(len: usize) -> StdDuration {
+        run(
+            Mode::Echo,
+            (0..len)
+                .map(|i| (i as u32).wrapping_mul(31) as u8)
+                .collect(),
+            1,
+        )
+    }
+}
+
+/// podnet's default TCP buffer, used by the bare pair too.
+const TCP_BUFFER: usize = 64 * 1024;
+
+// ---------------------------------------------------------------------------------------------
+// Measurement
+
+/// Wall time and iterations a benchmark ran, over every batch (for the ratio line).
+#[derive(Clone, Default)]
+struct Tally(Rc<Cell<(StdDuration, u64)>>);
+
+impl Tally {
+    fn add(&self, d: StdDuration, iters: u64) -> StdDuration {
+        let (t, n) = self.0.get();
+        self.0.set((t + d, n + iters));
+        d
+    }
+
+    fn per_iter(&self) -> StdDuration {
+        let (t, n) = self.0.get();
+        t / n.max(1) as u32
+    }
+}
+
+/// Time for `iters` connections, run as whole batches of [`CONNS_PER_RUN`] (so every batch
+/// amortizes its first connection's ARP the same way) and scaled to `iters`.
+fn per_connection(iters: u64, run: fn(u64) -> StdDuration) -> StdDuration {
+    let batches = iters.div_ceil(CONNS_PER_RUN);
+    let total: StdDuration = (0..batches).map(|_| run(CONNS_PER_RUN)).sum();
+    total.mul_f64(iters as f64 / (batches * CONNS_PER_RUN) as f64)
+}
+
+fn report(group: &str, podnet: &Tally, bare: &Tally, unit: impl Fn(StdDuration) -> String) {
+    let (p, b) = (podnet.per_iter(), bare.per_iter());
+    println!(
+        "{group}: podnet {} ({p:.2?}), bare pair {} ({b:.2?}), ratio podnet/bare {:.2}x",
+        unit(p),
+        unit(b),
+        p.as_secs_f64() / b.as_secs_f64()
+    );
+}
+
+fn connect_request_close(c: &mut Criterion) {
+    let (podnet, bare) = (Tally::default(), Tally::default());
+    let mut g = c.benchmark_group("connect_request_close");
+    g.warm_up_time(StdDuration::from_secs(1))
+        .measurement_time(StdDuration::from_secs(5))
+        .sample_size(20)
+        .throughput(Throughput::Elements(1));
+    g.bench_function("podnet_routed", |b| {
+        b.iter_custom(|iters| podnet.add(per_connection(iters, podnet_http), iters))
+    });
+    g.bench_function("bare_pair", |b| {
+        b.iter_custom(|iters| bare.add(per_connection(iters, bare::http), iters))
+    });
+    g.finish();
+    report("connect_request_close", &podnet, &bare, |d| {
+        format!("{:.0} conn/s", 1.0 / d.as_secs_f64())
+    });
+}
+
+fn bulk_throughput(c: &mut Criterion) {
+    let (podnet, bare) = (Tally::default(), Tally::default());
+    let mut g = c.benchmark_group("bulk_throughput");
+    g.warm_up_time(StdDuration::from_secs(1))
+        .measurement_time(StdDuration::from_secs(5))
+        .sample_size(20)
+        .sampling_mode(SamplingMode::Flat)
+        .throughput(Throughput::Bytes(BULK_BYTES as u64));
+    g.bench_function("podnet_routed_1MiB_echo", |b| {
+        b.iter_custom(|iters| podnet.add((0..iters).map(|_| podnet_bulk()).sum(), iters))
+    });
+    g.bench_function("bare_pair_1MiB_echo", |b| {
+        b.iter_custom(|iters| bare.add((0..iters).map(|_| bare::bulk(BULK_BYTES)).sum(), iters))
+    });
+    g.finish();
+    let mib_s = |d: StdDuration| {
+        format!(
+            "{:.1} MiB/s",
+            BULK_BYTES as f64 / (1 << 20) as f64 / d.as_secs_f64()
+        )
+    };
+    report("bulk_throughput", &podnet, &bare, mib_s);
+}
+
+criterion_group!(benches, connect_request_close, bulk_throughput);
+criterion_main!(benches);
