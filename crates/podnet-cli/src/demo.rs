@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use clap::Args;
 use podnet::trace::TraceConfig;
-use podnet::{ClientSpec, Cluster, ClusterConfig, Duration, LinkConfig, NodeSpec, Outcome, PodSpec, Program};
+use podnet::{
+    ClientSpec, Cluster, ClusterConfig, Duration, LinkConfig, NodeSpec, Outcome, PodSpec, Program,
+};
 use smoltcp::wire::Ipv4Address;
 
 /// Options of `podnet demo`.
@@ -34,25 +36,66 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, String> {
     if !(0.0..=1.0).contains(&args.loss) {
         return Err(format!("--loss must be between 0 and 1, got {}", args.loss));
     }
-    let trace = TraceConfig { pcap: args.pcap.is_some(), ..TraceConfig::default() };
-    let mut c = Cluster::new(ClusterConfig { seed: args.seed, trace, ..ClusterConfig::default() });
+    let trace = TraceConfig {
+        pcap: args.pcap.is_some(),
+        ..TraceConfig::default()
+    };
+    let mut c = Cluster::new(ClusterConfig {
+        seed: args.seed,
+        trace,
+        ..ClusterConfig::default()
+    });
     let err = |e: podnet::Error| e.to_string();
-    let a = c.add_node(NodeSpec::new("node-a", [192, 168, 1, 100])).map_err(err)?;
-    let b = c.add_node(NodeSpec::new("node-b", [192, 168, 1, 101])).map_err(err)?;
+    let a = c
+        .add_node(NodeSpec::new("node-a", [192, 168, 1, 100]))
+        .map_err(err)?;
+    let b = c
+        .add_node(NodeSpec::new("node-b", [192, 168, 1, 101]))
+        .map_err(err)?;
     let backend = Ipv4Address::new(10, 244, 1, 20);
-    c.add_pod(PodSpec::new("backend", b).ip(backend).program(Program::HttpServer { port: 80 })).map_err(err)?;
-    let spec = ClientSpec::http("pod-a", backend, 80).count(args.count).interval(Duration::from_millis(10));
-    let pod_a = c.add_pod(PodSpec::new("pod-a", a).ip([10, 244, 0, 5]).program(Program::Client(spec))).map_err(err)?;
+    c.add_pod(
+        PodSpec::new("backend", b)
+            .ip(backend)
+            .program(Program::HttpServer { port: 80 }),
+    )
+    .map_err(err)?;
+    let spec = ClientSpec::http("pod-a", backend, 80)
+        .count(args.count)
+        .interval(Duration::from_millis(10));
+    let pod_a = c
+        .add_pod(
+            PodSpec::new("pod-a", a)
+                .ip([10, 244, 0, 5])
+                .program(Program::Client(spec)),
+        )
+        .map_err(err)?;
     if args.loss > 0.0 {
-        c.set_pod_link(pod_a, LinkConfig { loss: args.loss, ..LinkConfig::default() });
+        c.set_pod_link(
+            pod_a,
+            LinkConfig {
+                loss: args.loss,
+                ..LinkConfig::default()
+            },
+        );
     }
     let finished = c.run_until_done(Duration::from_secs(60));
 
     let mut out = String::new();
-    let _ = writeln!(out, "podnet demo (seed {}): pod-a 10.244.0.5 on node-a -> backend {backend}:80 on node-b\n", args.seed);
+    let _ = writeln!(
+        out,
+        "podnet demo (seed {}): pod-a 10.244.0.5 on node-a -> backend {backend}:80 on node-b\n",
+        args.seed
+    );
     for (_, node) in c.nodes() {
         let addrs = node.addrs();
-        let _ = writeln!(out, "{}: eth0 {}  cni0 {}/{}", node.name(), addrs.eth0, addrs.gateway(), addrs.pod_cidr.prefix_len());
+        let _ = writeln!(
+            out,
+            "{}: eth0 {}  cni0 {}/{}",
+            node.name(),
+            addrs.eth0,
+            addrs.gateway(),
+            addrs.pod_cidr.prefix_len()
+        );
         for r in node.routes().iter() {
             let _ = writeln!(out, "    {r}");
         }
@@ -61,10 +104,15 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, String> {
         let _ = writeln!(out, "\n{}", c.trace().tcpdump().trim_end());
     }
     let _ = writeln!(out, "\nconnections:");
-    let flow = c.pod(pod_a).and_then(|p| p.clients().next()).ok_or("demo client missing")?;
+    let flow = c
+        .pod(pod_a)
+        .and_then(|p| p.clients().next())
+        .ok_or("demo client missing")?;
     let mut ok = 0;
     for r in flow.records() {
-        let connect = r.connect_time.map_or("-".to_string(), |d| format!("{:.3}ms", d.total_micros() as f64 / 1000.0));
+        let connect = r.connect_time.map_or("-".to_string(), |d| {
+            format!("{:.3}ms", d.total_micros() as f64 / 1000.0)
+        });
         let _ = writeln!(
             out,
             "  #{:<3} {} -> {}  {:<8} connect {:>9}  sent {} B  received {} B",
@@ -86,10 +134,15 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, String> {
         for (id, name) in c.trace().ifaces() {
             if let Some(p) = c.trace().pcap(id) {
                 let path = dir.join(format!("{}.pcap", name.replace('/', "_")));
-                std::fs::write(&path, p.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+                std::fs::write(&path, p.as_bytes())
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
             }
         }
         eprintln!("pcaps written to {}", dir.display());
     }
-    Ok(if finished && ok == flow.records().len() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if finished && ok == flow.records().len() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

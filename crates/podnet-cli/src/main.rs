@@ -18,7 +18,9 @@ struct Cli {
 enum Command {
     /// Run the built-in demo: the seed document's Pod A (10.244.0.5 on node 192.168.1.100)
     /// fetching over HTTP from a backend pod (10.244.1.20) on a second node.
-    #[command(after_help = "Examples:\n  podnet demo\n  podnet demo --count 3 --tcpdump\n  podnet demo --loss 0.1 --seed 7\n  podnet demo --pcap out/ && tshark -r out/node-a_eth0.pcap")]
+    #[command(
+        after_help = "Examples:\n  podnet demo\n  podnet demo --count 3 --tcpdump\n  podnet demo --loss 0.1 --seed 7\n  podnet demo --pcap out/ && tshark -r out/node-a_eth0.pcap"
+    )]
     Demo(demo::DemoArgs),
 }
 

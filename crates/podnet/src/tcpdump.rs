@@ -589,3 +589,445 @@ fn be16(bytes: &[u8], at: usize) -> Option<u16> {
 fn be32(bytes: &[u8]) -> Option<u32> {
     bytes.get(..4)?.try_into().ok().map(u32::from_be_bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+    use alloc::{format, vec};
+    use smoltcp::phy::ChecksumCapabilities as Caps;
+    use smoltcp::wire::{
+        EthernetAddress as Mac, Icmpv4DstUnreachable as Unreachable, Icmpv4Repr,
+        Icmpv4TimeExceeded, IpAddress, Ipv4Repr, TcpControl as Ctl, TcpRepr, TcpSeqNumber, UdpRepr,
+    };
+
+    const A: Ipv4Address = Ipv4Address::new(10, 244, 0, 5);
+    const B: Ipv4Address = Ipv4Address::new(10, 244, 1, 20);
+    const GW: Ipv4Address = Ipv4Address::new(10, 244, 0, 1);
+    const DNS: Ipv4Address = Ipv4Address::new(10, 96, 0, 10);
+    const MAC_A: Mac = Mac([0x0a, 0x58, 0x0a, 0xf4, 0x00, 0x05]);
+    const MAC_GW: Mac = Mac([0x0a, 0x58, 0x0a, 0xf4, 0x00, 0x01]);
+    const T: Instant = Instant::from_micros_const(412);
+
+    fn ether(ethertype: EthernetProtocol, payload: &[u8]) -> Vec<u8> {
+        let ethertype = u16::from(ethertype).to_be_bytes();
+        [&MAC_GW.0[..], &MAC_A.0, &ethertype, payload].concat()
+    }
+
+    /// An IPv4 frame whose `len`-byte payload `emit` fills in.
+    fn ipv4(addrs: Addrs, proto: IpProtocol, len: usize, emit: impl FnOnce(&mut [u8])) -> Vec<u8> {
+        let (src_addr, dst_addr, next_header) = (addrs.0, addrs.1, proto);
+        let repr = Ipv4Repr {
+            src_addr,
+            dst_addr,
+            next_header,
+            payload_len: len,
+            hop_limit: 64,
+        };
+        let mut packet = vec![0; 20 + len];
+        repr.emit(
+            &mut Ipv4Packet::new_unchecked(&mut packet[..]),
+            &Caps::default(),
+        );
+        emit(&mut packet[20..]);
+        ether(EthernetProtocol::Ipv4, &packet)
+    }
+
+    fn seg(ports: (u16, u16), control: Ctl, seq: u32, ack: Option<u32>) -> TcpRepr<'static> {
+        TcpRepr {
+            src_port: ports.0,
+            dst_port: ports.1,
+            control,
+            seq_number: TcpSeqNumber(seq as i32),
+            ack_number: ack.map(|ack| TcpSeqNumber(ack as i32)),
+            window_len: 502,
+            window_scale: None,
+            max_seg_size: None,
+            sack_permitted: false,
+            sack_ranges: [None; 3],
+            timestamp: None,
+            payload: &[],
+        }
+    }
+
+    fn tcp(addrs: Addrs, repr: &TcpRepr) -> Vec<u8> {
+        let (src, dst) = (IpAddress::Ipv4(addrs.0), IpAddress::Ipv4(addrs.1));
+        ipv4(addrs, IpProtocol::Tcp, repr.buffer_len(), |buf| {
+            repr.emit(
+                &mut TcpPacket::new_unchecked(buf),
+                &src,
+                &dst,
+                &Caps::default(),
+            )
+        })
+    }
+
+    /// A Linux SYN (`TcpRepr` would emit smoltcp's own option order).
+    fn linux_syn() -> Vec<u8> {
+        ipv4((A, B), IpProtocol::Tcp, 40, |buf| {
+            let mut packet = TcpPacket::new_unchecked(buf);
+            packet.set_src_port(40000);
+            packet.set_dst_port(80);
+            packet.set_seq_number(TcpSeqNumber(1234));
+            packet.set_header_len(40);
+            packet.clear_flags();
+            packet.set_syn(true);
+            packet.set_window_len(64240);
+            let mut options = packet.options_mut();
+            options = TcpOption::MaxSegmentSize(1460).emit(options);
+            options = TcpOption::SackPermitted.emit(options);
+            options = TcpOption::TimeStamp { tsval: 1, tsecr: 0 }.emit(options);
+            options = TcpOption::NoOperation.emit(options);
+            assert_eq!(TcpOption::WindowScale(7).emit(options).len(), 0);
+            packet.fill_checksum(&IpAddress::Ipv4(A), &IpAddress::Ipv4(B));
+        })
+    }
+
+    fn udp(addrs: Addrs, ports: (u16, u16), payload: &[u8]) -> Vec<u8> {
+        let (src, dst) = (IpAddress::Ipv4(addrs.0), IpAddress::Ipv4(addrs.1));
+        let repr = UdpRepr {
+            src_port: ports.0,
+            dst_port: ports.1,
+        };
+        ipv4(addrs, IpProtocol::Udp, 8 + payload.len(), |buf| {
+            let fill = |data: &mut [u8]| data.copy_from_slice(payload);
+            let len = payload.len();
+            repr.emit(
+                &mut UdpPacket::new_unchecked(buf),
+                &src,
+                &dst,
+                len,
+                fill,
+                &Caps::default(),
+            )
+        })
+    }
+
+    fn icmp(addrs: Addrs, repr: &Icmpv4Repr) -> Vec<u8> {
+        ipv4(addrs, IpProtocol::Icmp, repr.buffer_len(), |buf| {
+            repr.emit(&mut Icmpv4Packet::new_unchecked(buf), &Caps::default())
+        })
+    }
+
+    fn echo(request: bool) -> Vec<u8> {
+        let (ident, seq_no, data) = (1, 2, &[0x42; 56][..]);
+        match request {
+            true => icmp(
+                (A, B),
+                &Icmpv4Repr::EchoRequest {
+                    ident,
+                    seq_no,
+                    data,
+                },
+            ),
+            false => icmp(
+                (B, A),
+                &Icmpv4Repr::EchoReply {
+                    ident,
+                    seq_no,
+                    data,
+                },
+            ),
+        }
+    }
+
+    /// An ICMP error from `from` quoting the start of `proto` 10.244.0.5.40000 > `to`.`port`.
+    fn icmp_error(
+        from: Ipv4Address,
+        to: Ipv4Address,
+        proto: IpProtocol,
+        port: u16,
+        code: u8,
+    ) -> Vec<u8> {
+        let header = Ipv4Repr {
+            src_addr: A,
+            dst_addr: to,
+            next_header: proto,
+            payload_len: 100, // the quote holds only the first 8 of these bytes
+            hop_limit: 64,
+        };
+        let [hi, lo] = port.to_be_bytes();
+        let data = &[0x9c, 0x40, hi, lo, 0, 0x6c, 0, 0];
+        let repr = match code {
+            0xff => {
+                let reason = Icmpv4TimeExceeded::TtlExpired;
+                Icmpv4Repr::TimeExceeded {
+                    reason,
+                    header,
+                    data,
+                }
+            }
+            code => Icmpv4Repr::DstUnreachable {
+                reason: Unreachable::from(code),
+                header,
+                data,
+            },
+        };
+        icmp((from, A), &repr)
+    }
+
+    fn arp(
+        operation: ArpOperation,
+        sha: Mac,
+        spa: Ipv4Address,
+        tha: Mac,
+        tpa: Ipv4Address,
+    ) -> Vec<u8> {
+        let repr = ArpRepr::EthernetIpv4 {
+            operation,
+            source_hardware_addr: sha,
+            source_protocol_addr: spa,
+            target_hardware_addr: tha,
+            target_protocol_addr: tpa,
+        };
+        let mut packet = vec![0; repr.buffer_len()];
+        repr.emit(&mut ArpPacket::new_unchecked(&mut packet[..]));
+        ether(EthernetProtocol::Arp, &packet)
+    }
+
+    fn vxlan() -> Vec<u8> {
+        let mut payload = vec![0x08, 0, 0, 0, 0, 0, 1, 0];
+        payload.extend_from_slice(&echo(true));
+        let nodes = (
+            Ipv4Address::new(192, 168, 1, 100),
+            Ipv4Address::new(192, 168, 1, 101),
+        );
+        udp(nodes, (40000, VXLAN_PORT), &payload)
+    }
+
+    /// The lines for `frames` seen at `T`, without the timestamp, one per line.
+    fn render(f: &mut Formatter, frames: &[Vec<u8>]) -> String {
+        let lines: Vec<String> = frames.iter().map(|frame| f.line(T, frame)).collect();
+        assert!(lines
+            .iter()
+            .all(|line| line.starts_with("00:00:00.000412 ")));
+        let lines: Vec<&str> = lines.iter().map(|line| &line[16..]).collect();
+        lines.join("\n")
+    }
+
+    #[test]
+    fn times_and_interfaces() {
+        assert_eq!(format_time(Instant::ZERO), "00:00:00.000000");
+        assert_eq!(format_time(T), "00:00:00.000412");
+        assert_eq!(
+            format_time(Instant::from_micros(3_723_000_001i64)),
+            "01:02:03.000001"
+        );
+        assert_eq!(
+            format_time(Instant::from_secs(100 * 3600)),
+            "100:00:00.000000"
+        );
+        assert_eq!(
+            format_time(Instant::from_micros(-1_500_000)),
+            "-00:00:01.500000"
+        );
+        assert!(format_time(Instant::from_micros(i64::MIN)).starts_with("-2562047788:"));
+        let mut f = Formatter::new();
+        let line = f.line_on(T, "veth1", Direction::Out, &echo(true));
+        assert!(line.starts_with("00:00:00.000412 veth1 Out IP 10.244.0.5 > 10.244.1.20: ICMP"));
+        let line = f.line_on(T, "eth0", Direction::In, &echo(false));
+        assert!(line.starts_with("00:00:00.000412 eth0  In  IP 10.244.1.20 > 10.244.0.5: ICMP"));
+    }
+
+    #[test]
+    fn tcp_conversation() {
+        let mut syn_ack = seg((80, 40000), Ctl::Syn, 5000, Some(1235));
+        syn_ack.window_len = 64240;
+        (
+            syn_ack.max_seg_size,
+            syn_ack.window_scale,
+            syn_ack.sack_permitted,
+        ) = (Some(1460), Some(7), true);
+        let mut data = seg((40000, 80), Ctl::Psh, 1235, Some(5001));
+        data.payload = b"GET / HTTP/1.1\r\n";
+        let mut reply = seg((80, 40000), Ctl::None, 5001, Some(1251));
+        reply.payload = &[0; 1448];
+        let mut sack = seg((40000, 80), Ctl::None, 1251, Some(5001));
+        sack.sack_ranges[0] = Some((6449, 7897));
+        let mut urgent = tcp((A, B), &seg((40000, 80), Ctl::None, 1251, Some(5001)));
+        urgent[14 + 20 + 13] = 0xf1; // FIN, ACK, URG, ECE, CWR
+        let frames = [
+            linux_syn(),
+            tcp((B, A), &syn_ack),
+            tcp((A, B), &seg((40000, 80), Ctl::None, 1235, Some(5001))),
+            tcp((A, B), &data),
+            tcp((B, A), &reply),
+            tcp((A, B), &sack),
+            tcp((A, B), &seg((40000, 80), Ctl::Fin, 1251, Some(6449))),
+            urgent,
+            tcp((B, A), &seg((80, 40000), Ctl::Rst, 6449, None)),
+        ];
+        let relative = "\
+IP 10.244.0.5.40000 > 10.244.1.20.80: Flags [S], seq 1234, win 64240, options [mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 7], length 0
+IP 10.244.1.20.80 > 10.244.0.5.40000: Flags [S.], seq 5000, ack 1235, win 64240, options [mss 1460,wscale 7,sackOK,eol], length 0
+IP 10.244.0.5.40000 > 10.244.1.20.80: Flags [.], ack 1, win 502, length 0
+IP 10.244.0.5.40000 > 10.244.1.20.80: Flags [P.], seq 1:17, ack 1, win 502, length 16
+IP 10.244.1.20.80 > 10.244.0.5.40000: Flags [.], seq 1:1449, ack 17, win 502, length 1448
+IP 10.244.0.5.40000 > 10.244.1.20.80: Flags [.], ack 1, win 502, options [sack 1 {1449:2897},eol], length 0
+IP 10.244.0.5.40000 > 10.244.1.20.80: Flags [F.], seq 17, ack 1449, win 502, length 0
+IP 10.244.0.5.40000 > 10.244.1.20.80: Flags [F.UEW], seq 17, ack 1, win 502, urg 0, length 0
+IP 10.244.1.20.80 > 10.244.0.5.40000: Flags [R], seq 6449, win 502, length 0";
+        assert_eq!(render(&mut Formatter::new(), &frames), relative);
+        let absolute = render(&mut Formatter::absolute(), &frames);
+        let absolute: Vec<&str> = absolute.lines().collect();
+        assert!(absolute[2].ends_with("Flags [.], ack 5001, win 502, length 0"));
+        assert!(absolute[3].ends_with("Flags [P.], seq 1235:1251, ack 5001, win 502, length 16"));
+        assert!(absolute[5].ends_with("options [sack 1 {6449:7897},eol], length 0"));
+    }
+
+    #[test]
+    fn udp_icmp_arp_and_other_frames() {
+        let zero = Mac([0; 6]);
+        let mut padded_arp = arp(ArpOperation::Request, MAC_A, A, MAC_GW, GW);
+        padded_arp.resize(60, 0);
+        let mut ipv6_arp = arp(ArpOperation::Request, MAC_A, A, zero, GW);
+        ipv6_arp[14 + 2..14 + 4].copy_from_slice(&[0x86, 0xdd]);
+        let far = Ipv4Address::new(10, 1, 1, 1);
+        let frames = [
+            udp((A, DNS), (40000, 53), &[0; 16]),
+            echo(true),
+            echo(false),
+            icmp_error(GW, B, IpProtocol::Udp, 33434, 0xff),
+            icmp_error(DNS, DNS, IpProtocol::Udp, 53, 3),
+            icmp_error(B, B, IpProtocol::Tcp, 80, 3),
+            icmp_error(GW, far, IpProtocol::Tcp, 80, 1),
+            icmp_error(GW, far, IpProtocol::Tcp, 80, 0),
+            icmp_error(GW, far, IpProtocol::Tcp, 80, 13),
+            arp(ArpOperation::Request, MAC_A, A, zero, GW),
+            arp(ArpOperation::Reply, MAC_GW, GW, MAC_A, A),
+            padded_arp,
+            ipv6_arp,
+            ether(EthernetProtocol::Ipv6, &[0x60; 48]),
+            ipv4((A, B), IpProtocol::Unknown(47), 24, |_| {}),
+            vxlan(),
+        ];
+        let want = "\
+IP 10.244.0.5.40000 > 10.96.0.10.53: UDP, length 16
+IP 10.244.0.5 > 10.244.1.20: ICMP echo request, id 1, seq 2, length 64
+IP 10.244.1.20 > 10.244.0.5: ICMP echo reply, id 1, seq 2, length 64
+IP 10.244.0.1 > 10.244.0.5: ICMP time exceeded in-transit, length 36
+IP 10.96.0.10 > 10.244.0.5: ICMP 10.96.0.10 udp port 53 unreachable, length 36
+IP 10.244.1.20 > 10.244.0.5: ICMP 10.244.1.20 tcp port 80 unreachable, length 36
+IP 10.244.0.1 > 10.244.0.5: ICMP host 10.1.1.1 unreachable, length 36
+IP 10.244.0.1 > 10.244.0.5: ICMP net 10.1.1.1 unreachable, length 36
+IP 10.244.0.1 > 10.244.0.5: ICMP host 10.1.1.1 unreachable - admin prohibited filter, length 36
+ARP, Request who-has 10.244.0.1 tell 10.244.0.5, length 28
+ARP, Reply 10.244.0.1 is-at 0a:58:0a:f4:00:01, length 28
+ARP, Request who-has 10.244.0.1 (0a:58:0a:f4:00:01) tell 10.244.0.5, length 46
+ARP, Ethernet (len 6), IPv6 (len 4), length 28
+0a:58:0a:f4:00:05 > 0a:58:0a:f4:00:01, ethertype IPv6 (0x86dd), length 62
+IP 10.244.0.5 > 10.244.1.20:  ip-proto-47 24
+IP 192.168.1.100.40000 > 192.168.1.101.4789: VXLAN, flags [I] (0x08), vni 1
+IP 10.244.0.5 > 10.244.1.20: ICMP echo request, id 1, seq 2, length 64";
+        assert_eq!(render(&mut Formatter::new(), &frames), want);
+    }
+
+    #[test]
+    fn truncated_and_malformed_frames() {
+        let syn = linux_syn();
+        let patched = |at: usize, byte: u8| {
+            let mut frame = syn.clone();
+            frame[at] = byte;
+            frame
+        };
+        let mut bad_udp = udp((A, DNS), (40000, 53), &[0; 16]);
+        bad_udp[14 + 20 + 5] = 200;
+        let mut short_udp = bad_udp.clone();
+        short_udp[14 + 20 + 5] = 4;
+        let frames = [
+            syn[..10].to_vec(),
+            syn[..14 + 10].to_vec(),
+            syn[..14 + 20 + 10].to_vec(),
+            syn[..14 + 20 + 3].to_vec(),
+            patched(14, 0x43),
+            patched(14, 0x65),
+            patched(14, 0x25),
+            patched(14 + 20 + 12, 0x30),
+            patched(14 + 20 + 12, 0xf0),
+            patched(14 + 20 + 21, 9), // the mss option runs past the header
+            bad_udp,
+            short_udp,
+            udp((A, B), (4789, 4789), &[0x08, 0, 0]),
+            echo(true)[..14 + 20 + 4].to_vec(),
+            icmp_error(GW, B, IpProtocol::Udp, 53, 0xff)[..14 + 20 + 8 + 12].to_vec(),
+            arp(ArpOperation::Request, MAC_A, A, MAC_GW, GW)[..30].to_vec(),
+        ];
+        let want = "\
+[|ether]
+IP  [|ip]
+IP truncated-ip - 30 bytes missing! 10.244.0.5.40000 > 10.244.1.20.80:  [|tcp]
+IP truncated-ip - 37 bytes missing! 10.244.0.5 > 10.244.1.20: [|tcp]
+IP bad-hlen 12
+IP6, wrong link-layer encapsulation (invalid)
+IP2 (invalid)
+IP 10.244.0.5.40000 > 10.244.1.20.80:  tcp 28 [bad hdr length 12 - too short, < 20]
+IP 10.244.0.5.40000 > 10.244.1.20.80: Flags [S] [bad hdr length 60 - too long, > 40]
+IP 10.244.0.5.40000 > 10.244.1.20.80: Flags [S], seq 1234, win 64240, options [[bad opt]]
+IP 10.244.0.5.40000 > 10.96.0.10.53: UDP, bad length 192 > 16
+IP 10.244.0.5.40000 > 10.96.0.10.53: truncated-udplength 4
+IP 10.244.0.5.4789 > 10.244.1.20.4789:  [|vxlan]
+IP truncated-ip - 60 bytes missing! 10.244.0.5 > 10.244.1.20:  [|icmp]
+IP truncated-ip - 16 bytes missing! 10.244.0.1 > 10.244.0.5:  [|icmp]
+[|arp]";
+        assert_eq!(render(&mut Formatter::new(), &frames), want);
+    }
+
+    #[test]
+    fn never_panics_on_truncations_mutations_or_garbage() {
+        let mut data = seg((40000, 80), Ctl::Psh, 1, Some(1));
+        data.payload = b"GET / HTTP/1.1\r\n";
+        let valid = [
+            linux_syn(),
+            tcp((A, B), &data),
+            udp((A, DNS), (40000, 53), &[7; 16]),
+            vxlan(),
+            echo(true),
+            icmp_error(DNS, DNS, IpProtocol::Udp, 53, 3),
+            icmp_error(GW, B, IpProtocol::Tcp, 80, 0xff),
+            arp(ArpOperation::Request, MAC_A, A, MAC_GW, GW),
+        ];
+        let mut f = Formatter::new();
+        let mut check = |frame: &[u8]| {
+            let line = f.line(T, frame);
+            assert!(
+                line.len() > 16 && line.starts_with("00:00:00.000412 "),
+                "{line}"
+            );
+            let _ = f.line_on(T, "veth0", Direction::In, frame);
+        };
+        // Every truncation of valid frames.
+        for frame in &valid {
+            (0..=frame.len()).for_each(|len| check(&frame[..len]));
+        }
+        // A tiny xorshift generator: deterministic mutations and garbage.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for frame in &valid {
+            for _ in 0..2000 {
+                let mut mutated = frame.clone();
+                for _ in 0..1 + next() % 4 {
+                    let at = next() as usize % mutated.len();
+                    mutated[at] = next() as u8;
+                }
+                let cut = mutated.len() - next() as usize % 8;
+                check(&mutated[..cut]);
+            }
+        }
+        for _ in 0..5000 {
+            let len = (next() % 160) as usize;
+            let mut garbage: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if len >= 15 && next() % 2 == 0 {
+                // Steer into the IPv4 and ARP decoders.
+                garbage[12..15].copy_from_slice(&[0x08, [0x00, 0x06][(next() % 2) as usize], 0x45]);
+            }
+            check(&garbage);
+        }
+        assert!(f.isns.len() < 100_000);
+        let _ = format!("{f:?}");
+    }
+}
