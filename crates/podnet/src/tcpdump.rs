@@ -140,12 +140,8 @@ impl Formatter {
                 match u16::from(other) {
                     ..=1500 => put!(out, ", 802.3, length {}", frame.len()),
                     ty => {
-                        let name = ethertype_name(ty).unwrap_or("Unknown");
-                        put!(
-                            out,
-                            ", ethertype {name} (0x{ty:04x}), length {}",
-                            frame.len()
-                        );
+                        let (name, len) = (ethertype_name(ty).unwrap_or("Unknown"), frame.len());
+                        put!(out, ", ethertype {name} (0x{ty:04x}), length {len}");
                     }
                 }
             }
@@ -195,10 +191,7 @@ impl Formatter {
         }
         match proto {
             IpProtocol::Tcp => self.tcp(out, (src, dst), ip.payload(), length),
-            IpProtocol::Udp => {
-                let fragmented = ip.more_frags();
-                self.udp(out, (src, dst), ip.payload(), length, fragmented, depth);
-            }
+            IpProtocol::Udp => self.udp(out, ip, length, depth),
             IpProtocol::Icmp => {
                 put!(out, "{src} > {dst}: ");
                 icmp(out, ip.payload(), length);
@@ -226,21 +219,17 @@ impl Formatter {
             let (from, to) = ((src, sport), (dst, dport));
             let swap = from > to;
             let key = if swap { (to, from) } else { (from, to) };
-            let known = self.isns.get(&key).filter(|_| !tcp.syn()).copied();
-            let (from_isn, to_isn) = match known {
-                Some((low, high)) if swap => (high, low),
-                Some(isns) => isns,
-                None => (seq, ack.wrapping_sub(1)),
-            };
+            let order = |(a, b): (u32, u32)| if swap { (b, a) } else { (a, b) };
+            let known = self
+                .isns
+                .get(&key)
+                .filter(|_| !tcp.syn())
+                .map(|&isns| order(isns));
+            let (from_isn, to_isn) = known.unwrap_or((seq, ack.wrapping_sub(1)));
             if known.is_some() {
                 (seq, ack) = (seq.wrapping_sub(from_isn), ack.wrapping_sub(to_isn));
             } else {
-                let isns = if swap {
-                    (to_isn, from_isn)
-                } else {
-                    (from_isn, to_isn)
-                };
-                self.isns.insert(key, isns);
+                self.isns.insert(key, order((from_isn, to_isn)));
             }
             sack_base = to_isn;
         }
@@ -267,20 +256,13 @@ impl Formatter {
         }
     }
 
-    fn udp(
-        &mut self,
-        out: &mut String,
-        addrs: Addrs,
-        data: &[u8],
-        length: usize,
-        frag: bool,
-        depth: u8,
-    ) {
-        let Ok(udp) = UdpPacket::new_checked(data) else {
-            return udp_malformed(out, addrs, data, length, frag);
+    fn udp(&mut self, out: &mut String, ip: &Ipv4Packet<&[u8]>, length: usize, depth: u8) {
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        let Ok(udp) = UdpPacket::new_checked(ip.payload()) else {
+            return udp_malformed(out, (src, dst), ip.payload(), length, ip.more_frags());
         };
         let (sport, dport) = (udp.src_port(), udp.dst_port());
-        put!(out, "{}.{sport} > {}.{dport}: ", addrs.0, addrs.1);
+        put!(out, "{src}.{sport} > {dst}.{dport}: ");
         if sport == VXLAN_PORT || dport == VXLAN_PORT {
             self.vxlan(out, udp.payload(), depth);
         } else {
@@ -402,10 +384,10 @@ fn udp_malformed(out: &mut String, (src, dst): Addrs, data: &[u8], length: usize
 }
 
 fn icmp(out: &mut String, data: &[u8], length: usize) {
-    match Icmpv4Packet::new_checked(data)
+    let text = Icmpv4Packet::new_checked(data)
         .ok()
-        .and_then(|p| icmp_text(&p))
-    {
+        .and_then(|icmp| icmp_text(&icmp));
+    match text {
         Some(text) => put!(out, "ICMP {text}, length {length}"),
         None => out.push_str(" [|icmp]"),
     }
@@ -414,12 +396,8 @@ fn icmp(out: &mut String, data: &[u8], length: usize) {
 /// The part of tcpdump's ICMP line between `ICMP ` and `, length`, or `None` where tcpdump
 /// stops with `[|icmp]`.
 fn icmp_text(icmp: &Icmpv4Packet<&[u8]>) -> Option<String> {
-    let (code, id, seq, body) = (
-        icmp.msg_code(),
-        icmp.echo_ident(),
-        icmp.echo_seq_no(),
-        icmp.data(),
-    );
+    let (code, id, seq) = (icmp.msg_code(), icmp.echo_ident(), icmp.echo_seq_no());
+    let body = icmp.data();
     let mut s = String::new();
     match u8::from(icmp.msg_type()) {
         0 => put!(s, "echo reply, id {id}, seq {seq}"),
@@ -557,22 +535,16 @@ fn arp(out: &mut String, data: &[u8]) {
 
 /// tcpdump's names for a few EtherTypes.
 fn ethertype_name(ty: u16) -> Option<&'static str> {
-    let names = [
-        (0x0800, "IPv4"),
-        (0x0806, "ARP"),
-        (0x8100, "802.1Q"),
-        (0x86dd, "IPv6"),
-    ];
-    let more = [
-        (0x88a8, "802.1Q-QinQ"),
-        (0x88cc, "LLDP"),
-        (0x8847, "MPLS unicast"),
-    ];
-    names
-        .iter()
-        .chain(&more)
-        .find(|(t, _)| *t == ty)
-        .map(|(_, name)| *name)
+    Some(match ty {
+        0x0800 => "IPv4",
+        0x0806 => "ARP",
+        0x8100 => "802.1Q",
+        0x86dd => "IPv6",
+        0x8847 => "MPLS unicast",
+        0x88a8 => "802.1Q-QinQ",
+        0x88cc => "LLDP",
+        _ => return None,
+    })
 }
 
 fn put_mac(out: &mut String, bytes: &[u8]) {
