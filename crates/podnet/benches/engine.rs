@@ -8,8 +8,9 @@
 //!
 //! The reference ([`bare`]) is two smoltcp `Interface`s (Ethernet, the same TCP buffers as
 //! podnet's default and Reno) joined by a plain `VecDeque` of frames in each direction, driven
-//! by the same virtual-clock approach: exchange frames at the current instant until both queues
-//! are empty, then jump to the earliest `poll_at`. It runs the same exchange with a fresh socket
+//! by the same virtual-clock approach as podnet: at the current instant, poll each host that has
+//! frames waiting or a timer due (its last `poll_at`) until neither has, then jump to the
+//! earliest `poll_at`. It runs the same exchange with a fresh socket
 //! per connection, so the difference is what podnet's engine (links, bridges, node IP stacks,
 //! event queue, programs) costs on top of smoltcp itself.
 //!
@@ -165,10 +166,11 @@ mod bare {
     const CLIENT_IP: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
     const SERVER_IP: Ipv4Address = Ipv4Address::new(10, 0, 0, 2);
 
-    /// One end: an interface and its sockets.
+    /// One end: an interface, its sockets, and when it next needs a poll with no frame.
     struct Host {
         iface: Interface,
         sockets: SocketSet<'static>,
+        wake: Option<Instant>,
     }
 
     impl Host {
@@ -188,10 +190,17 @@ mod bare {
             Host {
                 iface,
                 sockets: SocketSet::new(Vec::new()),
+                wake: Some(Instant::ZERO),
             }
         }
 
-        /// Polls (ingress, then egress), runs the program, and sends what it wrote.
+        /// Whether frames wait for it or one of its timers is due at `now`.
+        fn due(&self, now: Instant, rx: &VecDeque<Frame>) -> bool {
+            !rx.is_empty() || self.wake.is_some_and(|t| t <= now)
+        }
+
+        /// Polls (ingress, then egress), runs the program, sends what it wrote, and notes when
+        /// it next needs a poll.
         fn service(
             &mut self,
             now: Instant,
@@ -205,6 +214,7 @@ mod bare {
             while self.iface.poll_egress(now, &mut dev, &mut self.sockets)
                 == smoltcp::iface::PollResult::SocketStateChanged
             {}
+            self.wake = self.iface.poll_at(now, &self.sockets);
         }
     }
 
@@ -445,39 +455,38 @@ mod bare {
             let end = self.now + limit;
             let mut same_instant = 0u32;
             loop {
-                // Exchange frames at `now` until both queues are empty.
+                // At `now`, service each host that has frames waiting or a timer due, until
+                // neither has.
                 loop {
-                    self.client
-                        .service(self.now, client, &mut self.to_client, &mut self.to_server);
-                    self.server
-                        .service(self.now, server, &mut self.to_server, &mut self.to_client);
-                    if self.to_server.is_empty() && self.to_client.is_empty() {
+                    let mut ran = false;
+                    if self.client.due(self.now, &self.to_client) {
+                        let (rx, tx) = (&mut self.to_client, &mut self.to_server);
+                        self.client.service(self.now, client, rx, tx);
+                        ran = true;
+                    }
+                    if self.server.due(self.now, &self.to_server) {
+                        let (rx, tx) = (&mut self.to_server, &mut self.to_client);
+                        self.server.service(self.now, server, rx, tx);
+                        ran = true;
+                    }
+                    if client.finished == client.count {
+                        return start.elapsed();
+                    }
+                    if !ran {
                         break;
                     }
-                }
-                if client.finished == client.count {
-                    return start.elapsed();
-                }
-                // Jump to the earliest deadline of either stack.
-                let next = [
-                    self.client.iface.poll_at(self.now, &self.client.sockets),
-                    self.server.iface.poll_at(self.now, &self.server.sockets),
-                ]
-                .into_iter()
-                .flatten()
-                .min()
-                .expect("bare pair: nothing left to do");
-                assert!(next <= end, "bare pair: virtual time limit reached");
-                if next <= self.now {
                     same_instant += 1;
                     assert!(
                         same_instant < 100_000,
-                        "bare pair: a stack keeps asking to be polled now"
+                        "bare pair: a stack keeps asking for now"
                     );
-                } else {
-                    same_instant = 0;
-                    self.now = next;
                 }
+                // Jump to the earliest timer of either stack.
+                let next = self.client.wake.into_iter().chain(self.server.wake).min();
+                let next = next.expect("bare pair: nothing left to do");
+                assert!(next <= end, "bare pair: virtual time limit reached");
+                self.now = next;
+                same_instant = 0;
             }
         }
     }

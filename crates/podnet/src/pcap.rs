@@ -54,6 +54,9 @@ impl PcapBuffer {
     }
 
     /// Appends one Ethernet frame seen at virtual time `at`.
+    ///
+    /// smoltcp's writer panics on a frame longer than `u32::MAX` bytes, which no
+    /// Ethernet link produces.
     pub fn record(&mut self, at: Instant, frame: &[u8]) {
         self.packet(at, frame);
         self.packets += 1;
