@@ -2,6 +2,7 @@
 //!
 //! Deliberately std-only so it compiles in a second on a fresh machine.
 
+mod determinism;
 mod ensure;
 
 use std::env;
@@ -23,7 +24,8 @@ cargo xtask <command> [args...]
 
 Commands:
   demo [args...]    Run the headless demo (cargo run --release -p podnet-cli -- demo [args...])
-  ci                Run every check CI runs: fmt, clippy, wasm32 + no_std builds, tests, bench build
+  ci                Run every check CI runs: fmt, clippy, wasm32 + no_std builds, tests,
+                    native-vs-wasm determinism (Node WASI), bench build
   bench [args...]   Run the benchmarks (cargo bench -p podnet [args...])
   help              Show this message
 
@@ -73,26 +75,41 @@ fn ci() -> Result {
     ensure_rust_component("rustfmt", "fmt")?;
     ensure_rust_component("clippy", "clippy")?;
 
-    let mut steps: Vec<(&str, Command)> = vec![
-        ("fmt", cargo_with(&["fmt", "--all", "--", "--check"])),
+    let mut steps: Vec<(&str, Step)> = vec![
+        (
+            "fmt",
+            Step::Cmd(cargo_with(&["fmt", "--all", "--", "--check"])),
+        ),
         (
             "clippy",
-            cargo_with(&[
+            Step::Cmd(cargo_with(&[
                 "clippy",
                 "--workspace",
                 "--all-targets",
                 "--",
                 "-D",
                 "warnings",
-            ]),
+            ])),
         ),
         (
             "build wasm32",
-            cargo_with(&["build", "-p", "podnet", "--target", WASM_TARGET]),
+            Step::Cmd(cargo_with(&[
+                "build",
+                "-p",
+                "podnet",
+                "--target",
+                WASM_TARGET,
+            ])),
         ),
         (
             "build no_std",
-            cargo_with(&["build", "-p", "podnet", "--target", NO_STD_TARGET]),
+            Step::Cmd(cargo_with(&[
+                "build",
+                "-p",
+                "podnet",
+                "--target",
+                NO_STD_TARGET,
+            ])),
         ),
     ];
     if has_cargo_subcommand("nextest") {
@@ -101,23 +118,30 @@ fn ci() -> Result {
         if env::var_os("NEXTEST_NO_TESTS").is_none() {
             nextest.env("NEXTEST_NO_TESTS", "warn");
         }
-        steps.push(("test (nextest)", nextest));
+        steps.push(("test (nextest)", Step::Cmd(nextest)));
         // nextest does not run doctests.
-        steps.push(("doctest", cargo_with(&["test", "--workspace", "--doc"])));
+        steps.push((
+            "doctest",
+            Step::Cmd(cargo_with(&["test", "--workspace", "--doc"])),
+        ));
     } else {
-        steps.push(("test", cargo_with(&["test", "--workspace"])));
+        steps.push(("test", Step::Cmd(cargo_with(&["test", "--workspace"]))));
     }
+    steps.push(("native = wasm", Step::Check(determinism::native_vs_wasm)));
     steps.push((
         "bench build",
-        cargo_with(&["bench", "--workspace", "--no-run"]),
+        Step::Cmd(cargo_with(&["bench", "--workspace", "--no-run"])),
     ));
 
     let total = steps.len();
     let mut timings: Vec<(&str, Duration)> = Vec::new();
-    for (i, (name, mut cmd)) in steps.into_iter().enumerate() {
+    for (i, (name, step)) in steps.into_iter().enumerate() {
         println!("\n==> [{}/{total}] {name}", i + 1);
         let step_start = Instant::now();
-        let outcome = run(&mut cmd);
+        let outcome = match step {
+            Step::Cmd(mut cmd) => run(&mut cmd),
+            Step::Check(check) => check(),
+        };
         let elapsed = step_start.elapsed();
         timings.push((name, elapsed));
         if let Err(err) = outcome {
@@ -135,6 +159,12 @@ fn ci() -> Result {
     Ok(())
 }
 
+/// One CI step: a command, or a check written in Rust.
+enum Step {
+    Cmd(Command),
+    Check(fn() -> Result),
+}
+
 fn print_timings(timings: &[(&str, Duration)]) {
     println!("\nStep timings:");
     for (name, elapsed) in timings {
@@ -147,7 +177,7 @@ fn fmt_duration(d: Duration) -> String {
 }
 
 /// The workspace root (the parent of this crate's directory).
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     manifest_dir
         .parent()
@@ -164,7 +194,7 @@ pub(crate) fn cargo() -> Command {
     cmd
 }
 
-fn cargo_with(args: &[&str]) -> Command {
+pub(crate) fn cargo_with(args: &[&str]) -> Command {
     let mut cmd = cargo();
     cmd.args(args);
     cmd
@@ -190,7 +220,7 @@ pub(crate) fn run(cmd: &mut Command) -> Result {
 
 /// Render a command roughly as a shell would show it. The program is shown by
 /// its file name so `$CARGO`'s full toolchain path does not clutter the log.
-fn display(cmd: &Command) -> String {
+pub(crate) fn display(cmd: &Command) -> String {
     let program = PathBuf::from(cmd.get_program());
     let program = program.file_name().map_or_else(
         || program.display().to_string(),

@@ -47,6 +47,11 @@ fn podnet_cluster(
         trace: TraceConfig::off(),
         ..ClusterConfig::default()
     });
+    assert_eq!(
+        c.config().tcp_buffer,
+        TCP_BUFFER,
+        "the bare pair uses the same buffers"
+    );
     let a = c
         .add_node(NodeSpec::new("node-a", [192, 168, 1, 100]))
         .unwrap();
@@ -102,7 +107,9 @@ mod bare {
     use std::collections::VecDeque;
     use std::time::{Duration as StdDuration, Instant as StdInstant};
 
-    use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+    use smoltcp::iface::{
+        Config, Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet,
+    };
     use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
     use smoltcp::socket::tcp;
     use smoltcp::time::{Duration, Instant};
@@ -199,8 +206,8 @@ mod bare {
             !rx.is_empty() || self.wake.is_some_and(|t| t <= now)
         }
 
-        /// Polls (ingress, then egress), runs the program, sends what it wrote, and notes when
-        /// it next needs a poll.
+        /// Takes in every waiting frame, runs the program, sends what the stack and the program
+        /// have to send, and notes when it next needs a poll.
         fn service(
             &mut self,
             now: Instant,
@@ -209,10 +216,15 @@ mod bare {
             tx: &mut VecDeque<Frame>,
         ) {
             let mut dev = QueueDevice { rx, tx };
-            self.iface.poll(now, &mut dev, &mut self.sockets);
+            self.iface.poll_maintenance(now);
+            while self
+                .iface
+                .poll_ingress_single(now, &mut dev, &mut self.sockets)
+                != PollIngressSingleResult::None
+            {}
             app.step(&mut self.iface, &mut self.sockets);
             while self.iface.poll_egress(now, &mut dev, &mut self.sockets)
-                == smoltcp::iface::PollResult::SocketStateChanged
+                == PollResult::SocketStateChanged
             {}
             self.wake = self.iface.poll_at(now, &self.sockets);
         }
@@ -237,8 +249,27 @@ mod bare {
     enum Mode {
         /// An HTTP GET; a `200 OK` with a `Content-Length` body.
         Http,
-        /// A payload echoed back byte for byte.
-        Echo,
+        /// This many bytes of a pattern, echoed back byte for byte.
+        Echo(usize),
+    }
+
+    impl Mode {
+        fn port(self) -> u16 {
+            match self {
+                Mode::Http => 80,
+                Mode::Echo(_) => 7,
+            }
+        }
+
+        /// What a connection sends, built when it opens (as podnet's client does).
+        fn payload(self) -> Vec<u8> {
+            match self {
+                Mode::Http => HTTP_REQUEST.to_vec(),
+                Mode::Echo(len) => (0..len)
+                    .map(|i| (i as u32).wrapping_mul(31) as u8)
+                    .collect(),
+            }
+        }
     }
 
     /// The request podnet's client sends (same bytes, same length).
@@ -270,7 +301,6 @@ mod bare {
     /// and is done once in TIME-WAIT (its socket lingers until smoltcp closes it).
     struct Client {
         mode: Mode,
-        payload: Vec<u8>,
         count: u64,
         finished: u64,
         next_port: u16,
@@ -280,6 +310,7 @@ mod bare {
 
     struct Conn {
         handle: SocketHandle,
+        payload: Vec<u8>,
         sent: usize,
         received: Vec<u8>,
         closing: bool,
@@ -288,13 +319,9 @@ mod bare {
     impl Client {
         fn open(&mut self, iface: &mut Interface, sockets: &mut SocketSet<'static>) {
             let mut s = tcp_socket(super::TCP_BUFFER);
-            let port = match self.mode {
-                Mode::Http => 80,
-                Mode::Echo => 7,
-            };
             s.connect(
                 iface.context(),
-                IpEndpoint::new(IpAddress::Ipv4(SERVER_IP), port),
+                IpEndpoint::new(IpAddress::Ipv4(SERVER_IP), self.mode.port()),
                 self.next_port,
             )
             .unwrap();
@@ -305,6 +332,7 @@ mod bare {
             };
             self.current = Some(Conn {
                 handle: sockets.add(s),
+                payload: self.mode.payload(),
                 sent: 0,
                 received: Vec::new(),
                 closing: false,
@@ -330,21 +358,21 @@ mod bare {
                 }
                 let c = self.current.as_mut().unwrap();
                 let sock = sockets.get_mut::<tcp::Socket>(c.handle);
-                while c.sent < self.payload.len() && sock.can_send() {
-                    c.sent += sock.send_slice(&self.payload[c.sent..]).unwrap();
+                while c.sent < c.payload.len() && sock.can_send() {
+                    c.sent += sock.send_slice(&c.payload[c.sent..]).unwrap();
                 }
                 let mut buf = [0u8; 4096];
                 while sock.can_recv() {
                     let n = sock.recv_slice(&mut buf).unwrap();
                     let at = c.received.len();
                     c.received.extend_from_slice(&buf[..n]);
-                    if let Mode::Echo = self.mode {
-                        assert_eq!(&self.payload[at..at + n], &buf[..n], "corrupt echo");
+                    if let Mode::Echo(_) = self.mode {
+                        assert_eq!(&c.payload[at..at + n], &buf[..n], "corrupt echo");
                     }
                 }
                 let complete = match self.mode {
                     Mode::Http => http_complete(&c.received),
-                    Mode::Echo => c.received.len() == self.payload.len(),
+                    Mode::Echo(len) => c.received.len() == len,
                 };
                 if complete && !c.closing {
                     sock.close();
@@ -407,7 +435,7 @@ mod bare {
                             );
                         }
                     }
-                    Mode::Echo => loop {
+                    Mode::Echo(_) => loop {
                         let room = sock.send_capacity() - sock.send_queue();
                         if room == 0 || !sock.can_recv() {
                             break;
@@ -491,21 +519,16 @@ mod bare {
         }
     }
 
-    fn run(mode: Mode, payload: Vec<u8>, count: u64) -> StdDuration {
+    fn run(mode: Mode, count: u64) -> StdDuration {
         let mut pair = Pair::new();
-        let port = match mode {
-            Mode::Http => 80,
-            Mode::Echo => 7,
-        };
         let mut server = Server {
             mode,
-            port,
+            port: mode.port(),
             listener: None,
             conns: Vec::new(),
         };
         let mut client = Client {
             mode,
-            payload,
             count,
             finished: 0,
             next_port: 32768,
@@ -517,18 +540,12 @@ mod bare {
 
     /// `n` sequential HTTP connections.
     pub fn http(n: u64) -> StdDuration {
-        run(Mode::Http, HTTP_REQUEST.to_vec(), n)
+        run(Mode::Http, n)
     }
 
     /// One echo of `len` bytes of a pattern.
     pub fn bulk(len: usize) -> StdDuration {
-        run(
-            Mode::Echo,
-            (0..len)
-                .map(|i| (i as u32).wrapping_mul(31) as u8)
-                .collect(),
-            1,
-        )
+        run(Mode::Echo(len), 1)
     }
 }
 
