@@ -1,0 +1,89 @@
+//! The `podnet demo` command, run as a user runs it.
+
+use std::process::Command;
+
+fn podnet(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_podnet"))
+        .args(args)
+        .output()
+        .expect("run podnet");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn demo_fetches_from_the_backend_across_nodes() {
+    let (code, out, _) = podnet(&["demo", "--count", "2"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("10.244.1.0/24 via 192.168.1.101 dev eth0"),
+        "{out}"
+    );
+    assert!(
+        out.contains("10.244.0.5:") && out.contains("-> 10.244.1.20:80  ok"),
+        "{out}"
+    );
+    assert!(out.contains("2/2 ok"), "{out}");
+}
+
+#[test]
+fn demo_tcpdump_shows_the_handshake_on_every_hop() {
+    let (code, out, _) = podnet(&["demo", "--count", "1", "--tcpdump"]);
+    assert_eq!(code, 0);
+    for iface in [
+        "pod-a/eth0 Out",
+        "node-a/cni0 In ",
+        "node-a/eth0 Out",
+        "node-b/eth0 In ",
+        "backend/eth0 In ",
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.contains(iface) && l.contains("> 10.244.1.20.80: Flags [S]")),
+            "no SYN on {iface}:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn demo_is_deterministic_per_seed() {
+    let a = podnet(&["demo", "--seed", "9", "--tcpdump"]).1;
+    let b = podnet(&["demo", "--seed", "9", "--tcpdump"]).1;
+    let c = podnet(&["demo", "--seed", "10", "--tcpdump"]).1;
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+}
+
+#[test]
+fn demo_writes_pcaps() {
+    let dir = std::env::temp_dir().join(format!("podnet-demo-pcap-{}", std::process::id()));
+    let (code, _, err) = podnet(&["demo", "--count", "1", "--pcap", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let pcap = std::fs::read(dir.join("node-a_eth0.pcap")).unwrap();
+    assert_eq!(&pcap[..4], &0xa1b2c3d4u32.to_ne_bytes());
+    assert!(pcap.len() > 24 + 16 * 10, "header plus at least ten frames");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn bad_arguments_exit_2_with_a_message() {
+    let (code, _, err) = podnet(&["demo", "--loss", "2"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--loss must be between 0 and 1"), "{err}");
+    let (code, _, err) = podnet(&["demo", "--count", "x"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("invalid value"), "{err}");
+}
+
+#[test]
+fn help_has_examples() {
+    let (code, out, _) = podnet(&["demo", "--help"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("Examples:") && out.contains("podnet demo --count 3 --tcpdump"),
+        "{out}"
+    );
+}
