@@ -64,7 +64,6 @@ pub fn ensure_apt(package: &str, probe_bin: &str) -> Result {
 }
 
 /// Ensure `tshark` (used to cross-check our pcap output) is installed.
-#[allow(dead_code)] // Not wired into any command yet.
 pub fn ensure_tshark() -> Result {
     ensure_apt("tshark", "tshark")
 }

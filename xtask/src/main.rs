@@ -4,6 +4,7 @@
 
 mod determinism;
 mod ensure;
+mod pcapcheck;
 
 use std::env;
 use std::path::PathBuf;
@@ -25,11 +26,12 @@ cargo xtask <command> [args...]
 Commands:
   demo [args...]    Run the headless demo (cargo run --release -p podnet-cli -- demo [args...])
   ci                Run every check CI runs: fmt, clippy, wasm32 + no_std builds, tests,
-                    native-vs-wasm determinism (Node WASI), bench build
+                    native-vs-wasm determinism (Node WASI), pcaps checked by tshark,
+                    bench build
   bench [args...]   Run the benchmarks (cargo bench -p podnet [args...])
   help              Show this message
 
-Missing Rust targets and components are installed automatically.";
+Missing Rust targets and components, and tshark (apt), are installed automatically.";
 
 fn main() {
     let mut args = env::args().skip(1);
@@ -128,6 +130,10 @@ fn ci() -> Result {
         steps.push(("test", Step::Cmd(cargo_with(&["test", "--workspace"]))));
     }
     steps.push(("native = wasm", Step::Check(determinism::native_vs_wasm)));
+    steps.push((
+        "pcaps (tshark)",
+        Step::Check(pcapcheck::tshark_validates_pcaps),
+    ));
     steps.push((
         "bench build",
         Step::Cmd(cargo_with(&["bench", "--workspace", "--no-run"])),

@@ -15,7 +15,7 @@ use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{
     EthernetAddress, EthernetFrame, EthernetProtocol, HardwareAddress, IpAddress, IpCidr,
-    IpEndpoint, IpProtocol, Ipv4Address, Ipv4Packet,
+    IpEndpoint, IpProtocol, Ipv4Address, Ipv4Packet, TcpPacket,
 };
 
 use crate::link::Frame;
@@ -143,6 +143,25 @@ impl IcmpError {
     }
 }
 
+/// The sender and destination port of a TCP SYN without ACK.
+fn syn_of(frame: &[u8]) -> Option<(IpEndpoint, u16)> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
+        return None;
+    }
+    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    if ip.next_header() != IpProtocol::Tcp {
+        return None;
+    }
+    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+    (tcp.syn() && !tcp.ack()).then(|| {
+        (
+            IpEndpoint::new(IpAddress::Ipv4(ip.src_addr()), tcp.src_port()),
+            tcp.dst_port(),
+        )
+    })
+}
+
 /// A pod's network identity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PodAddrs {
@@ -255,6 +274,16 @@ impl Pod {
         self.iface.poll_maintenance(now);
         while let Some(frame) = self.device.rx.front() {
             let icmp = IcmpError::parse(frame);
+            if let Some((remote, port)) = syn_of(frame) {
+                let mut apps = core::mem::take(&mut self.apps);
+                {
+                    let mut env = self.env(now);
+                    for app in apps.iter_mut() {
+                        app.before_syn(remote, port, &mut env);
+                    }
+                }
+                self.apps = apps;
+            }
             self.iface
                 .poll_ingress_single(now, &mut self.device, &mut self.sockets);
             let mut apps = core::mem::take(&mut self.apps);

@@ -152,10 +152,22 @@ fn two_hundred_concurrent_connections_to_one_server() {
     assert_eq!(ports.len(), 200, "distinct ephemeral ports");
 }
 
+/// 10% loss on the client's veth, both directions: HTTP exchanges and 64 KiB uploads all
+/// complete by retransmission (slowly: smoltcp backs its RTO off from 1 s and has no SACK
+/// recovery, so an upload takes seconds to minutes of virtual time). (Uploads, not echoes: with data in flight both ways, smoltcp
+/// 0.14 can stall, because after a retransmission timeout its pure ACKs carry a rewound
+/// sequence number that the peer drops as out of window, ACK field included — Linux and BSD
+/// still process that ACK. See the README's known limitations.)
 #[test]
 fn ten_percent_loss_completes_by_retransmission() {
+    for seed in 5..=12 {
+        lossy_run(seed);
+    }
+}
+
+fn lossy_run(seed: u64) {
     let (mut c, a, b) = cluster(
-        5,
+        seed,
         TraceConfig {
             frames: true,
             hooks: false,
@@ -163,17 +175,28 @@ fn ten_percent_loss_completes_by_retransmission() {
             pcap: false,
         },
     );
-    c.add_pod(PodSpec::new("echo", b).program(Program::TcpEcho { port: 7 }))
+    c.add_pod(PodSpec::new("web", b).program(Program::HttpServer { port: 80 }))
         .unwrap();
-    let to = Ipv4Address::new(10, 244, 1, 2);
+    c.add_pod(PodSpec::new("sink", b).program(Program::TcpDiscard { port: 9 }))
+        .unwrap();
+    let (web, sink) = (
+        Ipv4Address::new(10, 244, 1, 2),
+        Ipv4Address::new(10, 244, 1, 3),
+    );
     let client = c
         .add_pod(
-            PodSpec::new("lossy", a).program(Program::Client(
-                ClientSpec::http("lossy", to, 7)
-                    .request(Request::Bulk(64 * 1024))
-                    .count(5)
-                    .timeout(Duration::from_secs(60)),
-            )),
+            PodSpec::new("lossy", a)
+                .program(Program::Client(
+                    ClientSpec::http("get", web, 80)
+                        .count(30)
+                        .timeout(Duration::from_secs(120)),
+                ))
+                .program(Program::Client(
+                    ClientSpec::http("upload", sink, 9)
+                        .request(Request::Upload(64 * 1024))
+                        .count(3)
+                        .timeout(Duration::from_secs(300)),
+                )),
         )
         .unwrap();
     c.set_pod_link(
@@ -183,15 +206,27 @@ fn ten_percent_loss_completes_by_retransmission() {
             ..LinkConfig::default()
         },
     );
-    assert!(c.run_until_done(Duration::from_secs(120)));
-    assert_eq!(ok_count(&c, client), 5, "{:?}", records(&c, client));
+    let done = c.run_until_done(Duration::from_secs(1000));
+    assert!(
+        done,
+        "seed {seed}: now {} {:?}",
+        c.now(),
+        records(&c, client)
+    );
+    let recs = records(&c, client);
+    assert_eq!(recs.len(), 33);
+    assert!(
+        recs.iter().all(|r| r.outcome == Outcome::Ok),
+        "seed {seed}: {recs:?}"
+    );
+    assert_eq!(recs.iter().filter(|r| r.bytes_sent == 64 * 1024).count(), 3);
     let lost = c
         .trace()
         .events()
         .iter()
         .filter(|e| matches!(&e.kind, EventKind::Dropped { reason, .. } if reason == "link loss"))
         .count();
-    assert!(lost > 10, "the link really lost frames ({lost})");
+    assert!(lost > 20, "the link really lost frames ({lost})");
 }
 
 #[test]

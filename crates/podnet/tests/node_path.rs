@@ -405,3 +405,64 @@ fn hook_tracing_can_be_turned_off() {
         .iter()
         .any(|e| matches!(e.kind, EventKind::Sent { .. })));
 }
+
+/// The second connection's SYN-ACK is lost: the client's retransmitted SYN must reach the
+/// server's half-open connection, not a fresh listener (which would answer too, and one of the
+/// two would end in a RST). The first connection's freed socket slot puts a listener ahead of
+/// the half-open socket in smoltcp's socket order, which is what exposed this.
+#[test]
+fn a_retransmitted_syn_finds_the_half_open_connection() {
+    let (mut c, a, b) = cluster();
+    struct DropSecondSynAck(u32);
+    impl NetfilterHook for DropSecondSynAck {
+        fn name(&self) -> &str {
+            "lossy"
+        }
+        fn process(&mut self, ctx: &HookCtx<'_>, packet: &mut [u8]) -> Verdict {
+            let Ok(ip) = Ipv4Packet::new_checked(&*packet) else {
+                return Verdict::Accept;
+            };
+            let syn_ack = ip.next_header() == IpProtocol::Tcp
+                && TcpPacket::new_checked(ip.payload()).is_ok_and(|t| t.syn() && t.ack());
+            if ctx.hook == Hook::Forward && syn_ack {
+                self.0 += 1;
+                if self.0 == 2 {
+                    return Verdict::Drop("lost SYN-ACK".into());
+                }
+            }
+            Verdict::Accept
+        }
+    }
+    c.node_mut(b)
+        .unwrap()
+        .register_hook(Box::new(DropSecondSynAck(0)));
+    let spec = ClientSpec::http("get", WEB, 80)
+        .count(2)
+        .interval(Duration::from_millis(100));
+    let pod = client(&mut c, a, spec);
+    assert!(c.run_until_done(Duration::from_secs(5)));
+    let recs: Vec<_> = c
+        .pod(pod)
+        .unwrap()
+        .clients()
+        .flat_map(|cl| cl.records().to_vec())
+        .collect();
+    assert!(recs.iter().all(|r| r.outcome == Outcome::Ok), "{recs:?}");
+    assert!(
+        recs[1].connect_time.unwrap() >= Duration::from_secs(1),
+        "SYN retransmitted after 1 s"
+    );
+    let resets = c
+        .trace()
+        .events()
+        .iter()
+        .filter(|e| match &e.kind {
+            EventKind::Sent { frame, .. } => Ipv4Packet::new_checked(&frame.bytes[14..])
+                .ok()
+                .filter(|ip| ip.next_header() == IpProtocol::Tcp)
+                .is_some_and(|ip| TcpPacket::new_checked(ip.payload()).is_ok_and(|t| t.rst())),
+            _ => false,
+        })
+        .count();
+    assert_eq!(resets, 0);
+}

@@ -3,10 +3,11 @@
 //! each one's outcome, connect time and byte counts.
 //!
 //! A TCP connection is `ok` when the whole answer arrived (an HTTP response with its
-//! `Content-Length` body, or every byte echoed back intact) and the client then closed it, as
-//! curl does. It is `refused` when it ended before being established (RST to the SYN), `reset`
-//! when it ended without the client closing it after that, and `timeout` when `timeout` passed
-//! first (the client then aborts it with a RST).
+//! `Content-Length` body, or every byte echoed back intact); the client then closes it, as curl
+//! does, and the FIN exchange goes on without it. It is `refused` when it ended before being
+//! established (RST to the SYN, or an ICMP error in SYN-SENT, as `connect()` fails in Linux),
+//! `reset` when a RST ended it after that, and `timeout` when `timeout` passed first (the client
+//! then drops the socket without sending anything more).
 
 use alloc::string::String;
 use alloc::vec;
@@ -20,6 +21,10 @@ use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 
 use super::server::{find, udp_socket};
 use super::PodEnv;
+
+/// How long a closed connection may wait for its FIN to be acknowledged (Linux gives up on an
+/// orphaned socket after `tcp_orphan_retries` = 8 retransmissions, about this long).
+pub const ORPHAN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Linux's default `net.ipv4.ip_local_port_range`.
 pub const EPHEMERAL_PORTS: (u16, u16) = (32768, 60999);
@@ -47,6 +52,9 @@ pub enum Request {
     Echo(Vec<u8>),
     /// `n` bytes of a deterministic pattern; expects them echoed back intact.
     Bulk(usize),
+    /// `n` bytes of a pattern, then a half-close (FIN); done when the server closes too (a
+    /// discard server: all data was read).
+    Upload(usize),
 }
 
 /// A client program's configuration.
@@ -214,7 +222,8 @@ struct Active {
     received: Vec<u8>,
     received_total: u64,
     complete: bool,
-    closing: bool,
+    /// Upload: our FIN was queued after the last byte.
+    fin_sent: bool,
     /// Set when an ICMP error ended the connection.
     error: Option<String>,
 }
@@ -285,7 +294,7 @@ impl Client {
             )
             .into_bytes(),
             Request::Echo(b) => b.clone(),
-            Request::Bulk(n) => pattern(*n, id),
+            Request::Bulk(n) | Request::Upload(n) => pattern(*n, id),
         }
     }
 
@@ -434,7 +443,7 @@ impl Client {
             received: Vec::new(),
             received_total: 0,
             complete: false,
-            closing: false,
+            fin_sent: false,
             error: None,
         });
     }
@@ -443,6 +452,7 @@ impl Client {
     fn poll_tcp(&mut self, i: usize, env: &mut PodEnv<'_>) -> Option<Outcome> {
         let deadline = self.active[i].started + self.spec.timeout;
         let http = matches!(self.spec.request, Request::Http { .. });
+        let upload = matches!(self.spec.request, Request::Upload(_));
         let a = &mut self.active[i];
         let sock = env.sockets.get_mut::<tcp::Socket>(a.handle);
         let state = sock.state();
@@ -479,21 +489,29 @@ impl Client {
                 }
             }
         }
+        if upload && !a.fin_sent && a.sent == a.payload.len() {
+            sock.close();
+            a.fin_sent = true;
+        }
         if !a.complete {
             a.complete = if http {
                 http_complete(&a.received)
+            } else if upload {
+                // Both FINs exchanged: the server read everything and closed.
+                a.fin_sent && matches!(sock.state(), tcp::State::TimeWait | tcp::State::Closing)
             } else {
                 a.received_total == a.payload.len() as u64
             };
         }
-        if a.complete && !a.closing {
+        if a.complete {
+            // The answer is in: the application closes and is done, like curl. The kernel
+            // finishes the FIN exchange on its own (the pod reaps the socket after TIME-WAIT);
+            // an orphan whose FIN is never acknowledged is dropped after ORPHAN_TIMEOUT.
             sock.close();
-            a.closing = true;
-        }
-        let state = sock.state();
-        if a.closing && matches!(state, tcp::State::TimeWait | tcp::State::Closed) {
+            sock.set_timeout(Some(ORPHAN_TIMEOUT));
             return Some(Outcome::Ok);
         }
+        let state = sock.state();
         if state == tcp::State::Closed {
             return Some(if a.connected.is_some() {
                 Outcome::Reset
@@ -502,7 +520,7 @@ impl Client {
             });
         }
         if env.now >= deadline {
-            sock.abort();
+            // The application gives up; finish() drops the socket.
             return Some(Outcome::Timeout);
         }
         None

@@ -31,6 +31,12 @@ pub enum Program {
         /// TCP port.
         port: u16,
     },
+    /// A TCP discard server (RFC 863): reads everything, answers nothing, closes after the
+    /// client does.
+    TcpDiscard {
+        /// TCP port.
+        port: u16,
+    },
     /// A UDP echo server.
     UdpEcho {
         /// UDP port.
@@ -57,8 +63,7 @@ pub(crate) struct PodEnv<'a> {
 /// A running program.
 #[derive(Debug)]
 pub(crate) enum App {
-    Http(server::TcpServer),
-    Echo(server::TcpServer),
+    Tcp(server::TcpServer),
     UdpEcho(server::UdpEcho),
     Client(client::Client),
 }
@@ -66,23 +71,38 @@ pub(crate) enum App {
 impl App {
     pub fn start(program: &Program, env: &mut PodEnv<'_>) -> Self {
         match program {
-            Program::HttpServer { port } => App::Http(server::TcpServer::new(
+            Program::HttpServer { port } => App::Tcp(server::TcpServer::new(
                 server::Mode::Http(http_body(env.pod_name)),
                 *port,
                 env,
             )),
             Program::TcpEcho { port } => {
-                App::Echo(server::TcpServer::new(server::Mode::Echo, *port, env))
+                App::Tcp(server::TcpServer::new(server::Mode::Echo, *port, env))
+            }
+            Program::TcpDiscard { port } => {
+                App::Tcp(server::TcpServer::new(server::Mode::Discard, *port, env))
             }
             Program::UdpEcho { port } => App::UdpEcho(server::UdpEcho::new(*port, env)),
             Program::Client(spec) => App::Client(client::Client::new(spec.clone())),
         }
     }
 
+    /// Called before an incoming SYN (no ACK) from `remote` to local `port` is processed.
+    pub fn before_syn(
+        &mut self,
+        remote: smoltcp::wire::IpEndpoint,
+        port: u16,
+        env: &mut PodEnv<'_>,
+    ) {
+        if let App::Tcp(s) = self {
+            s.before_syn(remote, port, env);
+        }
+    }
+
     /// Called after every ingress frame: servers re-arm their listeners.
     pub fn after_ingress(&mut self, env: &mut PodEnv<'_>) {
         match self {
-            App::Http(s) | App::Echo(s) => s.rearm(env),
+            App::Tcp(s) => s.rearm(env),
             App::UdpEcho(_) | App::Client(_) => {}
         }
     }
@@ -90,7 +110,7 @@ impl App {
     /// Moves the program forward at `env.now`.
     pub fn step(&mut self, env: &mut PodEnv<'_>) {
         match self {
-            App::Http(s) | App::Echo(s) => s.step(env),
+            App::Tcp(s) => s.step(env),
             App::UdpEcho(s) => s.step(env),
             App::Client(c) => c.step(env),
         }

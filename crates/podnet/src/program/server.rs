@@ -7,6 +7,7 @@ use core::fmt::Write as _;
 
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::{tcp, udp};
+use smoltcp::wire::IpEndpoint;
 
 use super::PodEnv;
 
@@ -25,6 +26,8 @@ pub enum Mode {
     Http(Vec<u8>),
     /// Send back every byte received.
     Echo,
+    /// Read and forget every byte received.
+    Discard,
 }
 
 #[derive(Debug, Default)]
@@ -72,7 +75,12 @@ impl TcpServer {
         let mut i = 0;
         while i < self.listening.len() {
             let h = self.listening[i];
-            if env.sockets.get::<tcp::Socket>(h).is_listening() {
+            let sock = env.sockets.get_mut::<tcp::Socket>(h);
+            if sock.state() == tcp::State::Closed {
+                // Stood down by `before_syn`: listen again.
+                let _ = sock.listen(self.port);
+            }
+            if sock.is_listening() {
                 i += 1;
             } else {
                 self.listening.swap_remove(i);
@@ -91,6 +99,26 @@ impl TcpServer {
         }
     }
 
+    /// A SYN from `remote` to `port` is about to be processed. If a connection with that peer
+    /// already exists (a retransmitted SYN whose SYN-ACK was lost), the idle listeners stand
+    /// down for this one frame so that smoltcp hands the SYN to that connection, as Linux finds
+    /// the request socket before the listener; otherwise a second listener would accept it and
+    /// two sockets would answer one peer.
+    pub(crate) fn before_syn(&mut self, remote: IpEndpoint, port: u16, env: &mut PodEnv<'_>) {
+        if port != self.port {
+            return;
+        }
+        let known = self
+            .conns
+            .keys()
+            .any(|h| env.sockets.get::<tcp::Socket>(*h).remote_endpoint() == Some(remote));
+        if known {
+            for h in &self.listening {
+                env.sockets.get_mut::<tcp::Socket>(*h).close();
+            }
+        }
+    }
+
     pub(crate) fn step(&mut self, env: &mut PodEnv<'_>) {
         let mut closed = Vec::new();
         for (&h, st) in self.conns.iter_mut() {
@@ -101,6 +129,9 @@ impl TcpServer {
             }
             match &self.mode {
                 Mode::Echo => echo(sock, st),
+                Mode::Discard => {
+                    while sock.recv(|b| (b.len(), ())).is_ok_and(|()| sock.can_recv()) {}
+                }
                 Mode::Http(body) => http(sock, st, body),
             }
             if !sock.may_recv()

@@ -1,0 +1,84 @@
+//! Wireshark must find nothing wrong in podnet's pcaps: run `podnet demo` with loss (so the
+//! captures hold retransmissions too), write every interface's pcap, and ask tshark for
+//! malformed frames, bad IPv4/TCP/UDP/ICMP checksums or expert errors in each.
+
+use std::process::Command;
+
+use crate::ensure::ensure_tshark;
+use crate::{cargo_with, display, run, workspace_root, Result};
+
+pub fn tshark_validates_pcaps() -> Result {
+    ensure_tshark()?;
+    let dir = workspace_root().join("target/pcap-check");
+    let _ = std::fs::remove_dir_all(&dir);
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let args = [
+        "run",
+        "-q",
+        "-p",
+        "podnet-cli",
+        "--",
+        "demo",
+        "--count",
+        "5",
+        "--loss",
+        "0.1",
+        "--seed",
+        "3",
+        "--pcap",
+        &dir_arg,
+    ];
+    run(cargo_with(&args).stdout(std::process::Stdio::null()))?;
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "pcap"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err("podnet demo wrote no pcap".into());
+    }
+    for file in &files {
+        let tshark = |filter: Option<&str>| -> Result<usize> {
+            let mut cmd = Command::new("tshark");
+            cmd.arg("-r").arg(file);
+            for pref in [
+                "ip.check_checksum:TRUE",
+                "tcp.check_checksum:TRUE",
+                "udp.check_checksum:TRUE",
+            ] {
+                cmd.args(["-o", pref]);
+            }
+            if let Some(f) = filter {
+                cmd.args(["-Y", f]);
+            }
+            let shown = display(&cmd);
+            let out = cmd
+                .output()
+                .map_err(|e| format!("could not start `{shown}`: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "`{shown}` failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+            Ok(String::from_utf8_lossy(&out.stdout).lines().count())
+        };
+        let total = tshark(None)?;
+        let bad = tshark(Some(
+            "_ws.malformed || _ws.expert.severity == error || ip.checksum.status == \"Bad\" || tcp.checksum.status == \"Bad\" || udp.checksum.status == \"Bad\" || icmp.checksum.status == \"Bad\"",
+        ))?;
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        println!("  {name:<28} {total:>4} frames, {bad} bad");
+        if total == 0 || bad > 0 {
+            return Err(format!(
+                "{}: {total} frames, {bad} malformed or with a bad checksum",
+                file.display()
+            ));
+        }
+    }
+    Ok(())
+}
