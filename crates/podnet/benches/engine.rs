@@ -10,9 +10,13 @@
 //! podnet's default and Reno) joined by a plain `VecDeque` of frames in each direction, driven
 //! by the same virtual-clock approach as podnet: at the current instant, poll each host that has
 //! frames waiting or a timer due (its last `poll_at`) until neither has, then jump to the
-//! earliest `poll_at`. It runs the same exchange with a fresh socket
-//! per connection, so the difference is what podnet's engine (links, bridges, node IP stacks,
-//! event queue, programs) costs on top of smoltcp itself.
+//! earliest `poll_at`. It runs the same exchange with a fresh socket per connection, so the
+//! difference is what podnet's engine (links, bridges, node IP stacks, event queue, programs)
+//! costs on top of smoltcp itself.
+//!
+//! Both sides allocate two zeroed 64 KiB buffers per socket, and that (memset and page faults)
+//! is most of a connection's cost on either side, so `connect_request_close` varies with the
+//! machine's memory behaviour by ±20% from run to run; compare the two lines of one run.
 //!
 //! Run with `cargo bench -p podnet --bench engine`. After each group a `ratio` line compares the
 //! mean time per iteration of both sides over every batch criterion ran (warm-up included).
@@ -33,6 +37,8 @@ use smoltcp::wire::{IpAddress, Ipv4Address};
 const CONNS_PER_RUN: u64 = 100;
 /// Bytes pushed by one bulk iteration (and echoed back).
 const BULK_BYTES: usize = 1 << 20;
+/// podnet's default TCP buffer (checked against `ClusterConfig`), used by the bare pair too.
+const TCP_BUFFER: usize = 64 * 1024;
 
 // ---------------------------------------------------------------------------------------------
 // podnet
@@ -549,9 +555,6 @@ mod bare {
     }
 }
 
-/// podnet's default TCP buffer, used by the bare pair too.
-const TCP_BUFFER: usize = 64 * 1024;
-
 // ---------------------------------------------------------------------------------------------
 // Measurement
 
@@ -568,7 +571,7 @@ impl Tally {
 
     fn per_iter(&self) -> StdDuration {
         let (t, n) = self.0.get();
-        t / n.max(1) as u32
+        t.div_f64(n.max(1) as f64)
     }
 }
 

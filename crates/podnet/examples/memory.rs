@@ -7,7 +7,8 @@
 //!
 //! "Live bytes" are the bytes requested from the allocator and not yet freed (what the cluster
 //! holds); the allocator's own per-allocation overhead comes on top, so the process RSS is
-//! printed too (Linux only).
+//! printed too (Linux only). RSS can be lower than the live bytes: zeroed socket buffers whose
+//! pages were never written are not resident.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -161,7 +162,7 @@ fn scenario(label: &str, pods: usize, program: Option<Program>) -> usize {
     );
     if let Some(rss) = rss_bytes() {
         println!(
-            "  process RSS now: {} (allocator overhead and freed-but-kept memory included)",
+            "  process RSS now: {} (resident pages: allocator overhead counted, zeroed pages never touched not)",
             mib(rss)
         );
     }
