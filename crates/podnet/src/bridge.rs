@@ -27,8 +27,10 @@ pub enum BridgePort {
 /// Where a frame goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Forward {
-    /// To exactly these ports (one for known unicast, all others when flooding).
-    To(Vec<BridgePort>),
+    /// Out of exactly this port (known unicast, or the bridge's own MAC).
+    One(BridgePort),
+    /// Flooded to these ports (broadcast, multicast, unknown unicast).
+    Flood(Vec<BridgePort>),
     /// Nowhere: the destination is on the port the frame came from.
     Filtered,
 }
@@ -104,7 +106,7 @@ impl Bridge {
             return if ingress == BridgePort::Local {
                 Forward::Filtered
             } else {
-                Forward::To(alloc::vec![BridgePort::Local])
+                Forward::One(BridgePort::Local)
             };
         }
         if dst.is_unicast() {
@@ -112,7 +114,7 @@ impl Bridge {
                 return if port == ingress {
                     Forward::Filtered
                 } else {
-                    Forward::To(alloc::vec![port])
+                    Forward::One(port)
                 };
             }
         }
@@ -126,7 +128,7 @@ impl Bridge {
         if flood_local {
             out.push(BridgePort::Local);
         }
-        Forward::To(out)
+        Forward::Flood(out)
     }
 }
 
@@ -153,15 +155,15 @@ mod tests {
         let t = Instant::ZERO;
         assert_eq!(
             b.forward(t, BridgePort::Port(0), A, B),
-            Forward::To(vec![BridgePort::Port(1), BridgePort::Port(2)])
+            Forward::Flood(vec![BridgePort::Port(1), BridgePort::Port(2)])
         );
         assert_eq!(
             b.forward(t, BridgePort::Port(1), B, A),
-            Forward::To(vec![BridgePort::Port(0)])
+            Forward::One(BridgePort::Port(0))
         );
         assert_eq!(
             b.forward(t, BridgePort::Port(0), A, B),
-            Forward::To(vec![BridgePort::Port(1)])
+            Forward::One(BridgePort::Port(1))
         );
     }
 
@@ -175,7 +177,7 @@ mod tests {
                 A,
                 EthernetAddress::BROADCAST
             ),
-            Forward::To(vec![
+            Forward::Flood(vec![
                 BridgePort::Port(0),
                 BridgePort::Port(1),
                 BridgePort::Local
@@ -189,7 +191,7 @@ mod tests {
         let t = Instant::ZERO;
         assert_eq!(
             b.forward(t, BridgePort::Port(0), A, BR),
-            Forward::To(vec![BridgePort::Local])
+            Forward::One(BridgePort::Local)
         );
         b.forward(t, BridgePort::Port(1), B, A);
         assert_eq!(b.forward(t, BridgePort::Port(0), B, A), Forward::Filtered);

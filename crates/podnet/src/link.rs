@@ -133,9 +133,7 @@ impl Channel {
         let now_ns = now.total_micros() * 1000;
         let start_ns = self.busy_until_ns.max(now_ns);
         let tx_ns = match self.config.bandwidth_bps {
-            Some(bps) if bps > 0 => {
-                ((wire_len as u128 * 8 * 1_000_000_000).div_ceil(bps as u128)) as i64
-            }
+            Some(bps) if bps > 0 => ((wire_len as u64 * 8 * 1_000_000_000).div_ceil(bps)) as i64,
             _ => 0,
         };
         self.busy_until_ns = start_ns + tx_ns;

@@ -85,8 +85,11 @@ struct PodSlot {
     node: NodeId,
     link: u32,
     wake: Option<Instant>,
-    /// Services at the current instant, to catch a stack that keeps asking to be polled now.
+    /// Services at `instant`, to catch a stack that keeps asking to be polled now.
     same_instant: u32,
+    instant: Instant,
+    /// Client programs of this pod not finished yet.
+    unfinished: u32,
 }
 
 /// A simulated cluster.
@@ -104,6 +107,8 @@ pub struct Cluster {
     ips: BTreeMap<Ipv4Address, ()>,
     out: Output,
     events_run: u64,
+    /// Client programs not finished, over all pods (kept by `service_pod`).
+    unfinished_clients: u32,
 }
 
 impl fmt::Debug for Cluster {
@@ -165,6 +170,7 @@ impl Cluster {
             ips: BTreeMap::new(),
             out: Vec::new(),
             events_run: 0,
+            unfinished_clients: 0,
         }
     }
 
@@ -389,6 +395,8 @@ impl Cluster {
             link,
             wake: None,
             same_instant: 0,
+            instant: self.now,
+            unfinished: 0,
         }));
         self.names.insert(spec.name, ());
         self.ips.insert(ip, ());
@@ -487,9 +495,6 @@ impl Cluster {
         };
         if at > self.now {
             self.now = at;
-            for p in self.pods.iter_mut().flatten() {
-                p.same_instant = 0;
-            }
         }
         self.events_run += 1;
         match ev {
@@ -550,21 +555,24 @@ impl Cluster {
 
     /// Whether every client program of every pod has finished.
     pub fn clients_done(&self) -> bool {
-        self.pods().all(|(_, p)| p.clients().all(|c| c.done()))
+        self.unfinished_clients == 0
     }
 
     fn send(&mut self, link: u32, from: usize, frame: Frame) {
         let l = &mut self.links[link as usize];
         let iface = l.ends[from].1;
         self.trace.sent(self.now, iface, &frame);
+        let idle = l.chans[from].in_flight() == 0;
         match l.chans[from].send(self.now, frame) {
-            Ok(at) => self.schedule(
+            // One queue entry per busy channel: its head frame. `deliver` schedules the next.
+            Ok(at) if idle => self.schedule(
                 at,
                 Ev::Deliver {
                     link,
                     dir: from as u8,
                 },
             ),
+            Ok(_) => {}
             Err((why, frame)) => self.trace.dropped(self.now, iface, why.reason(), &frame),
         }
     }
@@ -574,6 +582,16 @@ impl Cluster {
         let Some(frame) = l.chans[dir].receive(self.now) else {
             return;
         };
+        if let Some(next) = l.chans[dir].next_arrival() {
+            self.schedule(
+                next,
+                Ev::Deliver {
+                    link,
+                    dir: dir as u8,
+                },
+            );
+        }
+        let l = &self.links[link as usize];
         let (attach, iface) = l.ends[1 - dir];
         self.trace.received(self.now, iface, &frame);
         match attach {
@@ -615,15 +633,19 @@ impl Cluster {
             return;
         };
         let (src, dst) = (eth.src_addr(), eth.dst_addr());
-        if let Forward::To(ports) = self
+        match self
             .switch
             .forward(self.now, BridgePort::Port(port), src, dst)
         {
-            for p in ports {
-                if let BridgePort::Port(out) = p {
-                    self.send(out, 1, frame.clone());
+            Forward::One(BridgePort::Port(out)) => self.send(out, 1, frame),
+            Forward::Flood(ports) => {
+                for p in ports {
+                    if let BridgePort::Port(out) = p {
+                        self.send(out, 1, frame.clone());
+                    }
                 }
             }
+            Forward::One(BridgePort::Local) | Forward::Filtered => {}
         }
     }
 
@@ -653,8 +675,15 @@ impl Cluster {
         let Some(Some(slot)) = self.pods.get_mut(id.0 as usize) else {
             return;
         };
+        if slot.instant != now {
+            slot.instant = now;
+            slot.same_instant = 0;
+        }
         slot.same_instant += 1;
         let frames = slot.pod.service(now);
+        let unfinished = slot.pod.clients().filter(|c| !c.done()).count() as u32;
+        self.unfinished_clients = self.unfinished_clients + unfinished - slot.unfinished;
+        slot.unfinished = unfinished;
         let link = slot.link;
         let mut next = slot.pod.poll_at(now).map(|t| t.max(now));
         if slot.same_instant > MAX_SERVICES_PER_INSTANT {

@@ -310,26 +310,34 @@ impl Node {
         };
         let (src, dst) = (eth.src_addr(), eth.dst_addr());
         match self.bridge.forward(now, BridgePort::Port(port), src, dst) {
-            Forward::Filtered => {}
-            Forward::To(ports) => self.bridge_deliver(now, ports, frame, out, trace),
+            fwd => self.bridge_deliver(now, fwd, frame, out, trace),
         }
     }
 
     fn bridge_deliver(
         &mut self,
         now: Instant,
-        ports: Vec<BridgePort>,
+        fwd: Forward,
         frame: Frame,
         out: &mut Output,
         trace: &mut Trace,
     ) {
-        let mut local = false;
-        for p in ports {
-            match p {
-                BridgePort::Port(n) => out.push((Egress::Port(n), frame.clone())),
-                BridgePort::Local => local = true,
+        let local = match fwd {
+            Forward::Filtered => false,
+            Forward::One(BridgePort::Port(n)) => {
+                out.push((Egress::Port(n), frame));
+                return;
             }
-        }
+            Forward::One(BridgePort::Local) => true,
+            Forward::Flood(ports) => {
+                for p in &ports {
+                    if let BridgePort::Port(n) = p {
+                        out.push((Egress::Port(*n), frame.clone()));
+                    }
+                }
+                ports.contains(&BridgePort::Local)
+            }
+        };
         if local {
             trace.received(now, self.ifaces.cni0, &frame);
             self.host_input(now, Dev::Cni0, frame, out, trace);
@@ -764,9 +772,8 @@ impl Node {
                 trace.sent(now, self.ifaces.cni0, &frame);
                 let eth = EthernetFrame::new_unchecked(&frame[..]);
                 let (src, dst) = (eth.src_addr(), eth.dst_addr());
-                if let Forward::To(ports) = self.bridge.forward(now, BridgePort::Local, src, dst) {
-                    self.bridge_deliver(now, ports, frame, out, trace);
-                }
+                let fwd = self.bridge.forward(now, BridgePort::Local, src, dst);
+                self.bridge_deliver(now, fwd, frame, out, trace);
             }
         }
     }
