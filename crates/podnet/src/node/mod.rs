@@ -309,9 +309,8 @@ impl Node {
             return;
         };
         let (src, dst) = (eth.src_addr(), eth.dst_addr());
-        match self.bridge.forward(now, BridgePort::Port(port), src, dst) {
-            fwd => self.bridge_deliver(now, fwd, frame, out, trace),
-        }
+        let fwd = self.bridge.forward(now, BridgePort::Port(port), src, dst);
+        self.bridge_deliver(now, fwd, frame, out, trace);
     }
 
     fn bridge_deliver(
