@@ -12,8 +12,9 @@ use smoltcp::wire::IpEndpoint;
 use super::PodEnv;
 
 /// Listening sockets kept armed per port. Frames are fed to smoltcp one at a time and the pool
-/// is refilled after each, so two idle listeners absorb any burst of SYNs.
-pub const LISTEN_POOL: usize = 2;
+/// is refilled after each, so one idle listener absorbs any burst of SYNs (each listener holds
+/// its 2 x `tcp_buffer` bytes from the start, so more would only cost memory).
+pub const LISTEN_POOL: usize = 1;
 /// Connections a server holds open at once before new SYNs find no listener (and get RST).
 pub const MAX_CONNECTIONS: usize = 4096;
 /// The longest HTTP request head accepted (nginx's default `large_client_header_buffers`).
