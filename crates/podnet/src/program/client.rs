@@ -19,7 +19,7 @@ use smoltcp::socket::{tcp, udp};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 
-use super::server::{find, udp_socket};
+use super::server::{find, tcp_socket, udp_socket};
 use super::PodEnv;
 
 /// How long a closed connection may wait for its FIN to be acknowledged (Linux gives up on an
@@ -379,31 +379,19 @@ impl Client {
     fn open(&mut self, id: u32, env: &mut PodEnv<'_>) {
         let payload = self.payload(id);
         let Some(port) = Self::pick_port(env) else {
-            // Every ephemeral port is taken: connect() would fail with EADDRNOTAVAIL.
-            self.records
-                .push(self.record(id, 0, env.now, None, env.now, Outcome::Refused, 0, 0));
-            return;
+            return self.failed(
+                id,
+                0,
+                env.now,
+                "EADDRNOTAVAIL: every ephemeral port is in use",
+            );
         };
         let handle = match self.spec.protocol {
             Protocol::Tcp => {
-                let mut s = tcp::Socket::new(
-                    tcp::SocketBuffer::new(vec![0; env.tcp_buffer]),
-                    tcp::SocketBuffer::new(vec![0; env.tcp_buffer]),
-                );
-                s.set_congestion_control(tcp::CongestionControl::Reno);
+                let mut s = tcp_socket(env.tcp_buffer);
                 s.set_hop_limit(self.spec.ttl);
                 if s.connect(env.iface.context(), self.remote(), port).is_err() {
-                    self.records.push(self.record(
-                        id,
-                        port,
-                        env.now,
-                        None,
-                        env.now,
-                        Outcome::Refused,
-                        0,
-                        0,
-                    ));
-                    return;
+                    return self.failed(id, port, env.now, "ENETUNREACH: no route");
                 }
                 env.sockets.add(s)
             }
@@ -411,17 +399,7 @@ impl Client {
                 let mut s = udp_socket();
                 s.set_hop_limit(self.spec.ttl);
                 if s.bind(port).is_err() || s.send_slice(&payload, self.remote()).is_err() {
-                    self.records.push(self.record(
-                        id,
-                        port,
-                        env.now,
-                        None,
-                        env.now,
-                        Outcome::Refused,
-                        0,
-                        0,
-                    ));
-                    return;
+                    return self.failed(id, port, env.now, "ENETUNREACH: no route");
                 }
                 env.sockets.add(s)
             }
@@ -540,6 +518,13 @@ impl Client {
             return Some(Outcome::Ok);
         }
         (env.now >= deadline).then_some(Outcome::Timeout)
+    }
+
+    /// Records a connection that failed before anything was sent.
+    fn failed(&mut self, id: u32, port: u16, now: Instant, error: &str) {
+        let mut rec = self.record(id, port, now, None, now, Outcome::Refused, 0, 0);
+        rec.error = Some(String::from(error));
+        self.records.push(rec);
     }
 
     #[allow(clippy::too_many_arguments)]

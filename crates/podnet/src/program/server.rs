@@ -48,7 +48,8 @@ pub struct TcpServer {
     pub accepted: u64,
 }
 
-fn tcp_socket(buffer: usize) -> tcp::Socket<'static> {
+/// A TCP socket with `buffer` bytes each way and Reno congestion control.
+pub(crate) fn tcp_socket(buffer: usize) -> tcp::Socket<'static> {
     let mut s = tcp::Socket::new(
         tcp::SocketBuffer::new(vec![0; buffer]),
         tcp::SocketBuffer::new(vec![0; buffer]),
