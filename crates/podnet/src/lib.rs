@@ -6,6 +6,7 @@ extern crate alloc;
 
 pub mod bridge;
 pub mod cluster;
+pub mod conntrack;
 pub mod link;
 pub mod netfilter;
 pub mod node;

@@ -1,0 +1,700 @@
+//! Connection tracking, as Linux `nf_conntrack`: every packet a node handles is matched to a
+//! connection (or starts one), classified NEW / ESTABLISHED / RELATED / INVALID, and moves that
+//! connection's state and timeout forward in virtual time.
+//!
+//! The table has a fixed capacity and `buckets` hash chains; when it is full a NEW packet
+//! triggers early drop (the first of 8 buckets from its own that holds unassured entries loses
+//! all of them), else the packet is dropped. New entries stay unconfirmed until the packet
+//! leaves the hooks ([`Conntrack::confirm`]), so a packet dropped on the way leaves no entry.
+//! `conntrack -L` and `conntrack -S` renderings follow conntrack-tools.
+
+pub mod table;
+pub mod tcp;
+pub mod tuple;
+
+use alloc::string::String;
+use core::fmt::Write as _;
+
+use smoltcp::time::Instant;
+use smoltcp::wire::{IpAddress, IpProtocol, Ipv4Packet, TcpOption, TcpPacket, UdpPacket};
+
+use table::{bits, Entry, Table};
+use tcp::{Kind, Next, Segment, State, TcpTimeouts};
+pub use tuple::{proto, Tuple};
+
+/// Buckets scanned by early drop (`NF_CT_EVICTION_RANGE`).
+pub const EVICTION_RANGE: u32 = 8;
+
+/// Settings, Linux defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CtConfig {
+    /// `nf_conntrack_max`.
+    pub max: u32,
+    /// `nf_conntrack_buckets`.
+    pub buckets: u32,
+    /// `nf_conntrack_tcp_be_liberal`: out-of-window segments are not INVALID.
+    pub tcp_be_liberal: bool,
+    /// `nf_conntrack_tcp_loose`: pick up connections from a mid-stream ACK.
+    pub tcp_loose: bool,
+    /// `nf_conntrack_checksum`: bad TCP/UDP/ICMP checksums are INVALID.
+    pub checksum: bool,
+    /// TCP timeouts.
+    pub tcp: TcpTimeouts,
+    /// `udp_timeout` (unreplied), seconds.
+    pub udp: u32,
+    /// `udp_timeout_stream`, seconds.
+    pub udp_stream: u32,
+    /// `icmp_timeout`, seconds.
+    pub icmp: u32,
+    /// `generic_timeout`, seconds.
+    pub generic: u32,
+}
+
+impl Default for CtConfig {
+    fn default() -> Self {
+        CtConfig {
+            max: 262_144,
+            buckets: 65_536,
+            tcp_be_liberal: false,
+            tcp_loose: true,
+            checksum: true,
+            tcp: TcpTimeouts::default(),
+            udp: 30,
+            udp_stream: 120,
+            icmp: 30,
+            generic: 600,
+        }
+    }
+}
+
+/// `conntrack -S` counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtStats {
+    /// Lookups that found an entry (Linux no longer counts regular lookups here; this stays 0
+    /// except where a clash is resolved onto an existing entry).
+    pub found: u64,
+    /// Packets classified INVALID.
+    pub invalid: u64,
+    /// Entries confirmed into the table.
+    pub insert: u64,
+    /// Confirmations that clashed with an existing entry.
+    pub insert_failed: u64,
+    /// Packets dropped by conntrack (table full, clash).
+    pub drop: u64,
+    /// Entries evicted by early drop.
+    pub early_drop: u64,
+    /// Packets conntrack could not parse.
+    pub error: u64,
+    /// Lookups restarted (never, single CPU).
+    pub search_restart: u64,
+    /// Clashes resolved by reusing the existing entry (UDP).
+    pub clash_resolve: u64,
+    /// Chains too long (never here).
+    pub chaintoolong: u64,
+}
+
+/// Direction of a packet relative to its connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dir {
+    /// Same direction as the connection's first packet.
+    Original = 0,
+    /// The other way.
+    Reply = 1,
+}
+
+/// What `--ctstate` matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CtState {
+    /// First packet (or no reply seen yet).
+    New,
+    /// Part of a connection that has seen traffic both ways.
+    Established,
+    /// An ICMP error about a tracked connection.
+    Related,
+    /// Not trackable (bad flags, out of window, bad checksum, ...).
+    Invalid,
+}
+
+impl CtState {
+    /// The `--ctstate` spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            CtState::New => "NEW",
+            CtState::Established => "ESTABLISHED",
+            CtState::Related => "RELATED",
+            CtState::Invalid => "INVALID",
+        }
+    }
+}
+
+/// The result of tracking one packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CtInfo {
+    /// The connection, when there is one.
+    pub entry: Option<u32>,
+    /// The packet's direction.
+    pub dir: Dir,
+    /// Its state.
+    pub state: CtState,
+    /// Whether the entry was created by this packet (and awaits confirmation).
+    pub created: bool,
+}
+
+impl CtInfo {
+    fn invalid() -> Self {
+        CtInfo {
+            entry: None,
+            dir: Dir::Original,
+            state: CtState::Invalid,
+            created: false,
+        }
+    }
+}
+
+/// Why conntrack dropped a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CtDrop {
+    /// `nf_conntrack: table full, dropping packet`.
+    TableFull,
+    /// Confirmation clashed with an entry inserted meanwhile.
+    InsertClash,
+}
+
+impl CtDrop {
+    /// The reason shown in traces.
+    pub fn reason(self) -> &'static str {
+        match self {
+            CtDrop::TableFull => "nf_conntrack: table full, dropping packet",
+            CtDrop::InsertClash => "nf_conntrack: insert clash",
+        }
+    }
+}
+
+/// One node's connection tracker.
+#[derive(Debug)]
+pub struct Conntrack {
+    config: CtConfig,
+    table: Table,
+    stats: CtStats,
+}
+
+fn ms(now: Instant) -> u32 {
+    (now.total_millis().max(0) as u64).min(u64::from(u32::MAX)) as u32
+}
+
+fn flags_of(tcp: &TcpPacket<&[u8]>) -> u8 {
+    let mut f = 0;
+    for (set, bit) in [
+        (tcp.fin(), 0x01),
+        (tcp.syn(), 0x02),
+        (tcp.rst(), 0x04),
+        (tcp.psh(), 0x08),
+        (tcp.ack(), 0x10),
+        (tcp.urg(), 0x20),
+        (tcp.ece(), 0x40),
+        (tcp.cwr(), 0x80),
+    ] {
+        if set {
+            f |= bit;
+        }
+    }
+    f
+}
+
+fn segment(tcp: &TcpPacket<&[u8]>) -> Segment {
+    let (syn, ack, fin, rst) = (tcp.syn(), tcp.ack(), tcp.fin(), tcp.rst());
+    let kind = if rst {
+        Kind::Rst
+    } else if syn {
+        if ack {
+            Kind::SynAck
+        } else {
+            Kind::Syn
+        }
+    } else if fin {
+        Kind::Fin
+    } else if ack {
+        Kind::Ack
+    } else {
+        Kind::None
+    };
+    let (mut wscale, mut sack_perm) = (None, false);
+    let mut opts = tcp.options();
+    while !opts.is_empty() {
+        match TcpOption::parse(opts) {
+            Ok((rest, opt)) => {
+                match opt {
+                    TcpOption::EndOfList => break,
+                    TcpOption::WindowScale(s) => wscale = Some(s),
+                    TcpOption::SackPermitted => sack_perm = true,
+                    _ => {}
+                }
+                opts = rest;
+            }
+            Err(_) => break,
+        }
+    }
+    let len = tcp.payload().len() as u32 + u32::from(syn) + u32::from(fin);
+    Segment {
+        kind,
+        syn,
+        ack,
+        fin,
+        rst,
+        seq: tcp.seq_number().0 as u32,
+        ack_no: tcp.ack_number().0 as u32,
+        win: u32::from(tcp.window_len()),
+        end: (tcp.seq_number().0 as u32).wrapping_add(len),
+        wscale,
+        sack_perm,
+    }
+}
+
+enum Proto<'a> {
+    Tcp(TcpPacket<&'a [u8]>),
+    Udp,
+    Icmp { t: u8 },
+    Other,
+}
+
+impl Conntrack {
+    /// An empty tracker; `seed` keys the hash.
+    pub fn new(config: CtConfig, seed: u64) -> Self {
+        Conntrack {
+            table: Table::new(config.max, config.buckets, seed),
+            config,
+            stats: CtStats::default(),
+        }
+    }
+
+    /// Settings.
+    pub fn config(&self) -> &CtConfig {
+        &self.config
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> CtStats {
+        self.stats
+    }
+
+    /// Entries in the table.
+    pub fn count(&self) -> u32 {
+        self.table.count()
+    }
+
+    /// The table (read-only).
+    pub fn table(&self) -> &Table {
+        &self.table
+    }
+
+    /// An entry.
+    pub fn entry(&self, idx: u32) -> &Entry {
+        self.table.get(idx)
+    }
+
+    /// Changes `nf_conntrack_max`.
+    pub fn set_max(&mut self, max: u32) {
+        self.config.max = max;
+        self.table.set_capacity(max);
+    }
+
+    /// `conntrack -F`.
+    pub fn flush(&mut self) {
+        self.table.clear();
+    }
+
+    fn timeout_of(&self, e: &Entry) -> u32 {
+        match e.proto {
+            proto::TCP => {
+                let state = State::from_bits(e.bits);
+                let mut t = self.config.tcp.of(state);
+                let retrans = (e.bits & bits::RETRANS_MASK) >> bits::RETRANS_SHIFT;
+                if retrans >= 3 {
+                    t = t.min(self.config.tcp.max_retrans);
+                }
+                t
+            }
+            proto::UDP => self.config.udp,
+            proto::ICMP => self.config.icmp,
+            _ => self.config.generic,
+        }
+    }
+
+    fn is_expired(&self, idx: u32, now: Instant) -> bool {
+        let e = self.table.get(idx);
+        e.has(bits::CONFIRMED) && e.expires_ms <= ms(now)
+    }
+
+    /// Removes every expired entry (Linux's GC worker).
+    pub fn expire(&mut self, now: Instant) {
+        let dead: alloc::vec::Vec<u32> = self
+            .table
+            .used()
+            .filter(|i| self.is_expired(*i, now))
+            .collect();
+        for i in dead {
+            self.table.free(i);
+        }
+    }
+
+    fn find(&mut self, now: Instant, t: &Tuple) -> Option<(u32, Dir)> {
+        let (idx, dir) = self.table.lookup(t)?;
+        if self.is_expired(idx, now) {
+            self.table.free(idx);
+            return None;
+        }
+        Some((idx, if dir == 0 { Dir::Original } else { Dir::Reply }))
+    }
+
+    /// Whether some connection already uses `t` in either direction (`nf_conntrack_tuple_taken`).
+    pub fn tuple_taken(&mut self, now: Instant, t: &Tuple) -> bool {
+        self.find(now, t).is_some()
+    }
+
+    /// Tracks one IPv4 packet (`nf_conntrack_in`). `verify` asks for checksum verification
+    /// (Linux checks at PREROUTING only). An `Err` means the packet must be dropped.
+    pub fn track(&mut self, now: Instant, ip: &[u8], verify: bool) -> Result<CtInfo, CtDrop> {
+        let Ok(pkt) = Ipv4Packet::new_checked(ip) else {
+            self.stats.error += 1;
+            return Ok(CtInfo::invalid());
+        };
+        let Some(tuple) = Tuple::of_packet(ip) else {
+            self.stats.invalid += 1;
+            return Ok(CtInfo::invalid());
+        };
+        let l4 = &ip[usize::from(pkt.header_len())..usize::from(pkt.total_len()).min(ip.len())];
+        let (src, dst) = (
+            IpAddress::Ipv4(pkt.src_addr()),
+            IpAddress::Ipv4(pkt.dst_addr()),
+        );
+        let p = match pkt.next_header() {
+            IpProtocol::Tcp => match TcpPacket::new_checked(l4) {
+                Ok(t)
+                    if tcp::valid_flags(flags_of(&t))
+                        && (!verify || !self.config.checksum || t.verify_checksum(&src, &dst)) =>
+                {
+                    Proto::Tcp(t)
+                }
+                _ => {
+                    self.stats.invalid += 1;
+                    return Ok(CtInfo::invalid());
+                }
+            },
+            IpProtocol::Udp => match UdpPacket::new_checked(l4) {
+                Ok(u)
+                    if !verify
+                        || !self.config.checksum
+                        || u.checksum() == 0
+                        || u.verify_checksum(&src, &dst) =>
+                {
+                    Proto::Udp
+                }
+                _ => {
+                    self.stats.invalid += 1;
+                    return Ok(CtInfo::invalid());
+                }
+            },
+            IpProtocol::Icmp => {
+                if verify
+                    && self.config.checksum
+                    && smoltcp::wire::Icmpv4Packet::new_checked(l4)
+                        .is_ok_and(|i| !i.verify_checksum())
+                {
+                    self.stats.invalid += 1;
+                    return Ok(CtInfo::invalid());
+                }
+                Proto::Icmp { t: l4[0] }
+            }
+            _ => Proto::Other,
+        };
+        if let Proto::Icmp { t } = p {
+            if tuple::icmp_is_error(t) {
+                return Ok(self.related(now, l4));
+            }
+        }
+        let (idx, dir, created) = match self.find(now, &tuple) {
+            Some((idx, dir)) => (idx, dir, false),
+            None => {
+                let ok_new = match &p {
+                    Proto::Tcp(t) => {
+                        let seg = segment(t);
+                        matches!(
+                            tcp::next(0, seg.kind, State::None),
+                            Next::To(State::SynSent)
+                        ) || (self.config.tcp_loose && seg.kind == Kind::Ack)
+                    }
+                    Proto::Icmp { t } => tuple::icmp_reply_type(*t).is_some(),
+                    Proto::Udp | Proto::Other => true,
+                };
+                if !ok_new {
+                    self.stats.invalid += 1;
+                    return Ok(CtInfo::invalid());
+                }
+                let idx = self.create(now, &tuple)?;
+                (idx, Dir::Original, true)
+            }
+        };
+        self.packet(now, idx, dir, created, &p)
+    }
+
+    fn create(&mut self, now: Instant, tuple: &Tuple) -> Result<u32, CtDrop> {
+        if self.table.count() >= self.config.max && !self.early_drop(now, tuple) {
+            self.stats.drop += 1;
+            return Err(CtDrop::TableFull);
+        }
+        self.table.alloc(tuple, &tuple.invert()).ok_or_else(|| {
+            self.stats.drop += 1;
+            CtDrop::TableFull
+        })
+    }
+
+    /// `early_drop`: frees room in one of the 8 buckets from the new tuple's; true if it did.
+    fn early_drop(&mut self, now: Instant, tuple: &Tuple) -> bool {
+        let first = self.table.bucket_of(tuple);
+        let n = self.table.bucket_count();
+        let mut ids = [0u32; 64];
+        for i in 0..EVICTION_RANGE.min(n) {
+            let b = (first + i) % n;
+            let k = self.table.bucket_entries(b, &mut ids);
+            let mut dropped = 0;
+            for &idx in &ids[..k] {
+                if self.is_expired(idx, now) {
+                    self.table.free(idx);
+                    continue;
+                }
+                if !self.table.get(idx).has(bits::ASSURED) {
+                    self.table.free(idx);
+                    dropped += 1;
+                }
+            }
+            if dropped > 0 {
+                self.stats.early_drop += dropped;
+                return true;
+            }
+            if self.table.count() < self.config.max {
+                return true; // expired entries made room
+            }
+        }
+        false
+    }
+
+    fn related(&mut self, now: Instant, icmp: &[u8]) -> CtInfo {
+        let Some(inner) = icmp.get(8..).and_then(Tuple::of_packet) else {
+            return CtInfo::invalid();
+        };
+        match self.find(now, &inner.invert()) {
+            Some((idx, dir)) => CtInfo {
+                entry: Some(idx),
+                dir,
+                state: CtState::Related,
+                created: false,
+            },
+            None => CtInfo::invalid(),
+        }
+    }
+
+    fn refresh(&mut self, now: Instant, idx: u32, secs: u32) {
+        self.table.get_mut(idx).expires_ms = ms(now).saturating_add(secs.saturating_mul(1000));
+    }
+
+    fn packet(
+        &mut self,
+        now: Instant,
+        idx: u32,
+        dir: Dir,
+        created: bool,
+        p: &Proto<'_>,
+    ) -> Result<CtInfo, CtDrop> {
+        let d = dir as usize;
+        let seen_reply = self.table.get(idx).has(bits::SEEN_REPLY);
+        match p {
+            Proto::Tcp(t) => {
+                let seg = segment(t);
+                let e = self.table.get_mut(idx);
+                let old = State::from_bits(e.bits);
+                let new = match tcp::next(d, seg.kind, old) {
+                    Next::To(s) => s,
+                    Next::Ignore => {
+                        return Ok(self.info(idx, dir, created));
+                    }
+                    Next::Invalid => {
+                        self.stats.invalid += 1;
+                        if created {
+                            self.table.free(idx);
+                        }
+                        return Ok(CtInfo::invalid());
+                    }
+                };
+                // A new SYN on a closed (TIME_WAIT / CLOSE) connection reopens it: the old
+                // entry goes and the SYN starts a new one.
+                if new == State::SynSent
+                    && dir == Dir::Original
+                    && old >= State::TimeWait
+                    && old != State::SynSent2
+                    && !created
+                {
+                    let tuple = self.table.get(idx).tuple(0);
+                    self.table.free(idx);
+                    let idx = self.create(now, &tuple)?;
+                    return self.packet(now, idx, Dir::Original, true, p);
+                }
+                if !tcp::in_window(e, d, old, &seg) && !self.config.tcp_be_liberal {
+                    self.stats.invalid += 1;
+                    if created {
+                        self.table.free(idx);
+                    }
+                    return Ok(CtInfo::invalid());
+                }
+                // Retransmission counting (same direction, same end, no new data).
+                e.bits = (e.bits & !bits::STATE_MASK) | new as u16;
+                if !seen_reply && dir == Dir::Reply && seg.rst {
+                    // "If only reply is a RST, we can consider ourselves not to have an
+                    // established connection": delete at once.
+                    self.table.free(idx);
+                    return Ok(CtInfo {
+                        entry: None,
+                        dir,
+                        state: CtState::Established,
+                        created: false,
+                    });
+                }
+                if !e.has(bits::ASSURED)
+                    && (old == State::SynRecv || old == State::Established)
+                    && new == State::Established
+                {
+                    e.bits |= bits::ASSURED;
+                }
+                let timeout = self.timeout_of(self.table.get(idx));
+                self.refresh(now, idx, timeout);
+            }
+            Proto::Udp => {
+                if created {
+                    // The stream timestamp: 2 s after the first packet.
+                    self.table.get_mut(idx).seen[0].end = ms(now).saturating_add(2000);
+                }
+                let e = *self.table.get(idx);
+                if e.has(bits::SEEN_REPLY) {
+                    let (secs, assure) = if ms(now) > e.seen[0].end {
+                        (self.config.udp_stream, true)
+                    } else {
+                        (self.config.udp, false)
+                    };
+                    if assure {
+                        self.table.get_mut(idx).bits |= bits::ASSURED;
+                    }
+                    self.refresh(now, idx, secs);
+                } else {
+                    self.refresh(now, idx, self.config.udp);
+                }
+            }
+            Proto::Icmp { .. } => self.refresh(now, idx, self.config.icmp),
+            Proto::Other => self.refresh(now, idx, self.config.generic),
+        }
+        Ok(self.info(idx, dir, created))
+    }
+
+    fn info(&mut self, idx: u32, dir: Dir, created: bool) -> CtInfo {
+        let e = self.table.get_mut(idx);
+        let state = if dir == Dir::Reply || e.has(bits::SEEN_REPLY) {
+            CtState::Established
+        } else {
+            CtState::New
+        };
+        if dir == Dir::Reply {
+            e.bits |= bits::SEEN_REPLY;
+        }
+        CtInfo {
+            entry: Some(idx),
+            dir,
+            state,
+            created,
+        }
+    }
+
+    /// Sets the REPLY tuple of an unconfirmed entry (a NAT binding) and the NAT flags.
+    pub fn bind_nat(&mut self, idx: u32, reply: &Tuple) {
+        self.table.set_reply(idx, reply);
+        let e = self.table.get_mut(idx);
+        let (o, r) = (e.tuple(0), e.tuple(1));
+        e.bits &= !(bits::SRC_NAT | bits::DST_NAT);
+        if r.dst != o.src || r.dport != o.sport {
+            e.bits |= bits::SRC_NAT;
+        }
+        if r.src != o.dst || r.sport != o.dport {
+            e.bits |= bits::DST_NAT;
+        }
+    }
+
+    /// Confirms an entry created by this packet (`__nf_conntrack_confirm`): into the hash, or a
+    /// clash with an entry holding one of its tuples.
+    pub fn confirm(&mut self, idx: u32) -> Result<(), CtDrop> {
+        let e = self.table.get(idx);
+        if e.has(bits::CONFIRMED) || !e.has(bits::USED) {
+            return Ok(());
+        }
+        let (o, r) = (e.tuple(0), e.tuple(1));
+        if self.table.lookup(&o).is_some() || self.table.lookup(&r).is_some() {
+            self.table.free(idx);
+            self.stats.insert_failed += 1;
+            self.stats.drop += 1;
+            return Err(CtDrop::InsertClash);
+        }
+        self.table.link(idx);
+        self.stats.insert += 1;
+        Ok(())
+    }
+
+    /// Forgets an entry that was never confirmed (its packet was dropped on the way).
+    pub fn discard(&mut self, idx: u32) {
+        if !self.table.get(idx).has(bits::CONFIRMED) {
+            self.table.free(idx);
+        }
+    }
+
+    /// One `conntrack -L` line.
+    pub fn line(&self, idx: u32, now: Instant) -> String {
+        let e = self.table.get(idx);
+        let mut s = String::new();
+        let t = e.tuple(0);
+        let left = e.expires_ms.saturating_sub(ms(now)) / 1000;
+        let _ = write!(s, "{:<8} {} {} ", t.proto_name(), t.proto, left);
+        if e.proto == proto::TCP {
+            let _ = write!(s, "{} ", State::from_bits(e.bits).name());
+        }
+        let _ = write!(s, "{} ", e.tuple(0));
+        if !e.has(bits::SEEN_REPLY) {
+            s.push_str("[UNREPLIED] ");
+        }
+        let _ = write!(s, "{} ", e.tuple(1));
+        if e.has(bits::ASSURED) {
+            s.push_str("[ASSURED] ");
+        }
+        s.push_str("mark=0 use=1");
+        s
+    }
+
+    /// `conntrack -L`: every live, confirmed entry at `now`, one line each.
+    pub fn list(&self, now: Instant) -> String {
+        let mut out = String::new();
+        for idx in self.table.used() {
+            let e = self.table.get(idx);
+            if e.has(bits::CONFIRMED) && e.expires_ms > ms(now) {
+                out.push_str(&self.line(idx, now));
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// `conntrack -S` (one CPU).
+    pub fn stats_text(&self) -> String {
+        let s = self.stats;
+        alloc::format!(
+            "cpu=0   \tfound={} invalid={} insert={} insert_failed={} drop={} early_drop={} error={} search_restart={} clash_resolve={} chaintoolong={} \n",
+            s.found, s.invalid, s.insert, s.insert_failed, s.drop, s.early_drop, s.error, s.search_restart, s.clash_resolve, s.chaintoolong
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,390 @@
+//! The conntrack table: a fixed-capacity slab of 64-byte entries and a hash of `buckets`
+//! chains in which every entry is linked twice, by its ORIGINAL and by its REPLY tuple (Linux's
+//! two `tuplehash` nodes). All memory is reserved at construction; the packet path never
+//! allocates. Entries are referred to by index; a chain node is `index << 1 | direction`.
+
+use alloc::vec::Vec;
+
+use smoltcp::wire::Ipv4Address;
+
+use super::tuple::Tuple;
+
+/// End of a chain / no entry.
+pub const NIL: u32 = u32::MAX;
+
+/// A tuple without its protocol (stored once per entry).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Key {
+    /// Source address.
+    pub src: Ipv4Address,
+    /// Destination address.
+    pub dst: Ipv4Address,
+    /// Source port or ICMP id.
+    pub sport: u16,
+    /// Destination port or ICMP type/code.
+    pub dport: u16,
+}
+
+impl Default for Key {
+    fn default() -> Self {
+        Key {
+            src: Ipv4Address::UNSPECIFIED,
+            dst: Ipv4Address::UNSPECIFIED,
+            sport: 0,
+            dport: 0,
+        }
+    }
+}
+
+impl Key {
+    fn of(t: &Tuple) -> Key {
+        Key {
+            src: t.src,
+            dst: t.dst,
+            sport: t.sport,
+            dport: t.dport,
+        }
+    }
+
+    fn tuple(&self, proto: u8) -> Tuple {
+        Tuple {
+            src: self.src,
+            dst: self.dst,
+            sport: self.sport,
+            dport: self.dport,
+            proto,
+        }
+    }
+}
+
+/// What Linux keeps per direction for TCP window tracking (`ip_ct_tcp_state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Seen {
+    /// Highest sequence end seen.
+    pub end: u32,
+    /// Highest acceptable end (ack + window) seen from the other side.
+    pub maxend: u32,
+    /// Largest window seen.
+    pub maxwin: u32,
+}
+
+/// One connection. 64 bytes: two keys, two chain links, expiry, TCP tracking, flag bits.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Entry {
+    /// ORIGINAL and REPLY keys.
+    pub keys: [Key; 2],
+    /// Next chain node for each direction's hash chain.
+    next: [u32; 2],
+    /// Expiry, in milliseconds of virtual time.
+    pub expires_ms: u32,
+    /// TCP per-direction tracking (UDP keeps its stream timestamp in `seen[0].end`).
+    pub seen: [Seen; 2],
+    /// State and flags, see the `bits` module.
+    pub bits: u16,
+    /// IP protocol.
+    pub proto: u8,
+    /// TCP window scale per direction (low nibble ORIGINAL, high nibble REPLY).
+    pub scales: u8,
+}
+
+/// Bit layout of [`Entry::bits`].
+pub mod bits {
+    /// TCP state (4 bits).
+    pub const STATE_MASK: u16 = 0x000f;
+    /// Retransmission count, saturating at 3 (2 bits).
+    pub const RETRANS_SHIFT: u16 = 4;
+    /// Retransmission mask.
+    pub const RETRANS_MASK: u16 = 0x0030;
+    /// IPS_ASSURED.
+    pub const ASSURED: u16 = 1 << 6;
+    /// IPS_SEEN_REPLY.
+    pub const SEEN_REPLY: u16 = 1 << 7;
+    /// Source NAT applied (REPLY dst differs from ORIGINAL src).
+    pub const SRC_NAT: u16 = 1 << 8;
+    /// Destination NAT applied.
+    pub const DST_NAT: u16 = 1 << 9;
+    /// In the hash (confirmed).
+    pub const CONFIRMED: u16 = 1 << 10;
+    /// Slot holds an entry.
+    pub const USED: u16 = 1 << 11;
+    /// Window scale option seen, ORIGINAL / REPLY.
+    pub const WSCALE: [u16; 2] = [1 << 12, 1 << 13];
+    /// SACK permitted seen, ORIGINAL / REPLY.
+    pub const SACK_PERM: [u16; 2] = [1 << 14, 1 << 15];
+}
+
+impl Entry {
+    /// The tuple of direction `dir` (0 ORIGINAL, 1 REPLY).
+    pub fn tuple(&self, dir: usize) -> Tuple {
+        self.keys[dir].tuple(self.proto)
+    }
+
+    /// Whether a flag bit is set.
+    pub fn has(&self, bit: u16) -> bool {
+        self.bits & bit != 0
+    }
+}
+
+/// The table.
+#[derive(Debug)]
+pub struct Table {
+    entries: Vec<Entry>,
+    free: u32,
+    buckets: Vec<u32>,
+    count: u32,
+    capacity: u32,
+    seed: u64,
+}
+
+impl Table {
+    /// A table of `capacity` entries hashed into `buckets` chains (at least 1).
+    pub fn new(capacity: u32, buckets: u32, seed: u64) -> Self {
+        Table {
+            entries: Vec::with_capacity(capacity as usize),
+            free: NIL,
+            buckets: alloc::vec![NIL; buckets.max(1) as usize],
+            count: 0,
+            capacity,
+            seed,
+        }
+    }
+
+    /// Entries in use (confirmed or not).
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// Capacity.
+    pub fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    /// Number of hash buckets.
+    pub fn bucket_count(&self) -> u32 {
+        self.buckets.len() as u32
+    }
+
+    /// Bytes reserved by the table (entries at capacity plus buckets).
+    pub fn reserved_bytes(&self) -> usize {
+        self.capacity as usize * core::mem::size_of::<Entry>() + self.buckets.len() * 4
+    }
+
+    /// The bucket of a tuple.
+    pub fn bucket_of(&self, t: &Tuple) -> u32 {
+        let a = u64::from(u32::from(t.src)) | u64::from(u32::from(t.dst)) << 32;
+        let b = u64::from(t.sport) | u64::from(t.dport) << 16 | u64::from(t.proto) << 32;
+        let mut h = (a ^ self.seed).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        h ^= h >> 29;
+        h = (h ^ b).wrapping_mul(0xd6e8_feb8_6659_fd93);
+        h ^= h >> 32;
+        ((u64::from(h as u32) * self.buckets.len() as u64) >> 32) as u32
+    }
+
+    /// An entry by index.
+    pub fn get(&self, idx: u32) -> &Entry {
+        &self.entries[idx as usize]
+    }
+
+    /// An entry by index, mutably. Do not change `keys` of a confirmed entry (use
+    /// [`Table::rehash_reply`]).
+    pub fn get_mut(&mut self, idx: u32) -> &mut Entry {
+        &mut self.entries[idx as usize]
+    }
+
+    /// Takes a free slot for a new, unconfirmed entry; `None` when the table is full.
+    pub fn alloc(&mut self, orig: &Tuple, reply: &Tuple) -> Option<u32> {
+        if self.count >= self.capacity {
+            return None;
+        }
+        let entry = Entry {
+            keys: [Key::of(orig), Key::of(reply)],
+            next: [NIL; 2],
+            proto: orig.proto,
+            bits: bits::USED,
+            ..Entry::default()
+        };
+        let idx = if self.free != NIL {
+            let idx = self.free;
+            self.free = self.entries[idx as usize].next[0];
+            self.entries[idx as usize] = entry;
+            idx
+        } else {
+            // Within the capacity reserved at construction: no reallocation.
+            self.entries.push(entry);
+            self.entries.len() as u32 - 1
+        };
+        self.count += 1;
+        Some(idx)
+    }
+
+    /// Links a new entry into both chains (confirmation).
+    pub fn link(&mut self, idx: u32) {
+        for dir in 0..2 {
+            let b = self.bucket_of(&self.entries[idx as usize].tuple(dir)) as usize;
+            self.entries[idx as usize].next[dir] = self.buckets[b];
+            self.buckets[b] = idx << 1 | dir as u32;
+        }
+        self.entries[idx as usize].bits |= bits::CONFIRMED;
+    }
+
+    fn unlink_dir(&mut self, idx: u32, dir: usize) {
+        let node = idx << 1 | dir as u32;
+        let b = self.bucket_of(&self.entries[idx as usize].tuple(dir)) as usize;
+        let after = self.entries[idx as usize].next[dir];
+        if self.buckets[b] == node {
+            self.buckets[b] = after;
+            return;
+        }
+        let mut cur = self.buckets[b];
+        while cur != NIL {
+            let (ci, cd) = ((cur >> 1) as usize, (cur & 1) as usize);
+            if self.entries[ci].next[cd] == node {
+                self.entries[ci].next[cd] = after;
+                return;
+            }
+            cur = self.entries[ci].next[cd];
+        }
+    }
+
+    /// Frees an entry (unlinking it first if it was confirmed).
+    pub fn free(&mut self, idx: u32) {
+        let e = &self.entries[idx as usize];
+        if !e.has(bits::USED) {
+            return;
+        }
+        if e.has(bits::CONFIRMED) {
+            self.unlink_dir(idx, 0);
+            self.unlink_dir(idx, 1);
+        }
+        let e = &mut self.entries[idx as usize];
+        e.bits = 0;
+        e.next = [self.free, NIL];
+        self.free = idx;
+        self.count -= 1;
+    }
+
+    /// Changes the REPLY tuple of an unconfirmed entry (a NAT binding).
+    pub fn set_reply(&mut self, idx: u32, reply: &Tuple) {
+        debug_assert!(!self.entries[idx as usize].has(bits::CONFIRMED));
+        self.entries[idx as usize].keys[1] = Key::of(reply);
+    }
+
+    /// Finds the confirmed entry holding `t` in either direction: (index, direction).
+    pub fn lookup(&self, t: &Tuple) -> Option<(u32, usize)> {
+        let key = Key::of(t);
+        let mut cur = self.buckets[self.bucket_of(t) as usize];
+        while cur != NIL {
+            let (ci, cd) = (cur >> 1, (cur & 1) as usize);
+            let e = &self.entries[ci as usize];
+            if e.proto == t.proto && e.keys[cd] == key {
+                return Some((ci, cd));
+            }
+            cur = e.next[cd];
+        }
+        None
+    }
+
+    /// The entries (index) linked in bucket `b`, each once, in chain order.
+    pub fn bucket_entries(&self, b: u32, out: &mut [u32; 64]) -> usize {
+        let mut n = 0;
+        let mut cur = self.buckets[b as usize];
+        while cur != NIL && n < out.len() {
+            let ci = cur >> 1;
+            if !out[..n].contains(&ci) {
+                out[n] = ci;
+                n += 1;
+            }
+            cur = self.entries[ci as usize].next[(cur & 1) as usize];
+        }
+        n
+    }
+
+    /// Indexes of every entry in use, in slot order.
+    pub fn used(&self) -> impl Iterator<Item = u32> + '_ {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.has(bits::USED))
+            .map(|(i, _)| i as u32)
+    }
+
+    /// Removes everything.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.free = NIL;
+        self.buckets.iter_mut().for_each(|b| *b = NIL);
+        self.count = 0;
+    }
+
+    /// Changes the capacity, keeping the entries (like writing `nf_conntrack_max`: the entries
+    /// above a smaller maximum stay until they expire; new ones are refused meanwhile).
+    pub fn set_capacity(&mut self, capacity: u32) {
+        if capacity as usize > self.entries.capacity() {
+            self.entries
+                .reserve_exact(capacity as usize - self.entries.len());
+        }
+        self.capacity = capacity;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(i: u16) -> Tuple {
+        Tuple {
+            src: Ipv4Address::new(10, 0, 0, 1),
+            dst: Ipv4Address::new(10, 0, 0, 2),
+            sport: i,
+            dport: 80,
+            proto: 6,
+        }
+    }
+
+    #[test]
+    fn entries_are_64_bytes() {
+        assert_eq!(core::mem::size_of::<Entry>(), 64);
+    }
+
+    #[test]
+    fn both_directions_are_found_and_freed() {
+        let mut tab = Table::new(4, 2, 7);
+        let a = tab.alloc(&t(1), &t(1).invert()).unwrap();
+        assert_eq!(
+            tab.lookup(&t(1)),
+            None,
+            "unconfirmed entries are not in the hash"
+        );
+        tab.link(a);
+        assert_eq!(tab.lookup(&t(1)), Some((a, 0)));
+        assert_eq!(tab.lookup(&t(1).invert()), Some((a, 1)));
+        let b = tab.alloc(&t(2), &t(2).invert()).unwrap();
+        tab.link(b);
+        tab.free(a);
+        assert_eq!(tab.lookup(&t(1)), None);
+        assert_eq!(tab.lookup(&t(2).invert()), Some((b, 1)));
+        assert_eq!(tab.count(), 1);
+    }
+
+    #[test]
+    fn capacity_is_fixed_and_slots_are_reused() {
+        let mut tab = Table::new(2, 1, 0);
+        let a = tab.alloc(&t(1), &t(1).invert()).unwrap();
+        let _b = tab.alloc(&t(2), &t(2).invert()).unwrap();
+        assert!(tab.alloc(&t(3), &t(3).invert()).is_none());
+        tab.free(a);
+        assert_eq!(tab.alloc(&t(3), &t(3).invert()), Some(a));
+    }
+
+    #[test]
+    fn nat_binding_changes_the_reply_key() {
+        let mut tab = Table::new(2, 8, 0);
+        let a = tab.alloc(&t(1), &t(1).invert()).unwrap();
+        let mut r = t(1).invert();
+        r.dst = Ipv4Address::new(192, 168, 1, 100);
+        tab.set_reply(a, &r);
+        tab.link(a);
+        assert_eq!(tab.lookup(&r), Some((a, 1)));
+        assert_eq!(tab.lookup(&t(1).invert()), None);
+    }
+}
