@@ -8,6 +8,7 @@ pub mod bridge;
 pub mod cluster;
 pub mod conntrack;
 pub mod link;
+pub mod nat;
 pub mod netfilter;
 pub mod node;
 pub mod pcap;

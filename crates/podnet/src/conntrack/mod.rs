@@ -697,4 +697,4 @@ impl Conntrack {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
