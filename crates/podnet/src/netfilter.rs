@@ -93,7 +93,20 @@ pub struct HookCtx<'a> {
     pub in_dev: Option<Dev>,
     /// The interface it will leave by, once routed (FORWARD, OUTPUT after routing, POSTROUTING).
     pub out_dev: Option<Dev>,
+    /// The node's address on `out_dev` (what MASQUERADE uses).
+    pub out_addr: Option<Ipv4Address>,
+    /// The node's own addresses (iptables `--dst-type LOCAL`).
+    pub local_addrs: [Ipv4Address; 2],
+    /// Whether the packet is bridged between two ports of `cni0` (br_netfilter) rather than
+    /// routed.
+    pub bridged: bool,
+    /// Whether notes are wanted (tracing is on); modules skip building them otherwise.
+    pub explain: bool,
 }
+
+/// Lines a module writes about what it did to a packet (`DNAT 10.96.0.10:80 -> 10.244.1.20:80`),
+/// shown with the hook event in the trace.
+pub type Notes = alloc::vec::Vec<alloc::string::String>;
 
 /// A module plugged into a node's packet path.
 pub trait NetfilterHook {
@@ -107,5 +120,16 @@ pub trait NetfilterHook {
 
     /// Looks at (and may rewrite) one IPv4 packet at `ctx.hook`. `packet` is the whole IP packet,
     /// header included; a module that rewrites it must leave every checksum valid.
-    fn process(&mut self, ctx: &HookCtx<'_>, packet: &mut [u8]) -> Verdict;
+    fn process(&mut self, ctx: &HookCtx<'_>, packet: &mut [u8], notes: &mut Notes) -> Verdict;
+
+    /// Lets callers reach the concrete module (`node.hooks()` then downcast), e.g. to read a
+    /// conntrack table.
+    fn as_any(&self) -> Option<&dyn core::any::Any> {
+        None
+    }
+
+    /// Mutable access to the concrete module.
+    fn as_any_mut(&mut self) -> Option<&mut dyn core::any::Any> {
+        None
+    }
 }

@@ -111,6 +111,8 @@ pub enum EventKind {
         before: Snapshot,
         /// The IP packet after, when a module rewrote it.
         after: Option<Snapshot>,
+        /// What the modules say they did (rule matched, NAT, conntrack entry).
+        notes: crate::netfilter::Notes,
     },
 }
 
@@ -249,6 +251,7 @@ impl Trace {
     }
 
     /// An IPv4 packet crossed `hook` (`before` and `after` are IP packets, not frames).
+    #[allow(clippy::too_many_arguments)]
     pub fn hook(
         &mut self,
         now: Instant,
@@ -257,6 +260,7 @@ impl Trace {
         verdict: Verdict,
         before: &[u8],
         after: &[u8],
+        notes: crate::netfilter::Notes,
     ) {
         if !self.config.hooks {
             return;
@@ -272,6 +276,7 @@ impl Trace {
                 verdict,
                 before,
                 after,
+                notes,
             },
         });
     }

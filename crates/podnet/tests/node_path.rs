@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use podnet::netfilter::{Hook, HookCtx, NetfilterHook, RejectWith, Verdict};
+use podnet::netfilter::{Hook, HookCtx, NetfilterHook, Notes, RejectWith, Verdict};
 use podnet::trace::EventKind;
 use podnet::{
     ClientSpec, Cluster, ClusterConfig, Duration, NodeId, NodeSpec, Outcome, PodId, PodSpec,
@@ -63,7 +63,7 @@ impl NetfilterHook for Probe {
     fn priority(&self) -> i32 {
         self.priority
     }
-    fn process(&mut self, ctx: &HookCtx<'_>, packet: &mut [u8]) -> Verdict {
+    fn process(&mut self, ctx: &HookCtx<'_>, packet: &mut [u8], _notes: &mut Notes) -> Verdict {
         self.log.borrow_mut().push((ctx.hook, self.name));
         (self.verdict)(ctx, packet)
     }
@@ -259,7 +259,7 @@ fn a_rewriting_hook_is_seen_before_and_after() {
         fn name(&self) -> &str {
             "portmap"
         }
-        fn process(&mut self, ctx: &HookCtx<'_>, packet: &mut [u8]) -> Verdict {
+        fn process(&mut self, ctx: &HookCtx<'_>, packet: &mut [u8], _notes: &mut Notes) -> Verdict {
             let mut ip = Ipv4Packet::new_unchecked(&mut *packet);
             let (src, dst) = (
                 IpAddress::Ipv4(ip.src_addr()),
@@ -418,7 +418,7 @@ fn a_retransmitted_syn_finds_the_half_open_connection() {
         fn name(&self) -> &str {
             "lossy"
         }
-        fn process(&mut self, ctx: &HookCtx<'_>, packet: &mut [u8]) -> Verdict {
+        fn process(&mut self, ctx: &HookCtx<'_>, packet: &mut [u8], _notes: &mut Notes) -> Verdict {
             let Ok(ip) = Ipv4Packet::new_checked(&*packet) else {
                 return Verdict::Accept;
             };

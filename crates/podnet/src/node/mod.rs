@@ -23,7 +23,7 @@ use smoltcp::wire::{
 
 use crate::bridge::{Bridge, BridgePort, Forward};
 use crate::link::Frame;
-use crate::netfilter::{Hook, HookCtx, NetfilterHook, RejectWith, Verdict};
+use crate::netfilter::{Hook, HookCtx, NetfilterHook, Notes, RejectWith, Verdict};
 use crate::route::{Dev, Route, RouteTable, RouteTableFull};
 use crate::trace::{IfaceId, Trace};
 use neigh::Resolution;
@@ -310,7 +310,56 @@ impl Node {
         };
         let (src, dst) = (eth.src_addr(), eth.dst_addr());
         let fwd = self.bridge.forward(now, BridgePort::Port(port), src, dst);
-        self.bridge_deliver(now, fwd, frame, out, trace);
+        match fwd {
+            Forward::One(BridgePort::Port(to))
+                if !self.hooks.is_empty() && eth.ethertype() == EthernetProtocol::Ipv4 =>
+            {
+                self.bridged_ipv4(now, to, frame, out, trace)
+            }
+            fwd => self.bridge_deliver(now, fwd, frame, out, trace),
+        }
+    }
+
+    /// An IPv4 frame bridged from one pod to another crosses PREROUTING, FORWARD and
+    /// POSTROUTING like a routed one (`br_netfilter` with `bridge-nf-call-iptables = 1`, which
+    /// kube-proxy requires). If PREROUTING changed its destination address (DNAT), it is routed
+    /// instead, as `br_nf_pre_routing_finish` does.
+    fn bridged_ipv4(
+        &mut self,
+        now: Instant,
+        to: u32,
+        mut frame: Frame,
+        out: &mut Output,
+        trace: &mut Trace,
+    ) {
+        let total = match Ipv4Packet::new_checked(&frame[ETH_HDR..]) {
+            Ok(ip) if ip.version() == 4 && ip.verify_checksum() => usize::from(ip.total_len()),
+            _ => return self.drop_frame(now, Dev::Cni0, "bad IPv4 header", &frame, trace),
+        };
+        frame.truncate(ETH_HDR + total);
+        let dst = Ipv4Packet::new_unchecked(&frame[ETH_HDR..]).dst_addr();
+        let cni0 = Some(Dev::Cni0);
+        if !self.run_hooks_on(
+            now,
+            Hook::Prerouting,
+            cni0,
+            None,
+            true,
+            &mut frame,
+            out,
+            trace,
+        ) {
+            return;
+        }
+        if Ipv4Packet::new_unchecked(&frame[ETH_HDR..]).dst_addr() != dst {
+            return self.forward(now, Dev::Cni0, frame, out, trace);
+        }
+        for hook in [Hook::Forward, Hook::Postrouting] {
+            if !self.run_hooks_on(now, hook, cni0, cni0, true, &mut frame, out, trace) {
+                return;
+            }
+        }
+        out.push((Egress::Port(to), frame));
     }
 
     fn bridge_deliver(
@@ -677,6 +726,22 @@ impl Node {
         out: &mut Output,
         trace: &mut Trace,
     ) -> bool {
+        self.run_hooks_on(now, hook, in_dev, out_dev, false, frame, out, trace)
+    }
+
+    /// [`Node::run_hooks`] for a packet that is `bridged` (br_netfilter) or routed.
+    #[allow(clippy::too_many_arguments)]
+    fn run_hooks_on(
+        &mut self,
+        now: Instant,
+        hook: Hook,
+        in_dev: Option<Dev>,
+        out_dev: Option<Dev>,
+        bridged: bool,
+        frame: &mut Frame,
+        out: &mut Output,
+        trace: &mut Trace,
+    ) -> bool {
         let tracing = trace.wants_hooks();
         if self.hooks.is_empty() && !tracing {
             return true;
@@ -693,10 +758,15 @@ impl Node {
             hook,
             in_dev,
             out_dev,
+            out_addr: out_dev.map(|d| self.addrs.addr(d)),
+            local_addrs: [self.addrs.eth0.address(), self.addrs.gateway()],
+            bridged,
+            explain: tracing,
         };
         let mut verdict = Verdict::Accept;
+        let mut notes = Notes::new();
         for h in self.hooks.iter_mut() {
-            verdict = h.process(&ctx, &mut frame[ETH_HDR..]);
+            verdict = h.process(&ctx, &mut frame[ETH_HDR..], &mut notes);
             if verdict != Verdict::Accept {
                 break;
             }
@@ -710,6 +780,7 @@ impl Node {
                 verdict.clone(),
                 &before,
                 &frame[ETH_HDR..],
+                notes,
             );
         }
         match verdict {
