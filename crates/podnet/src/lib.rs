@@ -7,6 +7,8 @@ extern crate alloc;
 pub mod bridge;
 pub mod cluster;
 pub mod conntrack;
+pub mod dataplane;
+pub mod kube_proxy;
 pub mod link;
 pub mod nat;
 pub mod netfilter;
@@ -19,7 +21,10 @@ pub mod route;
 pub mod tcpdump;
 pub mod trace;
 
-pub use cluster::{Cluster, ClusterConfig, Error, NodeId, NodeSpec, PodId, PodSpec};
+pub use cluster::{
+    Cluster, ClusterConfig, Error, NodeId, NodeSpec, PodId, PodSpec, Proxy, Service,
+    ServicePortSpec, ServiceSpec,
+};
 pub use link::LinkConfig;
 pub use program::{ClientSpec, ConnRecord, Outcome, Program, Protocol, Request};
 pub use smoltcp::time::{Duration, Instant};

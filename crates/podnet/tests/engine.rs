@@ -92,7 +92,7 @@ fn http_pod_to_pod_across_nodes() {
     let (c, client) = http_between(false);
     assert_eq!(ok_count(&c, client), 5);
     let a = c.node(podnet::NodeId(0)).unwrap().stats();
-    let b = c.node(podnet::NodeId(1)).unwrap().stats();
+    let b = c.node(c.node_by_name("node-b").unwrap()).unwrap().stats();
     assert!(a.forwarded > 0 && b.forwarded > 0, "{a:?} {b:?}");
     // Routed: the server sees TTL 62 (64 minus two routers).
     let ttl_at_web = c.trace().events().iter().find_map(|e| match &e.kind {

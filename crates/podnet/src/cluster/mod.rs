@@ -36,12 +36,15 @@ use crate::bridge::{Bridge, BridgePort, Forward};
 use crate::link::{Channel, Frame, LinkConfig};
 use crate::node::{Egress, Node, NodeAddrs, NodeIfaces, Output};
 use crate::pod::{Pod, PodAddrs};
+use crate::program::Program;
 use crate::rng::{SimRng, Stream};
 use crate::route::{Dev, Route};
 use crate::trace::{IfaceId, Trace};
 
+mod service;
 mod spec;
-pub use spec::{ClusterConfig, Error, NodeSpec, PodSpec};
+pub use service::{Service, NODE_PORTS};
+pub use spec::{ClusterConfig, Error, NodeSpec, PodSpec, Proxy, ServicePortSpec, ServiceSpec};
 
 /// A node's index in its cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -78,6 +81,8 @@ struct NodeSlot {
     node: Node,
     uplink: u32,
     wake: Option<Instant>,
+    /// The edge router to external hosts, not a Kubernetes node.
+    edge: bool,
 }
 
 struct PodSlot {
@@ -109,6 +114,9 @@ pub struct Cluster {
     events_run: u64,
     /// Client programs not finished, over all pods (kept by `service_pod`).
     unfinished_clients: u32,
+    services: Vec<service::Service>,
+    edge: Option<NodeId>,
+    building_edge: bool,
 }
 
 impl fmt::Debug for Cluster {
@@ -171,6 +179,9 @@ impl Cluster {
             out: Vec::new(),
             events_run: 0,
             unfinished_clients: 0,
+            services: Vec::new(),
+            edge: None,
+            building_edge: false,
         }
     }
 
@@ -277,8 +288,10 @@ impl Cluster {
             self.config.route_capacity,
         )
         .map_err(|_| Error::RouteTableFull(spec.name.clone()))?;
-        // host-gw: each node routes every other node's pod CIDR via that node's IP.
-        for other in self.nodes.iter_mut() {
+        // host-gw: each node routes every other node's pod CIDR via that node's IP (the edge
+        // router outside the cluster takes part in none of it).
+        let edge = self.building_edge;
+        for other in self.nodes.iter_mut().filter(|o| !o.edge && !edge) {
             let o = *other.node.addrs();
             node.add_route(Route {
                 dst: o.pod_cidr,
@@ -297,16 +310,36 @@ impl Cluster {
                 })
                 .map_err(|_| Error::RouteTableFull(other.node.name().to_string()))?;
         }
+        if let (false, Some(e)) = (edge, self.edge) {
+            let via = self.nodes[e.0 as usize].node.addrs().eth0.address();
+            let default = Route {
+                dst: Ipv4Cidr::new(Ipv4Address::UNSPECIFIED, 0),
+                via: Some(via),
+                dev: Dev::Eth0,
+                src: None,
+            };
+            node.add_route(default)
+                .map_err(|_| Error::RouteTableFull(spec.name.clone()))?;
+        }
+        if !edge {
+            if let Some(dp) = self.new_dataplane(id, &spec.name, spec.ip, addrs.gateway()) {
+                node.register_hook(alloc::boxed::Box::new(dp));
+            }
+        }
         let uplink = self.new_link((Attach::Uplink(id), eth0), (Attach::Switch, swport));
         self.switch.add_port(uplink);
         self.nodes.push(NodeSlot {
             node,
             uplink,
             wake: None,
+            edge,
         });
         self.names.insert(spec.name, ());
         self.ips.insert(spec.ip, ());
         self.ips.insert(addrs.gateway(), ());
+        if !edge && self.edge.is_none() {
+            self.add_edge(underlay)?;
+        }
         Ok(id)
     }
 
@@ -404,6 +437,19 @@ impl Cluster {
         Ok(id)
     }
 
+    /// Starts another program in a running pod (like `kubectl exec`).
+    pub fn start_program(&mut self, pod: PodId, program: Program) -> Result<(), Error> {
+        let now = self.now;
+        let slot = self
+            .pods
+            .get_mut(pod.0 as usize)
+            .and_then(|s| s.as_mut())
+            .ok_or(Error::UnknownPod(pod))?;
+        slot.pod.start(&program, now);
+        self.service_pod(pod);
+        Ok(())
+    }
+
     /// A pod.
     pub fn pod(&self, id: PodId) -> Option<&Pod> {
         self.pods.get(id.0 as usize)?.as_ref().map(|s| &s.pod)
@@ -437,7 +483,13 @@ impl Cluster {
         self.nodes
             .iter()
             .enumerate()
+            .filter(|(_, s)| !s.edge)
             .map(|(i, s)| (NodeId(i as u32), &s.node))
+    }
+
+    /// The edge router between the underlay and external hosts, once one was added.
+    pub fn edge(&self) -> Option<NodeId> {
+        self.edge
     }
 
     /// Looks a pod up by name.

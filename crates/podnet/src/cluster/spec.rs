@@ -8,6 +8,8 @@ use core::fmt;
 use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
 
 use super::NodeId;
+use crate::conntrack::CtConfig;
+use crate::kube_proxy::L4;
 use crate::link::LinkConfig;
 use crate::program::Program;
 use crate::trace::TraceConfig;
@@ -27,6 +29,30 @@ pub struct ClusterConfig {
     pub route_capacity: usize,
     /// Receive and send buffer of every TCP socket, in bytes.
     pub tcp_buffer: usize,
+    /// ClusterIPs are allocated from this range.
+    pub service_cidr: Ipv4Cidr,
+    /// How Services are implemented on the nodes.
+    pub proxy: Proxy,
+    /// Every node's conntrack settings.
+    pub conntrack: CtConfig,
+    /// MASQUERADE with `--random-fully` (kube-proxy uses it when the kernel has it).
+    pub random_fully: bool,
+    /// kube-proxy `--masquerade-all`: masquerade every packet to a ClusterIP.
+    pub masquerade_all: bool,
+    /// The subnet of hosts outside the cluster, behind the edge router (the underlay's
+    /// default gateway, at its last host address).
+    pub external_cidr: Ipv4Cidr,
+}
+
+/// The Service proxy on the nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proxy {
+    /// No Service handling, no conntrack: plain routing.
+    None,
+    /// kube-proxy in iptables mode.
+    Iptables,
+    /// kube-proxy in nftables mode.
+    Nftables,
 }
 
 impl Default for ClusterConfig {
@@ -38,6 +64,12 @@ impl Default for ClusterConfig {
             trace: TraceConfig::default(),
             route_capacity: 4096,
             tcp_buffer: 64 * 1024,
+            service_cidr: Ipv4Cidr::new(Ipv4Address::new(10, 96, 0, 0), 12),
+            proxy: Proxy::Iptables,
+            conntrack: CtConfig::default(),
+            random_fully: true,
+            masquerade_all: false,
+            external_cidr: Ipv4Cidr::new(Ipv4Address::new(203, 0, 113, 0), 24),
         }
     }
 }
@@ -110,6 +142,73 @@ impl PodSpec {
     }
 }
 
+/// A Service to add (the network-relevant part of a Kubernetes Service).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceSpec {
+    /// Name.
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// The ClusterIP (`None`: the next free one of the service CIDR).
+    pub cluster_ip: Option<Ipv4Address>,
+    /// Ports.
+    pub ports: Vec<ServicePortSpec>,
+    /// The pods behind it (its endpoints, all ready).
+    pub backends: Vec<super::PodId>,
+    /// `sessionAffinity: ClientIP` with this `timeoutSeconds`.
+    pub session_affinity: Option<u32>,
+    /// `type: NodePort` (ports without a nodePort get one from 30000-32767).
+    pub node_port: bool,
+    /// `externalTrafficPolicy: Local`.
+    pub external_local: bool,
+    /// `internalTrafficPolicy: Local`.
+    pub internal_local: bool,
+}
+
+impl ServiceSpec {
+    /// A ClusterIP Service `default/NAME` with one TCP port to `target_port` on `backends`.
+    pub fn new(name: &str, port: u16, target_port: u16, backends: Vec<super::PodId>) -> Self {
+        ServiceSpec {
+            name: name.to_string(),
+            namespace: "default".to_string(),
+            cluster_ip: None,
+            ports: alloc::vec![ServicePortSpec {
+                name: String::new(),
+                protocol: L4::Tcp,
+                port,
+                target_port,
+                node_port: None
+            }],
+            backends,
+            session_affinity: None,
+            node_port: false,
+            external_local: false,
+            internal_local: false,
+        }
+    }
+
+    /// Sets the ClusterIP.
+    pub fn cluster_ip(mut self, ip: impl Into<Ipv4Address>) -> Self {
+        self.cluster_ip = Some(ip.into());
+        self
+    }
+}
+
+/// One port of a Service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServicePortSpec {
+    /// Port name (`""` when unnamed).
+    pub name: String,
+    /// TCP or UDP.
+    pub protocol: L4,
+    /// The Service port.
+    pub port: u16,
+    /// The backends' port.
+    pub target_port: u16,
+    /// The NodePort (with `node_port` Services; `None`: allocated).
+    pub node_port: Option<u16>,
+}
+
 /// Why a cluster change was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Error {
@@ -134,6 +233,11 @@ pub enum Error {
     BadNodeIp(Ipv4Address, String),
     /// A node's route table is full.
     RouteTableFull(String),
+    /// A Service's name is taken, its ClusterIP is outside the service CIDR or used, or its
+    /// NodePort is taken or out of range.
+    BadService(String),
+    /// No such pod.
+    UnknownPod(super::PodId),
 }
 
 impl fmt::Display for Error {
@@ -156,6 +260,8 @@ impl fmt::Display for Error {
             Error::PodCidrTooSmall(c) => write!(f, "pod CIDR {c} is too small (at most /30)"),
             Error::BadNodeIp(ip, why) => write!(f, "node address {ip}: {why}"),
             Error::RouteTableFull(n) => write!(f, "route table of node {n} is full"),
+            Error::BadService(why) => write!(f, "service: {why}"),
+            Error::UnknownPod(id) => write!(f, "no pod with id {}", id.0),
         }
     }
 }

@@ -1,0 +1,423 @@
+//! A node's Linux-like dataplane as one netfilter module: conntrack, kube-proxy's rules (nat and
+//! filter tables, iptables or nftables), NAT bindings and their reversal, and confirmation, each
+//! at the hook and in the order Linux runs them (conntrack -200, DNAT -100, filter 0, SNAT 100,
+//! confirm last).
+//!
+//! NAT follows `nf_nat_packet`: once a connection's tuples are bound, a packet in direction
+//! `d` is made to look like the inverse of the other direction's tuple: destination fields at
+//! PREROUTING/OUTPUT, source fields at POSTROUTING/INPUT. ICMP errors RELATED to a connection
+//! get the packet they quote translated back too.
+
+use alloc::format;
+
+use crate::conntrack::table::bits;
+use crate::conntrack::{Conntrack, CtConfig, CtInfo, CtState, Dir, Tuple};
+use crate::kube_proxy::{self, Action, KubeProxy, Packet, ProxyConfig, ServicePort};
+use crate::nat::{self, Manip};
+use crate::netfilter::{Hook, HookCtx, NetfilterHook, Notes, RejectWith, Verdict};
+use crate::rng::SimRng;
+
+/// Per-packet state carried from one hook to the next (the skb's `nfct` and mark).
+#[derive(Clone, Copy, Debug)]
+struct InFlight {
+    info: CtInfo,
+    /// `0x4000` set by KUBE-MARK-MASQ.
+    mark_masq: bool,
+}
+
+/// Counters of the dataplane.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DataplaneStats {
+    /// First packets that walked the nat table.
+    pub first_packets: u64,
+    /// Rules those first packets walked in all.
+    pub rules_walked: u64,
+    /// Rules the last first packet walked.
+    pub last_rules_walked: u32,
+    /// Connections DNATed to a Service backend.
+    pub dnat: u64,
+    /// Connections masqueraded.
+    pub masquerade: u64,
+    /// Masquerades that found no free port.
+    pub snat_failed: u64,
+}
+
+/// One node's conntrack + kube-proxy + NAT.
+#[derive(Debug)]
+pub struct Dataplane {
+    ct: Conntrack,
+    proxy: KubeProxy,
+    rng: SimRng,
+    cur: Option<InFlight>,
+    stats: DataplaneStats,
+}
+
+impl Dataplane {
+    /// A dataplane with an empty conntrack table and kube-proxy's rules for `services`.
+    pub fn new(
+        ct: CtConfig,
+        proxy: ProxyConfig,
+        services: alloc::vec::Vec<ServicePort>,
+        rng: SimRng,
+        seed: u64,
+    ) -> Self {
+        Dataplane {
+            ct: Conntrack::new(ct, seed),
+            proxy: KubeProxy::new(proxy, services),
+            rng,
+            cur: None,
+            stats: DataplaneStats::default(),
+        }
+    }
+
+    /// The conntrack table.
+    pub fn conntrack(&self) -> &Conntrack {
+        &self.ct
+    }
+
+    /// The conntrack table, mutably (flush, resize).
+    pub fn conntrack_mut(&mut self) -> &mut Conntrack {
+        &mut self.ct
+    }
+
+    /// kube-proxy's rules.
+    pub fn proxy(&self) -> &KubeProxy {
+        &self.proxy
+    }
+
+    /// kube-proxy's rules, mutably (resync).
+    pub fn proxy_mut(&mut self) -> &mut KubeProxy {
+        &mut self.proxy
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> DataplaneStats {
+        self.stats
+    }
+
+    fn begin(&mut self) {
+        // The previous packet never reached confirmation: it was dropped on the way.
+        if let Some(InFlight {
+            info:
+                CtInfo {
+                    entry: Some(idx),
+                    created: true,
+                    ..
+                },
+            ..
+        }) = self.cur.take()
+        {
+            self.ct.discard(idx);
+        }
+    }
+
+    fn packet_of(t: &Tuple) -> Packet {
+        Packet {
+            src: t.src,
+            dst: t.dst,
+            proto: t.proto,
+            sport: t.sport,
+            dport: t.dport,
+        }
+    }
+
+    /// The packet as it must look after NAT in its direction: the other tuple, inverted.
+    fn target(&self, info: &CtInfo) -> Option<Tuple> {
+        let idx = info.entry?;
+        let other = if info.dir == Dir::Original { 1 } else { 0 };
+        Some(self.ct.entry(idx).tuple(other).invert())
+    }
+
+    fn manip(&mut self, manip: Manip, packet: &mut [u8], ctx: &HookCtx<'_>, notes: &mut Notes) {
+        let Some(inf) = self.cur else { return };
+        let Some(target) = self.target(&inf.info) else {
+            return;
+        };
+        // `nf_nat_packet`: only the NAT this connection has, seen from the packet's direction
+        // (a reply's source manipulation undoes the original's destination NAT, and so on).
+        let idx = inf.info.entry.unwrap_or(0);
+        let (src_nat, dst_nat) = (
+            self.ct.entry(idx).has(bits::SRC_NAT),
+            self.ct.entry(idx).has(bits::DST_NAT),
+        );
+        let needed = match (manip, inf.info.dir) {
+            (Manip::Src, Dir::Original) | (Manip::Dst, Dir::Reply) => src_nat,
+            (Manip::Dst, Dir::Original) | (Manip::Src, Dir::Reply) => dst_nat,
+        };
+        if !needed {
+            return;
+        }
+        let before = if ctx.explain {
+            Tuple::of_packet(packet)
+        } else {
+            None
+        };
+        if inf.info.state == CtState::Related {
+            if manip == Manip::Dst {
+                let other = if inf.info.dir == Dir::Original { 1 } else { 0 };
+                let quoted = self.ct.entry(inf.info.entry.unwrap_or(0)).tuple(other);
+                nat::translate_icmp_error(packet, &quoted);
+            }
+            let t = Tuple::of_packet(packet);
+            if let Some(t) = t {
+                let (addr, cur) = if manip == Manip::Src {
+                    (target.src, t.src)
+                } else {
+                    (target.dst, t.dst)
+                };
+                if addr != cur {
+                    nat::rewrite(packet, manip, addr, 0, false);
+                }
+            }
+        } else {
+            nat::apply(packet, manip, &target);
+        }
+        if let (Some(b), Some(a)) = (before, Tuple::of_packet(packet).filter(|_| ctx.explain)) {
+            match manip {
+                Manip::Dst if (b.dst, b.dport) != (a.dst, a.dport) => {
+                    notes.push(format!(
+                        "{}: dst {}:{} -> {}:{} (conntrack, {})",
+                        "nat",
+                        b.dst,
+                        b.dport,
+                        a.dst,
+                        a.dport,
+                        dir_name(inf.info.dir)
+                    ));
+                }
+                Manip::Src if (b.src, b.sport) != (a.src, a.sport) => {
+                    notes.push(format!(
+                        "{}: src {}:{} -> {}:{} (conntrack, {})",
+                        "nat",
+                        b.src,
+                        b.sport,
+                        a.src,
+                        a.sport,
+                        dir_name(inf.info.dir)
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// conntrack at PREROUTING / OUTPUT, then the nat table for new connections.
+    fn pre(&mut self, ctx: &HookCtx<'_>, packet: &mut [u8], notes: &mut Notes) -> Verdict {
+        self.begin();
+        let info = match self.ct.track(ctx.now, packet, ctx.hook == Hook::Prerouting) {
+            Ok(i) => i,
+            Err(drop) => {
+                if ctx.explain {
+                    notes.push(format!("conntrack: {}", drop.reason()));
+                }
+                return Verdict::Drop(drop.reason().into());
+            }
+        };
+        self.cur = Some(InFlight {
+            info,
+            mark_masq: false,
+        });
+        if ctx.explain {
+            notes.push(match info.entry {
+                Some(idx) if info.created => format!(
+                    "conntrack: NEW, entry created: {}",
+                    self.ct.line(idx, ctx.now)
+                ),
+                Some(idx) => format!(
+                    "conntrack: {} ({}): {}",
+                    info.state.name(),
+                    dir_name(info.dir),
+                    self.ct.line(idx, ctx.now)
+                ),
+                None => format!("conntrack: {}", info.state.name()),
+            });
+        }
+        if info.created && !ctx.bridged {
+            let Some(idx) = info.entry else {
+                return Verdict::Accept;
+            };
+            let orig = self.ct.entry(idx).tuple(0);
+            let decision = self.proxy.nat_pre(
+                ctx.now,
+                &Self::packet_of(&orig),
+                ctx.hook == Hook::Output,
+                &mut self.rng,
+            );
+            self.stats.first_packets += 1;
+            self.stats.rules_walked += u64::from(decision.rules_walked);
+            self.stats.last_rules_walked = decision.rules_walked;
+            if ctx.explain {
+                for m in &decision.matched {
+                    notes.push(format!("nat {}: {}", ctx.hook.chain(), m));
+                }
+                notes.push(format!(
+                    "nat {}: {} rules walked",
+                    ctx.hook.chain(),
+                    decision.rules_walked
+                ));
+            }
+            if let Some(c) = self.cur.as_mut() {
+                c.mark_masq = decision.mark_masq;
+            }
+            match decision.action {
+                Action::Dnat { ip, port } => {
+                    let mut reply = orig.invert();
+                    reply.src = ip;
+                    reply.sport = port;
+                    self.ct.bind_nat(idx, &reply);
+                    self.stats.dnat += 1;
+                }
+                Action::Reject => {
+                    return Verdict::Reject(
+                        RejectWith::IcmpPortUnreachable,
+                        "REJECT: service has no endpoints".into(),
+                    )
+                }
+                Action::Drop => return Verdict::Drop("kube-proxy DROP".into()),
+                Action::Continue => {}
+            }
+        }
+        self.manip(Manip::Dst, packet, ctx, notes);
+        Verdict::Accept
+    }
+
+    /// The filter table (INPUT, FORWARD, OUTPUT).
+    fn filter(&mut self, ctx: &HookCtx<'_>, packet: &[u8], notes: &mut Notes) -> Verdict {
+        let Some(inf) = self.cur else {
+            return Verdict::Accept;
+        };
+        let Some(t) = Tuple::of_packet(packet) else {
+            return Verdict::Accept;
+        };
+        let state = match inf.info.state {
+            CtState::New => kube_proxy::CtState::New,
+            CtState::Established => kube_proxy::CtState::Established,
+            CtState::Related => kube_proxy::CtState::Related,
+            CtState::Invalid => kube_proxy::CtState::Invalid,
+        };
+        let d = self
+            .proxy
+            .filter(ctx.hook, &Self::packet_of(&t), state, inf.mark_masq);
+        if ctx.explain {
+            for m in &d.matched {
+                notes.push(format!("filter {}: {}", ctx.hook.chain(), m));
+            }
+        }
+        match d.action {
+            Action::Reject => Verdict::Reject(
+                RejectWith::IcmpPortUnreachable,
+                "REJECT --reject-with icmp-port-unreachable".into(),
+            ),
+            Action::Drop => Verdict::Drop(if inf.info.state == CtState::Invalid {
+                "DROP: ctstate INVALID".into()
+            } else {
+                "DROP".into()
+            }),
+            Action::Continue | Action::Dnat { .. } => Verdict::Accept,
+        }
+    }
+
+    /// POSTROUTING / INPUT: SNAT for new connections, source manipulation, confirmation.
+    fn post(&mut self, ctx: &HookCtx<'_>, packet: &mut [u8], notes: &mut Notes) -> Verdict {
+        let Some(inf) = self.cur else {
+            return Verdict::Accept;
+        };
+        if let (Some(idx), true, Hook::Postrouting) = (inf.info.entry, inf.info.created, ctx.hook) {
+            // The packet as it is now (after DNAT), as iptables' POSTROUTING sees it.
+            let Some(now_tuple) = Tuple::of_packet(packet) else {
+                return self.confirm(ctx, notes);
+            };
+            let (masq, d) = self
+                .proxy
+                .nat_post(&Self::packet_of(&now_tuple), inf.mark_masq);
+            if ctx.explain {
+                for m in &d.matched {
+                    notes.push(format!("nat POSTROUTING: {}", m));
+                }
+            }
+            if let (Some(m), Some(addr)) = (masq, ctx.out_addr) {
+                let reply = self.ct.entry(idx).tuple(1);
+                match nat::unique_snat(
+                    &mut self.ct,
+                    ctx.now,
+                    &reply,
+                    addr,
+                    None,
+                    m.random_fully,
+                    &mut self.rng,
+                ) {
+                    Some(r) => {
+                        self.ct.bind_nat(idx, &r);
+                        self.stats.masquerade += 1;
+                    }
+                    None => {
+                        self.stats.snat_failed += 1;
+                        self.ct.discard(idx);
+                        self.cur = None;
+                        return Verdict::Drop("MASQUERADE: no free port".into());
+                    }
+                }
+            }
+        }
+        self.manip(Manip::Src, packet, ctx, notes);
+        self.confirm(ctx, notes)
+    }
+
+    fn confirm(&mut self, ctx: &HookCtx<'_>, notes: &mut Notes) -> Verdict {
+        let Some(inf) = self.cur.take() else {
+            return Verdict::Accept;
+        };
+        if let (Some(idx), true) = (inf.info.entry, inf.info.created) {
+            if let Err(e) = self.ct.confirm(idx) {
+                return Verdict::Drop(e.reason().into());
+            }
+            if ctx.explain {
+                notes.push(format!(
+                    "conntrack: confirmed {}",
+                    self.ct.line(idx, ctx.now)
+                ));
+            }
+        }
+        Verdict::Accept
+    }
+}
+
+fn dir_name(d: Dir) -> &'static str {
+    match d {
+        Dir::Original => "original",
+        Dir::Reply => "reply",
+    }
+}
+
+impl NetfilterHook for Dataplane {
+    fn name(&self) -> &str {
+        "iptables"
+    }
+
+    fn process(&mut self, ctx: &HookCtx<'_>, packet: &mut [u8], notes: &mut Notes) -> Verdict {
+        match ctx.hook {
+            Hook::Prerouting => self.pre(ctx, packet, notes),
+            Hook::Output => match self.pre(ctx, packet, notes) {
+                Verdict::Accept => self.filter(ctx, packet, notes),
+                v => v,
+            },
+            Hook::Forward => self.filter(ctx, packet, notes),
+            Hook::Input => match self.filter(ctx, packet, notes) {
+                Verdict::Accept => {
+                    self.manip(Manip::Src, packet, ctx, notes);
+                    self.confirm(ctx, notes)
+                }
+                v => v,
+            },
+            Hook::Postrouting => self.post(ctx, packet, notes),
+        }
+    }
+
+    fn as_any(&self) -> Option<&dyn core::any::Any> {
+        Some(self)
+    }
+
+    fn as_any_mut(&mut self) -> Option<&mut dyn core::any::Any> {
+        Some(self)
+    }
+}
