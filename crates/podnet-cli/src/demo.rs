@@ -1,15 +1,29 @@
-//! `podnet demo`: the seed document's two-node cluster, built with the library API.
+//! `podnet demo`: the seed document's cluster, built with the library API: Pod A
+//! (10.244.0.5 on node-a, 192.168.1.100) calls Service `web` (ClusterIP 10.96.0.10:80), backed
+//! by a pod at 10.244.1.20 on node-b.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use podnet::trace::TraceConfig;
 use podnet::{
     ClientSpec, Cluster, ClusterConfig, Duration, LinkConfig, NodeSpec, Outcome, PodSpec, Program,
+    Proxy, ServiceSpec,
 };
 use smoltcp::wire::Ipv4Address;
+
+/// The Service proxy.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ProxyArg {
+    /// kube-proxy, iptables mode.
+    Iptables,
+    /// kube-proxy, nftables mode.
+    Nftables,
+    /// No Service proxy: Pod A calls the backend pod directly.
+    None,
+}
 
 /// Options of `podnet demo`.
 #[derive(Args, Debug)]
@@ -23,9 +37,21 @@ pub struct DemoArgs {
     /// Loss probability on Pod A's veth, 0 to 1.
     #[arg(long, default_value_t = 0.0)]
     loss: f64,
+    /// The Service proxy on the nodes.
+    #[arg(long, value_enum, default_value_t = ProxyArg::Iptables)]
+    proxy: ProxyArg,
+    /// kube-proxy --masquerade-all: the backend then sees node-a's address, not Pod A's.
+    #[arg(long)]
+    masquerade_all: bool,
     /// Print every frame on every interface, tcpdump style.
     #[arg(long)]
     tcpdump: bool,
+    /// Print node-a's conntrack table (`conntrack -L`) and counters (`conntrack -S`) at the end.
+    #[arg(long)]
+    conntrack: bool,
+    /// Print node-a's rules (`iptables-save`, or `nft list ruleset` with --proxy nftables).
+    #[arg(long)]
+    rules: bool,
     /// Write one pcap per interface into this directory.
     #[arg(long, value_name = "DIR")]
     pcap: Option<PathBuf>,
@@ -40,11 +66,19 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, String> {
         pcap: args.pcap.is_some(),
         ..TraceConfig::default()
     };
-    let mut c = Cluster::new(ClusterConfig {
+    let proxy = match args.proxy {
+        ProxyArg::Iptables => Proxy::Iptables,
+        ProxyArg::Nftables => Proxy::Nftables,
+        ProxyArg::None => Proxy::None,
+    };
+    let config = ClusterConfig {
         seed: args.seed,
         trace,
+        proxy,
+        masquerade_all: args.masquerade_all,
         ..ClusterConfig::default()
-    });
+    };
+    let mut c = Cluster::new(config);
     let err = |e: podnet::Error| e.to_string();
     let a = c
         .add_node(NodeSpec::new("node-a", [192, 168, 1, 100]))
@@ -52,14 +86,21 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, String> {
     let b = c
         .add_node(NodeSpec::new("node-b", [192, 168, 1, 101]))
         .map_err(err)?;
-    let backend = Ipv4Address::new(10, 244, 1, 20);
-    c.add_pod(
-        PodSpec::new("backend", b)
-            .ip(backend)
-            .program(Program::HttpServer { port: 80 }),
-    )
-    .map_err(err)?;
-    let spec = ClientSpec::http("pod-a", backend, 80)
+    let backend_ip = Ipv4Address::new(10, 244, 1, 20);
+    let backend = c
+        .add_pod(
+            PodSpec::new("backend", b)
+                .ip(backend_ip)
+                .program(Program::HttpServer { port: 80 }),
+        )
+        .map_err(err)?;
+    let target = if proxy == Proxy::None {
+        backend_ip
+    } else {
+        c.add_service(ServiceSpec::new("web", 80, 80, vec![backend]).cluster_ip([10, 96, 0, 10]))
+            .map_err(err)?
+    };
+    let spec = ClientSpec::http("pod-a", target, 80)
         .count(args.count)
         .interval(Duration::from_millis(10));
     let pod_a = c
@@ -79,13 +120,16 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, String> {
         );
     }
     let finished = c.run_until_done(Duration::from_secs(60));
+    // Let the last connection close (FIN, ACK) so the tables show its TIME_WAIT.
+    c.run_until(c.now() + Duration::from_secs(1));
 
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "podnet demo (seed {}): pod-a 10.244.0.5 on node-a -> backend {backend}:80 on node-b\n",
-        args.seed
-    );
+    let via = if proxy == Proxy::None {
+        String::new()
+    } else {
+        format!("Service web {target}:80 -> ")
+    };
+    let _ = writeln!(out, "podnet demo (seed {}): pod-a 10.244.0.5 on node-a -> {via}backend {backend_ip}:80 on node-b\n", args.seed);
     for (_, node) in c.nodes() {
         let addrs = node.addrs();
         let _ = writeln!(
@@ -119,6 +163,32 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, String> {
             r.id, r.local, r.remote, r.outcome, connect, r.bytes_sent, r.bytes_received
         );
         ok += usize::from(r.outcome == Outcome::Ok);
+    }
+    if let Some(dp) = c.dataplane(a) {
+        if args.conntrack {
+            let _ = writeln!(
+                out,
+                "\nnode-a# conntrack -L\n{}",
+                dp.conntrack().list(c.now()).trim_end()
+            );
+            let _ = writeln!(
+                out,
+                "conntrack v1.4.7 (conntrack-tools): {} flow entries have been shown.",
+                dp.conntrack().list(c.now()).lines().count()
+            );
+            let _ = write!(
+                out,
+                "\nnode-a# conntrack -S\n{}",
+                dp.conntrack().stats_text()
+            );
+        }
+        if args.rules {
+            let (cmd, text) = match proxy {
+                Proxy::Nftables => ("nft list ruleset", dp.proxy().nft_ruleset()),
+                _ => ("iptables-save", dp.proxy().iptables_save()),
+            };
+            let _ = writeln!(out, "\nnode-a# {cmd}\n{}", text.trim_end());
+        }
     }
     let _ = writeln!(
         out,

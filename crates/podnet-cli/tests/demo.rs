@@ -15,37 +15,80 @@ fn podnet(args: &[&str]) -> (i32, String, String) {
 }
 
 #[test]
-fn demo_fetches_from_the_backend_across_nodes() {
-    let (code, out, _) = podnet(&["demo", "--count", "2"]);
+fn demo_calls_the_service_and_conntrack_shows_the_dnat() {
+    let (code, out, _) = podnet(&["demo", "--count", "2", "--conntrack"]);
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("10.244.1.0/24 via 192.168.1.101 dev eth0"),
         "{out}"
     );
-    assert!(
-        out.contains("10.244.0.5:") && out.contains("-> 10.244.1.20:80  ok"),
-        "{out}"
-    );
+    assert!(out.contains("-> 10.96.0.10:80  ok"), "{out}");
     assert!(out.contains("2/2 ok"), "{out}");
+    let ct: Vec<_> = out
+        .lines()
+        .filter(|l| l.starts_with("tcp      6 "))
+        .collect();
+    assert_eq!(ct.len(), 2, "{out}");
+    for l in ct {
+        assert!(
+            l.contains(" TIME_WAIT src=10.244.0.5 dst=10.96.0.10 "),
+            "{l}"
+        );
+        assert!(
+            l.contains(" dport=80 src=10.244.1.20 dst=10.244.0.5 sport=80 "),
+            "{l}"
+        );
+    }
+    assert!(out.contains("insert=2 insert_failed=0 drop=0"), "{out}");
 }
 
 #[test]
-fn demo_tcpdump_shows_the_handshake_on_every_hop() {
+fn demo_masquerade_all_shows_the_node_in_the_reply_tuple() {
+    let (code, out, _) = podnet(&["demo", "--count", "1", "--conntrack", "--masquerade-all"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(" src=10.244.1.20 dst=192.168.1.100 sport=80 "),
+        "{out}"
+    );
+}
+
+#[test]
+fn demo_tcpdump_shows_the_rewrite_hop_by_hop() {
     let (code, out, _) = podnet(&["demo", "--count", "1", "--tcpdump"]);
     assert_eq!(code, 0);
-    for iface in [
-        "pod-a/eth0 Out",
-        "node-a/cni0 In ",
-        "node-a/eth0 Out",
-        "node-b/eth0 In ",
-        "backend/eth0 In ",
-    ] {
+    let syn_on = |iface: &str, dst: &str| {
+        out.lines()
+            .any(|l| l.contains(iface) && l.contains(&format!("> {dst}: Flags [S]")))
+    };
+    for iface in ["pod-a/eth0 Out", "node-a/cni0 In "] {
         assert!(
-            out.lines()
-                .any(|l| l.contains(iface) && l.contains("> 10.244.1.20.80: Flags [S]")),
-            "no SYN on {iface}:\n{out}"
+            syn_on(iface, "10.96.0.10.80"),
+            "no SYN to the ClusterIP on {iface}:\n{out}"
         );
     }
+    for iface in ["node-a/eth0 Out", "node-b/eth0 In ", "backend/eth0 In "] {
+        assert!(
+            syn_on(iface, "10.244.1.20.80"),
+            "no SYN to the backend on {iface}:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn demo_prints_the_rules_of_both_proxy_modes() {
+    let (code, out, _) = podnet(&["demo", "--count", "1", "--rules"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("node-a# iptables-save")
+            && out.contains("-j DNAT --to-destination 10.244.1.20:80"),
+        "{out}"
+    );
+    let (code, out, _) = podnet(&["demo", "--count", "1", "--rules", "--proxy", "nftables"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("node-a# nft list ruleset") && out.contains("table ip kube-proxy"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -83,7 +126,7 @@ fn help_has_examples() {
     let (code, out, _) = podnet(&["demo", "--help"]);
     assert_eq!(code, 0);
     assert!(
-        out.contains("Examples:") && out.contains("podnet demo --count 3 --tcpdump"),
+        out.contains("Examples:") && out.contains("podnet demo --count 1 --tcpdump --conntrack"),
         "{out}"
     );
 }

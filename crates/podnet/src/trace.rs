@@ -33,12 +33,12 @@ pub struct TraceConfig {
 }
 
 impl TraceConfig {
-    /// Everything: frame and hook events with 128-byte snapshots, and pcaps.
+    /// Everything: frame and hook events with whole frames (snaplen 65535), and pcaps.
     pub fn full() -> Self {
         TraceConfig {
             frames: true,
             hooks: true,
-            snaplen: 128,
+            snaplen: 65535,
             pcap: true,
         }
     }
