@@ -520,3 +520,119 @@ fn icmp_errors_from_beyond_the_nat_reach_the_pod() {
         Some("ENETUNREACH: ICMP net unreachable from 192.168.1.254")
     );
 }
+
+#[test]
+fn session_affinity_keeps_a_client_on_one_backend() {
+    let (mut c, a, b) = cluster(ClusterConfig::default());
+    let backends: Vec<_> = (0..3)
+        .map(|i| {
+            c.add_pod(
+                PodSpec::new(&format!("web-{i}"), b).program(Program::HttpServer { port: 80 }),
+            )
+            .unwrap()
+        })
+        .collect();
+    let mut svc = ServiceSpec::new("sticky", 80, 80, backends).cluster_ip(VIP);
+    svc.session_affinity = Some(10800);
+    c.add_service(svc).unwrap();
+    let client = c
+        .add_pod(PodSpec::new("client", a).program(Program::Client(
+            ClientSpec::http("sticky", VIP, 80).count(30),
+        )))
+        .unwrap();
+    assert!(c.run_until_done(Duration::from_secs(30)));
+    assert!(records(&c, client).iter().all(|r| r.outcome == Outcome::Ok));
+    let ct = c.conntrack(a).unwrap();
+    let backends: std::collections::BTreeSet<_> = ct
+        .table()
+        .used()
+        .map(|i| ct.entry(i).tuple(1).src)
+        .collect();
+    assert_eq!(
+        backends.len(),
+        1,
+        "one backend for all 30 connections: {backends:?}"
+    );
+}
+
+#[test]
+fn the_trace_tells_what_each_hook_did() {
+    let (c, _, _) = seed(ClusterConfig::default());
+    let notes: Vec<String> = c
+        .trace()
+        .events()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Hook { iface, notes, .. }
+                if c.trace().name(*iface).starts_with("node-a/") =>
+            {
+                Some(notes.clone())
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let has = |needle: &str| notes.iter().any(|n| n.contains(needle));
+    assert!(has("conntrack: NEW"), "{notes:#?}");
+    assert!(
+        has("-j KUBE-SVC-"),
+        "the KUBE-SERVICES rule that matched: {notes:#?}"
+    );
+    assert!(has("-j DNAT --to-destination 10.244.1.20:80"), "{notes:#?}");
+    assert!(has("dst 10.96.0.10:80 -> 10.244.1.20:80"), "{notes:#?}");
+    assert!(
+        has("src 10.244.1.20:80 -> 10.96.0.10:80"),
+        "the reply's reverse NAT: {notes:#?}"
+    );
+    assert!(has("rules walked"), "{notes:#?}");
+    assert!(has("conntrack: confirmed"), "{notes:#?}");
+}
+
+/// Every frame anywhere, after every rewrite, carries valid IPv4 and TCP/UDP/ICMP checksums.
+#[test]
+fn every_checksum_is_valid_after_every_rewrite() {
+    use smoltcp::wire::{IpAddress, UdpPacket};
+    for config in [
+        ClusterConfig::default(),
+        ClusterConfig {
+            masquerade_all: true,
+            ..ClusterConfig::default()
+        },
+    ] {
+        let (c, _, _) = seed(config);
+        let mut checked = 0;
+        for e in c.trace().events() {
+            let frame = match &e.kind {
+                EventKind::Sent { frame, .. } | EventKind::Received { frame, .. } => frame,
+                _ => continue,
+            };
+            let Ok(eth) = EthernetFrame::new_checked(&frame.bytes[..]) else {
+                continue;
+            };
+            if eth.ethertype() != EthernetProtocol::Ipv4 {
+                continue;
+            }
+            let ip = Ipv4Packet::new_checked(&frame.bytes[14..]).unwrap();
+            assert!(ip.verify_checksum());
+            let (s, d) = (
+                IpAddress::Ipv4(ip.src_addr()),
+                IpAddress::Ipv4(ip.dst_addr()),
+            );
+            let ok = match ip.next_header() {
+                IpProtocol::Tcp => TcpPacket::new_checked(ip.payload())
+                    .unwrap()
+                    .verify_checksum(&s, &d),
+                IpProtocol::Udp => UdpPacket::new_checked(ip.payload())
+                    .unwrap()
+                    .verify_checksum(&s, &d),
+                IpProtocol::Icmp => smoltcp::wire::Icmpv4Packet::new_checked(ip.payload())
+                    .unwrap()
+                    .verify_checksum(),
+                _ => true,
+            };
+            assert!(ok, "bad checksum at {}: {:?}", e.time, frame.bytes);
+            checked += 1;
+        }
+        assert!(checked > 30, "{checked}");
+    }
+}
