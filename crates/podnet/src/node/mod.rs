@@ -5,6 +5,7 @@
 //! [`Node::uplink_input`] (from the underlay), timers run in [`Node::poll`], and every frame the
 //! node sends is pushed to an output list as an [`Egress`] for the cluster to put on a link.
 
+mod hooks;
 mod neigh;
 pub mod reply;
 
@@ -23,7 +24,7 @@ use smoltcp::wire::{
 
 use crate::bridge::{Bridge, BridgePort, Forward};
 use crate::link::Frame;
-use crate::netfilter::{Hook, HookCtx, NetfilterHook, Notes, RejectWith, Verdict};
+use crate::netfilter::{Hook, NetfilterHook};
 use crate::route::{Dev, Route, RouteTable, RouteTableFull};
 use crate::trace::{IfaceId, Trace};
 use neigh::Resolution;
@@ -710,104 +711,6 @@ impl Node {
         };
         if let Some(f) = answer {
             self.local_out(now, f, out, trace);
-        }
-    }
-
-    /// Runs the modules at `hook`; returns whether the packet goes on. Drops and rejects are
-    /// recorded and answered here.
-    #[allow(clippy::too_many_arguments)]
-    fn run_hooks(
-        &mut self,
-        now: Instant,
-        hook: Hook,
-        in_dev: Option<Dev>,
-        out_dev: Option<Dev>,
-        frame: &mut Frame,
-        out: &mut Output,
-        trace: &mut Trace,
-    ) -> bool {
-        self.run_hooks_on(now, hook, in_dev, out_dev, false, frame, out, trace)
-    }
-
-    /// [`Node::run_hooks`] for a packet that is `bridged` (br_netfilter) or routed.
-    #[allow(clippy::too_many_arguments)]
-    fn run_hooks_on(
-        &mut self,
-        now: Instant,
-        hook: Hook,
-        in_dev: Option<Dev>,
-        out_dev: Option<Dev>,
-        bridged: bool,
-        frame: &mut Frame,
-        out: &mut Output,
-        trace: &mut Trace,
-    ) -> bool {
-        let tracing = trace.wants_hooks();
-        if self.hooks.is_empty() && !tracing {
-            return true;
-        }
-        let before = if tracing {
-            frame[ETH_HDR..].to_vec()
-        } else {
-            Vec::new()
-        };
-        let ctx = HookCtx {
-            now,
-            node: &self.name,
-            node_ip: self.addrs.eth0.address(),
-            hook,
-            in_dev,
-            out_dev,
-            out_addr: out_dev.map(|d| self.addrs.addr(d)),
-            local_addrs: [self.addrs.eth0.address(), self.addrs.gateway()],
-            bridged,
-            explain: tracing,
-        };
-        let mut verdict = Verdict::Accept;
-        let mut notes = Notes::new();
-        for h in self.hooks.iter_mut() {
-            verdict = h.process(&ctx, &mut frame[ETH_HDR..], &mut notes);
-            if verdict != Verdict::Accept {
-                break;
-            }
-        }
-        let dev = in_dev.or(out_dev).unwrap_or(Dev::Eth0);
-        if tracing {
-            trace.hook(
-                now,
-                self.iface(dev),
-                hook,
-                verdict.clone(),
-                &before,
-                &frame[ETH_HDR..],
-                notes,
-            );
-        }
-        match verdict {
-            Verdict::Accept => true,
-            Verdict::Drop(reason) => {
-                self.drop_frame(now, dev, reason, frame, trace);
-                false
-            }
-            Verdict::Reject(with, reason) => {
-                self.drop_frame(now, dev, reason, frame, trace);
-                let orig = &frame[ETH_HDR..];
-                match with {
-                    RejectWith::IcmpPortUnreachable => {
-                        self.icmp_error(now, orig, icmp_type::DST_UNREACHABLE, 3, out, trace)
-                    }
-                    RejectWith::IcmpHostUnreachable => {
-                        self.icmp_error(now, orig, icmp_type::DST_UNREACHABLE, 1, out, trace)
-                    }
-                    RejectWith::TcpReset => {
-                        let ident = self.next_ident();
-                        if let Some(f) = reply::tcp_reset(orig, ident) {
-                            self.local_out(now, f, out, trace);
-                        }
-                    }
-                }
-                false
-            }
         }
     }
 
