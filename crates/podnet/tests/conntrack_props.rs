@@ -723,12 +723,9 @@ proptest! {
     }
 }
 
-/// Known bug, reported to the conntrack owner: virtual time is kept in `u32` milliseconds
-/// (`ms()` in src/conntrack/mod.rs saturates at `u32::MAX`, about 49.7 days), so from then on
-/// every entry is expired as soon as it is created and a reply starts a NEW connection.
-/// Run with `cargo test -p podnet --test conntrack_props -- --ignored`.
+/// Conntrack keeps time on a wrapping 32-bit millisecond clock (like jiffies): past 2^32 ms
+/// (about 49.7 days of virtual time) a reply must still find its connection.
 #[test]
-#[ignore = "conntrack time saturates after 2^32 ms (~49.7 days of virtual time)"]
 fn a_reply_after_fifty_days_of_virtual_time_is_established() {
     let mut ct = Conntrack::new(CtConfig::default(), 1);
     let t0: i64 = 50 * 86_400_000;

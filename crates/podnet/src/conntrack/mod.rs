@@ -179,7 +179,15 @@ pub struct Conntrack {
 }
 
 fn ms(now: Instant) -> u32 {
-    (now.total_millis().max(0) as u64).min(u64::from(u32::MAX)) as u32
+    // A wrapping 32-bit millisecond clock, compared with `before`/`left_ms` like Linux's
+    // jiffies and `nf_ct_is_expired`: fine for any run length as long as timeouts stay under
+    // 24.8 days (the longest, ESTABLISHED, is 5 days).
+    now.total_millis() as u64 as u32
+}
+
+/// Milliseconds from `now` until `deadline` (negative once passed), on the wrapping clock.
+fn left_ms(deadline: u32, now: Instant) -> i32 {
+    deadline.wrapping_sub(ms(now)) as i32
 }
 
 fn flags_of(tcp: &TcpPacket<&[u8]>) -> u8 {
@@ -322,7 +330,7 @@ impl Conntrack {
 
     fn is_expired(&self, idx: u32, now: Instant) -> bool {
         let e = self.table.get(idx);
-        e.has(bits::CONFIRMED) && e.expires_ms <= ms(now)
+        e.has(bits::CONFIRMED) && left_ms(e.expires_ms, now) <= 0
     }
 
     /// Removes every expired entry (Linux's GC worker).
@@ -494,7 +502,7 @@ impl Conntrack {
     }
 
     fn refresh(&mut self, now: Instant, idx: u32, secs: u32) {
-        self.table.get_mut(idx).expires_ms = ms(now).saturating_add(secs.saturating_mul(1000));
+        self.table.get_mut(idx).expires_ms = ms(now).wrapping_add(secs.saturating_mul(1000));
     }
 
     fn packet(
@@ -570,11 +578,11 @@ impl Conntrack {
             Proto::Udp => {
                 if created {
                     // The stream timestamp: 2 s after the first packet.
-                    self.table.get_mut(idx).seen[0].end = ms(now).saturating_add(2000);
+                    self.table.get_mut(idx).seen[0].end = ms(now).wrapping_add(2000);
                 }
                 let e = *self.table.get(idx);
                 if e.has(bits::SEEN_REPLY) {
-                    let (secs, assure) = if ms(now) > e.seen[0].end {
+                    let (secs, assure) = if left_ms(e.seen[0].end, now) < 0 {
                         (self.config.udp_stream, true)
                     } else {
                         (self.config.udp, false)
@@ -656,7 +664,7 @@ impl Conntrack {
         let e = self.table.get(idx);
         let mut s = String::new();
         let t = e.tuple(0);
-        let left = e.expires_ms.saturating_sub(ms(now)) / 1000;
+        let left = left_ms(e.expires_ms, now).max(0) / 1000;
         let _ = write!(s, "{:<8} {} {} ", t.proto_name(), t.proto, left);
         if e.proto == proto::TCP {
             let _ = write!(s, "{} ", State::from_bits(e.bits).name());
@@ -678,7 +686,7 @@ impl Conntrack {
         let mut out = String::new();
         for idx in self.table.used() {
             let e = self.table.get(idx);
-            if e.has(bits::CONFIRMED) && e.expires_ms > ms(now) {
+            if e.has(bits::CONFIRMED) && left_ms(e.expires_ms, now) > 0 {
                 out.push_str(&self.line(idx, now));
                 out.push('\n');
             }
