@@ -70,6 +70,7 @@ pub struct Seen {
 
 /// One connection. 64 bytes: two keys, two chain links, expiry, TCP tracking, flag bits.
 #[derive(Clone, Copy, Debug, Default)]
+#[repr(align(64))]
 pub struct Entry {
     /// ORIGINAL and REPLY keys.
     pub keys: [Key; 2],
