@@ -42,6 +42,20 @@ pub struct DataplaneStats {
     pub snat_failed: u64,
 }
 
+/// A connection confirmed into the table (`conntrack -E`'s `[NEW]` event): what the packet
+/// looked like and how it was translated. Kept for reports (which backend a client reached,
+/// and as whom) after the entry itself has expired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NewConnection {
+    /// When it was confirmed.
+    pub at: smoltcp::time::Instant,
+    /// The ORIGINAL tuple.
+    pub orig: Tuple,
+    /// The REPLY tuple (its source is the backend reached; its destination is who the backend
+    /// saw as the client).
+    pub reply: Tuple,
+}
+
 /// One node's conntrack + kube-proxy + NAT.
 #[derive(Debug)]
 pub struct Dataplane {
@@ -50,6 +64,7 @@ pub struct Dataplane {
     rng: SimRng,
     cur: Option<InFlight>,
     stats: DataplaneStats,
+    events: alloc::vec::Vec<NewConnection>,
 }
 
 impl Dataplane {
@@ -67,6 +82,7 @@ impl Dataplane {
             rng,
             cur: None,
             stats: DataplaneStats::default(),
+            events: alloc::vec::Vec::new(),
         }
     }
 
@@ -93,6 +109,11 @@ impl Dataplane {
     /// Counters.
     pub fn stats(&self) -> DataplaneStats {
         self.stats
+    }
+
+    /// Every connection confirmed so far, in order (`conntrack -E` `[NEW]` events).
+    pub fn new_connections(&self) -> &[NewConnection] {
+        &self.events
     }
 
     fn begin(&mut self) {
@@ -371,6 +392,12 @@ impl Dataplane {
             if let Err(e) = self.ct.confirm(idx) {
                 return Verdict::Drop(e.reason().into());
             }
+            let e = self.ct.entry(idx);
+            self.events.push(NewConnection {
+                at: ctx.now,
+                orig: e.tuple(0),
+                reply: e.tuple(1),
+            });
             if ctx.explain {
                 notes.push(format!(
                     "conntrack: confirmed {}",
