@@ -422,6 +422,8 @@ impl NetfilterHook for Dataplane {
     }
 
     fn process(&mut self, ctx: &HookCtx<'_>, packet: &mut [u8], notes: &mut Notes) -> Verdict {
+        // Rule lines are rendered only when someone reads them.
+        self.proxy.set_record_matches(ctx.explain);
         match ctx.hook {
             Hook::Prerouting => self.pre(ctx, packet, notes),
             Hook::Output => match self.pre(ctx, packet, notes) {

@@ -16,9 +16,9 @@ use super::{nft_text, CtState, Env, Outcome, ServicePort};
 const MAX_DEPTH: usize = 16;
 
 fn in_set(rs: &Ruleset, env: &mut Env<'_>, set: u32, a: smoltcp::wire::Ipv4Address) -> bool {
-    match rs.sets.get(set as usize).map(|s| &s.data) {
-        Some(SetData::Addrs(addrs)) => addrs.contains(&a),
-        Some(&SetData::Affinity { list, timeout }) => {
+    match rs.sets.get(set as usize).map(|s| (&s.data, &s.index)) {
+        Some((SetData::Addrs(_), Some(ix))) => ix.get(super::nftables::pack(a, 0, 0)).is_some(),
+        Some((&SetData::Affinity { list, timeout }, _)) => {
             let now = env.now.total_micros();
             env.affinity
                 .get_mut(list as usize)
@@ -104,10 +104,11 @@ fn run_rule(rs: &Ruleset, stmts: &[Stmt], env: &mut Env<'_>) -> Step {
                 }
             }
             Stmt::VmapDest(set) => {
-                let found = match rs.sets.get(*set as usize).map(|s| &s.data) {
-                    Some(SetData::DestMap(m)) => m.get(&(pkt.dst, pkt.proto, pkt.dport)),
-                    _ => None,
-                };
+                let found = rs
+                    .sets
+                    .get(*set as usize)
+                    .and_then(|s| s.index.as_ref())
+                    .and_then(|ix| ix.get(super::nftables::pack(pkt.dst, pkt.proto, pkt.dport)));
                 return found.map_or(Step::NoMatch, |e| Step::Verdict(e.verdict));
             }
             Stmt::VmapPort(set) => {

@@ -155,6 +155,64 @@ pub(crate) struct Set {
     pub name: String,
     pub comment: Option<&'static str>,
     pub data: SetData,
+    /// A hash index over the map or set (built once per sync), so a lookup costs the same
+    /// whatever the number of Services, as the kernel's nft hash sets do. `data` stays the
+    /// sorted source for `nft list` output.
+    pub index: Option<DestIndex>,
+}
+
+/// An open-addressing index over packed `addr . proto . port` keys (load factor <= 1/2).
+#[derive(Debug)]
+pub(crate) struct DestIndex {
+    shift: u32,
+    slots: Vec<(u64, Elem)>,
+}
+
+const EMPTY: u64 = u64::MAX;
+
+pub(crate) fn pack(a: Ipv4Address, proto: u8, port: u16) -> u64 {
+    (u64::from(u32::from(a)) << 24) | (u64::from(proto) << 16) | u64::from(port)
+}
+
+impl DestIndex {
+    fn build(m: &BTreeMap<(Ipv4Address, u8, u16), Elem>) -> Self {
+        let cap = (m.len() * 2).next_power_of_two().max(8);
+        let dummy = m.values().next().copied();
+        let mut slots = Vec::new();
+        let shift = 64 - cap.trailing_zeros();
+        if let Some(d) = dummy {
+            slots = alloc::vec![(EMPTY, d); cap];
+            let mask = cap - 1;
+            for (&(a, p, port), e) in m {
+                let k = pack(a, p, port);
+                let mut i = (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as usize;
+                while slots[i].0 != EMPTY {
+                    i = (i + 1) & mask;
+                }
+                slots[i] = (k, *e);
+            }
+        }
+        DestIndex { shift, slots }
+    }
+
+    #[inline]
+    pub fn get(&self, k: u64) -> Option<&Elem> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize;
+        loop {
+            let s = &self.slots[i];
+            if s.0 == k {
+                return Some(&s.1);
+            }
+            if s.0 == EMPTY {
+                return None;
+            }
+            i = (i + 1) & mask;
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -216,6 +274,7 @@ impl Ruleset {
             name: String::from(name),
             comment: Some(comment),
             data,
+            index: None,
         });
     }
 
@@ -420,6 +479,26 @@ impl Ruleset {
         for (i, (svc, plan)) in services.iter().zip(plans).enumerate() {
             rs.service(cfg, i as u32, svc, plan, affinity);
         }
+        for set in rs.sets.iter_mut() {
+            if let SetData::DestMap(m) = &set.data {
+                set.index = Some(DestIndex::build(m));
+            }
+            if let SetData::Addrs(a) = &set.data {
+                let m: BTreeMap<(Ipv4Address, u8, u16), Elem> = a
+                    .iter()
+                    .map(|ip| {
+                        (
+                            (*ip, 0, 0),
+                            Elem {
+                                verdict: Verdict::Return,
+                                comment: None,
+                            },
+                        )
+                    })
+                    .collect();
+                set.index = Some(DestIndex::build(&m));
+            }
+        }
         rs
     }
 
@@ -569,6 +648,7 @@ impl Ruleset {
                     name,
                     comment: None,
                     data: SetData::Affinity { list, timeout },
+                    index: None,
                 });
             }
         }
