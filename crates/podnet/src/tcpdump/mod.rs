@@ -26,6 +26,8 @@
 //! segments without ACK print absolute numbers. State is kept in a `BTreeMap`, so the output of
 //! a run is deterministic.
 
+pub mod filter;
+
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use core::fmt::Write;

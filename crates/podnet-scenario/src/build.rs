@@ -1,0 +1,306 @@
+//! From a [`Scenario`] to a running [`podnet::Cluster`]: nodes, external hosts, pods with their
+//! programs, Services, then every flow's client started in its pods.
+
+use std::collections::BTreeMap;
+
+use podnet::{
+    ClientSpec, Cluster, ConnRecord, Instant, NodeId, NodeSpec, PodId, PodSpec, Program,
+    ServicePortSpec, ServiceSpec,
+};
+use smoltcp::wire::{IpAddress, Ipv4Address};
+
+use crate::model::*;
+use crate::{Error, Warning};
+
+/// Where each scenario object went in the built cluster.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Index {
+    /// Node ids, parallel to [`Scenario::nodes`].
+    pub node_ids: Vec<NodeId>,
+    /// Pod ids, parallel to [`Scenario::pods`].
+    pub pod_ids: Vec<PodId>,
+    /// External hosts' pod ids, parallel to [`Scenario::external`].
+    pub external_ids: Vec<PodId>,
+    /// ClusterIPs, parallel to [`Scenario::services`] (`None`: headless).
+    pub cluster_ips: Vec<Option<Ipv4Address>>,
+    /// NodePorts per Service port, parallel to [`Scenario::services`] and their ports.
+    pub node_ports: Vec<Vec<Option<u16>>>,
+    /// Nodes by name.
+    pub nodes: BTreeMap<String, NodeId>,
+    /// Pods by `NAMESPACE/NAME`.
+    pub pods: BTreeMap<String, PodId>,
+    /// External hosts by name.
+    pub external: BTreeMap<String, PodId>,
+    /// ClusterIPs by `NAMESPACE/NAME` (`None`: headless).
+    pub services: BTreeMap<String, Option<Ipv4Address>>,
+    /// Flows, parallel to [`Scenario::flows`].
+    pub flows: Vec<FlowIndex>,
+    /// What building approximated.
+    pub warnings: Vec<Warning>,
+}
+
+/// Where one flow's clients run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowIndex {
+    /// The Traffic name.
+    pub name: String,
+    /// Each client: its pod and its index among that pod's clients (`Pod::clients()`).
+    pub clients: Vec<(PodId, usize)>,
+    /// The resolved destination address.
+    pub to: Ipv4Address,
+    /// The destination port.
+    pub port: u16,
+}
+
+impl Index {
+    /// A pod's id by namespace and name.
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<PodId> {
+        self.pods.get(&format!("{namespace}/{name}")).copied()
+    }
+
+    /// A node's id by name.
+    pub fn node(&self, name: &str) -> Option<NodeId> {
+        self.nodes.get(name).copied()
+    }
+
+    /// A flow's index by name.
+    pub fn flow(&self, name: &str) -> Option<usize> {
+        self.flows.iter().position(|f| f.name == name)
+    }
+
+    /// Every finished connection of flow `flow`, client by client, each client's in the order
+    /// they finished.
+    pub fn records(&self, cluster: &Cluster, flow: usize) -> Vec<ConnRecord> {
+        let Some(f) = self.flows.get(flow) else {
+            return Vec::new();
+        };
+        f.clients
+            .iter()
+            .filter_map(|(pod, i)| cluster.pod(*pod)?.clients().nth(*i))
+            .flat_map(|c| c.records().iter().cloned())
+            .collect()
+    }
+}
+
+/// The address of a pod in the cluster.
+pub(crate) fn pod_ip(cluster: &Cluster, id: PodId) -> Option<Ipv4Address> {
+    #[allow(unreachable_patterns)]
+    match cluster.pod(id)?.addrs().ip.address() {
+        IpAddress::Ipv4(ip) => Some(ip),
+        _ => None,
+    }
+}
+
+fn programs(apps: &[App]) -> Vec<Program> {
+    apps.iter()
+        .filter_map(|a| match *a {
+            App::Http(port) => Some(Program::HttpServer { port }),
+            App::TcpEcho(port) => Some(Program::TcpEcho { port }),
+            App::UdpEcho(port) => Some(Program::UdpEcho { port }),
+            App::Dns(_) => None,
+        })
+        .collect()
+}
+
+fn core_err(loc: &Loc, what: &str, e: podnet::Error) -> Error {
+    Error::at(loc, format!("{what}: {e}"))
+}
+
+/// Builds the cluster a scenario describes, clients started, at virtual time zero.
+pub fn build(sc: &Scenario) -> Result<(Cluster, Index), Error> {
+    let mut c = Cluster::new(sc.config.clone());
+    let mut ix = Index::default();
+    let cluster_loc = sc.cluster_loc.clone().unwrap_or_default();
+    for n in &sc.nodes {
+        let loc = n.loc.clone().unwrap_or_else(|| cluster_loc.clone());
+        let spec = NodeSpec::new(&n.name, n.ip).pod_cidr(n.pod_cidr);
+        let id = c
+            .add_node(spec)
+            .map_err(|e| core_err(&loc, &format!("node {}", n.name), e))?;
+        ix.node_ids.push(id);
+        ix.nodes.insert(n.name.clone(), id);
+    }
+    for h in &sc.external {
+        let loc = h.loc.clone().unwrap_or_else(|| cluster_loc.clone());
+        let id = c
+            .add_external(&h.name, h.ip, programs(&h.apps))
+            .map_err(|e| core_err(&loc, &format!("external host {}", h.name), e))?;
+        ix.external_ids.push(id);
+        ix.external.insert(h.name.clone(), id);
+    }
+    // Pods with a fixed address first, so that allocation never takes one of theirs.
+    let mut order: Vec<usize> = (0..sc.pods.len())
+        .filter(|i| sc.pods[*i].ip.is_some())
+        .collect();
+    order.extend((0..sc.pods.len()).filter(|i| sc.pods[*i].ip.is_none()));
+    let mut pod_ids = vec![PodId(u32::MAX); sc.pods.len()];
+    for i in order {
+        let p = &sc.pods[i];
+        let node = *ix
+            .node_ids
+            .get(p.node)
+            .ok_or_else(|| Error::at(&p.loc, format!("pod {}: no node {}", p.name, p.node)))?;
+        let mut spec = PodSpec::new(&p.core_name, node);
+        spec.ip = p.ip;
+        spec.programs = programs(&p.apps);
+        let id = c
+            .add_pod(spec)
+            .map_err(|e| core_err(&p.loc, &format!("pod {}/{}", p.namespace, p.name), e))?;
+        pod_ids[i] = id;
+        ix.pods.insert(format!("{}/{}", p.namespace, p.name), id);
+    }
+    ix.pod_ids = pod_ids;
+    services(sc, &mut c, &mut ix)?;
+    flows(sc, &mut c, &mut ix)?;
+    Ok((c, ix))
+}
+
+fn services(sc: &Scenario, c: &mut Cluster, ix: &mut Index) -> Result<(), Error> {
+    ix.cluster_ips = vec![None; sc.services.len()];
+    ix.node_ports = sc
+        .services
+        .iter()
+        .map(|s| vec![None; s.ports.len()])
+        .collect();
+    let mut order: Vec<usize> = (0..sc.services.len())
+        .filter(|i| matches!(sc.services[*i].cluster_ip, ClusterIp::Ip(_)))
+        .collect();
+    order.extend((0..sc.services.len()).filter(|i| sc.services[*i].cluster_ip == ClusterIp::Auto));
+    for s in sc
+        .services
+        .iter()
+        .filter(|s| s.cluster_ip == ClusterIp::Headless)
+    {
+        ix.services
+            .insert(format!("{}/{}", s.namespace, s.name), None);
+    }
+    for i in order {
+        let s = &sc.services[i];
+        let mut ports = Vec::new();
+        for p in &s.ports {
+            let target_port = match (p.endpoints.first(), &p.target) {
+                (Some(e), _) => e.port,
+                (None, TargetPort::Number(n)) => *n,
+                (None, TargetPort::Name(_)) => p.port,
+            };
+            if p.endpoints.iter().any(|e| e.port != target_port) {
+                ix.warnings.push(Error::at(
+                    &s.loc,
+                    format!(
+                        "Service {}/{} port {}: its backends listen on different ports for targetPort {:?}; the core takes one targetPort per Service port, so all get {target_port}",
+                        s.namespace, s.name, p.port, p.target
+                    ),
+                ));
+            }
+            ports.push(ServicePortSpec {
+                name: p.name.clone(),
+                protocol: p.protocol,
+                port: p.port,
+                target_port,
+                node_port: p.node_port,
+            });
+        }
+        let backends: Vec<PodId> = s.backends().iter().map(|b| ix.pod_ids[*b]).collect();
+        if s.ports.iter().any(|p| p.endpoints.len() != backends.len()) {
+            ix.warnings.push(Error::at(
+                &s.loc,
+                format!(
+                    "Service {}/{}: some backends lack some of its ports; the core sends every port to every backend",
+                    s.namespace, s.name
+                ),
+            ));
+        }
+        let spec = ServiceSpec {
+            name: s.name.clone(),
+            namespace: s.namespace.clone(),
+            cluster_ip: match s.cluster_ip {
+                ClusterIp::Ip(ip) => Some(ip),
+                _ => None,
+            },
+            ports,
+            backends,
+            session_affinity: s.session_affinity,
+            node_port: s.node_port,
+            external_local: s.external_local,
+            internal_local: s.internal_local,
+        };
+        let ip = c
+            .add_service(spec)
+            .map_err(|e| core_err(&s.loc, &format!("Service {}/{}", s.namespace, s.name), e))?;
+        ix.cluster_ips[i] = Some(ip);
+        ix.services
+            .insert(format!("{}/{}", s.namespace, s.name), Some(ip));
+        if let Some(added) = c
+            .services()
+            .iter()
+            .find(|x| x.spec.name == s.name && x.spec.namespace == s.namespace)
+        {
+            ix.node_ports[i] = added.spec.ports.iter().map(|p| p.node_port).collect();
+        }
+    }
+    Ok(())
+}
+
+fn destination(sc: &Scenario, c: &Cluster, ix: &Index, f: &FlowDef) -> Result<Ipv4Address, Error> {
+    let missing = |what: String| Error::at(&f.loc, format!("flow {}: {what}", f.name));
+    match &f.to {
+        Target::Service { service, .. } => ix.cluster_ips[*service].ok_or_else(|| {
+            missing(format!(
+                "Service {} has no ClusterIP",
+                sc.services[*service].name
+            ))
+        }),
+        Target::HeadlessService { service, .. } => {
+            let s = &sc.services[*service];
+            let first = s.backends().first().copied().ok_or_else(|| {
+                missing(format!(
+                    "headless Service {}/{} has no endpoints: its name does not resolve",
+                    s.namespace, s.name
+                ))
+            })?;
+            pod_ip(c, ix.pod_ids[first]).ok_or_else(|| missing("backend has no address".into()))
+        }
+        Target::Pod { pod, .. } => {
+            pod_ip(c, ix.pod_ids[*pod]).ok_or_else(|| missing("pod has no address".into()))
+        }
+        Target::External { host, .. } => Ok(sc.external[*host].ip),
+        Target::Node { node, .. } => Ok(sc.nodes[*node].ip),
+        Target::Ip { ip, .. } => Ok(*ip),
+    }
+}
+
+fn flows(sc: &Scenario, c: &mut Cluster, ix: &mut Index) -> Result<(), Error> {
+    let mut per_pod: BTreeMap<PodId, usize> = BTreeMap::new();
+    for f in &sc.flows {
+        let to = destination(sc, c, ix, f)?;
+        let port = f.to.port();
+        let mut spec = ClientSpec::http(&f.name, to, port)
+            .protocol(f.protocol)
+            .request(f.request.clone())
+            .count(f.count)
+            .concurrency(f.concurrency)
+            .start(Instant::ZERO + f.start)
+            .interval(f.interval)
+            .timeout(f.timeout);
+        spec.name = f.name.clone();
+        let mut clients = Vec::new();
+        for src in &f.from {
+            let pod = match src {
+                Source::Pod(p) => ix.pod_ids[*p],
+                Source::External(h) => ix.external_ids[*h],
+            };
+            c.start_program(pod, Program::Client(spec.clone()))
+                .map_err(|e| core_err(&f.loc, &format!("flow {}", f.name), e))?;
+            let n = per_pod.entry(pod).or_insert(0);
+            clients.push((pod, *n));
+            *n += 1;
+        }
+        ix.flows.push(FlowIndex {
+            name: f.name.clone(),
+            clients,
+            to,
+            port,
+        });
+    }
+    Ok(())
+}
