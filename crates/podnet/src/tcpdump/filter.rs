@@ -244,9 +244,12 @@ fn proto_of(t: &str) -> Option<Proto> {
     }
 }
 
+/// Source, destination, protocol and (TCP/UDP) ports of an IPv4 packet.
+type Ipv4View = (Ipv4Address, Ipv4Address, u8, Option<(u16, u16)>);
+
 /// What a frame offers to primitives.
 struct View {
-    ipv4: Option<(Ipv4Address, Ipv4Address, u8, Option<(u16, u16)>)>,
+    ipv4: Option<Ipv4View>,
     arp: Option<(Ipv4Address, Ipv4Address)>,
 }
 
