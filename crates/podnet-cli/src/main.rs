@@ -1,14 +1,25 @@
 //! `podnet`: run and inspect simulated Kubernetes networks from the command line.
 
+mod common;
 mod demo;
+mod inspect;
+mod report;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Deterministic userspace Kubernetes networking: watch TCP cross pods, bridges and nodes.
+use common::{exit, load, parse_duration, Failure, ScenarioArgs};
+
+/// Deterministic userspace Kubernetes networking: watch TCP cross pods, bridges, nodes,
+/// conntrack, NAT and kube-proxy, in virtual time.
+///
+/// Exit codes: 0 success; 1 the scenario ran but an `expect` failed (or, for demo, a
+/// connection failed); 2 bad input (unreadable file, invalid YAML, unknown reference), with a
+/// message naming file:line:column.
 #[derive(Parser, Debug)]
-#[command(name = "podnet", version, about, long_about = None)]
+#[command(name = "podnet", version, about, long_about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -16,7 +27,106 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the built-in demo: the seed document's Pod A (10.244.0.5 on node 192.168.1.100)
+    /// Run scenario files and print a summary, or the JSON report with --json.
+    #[command(
+        after_help = "Examples:\n  podnet run examples/seed.yaml\n  podnet run examples/three-endpoints.yaml --json\n  podnet run examples/seed.yaml --seed 7 --pcap out/ && tshark -r out/any.pcap"
+    )]
+    Run {
+        #[command(flatten)]
+        scenario: ScenarioArgs,
+        /// Print the JSON report (../shared/spec/scenario.md section 4).
+        #[arg(long)]
+        json: bool,
+        /// Write one pcap per interface plus any.pcap (Linux cooked, like tcpdump -i any).
+        #[arg(long, value_name = "DIR")]
+        pcap: Option<PathBuf>,
+    },
+    /// The packet walk of one connection: every hop and hook, headers before and after each
+    /// rewrite, the conntrack entry, the rule that decided.
+    #[command(
+        after_help = "Examples:\n  podnet trace examples/seed.yaml --flow web\n  podnet trace examples/three-endpoints.yaml --flow load --conn 2"
+    )]
+    Trace {
+        #[command(flatten)]
+        scenario: ScenarioArgs,
+        /// The Traffic flow's name.
+        #[arg(long)]
+        flow: String,
+        /// Which of its connections (0-based, in start order).
+        #[arg(long, default_value_t = 0)]
+        conn: usize,
+    },
+    /// tcpdump-style lines (-n, virtual timestamps) for a pcap-filter subset: host, src, dst,
+    /// net, port, tcp, udp, icmp, arp, and, or, not, parentheses.
+    #[command(
+        after_help = "Examples:\n  podnet tcpdump examples/seed.yaml -i any host 10.96.0.10 and port 80\n  podnet tcpdump examples/seed.yaml -i node-a/eth0 tcp\n  podnet tcpdump examples/seed.yaml -i node-b"
+    )]
+    Tcpdump {
+        #[command(flatten)]
+        scenario: ScenarioArgs,
+        /// Interface: any, a host (every interface of it), or HOST/IFACE.
+        #[arg(short = 'i', default_value = "any")]
+        iface: String,
+        /// The filter expression.
+        #[arg(last = true, allow_hyphen_values = true, num_args = 0..)]
+        expr: Vec<String>,
+        /// Expression words given without `--`.
+        #[arg(long = "expr", hide = true)]
+        _unused: Option<String>,
+    },
+    /// A node's conntrack table in `conntrack -L` format, or its counters with -S.
+    #[command(
+        after_help = "Examples:\n  podnet conntrack examples/seed.yaml --node node-a\n  podnet conntrack examples/conntrack-full.yaml --node node-a -S\n  podnet conntrack examples/seed.yaml --node node-a --at 200ms"
+    )]
+    Conntrack {
+        #[command(flatten)]
+        scenario: ScenarioArgs,
+        /// The node.
+        #[arg(long)]
+        node: String,
+        /// Show the table at this virtual time instead of the end of the run.
+        #[arg(long, value_parser = parse_duration)]
+        at: Option<podnet::Duration>,
+        /// List the entries (the default).
+        #[arg(short = 'L', conflicts_with = "stats")]
+        list: bool,
+        /// Show the counters.
+        #[arg(short = 'S')]
+        stats: bool,
+    },
+    /// A node's generated rules: iptables-save (proxy iptables) or nft list ruleset (nftables).
+    #[command(
+        name = "iptables-save",
+        after_help = "Examples:\n  podnet iptables-save examples/three-endpoints.yaml --node node-a"
+    )]
+    IptablesSave {
+        #[command(flatten)]
+        scenario: ScenarioArgs,
+        /// The node.
+        #[arg(long)]
+        node: String,
+    },
+    /// Why a connection goes where it goes: each node's route, the rules that matched, NAT.
+    #[command(
+        after_help = "Examples:\n  podnet explain examples/seed.yaml --from pod-a --to web:80\n  podnet explain examples/nodeport.yaml --from internet --to 192.168.1.100:30080"
+    )]
+    Explain {
+        #[command(flatten)]
+        scenario: ScenarioArgs,
+        /// The client pod (or external host).
+        #[arg(long)]
+        from: String,
+        /// SERVICE:PORT, POD:PORT or IP:PORT.
+        #[arg(long)]
+        to: String,
+    },
+    /// Validate the files and print the resolved cluster: nodes, pods, Services, endpoints.
+    #[command(after_help = "Examples:\n  podnet check examples/seed.yaml")]
+    Check {
+        #[command(flatten)]
+        scenario: ScenarioArgs,
+    },
+    /// The built-in demo: the seed document's Pod A (10.244.0.5 on node 192.168.1.100)
     /// calling Service web (ClusterIP 10.96.0.10:80), backed by a pod (10.244.1.20) on a second
     /// node: DNAT on node-a, conntrack reversing the reply.
     #[command(
@@ -27,14 +137,122 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Demo(args) => demo::run(&args),
-    };
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("podnet: {e}");
-            ExitCode::from(2)
+    match cli.command {
+        Command::Demo(args) => match demo::run(&args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("podnet: {e}");
+                ExitCode::from(2)
+            }
+        },
+        command => exit(scenario_command(command)),
+    }
+}
+
+fn scenario_command(command: Command) -> Result<ExitCode, Failure> {
+    match command {
+        Command::Run {
+            scenario,
+            json,
+            pcap,
+        } => {
+            let mut l = load(&scenario)?;
+            l.run(scenario.until, scenario.quiet)?;
+            let r = report::report(&l);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&r).map_err(|e| Failure::input(e.to_string()))?
+                );
+            } else {
+                print!("{}", report::summary(&l, &r));
+            }
+            if let Some(dir) = pcap {
+                let n = inspect::write_pcaps(&l, &dir)?;
+                if !scenario.quiet {
+                    eprintln!("{n} pcaps written to {}", dir.display());
+                }
+            }
+            let failed = report::failed_expectations(&l, &r);
+            for f in &failed {
+                eprintln!("expectation failed: {f}");
+            }
+            Ok(if failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
+        Command::Trace {
+            scenario,
+            flow,
+            conn,
+        } => {
+            let mut l = load(&scenario)?;
+            l.run(scenario.until, scenario.quiet)?;
+            print!("{}", inspect::trace(&l, &flow, conn)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tcpdump {
+            scenario,
+            iface,
+            expr,
+            ..
+        } => {
+            let mut l = load(&scenario)?;
+            l.run(scenario.until, scenario.quiet)?;
+            print!("{}", inspect::tcpdump(&l, &iface, &expr.join(" "))?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Conntrack {
+            scenario,
+            node,
+            at,
+            stats,
+            ..
+        } => {
+            let mut l = load(&scenario)?;
+            let limit = at.unwrap_or(scenario.until);
+            l.run(limit, scenario.quiet)?;
+            if let Some(at) = at {
+                // Stop the clock exactly at --at, even when the clients finished earlier.
+                let t = podnet::Instant::ZERO + at;
+                if t > l.cluster.now() {
+                    l.cluster.run_until(t);
+                }
+            }
+            let id = inspect::node(&l, &node)?;
+            let ct = l
+                .cluster
+                .conntrack(id)
+                .ok_or_else(|| Failure::input("this cluster runs no conntrack (proxy: none)"))?;
+            if stats {
+                print!("{}", ct.stats_text());
+            } else {
+                let list = ct.list(l.cluster.now());
+                print!("{list}");
+                eprintln!(
+                    "conntrack v1.4.7 (conntrack-tools): {} flow entries have been shown.",
+                    list.lines().count()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::IptablesSave { scenario, node } => {
+            let l = load(&scenario)?;
+            print!("{}", inspect::rules(&l, &node)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Explain { scenario, from, to } => {
+            let mut l = load(&scenario)?;
+            print!("{}", inspect::explain(&mut l, &from, &to, scenario.until)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { scenario } => {
+            let l = load(&scenario)?;
+            print!("{}", inspect::check(&l));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(_) => unreachable!("handled in main"),
     }
 }

@@ -97,6 +97,7 @@ fn programs(apps: &[App]) -> Vec<Program> {
             App::Http(port) => Some(Program::HttpServer { port }),
             App::TcpEcho(port) => Some(Program::TcpEcho { port }),
             App::UdpEcho(port) => Some(Program::UdpEcho { port }),
+            App::TcpDiscard(port) => Some(Program::TcpDiscard { port }),
             App::Dns(_) => None,
         })
         .collect()

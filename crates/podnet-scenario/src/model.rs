@@ -120,6 +120,8 @@ pub enum App {
     TcpEcho(u16),
     /// UDP echo server.
     UdpEcho(u16),
+    /// TCP discard server (RFC 863).
+    TcpDiscard(u16),
     /// DNS server (UDP and TCP 53): the core has none yet, so it is not started and names
     /// are resolved statically.
     Dns(u16),

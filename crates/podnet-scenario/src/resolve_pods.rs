@@ -59,6 +59,18 @@ pub(crate) fn apps_for(
                 apps.push(App::UdpEcho(p));
             }
         }
+        "podnet/discard" => {
+            let mut nums: Vec<u16> = ports
+                .iter()
+                .filter(|p| p.protocol == L4::Tcp)
+                .map(|p| p.port)
+                .collect();
+            nums.dedup();
+            if nums.is_empty() {
+                nums.push(9);
+            }
+            apps.extend(nums.into_iter().map(App::TcpDiscard));
+        }
         "coredns/coredns" | "coredns" | "podnet/dns" => {
             return (
                 vec![App::Dns(53)],

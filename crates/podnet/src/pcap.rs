@@ -53,6 +53,48 @@ impl PcapBuffer {
         buffer
     }
 
+    /// Starts an empty capture in Linux cooked format (`LINKTYPE_LINUX_SLL`, 113), what
+    /// `tcpdump -i any` writes: every interface in one file, each packet with a 16-byte SLL
+    /// header (direction, link-layer address, protocol) instead of its Ethernet header.
+    pub fn linux_cooked() -> Self {
+        let mut buffer = PcapBuffer {
+            bytes: Vec::new(),
+            packets: 0,
+        };
+        buffer.global_header(PcapLinkType::Unknown(LINKTYPE_LINUX_SLL));
+        buffer
+    }
+
+    /// Appends an Ethernet frame to a cooked capture: `outgoing` for a frame sent by the
+    /// interface (SLL packet type 4), else received (0 to us, 1 broadcast, 2 multicast).
+    /// Frames shorter than an Ethernet header are skipped.
+    pub fn record_cooked(&mut self, at: Instant, outgoing: bool, frame: &[u8]) {
+        if frame.len() < 14 {
+            return;
+        }
+        let dst = &frame[0..6];
+        let packet_type: u16 = if outgoing {
+            4
+        } else if dst == [0xff; 6] {
+            1
+        } else if dst[0] & 1 == 1 {
+            2
+        } else {
+            0
+        };
+        let mut sll = [0u8; 16];
+        sll[0..2].copy_from_slice(&packet_type.to_be_bytes());
+        sll[2..4].copy_from_slice(&1u16.to_be_bytes()); // ARPHRD_ETHER
+        sll[4..6].copy_from_slice(&6u16.to_be_bytes());
+        sll[6..12].copy_from_slice(&frame[6..12]); // the sender's MAC
+        sll[14..16].copy_from_slice(&frame[12..14]); // EtherType
+        let payload = &frame[14..];
+        self.packet_header(at, sll.len() + payload.len());
+        self.write(&sll);
+        self.write(payload);
+        self.packets += 1;
+    }
+
     /// Appends one Ethernet frame seen at virtual time `at`.
     ///
     /// smoltcp's writer panics on a frame longer than `u32::MAX` bytes, which no
@@ -77,6 +119,9 @@ impl PcapBuffer {
         self.packets
     }
 }
+
+/// `LINKTYPE_LINUX_SLL`: Linux cooked capture v1.
+pub const LINKTYPE_LINUX_SLL: u32 = 113;
 
 impl PcapSink for PcapBuffer {
     fn write(&mut self, data: &[u8]) {
@@ -180,5 +225,26 @@ mod tests {
         assert_eq!(u32_at(bytes, r + 8), 262_144, "incl_len");
         assert_eq!(u32_at(bytes, r + 12), 262_154, "orig_len");
         assert_eq!(bytes.len(), r + RECORD_HEADER_LEN + 262_144);
+    }
+
+    #[test]
+    fn cooked_capture_has_sll_headers() {
+        let mut p = PcapBuffer::linux_cooked();
+        let mut frame = alloc::vec![0xffu8; 6];
+        frame.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0x08, 0x06, 1, 2, 3]);
+        p.record_cooked(Instant::from_micros(5), false, &frame);
+        p.record_cooked(Instant::from_micros(6), true, &frame);
+        p.record_cooked(Instant::from_micros(7), true, &[1, 2]);
+        let b = p.as_bytes();
+        assert_eq!(u32_at(b, 20), LINKTYPE_LINUX_SLL);
+        assert_eq!(p.packets(), 2);
+        let rec = &b[GLOBAL_HEADER_LEN + RECORD_HEADER_LEN..];
+        assert_eq!(&rec[0..2], &[0, 1], "broadcast, received");
+        assert_eq!(&rec[14..16], &[0x08, 0x06], "the EtherType");
+        assert_eq!(
+            &rec[16..19],
+            &[1, 2, 3],
+            "the payload without its Ethernet header"
+        );
     }
 }

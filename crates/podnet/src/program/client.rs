@@ -358,16 +358,8 @@ impl Client {
         if applies {
             let mut a = self.active.remove(i);
             a.error = Some(alloc::format!("{}: {}", err.errno, err.what));
-            // connect() failed: the kernel forgets the socket without sending anything.
-            if self.spec.protocol == Protocol::Tcp {
-                env.sockets.remove(a.handle);
-                env.ports.remove(&a.local_port);
-                a.handle = env.sockets.add(tcp::Socket::new(
-                    tcp::SocketBuffer::new(Vec::new()),
-                    tcp::SocketBuffer::new(Vec::new()),
-                ));
-                a.local_port = 0;
-            }
+            // connect() failed: the kernel forgets the socket without sending anything, as
+            // finish() does by dropping it.
             self.finish(a, Outcome::Refused, env);
         }
     }

@@ -1,0 +1,447 @@
+//! The inspection commands: `trace` (one connection's packet walk), `tcpdump`, `conntrack`,
+//! `iptables-save`, `explain` and `check`, plus pcap writing for `run --pcap`.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use podnet::conntrack::Tuple;
+use podnet::tcpdump::filter::Filter;
+use podnet::tcpdump::{self, Direction, Formatter};
+use podnet::trace::EventKind;
+use podnet::{ConnRecord, NodeId, Proxy};
+use smoltcp::wire::IpAddress;
+
+use crate::common::{Failure, Loaded};
+
+fn v4(a: IpAddress) -> smoltcp::wire::Ipv4Address {
+    match a {
+        IpAddress::Ipv4(a) => a,
+    }
+}
+
+/// The node named `name`.
+pub fn node(l: &Loaded, name: &str) -> Result<NodeId, Failure> {
+    l.cluster.node_by_name(name).ok_or_else(|| {
+        let names: Vec<_> = l
+            .cluster
+            .nodes()
+            .map(|(_, n)| n.name().to_string())
+            .collect();
+        Failure::input(format!("no node {name:?} (nodes: {})", names.join(", ")))
+    })
+}
+
+/// The tuples a connection's packets carry anywhere: as sent, as translated, both ways.
+fn tuples_of(l: &Loaded, r: &ConnRecord, proto: u8) -> BTreeSet<Tuple> {
+    let orig = Tuple {
+        src: v4(r.local.addr),
+        dst: v4(r.remote.addr),
+        sport: r.local.port,
+        dport: r.remote.port,
+        proto,
+    };
+    let mut set = BTreeSet::from([orig, orig.invert()]);
+    // Twice: a tuple translated on one node can be translated again on another (NodePort).
+    for _ in 0..2 {
+        for (id, _) in l.cluster.nodes() {
+            if let Some(dp) = l.cluster.dataplane(id) {
+                let found: Vec<Tuple> = dp
+                    .new_connections()
+                    .iter()
+                    .filter(|e| set.contains(&e.orig) && e.at >= r.started)
+                    .map(|e| e.reply)
+                    .collect();
+                for t in found {
+                    set.insert(t);
+                    set.insert(t.invert());
+                }
+            }
+        }
+    }
+    set
+}
+
+fn frame_tuple(frame: &[u8]) -> Option<Tuple> {
+    let t = Tuple::of_packet(frame.get(14..)?)?;
+    if t.proto == 1 && podnet::conntrack::tuple::icmp_is_error((t.dport >> 8) as u8) {
+        // An ICMP error belongs to the connection it quotes.
+        let hl = usize::from(frame[14] & 0x0f) * 4;
+        return Tuple::of_packet(frame.get(14 + hl + 8..)?);
+    }
+    Some(t)
+}
+
+/// `podnet trace`: every hop and hook of one connection, headers before and after each rewrite.
+pub fn trace(l: &Loaded, flow: &str, conn: usize) -> Result<String, Failure> {
+    let fi = l.index.flow(flow).ok_or_else(|| {
+        let names: Vec<_> = l.index.flows.iter().map(|f| f.name.clone()).collect();
+        Failure::input(format!("no flow {flow:?} (flows: {})", names.join(", ")))
+    })?;
+    let proto = l.scenario.flows.get(fi).map_or(6, |d| {
+        if d.protocol == podnet::Protocol::Udp {
+            17
+        } else {
+            6
+        }
+    });
+    let mut records = l.index.records(&l.cluster, fi);
+    records.sort_by_key(|r| (r.started, r.id));
+    let r = records.get(conn).ok_or_else(|| {
+        Failure::input(format!(
+            "flow {flow} has {} connections; --conn {conn} is out of range",
+            records.len()
+        ))
+    })?;
+    let header = format!("flow {flow} connection {conn}");
+    Ok(walk(l, r, proto, &header, false))
+}
+
+/// The packet walk of one connection; with `explain`, the route each node chose is added
+/// after its PREROUTING.
+fn walk(l: &Loaded, r: &ConnRecord, proto: u8, header: &str, explain: bool) -> String {
+    let tuples = tuples_of(l, r, proto);
+    let trace = l.cluster.trace();
+    let mut f = Formatter::new();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{header}: {}:{} -> {}:{}  {}{}\n",
+        r.local.addr,
+        r.local.port,
+        r.remote.addr,
+        r.remote.port,
+        r.outcome,
+        r.error
+            .as_deref()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default()
+    );
+    for e in trace.events() {
+        match &e.kind {
+            EventKind::Sent { iface, frame } | EventKind::Received { iface, frame } => {
+                if frame_tuple(&frame.bytes).is_some_and(|t| tuples.contains(&t)) {
+                    let dir = if matches!(e.kind, EventKind::Sent { .. }) {
+                        Direction::Out
+                    } else {
+                        Direction::In
+                    };
+                    let _ = writeln!(
+                        out,
+                        "{}",
+                        f.line_on(e.time, trace.name(*iface), dir, &frame.bytes)
+                    );
+                }
+            }
+            EventKind::Dropped {
+                iface,
+                reason,
+                frame,
+            } => {
+                if frame_tuple(&frame.bytes).is_some_and(|t| tuples.contains(&t)) {
+                    let _ = writeln!(
+                        out,
+                        "{} {:<20} DROP ({reason})",
+                        tcpdump::format_time(e.time),
+                        trace.name(*iface)
+                    );
+                }
+            }
+            EventKind::Hook {
+                iface,
+                hook,
+                verdict,
+                before,
+                after,
+                notes,
+            } => {
+                let Some(t) = Tuple::of_packet(&before.bytes) else {
+                    continue;
+                };
+                let quoted = t.proto == 1
+                    && frame_tuple_ip(&before.bytes).is_some_and(|t| tuples.contains(&t));
+                if !(tuples.contains(&t) || quoted) {
+                    continue;
+                }
+                let node = trace.name(*iface).split('/').next().unwrap_or("?");
+                let _ = write!(
+                    out,
+                    "{}   {node} {hook}: {}",
+                    tcpdump::format_time(e.time),
+                    endpoints(&t)
+                );
+                if let Some(a) = after.as_ref().and_then(|a| Tuple::of_packet(&a.bytes)) {
+                    let _ = write!(out, " => {}", endpoints(&a));
+                }
+                if *verdict != podnet::netfilter::Verdict::Accept {
+                    let _ = write!(out, "  [{verdict:?}]");
+                }
+                out.push('\n');
+                for n in notes {
+                    let _ = writeln!(out, "                    {n}");
+                }
+                if explain
+                    && *hook == podnet::netfilter::Hook::Prerouting
+                    && *verdict == podnet::netfilter::Verdict::Accept
+                {
+                    let dst = after
+                        .as_ref()
+                        .and_then(|a| Tuple::of_packet(&a.bytes))
+                        .unwrap_or(t)
+                        .dst;
+                    if let Some(n) = l
+                        .cluster
+                        .node_by_name(node)
+                        .and_then(|id| l.cluster.node(id))
+                    {
+                        match n.routes().lookup(dst) {
+                            _ if n.addrs().eth0.address() == dst || n.addrs().gateway() == dst => {
+                                let _ = writeln!(
+                                    out,
+                                    "                    route: {dst} is local to {node}"
+                                );
+                            }
+                            Some(route) => {
+                                let _ =
+                                    writeln!(out, "                    route: {dst} -> {route}");
+                            }
+                            None => {
+                                let _ = writeln!(out, "                    route: none for {dst}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `podnet explain`: starts one connection from pod (or external host) `from` to `to`
+/// (`IP:PORT`, `SERVICE:PORT` or `POD:PORT`) in the built cluster, runs it, and prints its
+/// walk with every node's routing decision, rule and NAT.
+pub fn explain(
+    l: &mut Loaded,
+    from: &str,
+    to: &str,
+    limit: podnet::Duration,
+) -> Result<String, Failure> {
+    let (host, port) = to
+        .rsplit_once(':')
+        .ok_or_else(|| Failure::input(format!("--to {to:?}: expected HOST:PORT")))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| Failure::input(format!("--to {to:?}: bad port")))?;
+    let ip = if let Ok(ip) = host.parse() {
+        ip
+    } else if let Some(Some(ip)) = l
+        .index
+        .services
+        .iter()
+        .find(|(k, _)| k.as_str() == host || k.split('/').nth(1) == Some(host))
+        .map(|(_, v)| *v)
+    {
+        ip
+    } else if let Some(p) = l.cluster.pod_by_name(host) {
+        v4(l.cluster
+            .pod(p)
+            .map(|p| p.addrs().ip.address())
+            .ok_or_else(|| Failure::input("pod vanished"))?)
+    } else {
+        return Err(Failure::input(format!(
+            "--to {to:?}: no Service, pod or address {host:?}"
+        )));
+    };
+    let pod = l
+        .cluster
+        .pod_by_name(from)
+        .ok_or_else(|| Failure::input(format!("--from {from:?}: no such pod or external host")))?;
+    let before = l.cluster.pod(pod).map_or(0, |p| p.clients().count());
+    let spec = podnet::ClientSpec::http("explain", ip, port).start(l.cluster.now());
+    l.cluster
+        .start_program(pod, podnet::Program::Client(spec))
+        .map_err(|e| Failure::input(e.to_string()))?;
+    l.cluster.run_until_done(limit);
+    let r = l
+        .cluster
+        .pod(pod)
+        .and_then(|p| p.clients().nth(before))
+        .and_then(|c| c.records().first().cloned())
+        .ok_or_else(|| Failure::input("the connection did not finish within --until"))?;
+    Ok(walk(l, &r, 6, &format!("explain {from} -> {to}"), true))
+}
+
+fn frame_tuple_ip(ip: &[u8]) -> Option<Tuple> {
+    let hl = usize::from(*ip.first()? & 0x0f) * 4;
+    Tuple::of_packet(ip.get(hl + 8..)?)
+}
+
+fn endpoints(t: &Tuple) -> String {
+    match t.proto {
+        6 | 17 => format!(
+            "{} {}:{} > {}:{}",
+            t.proto_name(),
+            t.src,
+            t.sport,
+            t.dst,
+            t.dport
+        ),
+        _ => format!("{} {} > {}", t.proto_name(), t.src, t.dst),
+    }
+}
+
+/// `podnet tcpdump`: the frames of `iface` (`any`, a full name `node-a/eth0`, or a host name
+/// for all its interfaces) matching `expr`.
+pub fn tcpdump(l: &Loaded, iface: &str, expr: &str) -> Result<String, Failure> {
+    let filter = Filter::parse(expr).map_err(|e| Failure::input(e.to_string()))?;
+    let trace = l.cluster.trace();
+    let names: Vec<&str> = trace.ifaces().map(|(_, n)| n).collect();
+    let wanted =
+        |name: &str| iface == "any" || name == iface || name.split('/').next() == Some(iface);
+    if !names.iter().any(|n| wanted(n)) {
+        return Err(Failure::input(format!(
+            "no interface {iface:?} (try any, a host name, or one of: {})",
+            names.join(", ")
+        )));
+    }
+    let many = iface == "any" || !iface.contains('/');
+    let mut f = Formatter::new();
+    let mut out = String::new();
+    for e in trace.events() {
+        let (iface_id, frame, dir) = match &e.kind {
+            EventKind::Sent { iface, frame } => (iface, frame, Direction::Out),
+            EventKind::Received { iface, frame } => (iface, frame, Direction::In),
+            _ => continue,
+        };
+        let name = trace.name(*iface_id);
+        if !wanted(name) || !filter.matches(&frame.bytes) {
+            continue;
+        }
+        let line = if many {
+            f.line_on(e.time, name, dir, &frame.bytes)
+        } else {
+            f.line(e.time, &frame.bytes)
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// Writes one Ethernet pcap per interface and `any.pcap` (Linux cooked) into `dir`.
+pub fn write_pcaps(l: &Loaded, dir: &Path) -> Result<usize, Failure> {
+    std::fs::create_dir_all(dir).map_err(|e| Failure::input(format!("{}: {e}", dir.display())))?;
+    let trace = l.cluster.trace();
+    let mut n = 0;
+    for (id, name) in trace.ifaces() {
+        if let Some(p) = trace.pcap(id) {
+            let path = dir.join(format!("{}.pcap", name.replace('/', "_")));
+            std::fs::write(&path, p.as_bytes())
+                .map_err(|e| Failure::input(format!("{}: {e}", path.display())))?;
+            n += 1;
+        }
+    }
+    let mut any = podnet::pcap::PcapBuffer::linux_cooked();
+    for e in trace.events() {
+        match &e.kind {
+            EventKind::Sent { frame, .. } => any.record_cooked(e.time, true, &frame.bytes),
+            EventKind::Received { frame, .. } => any.record_cooked(e.time, false, &frame.bytes),
+            _ => {}
+        }
+    }
+    let path = dir.join("any.pcap");
+    std::fs::write(&path, any.as_bytes())
+        .map_err(|e| Failure::input(format!("{}: {e}", path.display())))?;
+    Ok(n + 1)
+}
+
+/// `podnet iptables-save` (or `nft list ruleset` in nftables mode).
+pub fn rules(l: &Loaded, node_name: &str) -> Result<String, Failure> {
+    let id = node(l, node_name)?;
+    let dp = l
+        .cluster
+        .dataplane(id)
+        .ok_or_else(|| Failure::input("this cluster runs no Service proxy (proxy: none)"))?;
+    Ok(match l.cluster.config().proxy {
+        Proxy::Nftables => dp.proxy().nft_ruleset(),
+        _ => dp.proxy().iptables_save(),
+    })
+}
+
+/// `podnet check`: the resolved cluster.
+pub fn check(l: &Loaded) -> String {
+    let c = &l.cluster;
+    let mut out = String::new();
+    let cfg = c.config();
+    let _ = writeln!(
+        out,
+        "cluster {} seed {} podCIDR {} serviceCIDR {} proxy {:?}",
+        l.scenario.name, cfg.seed, cfg.pod_cidr, cfg.service_cidr, cfg.proxy
+    );
+    let _ = writeln!(out, "\nNODE             IP                POD CIDR");
+    for (_, n) in c.nodes() {
+        let _ = writeln!(
+            out,
+            "{:<16} {:<17} {}",
+            n.name(),
+            n.addrs().eth0.address(),
+            n.addrs().pod_cidr
+        );
+    }
+    let _ = writeln!(out, "\nPOD                        NODE             IP");
+    for (id, p) in c.pods() {
+        let node = c
+            .pod_node(id)
+            .and_then(|n| c.node(n))
+            .map_or("?", |n| n.name());
+        let _ = writeln!(
+            out,
+            "{:<26} {:<16} {}",
+            p.name(),
+            node,
+            p.addrs().ip.address()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nSERVICE                    CLUSTER-IP       PORTS / ENDPOINTS"
+    );
+    for s in c.services() {
+        let ports: Vec<_> = s
+            .spec
+            .ports
+            .iter()
+            .map(|p| {
+                let np = p.node_port.map(|n| format!(":{n}")).unwrap_or_default();
+                format!("{}{np}/{}->{}", p.port, p.protocol.name(), p.target_port)
+            })
+            .collect();
+        let eps: Vec<_> = s
+            .spec
+            .backends
+            .iter()
+            .filter_map(|b| c.pod(*b))
+            .map(|p| p.addrs().ip.address().to_string())
+            .collect();
+        let _ = writeln!(
+            out,
+            "{:<26} {:<16} {}  [{}]",
+            format!("{}/{}", s.spec.namespace, s.spec.name),
+            s.cluster_ip(),
+            ports.join(","),
+            eps.join(" ")
+        );
+    }
+    let _ = writeln!(out, "\nFLOW                       TO");
+    for f in &l.index.flows {
+        let _ = writeln!(
+            out,
+            "{:<26} {}:{} from {} client(s)",
+            f.name,
+            f.to,
+            f.port,
+            f.clients.len()
+        );
+    }
+    out
+}

@@ -1,0 +1,348 @@
+//! The `podnet run` report: the JSON of `../shared/spec/scenario.md` section 4, and the human
+//! summary printed without `--json`.
+
+use std::fmt::Write as _;
+
+use podnet::conntrack::Tuple;
+use podnet::trace::EventKind;
+use podnet::{ConnRecord, Outcome};
+use serde::Serialize;
+use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
+
+use crate::common::{fmt_duration, fmt_instant, Loaded};
+
+/// The report.
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub version: &'static str,
+    pub end_time: String,
+    pub flows: Vec<Flow>,
+    pub nodes: Vec<NodeReport>,
+    pub drops: Vec<Drop>,
+}
+
+/// One Traffic flow.
+#[derive(Serialize, Debug)]
+pub struct Flow {
+    pub name: String,
+    pub connections: Vec<Connection>,
+}
+
+/// One connection (or datagram exchange).
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct Connection {
+    pub id: u32,
+    pub from: String,
+    pub to: String,
+    pub backend: Option<String>,
+    pub seen_by_backend: Option<String>,
+    pub outcome: &'static str,
+    pub connect_time: Option<String>,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A node's conntrack figures.
+#[derive(Serialize, Debug)]
+pub struct NodeReport {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conntrack: Option<CtReport>,
+}
+
+/// `conntrack -S` and the table size.
+#[derive(Serialize, Debug)]
+pub struct CtReport {
+    pub count: u32,
+    pub max: u32,
+    pub stats: CtStats,
+}
+
+/// The counters.
+#[derive(Serialize, Debug)]
+pub struct CtStats {
+    pub found: u64,
+    pub invalid: u64,
+    pub insert: u64,
+    pub insert_failed: u64,
+    pub drop: u64,
+    pub early_drop: u64,
+    pub clash_resolve: u64,
+}
+
+/// A dropped frame.
+#[derive(Serialize, Debug)]
+pub struct Drop {
+    pub time: String,
+    #[serde(rename = "where")]
+    pub place: String,
+    pub reason: String,
+    pub packet: String,
+}
+
+fn ep(e: &IpEndpoint) -> String {
+    format!("{}:{}", e.addr, e.port)
+}
+
+fn v4(a: IpAddress) -> Ipv4Address {
+    match a {
+        IpAddress::Ipv4(a) => a,
+    }
+}
+
+/// The backend a connection reached and the source it saw, from the conntrack NEW events of
+/// every node (the node that translated it knows both tuples).
+fn backend_of(l: &Loaded, r: &ConnRecord, proto: u8) -> (Option<String>, Option<String>) {
+    let reached = matches!(r.outcome, Outcome::Ok | Outcome::Reset)
+        || r.error.as_deref() == Some("ECONNREFUSED: RST");
+    if !reached {
+        return (None, None);
+    }
+    let orig = Tuple {
+        src: v4(r.local.addr),
+        dst: v4(r.remote.addr),
+        sport: r.local.port,
+        dport: r.remote.port,
+        proto,
+    };
+    let mut found: Option<Tuple> = None;
+    for (id, _) in l.cluster.nodes() {
+        if let Some(dp) = l.cluster.dataplane(id) {
+            // The last NEW event of that tuple (ports get reused): the one at or before the end.
+            if let Some(e) = dp
+                .new_connections()
+                .iter()
+                .rev()
+                .find(|e| e.orig == orig && e.at >= r.started)
+            {
+                // Prefer a node that translated it (DNAT or SNAT).
+                if found.is_none() || e.reply != orig.invert() {
+                    found = Some(e.reply);
+                }
+            }
+        }
+    }
+    match found {
+        Some(reply) => (
+            Some(format!("{}:{}", reply.src, reply.sport)),
+            Some(format!("{}:{}", reply.dst, reply.dport)),
+        ),
+        None => (Some(ep(&r.remote)), Some(ep(&r.local))),
+    }
+}
+
+fn packet_summary(frame: &[u8]) -> String {
+    let Some(t) = frame.get(14..).and_then(Tuple::of_packet) else {
+        return String::from("non-IP frame");
+    };
+    let flags = if t.proto == 6 {
+        let hl = usize::from(frame[14] & 0x0f) * 4;
+        frame.get(14 + hl + 13).map_or(String::new(), |f| {
+            let mut s = String::from(" ");
+            for (bit, c) in [
+                (0x02, 'S'),
+                (0x01, 'F'),
+                (0x04, 'R'),
+                (0x08, 'P'),
+                (0x10, '.'),
+            ] {
+                if f & bit != 0 {
+                    s.push(c);
+                }
+            }
+            s
+        })
+    } else {
+        format!(" {}", t.proto_name())
+    };
+    match t.proto {
+        6 | 17 => format!("{}:{} > {}:{}{flags}", t.src, t.sport, t.dst, t.dport),
+        _ => format!("{} > {}{flags}", t.src, t.dst),
+    }
+}
+
+/// Builds the report of a finished run.
+pub fn report(l: &Loaded) -> Report {
+    let mut flows = Vec::new();
+    for (i, f) in l.index.flows.iter().enumerate() {
+        let proto = l.scenario.flows.get(i).map_or(6, |d| {
+            if d.protocol == podnet::Protocol::Udp {
+                17
+            } else {
+                6
+            }
+        });
+        let mut records = l.index.records(&l.cluster, i);
+        records.sort_by_key(|r| (r.started, r.id));
+        let connections = records
+            .iter()
+            .enumerate()
+            .map(|(n, r)| {
+                let (backend, seen) = backend_of(l, r, proto);
+                Connection {
+                    id: n as u32,
+                    from: ep(&r.local),
+                    to: ep(&r.remote),
+                    backend,
+                    seen_by_backend: seen,
+                    outcome: r.outcome.as_str(),
+                    connect_time: r.connect_time.map(fmt_duration),
+                    bytes_sent: r.bytes_sent,
+                    bytes_received: r.bytes_received,
+                    error: r.error.clone(),
+                }
+            })
+            .collect();
+        flows.push(Flow {
+            name: f.name.clone(),
+            connections,
+        });
+    }
+    let nodes = l
+        .cluster
+        .nodes()
+        .map(|(id, n)| NodeReport {
+            name: n.name().to_string(),
+            conntrack: l.cluster.conntrack(id).map(|ct| {
+                let s = ct.stats();
+                CtReport {
+                    count: ct.count(),
+                    max: ct.config().max,
+                    stats: CtStats {
+                        found: s.found,
+                        invalid: s.invalid,
+                        insert: s.insert,
+                        insert_failed: s.insert_failed,
+                        drop: s.drop,
+                        early_drop: s.early_drop,
+                        clash_resolve: s.clash_resolve,
+                    },
+                }
+            }),
+        })
+        .collect();
+    let trace = l.cluster.trace();
+    let drops = trace
+        .events()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Dropped {
+                iface,
+                reason,
+                frame,
+            } => Some(Drop {
+                time: fmt_instant(e.time),
+                place: trace.name(*iface).to_string(),
+                reason: reason.to_string(),
+                packet: packet_summary(&frame.bytes),
+            }),
+            _ => None,
+        })
+        .collect();
+    Report {
+        version: "v1alpha1",
+        end_time: fmt_instant(l.cluster.now()),
+        flows,
+        nodes,
+        drops,
+    }
+}
+
+/// The human summary: one block per flow, conntrack per node, drops by reason.
+pub fn summary(l: &Loaded, r: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "scenario {} (seed {}), ran to {}{}",
+        l.scenario.name,
+        l.scenario.config.seed,
+        r.end_time,
+        if l.finished {
+            ""
+        } else {
+            " (time limit: some clients unfinished)"
+        }
+    );
+    for f in &r.flows {
+        let mut counts = std::collections::BTreeMap::new();
+        for c in &f.connections {
+            *counts.entry(c.outcome).or_insert(0) += 1;
+        }
+        let counts: Vec<_> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        let _ = writeln!(
+            out,
+            "\nflow {}: {} connections: {}",
+            f.name,
+            f.connections.len(),
+            counts.join(", ")
+        );
+        for c in f.connections.iter().take(20) {
+            let _ = writeln!(
+                out,
+                "  #{:<3} {:<21} -> {:<21} backend {:<21} seen as {:<21} {:<8} {}",
+                c.id,
+                c.from,
+                c.to,
+                c.backend.as_deref().unwrap_or("-"),
+                c.seen_by_backend.as_deref().unwrap_or("-"),
+                c.outcome,
+                c.error
+                    .as_deref()
+                    .or(c.connect_time.as_deref())
+                    .unwrap_or("")
+            );
+        }
+        if f.connections.len() > 20 {
+            let _ = writeln!(
+                out,
+                "  ... {} more (--json for all)",
+                f.connections.len() - 20
+            );
+        }
+    }
+    let _ = writeln!(out);
+    for n in &r.nodes {
+        if let Some(ct) = &n.conntrack {
+            let s = &ct.stats;
+            let _ = writeln!(
+                out,
+                "{}: conntrack {}/{} entries, insert={} invalid={} drop={} early_drop={} insert_failed={}",
+                n.name, ct.count, ct.max, s.insert, s.invalid, s.drop, s.early_drop, s.insert_failed
+            );
+        }
+    }
+    if !r.drops.is_empty() {
+        let mut by_reason = std::collections::BTreeMap::new();
+        for d in &r.drops {
+            *by_reason.entry(d.reason.as_str()).or_insert(0) += 1;
+        }
+        let _ = writeln!(out, "\ndrops:");
+        for (reason, n) in by_reason {
+            let _ = writeln!(out, "  {n:>6}  {reason}");
+        }
+    }
+    out
+}
+
+/// Checks each flow's `expect`; returns the failures.
+pub fn failed_expectations(l: &Loaded, r: &Report) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, f) in r.flows.iter().enumerate() {
+        let Some(want) = l.scenario.flows.get(i).and_then(|d| d.expect.clone()) else {
+            continue;
+        };
+        let bad = f.connections.iter().filter(|c| c.outcome != want).count();
+        if bad > 0 || f.connections.is_empty() {
+            out.push(format!(
+                "flow {}: expected every connection {want}, {bad} of {} were not",
+                f.name,
+                f.connections.len()
+            ));
+        }
+    }
+    out
+}
