@@ -29,9 +29,52 @@ pub fn tshark_validates_pcaps() -> Result {
         &dir_arg,
     ];
     run(cargo_with(&args).stdout(std::process::Stdio::null()))?;
+    // Every example scenario too, with its any.pcap in Linux cooked format.
+    let examples = workspace_root().join("examples");
+    let mut scenarios: Vec<_> = std::fs::read_dir(&examples)
+        .map_err(|e| format!("{}: {e}", examples.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    scenarios.sort();
+    for sc in &scenarios {
+        let stem = sc
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let out = dir.join(format!("example-{stem}"));
+        let (sc, out) = (
+            sc.to_string_lossy().into_owned(),
+            out.to_string_lossy().into_owned(),
+        );
+        let args = [
+            "run",
+            "-q",
+            "-p",
+            "podnet-cli",
+            "--",
+            "run",
+            sc.as_str(),
+            "--quiet",
+            "--pcap",
+            out.as_str(),
+        ];
+        run(cargo_with(&args).stdout(std::process::Stdio::null()))?;
+    }
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .map_err(|e| format!("{}: {e}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
+        .flat_map(|p| {
+            if p.is_dir() {
+                std::fs::read_dir(&p)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .collect()
+            } else {
+                vec![p]
+            }
+        })
         .filter(|p| p.extension().is_some_and(|x| x == "pcap"))
         .collect();
     files.sort();

@@ -63,11 +63,17 @@ pub struct Loaded {
 
 /// Loads and builds the scenario of `args`.
 pub fn load(args: &ScenarioArgs) -> Result<Loaded, Failure> {
+    load_with(args, false)
+}
+
+/// Loads and builds the scenario of `args`, capturing every interface to pcap if `pcap`.
+pub fn load_with(args: &ScenarioArgs, pcap: bool) -> Result<Loaded, Failure> {
     let loaded = podnet_scenario::load_files(&args.files)?;
     let mut scenario = loaded.scenario;
     if let Some(seed) = args.seed {
         scenario.config.seed = seed;
     }
+    scenario.config.trace.pcap |= pcap;
     if !args.quiet {
         for w in &loaded.warnings {
             eprintln!("warning: {w}");

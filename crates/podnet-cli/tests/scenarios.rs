@@ -9,8 +9,16 @@ fn root() -> PathBuf {
 }
 
 fn podnet(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_podnet")).current_dir(root()).args(args).output().expect("run podnet");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(env!("CARGO_BIN_EXE_podnet"))
+        .current_dir(root())
+        .args(args)
+        .output()
+        .expect("run podnet");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn report(file: &str) -> serde_json::Value {
@@ -20,7 +28,14 @@ fn report(file: &str) -> serde_json::Value {
 }
 
 fn connections<'a>(r: &'a serde_json::Value, flow: &str) -> &'a Vec<serde_json::Value> {
-    r["flows"].as_array().unwrap().iter().find(|f| f["name"] == flow).unwrap()["connections"].as_array().unwrap()
+    r["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == flow)
+        .unwrap()["connections"]
+        .as_array()
+        .unwrap()
 }
 
 #[test]
@@ -44,13 +59,21 @@ fn seed_report_names_the_backend_and_what_it_saw() {
     for c in connections(&r, "web") {
         assert_eq!(c["to"], "10.96.0.10:80");
         assert_eq!(c["backend"], "10.244.1.20:80");
-        assert_eq!(c["seenByBackend"], c["from"], "pod -> ClusterIP is not masqueraded");
+        assert_eq!(
+            c["seenByBackend"], c["from"],
+            "pod -> ClusterIP is not masqueraded"
+        );
         assert!(c["from"].as_str().unwrap().starts_with("10.244.0.5:"));
         assert_eq!(c["outcome"], "ok");
         assert!(c["connectTime"].as_str().unwrap().ends_with("ms"));
         assert!(c["bytesReceived"].as_u64().unwrap() > 0);
     }
-    let node_a = r["nodes"].as_array().unwrap().iter().find(|n| n["name"] == "node-a").unwrap();
+    let node_a = r["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "node-a")
+        .unwrap();
     assert_eq!(node_a["conntrack"]["max"], 262144);
     assert_eq!(node_a["conntrack"]["stats"]["insert"], 3);
 }
@@ -60,7 +83,8 @@ fn three_endpoints_share_the_load() {
     let r = report("examples/three-endpoints.yaml");
     let mut per: std::collections::BTreeMap<String, u32> = Default::default();
     for c in connections(&r, "load") {
-        *per.entry(c["backend"].as_str().unwrap().to_string()).or_default() += 1;
+        *per.entry(c["backend"].as_str().unwrap().to_string())
+            .or_default() += 1;
     }
     assert_eq!(per.len(), 3, "{per:?}");
     assert!(per.values().all(|n| (910..=1090).contains(n)), "{per:?}");
@@ -70,17 +94,43 @@ fn three_endpoints_share_the_load() {
 fn the_examples_tell_the_seed_story() {
     let full = report("examples/conntrack-full.yaml");
     let drops = full["drops"].as_array().unwrap();
-    assert!(drops.iter().any(|d| d["reason"] == "nf_conntrack: table full, dropping packet" && d["packet"].as_str().unwrap().ends_with(" S")));
+    assert!(drops.iter().any(
+        |d| d["reason"] == "nf_conntrack: table full, dropping packet"
+            && d["packet"].as_str().unwrap().ends_with(" S")
+    ));
     let hairpin = report("examples/hairpin.yaml");
-    assert!(connections(&hairpin, "hairpin").iter().all(|c| c["seenByBackend"].as_str().unwrap().starts_with("10.244.0.1:")));
+    assert!(connections(&hairpin, "hairpin")
+        .iter()
+        .all(|c| c["seenByBackend"]
+            .as_str()
+            .unwrap()
+            .starts_with("10.244.0.1:")));
     let np = report("examples/nodeport.yaml");
-    assert!(connections(&np, "cluster-policy").iter().all(|c| c["seenByBackend"].as_str().unwrap().starts_with("192.168.1.100:")));
-    assert!(connections(&np, "local-policy").iter().all(|c| c["seenByBackend"].as_str().unwrap().starts_with("203.0.113.10:")));
+    assert!(connections(&np, "cluster-policy")
+        .iter()
+        .all(|c| c["seenByBackend"]
+            .as_str()
+            .unwrap()
+            .starts_with("192.168.1.100:")));
+    assert!(connections(&np, "local-policy")
+        .iter()
+        .all(|c| c["seenByBackend"]
+            .as_str()
+            .unwrap()
+            .starts_with("203.0.113.10:")));
     let egress = report("examples/egress-to-internet.yaml");
-    assert!(connections(&egress, "out").iter().all(|c| c["seenByBackend"].as_str().unwrap().starts_with("192.168.1.100:")));
+    assert!(connections(&egress, "out")
+        .iter()
+        .all(|c| c["seenByBackend"]
+            .as_str()
+            .unwrap()
+            .starts_with("192.168.1.100:")));
     let none = report("examples/no-endpoints.yaml");
     let c = &connections(&none, "empty")[0];
-    assert_eq!((c["outcome"].as_str(), c["backend"].is_null()), (Some("refused"), true));
+    assert_eq!(
+        (c["outcome"].as_str(), c["backend"].is_null()),
+        (Some("refused"), true)
+    );
 }
 
 #[test]
@@ -88,13 +138,25 @@ fn same_file_and_seed_give_identical_reports_and_pcaps() {
     let dir = std::env::temp_dir().join(format!("podnet-det-{}", std::process::id()));
     let run = |seed: &str, sub: &str| {
         let d = dir.join(sub);
-        let (code, out, err) = podnet(&["run", "examples/seed.yaml", "--json", "--quiet", "--seed", seed, "--pcap", d.to_str().unwrap()]);
+        let (code, out, err) = podnet(&[
+            "run",
+            "examples/seed.yaml",
+            "--json",
+            "--quiet",
+            "--seed",
+            seed,
+            "--pcap",
+            d.to_str().unwrap(),
+        ]);
         assert_eq!(code, 0, "{err}");
         let mut pcaps: Vec<(String, Vec<u8>)> = std::fs::read_dir(&d)
             .unwrap()
             .map(|e| {
                 let p = e.unwrap().path();
-                (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap())
+                (
+                    p.file_name().unwrap().to_string_lossy().into_owned(),
+                    std::fs::read(&p).unwrap(),
+                )
             })
             .collect();
         pcaps.sort();
@@ -113,7 +175,10 @@ fn same_file_and_seed_give_identical_reports_and_pcaps() {
 
 #[test]
 fn a_kubectl_dump_loads() {
-    let (code, out, err) = podnet(&["check", "crates/podnet-scenario/tests/fixtures/kubectl-dump.yaml"]);
+    let (code, out, err) = podnet(&[
+        "check",
+        "crates/podnet-scenario/tests/fixtures/kubectl-dump.yaml",
+    ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("SERVICE"), "{out}");
 }
@@ -127,9 +192,15 @@ fn bad_inputs_exit_2_with_a_line_number_and_never_panic() {
         assert_eq!(code, 2, "{}: {err}", path.display());
         assert!(!err.contains("panicked"), "{}: {err}", path.display());
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let at = err.find(&name).unwrap_or_else(|| panic!("{}: message names no file: {err}", path.display()));
+        let at = err
+            .find(&name)
+            .unwrap_or_else(|| panic!("{}: message names no file: {err}", path.display()));
         let rest = &err[at + name.len()..];
-        assert!(rest.starts_with(':') && rest[1..].starts_with(|c: char| c.is_ascii_digit()), "{}: no line number: {err}", path.display());
+        assert!(
+            rest.starts_with(':') && rest[1..].starts_with(|c: char| c.is_ascii_digit()),
+            "{}: no line number: {err}",
+            path.display()
+        );
         n += 1;
     }
     assert!(n >= 30, "{n} bad files");
@@ -142,10 +213,18 @@ fn unknown_kinds_warn() {
     let dir = std::env::temp_dir().join(format!("podnet-warn-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let f = dir.join("w.yaml");
-    std::fs::write(&f, std::fs::read_to_string(root().join("examples/no-endpoints.yaml")).unwrap() + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n").unwrap();
+    std::fs::write(
+        &f,
+        std::fs::read_to_string(root().join("examples/no-endpoints.yaml")).unwrap()
+            + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+    )
+    .unwrap();
     let (code, _, err) = podnet(&["check", f.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("warning:") && err.contains("ConfigMap"), "{err}");
+    assert!(
+        err.contains("warning:") && err.contains("ConfigMap"),
+        "{err}"
+    );
     std::fs::remove_dir_all(dir).ok();
 }
 
@@ -155,11 +234,34 @@ fn golden_outputs_of_the_seed() {
     insta::assert_snapshot!("run_seed", run);
     let (_, trace, _) = podnet(&["trace", "examples/seed.yaml", "--flow", "web", "--quiet"]);
     insta::assert_snapshot!("trace_seed", trace);
-    let (_, ct, _) = podnet(&["conntrack", "examples/seed.yaml", "--node", "node-a", "--quiet"]);
+    let (_, ct, _) = podnet(&[
+        "conntrack",
+        "examples/seed.yaml",
+        "--node",
+        "node-a",
+        "--quiet",
+    ]);
     insta::assert_snapshot!("conntrack_seed", ct);
-    let (_, rules, _) = podnet(&["iptables-save", "examples/seed.yaml", "--node", "node-a", "--quiet"]);
+    let (_, rules, _) = podnet(&[
+        "iptables-save",
+        "examples/seed.yaml",
+        "--node",
+        "node-a",
+        "--quiet",
+    ]);
     insta::assert_snapshot!("iptables_save_seed", rules);
-    let (_, dump, _) = podnet(&["tcpdump", "examples/seed.yaml", "-i", "node-a/eth0", "--quiet", "--", "tcp", "and", "port", "80"]);
+    let (_, dump, _) = podnet(&[
+        "tcpdump",
+        "examples/seed.yaml",
+        "-i",
+        "node-a/eth0",
+        "--quiet",
+        "--",
+        "tcp",
+        "and",
+        "port",
+        "80",
+    ]);
     insta::assert_snapshot!("tcpdump_seed", dump);
     let (_, check, _) = podnet(&["check", "examples/seed.yaml", "--quiet"]);
     insta::assert_snapshot!("check_seed", check);
@@ -167,9 +269,23 @@ fn golden_outputs_of_the_seed() {
 
 #[test]
 fn explain_shows_routes_rules_and_nat() {
-    let (code, out, err) = podnet(&["explain", "examples/seed.yaml", "--from", "pod-a", "--to", "web:80", "--quiet"]);
+    let (code, out, err) = podnet(&[
+        "explain",
+        "examples/seed.yaml",
+        "--from",
+        "pod-a",
+        "--to",
+        "web:80",
+        "--quiet",
+    ]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("route: 10.244.1.20 -> 10.244.1.0/24 via 192.168.1.101 dev eth0"), "{out}");
-    assert!(out.contains("-j DNAT --to-destination 10.244.1.20:80"), "{out}");
+    assert!(
+        out.contains("route: 10.244.1.20 -> 10.244.1.0/24 via 192.168.1.101 dev eth0"),
+        "{out}"
+    );
+    assert!(
+        out.contains("-j DNAT --to-destination 10.244.1.20:80"),
+        "{out}"
+    );
     assert!(out.contains("dst 10.96.0.10:80 -> 10.244.1.20:80"), "{out}");
 }
