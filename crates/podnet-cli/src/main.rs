@@ -156,7 +156,7 @@ fn scenario_command(command: Command) -> Result<ExitCode, Failure> {
             json,
             pcap,
         } => {
-            let mut l = load(&scenario)?;
+            let mut l = common::load_with(&scenario, pcap.is_some())?;
             l.run(scenario.until, scenario.quiet)?;
             let r = report::report(&l);
             if json {
