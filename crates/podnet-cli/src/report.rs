@@ -40,6 +40,9 @@ pub struct Connection {
     pub seen_by_backend: Option<String>,
     pub outcome: &'static str,
     pub connect_time: Option<String>,
+    /// The DNS lookup's duration, when the client resolved a name first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_time: Option<String>,
     pub bytes_sent: u64,
     pub bytes_received: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -191,6 +194,7 @@ pub fn report(l: &Loaded) -> Report {
                     seen_by_backend: seen,
                     outcome: r.outcome.as_str(),
                     connect_time: r.connect_time.map(fmt_duration),
+                    dns_time: r.dns_time.map(fmt_duration),
                     bytes_sent: r.bytes_sent,
                     bytes_received: r.bytes_received,
                     error: r.error.clone(),

@@ -174,11 +174,12 @@ impl Dataplane {
             None
         };
         if inf.info.state == CtState::Related {
-            if manip == Manip::Dst {
-                let other = if inf.info.dir == Dir::Original { 1 } else { 0 };
-                let quoted = self.ct.entry(inf.info.entry.unwrap_or(0)).tuple(other);
-                nat::translate_icmp_error(packet, &quoted);
-            }
+            // The quoted packet goes back to the form its sender gave it (Linux rewrites it
+            // with the opposite manipulation at each hook; rewriting it whole at the first
+            // hook that applies comes to the same).
+            let other = if inf.info.dir == Dir::Original { 1 } else { 0 };
+            let quoted = self.ct.entry(inf.info.entry.unwrap_or(0)).tuple(other);
+            nat::translate_icmp_error(packet, &quoted);
             let t = Tuple::of_packet(packet);
             if let Some(t) = t {
                 let (addr, cur) = if manip == Manip::Src {
