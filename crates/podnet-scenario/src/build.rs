@@ -1,8 +1,21 @@
 //! From a [`Scenario`] to a running [`podnet::Cluster`]: nodes, external hosts, pods with their
-//! programs, Services, then every flow's client started in its pods.
+//! programs, Services, the DNS servers of DNS pods, then every flow's client started in its
+//! pods.
+//!
+//! DNS: a pod whose image is `coredns/coredns` or `podnet/dns` runs [`Program::DnsServer`] on
+//! port 53 with an `A` record `SERVICE.NAMESPACE.svc.cluster.local` for every Service: its
+//! ClusterIP, or each ready endpoint's pod IP for a headless one (a snapshot taken at build
+//! time). When a Service with a ClusterIP sends UDP port 53 to such pods (`kube-system/kube-dns`
+//! first), a pod whose Traffic names a Service (`web:80`, `web.prod:80`,
+//! `web.prod.svc.cluster.local:80`) really resolves it: a UDP query to that ClusterIP, through
+//! the node's conntrack and DNAT, with the kubelet's search list for the pod's namespace and
+//! `ndots:5` (see [`podnet::program::dns`]). Without such pods and Service, names resolve
+//! statically, as the answer would be; external hosts always do.
 
 use std::collections::BTreeMap;
 
+use podnet::kube_proxy::L4;
+use podnet::program::Resolve;
 use podnet::{
     ClientSpec, Cluster, ConnRecord, Instant, NodeId, NodeSpec, PodId, PodSpec, Program,
     ServicePortSpec, ServiceSpec,
@@ -35,6 +48,11 @@ pub struct Index {
     pub services: BTreeMap<String, Option<Ipv4Address>>,
     /// Flows, parallel to [`Scenario::flows`].
     pub flows: Vec<FlowIndex>,
+    /// The `A` records DNS pods serve (empty without DNS pods).
+    pub dns_records: Vec<(String, Ipv4Address)>,
+    /// The nameserver pods' clients ask (the ClusterIP of the Service in front of the DNS
+    /// pods); `None`: Traffic names resolve statically.
+    pub dns_server: Option<Ipv4Address>,
     /// What building approximated.
     pub warnings: Vec<Warning>,
 }
@@ -46,7 +64,7 @@ pub struct FlowIndex {
     pub name: String,
     /// Each client: its pod and its index among that pod's clients (`Pod::clients()`).
     pub clients: Vec<(PodId, usize)>,
-    /// The resolved destination address.
+    /// The resolved destination address (what DNS answers, for clients that ask it).
     pub to: Ipv4Address,
     /// The destination port.
     pub port: u16,
@@ -91,7 +109,22 @@ pub(crate) fn pod_ip(cluster: &Cluster, id: PodId) -> Option<Ipv4Address> {
     }
 }
 
-fn programs(apps: &[App]) -> Vec<Program> {
+/// The programs `apps` run, DNS servers with the cluster's records (see [`programs`]).
+pub(crate) fn programs_with_dns(apps: &[App], ix: &Index) -> Vec<Program> {
+    let mut out = programs(apps);
+    out.extend(apps.iter().filter_map(|a| match *a {
+        App::Dns(port) => Some(Program::DnsServer {
+            port,
+            records: ix.dns_records.clone(),
+        }),
+        _ => None,
+    }));
+    out
+}
+
+/// The programs `apps` run, but DNS servers, which need the Services' addresses first (see
+/// [`programs_with_dns`]).
+pub(crate) fn programs(apps: &[App]) -> Vec<Program> {
     apps.iter()
         .filter_map(|a| match *a {
             App::Http(port) => Some(Program::HttpServer { port }),
@@ -152,6 +185,7 @@ pub fn build(sc: &Scenario) -> Result<(Cluster, Index), Error> {
     }
     ix.pod_ids = pod_ids;
     services(sc, &mut c, &mut ix)?;
+    dns(sc, &mut c, &mut ix)?;
     flows(sc, &mut c, &mut ix)?;
     Ok((c, ix))
 }
@@ -242,6 +276,85 @@ fn services(sc: &Scenario, c: &mut Cluster, ix: &mut Index) -> Result<(), Error>
     Ok(())
 }
 
+/// Starts the DNS pods' servers and picks the nameserver (see the module docs).
+fn dns(sc: &Scenario, c: &mut Cluster, ix: &mut Index) -> Result<(), Error> {
+    let servers: Vec<usize> = (0..sc.pods.len())
+        .filter(|i| sc.pods[*i].apps.iter().any(|a| matches!(a, App::Dns(_))))
+        .collect();
+    let Some(&first) = servers.first() else {
+        return Ok(());
+    };
+    for (i, s) in sc.services.iter().enumerate() {
+        let name = format!("{}.{}.svc.cluster.local", s.name, s.namespace);
+        match ix.cluster_ips[i] {
+            Some(ip) => ix.dns_records.push((name, ip)),
+            None => {
+                for b in s.backends() {
+                    if let Some(ip) = pod_ip(c, ix.pod_ids[b]) {
+                        ix.dns_records.push((name.clone(), ip));
+                    }
+                }
+            }
+        }
+    }
+    for &p in &servers {
+        let pod = &sc.pods[p];
+        for program in programs_with_dns(&pod.apps, ix) {
+            if matches!(program, Program::DnsServer { .. }) {
+                c.start_program(ix.pod_ids[p], program).map_err(|e| {
+                    core_err(&pod.loc, &format!("pod {}/{}", pod.namespace, pod.name), e)
+                })?;
+            }
+        }
+    }
+    let fronts = |s: &ServiceDef| {
+        s.ports.iter().any(|p| {
+            p.port == 53
+                && p.protocol == L4::Udp
+                && p.endpoints.iter().any(|e| servers.contains(&e.pod))
+        })
+    };
+    let candidates: Vec<usize> = (0..sc.services.len())
+        .filter(|i| ix.cluster_ips[*i].is_some() && fronts(&sc.services[*i]))
+        .collect();
+    let chosen = candidates
+        .iter()
+        .find(|i| {
+            sc.services[**i].namespace == "kube-system" && sc.services[**i].name == "kube-dns"
+        })
+        .or(candidates.first());
+    ix.dns_server = chosen.and_then(|i| ix.cluster_ips[*i]);
+    if ix.dns_server.is_none() {
+        let p = &sc.pods[first];
+        ix.warnings.push(Error::at(
+            &p.loc,
+            format!(
+                "pod {}/{} runs a DNS server, but no Service with a ClusterIP sends UDP port 53 to it: Traffic names resolve statically",
+                p.namespace, p.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The name a flow's client resolves over DNS, if it does: a Service's name, from a pod,
+/// when the cluster has a nameserver.
+fn resolve_for(sc: &Scenario, ix: &Index, f: &FlowDef, src: &Source) -> Option<Resolve> {
+    let server = ix.dns_server?;
+    if !matches!(
+        f.to,
+        Target::Service { .. } | Target::HeadlessService { .. }
+    ) {
+        return None;
+    }
+    let Source::Pod(p) = src else {
+        return None;
+    };
+    let text = f.to_text.trim();
+    let host = text.rsplit_once(':').map_or(text, |(h, _)| h).trim();
+    Some(Resolve::cluster(host, server, &sc.pods[*p].namespace))
+}
+
 fn destination(sc: &Scenario, c: &Cluster, ix: &Index, f: &FlowDef) -> Result<Ipv4Address, Error> {
     let missing = |what: String| Error::at(&f.loc, format!("flow {}: {what}", f.name));
     match &f.to {
@@ -290,7 +403,9 @@ fn flows(sc: &Scenario, c: &mut Cluster, ix: &mut Index) -> Result<(), Error> {
                 Source::Pod(p) => ix.pod_ids[*p],
                 Source::External(h) => ix.external_ids[*h],
             };
-            c.start_program(pod, Program::Client(spec.clone()))
+            let mut spec = spec.clone();
+            spec.resolve = resolve_for(sc, ix, f, src);
+            c.start_program(pod, Program::Client(spec))
                 .map_err(|e| core_err(&f.loc, &format!("flow {}", f.name), e))?;
             let n = per_pod.entry(pod).or_insert(0);
             clients.push((pod, *n));

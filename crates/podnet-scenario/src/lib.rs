@@ -57,9 +57,11 @@
 //!   anywhere), a Deployment (one client per replica) or an external host.
 //! - **Traffic `to`**: `IP:PORT`; `SVC.NS.svc.cluster.local`, `SVC.NS.svc` or `SVC.NS`; a short
 //!   Service name in the client's namespace; a pod; a node (for NodePorts); an external host.
-//!   The port may be a Service port name (or a container port name for a pod). Names resolve
-//!   statically (the ClusterIP, or a headless Service's first endpoint) since the core has no
-//!   DNS server yet.
+//!   The port may be a Service port name (or a container port name for a pod). A Service name
+//!   is looked up over DNS by the client pod when DNS pods (`coredns/coredns`, `podnet/dns`)
+//!   run behind a Service on UDP port 53 (`kube-system/kube-dns` first); otherwise, and for
+//!   the other targets, names resolve statically (the ClusterIP, or a headless Service's first
+//!   endpoint), as DNS would answer.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -84,7 +86,7 @@ pub use build::{build, FlowIndex, Index};
 pub use de::At;
 pub use model::*;
 pub use resolve_flow::OUTCOMES;
-pub use run::{apply_fault, check_faults, fault_events, run, FaultEvent, FaultStep};
+pub use run::{apply_fault, check_faults, fault_events, replicas, run, FaultEvent, FaultStep};
 
 /// A problem with the input: where, and what.
 #[derive(Clone, Debug, PartialEq, Eq)]

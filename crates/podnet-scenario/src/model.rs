@@ -122,8 +122,8 @@ pub enum App {
     UdpEcho(u16),
     /// TCP discard server (RFC 863).
     TcpDiscard(u16),
-    /// DNS server (UDP and TCP 53): the core has none yet, so it is not started and names
-    /// are resolved statically.
+    /// DNS server (UDP and TCP 53), started once the Services' addresses are known (see
+    /// [`crate::build`]).
     Dns(u16),
 }
 

@@ -283,18 +283,26 @@ fn matches(labels: &BTreeMap<String, String>, selector: &BTreeMap<String, String
     selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
-fn endpoints_from_selector(cx: &mut Ctx<'_>, def: &mut ServiceDef) {
+/// What a Service's selector makes of a pod: for each of the Service's ports the pod has, the
+/// port's index and the backend port (empty: not an endpoint).
+pub(crate) fn selector_endpoints(def: &ServiceDef, pod: &PodDef) -> Vec<(usize, u16)> {
     let Some(selector) = &def.selector else {
-        return;
+        return Vec::new();
     };
+    if pod.namespace != def.namespace || !matches(&pod.labels, selector) {
+        return Vec::new();
+    }
+    def.ports
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| Some((i, backend_port(pod, &p.target, p.protocol)?)))
+        .collect()
+}
+
+fn endpoints_from_selector(cx: &mut Ctx<'_>, def: &mut ServiceDef) {
     for (i, pod) in cx.sc.pods.iter().enumerate() {
-        if pod.namespace != def.namespace || !matches(&pod.labels, selector) {
-            continue;
-        }
-        for p in def.ports.iter_mut() {
-            if let Some(port) = backend_port(pod, &p.target, p.protocol) {
-                p.endpoints.push(EndpointDef { pod: i, port });
-            }
+        for (p, port) in selector_endpoints(def, pod) {
+            def.ports[p].endpoints.push(EndpointDef { pod: i, port });
         }
     }
 }

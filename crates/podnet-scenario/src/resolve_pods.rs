@@ -71,12 +71,7 @@ pub(crate) fn apps_for(
             }
             apps.extend(nums.into_iter().map(App::TcpDiscard));
         }
-        "coredns/coredns" | "coredns" | "podnet/dns" => {
-            return (
-                vec![App::Dns(53)],
-                Some(format!("image {image}: the DNS server is not simulated yet; Traffic names resolve statically")),
-            );
-        }
+        "coredns/coredns" | "coredns" | "podnet/dns" => apps.push(App::Dns(53)),
         _ => {}
     }
     (apps, None)
@@ -454,7 +449,10 @@ mod tests {
             apps_for(Some("podnet/echo"), &[tcp(9)]).0,
             vec![App::TcpEcho(9), App::UdpEcho(9)]
         );
-        assert!(apps_for(Some("coredns/coredns:1.11"), &[]).1.is_some());
+        assert_eq!(
+            apps_for(Some("coredns/coredns:1.11"), &[]),
+            (vec![App::Dns(53)], None)
+        );
         assert!(apps_for(Some("busybox"), &[tcp(80)]).0.is_empty());
     }
 }

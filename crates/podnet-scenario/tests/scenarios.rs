@@ -100,7 +100,7 @@ fn a_kubectl_dump_loads_and_its_service_answers() {
     let warnings: Vec<String> = loaded.warnings.iter().map(|w| w.to_string()).collect();
     let has = |s: &str| warnings.iter().any(|w| w.contains(s));
     assert!(has("hostNetwork"), "{warnings:#?}");
-    assert!(has("DNS server is not simulated"), "{warnings:#?}");
+    assert!(!has("DNS"), "CoreDNS runs: {warnings:#?}");
     assert!(
         has("endpoint 172.18.0.2 of Service default/kubernetes"),
         "{warnings:#?}"
@@ -121,6 +121,16 @@ fn a_kubectl_dump_loads_and_its_service_answers() {
     assert!(records
         .iter()
         .all(|r| r.remote.to_string() == "10.96.45.12:80"));
+    // The name was looked up through kube-dns (10.96.0.10), served by the CoreDNS pod.
+    assert_eq!(index.dns_server, Some(Ipv4Address::new(10, 96, 0, 10)));
+    assert!(records.iter().all(|r| r.dns_time.is_some()), "{records:?}");
+    let dump = cluster.trace().tcpdump();
+    assert!(
+        dump.lines()
+            .any(|l| l.contains("client/eth0 Out IP 10.244.1.3.")
+                && l.contains(" > 10.96.0.10.53: UDP")),
+        "{dump}"
+    );
 }
 
 #[test]

@@ -647,10 +647,17 @@ fn port_unreachable_from_a_backend_reaches_the_client_as_the_service() {
     let mut svc = ServiceSpec::new("udp", 53, 53, vec![backend]).cluster_ip(VIP);
     svc.ports[0].protocol = podnet::kube_proxy::L4::Udp;
     c.add_service(svc).unwrap();
-    let spec = ClientSpec::http("q", VIP, 53).protocol(podnet::Protocol::Udp).request(Request::Echo(b"q".to_vec()));
-    let client = c.add_pod(PodSpec::new("client", a).program(Program::Client(spec))).unwrap();
+    let spec = ClientSpec::http("q", VIP, 53)
+        .protocol(podnet::Protocol::Udp)
+        .request(Request::Echo(b"q".to_vec()));
+    let client = c
+        .add_pod(PodSpec::new("client", a).program(Program::Client(spec)))
+        .unwrap();
     assert!(c.run_until_done(Duration::from_secs(10)));
     let r = &records(&c, client)[0];
     assert_eq!(r.outcome, Outcome::Refused, "{r:?}");
-    assert_eq!(r.error.as_deref(), Some("ECONNREFUSED: ICMP port unreachable from 10.96.0.10"));
+    assert_eq!(
+        r.error.as_deref(),
+        Some("ECONNREFUSED: ICMP port unreachable from 10.96.0.10")
+    );
 }

@@ -68,6 +68,8 @@ struct Link {
     ends: [(Attach, IfaceId); 2],
     /// `chans[d]` carries frames from `ends[d]` to `ends[1 - d]`.
     chans: [Channel; 2],
+    /// The veth of a deleted pod: both ends are gone, frames still in flight are dropped.
+    deleted: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -224,6 +226,7 @@ impl Cluster {
         self.links.push(Link {
             ends: [a, b],
             chans,
+            deleted: false,
         });
         id
     }
@@ -437,6 +440,36 @@ impl Cluster {
         Ok(id)
     }
 
+    /// Deletes a pod at once (`kubectl delete pod --grace-period=0 --force`): its stack and
+    /// sockets vanish without sending anything, its veth leaves the node's bridge (which
+    /// forgets its MAC) and frames still in flight on it are dropped as `pod deleted`, its name
+    /// and address are free again, and it leaves every Service's endpoints (every node's
+    /// kube-proxy resyncs). Conntrack entries to it stay until they expire, as in Linux. Its
+    /// [`PodId`] is never reused: [`Cluster::pod`] answers `None` from now on.
+    pub fn remove_pod(&mut self, pod: PodId) -> Result<(), Error> {
+        let slot = self
+            .pods
+            .get_mut(pod.0 as usize)
+            .and_then(Option::take)
+            .ok_or(Error::UnknownPod(pod))?;
+        self.unfinished_clients -= slot.unfinished;
+        self.nodes[slot.node.0 as usize].node.detach_port(slot.link);
+        self.links[slot.link as usize].deleted = true;
+        self.names.remove(slot.pod.name());
+        let smoltcp::wire::IpAddress::Ipv4(ip) = slot.pod.addrs().ip.address();
+        self.ips.remove(&ip);
+        let mut changed = false;
+        for s in self.services.iter_mut() {
+            let before = s.spec.backends.len();
+            s.spec.backends.retain(|b| *b != pod);
+            changed |= s.spec.backends.len() != before;
+        }
+        if changed {
+            self.resync_services();
+        }
+        Ok(())
+    }
+
     /// Starts another program in a running pod (like `kubectl exec`).
     pub fn start_program(&mut self, pod: PodId, program: Program) -> Result<(), Error> {
         let now = self.now;
@@ -530,6 +563,56 @@ impl Cluster {
         true
     }
 
+    /// The link configuration of a pod's veth (`None`: no such pod).
+    pub fn pod_link_config(&self, pod: PodId) -> Option<&LinkConfig> {
+        let slot = self.pods.get(pod.0 as usize)?.as_ref()?;
+        Some(self.links[slot.link as usize].chans[0].config())
+    }
+
+    /// The link configuration of a node's uplink (`None`: no such node).
+    pub fn uplink_config(&self, node: NodeId) -> Option<&LinkConfig> {
+        let slot = self.nodes.get(node.0 as usize)?;
+        Some(self.links[slot.uplink as usize].chans[0].config())
+    }
+
+    /// Takes a pod's veth down (both directions: every frame sent is dropped as `link down`)
+    /// or brings it back up; false when there is no such pod.
+    pub fn set_pod_link_down(&mut self, pod: PodId, down: bool) -> bool {
+        let Some(Some(slot)) = self.pods.get(pod.0 as usize) else {
+            return false;
+        };
+        let link = slot.link as usize;
+        for c in self.links[link].chans.iter_mut() {
+            c.set_down(down);
+        }
+        true
+    }
+
+    /// Takes a node's uplink down (both directions) or brings it back up; false when there is
+    /// no such node.
+    pub fn set_uplink_down(&mut self, node: NodeId, down: bool) -> bool {
+        let Some(slot) = self.nodes.get(node.0 as usize) else {
+            return false;
+        };
+        let link = slot.uplink as usize;
+        for c in self.links[link].chans.iter_mut() {
+            c.set_down(down);
+        }
+        true
+    }
+
+    /// Whether a pod's veth is down (`None`: no such pod).
+    pub fn pod_link_down(&self, pod: PodId) -> Option<bool> {
+        let slot = self.pods.get(pod.0 as usize)?.as_ref()?;
+        Some(self.links[slot.link as usize].chans[0].is_down())
+    }
+
+    /// Whether a node's uplink is down (`None`: no such node).
+    pub fn uplink_down(&self, node: NodeId) -> Option<bool> {
+        let slot = self.nodes.get(node.0 as usize)?;
+        Some(self.links[slot.uplink as usize].chans[0].is_down())
+    }
+
     fn schedule(&mut self, at: Instant, ev: Ev) {
         self.seq += 1;
         self.queue.push(Reverse((at, self.seq, ev)));
@@ -613,6 +696,10 @@ impl Cluster {
     fn send(&mut self, link: u32, from: usize, frame: Frame) {
         let l = &mut self.links[link as usize];
         let iface = l.ends[from].1;
+        if l.deleted {
+            self.trace.dropped(self.now, iface, "pod deleted", &frame);
+            return;
+        }
         self.trace.sent(self.now, iface, &frame);
         let idle = l.chans[from].in_flight() == 0;
         match l.chans[from].send(self.now, frame) {
@@ -645,6 +732,11 @@ impl Cluster {
         }
         let l = &self.links[link as usize];
         let (attach, iface) = l.ends[1 - dir];
+        if l.deleted {
+            // Neither end exists any more: what was on the wire is gone.
+            self.trace.dropped(self.now, iface, "pod deleted", &frame);
+            return;
+        }
         self.trace.received(self.now, iface, &frame);
         match attach {
             Attach::Pod(id) => {

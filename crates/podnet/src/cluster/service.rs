@@ -123,6 +123,35 @@ impl Cluster {
         &self.services
     }
 
+    /// The pods behind a Service, in order (`None`: no such Service).
+    pub fn service_backends(&self, namespace: &str, name: &str) -> Option<&[PodId]> {
+        self.services
+            .iter()
+            .find(|s| s.spec.namespace == namespace && s.spec.name == name)
+            .map(|s| s.spec.backends.as_slice())
+    }
+
+    /// Replaces the pods behind a Service (its endpoints changed: a scale, a rollout); every
+    /// node's kube-proxy resyncs. Established connections keep their conntrack entries.
+    pub fn set_service_backends(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        backends: Vec<PodId>,
+    ) -> Result<(), Error> {
+        if let Some(b) = backends.iter().find(|b| self.pod(**b).is_none()) {
+            return Err(Error::UnknownPod(*b));
+        }
+        let svc = self
+            .services
+            .iter_mut()
+            .find(|s| s.spec.namespace == namespace && s.spec.name == name)
+            .ok_or_else(|| Error::UnknownService(alloc::format!("{namespace}/{name}")))?;
+        svc.spec.backends = backends;
+        self.resync_services();
+        Ok(())
+    }
+
     /// kube-proxy's input: every Service port with its ready endpoints.
     pub(super) fn service_ports(&self) -> Vec<ServicePort> {
         let mut out = Vec::new();

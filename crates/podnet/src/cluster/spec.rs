@@ -238,6 +238,8 @@ pub enum Error {
     BadService(String),
     /// No such pod.
     UnknownPod(super::PodId),
+    /// No Service with this `namespace/name`.
+    UnknownService(String),
 }
 
 impl fmt::Display for Error {
@@ -262,6 +264,7 @@ impl fmt::Display for Error {
             Error::RouteTableFull(n) => write!(f, "route table of node {n} is full"),
             Error::BadService(why) => write!(f, "service: {why}"),
             Error::UnknownPod(id) => write!(f, "no pod with id {}", id.0),
+            Error::UnknownService(n) => write!(f, "no Service {n}"),
         }
     }
 }

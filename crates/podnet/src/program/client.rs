@@ -8,6 +8,12 @@
 //! established (RST to the SYN, or an ICMP error in SYN-SENT, as `connect()` fails in Linux),
 //! `reset` when a RST ended it after that, and `timeout` when `timeout` passed first (the client
 //! then drops the socket without sending anything more).
+//!
+//! With [`ClientSpec::resolve`], the client first looks its target's name up in DNS (see
+//! [`Resolve`]) and connects to the answer. When no address comes back, every connection is
+//! recorded without being opened: `refused` with `EAI_NONAME: NAME` (every name tried was
+//! `NXDOMAIN`; `EAI_NODATA` when one existed without an `A` record), or `timeout` with
+//! `EAI_AGAIN: NAME` (no answer after every attempt).
 
 use alloc::string::String;
 use alloc::vec;
@@ -19,6 +25,7 @@ use smoltcp::socket::{tcp, udp};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 
+use super::dns::{Lookup, Resolve, Resolved};
 use super::server::{find, tcp_socket, udp_socket};
 use super::PodEnv;
 
@@ -82,6 +89,9 @@ pub struct ClientSpec {
     pub timeout: Duration,
     /// IP TTL of outgoing packets (`None`: 64).
     pub ttl: Option<u8>,
+    /// Resolve a name over DNS first and connect to its address instead of `to` (`None`:
+    /// connect to `to`).
+    pub resolve: Option<Resolve>,
 }
 
 impl ClientSpec {
@@ -102,6 +112,7 @@ impl ClientSpec {
             interval: Duration::ZERO,
             timeout: Duration::from_secs(5),
             ttl: None,
+            resolve: None,
         }
     }
 
@@ -150,6 +161,12 @@ impl ClientSpec {
     /// Sets the TTL of outgoing packets.
     pub fn ttl(mut self, ttl: u8) -> Self {
         self.ttl = Some(ttl);
+        self
+    }
+
+    /// Resolves a name over DNS before connecting (see [`Resolve`]).
+    pub fn resolve(mut self, r: Resolve) -> Self {
+        self.resolve = Some(r);
         self
     }
 }
@@ -206,8 +223,14 @@ pub struct ConnRecord {
     pub bytes_sent: u64,
     /// Payload bytes the client received.
     pub bytes_received: u64,
-    /// What the application saw go wrong, Linux style (`ECONNREFUSED: RST`), or `None`.
+    /// What the application saw go wrong, Linux style (`ECONNREFUSED: RST`,
+    /// `EAI_NONAME: web`), or `None`.
     pub error: Option<String>,
+    /// With [`ClientSpec::resolve`]: how long the connection waited for its name to resolve
+    /// (from when it was due, or when the lookup started if later, to the answer) when it was
+    /// waiting for the lookup; zero when the answer was already known (cached). `None` without
+    /// name resolution.
+    pub dns_time: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -226,6 +249,8 @@ struct Active {
     fin_sent: bool,
     /// Set when an ICMP error ended the connection.
     error: Option<String>,
+    /// Time spent waiting for name resolution.
+    dns_time: Option<Duration>,
 }
 
 /// A running client.
@@ -235,6 +260,7 @@ pub struct Client {
     next_id: u32,
     active: Vec<Active>,
     records: Vec<ConnRecord>,
+    lookup: Option<alloc::boxed::Box<Lookup>>,
 }
 
 fn pattern(len: usize, id: u32) -> Vec<u8> {
@@ -246,6 +272,10 @@ fn pattern(len: usize, id: u32) -> Vec<u8> {
 impl Client {
     pub(crate) fn new(spec: ClientSpec) -> Self {
         Client {
+            lookup: spec
+                .resolve
+                .clone()
+                .map(|r| alloc::boxed::Box::new(Lookup::new(r))),
             spec,
             next_id: 0,
             active: Vec::new(),
@@ -278,13 +308,70 @@ impl Client {
             .iter()
             .map(|a| a.started + self.spec.timeout)
             .min();
-        let next_start = (self.next_id < self.spec.count
+        // While the name resolves, connections wait for the answer, not for their start time.
+        let resolving = self.lookup.as_deref().is_some_and(Lookup::pending);
+        let next_start = (!resolving
+            && self.next_id < self.spec.count
             && (self.active.len() as u32) < self.spec.concurrency)
             .then(|| self.start_time(self.next_id));
-        match (deadline, next_start) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        let lookup = self.lookup.as_deref().and_then(Lookup::wake);
+        [deadline, next_start, lookup].into_iter().flatten().min()
+    }
+
+    /// The address connections go to: the resolved one, else `to`.
+    fn target(&self) -> Ipv4Address {
+        match self.lookup.as_ref().and_then(|l| l.result.as_ref()) {
+            Some(Resolved::Address(ip)) => *ip,
+            _ => self.spec.to,
         }
+    }
+
+    /// How long connection `id`, opening (or failing) `now`, waited for the name to resolve:
+    /// from when it was due (or the lookup started, if later) to the answer when the answer
+    /// came just now, zero when it was known already (`None`: no resolution).
+    fn dns_wait(&self, id: u32, now: Instant) -> Option<Duration> {
+        let l = self.lookup.as_ref()?;
+        let (Some(started), Some(ended)) = (l.started, l.ended) else {
+            return Some(Duration::ZERO);
+        };
+        let from = self.start_time(id).max(started);
+        Some(if ended == now && ended > from {
+            ended - from
+        } else {
+            Duration::ZERO
+        })
+    }
+
+    /// Runs the lookup; true once connections may open (no lookup, or it found the address).
+    fn resolve(&mut self, env: &mut PodEnv<'_>) -> bool {
+        let due = self.next_id < self.spec.count && self.start_time(self.next_id) <= env.now;
+        let Some(l) = &mut self.lookup else {
+            return true;
+        };
+        if due {
+            l.start(env);
+        }
+        if l.pending() {
+            l.poll(env);
+        }
+        let failed = match &l.result {
+            None => return false,
+            Some(Resolved::Address(_)) => return true,
+            Some(Resolved::Failed(outcome, error)) => (*outcome, error.clone()),
+        };
+        // No address: every connection that is due fails without a packet sent.
+        while self.next_id < self.spec.count && self.start_time(self.next_id) <= env.now {
+            let id = self.next_id;
+            self.next_id += 1;
+            let dns_time = self.dns_wait(id, env.now);
+            let started = env.now - dns_time.unwrap_or(Duration::ZERO);
+            let mut rec = self.record(id, 0, started, None, env.now, failed.0, 0, 0);
+            rec.remote = IpEndpoint::new(IpAddress::Ipv4(Ipv4Address::UNSPECIFIED), self.spec.port);
+            rec.error = Some(failed.1.clone());
+            rec.dns_time = dns_time;
+            self.records.push(rec);
+        }
+        false
     }
 
     fn payload(&self, id: u32) -> Vec<u8> {
@@ -298,17 +385,10 @@ impl Client {
         }
     }
 
-    fn pick_port(env: &mut PodEnv<'_>) -> Option<u16> {
-        let (lo, hi) = EPHEMERAL_PORTS;
-        let span = u32::from(hi - lo) + 1;
-        let first = env.rng.range_inclusive(0, span - 1);
-        (0..span)
-            .map(|k| lo + ((first + k) % span) as u16)
-            .find(|p| !env.ports.contains(p))
-    }
-
     pub(crate) fn step(&mut self, env: &mut PodEnv<'_>) {
-        while self.next_id < self.spec.count
+        let ready = self.resolve(env);
+        while ready
+            && self.next_id < self.spec.count
             && (self.active.len() as u32) < self.spec.concurrency
             && self.start_time(self.next_id) <= env.now
         {
@@ -337,6 +417,11 @@ impl Client {
     /// application's `connect()` fails); like `__udp4_lib_err`, only hard errors reach a
     /// connected UDP socket. Established TCP connections ignore them (soft errors).
     pub(crate) fn icmp_error(&mut self, err: &crate::pod::IcmpError, env: &mut PodEnv<'_>) {
+        if let Some(l) = &mut self.lookup {
+            if l.icmp_error(err, env) {
+                return;
+            }
+        }
         if err.remote != self.remote() {
             return;
         }
@@ -365,12 +450,13 @@ impl Client {
     }
 
     fn remote(&self) -> IpEndpoint {
-        IpEndpoint::new(IpAddress::Ipv4(self.spec.to), self.spec.port)
+        IpEndpoint::new(IpAddress::Ipv4(self.target()), self.spec.port)
     }
 
     fn open(&mut self, id: u32, env: &mut PodEnv<'_>) {
         let payload = self.payload(id);
-        let Some(port) = Self::pick_port(env) else {
+        let dns_time = self.dns_wait(id, env.now);
+        let Some(port) = pick_port(env) else {
             return self.failed(
                 id,
                 0,
@@ -415,6 +501,7 @@ impl Client {
             complete: false,
             fin_sent: false,
             error: None,
+            dns_time,
         });
     }
 
@@ -542,6 +629,7 @@ impl Client {
             bytes_sent: sent,
             bytes_received: received,
             error: None,
+            dns_time: None,
         }
     }
 
@@ -572,6 +660,7 @@ impl Client {
             received,
         );
         rec.local = local.unwrap_or_else(|| IpEndpoint::new(pod_addr(env), a.local_port));
+        rec.dns_time = a.dns_time;
         rec.error = a.error.or_else(|| match outcome {
             Outcome::Ok => None,
             Outcome::Refused => Some(String::from("ECONNREFUSED: RST")),
@@ -587,6 +676,16 @@ impl Client {
             env.lingering.push((a.handle, a.local_port));
         }
     }
+}
+
+/// A free ephemeral port, from a random offset in [`EPHEMERAL_PORTS`].
+pub(crate) fn pick_port(env: &mut PodEnv<'_>) -> Option<u16> {
+    let (lo, hi) = EPHEMERAL_PORTS;
+    let span = u32::from(hi - lo) + 1;
+    let first = env.rng.range_inclusive(0, span - 1);
+    (0..span)
+        .map(|k| lo + ((first + k) % span) as u16)
+        .find(|p| !env.ports.contains(p))
 }
 
 fn pod_addr(env: &PodEnv<'_>) -> IpAddress {

@@ -1,11 +1,13 @@
-//! The built-in programs a pod runs: an HTTP/1.1 server, TCP and UDP echo servers, and a
-//! client that opens connections and records how each one ended.
+//! The built-in programs a pod runs: an HTTP/1.1 server, TCP and UDP echo servers, a DNS
+//! server, and a client that opens connections (after resolving its target's name, if asked)
+//! and records how each one ended.
 //!
 //! Programs only use the pod's smoltcp sockets, like an application uses the socket API.
 //! smoltcp has no listen backlog, so servers keep a small pool of listening sockets per port
-//! and re-arm it after every incoming frame (see [`server::ListenerPool`]).
+//! and re-arm it after every incoming frame (see [`server::LISTEN_POOL`]).
 
 pub mod client;
+pub mod dns;
 pub mod server;
 
 use alloc::string::String;
@@ -13,8 +15,10 @@ use alloc::vec::Vec;
 
 use smoltcp::iface::{Interface, SocketSet};
 use smoltcp::time::Instant;
+use smoltcp::wire::Ipv4Address;
 
 pub use client::{ClientSpec, ConnRecord, Outcome, Protocol, Request};
+pub use dns::Resolve;
 
 use crate::rng::SimRng;
 
@@ -42,6 +46,15 @@ pub enum Program {
         /// UDP port.
         port: u16,
     },
+    /// A DNS server (UDP, and TCP on the same port) answering `A` queries from `records`;
+    /// see [`dns`].
+    DnsServer {
+        /// UDP and TCP port (53).
+        port: u16,
+        /// Fully qualified names (`web.default.svc.cluster.local`, with or without the final
+        /// dot) and their addresses; a name given several times answers with every address.
+        records: Vec<(String, Ipv4Address)>,
+    },
     /// A client.
     Client(ClientSpec),
 }
@@ -65,6 +78,7 @@ pub(crate) struct PodEnv<'a> {
 pub(crate) enum App {
     Tcp(server::TcpServer),
     UdpEcho(server::UdpEcho),
+    Dns(dns::DnsServer),
     Client(client::Client),
 }
 
@@ -83,6 +97,9 @@ impl App {
                 App::Tcp(server::TcpServer::new(server::Mode::Discard, *port, env))
             }
             Program::UdpEcho { port } => App::UdpEcho(server::UdpEcho::new(*port, env)),
+            Program::DnsServer { port, records } => {
+                App::Dns(dns::DnsServer::new(*port, records, env))
+            }
             Program::Client(spec) => App::Client(client::Client::new(spec.clone())),
         }
     }
@@ -94,8 +111,10 @@ impl App {
         port: u16,
         env: &mut PodEnv<'_>,
     ) {
-        if let App::Tcp(s) = self {
-            s.before_syn(remote, port, env);
+        match self {
+            App::Tcp(s) => s.before_syn(remote, port, env),
+            App::Dns(d) => d.tcp.before_syn(remote, port, env),
+            App::UdpEcho(_) | App::Client(_) => {}
         }
     }
 
@@ -103,6 +122,7 @@ impl App {
     pub fn after_ingress(&mut self, env: &mut PodEnv<'_>) {
         match self {
             App::Tcp(s) => s.rearm(env),
+            App::Dns(d) => d.tcp.rearm(env),
             App::UdpEcho(_) | App::Client(_) => {}
         }
     }
@@ -112,6 +132,7 @@ impl App {
         match self {
             App::Tcp(s) => s.step(env),
             App::UdpEcho(s) => s.step(env),
+            App::Dns(d) => d.step(env),
             App::Client(c) => c.step(env),
         }
     }

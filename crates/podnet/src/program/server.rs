@@ -1,4 +1,4 @@
-//! Servers: TCP (HTTP/1.1 or echo) on a pool of listening sockets, and UDP echo.
+//! Servers: TCP (HTTP/1.1, echo, discard or DNS) on a pool of listening sockets, and UDP echo.
 
 use alloc::collections::BTreeMap;
 use alloc::vec;
@@ -29,6 +29,8 @@ pub enum Mode {
     Echo,
     /// Read and forget every byte received.
     Discard,
+    /// DNS over TCP from this zone (RFC 1035 4.2.2: a 2-byte length before each message).
+    Dns(super::dns::Zone),
 }
 
 #[derive(Debug, Default)]
@@ -135,6 +137,7 @@ impl TcpServer {
                     while sock.recv(|b| (b.len(), ())).is_ok_and(|()| sock.can_recv()) {}
                 }
                 Mode::Http(body) => http(sock, st, body),
+                Mode::Dns(zone) => dns(sock, st, zone),
             }
             if !sock.may_recv()
                 && st.pending.is_empty()
@@ -210,6 +213,22 @@ fn http(sock: &mut tcp::Socket<'_>, st: &mut ConnState, body: &[u8]) {
         sock.close();
         return;
     }
+    flush(sock, st);
+}
+
+fn dns(sock: &mut tcp::Socket<'_>, st: &mut ConnState, zone: &super::dns::Zone) {
+    flush(sock, st);
+    let mut buf = [0u8; 2048];
+    while sock.can_recv() {
+        let Ok(n) = sock.recv_slice(&mut buf) else {
+            break;
+        };
+        if n == 0 {
+            break;
+        }
+        st.request.extend_from_slice(&buf[..n]);
+    }
+    super::dns::serve_tcp(zone, &mut st.request, &mut st.pending);
     flush(sock, st);
 }
 
