@@ -176,7 +176,15 @@ pub struct Conntrack {
     config: CtConfig,
     table: Table,
     stats: CtStats,
+    /// The latest time the table was used at. Expiries are kept on a wrapping millisecond
+    /// clock (like jiffies), valid while no entry is looked at more than 24.8 days after it
+    /// expired; after a longer quiet spell every entry has certainly expired, and the table is
+    /// emptied instead (Linux's GC worker would have done it meanwhile).
+    last: Instant,
 }
+
+/// The longest timeout a configuration may set (the wrapping clock's reach, with margin).
+pub const MAX_TIMEOUT_SECS: u32 = 20 * 86_400;
 
 fn ms(now: Instant) -> u32 {
     // A wrapping 32-bit millisecond clock, compared with `before`/`left_ms` like Linux's
@@ -272,6 +280,22 @@ impl Conntrack {
             table: Table::new(config.max, config.buckets, seed),
             config,
             stats: CtStats::default(),
+            last: Instant::ZERO,
+        }
+    }
+
+    /// Whether `now` is so long after the last use that every entry has expired.
+    fn stale(&self, now: Instant) -> bool {
+        now - self.last > smoltcp::time::Duration::from_secs(u64::from(MAX_TIMEOUT_SECS))
+    }
+
+    /// Called before any use at `now`.
+    fn touch(&mut self, now: Instant) {
+        if self.stale(now) {
+            self.table.clear();
+        }
+        if now > self.last {
+            self.last = now;
         }
     }
 
@@ -335,6 +359,7 @@ impl Conntrack {
 
     /// Removes every expired entry (Linux's GC worker).
     pub fn expire(&mut self, now: Instant) {
+        self.touch(now);
         let dead: alloc::vec::Vec<u32> = self
             .table
             .used()
@@ -356,12 +381,14 @@ impl Conntrack {
 
     /// Whether some connection already uses `t` in either direction (`nf_conntrack_tuple_taken`).
     pub fn tuple_taken(&mut self, now: Instant, t: &Tuple) -> bool {
+        self.touch(now);
         self.find(now, t).is_some()
     }
 
     /// Tracks one IPv4 packet (`nf_conntrack_in`). `verify` asks for checksum verification
     /// (Linux checks at PREROUTING only). An `Err` means the packet must be dropped.
     pub fn track(&mut self, now: Instant, ip: &[u8], verify: bool) -> Result<CtInfo, CtDrop> {
+        self.touch(now);
         let Ok(pkt) = Ipv4Packet::new_checked(ip) else {
             self.stats.error += 1;
             return Ok(CtInfo::invalid());
@@ -501,7 +528,9 @@ impl Conntrack {
         }
     }
 
+    /// Sets an entry's timeout (at most [`MAX_TIMEOUT_SECS`]).
     fn refresh(&mut self, now: Instant, idx: u32, secs: u32) {
+        let secs = secs.min(MAX_TIMEOUT_SECS);
         self.table.get_mut(idx).expires_ms = ms(now).wrapping_add(secs.saturating_mul(1000));
     }
 
@@ -684,6 +713,9 @@ impl Conntrack {
     /// `conntrack -L`: every live, confirmed entry at `now`, one line each.
     pub fn list(&self, now: Instant) -> String {
         let mut out = String::new();
+        if self.stale(now) {
+            return out;
+        }
         for idx in self.table.used() {
             let e = self.table.get(idx);
             if e.has(bits::CONFIRMED) && left_ms(e.expires_ms, now) > 0 {
