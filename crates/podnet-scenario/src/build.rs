@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 use podnet::kube_proxy::L4;
 use podnet::program::Resolve;
 use podnet::{
-    ClientSpec, Cluster, ConnRecord, Instant, NodeId, NodeSpec, PodId, PodSpec, Program,
-    ServicePortSpec, ServiceSpec,
+    ClientSpec, Cluster, ConnRecord, Instant, NodeId, NodeSpec, PodId, Program, ServicePortSpec,
+    ServiceSpec,
 };
 use smoltcp::wire::{IpAddress, Ipv4Address};
 
@@ -174,7 +174,7 @@ pub fn build(sc: &Scenario) -> Result<(Cluster, Index), Error> {
             .node_ids
             .get(p.node)
             .ok_or_else(|| Error::at(&p.loc, format!("pod {}: no node {}", p.name, p.node)))?;
-        let mut spec = PodSpec::new(&p.core_name, node);
+        let mut spec = crate::netpol::pod_spec(p, &p.core_name, node);
         spec.ip = p.ip;
         spec.programs = programs(&p.apps);
         let id = c
@@ -184,6 +184,12 @@ pub fn build(sc: &Scenario) -> Result<(Cluster, Index), Error> {
         ix.pods.insert(format!("{}/{}", p.namespace, p.name), id);
     }
     ix.pod_ids = pod_ids;
+    for ns in &sc.namespaces {
+        c.set_namespace_labels(&ns.name, ns.labels.clone());
+    }
+    for p in &sc.network_policies {
+        c.add_network_policy(p.core.clone());
+    }
     services(sc, &mut c, &mut ix)?;
     dns(sc, &mut c, &mut ix)?;
     flows(sc, &mut c, &mut ix)?;

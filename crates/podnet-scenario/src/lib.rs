@@ -71,6 +71,7 @@ mod de;
 mod kinds;
 mod load;
 mod model;
+mod netpol;
 mod node;
 mod resolve;
 mod resolve_flow;

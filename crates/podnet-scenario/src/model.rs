@@ -64,7 +64,7 @@ pub struct Scenario {
     pub deployments: Vec<DeploymentDef>,
     /// Services.
     pub services: Vec<ServiceDef>,
-    /// NetworkPolicies, kept as read (enforcement is a later issue).
+    /// NetworkPolicies, as read and converted for the core.
     pub network_policies: Vec<PolicyDef>,
     /// Traffic flows.
     pub flows: Vec<FlowDef>,
@@ -291,6 +291,8 @@ pub struct PolicyDef {
     pub namespace: String,
     /// The object.
     pub policy: NetworkPolicy,
+    /// What the core enforces.
+    pub core: podnet::policy::Policy,
     /// Where it was written.
     pub loc: Loc,
 }

@@ -107,7 +107,7 @@ pub(crate) fn resolve(objects: &[Object], warnings: &mut Vec<Warning>) -> Result
     crate::resolve_pods::pods(&mut cx)?;
     crate::resolve_pods::core_names(&mut cx);
     crate::resolve_net::services(&mut cx)?;
-    crate::resolve_net::policies(&mut cx);
+    crate::resolve_net::policies(&mut cx)?;
     crate::resolve_flow::flows(&mut cx)?;
     crate::resolve_flow::faults(&mut cx)?;
     Ok(cx.sc)

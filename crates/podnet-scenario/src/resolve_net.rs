@@ -369,19 +369,20 @@ fn endpoints_from_slice(
     }
 }
 
-pub(crate) fn policies(cx: &mut Ctx<'_>) {
+pub(crate) fn policies(cx: &mut Ctx<'_>) -> Result<(), Error> {
     for o in cx.objects {
         if let ObjectKind::NetworkPolicy(p) = &o.kind {
+            let core = crate::netpol::convert(p, o.ns(), &o.name).map_err(|m| {
+                Error::at(&o.loc_of("spec"), format!("NetworkPolicy {}: {m}", o.name))
+            })?;
             cx.sc.network_policies.push(PolicyDef {
                 name: o.name.clone(),
                 namespace: o.ns().into(),
                 policy: (**p).clone(),
+                core,
                 loc: o.loc(),
             });
         }
     }
-    if let Some(p) = cx.sc.network_policies.first() {
-        let loc = p.loc.clone();
-        cx.warn(loc, "NetworkPolicies are read but not enforced yet");
-    }
+    Ok(())
 }

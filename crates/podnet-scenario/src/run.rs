@@ -18,7 +18,7 @@
 //! - `down: true` takes the link down in both directions (frames sent are dropped as
 //!   `link down`).
 
-use podnet::{Cluster, Duration, Instant, LinkConfig, NodeId, PodId, PodSpec};
+use podnet::{Cluster, Duration, Instant, LinkConfig, NodeId, PodId};
 
 use crate::build::{programs_with_dns, Index};
 use crate::model::*;
@@ -232,7 +232,7 @@ fn scale(c: &mut Cluster, sc: &Scenario, ix: &Index, d: usize, n: usize) -> Resu
             .node_ids
             .get(node)
             .ok_or_else(|| format!("no node {node}"))?;
-        let mut spec = PodSpec::new(&pod_name, node);
+        let mut spec = crate::netpol::pod_spec(template, &pod_name, node);
         spec.programs = programs_with_dns(&template.apps, ix);
         let id = c
             .add_pod(spec)

@@ -15,6 +15,7 @@ use crate::conntrack::{Conntrack, CtConfig, CtInfo, CtState, Dir, Tuple};
 use crate::kube_proxy::{self, Action, KubeProxy, Packet, ProxyConfig, ServicePort};
 use crate::nat::{self, Manip};
 use crate::netfilter::{Hook, HookCtx, NetfilterHook, Notes, RejectWith, Verdict};
+use crate::policy::{self, World};
 use crate::rng::SimRng;
 
 /// Per-packet state carried from one hook to the next (the skb's `nfct` and mark).
@@ -56,7 +57,20 @@ pub struct NewConnection {
     pub reply: Tuple,
 }
 
-/// One node's conntrack + kube-proxy + NAT.
+/// A new connection dropped by a NetworkPolicy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeniedFlow {
+    /// When.
+    pub at: smoltcp::time::Instant,
+    /// The ORIGINAL tuple of its conntrack entry on this node (what arrived here).
+    pub orig: Tuple,
+    /// The packet as judged (after DNAT).
+    pub judged: Tuple,
+    /// The verdict's explanation.
+    pub reason: alloc::string::String,
+}
+
+/// One node's conntrack + kube-proxy + NAT (+ NetworkPolicy).
 #[derive(Debug)]
 pub struct Dataplane {
     ct: Conntrack,
@@ -65,6 +79,9 @@ pub struct Dataplane {
     cur: Option<InFlight>,
     stats: DataplaneStats,
     events: alloc::vec::Vec<NewConnection>,
+    /// This node's index and the policies to enforce (`None`: no policy exists).
+    policy: Option<(u32, World)>,
+    denied: alloc::vec::Vec<DeniedFlow>,
 }
 
 impl Dataplane {
@@ -83,7 +100,61 @@ impl Dataplane {
             cur: None,
             stats: DataplaneStats::default(),
             events: alloc::vec::Vec::new(),
+            policy: None,
+            denied: alloc::vec::Vec::new(),
         }
+    }
+
+    /// Sets the NetworkPolicies to enforce on node `node` (`None`: enforce none).
+    pub fn set_policies(&mut self, node: u32, world: Option<World>) {
+        self.policy = world.map(|w| (node, w));
+    }
+
+    /// New connections NetworkPolicies dropped here, in order.
+    pub fn denied(&self) -> &[DeniedFlow] {
+        &self.denied
+    }
+
+    /// NetworkPolicy for a NEW connection (the packet after DNAT): egress when the source is
+    /// a pod of this node, ingress when the destination is.
+    fn policy_check(&mut self, ctx: &HookCtx<'_>, t: &Tuple, notes: &mut Notes) -> Verdict {
+        let Some((node, world)) = &self.policy else {
+            return Verdict::Accept;
+        };
+        let flow = policy::Flow {
+            src: t.src,
+            dst: t.dst,
+            proto: t.proto,
+            dport: t.dport,
+        };
+        let local = |ip| world.pods.get(&ip).is_some_and(|p| p.node == *node);
+        let mut checks = alloc::vec::Vec::new();
+        if local(t.src) {
+            checks.push(world.egress(&flow));
+        }
+        if local(t.dst) {
+            checks.push(world.ingress(&flow));
+        }
+        for v in checks {
+            if ctx.explain {
+                notes.push(format!("NetworkPolicy: {}", v.reason));
+            }
+            if !v.allowed {
+                let orig = self
+                    .cur
+                    .and_then(|c| c.info.entry)
+                    .map(|i| self.ct.entry(i).tuple(0))
+                    .unwrap_or(*t);
+                self.denied.push(DeniedFlow {
+                    at: ctx.now,
+                    orig,
+                    judged: *t,
+                    reason: v.reason.clone(),
+                });
+                return Verdict::Drop(format!("NetworkPolicy: {}", v.reason).into());
+            }
+        }
+        Verdict::Accept
     }
 
     /// The conntrack table.
@@ -317,6 +388,13 @@ impl Dataplane {
             CtState::Related => kube_proxy::CtState::Related,
             CtState::Invalid => kube_proxy::CtState::Invalid,
         };
+        if inf.info.state == CtState::New
+            && !matches!(ctx.hook, Hook::Prerouting | Hook::Postrouting)
+        {
+            if let v @ Verdict::Drop(_) = self.policy_check(ctx, &t, notes) {
+                return v;
+            }
+        }
         let d = self
             .proxy
             .filter(ctx.hook, &Self::packet_of(&t), state, inf.mark_masq);

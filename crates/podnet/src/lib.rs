@@ -15,6 +15,7 @@ pub mod netfilter;
 pub mod node;
 pub mod pcap;
 pub mod pod;
+pub mod policy;
 pub mod program;
 pub mod rng;
 pub mod route;

@@ -350,6 +350,17 @@ impl Pod {
         self.apps.iter().filter_map(|a| a.client())
     }
 
+    /// Reclassifies finished `timeout`s its clients' connections as `denied` (see
+    /// `Client::review_denied`).
+    pub(crate) fn review_denied(
+        &mut self,
+        denied: &dyn Fn(&crate::program::ConnRecord, u8) -> Option<alloc::string::String>,
+    ) {
+        for c in self.apps.iter_mut().filter_map(|a| a.client_mut()) {
+            c.review_denied(denied);
+        }
+    }
+
     /// Open sockets (listening, connected and lingering).
     pub fn socket_count(&self) -> usize {
         self.sockets.iter().count()

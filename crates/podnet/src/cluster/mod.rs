@@ -41,6 +41,7 @@ use crate::rng::{SimRng, Stream};
 use crate::route::{Dev, Route};
 use crate::trace::{IfaceId, Trace};
 
+mod netpol;
 mod service;
 mod spec;
 pub use service::{Service, NODE_PORTS};
@@ -97,6 +98,8 @@ struct PodSlot {
     instant: Instant,
     /// Client programs of this pod not finished yet.
     unfinished: u32,
+    /// Namespace, labels and named ports (for NetworkPolicy).
+    meta: netpol::Meta,
 }
 
 /// A simulated cluster.
@@ -119,6 +122,8 @@ pub struct Cluster {
     services: Vec<service::Service>,
     edge: Option<NodeId>,
     building_edge: bool,
+    /// NetworkPolicies and namespace labels.
+    netpol: netpol::State,
 }
 
 impl fmt::Debug for Cluster {
@@ -184,6 +189,7 @@ impl Cluster {
             services: Vec::new(),
             edge: None,
             building_edge: false,
+            netpol: netpol::State::default(),
         }
     }
 
@@ -433,9 +439,15 @@ impl Cluster {
             same_instant: 0,
             instant: self.now,
             unfinished: 0,
+            meta: netpol::Meta {
+                namespace: spec.namespace,
+                labels: spec.labels,
+                ports: spec.ports,
+            },
         }));
         self.names.insert(spec.name, ());
         self.ips.insert(ip, ());
+        self.resync_policies();
         self.service_pod(id);
         Ok(id)
     }
@@ -467,6 +479,7 @@ impl Cluster {
         if changed {
             self.resync_services();
         }
+        self.resync_policies();
         Ok(())
     }
 
@@ -825,6 +838,11 @@ impl Cluster {
         }
         slot.same_instant += 1;
         let frames = slot.pod.service(now);
+        if self.netpol.any_denied {
+            let nodes = &self.nodes;
+            slot.pod
+                .review_denied(&|r, proto| netpol::denied_reason(nodes, r, proto));
+        }
         let unfinished = slot.pod.clients().filter(|c| !c.done()).count() as u32;
         self.unfinished_clients = self.unfinished_clients + unfinished - slot.unfinished;
         slot.unfinished = unfinished;

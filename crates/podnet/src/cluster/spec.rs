@@ -116,6 +116,12 @@ pub struct PodSpec {
     pub ip: Option<Ipv4Address>,
     /// What it runs.
     pub programs: Vec<Program>,
+    /// Namespace (`default`).
+    pub namespace: String,
+    /// Labels.
+    pub labels: crate::policy::Labels,
+    /// Named container ports (for NetworkPolicy ports by name).
+    pub ports: Vec<crate::policy::NamedPort>,
 }
 
 impl PodSpec {
@@ -126,7 +132,32 @@ impl PodSpec {
             node,
             ip: None,
             programs: Vec::new(),
+            namespace: "default".to_string(),
+            labels: crate::policy::Labels::new(),
+            ports: Vec::new(),
         }
+    }
+
+    /// Sets the namespace.
+    pub fn namespace(mut self, ns: &str) -> Self {
+        self.namespace = ns.to_string();
+        self
+    }
+
+    /// Adds a label.
+    pub fn label(mut self, key: &str, value: &str) -> Self {
+        self.labels.insert(key.to_string(), value.to_string());
+        self
+    }
+
+    /// Adds a named container port.
+    pub fn named_port(mut self, name: &str, protocol: crate::policy::Proto, port: u16) -> Self {
+        self.ports.push(crate::policy::NamedPort {
+            name: name.to_string(),
+            protocol,
+            port,
+        });
+        self
     }
 
     /// Sets the address.

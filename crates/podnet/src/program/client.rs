@@ -182,6 +182,8 @@ pub enum Outcome {
     Reset,
     /// Not finished within the timeout.
     Timeout,
+    /// Timed out because a NetworkPolicy dropped its first packet.
+    Denied,
 }
 
 impl Outcome {
@@ -192,6 +194,7 @@ impl Outcome {
             Outcome::Refused => "refused",
             Outcome::Reset => "reset",
             Outcome::Timeout => "timeout",
+            Outcome::Denied => "denied",
         }
     }
 }
@@ -261,6 +264,8 @@ pub struct Client {
     active: Vec<Active>,
     records: Vec<ConnRecord>,
     lookup: Option<alloc::boxed::Box<Lookup>>,
+    /// Records already checked against the NetworkPolicy deny log.
+    reviewed: usize,
 }
 
 fn pattern(len: usize, id: u32) -> Vec<u8> {
@@ -280,7 +285,27 @@ impl Client {
             next_id: 0,
             active: Vec::new(),
             records: Vec::new(),
+            reviewed: 0,
         }
+    }
+
+    /// Turns the `timeout`s finished since the last call into `denied` when `denied` says a
+    /// NetworkPolicy dropped what the connection sent (given the record and the IP protocol
+    /// number); the reason goes to the record's `error`.
+    pub(crate) fn review_denied(&mut self, denied: &dyn Fn(&ConnRecord, u8) -> Option<String>) {
+        let proto = match self.spec.protocol {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+        };
+        for r in self.records[self.reviewed..].iter_mut() {
+            if r.outcome == Outcome::Timeout && r.local.port != 0 {
+                if let Some(why) = denied(r, proto) {
+                    r.outcome = Outcome::Denied;
+                    r.error = Some(alloc::format!("ETIMEDOUT: {why}"));
+                }
+            }
+        }
+        self.reviewed = self.records.len();
     }
 
     /// The configuration.
@@ -665,7 +690,7 @@ impl Client {
             Outcome::Ok => None,
             Outcome::Refused => Some(String::from("ECONNREFUSED: RST")),
             Outcome::Reset => Some(String::from("ECONNRESET")),
-            Outcome::Timeout => Some(String::from("ETIMEDOUT")),
+            Outcome::Timeout | Outcome::Denied => Some(String::from("ETIMEDOUT")),
         });
         self.records.push(rec);
         // A socket in TIME-WAIT stays until smoltcp closes it; the pod reaps it then.

@@ -158,6 +158,13 @@ impl App {
             _ => None,
         }
     }
+
+    pub fn client_mut(&mut self) -> Option<&mut client::Client> {
+        match self {
+            App::Client(c) => Some(c),
+            _ => None,
+        }
+    }
 }
 
 fn http_body(pod: &str) -> Vec<u8> {
