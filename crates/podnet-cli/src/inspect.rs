@@ -268,7 +268,37 @@ pub fn explain(
         .and_then(|p| p.clients().nth(before))
         .and_then(|c| c.records().first().cloned())
         .ok_or_else(|| Failure::input("the connection did not finish within --until"))?;
-    Ok(walk(l, &r, 6, &format!("explain {from} -> {to}"), true))
+    let mut out = walk(l, &r, 6, &format!("explain {from} -> {to}"), true);
+    // NetworkPolicy is judged after DNAT: against the backend and its port.
+    let (dst, dport) = tuples_of(l, &r, 6)
+        .into_iter()
+        .find(|t| {
+            t.src == v4(r.local.addr)
+                && t.sport == r.local.port
+                && (t.dst, t.dport) != (v4(r.remote.addr), r.remote.port)
+        })
+        .map_or((v4(r.remote.addr), r.remote.port), |t| (t.dst, t.dport));
+    let v = l.cluster.policy_verdict(&podnet::policy::Flow {
+        src: v4(r.local.addr),
+        dst,
+        proto: 6,
+        dport,
+    });
+    let _ = writeln!(
+        out,
+        "\nNetworkPolicy (judged after DNAT, against {dst}:{dport}): {}",
+        if v.allowed { "allowed" } else { "DENIED" }
+    );
+    for (dir, d) in [("egress of", &v.egress), ("ingress of", &v.ingress)] {
+        let who = d.pod.clone().unwrap_or_else(|| String::from("(not a pod)"));
+        let sel = if d.selecting.is_empty() {
+            String::from("no policy selects it")
+        } else {
+            format!("selected by {}", d.selecting.join(", "))
+        };
+        let _ = writeln!(out, "  {dir} {who}: {sel}; {}", d.reason);
+    }
+    Ok(out)
 }
 
 fn frame_tuple_ip(ip: &[u8]) -> Option<Tuple> {

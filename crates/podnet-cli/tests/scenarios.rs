@@ -289,3 +289,38 @@ fn explain_shows_routes_rules_and_nat() {
     );
     assert!(out.contains("dst 10.96.0.10:80 -> 10.244.1.20:80"), "{out}");
 }
+
+#[test]
+fn network_policy_denies_and_explain_says_why() {
+    let r = report("examples/network-policy.yaml");
+    assert!(connections(&r, "frontend")
+        .iter()
+        .all(|c| c["outcome"] == "ok"));
+    let denied = &connections(&r, "intruder")[0];
+    assert_eq!(denied["outcome"], "denied");
+    assert!(
+        denied["error"]
+            .as_str()
+            .unwrap()
+            .contains("no policy allows it"),
+        "{denied}"
+    );
+    let (code, out, err) = podnet(&[
+        "explain",
+        "examples/network-policy.yaml",
+        "--from",
+        "intruder",
+        "--to",
+        "web:80",
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("NetworkPolicy (judged after DNAT, against 10.244.1.2:80): DENIED"),
+        "{out}"
+    );
+    assert!(
+        out.contains("selected by default/default-deny, default/allow-frontend"),
+        "{out}"
+    );
+}
