@@ -181,6 +181,9 @@ pub struct Conntrack {
     /// expired; after a longer quiet spell every entry has certainly expired, and the table is
     /// emptied instead (Linux's GC worker would have done it meanwhile).
     last: Instant,
+    /// When every entry was last checked for expiry (a daily sweep keeps the wrapping clock
+    /// valid for entries nobody looks at).
+    last_sweep: Instant,
 }
 
 /// The longest timeout a configuration may set (the wrapping clock's reach, with margin).
@@ -281,6 +284,7 @@ impl Conntrack {
             config,
             stats: CtStats::default(),
             last: Instant::ZERO,
+            last_sweep: Instant::ZERO,
         }
     }
 
@@ -292,10 +296,35 @@ impl Conntrack {
     /// Called before any use at `now`.
     fn touch(&mut self, now: Instant) {
         if self.stale(now) {
-            self.table.clear();
+            // Every confirmed entry has expired; unconfirmed ones belong to packets in flight.
+            let confirmed: alloc::vec::Vec<u32> = self
+                .table
+                .used()
+                .filter(|i| self.table.get(*i).has(bits::CONFIRMED))
+                .collect();
+            for i in confirmed {
+                self.table.free(i);
+            }
+            self.last_sweep = now;
         }
         if now > self.last {
             self.last = now;
+        }
+        if now - self.last_sweep >= smoltcp::time::Duration::from_secs(86_400) {
+            self.last_sweep = now;
+            self.sweep(now);
+        }
+    }
+
+    /// Frees every expired entry.
+    fn sweep(&mut self, now: Instant) {
+        let dead: alloc::vec::Vec<u32> = self
+            .table
+            .used()
+            .filter(|i| self.is_expired(*i, now))
+            .collect();
+        for i in dead {
+            self.table.free(i);
         }
     }
 
@@ -360,14 +389,7 @@ impl Conntrack {
     /// Removes every expired entry (Linux's GC worker).
     pub fn expire(&mut self, now: Instant) {
         self.touch(now);
-        let dead: alloc::vec::Vec<u32> = self
-            .table
-            .used()
-            .filter(|i| self.is_expired(*i, now))
-            .collect();
-        for i in dead {
-            self.table.free(i);
-        }
+        self.sweep(now);
     }
 
     fn find(&mut self, now: Instant, t: &Tuple) -> Option<(u32, Dir)> {
@@ -678,6 +700,10 @@ impl Conntrack {
         }
         self.table.link(idx);
         self.stats.insert += 1;
+        // Like `__nf_conntrack_confirm` adding jiffies to the timeout: the entry's timeout
+        // runs from its confirmation (the table's latest use).
+        let secs = self.timeout_of(self.table.get(idx));
+        self.refresh(self.last, idx, secs);
         Ok(())
     }
 
