@@ -1,6 +1,9 @@
 //! Wireshark must find nothing wrong in podnet's pcaps: run `podnet demo` with loss (so the
 //! captures hold retransmissions too), write every interface's pcap, and ask tshark for
-//! malformed frames, bad IPv4/TCP/UDP/ICMP checksums or expert errors in each.
+//! malformed frames, bad IPv4/TCP/UDP/ICMP checksums or expert errors in each. UDP 8472
+//! (flannel's VXLAN port; Wireshark only knows the IANA 4789) is decoded as VXLAN, so the inner
+//! frames of `cni: vxlan` are checked too, and the VXLAN example's node-a uplink must hold the
+//! inner TCP handshake.
 
 use std::process::Command;
 
@@ -82,10 +85,12 @@ pub fn tshark_validates_pcaps() -> Result {
         return Err("podnet demo wrote no pcap".into());
     }
     let mut frames = 0;
+    let mut vxlan_checked = false;
     for file in &files {
         let tshark = |filter: Option<&str>| -> Result<usize> {
             let mut cmd = Command::new("tshark");
             cmd.arg("-r").arg(file);
+            cmd.args(["-d", "udp.port==8472,vxlan"]);
             for pref in [
                 "ip.check_checksum:TRUE",
                 "tcp.check_checksum:TRUE",
@@ -124,6 +129,21 @@ pub fn tshark_validates_pcaps() -> Result {
             ));
         }
         frames += total;
+        if file.ends_with("example-vxlan/node-a_eth0.pcap") {
+            let syn = tshark(Some("vxlan && tcp.flags.syn == 1 && tcp.flags.ack == 0"))?;
+            let syn_ack = tshark(Some("vxlan && tcp.flags.syn == 1 && tcp.flags.ack == 1"))?;
+            println!("  {name:<28} inner SYN {syn}, SYN-ACK {syn_ack} inside VXLAN");
+            if syn == 0 || syn_ack == 0 {
+                return Err(format!(
+                    "{}: tshark finds no TCP handshake inside VXLAN",
+                    file.display()
+                ));
+            }
+            vxlan_checked = true;
+        }
+    }
+    if scenarios.iter().any(|p| p.ends_with("vxlan.yaml")) && !vxlan_checked {
+        return Err("examples/vxlan.yaml wrote no node-a_eth0.pcap".into());
     }
     if frames == 0 {
         return Err("the pcaps hold no frame at all".into());

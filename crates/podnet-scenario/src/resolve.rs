@@ -162,15 +162,10 @@ fn cluster_config(o: &Object, s: &ClusterSpec) -> Result<ClusterConfig, Error> {
         }
     }
     if let Some(cni) = &s.cni {
-        match cni.value.as_str() {
-            "bridge" => {}
-            "vxlan" | "native" => {
-                return Err(at_err(
-                    o,
-                    cni.pos,
-                    format!("cni {} is not supported yet (only bridge)", cni.value),
-                ))
-            }
+        c.cni = match cni.value.as_str() {
+            "bridge" => podnet::Cni::Bridge,
+            "vxlan" => podnet::Cni::Vxlan,
+            "native" => podnet::Cni::Native,
             other => {
                 return Err(at_err(
                     o,

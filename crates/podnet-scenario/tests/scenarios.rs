@@ -193,3 +193,37 @@ fn json_loads_too_and_podnet_typos_warn() {
         "{w:?}"
     );
 }
+
+const VXLAN: &str = include_str!("fixtures/vxlan.yaml");
+
+#[test]
+fn cni_vxlan_builds_flannel_vxlan_and_the_seed_still_runs_to_ok() {
+    let loaded = load_str("vxlan.yaml", VXLAN).unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let (mut cluster, index) = build(&loaded.scenario).unwrap();
+    assert_eq!(cluster.config().cni, podnet::Cni::Vxlan);
+    let node_a = index.node("node-a").unwrap();
+    assert!(cluster.node(node_a).unwrap().has_vxlan());
+    let routes: Vec<String> = cluster
+        .node(node_a)
+        .unwrap()
+        .routes()
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    assert!(
+        routes.contains(&"10.244.1.0/24 via 10.244.1.0 dev flannel.1 onlink".to_string()),
+        "{routes:?}"
+    );
+    assert!(cluster.run_until_done(Duration::from_secs(10)));
+    let records = index.records(&cluster, 0);
+    assert_eq!(records.len(), 10);
+    for r in &records {
+        assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
+    }
+    // `cni: native` is accepted too (routed like host-gw).
+    let native = SEED.replace("cni: bridge", "cni: native");
+    let loaded = load_str("native.yaml", &native).unwrap();
+    let (cluster, _) = build(&loaded.scenario).unwrap();
+    assert_eq!(cluster.config().cni, podnet::Cni::Native);
+}

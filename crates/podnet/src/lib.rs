@@ -23,7 +23,7 @@ pub mod tcpdump;
 pub mod trace;
 
 pub use cluster::{
-    Cluster, ClusterConfig, Error, NodeId, NodeSpec, PodId, PodSpec, Proxy, Service,
+    Cluster, ClusterConfig, Cni, Error, NodeId, NodeSpec, PodId, PodSpec, Proxy, Service,
     ServicePortSpec, ServiceSpec,
 };
 pub use link::LinkConfig;

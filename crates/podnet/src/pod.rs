@@ -22,14 +22,34 @@ use crate::link::Frame;
 use crate::program::{client::Client, App, PodEnv, Program};
 use crate::rng::SimRng;
 
-/// Ethernet MTU of a pod's `eth0` (IP MTU 1500).
+/// IP MTU of a pod's `eth0` with the default (`host-gw`) CNI; VXLAN lowers it to
+/// [`crate::node::vxlan::POD_MTU`].
 pub const POD_MTU: usize = 1500;
 
 /// The pod's network device: frames in, frames out.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PodDevice {
     rx: VecDeque<Frame>,
     tx: Vec<Frame>,
+    /// IP MTU.
+    mtu: usize,
+}
+
+impl Default for PodDevice {
+    fn default() -> Self {
+        PodDevice::with_mtu(POD_MTU)
+    }
+}
+
+impl PodDevice {
+    /// A device with this IP MTU (its Ethernet MTU is 14 bytes more).
+    pub fn with_mtu(mtu: usize) -> Self {
+        PodDevice {
+            rx: VecDeque::new(),
+            tx: Vec::new(),
+            mtu,
+        }
+    }
 }
 
 /// Receive token: owns one arriving frame.
@@ -69,7 +89,7 @@ impl Device for PodDevice {
     fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = POD_MTU + 14;
+        caps.max_transmission_unit = self.mtu + 14;
         caps
     }
 }
@@ -204,9 +224,10 @@ impl Pod {
         programs: &[Program],
         mut rng: SimRng,
         tcp_buffer: usize,
+        mtu: usize,
         now: Instant,
     ) -> Self {
-        let mut device = PodDevice::default();
+        let mut device = PodDevice::with_mtu(mtu);
         let mut config = Config::new(HardwareAddress::Ethernet(addrs.mac));
         config.random_seed = rng.next_u64();
         let mut iface = Interface::new(config, &mut device, now);

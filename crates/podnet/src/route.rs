@@ -17,6 +17,9 @@ pub enum Dev {
     Cni0,
     /// The uplink to the underlay network.
     Eth0,
+    /// flannel's VXLAN device (`cni: vxlan`): frames routed out of it are encapsulated in
+    /// UDP and sent on `eth0`.
+    Flannel,
 }
 
 impl Dev {
@@ -25,6 +28,7 @@ impl Dev {
         match self {
             Dev::Cni0 => "cni0",
             Dev::Eth0 => "eth0",
+            Dev::Flannel => "flannel.1",
         }
     }
 }
@@ -61,6 +65,10 @@ impl fmt::Display for Route {
             write!(f, " via {via}")?;
         }
         write!(f, " dev {}", self.dev.name())?;
+        if self.dev == Dev::Flannel && self.via.is_some() {
+            // flannel's routes name the remote VTEP address, on no subnet of flannel.1.
+            write!(f, " onlink")?;
+        }
         if let Some(src) = self.src {
             write!(f, " proto kernel scope link src {src}")?;
         }

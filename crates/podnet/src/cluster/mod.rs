@@ -47,7 +47,7 @@ mod run;
 mod service;
 mod spec;
 pub use service::{Service, NODE_PORTS};
-pub use spec::{ClusterConfig, Error, NodeSpec, PodSpec, Proxy, ServicePortSpec, ServiceSpec};
+pub use spec::{ClusterConfig, Cni, Error, NodeSpec, PodSpec, Proxy, ServicePortSpec, ServiceSpec};
 
 /// A node's index in its cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -149,6 +149,13 @@ fn pod_mac(ip: Ipv4Address) -> EthernetAddress {
 fn node_mac(ip: Ipv4Address) -> EthernetAddress {
     let o = ip.octets();
     EthernetAddress([0x52, 0x54, 0x00, o[1], o[2], o[3]])
+}
+
+/// `flannel.1`'s MAC (the kernel gives it a random one; here it derives from the VTEP address,
+/// locally administered).
+fn vtep_mac(vtep: Ipv4Address) -> EthernetAddress {
+    let o = vtep.octets();
+    EthernetAddress([0x0e, 0xf1, o[0], o[1], o[2], o[3]])
 }
 
 fn contains(cidr: Ipv4Cidr, ip: Ipv4Address) -> bool {
@@ -286,16 +293,26 @@ impl Cluster {
             eth0_mac: node_mac(spec.ip),
             pod_cidr,
             cni0_mac: pod_mac(Ipv4Address::from(u32::from(pod_cidr.address()) + 1)),
+            flannel_mac: vtep_mac(pod_cidr.network().address()),
         };
+        let vxlan = self.config.cni == Cni::Vxlan && !self.building_edge;
         let cni0 = self.trace.register(alloc::format!("{}/cni0", spec.name));
         let eth0 = self.trace.register(alloc::format!("{}/eth0", spec.name));
+        let flannel = vxlan.then(|| {
+            self.trace
+                .register(alloc::format!("{}/flannel.1", spec.name))
+        });
         let swport = self
             .trace
             .register(alloc::format!("underlay/{}", spec.name));
         let mut node = Node::new(
             spec.name.clone(),
             addrs,
-            NodeIfaces { cni0, eth0 },
+            NodeIfaces {
+                cni0,
+                eth0,
+                flannel,
+            },
             self.config.route_capacity,
         )
         .map_err(|_| Error::RouteTableFull(spec.name.clone()))?;
@@ -304,6 +321,16 @@ impl Cluster {
         let edge = self.building_edge;
         for other in self.nodes.iter_mut().filter(|o| !o.edge && !edge) {
             let o = *other.node.addrs();
+            if vxlan {
+                // flannel vxlan: onlink routes via the peer's VTEP, its ARP and FDB entries.
+                node.add_vxlan_peer(o.pod_cidr, o.flannel_mac, o.eth0.address())
+                    .map_err(|_| Error::RouteTableFull(spec.name.clone()))?;
+                other
+                    .node
+                    .add_vxlan_peer(pod_cidr, addrs.flannel_mac, spec.ip)
+                    .map_err(|_| Error::RouteTableFull(other.node.name().to_string()))?;
+                continue;
+            }
             node.add_route(Route {
                 dst: o.pod_cidr,
                 via: Some(o.eth0.address()),
@@ -431,6 +458,10 @@ impl Cluster {
             &spec.programs,
             rng,
             self.config.tcp_buffer,
+            match self.config.cni {
+                Cni::Vxlan => crate::node::vxlan::POD_MTU,
+                Cni::Bridge | Cni::Native => crate::pod::POD_MTU,
+            },
             self.now,
         );
         self.pods.push(Some(PodSlot {

@@ -42,6 +42,24 @@ pub struct ClusterConfig {
     /// The subnet of hosts outside the cluster, behind the edge router (the underlay's
     /// default gateway, at its last host address).
     pub external_cidr: Ipv4Cidr,
+    /// How pod traffic crosses between nodes.
+    pub cni: Cni,
+}
+
+/// The pod network between nodes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Cni {
+    /// flannel's `host-gw`: each node routes every other node's pod CIDR via that node's IP on
+    /// the shared L2 underlay; pods on `cni0`, MTU 1500.
+    #[default]
+    Bridge,
+    /// flannel's `vxlan` backend: pod traffic between nodes is encapsulated by `flannel.1`
+    /// (VNI 1, UDP 8472); pod MTU 1450 (see [`crate::node::vxlan`]).
+    Vxlan,
+    /// Pod CIDRs routed natively, without encapsulation. On the single L2 underlay this
+    /// simulator has, that is exactly what [`Cni::Bridge`] does (direct routes to each node
+    /// IP, `cni0` unchanged), and it is implemented as that.
+    Native,
 }
 
 /// The Service proxy on the nodes.
@@ -70,6 +88,7 @@ impl Default for ClusterConfig {
             random_fully: true,
             masquerade_all: false,
             external_cidr: Ipv4Cidr::new(Ipv4Address::new(203, 0, 113, 0), 24),
+            cni: Cni::Bridge,
         }
     }
 }

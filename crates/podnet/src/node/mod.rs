@@ -8,6 +8,7 @@
 mod hooks;
 mod neigh;
 pub mod reply;
+pub mod vxlan;
 
 use alloc::borrow::Cow;
 use alloc::boxed::Box;
@@ -60,6 +61,8 @@ pub struct NodeIfaces {
     pub cni0: IfaceId,
     /// `eth0`, the uplink.
     pub eth0: IfaceId,
+    /// `flannel.1`, the VXLAN device (`cni: vxlan` only).
+    pub flannel: Option<IfaceId>,
 }
 
 /// A node's addresses.
@@ -73,6 +76,8 @@ pub struct NodeAddrs {
     pub pod_cidr: Ipv4Cidr,
     /// `cni0`'s MAC.
     pub cni0_mac: EthernetAddress,
+    /// `flannel.1`'s MAC (used only when the node has a VXLAN device).
+    pub flannel_mac: EthernetAddress,
 }
 
 impl NodeAddrs {
@@ -81,11 +86,17 @@ impl NodeAddrs {
         Ipv4Address::from(u32::from(self.pod_cidr.network().address()) + 1)
     }
 
+    /// The address flannel gives `flannel.1`: the network address of the pod CIDR (as a /32).
+    pub fn vtep(&self) -> Ipv4Address {
+        self.pod_cidr.network().address()
+    }
+
     /// The address the node holds on `dev`.
     pub fn addr(&self, dev: Dev) -> Ipv4Address {
         match dev {
             Dev::Cni0 => self.gateway(),
             Dev::Eth0 => self.eth0.address(),
+            Dev::Flannel => self.vtep(),
         }
     }
 
@@ -94,6 +105,7 @@ impl NodeAddrs {
         match dev {
             Dev::Cni0 => self.cni0_mac,
             Dev::Eth0 => self.eth0_mac,
+            Dev::Flannel => self.flannel_mac,
         }
     }
 
@@ -114,6 +126,9 @@ pub struct Node {
     hooks: Vec<Box<dyn NetfilterHook>>,
     ip_ident: u16,
     stats: NodeStats,
+    /// `flannel.1`'s forwarding database (remote VTEP MAC -> remote node IP); `None` without a
+    /// VXLAN device.
+    fdb: Option<BTreeMap<EthernetAddress, Ipv4Address>>,
 }
 
 impl fmt::Debug for Node {
@@ -165,6 +180,7 @@ impl Node {
             hooks: Vec::new(),
             ip_ident: 0,
             stats: NodeStats::default(),
+            fdb: ifaces.flannel.map(|_| BTreeMap::new()),
         })
     }
 
@@ -268,6 +284,7 @@ impl Node {
         match dev {
             Dev::Cni0 => self.ifaces.cni0,
             Dev::Eth0 => self.ifaces.eth0,
+            Dev::Flannel => self.ifaces.flannel.unwrap_or(self.ifaces.eth0),
         }
     }
 
@@ -533,7 +550,7 @@ impl Node {
             return;
         }
         let dst = Ipv4Packet::new_unchecked(&frame[ETH_HDR..]).dst_addr();
-        if self.addrs.is_local(dst) {
+        if self.is_local(dst) {
             if self.run_hooks(now, Hook::Input, Some(dev), None, &mut frame, out, trace) {
                 self.local_deliver(now, frame, out, trace);
             }
@@ -688,6 +705,9 @@ impl Node {
         let answer = match ip.next_header() {
             IpProtocol::Icmp => reply::echo_reply(&frame[ETH_HDR..], ident),
             IpProtocol::Tcp => reply::tcp_reset(&frame[ETH_HDR..], ident),
+            IpProtocol::Udp if self.is_vxlan(&frame[ETH_HDR..]) => {
+                return self.vxlan_rx(now, &frame, out, trace);
+            }
             IpProtocol::Udp => {
                 return self.icmp_error(
                     now,
@@ -741,6 +761,7 @@ impl Node {
     ) {
         match dev {
             Dev::Eth0 => out.push((Egress::Uplink, frame)),
+            Dev::Flannel => self.vxlan_xmit(now, frame, out, trace),
             Dev::Cni0 => {
                 trace.sent(now, self.ifaces.cni0, &frame);
                 let eth = EthernetFrame::new_unchecked(&frame[..]);

@@ -7,12 +7,13 @@
 //!
 //! Decoded like tcpdump's non-verbose printers: IPv4 (TTL, id and options are not shown and
 //! checksums are not checked), TCP (flags, relative or absolute sequence numbers, window,
-//! options), UDP, VXLAN on port 4789, ICMP (rare types are only named) and ARP. Not decoded:
+//! options), UDP, VXLAN on port 4789, OTV on port 8472 (which is how tcpdump shows flannel's
+//! VXLAN: `OTV, flags [I] (0x08), overlay 0, instance 1`, the VNI read as OTV's instance), ICMP (rare types are only named) and ARP. Not decoded:
 //! application payloads (tcpdump adds e.g. `: HTTP: GET / HTTP/1.1` on port 80 or a DNS summary
 //! on port 53), and other EtherTypes, which print the way tcpdump without `-e` prints a type it
 //! cannot decode, minus its hex dump: `<src mac> > <dst mac>, ethertype IPv6 (0x86dd), length 62`.
 //!
-//! A VXLAN packet gives the outer line, `\n`, then the inner frame's line without timestamp: the
+//! A VXLAN (or OTV) packet gives the outer line, `\n`, then the inner frame's line without timestamp: the
 //! two lines tcpdump prints. Every other frame gives a single line without newline.
 //!
 //! Input is untrusted and no input panics. Headers are read through smoltcp's `new_checked`
@@ -46,6 +47,8 @@ macro_rules! put {
 }
 
 const VXLAN_PORT: u16 = 4789;
+/// tcpdump's `OTV_PORT`, also flannel's VXLAN port; tcpdump tests it before `VXLAN_PORT`.
+const OTV_PORT: u16 = 8472;
 /// Frames nested deeper than this inside VXLAN are not decoded.
 const MAX_ENCAP_DEPTH: u8 = 4;
 
@@ -265,10 +268,38 @@ impl Formatter {
         };
         let (sport, dport) = (udp.src_port(), udp.dst_port());
         put!(out, "{src}.{sport} > {dst}.{dport}: ");
-        if sport == VXLAN_PORT || dport == VXLAN_PORT {
+        if sport == OTV_PORT || dport == OTV_PORT {
+            self.otv(out, udp.payload(), depth);
+        } else if sport == VXLAN_PORT || dport == VXLAN_PORT {
             self.vxlan(out, udp.payload(), depth);
         } else {
             put!(out, "UDP, length {}", udp.payload().len());
+        }
+    }
+
+    /// tcpdump's `otv_print`: flags, a 24-bit overlay ID, a 24-bit instance ID, a reserved
+    /// byte, then the inner frame on the next line.
+    fn otv(&mut self, out: &mut String, payload: &[u8], depth: u8) {
+        out.push_str("OTV, ");
+        let (Some(&flags), Some(overlay), Some(instance), Some(inner)) = (
+            payload.first(),
+            payload.get(1..4),
+            payload.get(4..7),
+            payload.get(8..),
+        ) else {
+            return put!(out, "[length {} < 8] (invalid)", payload.len());
+        };
+        let be24 = |b: &[u8]| u32::from_be_bytes([0, b[0], b[1], b[2]]);
+        let i = if flags & 0x08 != 0 { "I" } else { "." };
+        put!(
+            out,
+            "flags [{i}] (0x{flags:02x}), overlay {}, instance {}",
+            be24(overlay),
+            be24(instance)
+        );
+        if depth < MAX_ENCAP_DEPTH {
+            out.push('\n');
+            self.ether(out, inner, depth + 1);
         }
     }
 

@@ -409,3 +409,21 @@ fn never_panics_on_truncations_mutations_or_garbage() {
     }
     assert!(!format!("{f:?}").is_empty());
 }
+
+#[test]
+fn flannel_vxlan_on_8472_prints_as_tcpdump_s_otv() {
+    let payload = [&[0x08, 0, 0, 0, 0, 0, 1, 0][..], &echo_request()].concat();
+    let nodes = (
+        Ipv4Address::new(192, 168, 1, 100),
+        Ipv4Address::new(192, 168, 1, 101),
+    );
+    let frames = [
+        udp(nodes, (40000, 8472), &payload),
+        udp(nodes, (40000, 8472), &[0x08, 0, 0]),
+    ];
+    let want = "\
+IP 192.168.1.100.40000 > 192.168.1.101.8472: OTV, flags [I] (0x08), overlay 0, instance 1
+IP 10.244.0.5 > 10.244.1.20: ICMP echo request, id 1, seq 2, length 64
+IP 192.168.1.100.40000 > 192.168.1.101.8472: OTV, [length 3 < 8] (invalid)";
+    assert_eq!(render(&mut Formatter::new(), &frames), want);
+}
