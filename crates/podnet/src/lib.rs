@@ -13,6 +13,7 @@ pub mod link;
 pub mod nat;
 pub mod netfilter;
 pub mod node;
+pub mod packet;
 pub mod pcap;
 pub mod pod;
 pub mod policy;
