@@ -366,6 +366,11 @@ impl Pod {
         }
     }
 
+    /// Every finished connection of every client program of the pod.
+    pub fn connections(&self) -> impl Iterator<Item = &crate::program::ConnRecord> {
+        self.clients().flat_map(|c| c.records())
+    }
+
     /// The pod's client programs.
     pub fn clients(&self) -> impl Iterator<Item = &Client> {
         self.apps.iter().filter_map(|a| a.client())

@@ -169,6 +169,19 @@ impl Trace {
             .map(|(i, n)| (IfaceId(i as u32), n.as_str()))
     }
 
+    /// The frames received on the interface named `iface` (`node-a/eth0`), with their time.
+    pub fn received_on<'a>(
+        &'a self,
+        iface: &'a str,
+    ) -> impl Iterator<Item = (Instant, &'a [u8])> + 'a {
+        self.events.iter().filter_map(move |e| match &e.kind {
+            EventKind::Received { iface: i, frame } if self.name(*i) == iface => {
+                Some((e.time, frame.bytes.as_slice()))
+            }
+            _ => None,
+        })
+    }
+
     /// The recorded events, in order.
     pub fn events(&self) -> &[Event] {
         &self.events

@@ -4,7 +4,6 @@
 use podnet::kube_proxy::L4;
 use podnet::program::dns::{self, Message};
 use podnet::program::Resolve;
-use podnet::trace::EventKind;
 use podnet::{
     ClientSpec, Cluster, ClusterConfig, Duration, NodeId, Outcome, PodId, PodSpec, Program,
     ServicePortSpec, ServiceSpec,
@@ -88,38 +87,27 @@ fn resolving(name: &str) -> ClientSpec {
 }
 
 fn records(c: &Cluster, pod: PodId) -> Vec<podnet::ConnRecord> {
-    c.pod(pod)
-        .unwrap()
-        .clients()
-        .flat_map(|cl| cl.records().to_vec())
-        .collect()
+    c.pod(pod).unwrap().connections().cloned().collect()
 }
 
 /// Every UDP datagram received on `iface`: (src, sport, dst, dport, payload).
 fn udp_seen(c: &Cluster, iface: &str) -> Vec<(Ipv4Address, u16, Ipv4Address, u16, Vec<u8>)> {
     c.trace()
-        .events()
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::Received { iface: i, frame } if c.trace().name(*i) == iface => {
-                let eth = EthernetFrame::new_checked(&frame.bytes[..]).ok()?;
-                if eth.ethertype() != EthernetProtocol::Ipv4 {
-                    return None;
-                }
-                let ip = Ipv4Packet::new_checked(&frame.bytes[14..]).ok()?;
-                if ip.next_header() != IpProtocol::Udp {
-                    return None;
-                }
-                let u = UdpPacket::new_checked(ip.payload()).ok()?;
-                Some((
-                    ip.src_addr(),
-                    u.src_port(),
-                    ip.dst_addr(),
-                    u.dst_port(),
-                    u.payload().to_vec(),
-                ))
+        .received_on(iface)
+        .filter_map(|(_, frame)| {
+            let eth = EthernetFrame::new_checked(frame).ok()?;
+            let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+            if eth.ethertype() != EthernetProtocol::Ipv4 || ip.next_header() != IpProtocol::Udp {
+                return None;
             }
-            _ => None,
+            let u = UdpPacket::new_checked(ip.payload()).ok()?;
+            Some((
+                ip.src_addr(),
+                u.src_port(),
+                ip.dst_addr(),
+                u.dst_port(),
+                u.payload().to_vec(),
+            ))
         })
         .collect()
 }

@@ -25,11 +25,7 @@ fn cluster(seed: u64, trace: TraceConfig) -> (Cluster, NodeId, NodeId) {
 }
 
 fn records(c: &Cluster, pod: PodId) -> Vec<podnet::ConnRecord> {
-    c.pod(pod)
-        .unwrap()
-        .clients()
-        .flat_map(|cl| cl.records().to_vec())
-        .collect()
+    c.pod(pod).unwrap().connections().cloned().collect()
 }
 
 fn ok_count(c: &Cluster, pod: PodId) -> usize {

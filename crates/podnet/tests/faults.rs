@@ -37,11 +37,7 @@ fn client(c: &mut Cluster, name: &str, node: NodeId, spec: ClientSpec) -> PodId 
 }
 
 fn records(c: &Cluster, pod: PodId) -> Vec<podnet::ConnRecord> {
-    c.pod(pod)
-        .unwrap()
-        .clients()
-        .flat_map(|cl| cl.records().to_vec())
-        .collect()
+    c.pod(pod).unwrap().connections().cloned().collect()
 }
 
 /// Drops recorded with `reason`, by interface name.

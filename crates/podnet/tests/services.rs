@@ -25,38 +25,27 @@ fn cluster(config: ClusterConfig) -> (Cluster, NodeId, NodeId) {
 }
 
 fn records(c: &Cluster, pod: PodId) -> Vec<podnet::ConnRecord> {
-    c.pod(pod)
-        .unwrap()
-        .clients()
-        .flat_map(|cl| cl.records().to_vec())
-        .collect()
+    c.pod(pod).unwrap().connections().cloned().collect()
 }
 
 /// (src, sport, dst, dport, SYN?) of every TCP segment received on `iface`.
 fn tcp_seen(c: &Cluster, iface: &str) -> Vec<(Ipv4Address, u16, Ipv4Address, u16, bool)> {
     c.trace()
-        .events()
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::Received { iface: i, frame } if c.trace().name(*i) == iface => {
-                let eth = EthernetFrame::new_checked(&frame.bytes[..]).ok()?;
-                if eth.ethertype() != EthernetProtocol::Ipv4 {
-                    return None;
-                }
-                let ip = Ipv4Packet::new_checked(&frame.bytes[14..]).ok()?;
-                if ip.next_header() != IpProtocol::Tcp {
-                    return None;
-                }
-                let t = TcpPacket::new_checked(ip.payload()).ok()?;
-                Some((
-                    ip.src_addr(),
-                    t.src_port(),
-                    ip.dst_addr(),
-                    t.dst_port(),
-                    t.syn(),
-                ))
+        .received_on(iface)
+        .filter_map(|(_, frame)| {
+            let eth = EthernetFrame::new_checked(frame).ok()?;
+            let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+            if eth.ethertype() != EthernetProtocol::Ipv4 || ip.next_header() != IpProtocol::Tcp {
+                return None;
             }
-            _ => None,
+            let t = TcpPacket::new_checked(ip.payload()).ok()?;
+            Some((
+                ip.src_addr(),
+                t.src_port(),
+                ip.dst_addr(),
+                t.dst_port(),
+                t.syn(),
+            ))
         })
         .collect()
 }
