@@ -1,0 +1,311 @@
+// End-to-end tests of the playground: the built page (web/dist) served locally, driven in
+// Debian's headless Chromium through playwright-core. Run by `cargo xtask e2e`
+// (or `npm run e2e` in web/ after `cargo xtask playground --no-serve`).
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, readFileSync, existsSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+import { serve } from "../serve.mjs";
+
+const here = fileURLToPath(new URL(".", import.meta.url));
+const webDir = resolve(here, "..");
+const dist = join(webDir, "dist");
+const artifacts = process.env.PODNET_E2E_ARTIFACTS ?? resolve(webDir, "..", "target", "e2e-artifacts");
+const executablePath = process.env.PODNET_CHROMIUM ?? "/usr/bin/chromium";
+const ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+let browser;
+let server;
+let url;
+
+before(async () => {
+  assert.ok(existsSync(join(dist, "index.html")), `${dist} is not built: run cargo xtask playground --no-serve`);
+  mkdirSync(artifacts, { recursive: true });
+  ({ server, url } = await serve({ dir: dist, port: 0 }));
+  browser = await chromium.launch({ executablePath, args: ARGS });
+});
+
+after(async () => {
+  await browser?.close();
+  await new Promise((ok) => (server ? server.close(ok) : ok()));
+});
+
+/** A fresh page with the playground loaded; page errors fail the test at the end. */
+async function open(query = "") {
+  const context = await browser.newContext({ viewport: { width: 1680, height: 1150 }, acceptDownloads: true });
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(`pageerror: ${e.message}`));
+  page.on("console", (m) => {
+    if (m.type() === "error") errors.push(`console: ${m.text()}`);
+  });
+  await page.goto(url + query);
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 30_000 });
+  return {
+    page,
+    errors,
+    async close() {
+      await context.close();
+      assert.deepEqual(errors, [], "no errors in the page");
+    },
+  };
+}
+
+const shot = (page, name) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
+const text = (page, testid) => page.locator(`[data-testid="${testid}"]`).first().innerText();
+
+/** What the page shows for the displayed moment. */
+async function state(page) {
+  return {
+    time: await page.locator('[data-testid="time"]').getAttribute("data-us"),
+    events: await text(page, "event-count"),
+    conntrack: await page.locator('[data-testid="ct-row"]').allInnerTexts(),
+    ctStats: await text(page, "ct-stats"),
+  };
+}
+
+async function waitForEnd(page) {
+  await page.waitForFunction(() => !document.querySelector('[data-testid="end-time"]')?.textContent?.startsWith("≥"), null, {
+    timeout: 60_000,
+  });
+}
+
+async function seekTo(page, us) {
+  await page.$eval(
+    '[data-testid="scrub"]',
+    (el, v) => {
+      el.value = String(v);
+      el.dispatchEvent(new Event("input", { bubbles: true }));
+    },
+    us,
+  );
+  await page.waitForFunction((v) => document.querySelector('[data-testid="time"]')?.getAttribute("data-us") === String(v), us);
+}
+
+describe("playground", () => {
+  test("seed lesson: the SYN's destination 10.96.0.10:80 is rewritten to 10.244.1.20:80, with its conntrack row", async () => {
+    const { page, close } = await open();
+    await page.selectOption('[data-testid="lesson-select"]', "dnat");
+    await page.waitForFunction(() => document.body.dataset.lessonStep === "dnat:0");
+    // Step 1: Pod A's SYN to the ClusterIP.
+    assert.match(await text(page, "selected-packet"), /10\.244\.0\.5:\d+ → 10\.96\.0\.10:80/);
+    await shot(page, "lesson-dnat-1-syn");
+    // Step 2: node-a's PREROUTING DNAT.
+    await page.click('[data-testid="lesson-next"]');
+    await page.waitForFunction(() => document.body.dataset.lessonStep === "dnat:1");
+    const rewrite = page.locator('[data-testid="hop-rewrite"]').first();
+    assert.match(await rewrite.locator(".before").innerText(), /10\.244\.0\.5:\d+ → 10\.96\.0\.10:80/);
+    const afterText = await rewrite.locator(".after").innerText();
+    assert.match(afterText, /→ 10\.244\.1\.20:80/);
+    // The changed field is marked: the destination IP, not the source.
+    assert.deepEqual(await rewrite.locator(".after mark").allInnerTexts(), ["10.244.1.20"]);
+    // node-a's conntrack table, this connection's row highlighted.
+    const row = page.locator('[data-testid="ct-row"].selected');
+    assert.equal(await row.count(), 1, "one highlighted conntrack row");
+    const ct = await row.innerText();
+    assert.match(ct, /src=10\.244\.0\.5 dst=10\.96\.0\.10 sport=\d+ dport=80 .*src=10\.244\.1\.20 dst=10\.244\.0\.5 sport=80/);
+    // The kube-proxy rule lines the packet matched are lit, the DNAT among them.
+    const lit = await page.locator('[data-testid="rule-lit"]').allInnerTexts();
+    assert.ok(lit.some((l) => l.includes("-j DNAT --to-destination 10.244.1.20:80")), `lit rules: ${lit.join("\n")}`);
+    assert.ok(lit.some((l) => l.includes("-A KUBE-SERVICES -d 10.96.0.10/32")), "KUBE-SERVICES jump lit");
+    await shot(page, "lesson-dnat-2-prerouting");
+    // Step 3: the backend sees Pod A's address.
+    await page.click('[data-testid="lesson-next"]');
+    await page.waitForFunction(() => document.body.dataset.lessonStep === "dnat:2");
+    const hops = await page.locator('[data-testid="hop"]').allInnerTexts();
+    assert.ok(hops.some((h) => /received backend\/eth0/.test(h) && h.includes("10.244.1.20:80")), hops.join("\n"));
+    await shot(page, "lesson-dnat-3-backend");
+    await close();
+  });
+
+  test("step back restores the earlier state (deterministic replay)", async () => {
+    const { page, close } = await open("?example=seed");
+    const states = [await state(page)];
+    for (let i = 0; i < 12; i++) {
+      await page.click('[data-testid="step"]');
+      states.push(await state(page));
+    }
+    // Time moved forward and things happened.
+    assert.ok(Number(states[12].time) > 0);
+    assert.ok(Number(states[12].events) > Number(states[1].events));
+    assert.ok(states[12].conntrack.length > 0, "a conntrack entry exists after 12 steps");
+    for (let i = 11; i >= 6; i--) {
+      await page.click('[data-testid="step-back"]');
+      assert.deepEqual(await state(page), states[i], `after stepping back to step ${i}`);
+    }
+    assert.match(await text(page, "replay-info"), /last replay \d+ ms/);
+    // Scrubbing back to 0 is the initial state again.
+    await seekTo(page, 0);
+    assert.deepEqual(await state(page), states[0]);
+    await close();
+  });
+
+  test("a YAML error is shown inline at its line", async () => {
+    const { page, close } = await open("?example=seed");
+    const yaml = await page.inputValue('[data-testid="yaml-editor"]');
+    const lines = yaml.split("\n");
+    const bad = lines.findIndex((l) => l.includes(" port: 80,"));
+    assert.ok(bad >= 0);
+    lines[bad] = lines[bad].replace(" port: 80,", " port: eighty,");
+    await page.fill('[data-testid="yaml-editor"]', lines.join("\n"));
+    await page.click('[data-testid="load"]');
+    const inline = page.locator('[data-testid="yaml-error-inline"]');
+    await inline.first().waitFor();
+    assert.equal(await inline.first().getAttribute("data-line"), String(bad + 1));
+    assert.match(await text(page, "yaml-error"), new RegExp(`:${bad + 1}:\\d+: spec\\.ports\\[0\\]\\.port`));
+    assert.match(await page.locator(".gutter div.error").first().innerText(), new RegExp(`^${bad + 1}$`));
+    await shot(page, "yaml-error");
+    // Fixing it clears the error and loads.
+    lines[bad] = lines[bad].replace(" port: eighty,", " port: 80,");
+    await page.fill('[data-testid="yaml-editor"]', lines.join("\n"));
+    await page.click('[data-testid="load"]');
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="yaml-error-inline"]').length === 0);
+    await close();
+  });
+
+  test("tcpdump filter, and the pcap download starts with the pcap magic", async () => {
+    const { page, close } = await open("?example=seed");
+    await waitForEnd(page);
+    const end = Number((await page.$eval('[data-testid="scrub"]', (el) => el.max)) ?? 0);
+    await seekTo(page, end);
+    const all = Number((await text(page, "tcpdump-count")).split(" ")[0]);
+    assert.ok(all > 20, `${all} packets on any`);
+    await page.fill('[data-testid="tcpdump-filter"]', "host 10.96.0.10 and port 80");
+    await page.waitForFunction((n) => {
+      const c = document.querySelector('[data-testid="tcpdump-count"]')?.textContent ?? "";
+      return c !== "" && Number(c.split(" ")[0]) < n;
+    }, all);
+    const lines = (await text(page, "tcpdump-output")).split("\n").filter(Boolean);
+    assert.ok(lines.length > 0);
+    for (const l of lines) assert.match(l, /10\.96\.0\.10\.80/, l);
+    await shot(page, "tcpdump-filter");
+    await page.fill('[data-testid="tcpdump-filter"]', "host and and");
+    await page.locator('[data-testid="tcpdump-error"]').waitFor({ state: "visible" });
+    assert.ok((await text(page, "tcpdump-error")).length > 0);
+    await page.fill('[data-testid="tcpdump-filter"]', "");
+    // pcap of every interface (Linux cooked capture) up to the time shown.
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click('[data-testid="pcap-download"]')]);
+    const bytes = readFileSync(await download.path());
+    assert.ok(bytes.length > 24, `pcap is ${bytes.length} bytes`);
+    const magic = bytes.readUInt32LE(0);
+    assert.ok([0xa1b2c3d4, 0xa1b23c4d].includes(magic), `magic ${magic.toString(16)}`);
+    // One interface too.
+    await page.selectOption('[data-testid="tcpdump-iface"]', "node-a/eth0");
+    const [d2] = await Promise.all([page.waitForEvent("download"), page.click('[data-testid="pcap-download"]')]);
+    assert.equal(d2.suggestedFilename(), "node-a_eth0.pcap");
+    const b2 = readFileSync(await d2.path());
+    assert.ok([0xa1b2c3d4, 0xa1b23c4d].includes(b2.readUInt32LE(0)));
+    await close();
+  });
+
+  test("every lesson step finds its packet (or says the lesson is not available)", async () => {
+    const { page, close } = await open();
+    const lessons = await page.$$eval('[data-testid="lesson-select"] option', (os) => os.map((o) => o.value).filter(Boolean));
+    assert.ok(lessons.length >= 6);
+    for (const id of lessons) {
+      await page.selectOption('[data-testid="lesson-select"]', id);
+      if ((await page.locator('[data-testid="lesson-unavailable"]').count()) > 0) {
+        console.log(`# lesson ${id}: ${await text(page, "lesson-unavailable")}`);
+        await shot(page, `lesson-${id}-unavailable`);
+        continue;
+      }
+      const steps = Number((await text(page, "lesson-progress")).split("/")[1]);
+      for (let s = 0; s < steps; s++) {
+        if (s > 0) await page.click('[data-testid="lesson-next"]');
+        await page.waitForFunction((k) => document.body.dataset.lessonStep === k, `${id}:${s}`);
+        assert.doesNotMatch(await text(page, "lesson-look"), /did not happen/, `${id} step ${s + 1}`);
+        await shot(page, `lesson-${id}-${s + 1}`);
+      }
+      if (id === "snat") {
+        const after = await page.locator('[data-testid="hop-rewrite"] .after').allInnerTexts();
+        assert.ok(after.length > 0);
+      }
+      if (id === "full") {
+        assert.match(await text(page, "drop-reason"), /table full/);
+      }
+      if (id === "policy") {
+        assert.match(await text(page, "policy-panel"), /NetworkPolicy: .*no policy allows it/);
+      }
+    }
+    await close();
+  });
+
+  test("frames per second with 200 packets in flight", async () => {
+    const { page, close } = await open();
+    const yaml = `apiVersion: podnet.dev/v1alpha1
+kind: Cluster
+metadata: {name: busy}
+spec:
+  link: {latency: 1ms}
+  nodes:
+    - {name: node-a, ip: 192.168.1.100}
+    - {name: node-b, ip: 192.168.1.101}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec: {nodeName: node-a, containers: [{name: c, image: curlimages/curl}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web, labels: {app: web}}
+spec: {nodeName: node-b, containers: [{name: web, image: nginx}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec: {clusterIP: 10.96.0.10, selector: {app: web}, ports: [{port: 80}]}
+---
+apiVersion: podnet.dev/v1alpha1
+kind: Traffic
+metadata: {name: burst}
+spec: {from: client, to: "web:80", count: 400, concurrency: 400, request: "GET / HTTP/1.1"}
+`;
+    await page.fill('[data-testid="yaml-editor"]', yaml);
+    await page.click('[data-testid="load"]');
+    await page.waitForFunction(() => document.body.dataset.loaded === "busy");
+    // Find a moment with at least 200 frames on the wires.
+    let best = { t: 0, n: 0 };
+    for (let t = 200; t <= 12_000 && best.n < 200; t += 350) {
+      await seekTo(page, t);
+      const n = Number(await text(page, "in-flight"));
+      if (n > best.n) best = { t, n };
+    }
+    await seekTo(page, best.t);
+    await page.selectOption('[data-testid="speed"]', "20");
+    await page.click('[data-testid="play"]');
+    const measured = await page.evaluate(
+      () =>
+        new Promise((ok) => {
+          let frames = 0;
+          let inflight = 0;
+          const t0 = performance.now();
+          const tick = () => {
+            frames++;
+            inflight += Number(document.querySelector('[data-testid="in-flight"]')?.textContent ?? 0);
+            if (performance.now() - t0 < 4000) requestAnimationFrame(tick);
+            else ok({ fps: (frames * 1000) / (performance.now() - t0), inflight: inflight / frames });
+          };
+          requestAnimationFrame(tick);
+        }),
+    );
+    await shot(page, "fps-200-in-flight");
+    await page.click('[data-testid="play"]');
+    console.log(
+      `# fps: ${measured.fps.toFixed(1)} frames/s over 4 s with ${measured.inflight.toFixed(0)} packets in flight on average (start: ${best.n} at ${best.t} µs)`,
+    );
+    assert.ok(best.n >= 200, `only ${best.n} packets in flight at best`);
+    await close();
+  });
+});

@@ -1,0 +1,82 @@
+// Which frames are on a wire at a virtual time, and where: each frame `sent` on one end of a
+// link is paired with the `received` of the same frame on the other end; between the two
+// times it is drawn along the line between the two interfaces.
+import type { PacketInfo, SimEvent } from "./podnet";
+import type { Timeline } from "./store";
+
+/** Longest time a frame is looked for on a wire (queueing included). */
+export const MAX_FLIGHT_US = 10_000;
+
+export interface Flight {
+  sent: SimEvent;
+  recv: SimEvent;
+}
+
+/** What stays the same about a packet from hop to hop (NAT rewrites only addresses). */
+export function packetKey(p: PacketInfo): string {
+  const inner = p.vxlan ?? p;
+  const line = inner.line;
+  const colon = line.indexOf(": ");
+  return `${inner.proto}|${inner.flags ?? ""}|${inner.len}|${colon >= 0 ? line.slice(colon + 2) : line}`;
+}
+
+function frameKey(iface: string, p: PacketInfo): string {
+  return `${iface}\u0000${p.line}\u0000${p.len}`;
+}
+
+export class FlightTracker {
+  private peer = new Map<string, string>();
+
+  constructor(links: { a: string; b: string }[]) {
+    for (const l of links) {
+      this.peer.set(l.a, l.b);
+      this.peer.set(l.b, l.a);
+    }
+  }
+
+  /** Frames in flight at `t` plus the drops in (t - dropWindow, t]. */
+  at(tl: Timeline, t: number, dropWindow: number): { flights: Flight[]; drops: SimEvent[] } {
+    const from = tl.countAt(Math.max(-1, t - MAX_FLIGHT_US));
+    const to = tl.countAt(t); // events with time <= t
+    const evs = tl.known(from, to);
+    const open = new Map<string, SimEvent[]>();
+    const drops: SimEvent[] = [];
+    for (const e of evs) {
+      if (e.kind === "sent") {
+        const other = this.peer.get(e.iface);
+        if (!other) continue;
+        const k = frameKey(other, e.packet);
+        const q = open.get(k);
+        if (q) q.push(e);
+        else open.set(k, [e]);
+      } else if (e.kind === "received") {
+        const q = open.get(frameKey(e.iface, e.packet));
+        if (q && q.length > 0) q.shift();
+      } else if (e.kind === "dropped" && e.time > t - dropWindow) {
+        drops.push(e);
+      }
+    }
+    // What is still open was sent but not yet received at t: find its receive ahead.
+    const pending = new Map<string, SimEvent[]>();
+    let count = 0;
+    for (const [k, q] of open) {
+      if (q.length > 0) {
+        pending.set(k, q);
+        count += q.length;
+      }
+    }
+    const flights: Flight[] = [];
+    if (count === 0) return { flights, drops };
+    const after = tl.known(to, tl.countAt(t + MAX_FLIGHT_US));
+    for (const e of after) {
+      if (e.kind !== "received") continue;
+      const k = frameKey(e.iface, e.packet);
+      const q = pending.get(k);
+      if (!q || q.length === 0) continue;
+      const sent = q.shift()!;
+      flights.push({ sent, recv: e });
+      if (--count === 0) break;
+    }
+    return { flights, drops };
+  }
+}
