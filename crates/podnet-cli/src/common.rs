@@ -1,13 +1,14 @@
-//! What every scenario command shares: load the files (warnings to stderr), build the cluster,
-//! run it in virtual time (with a progress bar on a terminal), and errors with exit codes.
+//! What every scenario command shares: load the files (warnings to stderr), build the session
+//! (`podnet_scenario::session`), run it in virtual time (with a progress bar on a terminal),
+//! write pcaps, and turn failures into exit codes.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
-use podnet::{Cluster, Duration, Instant};
-use podnet_scenario::{Index, Scenario};
+use podnet::{Duration, Instant};
+pub use podnet_scenario::session::{Failure, Session};
 
 /// Arguments of every command that runs a scenario.
 #[derive(Args, Debug, Clone)]
@@ -31,43 +32,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     podnet_scenario::units::parse_duration(s).map_err(|e| e.to_string())
 }
 
-/// A failure with its exit code: 2 for bad input, 1 for a failed expectation.
-#[derive(Debug)]
-pub struct Failure {
-    pub code: u8,
-    pub message: String,
-}
-
-impl Failure {
-    pub fn input(message: impl Into<String>) -> Self {
-        Failure {
-            code: 2,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<podnet_scenario::Error> for Failure {
-    fn from(e: podnet_scenario::Error) -> Self {
-        Failure::input(e.to_string())
-    }
-}
-
-/// A loaded, built and (once [`Loaded::run`] ran) finished scenario.
-pub struct Loaded {
-    pub scenario: Scenario,
-    pub cluster: Cluster,
-    pub index: Index,
-    pub finished: bool,
-}
-
 /// Loads and builds the scenario of `args`.
-pub fn load(args: &ScenarioArgs) -> Result<Loaded, Failure> {
+pub fn load(args: &ScenarioArgs) -> Result<Session, Failure> {
     load_with(args, false)
 }
 
 /// Loads and builds the scenario of `args`, capturing every interface to pcap if `pcap`.
-pub fn load_with(args: &ScenarioArgs, pcap: bool) -> Result<Loaded, Failure> {
+pub fn load_with(args: &ScenarioArgs, pcap: bool) -> Result<Session, Failure> {
     let loaded = podnet_scenario::load_files(&args.files)?;
     let mut scenario = loaded.scenario;
     if let Some(seed) = args.seed {
@@ -79,76 +50,65 @@ pub fn load_with(args: &ScenarioArgs, pcap: bool) -> Result<Loaded, Failure> {
             eprintln!("warning: {w}");
         }
     }
-    let (cluster, index) = podnet_scenario::build(&scenario)?;
+    let session = Session::new(scenario)?;
     if !args.quiet {
-        for w in &index.warnings {
+        for w in session.warnings() {
             eprintln!("warning: {w}");
         }
     }
-    Ok(Loaded {
-        scenario,
-        cluster,
-        index,
-        finished: false,
-    })
+    Ok(session)
 }
 
-impl Loaded {
-    /// Runs the scenario (faults at their times) until every client is done or `limit`.
-    pub fn run(&mut self, limit: Duration, quiet: bool) -> Result<(), Failure> {
-        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
-            let b = indicatif::ProgressBar::new(limit.total_millis());
-            b.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{spinner} virtual {msg} [{bar:30}] {percent}%",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-            b
-        });
-        let started = std::time::Instant::now();
-        podnet_scenario::check_faults(&self.scenario)?;
-        let faults = podnet_scenario::fault_events(&self.scenario);
-        let mut next_fault = 0;
-        let end = self.cluster.now() + limit;
-        // Run in slices of virtual time so the bar can move; the result is the same.
-        let slice = Duration::from_millis(100).max(limit / 300);
-        loop {
-            while let Some(ev) = faults
-                .get(next_fault)
-                .filter(|ev| Instant::ZERO + ev.at <= self.cluster.now())
-            {
-                podnet_scenario::apply_fault(&mut self.cluster, &self.scenario, &self.index, *ev)?;
-                next_fault += 1;
-            }
-            let mut next = (self.cluster.now() + slice).min(end);
-            if let Some(ev) = faults.get(next_fault) {
-                next = next.min(Instant::ZERO + ev.at);
-            }
-            if self.cluster.run_until_done(next - self.cluster.now()) {
-                self.finished = true;
-                break;
-            }
-            if let Some(b) = &bar {
-                if started.elapsed() > std::time::Duration::from_secs(1) {
-                    b.set_position(
-                        (self.cluster.now() - Instant::ZERO)
-                            .total_millis()
-                            .min(limit.total_millis()),
-                    );
-                    b.set_message(format!("{}", self.cluster.now()));
-                }
-            }
-            if self.cluster.now() >= end {
-                break;
+/// Runs the session (faults at their times) until every client is done or `limit`, with a
+/// progress bar on a terminal unless `quiet`.
+pub fn run(s: &mut Session, limit: Duration, quiet: bool) -> Result<(), Failure> {
+    let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+        let b = indicatif::ProgressBar::new(limit.total_millis());
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} virtual {msg} [{bar:30}] {percent}%",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        b
+    });
+    let started = std::time::Instant::now();
+    s.run_with(limit, |s| {
+        if let Some(b) = &bar {
+            if started.elapsed() > std::time::Duration::from_secs(1) {
+                b.set_position(
+                    (s.now() - Instant::ZERO)
+                        .total_millis()
+                        .min(limit.total_millis()),
+                );
+                b.set_message(format!("{}", s.now()));
             }
         }
-        if let Some(b) = bar {
-            b.finish_and_clear();
-        }
-        Ok(())
+    })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
     }
+    Ok(())
+}
+
+/// Writes one Ethernet pcap per captured interface and `any.pcap` (Linux cooked) into `dir`.
+pub fn write_pcaps(s: &Session, dir: &Path) -> Result<usize, Failure> {
+    std::fs::create_dir_all(dir).map_err(|e| Failure::input(format!("{}: {e}", dir.display())))?;
+    let trace = s.cluster.trace();
+    let mut n = 0;
+    for (id, name) in trace.ifaces() {
+        if let Some(p) = trace.pcap(id) {
+            let path = dir.join(format!("{}.pcap", name.replace('/', "_")));
+            std::fs::write(&path, p.as_bytes())
+                .map_err(|e| Failure::input(format!("{}: {e}", path.display())))?;
+            n += 1;
+        }
+    }
+    let path = dir.join("any.pcap");
+    std::fs::write(&path, s.pcap("any")?)
+        .map_err(|e| Failure::input(format!("{}: {e}", path.display())))?;
+    Ok(n + 1)
 }
 
 /// Prints a failure and turns it into the exit code.
@@ -157,22 +117,7 @@ pub fn exit(result: Result<ExitCode, Failure>) -> ExitCode {
         Ok(code) => code,
         Err(f) => {
             eprintln!("podnet: {}", f.message);
-            ExitCode::from(f.code)
+            ExitCode::from(f.exit_code())
         }
     }
-}
-
-/// `0.412ms`, `1.532s` (the report's duration format).
-pub fn fmt_duration(d: Duration) -> String {
-    let us = d.total_micros();
-    if us < 1_000_000 {
-        format!("{}.{:03}ms", us / 1000, us % 1000)
-    } else {
-        format!("{}.{:03}s", us / 1_000_000, (us % 1_000_000) / 1000)
-    }
-}
-
-/// Virtual time as a duration since zero.
-pub fn fmt_instant(t: Instant) -> String {
-    fmt_duration(t - Instant::ZERO)
 }

@@ -2,15 +2,13 @@
 
 mod common;
 mod demo;
-mod inspect;
-mod report;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use common::{exit, load, parse_duration, Failure, ScenarioArgs};
+use common::{exit, load, parse_duration, run, Failure, ScenarioArgs};
 
 /// Deterministic userspace Kubernetes networking: watch TCP cross pods, bridges, nodes,
 /// conntrack, NAT and kube-proxy, in virtual time.
@@ -157,23 +155,23 @@ fn scenario_command(command: Command) -> Result<ExitCode, Failure> {
             pcap,
         } => {
             let mut l = common::load_with(&scenario, pcap.is_some())?;
-            l.run(scenario.until, scenario.quiet)?;
-            let r = report::report(&l);
+            run(&mut l, scenario.until, scenario.quiet)?;
+            let r = l.report();
             if json {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&r).map_err(|e| Failure::input(e.to_string()))?
                 );
             } else {
-                print!("{}", report::summary(&l, &r));
+                print!("{}", l.summary(&r));
             }
             if let Some(dir) = pcap {
-                let n = inspect::write_pcaps(&l, &dir)?;
+                let n = common::write_pcaps(&l, &dir)?;
                 if !scenario.quiet {
                     eprintln!("{n} pcaps written to {}", dir.display());
                 }
             }
-            let failed = report::failed_expectations(&l, &r);
+            let failed = l.failed_expectations(&r);
             for f in &failed {
                 eprintln!("expectation failed: {f}");
             }
@@ -189,8 +187,8 @@ fn scenario_command(command: Command) -> Result<ExitCode, Failure> {
             conn,
         } => {
             let mut l = load(&scenario)?;
-            l.run(scenario.until, scenario.quiet)?;
-            print!("{}", inspect::trace(&l, &flow, conn)?);
+            run(&mut l, scenario.until, scenario.quiet)?;
+            print!("{}", l.trace(&flow, conn)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Tcpdump {
@@ -200,8 +198,8 @@ fn scenario_command(command: Command) -> Result<ExitCode, Failure> {
             ..
         } => {
             let mut l = load(&scenario)?;
-            l.run(scenario.until, scenario.quiet)?;
-            print!("{}", inspect::tcpdump(&l, &iface, &expr.join(" "))?);
+            run(&mut l, scenario.until, scenario.quiet)?;
+            print!("{}", l.tcpdump(&iface, &expr.join(" "))?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Conntrack {
@@ -213,7 +211,7 @@ fn scenario_command(command: Command) -> Result<ExitCode, Failure> {
         } => {
             let mut l = load(&scenario)?;
             let limit = at.unwrap_or(scenario.until);
-            l.run(limit, scenario.quiet)?;
+            run(&mut l, limit, scenario.quiet)?;
             if let Some(at) = at {
                 // Stop the clock exactly at --at, even when the clients finished earlier.
                 let t = podnet::Instant::ZERO + at;
@@ -221,11 +219,7 @@ fn scenario_command(command: Command) -> Result<ExitCode, Failure> {
                     l.cluster.run_until(t);
                 }
             }
-            let id = inspect::node(&l, &node)?;
-            let ct = l
-                .cluster
-                .conntrack(id)
-                .ok_or_else(|| Failure::input("this cluster runs no conntrack (proxy: none)"))?;
+            let ct = l.conntrack(&node)?;
             if stats {
                 print!("{}", ct.stats_text());
             } else {
@@ -240,17 +234,17 @@ fn scenario_command(command: Command) -> Result<ExitCode, Failure> {
         }
         Command::IptablesSave { scenario, node } => {
             let l = load(&scenario)?;
-            print!("{}", inspect::rules(&l, &node)?);
+            print!("{}", l.rules(&node)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Explain { scenario, from, to } => {
             let mut l = load(&scenario)?;
-            print!("{}", inspect::explain(&mut l, &from, &to, scenario.until)?);
+            print!("{}", l.explain(&from, &to, scenario.until)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { scenario } => {
             let l = load(&scenario)?;
-            print!("{}", inspect::check(&l));
+            print!("{}", l.check());
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(_) => unreachable!("handled in main"),

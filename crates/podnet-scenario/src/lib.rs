@@ -79,6 +79,7 @@ mod resolve_net;
 mod resolve_nodes;
 mod resolve_pods;
 mod run;
+pub mod session;
 pub mod units;
 
 use std::fmt;

@@ -1,46 +1,20 @@
 //! The inspection commands: `trace` (one connection's packet walk), `tcpdump`, `conntrack`,
-//! `iptables-save`, `explain` and `check`, plus pcap writing for `run --pcap`.
+//! `iptables-save`, `explain` and `check`, plus the pcaps of `run --pcap`.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::path::Path;
 
 use podnet::conntrack::Tuple;
 use podnet::tcpdump::filter::Filter;
 use podnet::tcpdump::{self, Direction, Formatter};
 use podnet::trace::EventKind;
-use podnet::{ConnRecord, NodeId, Proxy};
-use smoltcp::wire::IpAddress;
+use podnet::{ConnRecord, Proxy};
 
-use crate::common::{Failure, Loaded};
-
-fn v4(a: IpAddress) -> smoltcp::wire::Ipv4Address {
-    match a {
-        IpAddress::Ipv4(a) => a,
-    }
-}
-
-/// The node named `name`.
-pub fn node(l: &Loaded, name: &str) -> Result<NodeId, Failure> {
-    l.cluster.node_by_name(name).ok_or_else(|| {
-        let names: Vec<_> = l
-            .cluster
-            .nodes()
-            .map(|(_, n)| n.name().to_string())
-            .collect();
-        Failure::input(format!("no node {name:?} (nodes: {})", names.join(", ")))
-    })
-}
+use super::{client_tuple, v4, Failure, Session};
 
 /// The tuples a connection's packets carry anywhere: as sent, as translated, both ways.
-fn tuples_of(l: &Loaded, r: &ConnRecord, proto: u8) -> BTreeSet<Tuple> {
-    let orig = Tuple {
-        src: v4(r.local.addr),
-        dst: v4(r.remote.addr),
-        sport: r.local.port,
-        dport: r.remote.port,
-        proto,
-    };
+fn tuples_of(l: &Session, r: &ConnRecord, proto: u8) -> BTreeSet<Tuple> {
+    let orig = client_tuple(r, proto);
     let mut set = BTreeSet::from([orig, orig.invert()]);
     // Twice: a tuple translated on one node can be translated again on another (NodePort).
     for _ in 0..2 {
@@ -73,20 +47,12 @@ fn frame_tuple(frame: &[u8]) -> Option<Tuple> {
 }
 
 /// `podnet trace`: every hop and hook of one connection, headers before and after each rewrite.
-pub fn trace(l: &Loaded, flow: &str, conn: usize) -> Result<String, Failure> {
+pub(super) fn trace(l: &Session, flow: &str, conn: usize) -> Result<String, Failure> {
     let fi = l.index.flow(flow).ok_or_else(|| {
         let names: Vec<_> = l.index.flows.iter().map(|f| f.name.clone()).collect();
         Failure::input(format!("no flow {flow:?} (flows: {})", names.join(", ")))
     })?;
-    let proto = l.scenario.flows.get(fi).map_or(6, |d| {
-        if d.protocol == podnet::Protocol::Udp {
-            17
-        } else {
-            6
-        }
-    });
-    let mut records = l.index.records(&l.cluster, fi);
-    records.sort_by_key(|r| (r.started, r.id));
+    let (proto, records) = l.connections(fi);
     let r = records.get(conn).ok_or_else(|| {
         Failure::input(format!(
             "flow {flow} has {} connections; --conn {conn} is out of range",
@@ -99,7 +65,7 @@ pub fn trace(l: &Loaded, flow: &str, conn: usize) -> Result<String, Failure> {
 
 /// The packet walk of one connection; with `explain`, the route each node chose is added
 /// after its PREROUTING.
-fn walk(l: &Loaded, r: &ConnRecord, proto: u8, header: &str, explain: bool) -> String {
+fn walk(l: &Session, r: &ConnRecord, proto: u8, header: &str, explain: bool) -> String {
     let tuples = tuples_of(l, r, proto);
     let trace = l.cluster.trace();
     let mut f = Formatter::new();
@@ -220,8 +186,8 @@ fn walk(l: &Loaded, r: &ConnRecord, proto: u8, header: &str, explain: bool) -> S
 /// `podnet explain`: starts one connection from pod (or external host) `from` to `to`
 /// (`IP:PORT`, `SERVICE:PORT` or `POD:PORT`) in the built cluster, runs it, and prints its
 /// walk with every node's routing decision, rule and NAT.
-pub fn explain(
-    l: &mut Loaded,
+pub(super) fn explain(
+    l: &mut Session,
     from: &str,
     to: &str,
     limit: podnet::Duration,
@@ -322,7 +288,7 @@ fn endpoints(t: &Tuple) -> String {
 
 /// `podnet tcpdump`: the frames of `iface` (`any`, a full name `node-a/eth0`, or a host name
 /// for all its interfaces) matching `expr`.
-pub fn tcpdump(l: &Loaded, iface: &str, expr: &str) -> Result<String, Failure> {
+pub(super) fn tcpdump(l: &Session, iface: &str, expr: &str) -> Result<String, Failure> {
     let filter = Filter::parse(expr).map_err(|e| Failure::input(e.to_string()))?;
     let trace = l.cluster.trace();
     let names: Vec<&str> = trace.ifaces().map(|(_, n)| n).collect();
@@ -358,36 +324,9 @@ pub fn tcpdump(l: &Loaded, iface: &str, expr: &str) -> Result<String, Failure> {
     Ok(out)
 }
 
-/// Writes one Ethernet pcap per interface and `any.pcap` (Linux cooked) into `dir`.
-pub fn write_pcaps(l: &Loaded, dir: &Path) -> Result<usize, Failure> {
-    std::fs::create_dir_all(dir).map_err(|e| Failure::input(format!("{}: {e}", dir.display())))?;
-    let trace = l.cluster.trace();
-    let mut n = 0;
-    for (id, name) in trace.ifaces() {
-        if let Some(p) = trace.pcap(id) {
-            let path = dir.join(format!("{}.pcap", name.replace('/', "_")));
-            std::fs::write(&path, p.as_bytes())
-                .map_err(|e| Failure::input(format!("{}: {e}", path.display())))?;
-            n += 1;
-        }
-    }
-    let mut any = podnet::pcap::PcapBuffer::linux_cooked();
-    for e in trace.events() {
-        match &e.kind {
-            EventKind::Sent { frame, .. } => any.record_cooked(e.time, true, &frame.bytes),
-            EventKind::Received { frame, .. } => any.record_cooked(e.time, false, &frame.bytes),
-            _ => {}
-        }
-    }
-    let path = dir.join("any.pcap");
-    std::fs::write(&path, any.as_bytes())
-        .map_err(|e| Failure::input(format!("{}: {e}", path.display())))?;
-    Ok(n + 1)
-}
-
 /// `podnet iptables-save` (or `nft list ruleset` in nftables mode).
-pub fn rules(l: &Loaded, node_name: &str) -> Result<String, Failure> {
-    let id = node(l, node_name)?;
+pub(super) fn rules(l: &Session, node_name: &str) -> Result<String, Failure> {
+    let id = l.node(node_name)?;
     let dp = l
         .cluster
         .dataplane(id)
@@ -399,7 +338,7 @@ pub fn rules(l: &Loaded, node_name: &str) -> Result<String, Failure> {
 }
 
 /// `podnet check`: the resolved cluster.
-pub fn check(l: &Loaded) -> String {
+pub(super) fn check(l: &Session) -> String {
     let c = &l.cluster;
     let mut out = String::new();
     let cfg = c.config();
@@ -474,4 +413,50 @@ pub fn check(l: &Loaded) -> String {
         );
     }
     out
+}
+
+/// `any` in Linux cooked capture (every frame sent or received anywhere, like
+/// `tcpdump -i any`), built from the trace's frame events.
+pub(super) fn any_pcap(l: &Session) -> Vec<u8> {
+    let trace = l.cluster.trace();
+    let mut any = podnet::pcap::PcapBuffer::linux_cooked();
+    for e in trace.events() {
+        match &e.kind {
+            EventKind::Sent { frame, .. } => any.record_cooked(e.time, true, &frame.bytes),
+            EventKind::Received { frame, .. } => any.record_cooked(e.time, false, &frame.bytes),
+            _ => {}
+        }
+    }
+    any.into_bytes()
+}
+
+/// The Ethernet pcap of interface `name` (`HOST/IFACE`): the capture when the scenario
+/// captures, else built from the trace's frame events; `any` as [`any_pcap`].
+pub(super) fn pcap(l: &Session, name: &str) -> Result<Vec<u8>, Failure> {
+    if name == "any" {
+        return Ok(any_pcap(l));
+    }
+    let trace = l.cluster.trace();
+    let Some((id, _)) = trace.ifaces().find(|(_, n)| *n == name) else {
+        let names: Vec<&str> = trace.ifaces().map(|(_, n)| n).collect();
+        return Err(Failure::input(format!(
+            "no interface {name:?} (try any or one of: {})",
+            names.join(", ")
+        )));
+    };
+    if let Some(p) = trace.pcap(id) {
+        return Ok(p.as_bytes().to_vec());
+    }
+    let mut p = podnet::pcap::PcapBuffer::ethernet();
+    for e in trace.events() {
+        match &e.kind {
+            EventKind::Sent { iface, frame } | EventKind::Received { iface, frame }
+                if *iface == id =>
+            {
+                p.record(e.time, &frame.bytes)
+            }
+            _ => {}
+        }
+    }
+    Ok(p.into_bytes())
 }

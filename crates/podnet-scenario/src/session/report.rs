@@ -7,25 +7,32 @@ use podnet::conntrack::Tuple;
 use podnet::trace::EventKind;
 use podnet::{ConnRecord, Outcome};
 use serde::Serialize;
-use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
+use smoltcp::wire::IpEndpoint;
 
-use crate::common::{fmt_duration, fmt_instant, Loaded};
+use super::{client_tuple, fmt_duration, fmt_instant, Session};
 
 /// The report.
 #[derive(Serialize, Debug)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
+    /// `v1alpha1`.
     pub version: &'static str,
+    /// The virtual time the run ended (`1.532s`).
     pub end_time: String,
+    /// Every Traffic flow, in file order.
     pub flows: Vec<Flow>,
+    /// Every node.
     pub nodes: Vec<NodeReport>,
+    /// Every dropped frame, in time order.
     pub drops: Vec<Drop>,
 }
 
 /// One Traffic flow.
 #[derive(Serialize, Debug)]
 pub struct Flow {
+    /// The Traffic's name.
     pub name: String,
+    /// Its connections, in start order.
     pub connections: Vec<Connection>,
 }
 
@@ -33,18 +40,28 @@ pub struct Flow {
 #[derive(Serialize, Debug)]
 #[serde(rename_all = "camelCase")]
 pub struct Connection {
+    /// 0-based, in start order.
     pub id: u32,
+    /// The client's address and port.
     pub from: String,
+    /// Where the client connected to.
     pub to: String,
+    /// The backend reached (`null` when none was).
     pub backend: Option<String>,
+    /// The source address and port of the packet as it arrived at the backend.
     pub seen_by_backend: Option<String>,
+    /// `ok`, `refused`, `timeout`, `reset` or `denied`.
     pub outcome: &'static str,
+    /// Time to establish (`0.412ms`).
     pub connect_time: Option<String>,
     /// The DNS lookup's duration, when the client resolved a name first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dns_time: Option<String>,
+    /// Payload bytes the client sent.
     pub bytes_sent: u64,
+    /// Payload bytes the client received.
     pub bytes_received: u64,
+    /// The errno an application would see, when it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -52,7 +69,9 @@ pub struct Connection {
 /// A node's conntrack figures.
 #[derive(Serialize, Debug)]
 pub struct NodeReport {
+    /// The node's name.
     pub name: String,
+    /// Its conntrack table (absent with proxy none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conntrack: Option<CtReport>,
 }
@@ -60,30 +79,44 @@ pub struct NodeReport {
 /// `conntrack -S` and the table size.
 #[derive(Serialize, Debug)]
 pub struct CtReport {
+    /// Entries now.
     pub count: u32,
+    /// `nf_conntrack_max`.
     pub max: u32,
+    /// The counters.
     pub stats: CtStats,
 }
 
 /// The counters.
 #[derive(Serialize, Debug)]
 pub struct CtStats {
+    /// `found`.
     pub found: u64,
+    /// `invalid`.
     pub invalid: u64,
+    /// `insert`.
     pub insert: u64,
+    /// `insert_failed`.
     pub insert_failed: u64,
+    /// `drop`.
     pub drop: u64,
+    /// `early_drop`.
     pub early_drop: u64,
+    /// `clash_resolve`.
     pub clash_resolve: u64,
 }
 
 /// A dropped frame.
 #[derive(Serialize, Debug)]
 pub struct Drop {
+    /// When (`0.2s`).
     pub time: String,
+    /// The interface (`where` in JSON).
     #[serde(rename = "where")]
     pub place: String,
+    /// Why.
     pub reason: String,
+    /// `10.244.0.5:40001 > 10.96.0.10:80 S`.
     pub packet: String,
 }
 
@@ -91,27 +124,15 @@ fn ep(e: &IpEndpoint) -> String {
     format!("{}:{}", e.addr, e.port)
 }
 
-fn v4(a: IpAddress) -> Ipv4Address {
-    match a {
-        IpAddress::Ipv4(a) => a,
-    }
-}
-
 /// The backend a connection reached and the source it saw, from the conntrack NEW events of
 /// every node (the node that translated it knows both tuples).
-fn backend_of(l: &Loaded, r: &ConnRecord, proto: u8) -> (Option<String>, Option<String>) {
+fn backend_of(l: &Session, r: &ConnRecord, proto: u8) -> (Option<String>, Option<String>) {
     let reached = matches!(r.outcome, Outcome::Ok | Outcome::Reset)
         || r.error.as_deref() == Some("ECONNREFUSED: RST");
     if !reached {
         return (None, None);
     }
-    let orig = Tuple {
-        src: v4(r.local.addr),
-        dst: v4(r.remote.addr),
-        sport: r.local.port,
-        dport: r.remote.port,
-        proto,
-    };
+    let orig = client_tuple(r, proto);
     let mut found: Option<Tuple> = None;
     for (id, _) in l.cluster.nodes() {
         if let Some(dp) = l.cluster.dataplane(id) {
@@ -134,7 +155,7 @@ fn backend_of(l: &Loaded, r: &ConnRecord, proto: u8) -> (Option<String>, Option<
             Some(format!("{}:{}", reply.src, reply.sport)),
             Some(format!("{}:{}", reply.dst, reply.dport)),
         ),
-        None => (Some(ep(&r.remote)), Some(ep(&r.local))),
+        None => (Some(ep(&r.peer.unwrap_or(r.remote))), Some(ep(&r.local))),
     }
 }
 
@@ -169,18 +190,10 @@ fn packet_summary(frame: &[u8]) -> String {
 }
 
 /// Builds the report of a finished run.
-pub fn report(l: &Loaded) -> Report {
+pub(super) fn report(l: &Session) -> Report {
     let mut flows = Vec::new();
     for (i, f) in l.index.flows.iter().enumerate() {
-        let proto = l.scenario.flows.get(i).map_or(6, |d| {
-            if d.protocol == podnet::Protocol::Udp {
-                17
-            } else {
-                6
-            }
-        });
-        let mut records = l.index.records(&l.cluster, i);
-        records.sort_by_key(|r| (r.started, r.id));
+        let (proto, records) = l.connections(i);
         let connections = records
             .iter()
             .enumerate()
@@ -257,7 +270,7 @@ pub fn report(l: &Loaded) -> Report {
 }
 
 /// The human summary: one block per flow, conntrack per node, drops by reason.
-pub fn summary(l: &Loaded, r: &Report) -> String {
+pub(super) fn summary(l: &Session, r: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -333,7 +346,7 @@ pub fn summary(l: &Loaded, r: &Report) -> String {
 }
 
 /// Checks each flow's `expect`; returns the failures.
-pub fn failed_expectations(l: &Loaded, r: &Report) -> Vec<String> {
+pub(super) fn failed_expectations(l: &Session, r: &Report) -> Vec<String> {
     let mut out = Vec::new();
     for (i, f) in r.flows.iter().enumerate() {
         let Some(want) = l.scenario.flows.get(i).and_then(|d| d.expect.clone()) else {

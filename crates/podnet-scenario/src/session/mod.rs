@@ -1,0 +1,406 @@
+//! A scenario session: load, build, run in virtual time with the faults at their times, and
+//! inspect (the report, a connection's packet walk, tcpdump lines, conntrack, rules, pcaps).
+//!
+//! This is what the `podnet` command and the WebAssembly module share: no files, no terminal,
+//! no process exit. Errors are a [`Failure`]: a message (the text the CLI prints) and whether
+//! it is bad input (exit code 2) or a failed expectation (exit code 1).
+//!
+//! ```
+//! use podnet_scenario::session::Session;
+//! let yaml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/seed.yaml")).unwrap();
+//! let mut s = Session::load(&[("seed.yaml", &yaml)], None).unwrap();
+//! s.run(podnet::Duration::from_secs(30)).unwrap();
+//! let report = s.report();
+//! assert_eq!(report.flows[0].connections[0].backend.as_deref(), Some("10.244.1.20:80"));
+//! ```
+
+mod inspect;
+mod report;
+
+use core::fmt;
+
+use podnet::conntrack::Tuple;
+use podnet::{Cluster, ConnRecord, Duration, Instant, NodeId};
+use smoltcp::wire::{IpAddress, Ipv4Address};
+
+use crate::{FaultEvent, Index, Scenario, Warning};
+
+pub use report::{Connection, CtReport, CtStats, Drop, Flow, NodeReport, Report};
+
+/// Whether a failure is bad input or a failed expectation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Unreadable or invalid input, an unknown name (the CLI exits with 2).
+    Input,
+    /// The scenario ran but an `expect` failed (the CLI exits with 1).
+    Expectation,
+}
+
+/// A failure: what to print, and which kind it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// Which kind.
+    pub kind: FailureKind,
+    /// The text (`file:line:col: what is wrong` for input errors with a place).
+    pub message: String,
+}
+
+impl Failure {
+    /// Bad input.
+    pub fn input(message: impl Into<String>) -> Self {
+        Failure {
+            kind: FailureKind::Input,
+            message: message.into(),
+        }
+    }
+
+    /// The exit code of the CLI: 2 for bad input, 1 for a failed expectation.
+    pub fn exit_code(&self) -> u8 {
+        match self.kind {
+            FailureKind::Input => 2,
+            FailureKind::Expectation => 1,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+impl From<crate::Error> for Failure {
+    fn from(e: crate::Error) -> Self {
+        Failure::input(e.to_string())
+    }
+}
+
+/// A built scenario and its cluster, run forward in virtual time.
+pub struct Session {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// The cluster built from it.
+    pub cluster: Cluster,
+    /// Names to ids, clients per flow.
+    pub index: Index,
+    /// Whether every client finished (set by the run methods).
+    pub finished: bool,
+    faults: Vec<FaultEvent>,
+    next_fault: usize,
+    faults_checked: bool,
+    /// The time of the last engine event [`Session::step`] processed.
+    last_step: Option<Instant>,
+}
+
+impl Session {
+    /// Builds `scenario` (its build warnings are in `index.warnings`).
+    pub fn new(scenario: Scenario) -> Result<Session, Failure> {
+        let (cluster, index) = crate::build(&scenario)?;
+        let faults = crate::fault_events(&scenario);
+        Ok(Session {
+            scenario,
+            cluster,
+            index,
+            finished: false,
+            faults,
+            next_fault: 0,
+            faults_checked: false,
+            last_step: None,
+        })
+    }
+
+    /// Loads `sources` (`(file name, text)`, read in order as one stream), overrides the seed
+    /// when given, and builds. The load warnings are added in front of `index.warnings`.
+    pub fn load(sources: &[(&str, &str)], seed: Option<u64>) -> Result<Session, Failure> {
+        let loaded = crate::load(sources)?;
+        let mut scenario = loaded.scenario;
+        if let Some(seed) = seed {
+            scenario.config.seed = seed;
+        }
+        let mut s = Session::new(scenario)?;
+        let mut warnings = loaded.warnings;
+        warnings.append(&mut s.index.warnings);
+        s.index.warnings = warnings;
+        Ok(s)
+    }
+
+    /// Fails on a fault that cannot be carried out (checked once, before the first run).
+    pub fn check_faults(&mut self) -> Result<(), Failure> {
+        if !self.faults_checked {
+            crate::check_faults(&self.scenario)?;
+            self.faults_checked = true;
+        }
+        Ok(())
+    }
+
+    /// Warnings of loading (with [`Session::load`]) and building.
+    pub fn warnings(&self) -> &[Warning] {
+        &self.index.warnings
+    }
+
+    /// Virtual time now.
+    pub fn now(&self) -> Instant {
+        self.cluster.now()
+    }
+
+    /// When the next fault change is due.
+    pub fn next_fault_time(&self) -> Option<Instant> {
+        self.faults
+            .get(self.next_fault)
+            .map(|f| Instant::ZERO + f.at)
+    }
+
+    /// The time of the next thing to happen: an engine event or a fault change.
+    pub fn next_event_time(&self) -> Option<Instant> {
+        match (self.cluster.next_event(), self.next_fault_time()) {
+            (Some(a), Some(b)) => Some(a.min(b).max(self.now())),
+            (a, b) => a.or(b).map(|t| t.max(self.now())),
+        }
+    }
+
+    /// Carries out every fault change due by now.
+    fn apply_due_faults(&mut self) -> Result<(), Failure> {
+        while let Some(ev) = self
+            .faults
+            .get(self.next_fault)
+            .filter(|ev| Instant::ZERO + ev.at <= self.cluster.now())
+        {
+            let ev = *ev;
+            self.next_fault += 1;
+            crate::apply_fault(&mut self.cluster, &self.scenario, &self.index, ev)?;
+        }
+        Ok(())
+    }
+
+    /// Runs until every client has finished (true, stopping there) or the clock reaches `to`
+    /// (false), carrying out each fault change at its time (after the events of that time).
+    pub fn advance(&mut self, to: Instant) -> Result<bool, Failure> {
+        self.drive(to, true)
+    }
+
+    /// Runs to `to` with the faults at their times; with `stop_when_done`, stops (true) when
+    /// every client has finished.
+    fn drive(&mut self, to: Instant, stop_when_done: bool) -> Result<bool, Failure> {
+        self.check_faults()?;
+        loop {
+            self.apply_due_faults()?;
+            let mut next = to.max(self.cluster.now());
+            if let Some(t) = self.next_fault_time() {
+                next = next.min(t);
+            }
+            if stop_when_done {
+                if self.cluster.run_until_done(next - self.cluster.now()) {
+                    self.finished = true;
+                    return Ok(true);
+                }
+            } else {
+                self.cluster.run_until(next);
+                self.finished = self.cluster.clients_done();
+            }
+            if self.cluster.now() >= to {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Runs the scenario until every client is done or `limit` of virtual time has passed
+    /// (what `podnet run` does).
+    pub fn run(&mut self, limit: Duration) -> Result<(), Failure> {
+        self.run_with(limit, |_| {})
+    }
+
+    /// [`Session::run`] in slices of virtual time, calling `progress` after each one (the
+    /// result is the same as in one go).
+    pub fn run_with(
+        &mut self,
+        limit: Duration,
+        mut progress: impl FnMut(&Session),
+    ) -> Result<(), Failure> {
+        let end = self.cluster.now() + limit;
+        let slice = Duration::from_millis(100).max(limit / 300);
+        loop {
+            let next = (self.cluster.now() + slice).min(end);
+            if self.advance(next)? {
+                return Ok(());
+            }
+            progress(self);
+            if self.cluster.now() >= end {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Moves the clock to `to`, running every event up to and including `to` and every fault
+    /// change before it (one at `to` waits for the next run, as with [`Session::advance`]),
+    /// whether or not the clients are done: a replay to `to` always gives the same state.
+    pub fn run_until(&mut self, to: Instant) -> Result<(), Failure> {
+        self.drive(to, false).map(|_| ())
+    }
+
+    /// Processes one engine event, carrying out fault changes at their times (after every
+    /// engine event of the same time, as [`Session::advance`] does); false when nothing is left.
+    pub fn step(&mut self) -> Result<bool, Failure> {
+        self.check_faults()?;
+        let now = self.cluster.now();
+        let mid_instant =
+            self.last_step == Some(now) && self.cluster.next_event().is_some_and(|t| t <= now);
+        if !mid_instant {
+            self.apply_due_faults()?;
+        }
+        let fault = self.next_fault_time();
+        let stepped = match (self.cluster.next_event(), fault) {
+            (Some(e), Some(f)) if f < e => {
+                self.cluster.run_until(f);
+                self.apply_due_faults()?;
+                true
+            }
+            (None, Some(f)) => {
+                self.cluster.run_until(f);
+                self.apply_due_faults()?;
+                true
+            }
+            (Some(_), _) => {
+                let stepped = self.cluster.step();
+                self.last_step = Some(self.cluster.now());
+                stepped
+            }
+            (None, None) => false,
+        };
+        self.finished = self.cluster.clients_done();
+        Ok(stepped)
+    }
+
+    /// Flow `flow`'s IP protocol number and its connection records, in start order.
+    pub fn connections(&self, flow: usize) -> (u8, Vec<ConnRecord>) {
+        let proto = self.scenario.flows.get(flow).map_or(6, |d| {
+            if d.protocol == podnet::Protocol::Udp {
+                17
+            } else {
+                6
+            }
+        });
+        let mut records = self.index.records(&self.cluster, flow);
+        records.sort_by_key(|r| (r.started, r.id));
+        (proto, records)
+    }
+
+    /// The node named `name`.
+    pub fn node(&self, name: &str) -> Result<NodeId, Failure> {
+        self.cluster.node_by_name(name).ok_or_else(|| {
+            let names: Vec<_> = self
+                .cluster
+                .nodes()
+                .map(|(_, n)| n.name().to_string())
+                .collect();
+            Failure::input(format!("no node {name:?} (nodes: {})", names.join(", ")))
+        })
+    }
+
+    /// The report of the run so far (`podnet run --json`).
+    pub fn report(&self) -> Report {
+        report::report(self)
+    }
+
+    /// The human summary `podnet run` prints.
+    pub fn summary(&self, r: &Report) -> String {
+        report::summary(self, r)
+    }
+
+    /// Each flow's failed `expect`.
+    pub fn failed_expectations(&self, r: &Report) -> Vec<String> {
+        report::failed_expectations(self, r)
+    }
+
+    /// `podnet trace`: every hop and hook of connection `conn` (0-based, in start order) of
+    /// flow `flow`, headers before and after each rewrite.
+    pub fn trace(&self, flow: &str, conn: usize) -> Result<String, Failure> {
+        inspect::trace(self, flow, conn)
+    }
+
+    /// `podnet explain`: starts one HTTP connection from pod (or external host) `from` to `to`
+    /// (`IP:PORT`, `SERVICE:PORT` or `POD:PORT`) now, runs it (at most `limit`), and prints
+    /// its walk with every node's routing decision, rule and NAT, and the NetworkPolicy verdict.
+    pub fn explain(&mut self, from: &str, to: &str, limit: Duration) -> Result<String, Failure> {
+        inspect::explain(self, from, to, limit)
+    }
+
+    /// `podnet tcpdump`: the frames of `iface` (`any`, `HOST/IFACE`, or a host name for all
+    /// its interfaces) matching the pcap-filter `expr`, one line each.
+    pub fn tcpdump(&self, iface: &str, expr: &str) -> Result<String, Failure> {
+        inspect::tcpdump(self, iface, expr)
+    }
+
+    /// `podnet iptables-save`: node `node`'s rules (`nft list ruleset` in nftables mode).
+    pub fn rules(&self, node: &str) -> Result<String, Failure> {
+        inspect::rules(self, node)
+    }
+
+    /// `podnet check`: the resolved cluster (nodes, pods, Services and endpoints, flows).
+    pub fn check(&self) -> String {
+        inspect::check(self)
+    }
+
+    /// Node `node`'s conntrack table now, in `conntrack -L` format.
+    pub fn conntrack_text(&self, node: &str) -> Result<String, Failure> {
+        Ok(self.conntrack(node)?.list(self.cluster.now()))
+    }
+
+    /// Node `node`'s conntrack table.
+    pub fn conntrack(&self, node: &str) -> Result<&podnet::conntrack::Conntrack, Failure> {
+        let id = self.node(node)?;
+        self.cluster
+            .conntrack(id)
+            .ok_or_else(|| Failure::input("this cluster runs no conntrack (proxy: none)"))
+    }
+
+    /// The pcap of interface `iface` (`HOST/IFACE`, Ethernet), or of `any` (Linux cooked).
+    pub fn pcap(&self, iface: &str) -> Result<Vec<u8>, Failure> {
+        inspect::pcap(self, iface)
+    }
+
+    /// Every interface name (`node-a/eth0`, `client/eth0`, ...), in registration order.
+    pub fn interfaces(&self) -> Vec<String> {
+        self.cluster
+            .trace()
+            .ifaces()
+            .map(|(_, n)| n.to_string())
+            .collect()
+    }
+}
+
+fn v4(a: IpAddress) -> Ipv4Address {
+    match a {
+        IpAddress::Ipv4(a) => a,
+    }
+}
+
+/// A connection's tuple as its client sent it.
+/// The tuple the client's packets left with: to the backend when the socket-level load
+/// balancer (eBPF mode) translated `connect()`, else to what the application dialled.
+fn client_tuple(r: &ConnRecord, proto: u8) -> Tuple {
+    let remote = r.peer.unwrap_or(r.remote);
+    Tuple {
+        src: v4(r.local.addr),
+        dst: v4(remote.addr),
+        sport: r.local.port,
+        dport: remote.port,
+        proto,
+    }
+}
+
+/// `0.412ms`, `1.532s` (the report's duration format).
+pub fn fmt_duration(d: Duration) -> String {
+    let us = d.total_micros();
+    if us < 1_000_000 {
+        format!("{}.{:03}ms", us / 1000, us % 1000)
+    } else {
+        format!("{}.{:03}s", us / 1_000_000, (us % 1_000_000) / 1000)
+    }
+}
+
+/// Virtual time as a duration since zero.
+pub fn fmt_instant(t: Instant) -> String {
+    fmt_duration(t - Instant::ZERO)
+}
