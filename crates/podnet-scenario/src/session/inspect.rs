@@ -13,7 +13,7 @@ use podnet::{ConnRecord, Proxy};
 use super::{client_tuple, v4, Failure, Session};
 
 /// The tuples a connection's packets carry anywhere: as sent, as translated, both ways.
-fn tuples_of(l: &Session, r: &ConnRecord, proto: u8) -> BTreeSet<Tuple> {
+pub(super) fn tuples_of(l: &Session, r: &ConnRecord, proto: u8) -> BTreeSet<Tuple> {
     let orig = client_tuple(r, proto);
     let mut set = BTreeSet::from([orig, orig.invert()]);
     // Twice: a tuple translated on one node can be translated again on another (NodePort).
@@ -37,30 +37,52 @@ fn tuples_of(l: &Session, r: &ConnRecord, proto: u8) -> BTreeSet<Tuple> {
 }
 
 fn frame_tuple(frame: &[u8]) -> Option<Tuple> {
-    let t = Tuple::of_packet(frame.get(14..)?)?;
+    packet_tuple(frame.get(14..)?)
+}
+
+/// The tuple of an IPv4 packet, or for an ICMP error the tuple of the packet it quotes (the
+/// connection it belongs to).
+pub fn packet_tuple(ip: &[u8]) -> Option<Tuple> {
+    let t = Tuple::of_packet(ip)?;
     if t.proto == 1 && podnet::conntrack::tuple::icmp_is_error((t.dport >> 8) as u8) {
-        // An ICMP error belongs to the connection it quotes.
-        let hl = usize::from(frame[14] & 0x0f) * 4;
-        return Tuple::of_packet(frame.get(14 + hl + 8..)?);
+        return frame_tuple_ip(ip);
     }
     Some(t)
 }
 
 /// `podnet trace`: every hop and hook of one connection, headers before and after each rewrite.
 pub(super) fn trace(l: &Session, flow: &str, conn: usize) -> Result<String, Failure> {
+    let (proto, r) = record(l, flow, conn)?;
+    let header = format!("flow {flow} connection {conn}");
+    Ok(walk(l, &r, proto, &header, false))
+}
+
+/// Connection `conn` (in start order) of flow `flow`, and the flow's IP protocol number.
+fn record(l: &Session, flow: &str, conn: usize) -> Result<(u8, ConnRecord), Failure> {
     let fi = l.index.flow(flow).ok_or_else(|| {
         let names: Vec<_> = l.index.flows.iter().map(|f| f.name.clone()).collect();
         Failure::input(format!("no flow {flow:?} (flows: {})", names.join(", ")))
     })?;
-    let (proto, records) = l.connections(fi);
-    let r = records.get(conn).ok_or_else(|| {
-        Failure::input(format!(
+    let (proto, mut records) = l.connections(fi);
+    if conn >= records.len() {
+        return Err(Failure::input(format!(
             "flow {flow} has {} connections; --conn {conn} is out of range",
             records.len()
-        ))
-    })?;
-    let header = format!("flow {flow} connection {conn}");
-    Ok(walk(l, r, proto, &header, false))
+        )));
+    }
+    Ok((proto, records.swap_remove(conn)))
+}
+
+/// `podnet explain` for a connection that ran: the walk of connection `conn` of flow `flow`
+/// with every node's routing decision, and the NetworkPolicy verdict.
+pub(super) fn explain_conn(l: &Session, flow: &str, conn: usize) -> Result<String, Failure> {
+    let (proto, r) = record(l, flow, conn)?;
+    Ok(explain_record(
+        l,
+        &r,
+        proto,
+        &format!("explain flow {flow} connection {conn}"),
+    ))
 }
 
 /// The packet walk of one connection; with `explain`, the route each node chose is added
@@ -234,9 +256,14 @@ pub(super) fn explain(
         .and_then(|p| p.clients().nth(before))
         .and_then(|c| c.records().first().cloned())
         .ok_or_else(|| Failure::input("the connection did not finish within --until"))?;
-    let mut out = walk(l, &r, 6, &format!("explain {from} -> {to}"), true);
+    Ok(explain_record(l, &r, 6, &format!("explain {from} -> {to}")))
+}
+
+/// The walk of `r` with routes, then the NetworkPolicy verdict.
+fn explain_record(l: &Session, r: &ConnRecord, proto: u8, header: &str) -> String {
+    let mut out = walk(l, r, proto, header, true);
     // NetworkPolicy is judged after DNAT: against the backend and its port.
-    let (dst, dport) = tuples_of(l, &r, 6)
+    let (dst, dport) = tuples_of(l, r, proto)
         .into_iter()
         .find(|t| {
             t.src == v4(r.local.addr)
@@ -247,7 +274,7 @@ pub(super) fn explain(
     let v = l.cluster.policy_verdict(&podnet::policy::Flow {
         src: v4(r.local.addr),
         dst,
-        proto: 6,
+        proto,
         dport,
     });
     let _ = writeln!(
@@ -264,7 +291,7 @@ pub(super) fn explain(
         };
         let _ = writeln!(out, "  {dir} {who}: {sel}; {}", d.reason);
     }
-    Ok(out)
+    out
 }
 
 fn frame_tuple_ip(ip: &[u8]) -> Option<Tuple> {

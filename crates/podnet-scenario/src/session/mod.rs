@@ -25,6 +25,7 @@ use smoltcp::wire::{IpAddress, Ipv4Address};
 
 use crate::{FaultEvent, Index, Scenario, Warning};
 
+pub use inspect::packet_tuple;
 pub use report::{Connection, CtReport, CtStats, Drop, Flow, NodeReport, Report};
 
 /// Whether a failure is bad input or a failed expectation.
@@ -286,6 +287,16 @@ impl Session {
         (proto, records)
     }
 
+    /// The tuples connection `r` (of a flow with IP protocol `proto`) carries anywhere: as
+    /// sent, as translated by any node, both ways.
+    pub fn connection_tuples(
+        &self,
+        r: &ConnRecord,
+        proto: u8,
+    ) -> std::collections::BTreeSet<Tuple> {
+        inspect::tuples_of(self, r, proto)
+    }
+
     /// The node named `name`.
     pub fn node(&self, name: &str) -> Result<NodeId, Failure> {
         self.cluster.node_by_name(name).ok_or_else(|| {
@@ -324,6 +335,12 @@ impl Session {
     /// its walk with every node's routing decision, rule and NAT, and the NetworkPolicy verdict.
     pub fn explain(&mut self, from: &str, to: &str, limit: Duration) -> Result<String, Failure> {
         inspect::explain(self, from, to, limit)
+    }
+
+    /// `podnet explain` for connection `conn` of flow `flow` as it ran: its walk with every
+    /// node's routing decision, rule and NAT, and the NetworkPolicy verdict (changes nothing).
+    pub fn explain_conn(&self, flow: &str, conn: usize) -> Result<String, Failure> {
+        inspect::explain_conn(self, flow, conn)
     }
 
     /// `podnet tcpdump`: the frames of `iface` (`any`, `HOST/IFACE`, or a host name for all
@@ -377,15 +394,12 @@ fn v4(a: IpAddress) -> Ipv4Address {
 }
 
 /// A connection's tuple as its client sent it.
-/// The tuple the client's packets left with: to the backend when the socket-level load
-/// balancer (eBPF mode) translated `connect()`, else to what the application dialled.
 fn client_tuple(r: &ConnRecord, proto: u8) -> Tuple {
-    let remote = r.peer.unwrap_or(r.remote);
     Tuple {
         src: v4(r.local.addr),
-        dst: v4(remote.addr),
+        dst: v4(r.remote.addr),
         sport: r.local.port,
-        dport: remote.port,
+        dport: r.remote.port,
         proto,
     }
 }

@@ -13,6 +13,7 @@ use super::{client_tuple, fmt_duration, fmt_instant, Session};
 
 /// The report.
 #[derive(Serialize, Debug)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify), tsify(missing_as_null))]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     /// `v1alpha1`.
@@ -29,6 +30,7 @@ pub struct Report {
 
 /// One Traffic flow.
 #[derive(Serialize, Debug)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify), tsify(missing_as_null))]
 pub struct Flow {
     /// The Traffic's name.
     pub name: String,
@@ -38,6 +40,7 @@ pub struct Flow {
 
 /// One connection (or datagram exchange).
 #[derive(Serialize, Debug)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify), tsify(missing_as_null))]
 #[serde(rename_all = "camelCase")]
 pub struct Connection {
     /// 0-based, in start order.
@@ -68,6 +71,7 @@ pub struct Connection {
 
 /// A node's conntrack figures.
 #[derive(Serialize, Debug)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify), tsify(missing_as_null))]
 pub struct NodeReport {
     /// The node's name.
     pub name: String,
@@ -78,6 +82,7 @@ pub struct NodeReport {
 
 /// `conntrack -S` and the table size.
 #[derive(Serialize, Debug)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify), tsify(missing_as_null))]
 pub struct CtReport {
     /// Entries now.
     pub count: u32,
@@ -89,6 +94,7 @@ pub struct CtReport {
 
 /// The counters.
 #[derive(Serialize, Debug)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify), tsify(missing_as_null))]
 pub struct CtStats {
     /// `found`.
     pub found: u64,
@@ -108,6 +114,7 @@ pub struct CtStats {
 
 /// A dropped frame.
 #[derive(Serialize, Debug)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify), tsify(missing_as_null))]
 pub struct Drop {
     /// When (`0.2s`).
     pub time: String,
@@ -155,7 +162,7 @@ fn backend_of(l: &Session, r: &ConnRecord, proto: u8) -> (Option<String>, Option
             Some(format!("{}:{}", reply.src, reply.sport)),
             Some(format!("{}:{}", reply.dst, reply.dport)),
         ),
-        None => (Some(ep(&r.peer.unwrap_or(r.remote))), Some(ep(&r.local))),
+        None => (Some(ep(&r.remote)), Some(ep(&r.local))),
     }
 }
 
