@@ -23,6 +23,9 @@ pub enum ProxyArg {
     Nftables,
     /// No Service proxy: Pod A calls the backend pod directly.
     None,
+    /// No kube-proxy: Cilium-style eBPF (socket-level load balancing: the ClusterIP never
+    /// reaches the wire).
+    Ebpf,
 }
 
 /// Options of `podnet demo`.
@@ -46,10 +49,12 @@ pub struct DemoArgs {
     /// Print every frame on every interface, tcpdump style.
     #[arg(long)]
     tcpdump: bool,
-    /// Print node-a's conntrack table (`conntrack -L`) and counters (`conntrack -S`) at the end.
+    /// Print node-a's conntrack table (`conntrack -L`) and counters (`conntrack -S`) at the end
+    /// (with --proxy ebpf: its CT map, `cilium bpf ct list global`).
     #[arg(long)]
     conntrack: bool,
-    /// Print node-a's rules (`iptables-save`, or `nft list ruleset` with --proxy nftables).
+    /// Print node-a's rules (`iptables-save`, or `nft list ruleset` with --proxy nftables; with
+    /// --proxy ebpf the Service map, `cilium bpf lb list`).
     #[arg(long)]
     rules: bool,
     /// Write one pcap per interface into this directory.
@@ -70,6 +75,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, String> {
         ProxyArg::Iptables => Proxy::Iptables,
         ProxyArg::Nftables => Proxy::Nftables,
         ProxyArg::None => Proxy::None,
+        ProxyArg::Ebpf => Proxy::Ebpf,
     };
     let config = ClusterConfig {
         seed: args.seed,
@@ -159,12 +165,36 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, String> {
         });
         let _ = writeln!(
             out,
-            "  #{:<3} {} -> {}  {:<8} connect {:>9}  sent {} B  received {} B",
-            r.id, r.local, r.remote, r.outcome, connect, r.bytes_sent, r.bytes_received
+            "  #{:<3} {} -> {}{}  {:<8} connect {:>9}  sent {} B  received {} B",
+            r.id,
+            r.local,
+            r.remote,
+            r.peer
+                .map(|p| format!(" (socket LB: {p})"))
+                .unwrap_or_default(),
+            r.outcome,
+            connect,
+            r.bytes_sent,
+            r.bytes_received
         );
         ok += usize::from(r.outcome == Outcome::Ok);
     }
-    if let Some(dp) = c.dataplane(a) {
+    if let Some(bpf) = c.dataplane(a).and_then(|d| d.ebpf()) {
+        if args.conntrack {
+            let _ = writeln!(
+                out,
+                "\nnode-a# cilium bpf ct list global\n{}",
+                bpf.ct_list(c.now()).trim_end()
+            );
+        }
+        if args.rules {
+            let _ = writeln!(
+                out,
+                "\nnode-a# cilium bpf lb list   (kube-proxy is not running: no iptables rules)\n{}",
+                bpf.lb().lb_list().trim_end()
+            );
+        }
+    } else if let Some(dp) = c.dataplane(a) {
         if args.conntrack {
             let _ = writeln!(
                 out,

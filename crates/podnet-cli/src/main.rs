@@ -128,7 +128,7 @@ enum Command {
     /// calling Service web (ClusterIP 10.96.0.10:80), backed by a pod (10.244.1.20) on a second
     /// node: DNAT on node-a, conntrack reversing the reply.
     #[command(
-        after_help = "Examples:\n  podnet demo\n  podnet demo --count 1 --tcpdump --conntrack\n  podnet demo --masquerade-all --conntrack\n  podnet demo --rules --proxy nftables\n  podnet demo --loss 0.1 --seed 7\n  podnet demo --pcap out/ && tshark -r out/node-a_eth0.pcap"
+        after_help = "Examples:\n  podnet demo\n  podnet demo --count 1 --tcpdump --conntrack\n  podnet demo --masquerade-all --conntrack\n  podnet demo --rules --proxy nftables\n  podnet demo --proxy ebpf --tcpdump --conntrack\n  podnet demo --loss 0.1 --seed 7\n  podnet demo --pcap out/ && tshark -r out/node-a_eth0.pcap"
     )]
     Demo(demo::DemoArgs),
 }
@@ -218,6 +218,28 @@ fn scenario_command(command: Command) -> Result<ExitCode, Failure> {
                 if t > l.cluster.now() {
                     l.cluster.run_until(t);
                 }
+            }
+            if let Some(bpf) = l.ebpf(&node)? {
+                // proxy: ebpf: the CT maps, as `cilium bpf ct list global` prints them.
+                if stats {
+                    let st = bpf.stats();
+                    println!(
+                        "ct_tcp {}/{} ct_any {}/{} snat {}/{} created={} evicted={} expired={} nat_evicted={}",
+                        bpf.ct_tcp().len(),
+                        bpf.config().ct_tcp_max,
+                        bpf.ct_any().len(),
+                        bpf.config().ct_any_max,
+                        bpf.snat_map().len(),
+                        bpf.config().nat_max,
+                        st.ct_created,
+                        st.ct_evicted,
+                        st.ct_expired,
+                        st.nat_evicted
+                    );
+                } else {
+                    print!("{}", l.conntrack_text(&node)?);
+                }
+                return Ok(ExitCode::SUCCESS);
             }
             let ct = l.conntrack(&node)?;
             if stats {

@@ -324,3 +324,72 @@ fn network_policy_denies_and_explain_says_why() {
         "{out}"
     );
 }
+
+#[test]
+fn ebpf_example_never_puts_the_cluster_ip_on_the_wire() {
+    let r = report("examples/ebpf.yaml");
+    for c in connections(&r, "web") {
+        assert_eq!(c["to"], "10.96.0.10:80", "the application dialled the ClusterIP");
+        assert_eq!(c["backend"], "10.244.1.20:80");
+        assert_eq!(c["seenByBackend"], c["from"]);
+    }
+    // DSR keeps the client address.
+    for c in connections(&r, "from-outside") {
+        assert_eq!(c["outcome"], "ok");
+        assert!(c["seenByBackend"]
+            .as_str()
+            .unwrap()
+            .starts_with("203.0.113.10:"));
+    }
+    let node_a = r["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "node-a")
+        .unwrap();
+    assert_eq!(node_a["bpf"]["socketLb"], 3);
+    assert_eq!(node_a["bpf"]["dsr"], 2);
+    assert_eq!(node_a["conntrack"]["count"], 0, "nf_conntrack sees no pod flow");
+    // tcpdump in the client pod shows the backend, never the ClusterIP.
+    let (code, dump, err) = podnet(&[
+        "tcpdump",
+        "examples/ebpf.yaml",
+        "-i",
+        "pod-a/eth0",
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(dump.contains("10.244.0.5.") && dump.contains(" > 10.244.1.20.80:"));
+    assert!(!dump.contains("10.96.0.10"), "{dump}");
+    let dir = std::env::temp_dir().join(format!("podnet-ebpf-{}", std::process::id()));
+    let (code, _, err) = podnet(&[
+        "run",
+        "examples/ebpf.yaml",
+        "--quiet",
+        "--pcap",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let pcap = std::fs::read(dir.join("pod-a_eth0.pcap")).unwrap();
+    assert!(pcap.len() > 100);
+    assert!(!pcap.windows(4).any(|w| w == [10, 96, 0, 10]));
+    let _ = std::fs::remove_dir_all(&dir);
+    // No kube-proxy rules; the Service is a map entry.
+    let (_, rules, _) = podnet(&[
+        "iptables-save",
+        "examples/ebpf.yaml",
+        "--node",
+        "node-a",
+        "--quiet",
+    ]);
+    assert!(!rules.contains("KUBE-SVC"));
+    assert!(rules.contains("10.96.0.10:80/TCP"));
+    let (_, ct, _) = podnet(&[
+        "conntrack",
+        "examples/ebpf.yaml",
+        "--node",
+        "node-a",
+        "--quiet",
+    ]);
+    assert!(ct.contains("TCP OUT 10.244.0.5:"), "{ct}");
+}

@@ -56,6 +56,7 @@ pub(crate) struct ClusterSpec {
     pub proxy: Option<At<String>>,
     pub masquerade: Masquerade,
     pub conntrack: Conntrack,
+    pub ebpf: Ebpf,
     pub link: Link,
     pub nodes: Option<At<Vec<At<NodeEntry>>>>,
     pub external: Vec<At<ExternalEntry>>,
@@ -77,6 +78,39 @@ pub(crate) struct Conntrack {
     pub tcp_loose: Option<bool>,
     pub checksum: Option<bool>,
     pub timeouts: BTreeMap<String, At<NumOrStr>>,
+}
+
+/// `Cluster.spec.ebpf`, with Cilium's Helm value names.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub(crate) struct Ebpf {
+    #[serde(rename = "socketLB")]
+    pub socket_lb: Option<bool>,
+    pub load_balancer: EbpfLb,
+    pub maglev: EbpfMaglev,
+    pub bpf: EbpfMaps,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub(crate) struct EbpfLb {
+    pub algorithm: Option<At<String>>,
+    pub mode: Option<At<String>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub(crate) struct EbpfMaglev {
+    pub table_size: Option<At<u32>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub(crate) struct EbpfMaps {
+    pub ct_tcp_max: Option<At<u32>>,
+    pub ct_any_max: Option<At<u32>>,
+    pub nat_max: Option<At<u32>>,
+    pub masquerade: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

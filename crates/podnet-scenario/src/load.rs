@@ -299,12 +299,20 @@ fn podnet_fields(kind: &str) -> Option<&'static [(&'static str, &'static [&'stat
                     "proxy",
                     "masquerade",
                     "conntrack",
+                    "ebpf",
                     "link",
                     "nodes",
                     "external",
                 ],
             ),
             ("spec.masquerade", &["randomFully", "all"]),
+            ("spec.ebpf", &["socketLB", "loadBalancer", "maglev", "bpf"]),
+            ("spec.ebpf.loadBalancer", &["algorithm", "mode"]),
+            ("spec.ebpf.maglev", &["tableSize"]),
+            (
+                "spec.ebpf.bpf",
+                &["ctTcpMax", "ctAnyMax", "natMax", "masquerade"],
+            ),
             (
                 "spec.conntrack",
                 &[

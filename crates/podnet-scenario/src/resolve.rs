@@ -180,14 +180,12 @@ fn cluster_config(o: &Object, s: &ClusterSpec) -> Result<ClusterConfig, Error> {
             "iptables" => Proxy::Iptables,
             "nftables" => Proxy::Nftables,
             "none" => Proxy::None,
-            "ipvs" | "ebpf" => {
+            "ebpf" => Proxy::Ebpf,
+            "ipvs" => {
                 return Err(at_err(
                     o,
                     p.pos,
-                    format!(
-                        "proxy {} is not supported yet (iptables, nftables or none)",
-                        p.value
-                    ),
+                    "proxy ipvs is not supported yet (iptables, nftables, ebpf or none)",
                 ))
             }
             other => {
@@ -199,6 +197,7 @@ fn cluster_config(o: &Object, s: &ClusterSpec) -> Result<ClusterConfig, Error> {
             }
         };
     }
+    resolve_ebpf(o, &s.ebpf, &mut c.ebpf)?;
     if let Some(v) = s.masquerade.random_fully {
         c.random_fully = v;
     }
@@ -399,4 +398,76 @@ pub(crate) fn l4(s: &str) -> Result<L4, String> {
         "SCTP" => Err("protocol SCTP is not supported (TCP or UDP)".into()),
         other => Err(format!("unknown protocol {other:?} (TCP or UDP)")),
     }
+}
+
+/// `Cluster.spec.ebpf` onto the eBPF datapath's settings.
+fn resolve_ebpf(
+    o: &crate::load::Object,
+    e: &crate::kinds::Ebpf,
+    c: &mut podnet::ebpf::EbpfConfig,
+) -> Result<(), Error> {
+    use podnet::ebpf::{Algorithm, NodePortMode};
+    if let Some(v) = e.socket_lb {
+        c.socket_lb = v;
+    }
+    if let Some(a) = &e.load_balancer.algorithm {
+        c.algorithm = match a.value.as_str() {
+            "random" => Algorithm::Random,
+            "maglev" => Algorithm::Maglev,
+            other => {
+                return Err(at_err(
+                    o,
+                    a.pos,
+                    format!("unknown loadBalancer.algorithm {other:?} (random or maglev)"),
+                ))
+            }
+        };
+    }
+    if let Some(m) = &e.load_balancer.mode {
+        c.node_port_mode = match m.value.as_str() {
+            "snat" => NodePortMode::Snat,
+            "dsr" => NodePortMode::Dsr,
+            other => {
+                return Err(at_err(
+                    o,
+                    m.pos,
+                    format!("unknown loadBalancer.mode {other:?} (snat or dsr)"),
+                ))
+            }
+        };
+    }
+    if let Some(t) = &e.maglev.table_size {
+        if !podnet::ebpf::maglev::TABLE_SIZES.contains(&t.value) {
+            return Err(at_err(
+                o,
+                t.pos,
+                format!(
+                    "maglev.tableSize {} is not one of Cilium's primes {:?}",
+                    t.value,
+                    podnet::ebpf::maglev::TABLE_SIZES
+                ),
+            ));
+        }
+        c.maglev_table_size = t.value;
+    }
+    for (field, target) in [
+        (&e.bpf.ct_tcp_max, &mut c.ct_tcp_max),
+        (&e.bpf.ct_any_max, &mut c.ct_any_max),
+        (&e.bpf.nat_max, &mut c.nat_max),
+    ] {
+        if let Some(v) = field {
+            if v.value == 0 || v.value > MAX_CONNTRACK {
+                return Err(at_err(
+                    o,
+                    v.pos,
+                    format!("must be between 1 and {MAX_CONNTRACK}"),
+                ));
+            }
+            *target = v.value;
+        }
+    }
+    if let Some(v) = e.bpf.masquerade {
+        c.masquerade = v;
+    }
+    Ok(())
 }

@@ -12,6 +12,7 @@ use alloc::format;
 
 use crate::conntrack::table::bits;
 use crate::conntrack::{Conntrack, CtConfig, CtInfo, CtState, Dir, Tuple};
+use crate::ebpf::datapath::EbpfDatapath;
 use crate::kube_proxy::{self, Action, KubeProxy, Packet, ProxyConfig, ServicePort};
 use crate::nat::{self, Manip};
 use crate::netfilter::{Hook, HookCtx, NetfilterHook, Notes, RejectWith, Verdict};
@@ -82,6 +83,9 @@ pub struct Dataplane {
     /// This node's index and the policies to enforce (`None`: no policy exists).
     policy: Option<(u32, World)>,
     denied: alloc::vec::Vec<DeniedFlow>,
+    /// The Cilium-style eBPF programs replacing kube-proxy and Linux conntrack for pod
+    /// traffic (`proxy: ebpf`).
+    bpf: Option<alloc::boxed::Box<EbpfDatapath>>,
 }
 
 impl Dataplane {
@@ -102,7 +106,90 @@ impl Dataplane {
             events: alloc::vec::Vec::new(),
             policy: None,
             denied: alloc::vec::Vec::new(),
+            bpf: None,
         }
+    }
+
+    /// A dataplane whose pod traffic is handled by eBPF programs: kube-proxy runs no rules
+    /// and Linux's conntrack (kept for the node's own traffic) stays empty.
+    pub fn new_ebpf(ct: CtConfig, proxy: ProxyConfig, bpf: EbpfDatapath, seed: u64) -> Self {
+        let mut dp = Dataplane::new(
+            ct,
+            proxy,
+            alloc::vec::Vec::new(),
+            SimRng::derive(seed, crate::rng::Stream::Node(u32::MAX)),
+            seed,
+        );
+        dp.bpf = Some(alloc::boxed::Box::new(bpf));
+        dp
+    }
+
+    /// The eBPF datapath, in `proxy: ebpf` mode.
+    pub fn ebpf(&self) -> Option<&EbpfDatapath> {
+        self.bpf.as_deref()
+    }
+
+    /// The eBPF datapath, mutably.
+    pub fn ebpf_mut(&mut self) -> Option<&mut EbpfDatapath> {
+        self.bpf.as_deref_mut()
+    }
+
+    /// Pushes the Services: to kube-proxy's rules, or to the eBPF Service maps.
+    pub fn set_services(&mut self, ports: alloc::vec::Vec<ServicePort>) {
+        match self.bpf.as_deref_mut() {
+            Some(b) => b.lb_mut().set_services(ports),
+            None => self.proxy.set_services(ports),
+        }
+    }
+
+    /// The eBPF programs at one hook: CT, load balancing and NAT by the programs, then
+    /// NetworkPolicy for new connections and the `[NEW]` log, as the Linux path does.
+    fn process_bpf(
+        &mut self,
+        ctx: &HookCtx<'_>,
+        frame: &mut alloc::vec::Vec<u8>,
+        l3: usize,
+        notes: &mut Notes,
+    ) -> Verdict {
+        let Some(bpf) = self.bpf.as_deref_mut() else {
+            return Verdict::Accept;
+        };
+        let nf = match bpf.process(ctx, frame, l3, notes) {
+            crate::ebpf::datapath::Outcome::Drop(why) => return Verdict::Drop(why.into()),
+            crate::ebpf::datapath::Outcome::Pass(None) => return Verdict::Accept,
+            crate::ebpf::datapath::Outcome::Pass(Some(nf)) => nf,
+        };
+        if ctx.hook == Hook::Postrouting {
+            // A new SNAT mapping: the connection's [NEW] event gets its final reply tuple.
+            let ev = bpf.peek(&nf.orig).and_then(|e| e.event);
+            if let Some(e) = ev.and_then(|i| self.events.get_mut(i as usize)) {
+                e.reply.dst = nf.translated.src;
+                e.reply.dport = nf.translated.sport;
+            }
+            self.stats.masquerade += 1;
+            return Verdict::Accept;
+        }
+        self.stats.first_packets += 1;
+        self.stats.last_rules_walked = 0;
+        if nf.translated.dst != nf.orig.dst || nf.translated.dport != nf.orig.dport {
+            self.stats.dnat += 1;
+        }
+        if let v @ Verdict::Drop(_) = self.policy_check(ctx, Some(nf.orig), &nf.translated, notes) {
+            if let Some(b) = self.bpf.as_deref_mut() {
+                b.forget(&nf);
+            }
+            return v;
+        }
+        let idx = self.events.len() as u32;
+        self.events.push(NewConnection {
+            at: ctx.now,
+            orig: nf.orig,
+            reply: nf.translated.invert(),
+        });
+        if let Some(b) = self.bpf.as_deref_mut() {
+            b.set_event(&nf.translated, idx);
+        }
+        Verdict::Accept
     }
 
     /// Sets the NetworkPolicies to enforce on node `node` (`None`: enforce none).
@@ -117,7 +204,13 @@ impl Dataplane {
 
     /// NetworkPolicy for a NEW connection (the packet after DNAT): egress when the source is
     /// a pod of this node, ingress when the destination is.
-    fn policy_check(&mut self, ctx: &HookCtx<'_>, t: &Tuple, notes: &mut Notes) -> Verdict {
+    fn policy_check(
+        &mut self,
+        ctx: &HookCtx<'_>,
+        orig: Option<Tuple>,
+        t: &Tuple,
+        notes: &mut Notes,
+    ) -> Verdict {
         let Some((node, world)) = &self.policy else {
             return Verdict::Accept;
         };
@@ -140,11 +233,12 @@ impl Dataplane {
                 notes.push(format!("NetworkPolicy: {}", v.reason));
             }
             if !v.allowed {
-                let orig = self
-                    .cur
-                    .and_then(|c| c.info.entry)
-                    .map(|i| self.ct.entry(i).tuple(0))
-                    .unwrap_or(*t);
+                let orig = orig.unwrap_or_else(|| {
+                    self.cur
+                        .and_then(|c| c.info.entry)
+                        .map(|i| self.ct.entry(i).tuple(0))
+                        .unwrap_or(*t)
+                });
                 self.denied.push(DeniedFlow {
                     at: ctx.now,
                     orig,
@@ -391,7 +485,7 @@ impl Dataplane {
         if inf.info.state == CtState::New
             && !matches!(ctx.hook, Hook::Prerouting | Hook::Postrouting)
         {
-            if let v @ Verdict::Drop(_) = self.policy_check(ctx, &t, notes) {
+            if let v @ Verdict::Drop(_) = self.policy_check(ctx, None, &t, notes) {
                 return v;
             }
         }
@@ -497,7 +591,24 @@ fn dir_name(d: Dir) -> &'static str {
 
 impl NetfilterHook for Dataplane {
     fn name(&self) -> &str {
-        "iptables"
+        if self.bpf.is_some() {
+            "bpf"
+        } else {
+            "iptables"
+        }
+    }
+
+    fn process_frame(
+        &mut self,
+        ctx: &HookCtx<'_>,
+        frame: &mut alloc::vec::Vec<u8>,
+        l3: usize,
+        notes: &mut Notes,
+    ) -> Verdict {
+        if self.bpf.is_some() {
+            return self.process_bpf(ctx, frame, l3, notes);
+        }
+        self.process(ctx, &mut frame[l3..], notes)
     }
 
     fn process(&mut self, ctx: &HookCtx<'_>, packet: &mut [u8], notes: &mut Notes) -> Verdict {

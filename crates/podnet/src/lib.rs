@@ -8,6 +8,7 @@ pub mod bridge;
 pub mod cluster;
 pub mod conntrack;
 pub mod dataplane;
+pub mod ebpf;
 pub mod kube_proxy;
 pub mod link;
 pub mod nat;

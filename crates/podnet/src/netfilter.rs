@@ -122,6 +122,22 @@ pub trait NetfilterHook {
     /// header included; a module that rewrites it must leave every checksum valid.
     fn process(&mut self, ctx: &HookCtx<'_>, packet: &mut [u8], notes: &mut Notes) -> Verdict;
 
+    /// [`NetfilterHook::process`] given the whole frame (the IP packet at `l3`), for modules
+    /// that change the packet's length (an IPv4 option added, as Cilium's DSR does). The
+    /// default runs `process` on the IP packet.
+    fn process_frame(
+        &mut self,
+        ctx: &HookCtx<'_>,
+        frame: &mut alloc::vec::Vec<u8>,
+        l3: usize,
+        notes: &mut Notes,
+    ) -> Verdict {
+        match frame.get_mut(l3..) {
+            Some(packet) => self.process(ctx, packet, notes),
+            None => Verdict::Accept,
+        }
+    }
+
     /// Lets callers reach the concrete module (`node.hooks()` then downcast), e.g. to read a
     /// conntrack table.
     fn as_any(&self) -> Option<&dyn core::any::Any> {

@@ -256,13 +256,17 @@ impl Pod {
     /// Starts a program.
     pub fn start(&mut self, program: &Program, now: Instant) {
         let app = {
-            let mut env = self.env(now);
+            let mut env = self.env(now, None);
             App::start(program, &mut env)
         };
         self.apps.push(app);
     }
 
-    fn env(&mut self, now: Instant) -> PodEnv<'_> {
+    fn env<'a>(
+        &'a mut self,
+        now: Instant,
+        sock_lb: Option<&'a mut (dyn crate::ebpf::SocketLb + 'static)>,
+    ) -> PodEnv<'a> {
         PodEnv {
             now,
             iface: &mut self.iface,
@@ -272,6 +276,7 @@ impl Pod {
             tcp_buffer: self.tcp_buffer,
             ports: &mut self.ports,
             lingering: &mut self.lingering,
+            sock_lb,
         }
     }
 
@@ -292,13 +297,23 @@ impl Pod {
 
     /// Runs the stack and the programs at `now`; returns the frames transmitted.
     pub fn service(&mut self, now: Instant) -> Vec<Frame> {
+        self.service_with(now, None)
+    }
+
+    /// [`Pod::service`] with the node's socket-level load balancer, which the pod's
+    /// `connect()`s go through (Cilium's `cgroup/connect4`).
+    pub fn service_with(
+        &mut self,
+        now: Instant,
+        mut sock_lb: Option<&mut (dyn crate::ebpf::SocketLb + 'static)>,
+    ) -> Vec<Frame> {
         self.iface.poll_maintenance(now);
         while let Some(frame) = self.device.rx.front() {
             let icmp = IcmpError::parse(frame);
             if let Some((remote, port)) = syn_of(frame) {
                 let mut apps = core::mem::take(&mut self.apps);
                 {
-                    let mut env = self.env(now);
+                    let mut env = self.env(now, None);
                     for app in apps.iter_mut() {
                         app.before_syn(remote, port, &mut env);
                     }
@@ -309,7 +324,7 @@ impl Pod {
                 .poll_ingress_single(now, &mut self.device, &mut self.sockets);
             let mut apps = core::mem::take(&mut self.apps);
             {
-                let mut env = self.env(now);
+                let mut env = self.env(now, sock_lb.as_deref_mut());
                 for app in apps.iter_mut() {
                     if let Some(err) = &icmp {
                         app.icmp_error(err, &mut env);
@@ -319,7 +334,7 @@ impl Pod {
             }
             self.apps = apps;
         }
-        self.run_apps(now);
+        self.run_apps(now, sock_lb);
         while self
             .iface
             .poll_egress(now, &mut self.device, &mut self.sockets)
@@ -329,10 +344,14 @@ impl Pod {
         core::mem::take(&mut self.device.tx)
     }
 
-    fn run_apps(&mut self, now: Instant) {
+    fn run_apps(
+        &mut self,
+        now: Instant,
+        sock_lb: Option<&mut (dyn crate::ebpf::SocketLb + 'static)>,
+    ) {
         let mut apps = core::mem::take(&mut self.apps);
         {
-            let mut env = self.env(now);
+            let mut env = self.env(now, sock_lb);
             for app in apps.iter_mut() {
                 app.step(&mut env);
             }

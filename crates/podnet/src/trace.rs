@@ -116,6 +116,21 @@ pub enum EventKind {
     },
 }
 
+/// A TCP segment's addressing as received somewhere ([`Trace::tcp_received_on`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpSeen {
+    /// Source address.
+    pub src: smoltcp::wire::Ipv4Address,
+    /// Source port.
+    pub sport: u16,
+    /// Destination address.
+    pub dst: smoltcp::wire::Ipv4Address,
+    /// Destination port.
+    pub dport: u16,
+    /// SYN set.
+    pub syn: bool,
+}
+
 /// One trace event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
@@ -179,6 +194,30 @@ impl Trace {
                 Some((e.time, frame.bytes.as_slice()))
             }
             _ => None,
+        })
+    }
+
+    /// The TCP segments received on the interface named `iface`, in order, as
+    /// (source, source port, destination, destination port, SYN flag): what `tcpdump -i
+    /// IFACE tcp` would show of their addressing.
+    pub fn tcp_received_on<'a>(&'a self, iface: &'a str) -> impl Iterator<Item = TcpSeen> + 'a {
+        self.received_on(iface).filter_map(|(_, frame)| {
+            let eth = smoltcp::wire::EthernetFrame::new_checked(frame).ok()?;
+            if eth.ethertype() != smoltcp::wire::EthernetProtocol::Ipv4 {
+                return None;
+            }
+            let ip = smoltcp::wire::Ipv4Packet::new_checked(eth.payload()).ok()?;
+            if ip.next_header() != smoltcp::wire::IpProtocol::Tcp {
+                return None;
+            }
+            let t = smoltcp::wire::TcpPacket::new_checked(ip.payload()).ok()?;
+            Some(TcpSeen {
+                src: ip.src_addr(),
+                sport: t.src_port(),
+                dst: ip.dst_addr(),
+                dport: t.dst_port(),
+                syn: t.syn(),
+            })
         })
     }
 

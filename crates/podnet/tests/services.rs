@@ -31,22 +31,8 @@ fn records(c: &Cluster, pod: PodId) -> Vec<podnet::ConnRecord> {
 /// (src, sport, dst, dport, SYN?) of every TCP segment received on `iface`.
 fn tcp_seen(c: &Cluster, iface: &str) -> Vec<(Ipv4Address, u16, Ipv4Address, u16, bool)> {
     c.trace()
-        .received_on(iface)
-        .filter_map(|(_, frame)| {
-            let eth = EthernetFrame::new_checked(frame).ok()?;
-            let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
-            if eth.ethertype() != EthernetProtocol::Ipv4 || ip.next_header() != IpProtocol::Tcp {
-                return None;
-            }
-            let t = TcpPacket::new_checked(ip.payload()).ok()?;
-            Some((
-                ip.src_addr(),
-                t.src_port(),
-                ip.dst_addr(),
-                t.dst_port(),
-                t.syn(),
-            ))
-        })
+        .tcp_received_on(iface)
+        .map(|t| (t.src, t.sport, t.dst, t.dport, t.syn))
         .collect()
 }
 

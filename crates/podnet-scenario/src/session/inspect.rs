@@ -358,8 +358,13 @@ pub(super) fn rules(l: &Session, node_name: &str) -> Result<String, Failure> {
         .cluster
         .dataplane(id)
         .ok_or_else(|| Failure::input("this cluster runs no Service proxy (proxy: none)"))?;
-    Ok(match l.cluster.config().proxy {
-        Proxy::Nftables => dp.proxy().nft_ruleset(),
+    Ok(match (l.cluster.config().proxy, dp.ebpf()) {
+        (Proxy::Nftables, _) => dp.proxy().nft_ruleset(),
+        (_, Some(bpf)) => format!(
+            "# {node_name}: kube-proxy is not running (proxy: ebpf); no iptables rule handles \
+             Services.\n# Services are entries of the eBPF maps (cilium bpf lb list):\n{}",
+            bpf.lb().lb_list()
+        ),
         _ => dp.proxy().iptables_save(),
     })
 }

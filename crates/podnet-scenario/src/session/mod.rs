@@ -360,8 +360,18 @@ impl Session {
     }
 
     /// Node `node`'s conntrack table now, in `conntrack -L` format.
+    /// In eBPF mode, the CT maps as `cilium bpf ct list global` prints them.
     pub fn conntrack_text(&self, node: &str) -> Result<String, Failure> {
+        if let Some(b) = self.ebpf(node)? {
+            return Ok(b.ct_list(self.cluster.now()));
+        }
         Ok(self.conntrack(node)?.list(self.cluster.now()))
+    }
+
+    /// Node `node`'s eBPF datapath (`None` unless `proxy: ebpf`).
+    pub fn ebpf(&self, node: &str) -> Result<Option<&podnet::ebpf::EbpfDatapath>, Failure> {
+        let id = self.node(node)?;
+        Ok(self.cluster.dataplane(id).and_then(|d| d.ebpf()))
     }
 
     /// Node `node`'s conntrack table.
@@ -394,12 +404,15 @@ fn v4(a: IpAddress) -> Ipv4Address {
 }
 
 /// A connection's tuple as its client sent it.
+/// The tuple the client's packets left with: to the backend when the socket-level load
+/// balancer (eBPF mode) translated `connect()`, else to what the application dialled.
 fn client_tuple(r: &ConnRecord, proto: u8) -> Tuple {
+    let remote = r.peer.unwrap_or(r.remote);
     Tuple {
         src: v4(r.local.addr),
-        dst: v4(r.remote.addr),
+        dst: v4(remote.addr),
         sport: r.local.port,
-        dport: r.remote.port,
+        dport: remote.port,
         proto,
     }
 }

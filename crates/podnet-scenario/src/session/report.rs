@@ -78,6 +78,42 @@ pub struct NodeReport {
     /// Its conntrack table (absent with proxy none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conntrack: Option<CtReport>,
+    /// Its eBPF maps (`proxy: ebpf` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bpf: Option<BpfReport>,
+}
+
+/// The eBPF datapath's maps and counters.
+#[derive(Serialize, Debug)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify), tsify(missing_as_null))]
+#[serde(rename_all = "camelCase")]
+pub struct BpfReport {
+    /// Entries in the TCP CT map now.
+    pub ct_tcp: u32,
+    /// Its size (`bpf.ctTcpMax`).
+    pub ct_tcp_max: u32,
+    /// Entries in the non-TCP CT map now.
+    pub ct_any: u32,
+    /// Its size (`bpf.ctAnyMax`).
+    pub ct_any_max: u32,
+    /// Entries in the SNAT map now.
+    pub nat: u32,
+    /// Its size (`bpf.natMax`).
+    pub nat_max: u32,
+    /// CT entries created.
+    pub ct_created: u64,
+    /// CT entries evicted as least recently used (a full LRU map drops nothing).
+    pub ct_evicted: u64,
+    /// SNAT entries evicted.
+    pub nat_evicted: u64,
+    /// `connect()`s translated by the socket-level load balancer.
+    pub socket_lb: u64,
+    /// Connections load-balanced per packet (NodePort, or socket LB skipped).
+    pub lb_per_packet: u64,
+    /// SNAT mappings made (NodePort SNAT, BPF masquerade).
+    pub snat: u64,
+    /// DSR options added.
+    pub dsr: u64,
 }
 
 /// `conntrack -S` and the table size.
@@ -162,7 +198,7 @@ fn backend_of(l: &Session, r: &ConnRecord, proto: u8) -> (Option<String>, Option
             Some(format!("{}:{}", reply.src, reply.sport)),
             Some(format!("{}:{}", reply.dst, reply.dport)),
         ),
-        None => (Some(ep(&r.remote)), Some(ep(&r.local))),
+        None => (Some(ep(&r.peer.unwrap_or(r.remote))), Some(ep(&r.local))),
     }
 }
 
@@ -247,6 +283,34 @@ pub(super) fn report(l: &Session) -> Report {
                     },
                 }
             }),
+            bpf: l
+                .cluster
+                .dataplane(id)
+                .and_then(|d| d.ebpf())
+                .map(|b| {
+                    let st = b.stats();
+                    let cfg = b.config();
+                    BpfReport {
+                        ct_tcp: b.ct_tcp().len() as u32,
+                        ct_tcp_max: cfg.ct_tcp_max,
+                        ct_any: b.ct_any().len() as u32,
+                        ct_any_max: cfg.ct_any_max,
+                        nat: b.snat_map().len() as u32,
+                        nat_max: cfg.nat_max,
+                        ct_created: st.ct_created,
+                        ct_evicted: st.ct_evicted,
+                        nat_evicted: st.nat_evicted,
+                        socket_lb: b
+                            .lb()
+                            .sock_events()
+                            .iter()
+                            .filter(|e| matches!(e.xlate, podnet::ebpf::SockXlate::Backend(_)))
+                            .count() as u64,
+                        lb_per_packet: st.lb_per_packet,
+                        snat: st.snat,
+                        dsr: st.dsr,
+                    }
+                }),
         })
         .collect();
     let trace = l.cluster.trace();
@@ -330,6 +394,26 @@ pub(super) fn summary(l: &Session, r: &Report) -> String {
     }
     let _ = writeln!(out);
     for n in &r.nodes {
+        if let Some(b) = &n.bpf {
+            let _ = writeln!(
+                out,
+                "{}: bpf ct {}/{} tcp + {}/{} any, snat {}/{}, created={} evicted={} socket-lb={} per-packet={} snat={} dsr={}",
+                n.name,
+                b.ct_tcp,
+                b.ct_tcp_max,
+                b.ct_any,
+                b.ct_any_max,
+                b.nat,
+                b.nat_max,
+                b.ct_created,
+                b.ct_evicted,
+                b.socket_lb,
+                b.lb_per_packet,
+                b.snat,
+                b.dsr
+            );
+            continue;
+        }
         if let Some(ct) = &n.conntrack {
             let s = &ct.stats;
             let _ = writeln!(

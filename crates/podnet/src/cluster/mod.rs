@@ -360,7 +360,9 @@ impl Cluster {
                 .map_err(|_| Error::RouteTableFull(spec.name.clone()))?;
         }
         if !edge {
-            if let Some(dp) = self.new_dataplane(id, &spec.name, spec.ip, addrs.gateway()) {
+            if let Some(dp) =
+                self.new_dataplane(id, &spec.name, spec.ip, addrs.gateway(), addrs.pod_cidr)
+            {
                 node.register_hook(alloc::boxed::Box::new(dp));
             }
         }

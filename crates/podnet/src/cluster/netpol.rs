@@ -47,12 +47,13 @@ fn dataplane(slot: &NodeSlot) -> Option<&Dataplane> {
 
 /// Why a client connection that timed out was denied, if it was.
 pub(super) fn denied_reason(nodes: &[NodeSlot], r: &ConnRecord, proto: u8) -> Option<String> {
-    let (IpAddress::Ipv4(src), IpAddress::Ipv4(dst)) = (r.local.addr, r.remote.addr);
+    let remote = r.peer.unwrap_or(r.remote);
+    let (IpAddress::Ipv4(src), IpAddress::Ipv4(dst)) = (r.local.addr, remote.addr);
     let sent = Tuple {
         src,
         dst,
         sport: r.local.port,
-        dport: r.remote.port,
+        dport: remote.port,
         proto,
     };
     let dps: Vec<&Dataplane> = nodes.iter().filter_map(dataplane).collect();

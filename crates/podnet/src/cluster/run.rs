@@ -215,7 +215,21 @@ impl Cluster {
             slot.same_instant = 0;
         }
         slot.same_instant += 1;
-        let frames = slot.pod.service(now);
+        // eBPF mode: the pod's connect()s go through its node's socket-level load balancer.
+        let ebpf = self.config.proxy == Proxy::Ebpf;
+        let sock_lb = self
+            .nodes
+            .get_mut(slot.node.0 as usize)
+            .filter(|_| ebpf)
+            .and_then(|n| {
+                n.node.hooks_mut().find_map(|h| {
+                    h.as_any_mut()?
+                        .downcast_mut::<crate::dataplane::Dataplane>()
+                })
+            })
+            .and_then(|dp| dp.ebpf_mut())
+            .map(|b| b.lb_mut() as &mut (dyn crate::ebpf::SocketLb + 'static));
+        let frames = slot.pod.service_with(now, sock_lb);
         if self.netpol.any_denied {
             let nodes = &self.nodes;
             slot.pod

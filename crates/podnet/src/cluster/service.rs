@@ -11,6 +11,7 @@ use super::{
 };
 use crate::conntrack::Conntrack;
 use crate::dataplane::Dataplane;
+use crate::ebpf::{EbpfDatapath, LbMaps};
 use crate::kube_proxy::{self, Endpoint, ProxyConfig, ServicePort};
 use crate::program::Program;
 use crate::rng::{SimRng, Stream};
@@ -203,7 +204,7 @@ impl Cluster {
                 .hooks_mut()
                 .find_map(|h| h.as_any_mut()?.downcast_mut::<Dataplane>())
             {
-                dp.proxy_mut().set_services(ports.clone());
+                dp.set_services(ports.clone());
             }
         }
     }
@@ -215,10 +216,11 @@ impl Cluster {
         name: &str,
         node_ip: Ipv4Address,
         gateway: Ipv4Address,
+        pod_cidr: Ipv4Cidr,
     ) -> Option<Dataplane> {
         let mode = match self.config.proxy {
             Proxy::None => return None,
-            Proxy::Iptables => kube_proxy::Mode::Iptables,
+            Proxy::Iptables | Proxy::Ebpf => kube_proxy::Mode::Iptables,
             Proxy::Nftables => kube_proxy::Mode::Nftables,
         };
         let proxy = ProxyConfig {
@@ -232,6 +234,24 @@ impl Cluster {
         };
         let mut rng = SimRng::derive(self.config.seed, Stream::Node(id.0));
         let seed = rng.next_u64();
+        if self.config.proxy == Proxy::Ebpf {
+            let mut lb = LbMaps::new(
+                self.config.ebpf,
+                name,
+                [node_ip, gateway],
+                self.config.seed,
+                SimRng::derive(seed, Stream::Node(id.0)),
+            );
+            lb.set_services(self.service_ports());
+            let bpf = EbpfDatapath::new(
+                self.config.ebpf,
+                self.config.pod_cidr.network(),
+                pod_cidr,
+                lb,
+                rng,
+            );
+            return Some(Dataplane::new_ebpf(self.config.conntrack, proxy, bpf, seed));
+        }
         Some(Dataplane::new(
             self.config.conntrack,
             proxy,

@@ -44,6 +44,8 @@ pub struct ClusterConfig {
     pub external_cidr: Ipv4Cidr,
     /// How pod traffic crosses between nodes.
     pub cni: Cni,
+    /// The eBPF datapath's settings (used with [`Proxy::Ebpf`]).
+    pub ebpf: crate::ebpf::EbpfConfig,
 }
 
 /// The pod network between nodes.
@@ -71,6 +73,9 @@ pub enum Proxy {
     Iptables,
     /// kube-proxy in nftables mode.
     Nftables,
+    /// No kube-proxy: Cilium-style eBPF programs (socket-level and per-packet load
+    /// balancing, LRU CT and NAT maps), configured by [`ClusterConfig::ebpf`].
+    Ebpf,
 }
 
 impl Default for ClusterConfig {
@@ -89,6 +94,7 @@ impl Default for ClusterConfig {
             masquerade_all: false,
             external_cidr: Ipv4Cidr::new(Ipv4Address::new(203, 0, 113, 0), 24),
             cni: Cni::Bridge,
+            ebpf: crate::ebpf::EbpfConfig::default(),
         }
     }
 }

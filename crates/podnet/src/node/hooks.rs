@@ -66,7 +66,7 @@ impl Node {
         let mut verdict = Verdict::Accept;
         let mut notes = Notes::new();
         for h in self.hooks.iter_mut() {
-            verdict = h.process(&ctx, &mut frame[ETH_HDR..], &mut notes);
+            verdict = h.process_frame(&ctx, frame, ETH_HDR, &mut notes);
             if verdict != Verdict::Accept {
                 break;
             }

@@ -212,8 +212,11 @@ pub struct ConnRecord {
     pub id: u32,
     /// Client address and port.
     pub local: IpEndpoint,
-    /// Destination address and port.
+    /// Destination address and port (what the application connected to).
     pub remote: IpEndpoint,
+    /// Where the socket really connected when socket-level load balancing translated the
+    /// `connect()` (eBPF mode): the backend; `None` when it connected to `remote`.
+    pub peer: Option<IpEndpoint>,
     /// When it started.
     pub started: Instant,
     /// Handshake duration (SYN sent to ESTABLISHED), if it got there.
@@ -243,6 +246,8 @@ struct Active {
     local_port: u16,
     started: Instant,
     connected: Option<Instant>,
+    /// The backend the socket-level load balancer connected the socket to.
+    peer: Option<IpEndpoint>,
     payload: Vec<u8>,
     sent: usize,
     received: Vec<u8>,
@@ -447,14 +452,9 @@ impl Client {
                 return;
             }
         }
-        if err.remote != self.remote() {
-            return;
-        }
-        let Some(i) = self
-            .active
-            .iter()
-            .position(|a| a.local_port == err.local_port)
-        else {
+        let Some(i) = self.active.iter().position(|a| {
+            a.local_port == err.local_port && err.remote == a.peer.unwrap_or(self.remote())
+        }) else {
             return;
         };
         let applies = match (self.spec.protocol, err.protocol) {
@@ -489,11 +489,41 @@ impl Client {
                 "EADDRNOTAVAIL: every ephemeral port is in use",
             );
         };
+        // cgroup/connect4: the socket-level load balancer may connect the socket elsewhere.
+        let mut peer = None;
+        let client_addr = pod_addr(env);
+        let now = env.now;
+        if let Some(lb) = env.sock_lb.as_deref_mut() {
+            let remote = self.remote();
+            let IpAddress::Ipv4(dst) = remote.addr;
+            let req = crate::ebpf::ConnectReq {
+                client: match client_addr {
+                    IpAddress::Ipv4(a) => a,
+                },
+                sport: port,
+                proto: match self.spec.protocol {
+                    Protocol::Tcp => 6,
+                    Protocol::Udp => 17,
+                },
+                dst,
+                dport: remote.port,
+            };
+            match lb.connect4(now, req) {
+                crate::ebpf::SockXlate::Backend(sel) => {
+                    peer = Some(IpEndpoint::new(IpAddress::Ipv4(sel.addr), sel.port));
+                }
+                crate::ebpf::SockXlate::Reject { error } => {
+                    return self.failed(id, port, env.now, &error);
+                }
+                crate::ebpf::SockXlate::Pass | crate::ebpf::SockXlate::SameNetns(_) => {}
+            }
+        }
+        let to = peer.unwrap_or(self.remote());
         let handle = match self.spec.protocol {
             Protocol::Tcp => {
                 let mut s = tcp_socket(env.tcp_buffer);
                 s.set_hop_limit(self.spec.ttl);
-                if s.connect(env.iface.context(), self.remote(), port).is_err() {
+                if s.connect(env.iface.context(), to, port).is_err() {
                     return self.failed(id, port, env.now, "ENETUNREACH: no route");
                 }
                 env.sockets.add(s)
@@ -501,7 +531,7 @@ impl Client {
             Protocol::Udp => {
                 let mut s = udp_socket();
                 s.set_hop_limit(self.spec.ttl);
-                if s.bind(port).is_err() || s.send_slice(&payload, self.remote()).is_err() {
+                if s.bind(port).is_err() || s.send_slice(&payload, to).is_err() {
                     return self.failed(id, port, env.now, "ENETUNREACH: no route");
                 }
                 env.sockets.add(s)
@@ -519,6 +549,7 @@ impl Client {
             local_port: port,
             started: env.now,
             connected: None,
+            peer,
             payload,
             sent,
             received: Vec::new(),
@@ -647,6 +678,7 @@ impl Client {
             id,
             local: IpEndpoint::new(IpAddress::Ipv4(Ipv4Address::UNSPECIFIED), port),
             remote: self.remote(),
+            peer: None,
             started,
             connect_time: connected.map(|c| c - started),
             ended,
@@ -686,6 +718,7 @@ impl Client {
         );
         rec.local = local.unwrap_or_else(|| IpEndpoint::new(pod_addr(env), a.local_port));
         rec.dns_time = a.dns_time;
+        rec.peer = a.peer;
         rec.error = a.error.or_else(|| match outcome {
             Outcome::Ok => None,
             Outcome::Refused => Some(String::from("ECONNREFUSED: RST")),

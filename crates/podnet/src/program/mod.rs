@@ -71,6 +71,8 @@ pub(crate) struct PodEnv<'a> {
     pub ports: &'a mut alloc::collections::BTreeSet<u16>,
     /// Sockets closed by a program and left to finish (TIME-WAIT), with their local port.
     pub lingering: &'a mut Vec<(smoltcp::iface::SocketHandle, u16)>,
+    /// The node's socket-level load balancer (`cgroup/connect4`), in eBPF mode.
+    pub sock_lb: Option<&'a mut (dyn crate::ebpf::SocketLb + 'static)>,
 }
 
 /// A running program.
