@@ -17,6 +17,8 @@
 //! batch criterion ran (warm-up included), and a `memory` line gives the bytes per entry
 //! (podnet: `reserved_bytes() / capacity`; hashbrown: its table allocation / N).
 //!
+//! A last group, `lru_64k`, compares the eBPF-style [`LruMap`] with hashbrown at 64 Ki entries.
+//!
 //! Run with `cargo bench -p podnet --bench conntrack`.
 
 use std::cell::Cell;
@@ -26,6 +28,7 @@ use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use podnet::conntrack::{Conntrack, CtConfig, CtState, Tuple};
+use podnet::ebpf::lru::LruMap;
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::time::Instant;
 use smoltcp::wire::{
@@ -321,5 +324,99 @@ fn lookup_1m(c: &mut Criterion) {
     lookup(c, 1 << 20, "1M");
 }
 
-criterion_group!(benches, lookup_64k, lookup_1m);
+// ---------------------------------------------------------------------------------------------
+// LRU map (the eBPF CT/NAT map model) against hashbrown
+
+/// Distinct for every `k`, and from every [`tuple`].
+fn fresh(k: u32) -> Tuple {
+    Tuple {
+        src: Ipv4Address::from(k),
+        dst: SERVER,
+        sport: 1,
+        dport: SERVER_PORT,
+        proto: 17,
+    }
+}
+
+/// `lru_64k`: an [`LruMap`] and a `hashbrown::HashMap` of the same 64 Ki tuples, full.
+///
+/// * `lru_get` / `hashbrown_get`: looking up existing tuples in the random sequence (the LRU
+///   `get` also moves the entry to the most recently used end);
+/// * `lru_insert_evict` / `hashbrown_insert_remove`: a tuple not in the map goes in, and the
+///   oldest leaves (the LRU evicts it itself; hashbrown is given the key to remove, as a FIFO
+///   would), so both stay at 64 Ki entries.
+fn lru_64k(c: &mut Criterion) {
+    let n: u32 = 1 << 16;
+    let mut lru: LruMap<Tuple, u32> = LruMap::with_capacity(n as usize);
+    let mut map: hashbrown::HashMap<Tuple, u32> = hashbrown::HashMap::with_capacity(n as usize);
+    for i in 0..n {
+        lru.insert(tuple(i), i);
+        map.insert(tuple(i), i);
+    }
+    let queries: Vec<Tuple> = random_flows(n, QUERIES).iter().map(|&i| tuple(i)).collect();
+    let (lt, ht) = (Tally::default(), Tally::default());
+    let mut g = c.benchmark_group("lru_64k");
+    g.warm_up_time(StdDuration::from_millis(1000))
+        .measurement_time(StdDuration::from_secs(3))
+        .sample_size(30)
+        .throughput(Throughput::Elements(1));
+    let pos = Cell::new(0);
+    g.bench_function("lru_get", |b| {
+        b.iter_custom(|iters| {
+            let d = cycle(&queries, &pos, iters, |q| {
+                black_box(lru.get(black_box(q)));
+            });
+            lt.add(d, iters)
+        })
+    });
+    pos.set(0);
+    g.bench_function("hashbrown_get", |b| {
+        b.iter_custom(|iters| {
+            let d = cycle(&queries, &pos, iters, |q| {
+                black_box(map.get(black_box(q)));
+            });
+            ht.add(d, iters)
+        })
+    });
+    // Fresh tuples 0, 1, ... (UDP, unlike the TCP ones filled in): each evicts the oldest.
+    let next = Cell::new(0u32);
+    g.bench_function("lru_insert_evict", |b| {
+        b.iter_custom(|iters| {
+            let mut k = next.get();
+            let start = StdInstant::now();
+            for _ in 0..iters {
+                black_box(lru.insert(fresh(k), k));
+                k += 1;
+            }
+            let d = start.elapsed();
+            next.set(k);
+            d
+        })
+    });
+    let next = Cell::new(0u32);
+    g.bench_function("hashbrown_insert_remove", |b| {
+        b.iter_custom(|iters| {
+            let mut k = next.get();
+            let start = StdInstant::now();
+            for _ in 0..iters {
+                black_box(map.insert(fresh(k), k));
+                let oldest = if k < n { tuple(k) } else { fresh(k - n) };
+                black_box(map.remove(&oldest));
+                k += 1;
+            }
+            let d = start.elapsed();
+            next.set(k);
+            d
+        })
+    });
+    g.finish();
+    assert_eq!((lru.len(), map.len()), (n as usize, n as usize));
+    let (l, h) = (lt.per_iter_ns(), ht.per_iter_ns());
+    println!(
+        "lru_64k: LruMap get {l:.1} ns, hashbrown get {h:.1} ns, ratio {:.2}x",
+        l / h
+    );
+}
+
+criterion_group!(benches, lookup_64k, lookup_1m, lru_64k);
 criterion_main!(benches);

@@ -198,17 +198,27 @@ impl<K: Ord + Copy, V> LruMap<K, V> {
                 let m = &self.nodes[i as usize];
                 (m.prev, m.next, m.key)
             };
-            match prev {
-                NIL => self.head = i,
-                p => self.nodes[p as usize].next = i,
-            }
-            match next {
-                NIL => self.tail = i,
-                n => self.nodes[n as usize].prev = i,
-            }
+            self.set_next(prev, i);
+            self.set_prev(next, i);
             *self.index.get_mut(&key).expect("every node is indexed") = i;
         }
         node.value
+    }
+
+    /// Points node `p`'s newer link (the head, if `p` is NIL) at `v`.
+    fn set_next(&mut self, p: u32, v: u32) {
+        match p {
+            NIL => self.head = v,
+            p => self.nodes[p as usize].next = v,
+        }
+    }
+
+    /// Points node `n`'s older link (the tail, if `n` is NIL) at `v`.
+    fn set_prev(&mut self, n: u32, v: u32) {
+        match n {
+            NIL => self.tail = v,
+            n => self.nodes[n as usize].prev = v,
+        }
     }
 
     fn unlink(&mut self, i: u32) {
@@ -216,14 +226,8 @@ impl<K: Ord + Copy, V> LruMap<K, V> {
             let n = &self.nodes[i as usize];
             (n.prev, n.next)
         };
-        match prev {
-            NIL => self.head = next,
-            p => self.nodes[p as usize].next = next,
-        }
-        match next {
-            NIL => self.tail = prev,
-            n => self.nodes[n as usize].prev = prev,
-        }
+        self.set_next(prev, next);
+        self.set_prev(next, prev);
         let n = &mut self.nodes[i as usize];
         n.prev = NIL;
         n.next = NIL;
@@ -236,10 +240,7 @@ impl<K: Ord + Copy, V> LruMap<K, V> {
             n.prev = old;
             n.next = NIL;
         }
-        match old {
-            NIL => self.head = i,
-            t => self.nodes[t as usize].next = i,
-        }
+        self.set_next(old, i);
         self.tail = i;
     }
 }

@@ -241,21 +241,15 @@ fn jhash_3words(a: u32, b: u32, c: u32, initval: u32) -> u32 {
         b.wrapping_add(init),
         c.wrapping_add(init),
     );
-    // __jhash_final
-    c ^= b;
-    c = c.wrapping_sub(b.rotate_left(14));
-    a ^= c;
-    a = a.wrapping_sub(c.rotate_left(11));
-    b ^= a;
-    b = b.wrapping_sub(a.rotate_left(25));
-    c ^= b;
-    c = c.wrapping_sub(b.rotate_left(16));
-    a ^= c;
-    a = a.wrapping_sub(c.rotate_left(4));
-    b ^= a;
-    b = b.wrapping_sub(a.rotate_left(14));
-    c ^= b;
-    c = c.wrapping_sub(b.rotate_left(24));
+    // __jhash_final: seven rounds of `x ^= y; x -= rol32(y, r)`.
+    let round = |x: u32, y: u32, r: u32| (x ^ y).wrapping_sub(y.rotate_left(r));
+    c = round(c, b, 14);
+    a = round(a, c, 11);
+    b = round(b, a, 25);
+    c = round(c, b, 16);
+    a = round(a, c, 4);
+    b = round(b, a, 14);
+    c = round(c, b, 24);
     c
 }
 
