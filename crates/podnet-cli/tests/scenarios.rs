@@ -329,7 +329,10 @@ fn network_policy_denies_and_explain_says_why() {
 fn ebpf_example_never_puts_the_cluster_ip_on_the_wire() {
     let r = report("examples/ebpf.yaml");
     for c in connections(&r, "web") {
-        assert_eq!(c["to"], "10.96.0.10:80", "the application dialled the ClusterIP");
+        assert_eq!(
+            c["to"], "10.96.0.10:80",
+            "the application dialled the ClusterIP"
+        );
         assert_eq!(c["backend"], "10.244.1.20:80");
         assert_eq!(c["seenByBackend"], c["from"]);
     }
@@ -349,7 +352,10 @@ fn ebpf_example_never_puts_the_cluster_ip_on_the_wire() {
         .unwrap();
     assert_eq!(node_a["bpf"]["socketLb"], 3);
     assert_eq!(node_a["bpf"]["dsr"], 2);
-    assert_eq!(node_a["conntrack"]["count"], 0, "nf_conntrack sees no pod flow");
+    assert_eq!(
+        node_a["conntrack"]["count"], 0,
+        "nf_conntrack sees no pod flow"
+    );
     // tcpdump in the client pod shows the backend, never the ClusterIP.
     let (code, dump, err) = podnet(&[
         "tcpdump",
@@ -392,4 +398,21 @@ fn ebpf_example_never_puts_the_cluster_ip_on_the_wire() {
         "--quiet",
     ]);
     assert!(ct.contains("TCP OUT 10.244.0.5:"), "{ct}");
+    // The walk starts at connect(), where the backend was chosen.
+    let (_, walk, _) = podnet(&["trace", "examples/ebpf.yaml", "--flow", "web", "--quiet"]);
+    assert!(
+        walk.contains(
+            "pod-a   cgroup/connect4 (socket LB): connect(10.96.0.10:80) -> 10.244.1.20:80"
+        ),
+        "{walk}"
+    );
+    let (_, walk, _) = podnet(&[
+        "trace",
+        "examples/ebpf.yaml",
+        "--flow",
+        "from-outside",
+        "--quiet",
+    ]);
+    assert!(walk.contains("bpf_host from-netdev: lb4: service 192.168.1.100:30080"));
+    assert!(walk.contains("DSR: IPv4 option 0x9a"));
 }

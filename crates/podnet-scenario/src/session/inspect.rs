@@ -105,6 +105,38 @@ fn walk(l: &Session, r: &ConnRecord, proto: u8, header: &str, explain: bool) -> 
             .map(|e| format!(" ({e})"))
             .unwrap_or_default()
     );
+    if let Some(peer) = r.peer {
+        // eBPF mode: connect() itself was translated; no packet carries the Service address.
+        let how = l
+            .cluster
+            .nodes()
+            .filter_map(|(id, _)| l.cluster.dataplane(id)?.ebpf())
+            .flat_map(|b| b.lb().sock_events())
+            .find(|ev| {
+                ev.req.sport == r.local.port
+                    && smoltcp::wire::IpAddress::Ipv4(ev.req.client) == r.local.addr
+                    && ev.at >= r.started
+            })
+            .and_then(|ev| match &ev.xlate {
+                podnet::ebpf::SockXlate::Backend(sel) => {
+                    Some((ev.at, format!(" ({}, {})", sel.service, sel.how)))
+                }
+                _ => None,
+            });
+        let (at, how) = how.unwrap_or((r.started, String::new()));
+        let pod = l
+            .cluster
+            .pods()
+            .find(|(_, p)| p.addrs().ip.address() == r.local.addr)
+            .map_or_else(|| r.local.addr.to_string(), |(_, p)| p.name().to_string());
+        let _ = writeln!(
+            out,
+            "{} {pod}   cgroup/connect4 (socket LB): connect({}:{}) -> {peer}{how}",
+            podnet::tcpdump::format_time(at),
+            r.remote.addr,
+            r.remote.port,
+        );
+    }
     for e in trace.events() {
         match &e.kind {
             EventKind::Sent { iface, frame } | EventKind::Received { iface, frame } => {
