@@ -2,6 +2,7 @@
 //!
 //! Deliberately std-only so it compiles in a second on a fresh machine.
 
+mod book;
 mod determinism;
 mod ensure;
 mod pcapcheck;
@@ -26,9 +27,11 @@ cargo xtask <command> [args...]
 Commands:
   demo [args...]    Run the headless demo (cargo run --release -p podnet-cli -- demo [args...])
   ci                Run every check CI runs: fmt, clippy, wasm32 + no_std builds, tests,
-                    native-vs-wasm determinism (Node WASI), pcaps checked by tshark,
+                    the book, native-vs-wasm determinism (Node WASI), pcaps checked by tshark,
                     bench build
   bench [args...]   Run the benchmarks (cargo bench -p podnet [args...])
+  book [--check]    Regenerate the book's command outputs, check it against the code,
+                    build it into target/book (mdBook) and run mdbook test
   help              Show this message
 
 Missing Rust targets and components, and tshark (apt), are installed automatically.";
@@ -42,6 +45,7 @@ fn main() {
         Some("demo") => demo(&rest),
         Some("ci") => ci(),
         Some("bench") => bench(&rest),
+        Some("book") => book::book(&rest),
         None | Some("help" | "-h" | "--help") => {
             println!("{HELP}");
             Ok(())
@@ -129,6 +133,7 @@ fn ci() -> Result {
     } else {
         steps.push(("test", Step::Cmd(cargo_with(&["test", "--workspace"]))));
     }
+    steps.push(("book", Step::Check(book::ci_step)));
     steps.push(("native = wasm", Step::Check(determinism::native_vs_wasm)));
     steps.push((
         "pcaps (tshark)",
