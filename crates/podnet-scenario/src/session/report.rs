@@ -81,6 +81,23 @@ pub struct NodeReport {
     /// Its eBPF maps (`proxy: ebpf` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bpf: Option<BpfReport>,
+    /// How Services were found for new connections (absent with proxy none).
+    #[serde(rename = "serviceLookup", skip_serializing_if = "Option::is_none")]
+    pub service_lookup: Option<LookupReport>,
+}
+
+/// The cost of finding a new connection's Service: the rules walked by its first packet
+/// (iptables grows with the number of Services, nftables uses maps, eBPF walks none).
+#[derive(Serialize, Debug)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify), tsify(missing_as_null))]
+#[serde(rename_all = "camelCase")]
+pub struct LookupReport {
+    /// First packets of new connections that crossed this node's Service handling.
+    pub first_packets: u64,
+    /// Rules they walked in all.
+    pub rules_walked: u64,
+    /// `rules_walked / first_packets`.
+    pub rules_per_first_packet: f64,
 }
 
 /// The eBPF datapath's maps and counters.
@@ -280,6 +297,18 @@ pub(super) fn report(l: &Session) -> Report {
                         drop: s.drop,
                         early_drop: s.early_drop,
                         clash_resolve: s.clash_resolve,
+                    },
+                }
+            }),
+            service_lookup: l.cluster.dataplane(id).map(|d| {
+                let st = d.stats();
+                LookupReport {
+                    first_packets: st.first_packets,
+                    rules_walked: st.rules_walked,
+                    rules_per_first_packet: if st.first_packets == 0 {
+                        0.0
+                    } else {
+                        st.rules_walked as f64 / st.first_packets as f64
                     },
                 }
             }),

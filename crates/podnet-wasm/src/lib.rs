@@ -1,0 +1,192 @@
+//! podnet in WebAssembly: a thin wasm-bindgen layer over [`podnet_scenario::session`].
+//!
+//! `API.md` (beside this crate's `Cargo.toml`) is the contract; the TypeScript declarations of
+//! the package are generated from the types in [`api`] (tsify) and the methods of [`Sim`].
+//! Every method returns `Result<_, JsError>`: bad input throws a JavaScript `Error` whose
+//! message is the text the `podnet` command prints; nothing traps.
+//!
+//! The logic lives in [`sim::SimCore`], plain Rust tested natively; [`Sim`] only converts.
+
+pub mod api;
+pub mod examples;
+pub mod packet;
+pub mod sim;
+pub mod topology;
+
+use podnet_scenario::session::{Failure, Report};
+use tsify::{Ts, Tsify};
+use wasm_bindgen::prelude::*;
+
+use api::*;
+use sim::SimCore;
+
+fn js(f: Failure) -> JsError {
+    JsError::new(&f.message)
+}
+
+fn ts<T: Tsify + serde::Serialize>(v: &T) -> Result<Ts<T>, JsError> {
+    v.into_ts().map_err(|e| JsError::new(&e.to_string()))
+}
+
+/// A panic is a bug: show its message on the console rather than only "unreachable".
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+/// Every bundled example scenario (`examples/*.yaml` of the repository).
+#[wasm_bindgen]
+pub fn examples() -> Result<Vec<Ts<Example>>, JsError> {
+    examples::examples().iter().map(ts).collect()
+}
+
+/// Loads and builds `yaml` and returns the error (if any) and the warnings; never throws.
+#[wasm_bindgen]
+pub fn check(yaml: &str) -> Result<Vec<Ts<Diagnostic>>, JsError> {
+    sim::check(yaml, sim::DEFAULT_FILE).iter().map(ts).collect()
+}
+
+/// The package's version.
+#[wasm_bindgen]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}
+
+/// A scenario being simulated in virtual time. Time travel is by replay: a new `Sim` of the
+/// same text run to `t` is in the same state every time.
+#[wasm_bindgen]
+pub struct Sim {
+    core: SimCore,
+}
+
+#[wasm_bindgen]
+impl Sim {
+    /// Loads and builds the scenario; throws the first error's text.
+    #[wasm_bindgen(constructor)]
+    pub fn new(yaml: &str, options: Option<Ts<SimOptions>>) -> Result<Sim, JsError> {
+        let opts = match options {
+            Some(o) => o
+                .to_rust()
+                .map_err(|e| JsError::new(&format!("options: {e}")))?,
+            None => SimOptions::default(),
+        };
+        Ok(Sim {
+            core: SimCore::new(yaml, &opts).map_err(js)?,
+        })
+    }
+
+    /// The scenario's name.
+    #[wasm_bindgen(getter)]
+    pub fn name(&self) -> String {
+        self.core.name()
+    }
+
+    /// Nodes, pods, Services, external hosts, links and flows, now.
+    pub fn topology(&self) -> Result<Ts<Topology>, JsError> {
+        ts(&self.core.topology())
+    }
+
+    /// Virtual time now, µs.
+    pub fn now(&self) -> f64 {
+        self.core.now()
+    }
+
+    /// When the next engine event or fault change is due (µs), `null` when none.
+    #[wasm_bindgen(js_name = nextEventTime)]
+    pub fn next_event_time(&self) -> Option<f64> {
+        self.core.next_event_time()
+    }
+
+    /// Processes one engine event (faults at their times); false when nothing is left.
+    pub fn step(&mut self) -> Result<bool, JsError> {
+        self.core.step().map_err(js)
+    }
+
+    /// Advances virtual time to `us` (faults at their times), whether or not clients finished.
+    #[wasm_bindgen(js_name = runUntil)]
+    pub fn run_until(&mut self, us: f64) -> Result<(), JsError> {
+        self.core.run_until(us).map_err(js)
+    }
+
+    /// Runs like `podnet run` (at most `limitUs` more, default 30 s); true when every client
+    /// finished.
+    #[wasm_bindgen(js_name = runToEnd)]
+    pub fn run_to_end(&mut self, limit_us: Option<f64>) -> Result<bool, JsError> {
+        self.core.run_to_end(limit_us).map_err(js)
+    }
+
+    /// Whether every client has finished.
+    pub fn finished(&self) -> bool {
+        self.core.finished()
+    }
+
+    /// How many trace events there are so far.
+    #[wasm_bindgen(js_name = eventCount)]
+    pub fn event_count(&self) -> u32 {
+        self.core.event_count()
+    }
+
+    /// Trace events `[from, to)` in order (`to` defaults to the end).
+    pub fn events(&mut self, from: f64, to: Option<f64>) -> Result<Vec<Ts<SimEvent>>, JsError> {
+        self.core.events(from, to).iter().map(ts).collect()
+    }
+
+    /// The report, exactly as `podnet run --json`.
+    pub fn report(&self) -> Result<Ts<Report>, JsError> {
+        ts(&self.core.report())
+    }
+
+    /// The human summary of `podnet run`.
+    pub fn summary(&self) -> String {
+        self.core.summary()
+    }
+
+    /// `podnet trace --flow F --conn N`.
+    #[wasm_bindgen(js_name = traceText)]
+    pub fn trace_text(&self, flow: &str, conn: u32) -> Result<String, JsError> {
+        self.core.trace_text(flow, conn).map_err(js)
+    }
+
+    /// `podnet explain` of connection `conn` of `flow`: its walk with routes, rules and NAT,
+    /// and the NetworkPolicy verdict.
+    pub fn explain(&self, flow: &str, conn: u32) -> Result<String, JsError> {
+        self.core.explain(flow, conn).map_err(js)
+    }
+
+    /// Node `node`'s conntrack entries now.
+    pub fn conntrack(&self, node: &str) -> Result<Vec<Ts<ConntrackEntry>>, JsError> {
+        self.core
+            .conntrack(node)
+            .map_err(js)?
+            .iter()
+            .map(ts)
+            .collect()
+    }
+
+    /// Node `node`'s conntrack table now, `conntrack -L` text.
+    #[wasm_bindgen(js_name = conntrackText)]
+    pub fn conntrack_text(&self, node: &str) -> Result<String, JsError> {
+        self.core.conntrack_text(node).map_err(js)
+    }
+
+    /// Node `node`'s rules: `iptables-save`, or `nft list ruleset` (nftables).
+    pub fn rules(&self, node: &str) -> Result<String, JsError> {
+        self.core.rules(node).map_err(js)
+    }
+
+    /// tcpdump lines of `iface` (`any`, `HOST` or `HOST/IFACE`) matching `filter`.
+    pub fn tcpdump(&self, iface: &str, filter: &str) -> Result<Vec<String>, JsError> {
+        self.core.tcpdump(iface, filter).map_err(js)
+    }
+
+    /// The pcap of `iface`: `any` (Linux cooked, every interface) or `HOST/IFACE` (Ethernet).
+    pub fn pcap(&self, iface: &str) -> Result<Vec<u8>, JsError> {
+        self.core.pcap(iface).map_err(js)
+    }
+
+    /// Every interface (`node-a/eth0`, `client/eth0`, ...).
+    pub fn interfaces(&self) -> Vec<String> {
+        self.core.interfaces()
+    }
+}

@@ -1,0 +1,376 @@
+//! The module's logic in plain Rust (tested natively): a [`SimCore`] wraps a
+//! [`podnet_scenario::session::Session`] and turns its state into the [`crate::api`] values.
+
+use std::collections::BTreeMap;
+
+use podnet::conntrack::Tuple;
+use podnet::trace::{EventKind, Snapshot};
+use podnet::{Duration, Instant};
+use podnet_scenario::session::{packet_tuple, Failure, Report, Session};
+use podnet_scenario::Scenario;
+
+use crate::api::*;
+use crate::packet::packet_info;
+
+/// The default limit of [`SimCore::run_to_end`], as `podnet run --until`'s default.
+pub const DEFAULT_LIMIT: Duration = Duration::from_secs(30);
+
+/// The file name errors give the scenario text unless told otherwise.
+pub const DEFAULT_FILE: &str = "scenario.yaml";
+
+/// A scenario being simulated.
+pub struct SimCore {
+    session: Session,
+    /// Packet tuples to the connections (flow, id, start time) that carried them, built for
+    /// the trace as it was `conns_at` events long.
+    conns: BTreeMap<Tuple, Vec<(Instant, usize, u32)>>,
+    conns_at: Option<usize>,
+}
+
+/// Microseconds as a JavaScript number.
+fn us(t: Instant) -> f64 {
+    t.total_micros() as f64
+}
+
+/// A JavaScript number of microseconds as an instant (not a number, negative: zero).
+pub fn instant(us: f64) -> Instant {
+    if us.is_nan() || us <= 0.0 {
+        Instant::ZERO
+    } else {
+        // `as` saturates; a century of virtual time is far past any run.
+        Instant::from_micros((us as i64).min(100 * 365 * 86_400 * 1_000_000))
+    }
+}
+
+impl SimCore {
+    /// Loads and builds `yaml` (named `file` in errors), with `seed` overriding the Cluster's.
+    pub fn new(yaml: &str, opts: &SimOptions) -> Result<SimCore, Failure> {
+        let file = opts.file_name.as_deref().unwrap_or(DEFAULT_FILE);
+        let mut session = Session::load(&[(file, yaml)], opts.seed)?;
+        session.check_faults()?;
+        Ok(SimCore {
+            session,
+            conns: BTreeMap::new(),
+            conns_at: None,
+        })
+    }
+
+    /// The session.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The scenario's name.
+    pub fn name(&self) -> String {
+        self.session.scenario.name.clone()
+    }
+
+    /// Virtual time now, µs.
+    pub fn now(&self) -> f64 {
+        us(self.session.now())
+    }
+
+    /// When the next engine event or fault change is due, µs.
+    pub fn next_event_time(&self) -> Option<f64> {
+        self.session.next_event_time().map(us)
+    }
+
+    /// One engine event (faults at their times); false when nothing is left.
+    pub fn step(&mut self) -> Result<bool, Failure> {
+        self.session.step()
+    }
+
+    /// Runs to `t` µs.
+    pub fn run_until(&mut self, t: f64) -> Result<(), Failure> {
+        self.session.run_until(instant(t))
+    }
+
+    /// Runs like `podnet run` for at most `limit` µs more; true when every client finished.
+    pub fn run_to_end(&mut self, limit: Option<f64>) -> Result<bool, Failure> {
+        let limit = limit.map_or(DEFAULT_LIMIT, |l| instant(l) - Instant::ZERO);
+        self.session.run(limit)?;
+        Ok(self.session.finished)
+    }
+
+    /// Whether every client has finished.
+    pub fn finished(&self) -> bool {
+        self.session.cluster.clients_done()
+    }
+
+    /// Trace events so far.
+    pub fn event_count(&self) -> u32 {
+        self.session.cluster.trace().events().len() as u32
+    }
+
+    /// The report, as `podnet run --json`.
+    pub fn report(&self) -> Report {
+        self.session.report()
+    }
+
+    /// The human summary of `podnet run`.
+    pub fn summary(&self) -> String {
+        let r = self.session.report();
+        self.session.summary(&r)
+    }
+
+    /// `podnet trace --flow F --conn N`.
+    pub fn trace_text(&self, flow: &str, conn: u32) -> Result<String, Failure> {
+        self.session.trace(flow, conn as usize)
+    }
+
+    /// `podnet explain` of connection `conn` of `flow`.
+    pub fn explain(&self, flow: &str, conn: u32) -> Result<String, Failure> {
+        self.session.explain_conn(flow, conn as usize)
+    }
+
+    /// Node `node`'s conntrack table now, in `conntrack -L` format.
+    pub fn conntrack_text(&self, node: &str) -> Result<String, Failure> {
+        self.session.conntrack_text(node)
+    }
+
+    /// Node `node`'s conntrack entries now.
+    pub fn conntrack(&self, node: &str) -> Result<Vec<ConntrackEntry>, Failure> {
+        Ok(self
+            .session
+            .conntrack_text(node)?
+            .lines()
+            .map(parse_conntrack_line)
+            .collect())
+    }
+
+    /// Node `node`'s rules: `iptables-save`, or `nft list ruleset`.
+    pub fn rules(&self, node: &str) -> Result<String, Failure> {
+        self.session.rules(node)
+    }
+
+    /// tcpdump lines of `iface` matching `filter`.
+    pub fn tcpdump(&self, iface: &str, filter: &str) -> Result<Vec<String>, Failure> {
+        Ok(self
+            .session
+            .tcpdump(iface, filter)?
+            .lines()
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// The pcap of `iface` (`any`: Linux cooked capture of every interface).
+    pub fn pcap(&self, iface: &str) -> Result<Vec<u8>, Failure> {
+        self.session.pcap(iface)
+    }
+
+    /// Every interface's name.
+    pub fn interfaces(&self) -> Vec<String> {
+        self.session.interfaces()
+    }
+
+    /// Trace events `[from, to)` (clamped to the trace).
+    pub fn events(&mut self, from: f64, to: Option<f64>) -> Vec<SimEvent> {
+        let n = self.session.cluster.trace().events().len();
+        let idx = |x: f64| {
+            if x.is_nan() || x <= 0.0 {
+                0
+            } else {
+                (x as usize).min(n)
+            }
+        };
+        let (from, to) = (idx(from), to.map_or(n, idx));
+        if from >= to {
+            return Vec::new();
+        }
+        self.index_connections();
+        let trace = self.session.cluster.trace();
+        let mut out = Vec::with_capacity(to - from);
+        for (i, e) in trace.events()[from..to].iter().enumerate() {
+            let (kind, iface, packet, ip) = match &e.kind {
+                EventKind::Sent { iface, frame } => ("sent", iface, frame, false),
+                EventKind::Received { iface, frame } => ("received", iface, frame, false),
+                EventKind::Dropped { iface, frame, .. } => ("dropped", iface, frame, false),
+                EventKind::Hook { iface, before, .. } => ("hook", iface, before, true),
+            };
+            let name = trace.name(*iface);
+            let mut ev = SimEvent {
+                index: (from + i) as u32,
+                time: us(e.time),
+                kind,
+                iface: name.to_string(),
+                host: name.split('/').next().unwrap_or(name).to_string(),
+                hook: None,
+                verdict: None,
+                reason: None,
+                packet: packet_info(&packet.bytes, ip),
+                after: None,
+                notes: Vec::new(),
+                conn: self.conn_of(packet, ip, e.time),
+            };
+            match &e.kind {
+                EventKind::Dropped { reason, .. } => ev.reason = Some(reason.to_string()),
+                EventKind::Hook {
+                    hook,
+                    verdict,
+                    after,
+                    notes,
+                    ..
+                } => {
+                    ev.hook = Some(hook.chain());
+                    let (v, reason) = match verdict {
+                        podnet::netfilter::Verdict::Accept => ("accept", None),
+                        podnet::netfilter::Verdict::Drop(r) => ("drop", Some(r.to_string())),
+                        podnet::netfilter::Verdict::Reject(_, r) => ("reject", Some(r.to_string())),
+                    };
+                    ev.verdict = Some(v);
+                    ev.reason = reason;
+                    ev.after = after.as_ref().map(|a| packet_info(&a.bytes, true));
+                    ev.notes = notes.clone();
+                }
+                _ => {}
+            }
+            out.push(ev);
+        }
+        out
+    }
+
+    /// (Re)builds the packet-tuple-to-connection map when the trace grew.
+    fn index_connections(&mut self) {
+        let n = self.session.cluster.trace().events().len();
+        if self.conns_at == Some(n) {
+            return;
+        }
+        self.conns.clear();
+        for fi in 0..self.session.index.flows.len() {
+            let (proto, records) = self.session.connections(fi);
+            for (id, r) in records.iter().enumerate() {
+                for t in self.session.connection_tuples(r, proto) {
+                    self.conns
+                        .entry(t)
+                        .or_default()
+                        .push((r.started, fi, id as u32));
+                }
+            }
+        }
+        for v in self.conns.values_mut() {
+            v.sort();
+        }
+        self.conns_at = Some(n);
+    }
+
+    /// The connection a packet at `time` belongs to: of those whose packets carry its tuple,
+    /// the last one started by then.
+    fn conn_of(&self, snap: &Snapshot, ip: bool, time: Instant) -> Option<ConnRef> {
+        let bytes = if ip {
+            &snap.bytes[..]
+        } else {
+            snap.bytes.get(14..)?
+        };
+        let t = packet_tuple(bytes)?;
+        let list = self.conns.get(&t)?;
+        let &(_, fi, id) = list
+            .iter()
+            .rev()
+            .find(|(started, _, _)| *started <= time)
+            .or(list.first())?;
+        Some(ConnRef {
+            flow: self.session.index.flows.get(fi)?.name.clone(),
+            id,
+        })
+    }
+
+    /// What the network is made of, now.
+    pub fn topology(&self) -> Topology {
+        crate::topology::topology(&self.session)
+    }
+}
+
+/// A `conntrack -L` line as an entry.
+pub fn parse_conntrack_line(line: &str) -> ConntrackEntry {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let mut e = ConntrackEntry {
+        proto: words.first().map_or_else(String::new, |w| w.to_string()),
+        state: None,
+        timeout: words.get(2).and_then(|w| w.parse().ok()).unwrap_or(0),
+        assured: false,
+        unreplied: false,
+        orig: CtTuple::default(),
+        reply: CtTuple::default(),
+        text: line.to_string(),
+    };
+    let mut dir = 0;
+    let mut seen_src = 0;
+    for (i, w) in words.iter().enumerate().skip(3) {
+        match w.split_once('=') {
+            None if i == 3 => e.state = Some(w.to_string()),
+            None if *w == "[ASSURED]" => e.assured = true,
+            None if *w == "[UNREPLIED]" => e.unreplied = true,
+            None => {}
+            Some((k, v)) => {
+                if k == "src" {
+                    seen_src += 1;
+                    dir = seen_src;
+                }
+                let t = match dir {
+                    1 => &mut e.orig,
+                    2 => &mut e.reply,
+                    _ => continue,
+                };
+                match k {
+                    "src" => t.src = v.to_string(),
+                    "dst" => t.dst = v.to_string(),
+                    "sport" | "id" => {
+                        t.sport = v.parse().unwrap_or(0);
+                        if k == "id" {
+                            t.dport = t.sport;
+                        }
+                    }
+                    "dport" => t.dport = v.parse().unwrap_or(0),
+                    _ => {}
+                }
+            }
+        }
+    }
+    e
+}
+
+/// `check(yaml)`: the load or build error (if any) after the warnings; never fails.
+pub fn check(yaml: &str, file: &str) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let loaded = match podnet_scenario::load(&[(file, yaml)]) {
+        Ok(l) => l,
+        Err(e) => return vec![diagnostic("error", file, &e)],
+    };
+    out.extend(
+        loaded
+            .warnings
+            .iter()
+            .map(|w| diagnostic("warning", file, w)),
+    );
+    let sc: Scenario = loaded.scenario;
+    if let Err(e) = podnet_scenario::check_faults(&sc) {
+        out.push(diagnostic("error", file, &e));
+        return out;
+    }
+    match podnet_scenario::build(&sc) {
+        Ok((_, index)) => out.extend(
+            index
+                .warnings
+                .iter()
+                .map(|w| diagnostic("warning", file, w)),
+        ),
+        Err(e) => out.push(diagnostic("error", file, &e)),
+    }
+    out
+}
+
+/// A positioned error or warning as a diagnostic.
+fn diagnostic(severity: &'static str, file: &str, e: &podnet_scenario::Error) -> Diagnostic {
+    let pos = e.loc.as_ref().map(|l| l.pos);
+    Diagnostic {
+        severity,
+        file: e
+            .loc
+            .as_ref()
+            .map_or_else(|| file.to_string(), |l| l.file.clone()),
+        line: pos.filter(|p| p.line > 0).map(|p| p.line),
+        column: pos.filter(|p| p.col > 0).map(|p| p.col),
+        message: e.message.clone(),
+        text: e.to_string(),
+    }
+}

@@ -1,0 +1,188 @@
+//! The module's API logic, natively: what tests/web.rs checks in a browser, on `SimCore`.
+#![cfg(not(target_arch = "wasm32"))]
+
+use podnet_wasm::api::SimOptions;
+use podnet_wasm::examples::EXAMPLES;
+use podnet_wasm::sim::{check, SimCore};
+
+fn seed() -> &'static str {
+    EXAMPLES.iter().find(|(n, _)| *n == "seed").unwrap().1
+}
+
+fn sim(yaml: &str) -> SimCore {
+    SimCore::new(yaml, &SimOptions::default()).unwrap()
+}
+
+#[test]
+fn the_seed_runs_to_its_backend_and_the_hook_shows_the_dnat() {
+    let mut s = sim(seed());
+    assert!(s.run_to_end(None).unwrap());
+    let r = s.report();
+    let web = r.flows.iter().find(|f| f.name == "web").unwrap();
+    assert_eq!(
+        web.connections[0].backend.as_deref(),
+        Some("10.244.1.20:80")
+    );
+    let events = s.events(0.0, None);
+    assert_eq!(events.len() as u32, s.event_count());
+    let dnat = events
+        .iter()
+        .find(|e| {
+            e.kind == "hook"
+                && e.packet.dst == "10.96.0.10"
+                && e.packet.dport == Some(80)
+                && e.after
+                    .as_ref()
+                    .is_some_and(|a| a.dst == "10.244.1.20" && a.dport == Some(80))
+        })
+        .expect("a hook event rewriting 10.96.0.10:80 to 10.244.1.20:80");
+    assert_eq!(dnat.hook, Some("PREROUTING"));
+    assert_eq!(dnat.host, "node-a");
+    assert!(dnat
+        .conn
+        .as_ref()
+        .is_some_and(|c| c.flow == "web" && c.id == 0));
+    let syn = events
+        .iter()
+        .find(|e| e.kind == "sent" && e.packet.flags.as_deref() == Some("S"))
+        .unwrap();
+    assert!(
+        syn.packet.line.starts_with("IP 10.244.0.5."),
+        "{}",
+        syn.packet.line
+    );
+    let ct = s.conntrack("node-a").unwrap();
+    assert!(!ct.is_empty());
+    let e = &ct[0];
+    assert_eq!((e.orig.dst.as_str(), e.orig.dport), ("10.96.0.10", 80));
+    assert_eq!((e.reply.src.as_str(), e.reply.sport), ("10.244.1.20", 80));
+    assert_eq!(e.proto, "tcp");
+    assert!(e.assured);
+    assert_eq!(
+        e.text,
+        s.conntrack_text("node-a").unwrap().lines().next().unwrap()
+    );
+    assert!(s.trace_text("web", 0).unwrap().contains("10.244.1.20"));
+    assert!(s.explain("web", 0).unwrap().contains("NetworkPolicy"));
+    assert!(s.rules("node-a").unwrap().contains("KUBE-SERVICES"));
+    assert!(!s.tcpdump("any", "tcp").unwrap().is_empty());
+    let pcap = s.pcap("any").unwrap();
+    assert_eq!(&pcap[..4], &[0xd4, 0xc3, 0xb2, 0xa1]);
+    assert!(s.pcap("node-a/eth0").unwrap().len() > 24);
+    assert!(s.interfaces().iter().any(|i| i == "node-a/eth0"));
+}
+
+#[test]
+fn bad_input_is_an_error_with_the_cli_text() {
+    let bad =
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  ports:\n  - port: eighty\n";
+    let e = SimCore::new(bad, &SimOptions::default()).err().unwrap();
+    assert!(e.message.starts_with("scenario.yaml:6:"), "{}", e.message);
+    let opts = SimOptions {
+        file_name: Some("mine.yaml".into()),
+        ..Default::default()
+    };
+    let e = SimCore::new(bad, &opts).err().unwrap();
+    assert!(e.message.starts_with("mine.yaml:6:"), "{}", e.message);
+    let d = check(bad, "scenario.yaml");
+    assert_eq!(d.len(), 1);
+    assert_eq!((d[0].severity, d[0].line), ("error", Some(6)));
+    assert_eq!(
+        d[0].text,
+        e.message.replacen("mine.yaml", "scenario.yaml", 1)
+    );
+    let s = sim(seed());
+    assert!(s
+        .conntrack("node-z")
+        .unwrap_err()
+        .message
+        .contains("no node \"node-z\""));
+    assert!(s.rules("nope").is_err());
+    assert!(s.tcpdump("any", "port").is_err());
+    assert!(s.tcpdump("nope", "").is_err());
+    assert!(s.pcap("nope/eth0").is_err());
+    assert!(s.trace_text("nope", 0).is_err());
+    assert!(s.trace_text("web", 99).is_err());
+    assert!(check(seed(), "seed.yaml")
+        .iter()
+        .all(|d| d.severity == "warning"));
+}
+
+#[test]
+fn garbage_never_panics() {
+    let mut x = 1u64;
+    for n in 0..300usize {
+        let mut text = String::new();
+        for _ in 0..(n % 97) {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            text.push(char::from(
+                (x >> 57) as u8 + if n % 2 == 0 { 0 } else { 30 },
+            ));
+        }
+        let _ = check(&text, "g.yaml");
+        if let Ok(mut s) = SimCore::new(&text, &SimOptions::default()) {
+            let _ = s.run_until(1000.0);
+        }
+    }
+    assert!(SimCore::new("\u{0}\u{1}\u{2}\u{ff}", &SimOptions::default()).is_err());
+}
+
+#[test]
+fn replay_to_a_time_gives_the_same_events_and_odd_numbers_are_safe() {
+    let mut a = sim(seed());
+    let mut b = sim(seed());
+    a.run_until(1500.0).unwrap();
+    b.run_until(700.0).unwrap();
+    b.run_until(1500.0).unwrap();
+    assert_eq!(a.now(), 1500.0);
+    assert_eq!(a.events(0.0, None), b.events(0.0, None));
+    assert!(a.event_count() > 0);
+    let mut c = sim(seed());
+    while c.now() < 1500.0 && c.next_event_time().is_some_and(|t| t <= 1500.0) {
+        assert!(c.step().unwrap());
+    }
+    c.run_until(1500.0).unwrap();
+    assert_eq!(a.events(0.0, None), c.events(0.0, None));
+    for t in [f64::NAN, -5.0, f64::INFINITY, 1e300] {
+        let mut s = sim(seed());
+        s.run_until(t).unwrap();
+        assert!(s.events(t, Some(t)).is_empty());
+        assert!(s.events(-1.0, Some(f64::NAN)).is_empty());
+    }
+}
+
+#[test]
+fn topology_names_what_the_page_draws() {
+    let s = sim(seed());
+    let t = s.topology();
+    assert_eq!(t.cluster.proxy, "iptables");
+    let node_a = t.nodes.iter().find(|n| n.name == "node-a").unwrap();
+    assert_eq!(node_a.ip, "192.168.1.100");
+    assert!(node_a.interfaces.contains(&String::from("node-a/eth0")));
+    assert!(node_a.pods.contains(&String::from("pod-a")));
+    let web = t.services.iter().find(|s| s.name == "web").unwrap();
+    assert_eq!(web.cluster_ip, "10.96.0.10");
+    assert_eq!(web.ports[0].port, 80);
+    assert!(!web.backends.is_empty());
+    assert!(t
+        .links
+        .iter()
+        .any(|l| l.a == "pod-a/eth0" && l.b.starts_with("node-a/veth")));
+    assert!(t
+        .links
+        .iter()
+        .any(|l| l.a == "node-a/eth0" && l.b == "underlay/node-a"));
+    let f = t.flows.iter().find(|f| f.name == "web").unwrap();
+    assert_eq!((f.to.as_str(), f.port), ("10.96.0.10", 80));
+    assert_eq!(f.from, ["pod-a"]);
+    for (name, yaml) in EXAMPLES {
+        let mut s =
+            SimCore::new(yaml, &SimOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let t = s.topology();
+        assert!(!t.nodes.is_empty(), "{name}");
+        s.run_until(2000.0).unwrap();
+        let _ = s.events(0.0, None);
+    }
+}
