@@ -15,7 +15,8 @@
 //! The manifest has one command per line: `NAME [ATTR=VALUE...] | ARGS`, where ARGS are the
 //! arguments of `podnet` (double quotes group words). Attributes: `from=TEXT` starts at the
 //! first line containing TEXT, `lines=N` keeps N lines, `tail=N` keeps the last N lines,
-//! `exit=N` is the exit code the command must end with (default 0).
+//! `exit=N` is the exit code the command must end with (default 0), `empty=ok` says the
+//! command is meant to print nothing (otherwise an empty output is an error).
 
 use std::collections::BTreeSet;
 use std::env;
@@ -159,6 +160,7 @@ pub(crate) struct Entry {
     pub lines: Option<usize>,
     pub tail: Option<usize>,
     pub exit: i32,
+    pub empty_ok: bool,
     pub line_no: usize,
 }
 
@@ -204,6 +206,7 @@ pub(crate) fn parse_manifest(text: &str) -> Result<Vec<Entry>> {
             lines: None,
             tail: None,
             exit: 0,
+            empty_ok: false,
             line_no,
         };
         for attr in left {
@@ -218,6 +221,7 @@ pub(crate) fn parse_manifest(text: &str) -> Result<Vec<Entry>> {
                 "from" => e.from = Some(v.to_string()),
                 "lines" => e.lines = Some(num()?),
                 "tail" => e.tail = Some(num()?),
+                "empty" if v == "ok" => e.empty_ok = true,
                 "exit" => {
                     e.exit = v
                         .parse()
@@ -345,14 +349,25 @@ fn refresh_outputs(
                 e.exit
             ));
         }
-        if stdout.trim().is_empty() && stderr.trim().is_empty() && e.exit == 0 {
-            // An empty capture is allowed (tcpdump with no match) but must be deliberate.
-            if e.lines != Some(0) {
-                eprintln!(
-                    "book: note: `podnet {}` printed nothing (book/outputs.txt line {})",
-                    e.args.join(" "),
-                    e.line_no
-                );
+        // An empty capture (tcpdump with no match) must be deliberate.
+        if stdout.trim().is_empty() && stderr.trim().is_empty() && !e.empty_ok {
+            return Err(format!(
+                "book/outputs.txt line {}: `podnet {}` printed nothing (add empty=ok if that is the point)",
+                e.line_no,
+                e.args.join(" ")
+            ));
+        }
+        if let Some(t) = &e.from {
+            if !stdout
+                .lines()
+                .chain(stderr.lines())
+                .any(|l| l.contains(t.as_str()))
+            {
+                return Err(format!(
+                    "book/outputs.txt line {}: the output of `podnet {}` has no line containing `{t}` any more",
+                    e.line_no,
+                    e.args.join(" ")
+                ));
             }
         }
         let text = render(e, &stdout, &stderr, code);
