@@ -135,7 +135,7 @@ impl CtEntry {
 }
 
 /// SNAT map key: the tuple and whether it is the egress or the ingress entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NatKey {
     /// The packet's tuple.
     pub tuple: Tuple,

@@ -4,14 +4,18 @@
 //! The kernel's LRU is approximate (per-CPU free lists, a reference bit, eviction of a batch
 //! from the inactive list); this one is exact and deterministic: a lookup or an update moves
 //! the entry to the most recently used end, and inserting a new key into a full map evicts the
-//! one entry at the other end. No hasher is involved: keys are indexed by a `BTreeMap`.
+//! one entry at the other end. Keys are indexed by a hash map with a fixed-seed hasher
+//! (foldhash), so nothing depends on a random seed; its order is never observed.
 //!
 //! Layout: the entries sit densely in one `Vec` reserved at its full capacity up front, linked
 //! into a doubly linked recency list by `u32` indices (oldest at the head); the index maps a
-//! key to its position. Every operation is O(log n).
+//! key to its position. Every operation is O(1) on average.
 
-use alloc::collections::BTreeMap;
+use core::hash::Hash;
+
 use alloc::vec::Vec;
+use foldhash::fast::FixedState;
+use hashbrown::HashMap;
 
 /// No entry (end of the recency list).
 const NIL: u32 = u32::MAX;
@@ -28,8 +32,8 @@ struct Node<K, V> {
 
 /// A map of at most `capacity` entries that evicts the least recently used one to make room.
 #[derive(Clone, Debug)]
-pub struct LruMap<K: Ord + Copy, V> {
-    index: BTreeMap<K, u32>,
+pub struct LruMap<K: Hash + Eq + Copy, V> {
+    index: HashMap<K, u32, FixedState>,
     nodes: Vec<Node<K, V>>,
     /// Least recently used.
     head: u32,
@@ -38,7 +42,7 @@ pub struct LruMap<K: Ord + Copy, V> {
     capacity: u32,
 }
 
-impl<K: Ord + Copy, V> LruMap<K, V> {
+impl<K: Hash + Eq + Copy, V> LruMap<K, V> {
     /// An empty map that holds up to `capacity` entries, its entry storage allocated now.
     ///
     /// # Panics
@@ -51,7 +55,7 @@ impl<K: Ord + Copy, V> LruMap<K, V> {
             .filter(|&c| c < NIL)
             .expect("an LRU map holds fewer than u32::MAX entries");
         LruMap {
-            index: BTreeMap::new(),
+            index: HashMap::with_hasher(FixedState::with_seed(0)),
             nodes: Vec::with_capacity(capacity as usize),
             head: NIL,
             tail: NIL,
@@ -273,7 +277,7 @@ impl<'a, K, V> Iterator for Iter<'a, K, V> {
 
 impl<K, V> ExactSizeIterator for Iter<'_, K, V> {}
 
-impl<'a, K: Ord + Copy, V> IntoIterator for &'a LruMap<K, V> {
+impl<'a, K: Hash + Eq + Copy, V> IntoIterator for &'a LruMap<K, V> {
     type Item = (&'a K, &'a V);
     type IntoIter = Iter<'a, K, V>;
 
