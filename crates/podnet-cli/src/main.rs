@@ -192,14 +192,30 @@ fn scenario_command(command: Command) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Tcpdump {
-            scenario,
+            mut scenario,
             iface,
             expr,
             ..
         } => {
+            // As with tcpdump, the filter may follow without `--`: the words after the
+            // scenario files that are not files (`host 10.96.0.10 and port 80`) are the filter.
+            let split = scenario
+                .files
+                .iter()
+                .position(|p| {
+                    !p.exists() && !p.extension().is_some_and(|e| e == "yaml" || e == "yml")
+                })
+                .unwrap_or(scenario.files.len());
+            let mut words: Vec<String> = scenario
+                .files
+                .split_off(split.max(1).min(scenario.files.len()))
+                .into_iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect();
+            words.extend(expr);
             let mut l = load(&scenario)?;
             run(&mut l, scenario.until, scenario.quiet)?;
-            print!("{}", l.tcpdump(&iface, &expr.join(" "))?);
+            print!("{}", l.tcpdump(&iface, &words.join(" "))?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Conntrack {

@@ -458,3 +458,36 @@ fn three_endpoints_in_three_proxy_modes() {
     // few; eBPF none (the socket LB chose the backend at connect(), map lookups only).
     assert!(per[0] > per[1] && per[1] > 0.0 && per[2] == 0.0, "{per:?}");
 }
+
+/// The filter may follow the interface without `--`, as `podnet tcpdump --help` shows.
+#[test]
+fn tcpdump_filter_words_without_double_dash() {
+    let (code, plain, err) = podnet(&[
+        "tcpdump",
+        "examples/seed.yaml",
+        "-i",
+        "any",
+        "host",
+        "10.96.0.10",
+        "and",
+        "port",
+        "80",
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (_, dashed, _) = podnet(&[
+        "tcpdump",
+        "examples/seed.yaml",
+        "-i",
+        "any",
+        "--quiet",
+        "--",
+        "host",
+        "10.96.0.10",
+        "and",
+        "port",
+        "80",
+    ]);
+    assert_eq!(plain, dashed);
+    assert!(!plain.is_empty() && plain.lines().all(|l| l.contains("10.96.0.10.80")));
+}
