@@ -270,7 +270,7 @@ spec: {clusterIP: 10.96.0.10, selector: {app: web}, ports: [{port: 80}]}
 apiVersion: podnet.dev/v1alpha1
 kind: Traffic
 metadata: {name: burst}
-spec: {from: client, to: "web:80", count: 400, concurrency: 400, request: "GET / HTTP/1.1"}
+spec: {from: client, to: "web:80", count: 220, concurrency: 220, request: "GET / HTTP/1.1"}
 `;
     await page.fill('[data-testid="yaml-editor"]', yaml);
     await page.click('[data-testid="load"]');

@@ -169,23 +169,45 @@ export const LESSONS: Lesson[] = [
     id: "ebpf",
     title: "5. Cilium's eBPF skips iptables",
     unavailable:
-      "The eBPF dataplane (proxy: ebpf) is not in this build yet: no bundled example uses it. This lesson appears when an examples/*ebpf*.yaml is bundled.",
+      "The eBPF dataplane (proxy: ebpf) is not in this build: no bundled example uses it. This lesson appears when an examples/*ebpf*.yaml is bundled.",
     steps: [
       {
-        title: "The Service translated without iptables",
-        example: /ebpf|cilium/,
+        title: "No ClusterIP on the wire",
+        example: /ebpf/,
         text:
-          "With proxy: ebpf there are no KUBE-* chains: the rules panel shows no iptables rule set. The Service address is translated by eBPF programs " +
-          "(at the socket or at the interface) before netfilter sees the packet. Compare the hook notes of this packet with lesson 1.",
-        find: (e) => (rewritten(e) && e.packet.dst !== e.after.dst) || (e.kind === "received" && isSyn(e.packet) && e.notes.length > 0),
-        look: ["packet", "rules"],
+          "The seed again, with proxy: ebpf. Cilium's socket-level load balancer translates Pod A's connect(10.96.0.10:80) to the backend " +
+          "before any packet exists: the very first SYN already goes to 10.244.1.20:80, and no packet anywhere carries 10.96.0.10 " +
+          "(open \"the whole connection\" for the trace: its first line is the cgroup/connect4 decision).",
+        find: (e) => e.kind === "sent" && isSyn(e.packet) && e.conn !== null && e.packet.dst.startsWith("10.244."),
+        look: ["packet", "tcpdump"],
       },
       {
-        title: "The backend still sees the pod",
-        example: /ebpf|cilium/,
-        text: "The principle stays the same: destination (and, where needed, source) translation; only where it happens changes.",
-        find: (e) => e.kind === "received" && isSyn(e.packet) && e.packet.dport !== null && e.host !== "" && !e.iface.startsWith("node"),
+        title: "node-a walks no iptables rule",
+        example: /ebpf/,
+        text:
+          "On node-a the SYN meets bpf_lxc, the program on the pod's interface: it creates an entry in Cilium's own conntrack map and nothing else. " +
+          "There are no KUBE-* chains: the rules panel shows the Services as entries of the eBPF load-balancer map, and the conntrack panel shows the bpf ct map.",
+        find: (e) => e.kind === "hook" && e.notes.some((n) => n.startsWith("bpf_lxc: CT: new entry")),
+        look: ["packet", "rules", "conntrack"],
+        node: "node-a",
+      },
+      {
+        title: "A NodePort balanced per packet",
+        example: /ebpf/,
+        text:
+          "From outside, the NodePort 192.168.1.100:30080 is translated by bpf_host on node-a's uplink (Maglev picks the backend): destination " +
+          "rewritten to 10.244.1.20:80, source kept. In DSR mode node-a passes the service address along in an IP option.",
+        find: (e) => rewritten(e) && e.notes.some((n) => n.includes("lb4: service")),
         look: ["packet"],
+      },
+      {
+        title: "The backend's node answers directly (DSR)",
+        example: /ebpf/,
+        text:
+          "The reply does not go back through node-a: node-b reverses the translation itself (source 10.244.1.20:80 becomes 192.168.1.100:30080) " +
+          "and sends it straight to the client. Same principle as kube-proxy, destination and source translation, done in other places.",
+        find: (e) => rewritten(e) && e.notes.some((n) => n.includes("reverse NAT")),
+        look: ["packet", "topology"],
       },
     ],
   },

@@ -1,7 +1,7 @@
 // The podnet playground: a scenario simulated by the wasm build of podnet, drawn and replayed
 // in virtual time.
 import { init, check, examples, version } from "./podnet";
-import type { ConntrackEntry, Example, PacketInfo, SimEvent } from "./podnet";
+import type { ConntrackEntry, Example, PacketInfo, Report, SimEvent } from "./podnet";
 import { YamlEditor } from "./editor";
 import { LESSONS, dstOf, srcOf } from "./lessons";
 import type { Lesson, Panel } from "./lessons";
@@ -49,7 +49,6 @@ function errorText(e: unknown): string {
 const editor = new YamlEditor($<HTMLTextAreaElement>("yaml"), $("gutter"), $("inline-errors"), $("yaml-errors"));
 const svg = $("topology") as unknown as SVGSVGElement;
 const gStatic = $("topo-static") as unknown as SVGGElement;
-const gPackets = $("topo-packets") as unknown as SVGGElement;
 const gDrops = $("topo-drops") as unknown as SVGGElement;
 
 let bundled: Example[] = [];
@@ -67,6 +66,7 @@ let lastFrame = performance.now();
 let needsDraw = true;
 let panelsDirty = true;
 let lastPanels = 0;
+let lastPanelCount = -1;
 
 interface Selection {
   event: SimEvent;
@@ -124,12 +124,13 @@ function load(yaml: string): boolean {
   selected = null;
   const topo = tl.view.topology();
   gStatic.replaceChildren();
-  gPackets.replaceChildren();
   gDrops.replaceChildren();
   topoView = new TopologyView(topo, gStatic);
   svg.setAttribute("viewBox", `0 0 ${topoView.width} ${topoView.height}`);
   svg.style.aspectRatio = `${topoView.width} / ${topoView.height}`;
   flights = new FlightTracker(topo.links);
+  lastPanelCount = -1;
+  gDrops.dataset.key = "";
   podHosts = new Set([...topo.pods.map((p) => p.name), ...topo.externals.map((e) => e.name)]);
   nodeNames = topo.nodes.filter((n) => n.role === "node").map((n) => n.name);
   if (!nodeNames.includes(ctNode)) ctNode = nodeNames[0] ?? "";
@@ -216,65 +217,122 @@ function togglePlay(): void {
   if (!playing && end !== null && T >= end) seek(0);
   playing = !playing;
   lastFrame = performance.now();
-  $("play").textContent = playing ? "⏸" : "▶";
+  $("play").textContent = playing ? "❙❙ pause" : "▶ play";
 }
 
 // ---------------------------------------------------------------------------------------
 // Drawing packets
 
-const packetPool: SVGCircleElement[] = [];
+// Packets are drawn on a canvas over the SVG (hundreds of moving SVG nodes are slow to
+// repaint); the static cluster and the drop marks stay SVG.
+const canvas = $<HTMLCanvasElement>("packets");
+const ctx2d = canvas.getContext("2d")!;
 let inFlight = 0;
+/** What is on the canvas now, in viewBox coordinates (for clicks, hovers and tests). */
+let drawn: { x: number; y: number; index: number; label: string }[] = [];
+/** The drop marks (SVG, under the canvas: clicks reach them through packetAt). */
+let dropMarks: typeof drawn = [];
 
-function packetClass(p: PacketInfo): string {
+const COLORS: Record<string, string> = {
+  syn: "#16a34a",
+  fin: "#9333ea",
+  rst: "#dc2626",
+  data: "#2563eb",
+  ack: "#64748b",
+  udp: "#0891b2",
+  icmp: "#ea580c",
+  arp: "#a3a3a3",
+  other: "#444444",
+};
+
+function packetKind(p: PacketInfo): string {
   const inner = p.vxlan ?? p;
-  if (inner.proto !== "tcp") return `pk ${inner.proto}`;
+  if (inner.proto !== "tcp") return inner.proto;
   const f = inner.flags ?? "";
-  if (f.includes("R")) return "pk rst";
-  if (f.includes("S")) return "pk syn";
-  if (f.includes("F")) return "pk fin";
-  if (inner.len > 60) return "pk data";
-  return "pk ack";
+  if (f.includes("R")) return "rst";
+  if (f.includes("S")) return "syn";
+  if (f.includes("F")) return "fin";
+  if (inner.len > 60) return "data";
+  return "ack";
+}
+
+/** viewBox units -> canvas pixels. */
+function canvasScale(): number {
+  const w = svg.clientWidth;
+  const dpr = window.devicePixelRatio || 1;
+  const pw = Math.round(w * dpr);
+  const ph = Math.round(svg.clientHeight * dpr);
+  if (canvas.width !== pw || canvas.height !== ph) {
+    canvas.width = pw;
+    canvas.height = ph;
+    canvas.style.width = `${w}px`;
+    canvas.style.height = `${svg.clientHeight}px`;
+  }
+  return topoView ? (w * dpr) / topoView.width : 1;
 }
 
 function drawPackets(): void {
   if (!tl || !topoView || !flights) return;
   const { flights: fl, drops } = flights.at(tl, T, Math.max(speed * 0.8, 1));
   inFlight = fl.length;
-  while (packetPool.length < fl.length) {
-    const c = svgEl("circle", { r: 6 });
-    c.addEventListener("click", (ev) => {
-      const i = Number((ev.currentTarget as SVGCircleElement).dataset.index);
-      if (Number.isFinite(i)) select(i);
-    });
-    packetPool.push(c);
-    gPackets.append(c);
-  }
+  const scale = canvasScale();
+  ctx2d.setTransform(1, 0, 0, 1, 0, 0);
+  ctx2d.clearRect(0, 0, canvas.width, canvas.height);
+  ctx2d.setTransform(scale, 0, 0, scale, 0, 0);
   const selIndices = new Set(selected?.journey.map((e) => e.index) ?? []);
-  for (let i = 0; i < packetPool.length; i++) {
-    const c = packetPool[i]!;
-    const f = fl[i];
-    if (!f) {
-      if (c.style.display !== "none") c.style.display = "none";
-      continue;
-    }
+  const next: typeof drawn = [];
+  const byColor = new Map<string, { x: number; y: number }[]>();
+  let sel: { x: number; y: number }[] = [];
+  for (const f of fl) {
     const a = topoView.pos(f.sent.iface);
     const b = topoView.pos(f.recv.iface);
     const span = f.recv.time - f.sent.time;
     const k = span > 0 ? (T - f.sent.time) / span : 1;
-    c.style.display = "";
-    c.setAttribute("cx", (a.x + (b.x - a.x) * k).toFixed(1));
-    c.setAttribute("cy", (a.y + (b.y - a.y) * k).toFixed(1));
-    const isSel = selIndices.has(f.sent.index) || selIndices.has(f.recv.index);
-    c.setAttribute("class", packetClass(f.sent.packet) + (isSel ? " selected" : ""));
-    c.dataset.index = String(f.sent.index);
-    c.dataset.testid = "packet";
-    let title = c.firstChild as SVGTitleElement | null;
-    if (!title) {
-      title = svgEl("title");
-      c.append(title);
-    }
-    title.textContent = `${f.sent.iface} → ${f.recv.iface}: ${f.sent.packet.line}`;
+    const x = a.x + (b.x - a.x) * k;
+    const y = a.y + (b.y - a.y) * k;
+    next.push({ x, y, index: f.sent.index, label: `${f.sent.iface} → ${f.recv.iface}: ${f.sent.packet.line}` });
+    if (selIndices.has(f.sent.index) || selIndices.has(f.recv.index)) sel.push({ x, y });
+    const color = COLORS[packetKind(f.sent.packet)] ?? "#444";
+    let list = byColor.get(color);
+    if (!list) byColor.set(color, (list = []));
+    list.push({ x, y });
   }
+  // One path per colour: a few fills per frame whatever the number of packets.
+  ctx2d.lineWidth = 1.5;
+  ctx2d.strokeStyle = "#ffffff";
+  for (const [color, pts] of byColor) {
+    ctx2d.beginPath();
+    for (const p of pts) {
+      ctx2d.moveTo(p.x + 6, p.y);
+      ctx2d.arc(p.x, p.y, 6, 0, Math.PI * 2);
+    }
+    ctx2d.fillStyle = color;
+    ctx2d.fill();
+    ctx2d.stroke();
+  }
+  if (sel.length > 0) {
+    ctx2d.beginPath();
+    for (const p of sel) {
+      ctx2d.moveTo(p.x + 10, p.y);
+      ctx2d.arc(p.x, p.y, 10, 0, Math.PI * 2);
+    }
+    ctx2d.lineWidth = 4;
+    ctx2d.strokeStyle = "#f59e0b";
+    ctx2d.stroke();
+  }
+  sel = [];
+  drawn = next;
+  canvas.dataset.count = String(drawn.length);
+  const dropKey = drops.map((d) => d.index).join(",");
+  if (gDrops.dataset.key === dropKey) {
+    $("in-flight").textContent = String(inFlight);
+    return;
+  }
+  gDrops.dataset.key = dropKey;
+  dropMarks = drops.slice(-30).map((d) => {
+    const p = topoView!.pos(d.iface);
+    return { x: p.x, y: p.y, index: d.index, label: `dropped at ${d.iface}: ${d.reason ?? ""}` };
+  });
   gDrops.replaceChildren(
     ...drops.slice(-30).map((d) => {
       const p = topoView!.pos(d.iface);
@@ -289,6 +347,35 @@ function drawPackets(): void {
   );
   $("in-flight").textContent = String(inFlight);
 }
+
+/** The packet drawn nearest to a mouse position (within 12 px), if any. */
+function packetAt(ev: MouseEvent): (typeof drawn)[number] | null {
+  if (!topoView) return null;
+  const r = canvas.getBoundingClientRect();
+  const k = topoView.width / r.width;
+  const x = (ev.clientX - r.left) * k;
+  const y = (ev.clientY - r.top) * k;
+  let best: (typeof drawn)[number] | null = null;
+  let bestD = (12 * k) ** 2;
+  for (const p of [...drawn, ...dropMarks]) {
+    const d = (p.x - x) ** 2 + (p.y - y) ** 2;
+    if (d < bestD) {
+      bestD = d;
+      best = p;
+    }
+  }
+  return best;
+}
+
+/** Where packet `i` of the canvas is, in page pixels (used by the e2e tests). */
+function packetScreenPos(i: number): { x: number; y: number; index: number } | null {
+  const p = drawn[i];
+  if (!p || !topoView) return null;
+  const r = canvas.getBoundingClientRect();
+  const k = r.width / topoView.width;
+  return { x: r.left + p.x * k, y: r.top + p.y * k, index: p.index };
+}
+(window as unknown as { podnetPacket: typeof packetScreenPos }).podnetPacket = packetScreenPos;
 
 // ---------------------------------------------------------------------------------------
 // Selection: a packet, hop by hop
@@ -416,16 +503,31 @@ function renderPacket(): void {
       hdr.append(headerSpan(x.packet, first));
     }
     if (x.packet.vxlan) hdr.append(h("div", { class: "hint", text: `outer ${x.packet.line}` }));
+    tr.append(h("td", { class: "mono", text: fmtTime(x.time) }), h("td", { class: `kind ${x.kind}`, text: `${x.kind} ${where(x)}` }), hdr);
+    tr.addEventListener("click", () => select(x.index));
+    rows.push(tr);
+    // What the hook did, under the hop: NAT, conntrack and policy notes in full, the rules
+    // walked folded (they are lit in the rules panel).
     const notes = h("td", { class: "notes" });
+    notes.colSpan = 3;
+    const ruleNotes = x.notes.filter((n) => RULE_NOTE.test(n));
     for (const n of x.notes) {
-      const cls = n.startsWith("NetworkPolicy") ? "note policy" : RULE_NOTE.test(n) ? "note rule" : "note";
+      if (RULE_NOTE.test(n)) continue;
+      const cls = n.startsWith("NetworkPolicy") ? "note policy" : n.startsWith("nat") ? "note nat" : "note";
       notes.append(h("div", { class: cls, text: n }));
+    }
+    if (ruleNotes.length > 0) {
+      const d = h("details", { class: "note rule" });
+      d.open = x.index === e.index;
+      d.append(h("summary", { text: `${ruleNotes.length} rules matched` }), ...ruleNotes.map((n) => h("div", { text: n })));
+      notes.append(d);
     }
     if (x.reason) notes.append(h("div", { class: "note drop", testid: "drop-reason", text: `DROP: ${x.reason}` }));
     if (x.verdict && x.verdict !== "accept") notes.append(h("div", { class: "note drop", text: `verdict ${x.verdict}` }));
-    tr.append(h("td", { class: "mono", text: fmtTime(x.time) }), h("td", { class: `kind ${x.kind}`, text: `${x.kind} ${where(x)}` }), hdr, notes);
-    tr.addEventListener("click", () => select(x.index));
-    rows.push(tr);
+    if (notes.childElementCount > 0) {
+      const nr = h("tr", { class: `notes-row${x.index === e.index ? " current" : ""}${x.time > T ? " future" : ""}` }, notes);
+      rows.push(nr);
+    }
   }
   const table = h("table", { class: "hops" }, h("tbody", {}, ...rows));
   const rest = h("details", { class: "conn-events" });
@@ -461,17 +563,12 @@ function ctSelected(c: ConntrackEntry): boolean {
   return selected.tuples.has(o) || selected.tuples.has(r);
 }
 
-interface NodeReport {
-  name: string;
-  conntrack?: { count: number; max: number; stats?: Record<string, number> };
-}
-interface FlowReport {
-  name: string;
-  connections: { id: number; from: string; to: string; backend: string | null; outcome: string }[];
-}
-function reportOf(): { nodes: NodeReport[]; flows: FlowReport[] } {
-  const r = (tl?.view.report() ?? {}) as { nodes?: NodeReport[]; flows?: FlowReport[] };
-  return { nodes: r.nodes ?? [], flows: r.flows ?? [] };
+function reportOf(): Report | null {
+  try {
+    return tl?.view.report() ?? null;
+  } catch {
+    return null;
+  }
 }
 
 function renderConntrack(): void {
@@ -496,12 +593,12 @@ function renderConntrack(): void {
       return tr;
     }),
   );
-  const node = reportOf().nodes.find((n) => n.name === ctNode);
+  const node = reportOf()?.nodes.find((n) => n.name === ctNode);
   const ct = node?.conntrack;
   const stats = ct?.stats;
   $("ct-stats").textContent =
     `${entries.length}${ct ? `/${ct.max}` : ""} entries` +
-    (stats ? `  insert=${stats.insert ?? 0} drop=${stats.drop ?? 0} early_drop=${stats.early_drop ?? 0}` : "") +
+    (stats ? `  insert=${stats.insert} drop=${stats.drop} early_drop=${stats.early_drop}` : "") +
     (entries.length > shown.length ? `  (first ${shown.length} shown)` : "");
 }
 
@@ -520,7 +617,14 @@ function renderRules(): void {
     }
   }
   const lit = selected?.rules.get(rulesNode) ?? new Set<string>();
+  // Scroll to the rules of the selected hook first (nat PREROUTING for a DNAT), else any.
+  const own = new Set(
+    (selected?.event.host === rulesNode ? selected.event.notes : [])
+      .map((n) => RULE_NOTE.exec(n)?.[3])
+      .filter((r): r is string => r !== undefined),
+  );
   let firstLit: HTMLElement | null = null;
+  let firstOwn: HTMLElement | null = null;
   let litCount = 0;
   const lines = rulesCache.text.split("\n");
   box.replaceChildren(
@@ -531,12 +635,14 @@ function renderRules(): void {
         div.dataset.testid = "rule-lit";
         litCount++;
         firstLit ??= div;
+        if (own.has(line.trim())) firstOwn ??= div;
       }
       return div;
     }),
   );
   $("rules-lit-count").textContent = selected ? `${litCount} lines matched by the selected packet on ${rulesNode}` : "";
-  if (firstLit) (firstLit as HTMLElement).scrollIntoView({ block: "nearest" });
+  const target = (firstOwn ?? firstLit) as HTMLElement | null;
+  if (target) box.scrollTop = Math.max(0, target.offsetTop - 40); // .rules is the offsetParent
 }
 
 function renderPolicy(): void {
@@ -555,7 +661,7 @@ function renderPolicy(): void {
       items.push(h("div", { class: `verdict ${denied ? "denied" : "allowed"}`, testid: "policy-verdict", text: `${e.host} ${e.hook ?? ""}: ${n}` }));
     }
   }
-  const denied = reportOf().flows.flatMap((f) => f.connections.filter((c) => c.outcome === "denied").map((c) => ({ f, c })));
+  const denied = (reportOf()?.flows ?? []).flatMap((f) => f.connections.filter((c) => c.outcome === "denied").map((c) => ({ f, c })));
   for (const { f, c } of denied) {
     items.push(h("div", { class: "verdict denied", testid: "policy-denied", text: `flow ${f.name} #${c.id} ${c.from} → ${c.to}: denied` }));
   }
@@ -650,6 +756,8 @@ function renderAll(): void {
 let frames = 0;
 let fpsWindow = performance.now();
 let seekTarget: number | null = null;
+/** Virtual µs `ahead` runs per call while looking for the end (adapts to the scenario). */
+let exploreChunk = 2_000;
 
 function frame(now: number): void {
   const dt = Math.min(now - lastFrame, 250);
@@ -676,13 +784,19 @@ function frame(now: number): void {
       if (end !== null && t >= end) {
         t = end;
         playing = false;
-        $("play").textContent = "▶";
+        $("play").textContent = "▶ play";
       }
       seek(t);
     } else if (tl.endTime === null) {
       // Idle: find where the scenario ends, a few milliseconds of work per frame.
       const started = performance.now();
-      while (tl.endTime === null && performance.now() - started < 4) tl.advanceAhead(2_000);
+      while (tl.endTime === null && performance.now() - started < 4) {
+        const t0 = performance.now();
+        tl.advanceAhead(exploreChunk);
+        const took = performance.now() - t0;
+        if (took < 0.5) exploreChunk = Math.min(exploreChunk * 2, 5_000_000);
+        else if (took > 4) exploreChunk = Math.max(exploreChunk / 2, 100);
+      }
       renderCounters();
     }
     if (needsDraw) {
@@ -690,7 +804,16 @@ function frame(now: number): void {
       renderCounters();
       needsDraw = false;
     }
-    if (panelsDirty && (!playing || now - lastPanels > 250)) renderAll();
+    if (panelsDirty && (!playing || now - lastPanels > 250)) {
+      // While playing, the tables only change when events happen.
+      const count = tl.view.eventCount();
+      if (!playing || count !== lastPanelCount) {
+        lastPanelCount = count;
+        renderAll();
+      } else {
+        panelsDirty = false;
+      }
+    }
   }
   requestAnimationFrame(frame);
 }
@@ -822,13 +945,22 @@ function wire(): void {
     $<HTMLSelectElement>("lesson-select").value = "";
     showLesson();
   });
+  canvas.addEventListener("click", (ev) => {
+    const p = packetAt(ev);
+    if (p) select(p.index);
+  });
+  canvas.addEventListener("mousemove", (ev) => {
+    const p = packetAt(ev);
+    canvas.title = p ? p.label : "";
+    canvas.style.cursor = p ? "pointer" : "default";
+  });
   $("play").addEventListener("click", togglePlay);
   $("step").addEventListener("click", stepForward);
   $("step-back").addEventListener("click", stepBack);
   const scrub = $<HTMLInputElement>("scrub");
   scrub.addEventListener("input", () => {
     playing = false;
-    $("play").textContent = "▶";
+    $("play").textContent = "▶ play";
     seekTarget = Number(scrub.value);
   });
   $<HTMLSelectElement>("speed").addEventListener("change", (e) => {

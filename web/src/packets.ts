@@ -34,10 +34,26 @@ export class FlightTracker {
     }
   }
 
+  private cache: { from: number; to: number; flights: Flight[]; drops: SimEvent[] } | null = null;
+
+  /** Forget what was computed (a new trace). */
+  reset(): void {
+    this.cache = null;
+  }
+
   /** Frames in flight at `t` plus the drops in (t - dropWindow, t]. */
   at(tl: Timeline, t: number, dropWindow: number): { flights: Flight[]; drops: SimEvent[] } {
     const from = tl.countAt(Math.max(-1, t - MAX_FLIGHT_US));
     const to = tl.countAt(t); // events with time <= t
+    // Between two events the same frames are on the wires: only their positions move.
+    if (!this.cache || this.cache.from !== from || this.cache.to !== to) {
+      this.cache = { from, to, ...this.compute(tl, from, to) };
+    }
+    const drops = this.cache.drops.filter((d) => d.time > t - dropWindow);
+    return { flights: this.cache.flights, drops };
+  }
+
+  private compute(tl: Timeline, from: number, to: number): { flights: Flight[]; drops: SimEvent[] } {
     const evs = tl.known(from, to);
     const open = new Map<string, SimEvent[]>();
     const drops: SimEvent[] = [];
@@ -52,29 +68,22 @@ export class FlightTracker {
       } else if (e.kind === "received") {
         const q = open.get(frameKey(e.iface, e.packet));
         if (q && q.length > 0) q.shift();
-      } else if (e.kind === "dropped" && e.time > t - dropWindow) {
+      } else if (e.kind === "dropped") {
         drops.push(e);
       }
     }
-    // What is still open was sent but not yet received at t: find its receive ahead.
-    const pending = new Map<string, SimEvent[]>();
+    // What is still open was sent but not yet received: find its receive ahead.
     let count = 0;
-    for (const [k, q] of open) {
-      if (q.length > 0) {
-        pending.set(k, q);
-        count += q.length;
-      }
-    }
+    for (const q of open.values()) count += q.length;
     const flights: Flight[] = [];
     if (count === 0) return { flights, drops };
-    const after = tl.known(to, tl.countAt(t + MAX_FLIGHT_US));
+    const last = to > 0 ? tl.event(to - 1) : null;
+    const after = tl.known(to, tl.countAt((last?.time ?? 0) + MAX_FLIGHT_US));
     for (const e of after) {
       if (e.kind !== "received") continue;
-      const k = frameKey(e.iface, e.packet);
-      const q = pending.get(k);
+      const q = open.get(frameKey(e.iface, e.packet));
       if (!q || q.length === 0) continue;
-      const sent = q.shift()!;
-      flights.push({ sent, recv: e });
+      flights.push({ sent: q.shift()!, recv: e });
       if (--count === 0) break;
     }
     return { flights, drops };

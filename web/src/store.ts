@@ -80,8 +80,8 @@ export class Timeline {
       return true;
     }
     const before = this.ahead.now();
-    const target = Math.min(before + Math.max(1, us), RUN_LIMIT_US);
-    const done = this.ahead.runToEnd(target);
+    // runToEnd's limit is how much more virtual time to run, at most.
+    const done = this.ahead.runToEnd(Math.max(1, Math.min(us, RUN_LIMIT_US - before)));
     const stuck = this.ahead.now() <= before && this.ahead.nextEventTime() === null;
     if (done || stuck || this.ahead.now() >= RUN_LIMIT_US) {
       this.endTime = this.ahead.now();

@@ -58,7 +58,7 @@ export class TopologyView {
       const perRow = Math.max(1, Math.min(PODS_PER_ROW, pods.length));
       const rows = Math.max(1, Math.ceil(pods.length / PODS_PER_ROW));
       const w = Math.max(200, perRow * (POD_W + POD_GAP) - POD_GAP + 2 * NODE_PAD);
-      const podsTop = TOP + 34;
+      const podsTop = TOP + 44;
       const bridgeY = podsTop + rows * (POD_H + POD_GAP) + 34;
       const eth0Y = bridgeY + 62;
       const h = eth0Y + 30 - TOP;
@@ -67,7 +67,7 @@ export class TopologyView {
       g.append(
         svgEl("rect", { x, y: TOP, width: w, height: h, rx: 10, class: "node-box" }),
         svgEl("text", { x: x + 10, y: TOP + 18, class: "node-title" }, isEdge ? `${node.name} (edge router)` : node.name),
-        svgEl("text", { x: x + w - 10, y: TOP + 18, class: "node-sub", "text-anchor": "end" }, `${node.ip}  ${node.podCidr}`),
+        svgEl("text", { x: x + 10, y: TOP + 33, class: "node-sub" }, isEdge ? node.ip : `${node.ip} · pods ${node.podCidr}`),
       );
       // Pods.
       const podPos = new Map<string, Point>();
