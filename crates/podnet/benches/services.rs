@@ -8,7 +8,8 @@
 //!   fresh source port, so each one is a NEW connection. With 1 Service and with 30,000
 //!   Services (one port, one endpoint each; the packet goes to the last one built), in iptables
 //!   mode (`KUBE-SERVICES` is walked rule by rule, as in Linux: the cost grows with the number
-//!   of Services) and in nftables mode (one verdict-map lookup: it should not). Recording of
+//!   of Services), in nftables mode (one verdict-map lookup: it should not) and in eBPF mode
+//!   (`bpf_lxc`'s per-packet load balancing: a Service map lookup, LRU CT entries, no rule). Recording of
 //!   matched rules is off and no notes are asked for (`explain: false`), as when tracing is off.
 //!   Packets are built and the conntrack table flushed between chunks of [`CHUNK`] packets,
 //!   outside the timed part.
@@ -18,7 +19,9 @@
 //!     ClusterIP: node-a DNATs to the backend on node-b and masquerades to its own address;
 //!   - `conntrack_no_nat`: the same cluster (same Service), but the client calls the backend
 //!     pod's IP: every packet is tracked, none is translated;
-//!   - `no_conntrack`: `Proxy::None`, the client calls the backend pod's IP: plain routing.
+//!   - `no_conntrack`: `Proxy::None`, the client calls the backend pod's IP: plain routing;
+//!   - `ebpf_socket_lb`: `Proxy::Ebpf`, the client calls the ClusterIP: the backend is chosen
+//!     at `connect()`, packets go straight to it through the LRU CT map.
 //!
 //! Run with `cargo bench -p podnet --bench services`. After each group `ratio` lines compare the
 //! mean time per iteration of the sides over every batch criterion ran (warm-up included).
@@ -89,6 +92,40 @@ fn services(n: u32) -> Vec<ServicePort> {
             internal_local: false,
         })
         .collect()
+}
+
+/// node-a's dataplane in eBPF mode as `Cluster::new_dataplane` makes it: the Service map
+/// holds the `n` Services; packets to a ClusterIP are balanced per packet by `bpf_lxc`.
+fn ebpf_dataplane(n: u32) -> Dataplane {
+    let cfg = ClusterConfig::default();
+    let mut rng = SimRng::derive(cfg.seed, Stream::Node(0));
+    let seed = rng.next_u64();
+    let ebpf = podnet::ebpf::EbpfConfig::default();
+    let mut lb = podnet::ebpf::LbMaps::new(
+        ebpf,
+        "node-a",
+        [NODE_A, NODE_A_GW],
+        cfg.seed,
+        SimRng::derive(seed, Stream::Node(0)),
+    );
+    lb.set_services(services(n));
+    let bpf = podnet::ebpf::EbpfDatapath::new(
+        ebpf,
+        cfg.pod_cidr,
+        Ipv4Cidr::new(Ipv4Address::new(10, 244, 0, 0), 24),
+        lb,
+        rng,
+    );
+    let proxy = ProxyConfig {
+        mode: Mode::Iptables,
+        node_name: "node-a".into(),
+        node_ips: vec![NODE_A, NODE_A_GW],
+        cluster_cidr: cfg.pod_cidr,
+        masquerade_all: false,
+        random_fully: true,
+        tcp_be_liberal: false,
+    };
+    Dataplane::new_ebpf(CtConfig::default(), proxy, bpf, seed)
 }
 
 /// node-a's dataplane as `Cluster::new_dataplane` makes it (default `ClusterConfig`, node 0),
@@ -178,9 +215,9 @@ struct FirstPacket {
 }
 
 impl FirstPacket {
-    fn new(mode: Mode, n: u32) -> Self {
+    fn new(mode: Option<Mode>, n: u32) -> Self {
         FirstPacket {
-            dp: dataplane(mode, n),
+            dp: mode.map_or_else(|| ebpf_dataplane(n), |m| dataplane(m, n)),
             dst: cluster_ip(n - 1),
             next_port: 1024,
             walked: 0,
@@ -197,6 +234,9 @@ impl FirstPacket {
             let n = left.min(CHUNK);
             left -= n;
             self.dp.conntrack_mut().flush();
+            if let Some(b) = self.dp.ebpf_mut() {
+                b.flush_ct();
+            }
             let mut packets: Vec<Vec<u8>> = (0..n)
                 .map(|_| {
                     let sport = self.next_port;
@@ -208,7 +248,8 @@ impl FirstPacket {
             let start = StdInstant::now();
             for p in packets.iter_mut() {
                 for ctx in &ctxs {
-                    let v = self.dp.process(ctx, black_box(&mut p[..]), &mut notes);
+                    // The whole packet (no Ethernet header: the IP header is at 0).
+                    let v = self.dp.process_frame(ctx, black_box(p), 0, &mut notes);
                     if v != Verdict::Accept {
                         panic!("{:?}: {v:?}", ctx.hook);
                     }
@@ -254,7 +295,11 @@ fn first_packet(c: &mut Criterion) {
         .sample_size(20)
         .throughput(Throughput::Elements(1));
     let mut lines = Vec::new();
-    for (mode, name) in [(Mode::Iptables, "iptables"), (Mode::Nftables, "nftables")] {
+    for (mode, name) in [
+        (Some(Mode::Iptables), "iptables"),
+        (Some(Mode::Nftables), "nftables"),
+        (None, "ebpf"),
+    ] {
         let (one, many) = (Tally::default(), Tally::default());
         let mut walked = [0u32; 2];
         for (i, (n, tally)) in [(1, &one), (MANY, &many)].into_iter().enumerate() {
@@ -264,7 +309,7 @@ fn first_packet(c: &mut Criterion) {
             });
             walked[i] = fp.walked;
         }
-        let target = if mode == Mode::Nftables {
+        let target = if mode != Some(Mode::Iptables) {
             " (target <= 1.20x)"
         } else {
             ""
@@ -297,6 +342,8 @@ enum Path {
     ConntrackNoNat,
     /// No proxy, no conntrack, to the pod IP.
     NoConntrack,
+    /// eBPF mode, to the ClusterIP: socket-level LB at connect(), LRU CT map, no NAT.
+    EbpfSocketLb,
 }
 
 const VIP: Ipv4Address = Ipv4Address::new(10, 96, 0, 10);
@@ -307,6 +354,7 @@ fn http(path: Path, n: u64) -> StdDuration {
     let proxy = match path {
         Path::DnatSnat | Path::ConntrackNoNat => Proxy::Iptables,
         Path::NoConntrack => Proxy::None,
+        Path::EbpfSocketLb => Proxy::Ebpf,
     };
     let mut c = Cluster::new(ClusterConfig {
         trace: TraceConfig::off(),
@@ -325,7 +373,7 @@ fn http(path: Path, n: u64) -> StdDuration {
     c.add_service(ServiceSpec::new("web", 80, 80, vec![web]).cluster_ip(VIP))
         .unwrap();
     let to = match path {
-        Path::DnatSnat => VIP,
+        Path::DnatSnat | Path::EbpfSocketLb => VIP,
         Path::ConntrackNoNat | Path::NoConntrack => web_ip,
     };
     let client = c
@@ -356,6 +404,11 @@ fn http(path: Path, n: u64) -> StdDuration {
             assert!(c.conntrack(a).unwrap().count() as u64 >= n);
         }
         Path::NoConntrack => assert!(dp.is_none()),
+        Path::EbpfSocketLb => {
+            let bpf = c.dataplane(a).and_then(|d| d.ebpf()).unwrap();
+            assert_eq!(bpf.lb().sock_events().len() as u64, n);
+            assert_eq!(dp.unwrap().dnat, 0);
+        }
     }
     elapsed
 }
@@ -369,7 +422,12 @@ fn per_connection(iters: u64, path: Path) -> StdDuration {
 }
 
 fn connect_nat(c: &mut Criterion) {
-    let tallies = [Tally::default(), Tally::default(), Tally::default()];
+    let tallies = [
+        Tally::default(),
+        Tally::default(),
+        Tally::default(),
+        Tally::default(),
+    ];
     let mut g = c.benchmark_group("connect_nat");
     g.warm_up_time(StdDuration::from_secs(1))
         .measurement_time(StdDuration::from_secs(5))
@@ -379,13 +437,14 @@ fn connect_nat(c: &mut Criterion) {
         (Path::DnatSnat, "dnat_snat", &tallies[0]),
         (Path::ConntrackNoNat, "conntrack_no_nat", &tallies[1]),
         (Path::NoConntrack, "no_conntrack", &tallies[2]),
+        (Path::EbpfSocketLb, "ebpf_socket_lb", &tallies[3]),
     ] {
         g.bench_function(name, |b| {
             b.iter_custom(|iters| tally.add(per_connection(iters, path), iters))
         });
     }
     g.finish();
-    let [nat, ct, none] = &tallies;
+    let [nat, ct, none, bpf] = &tallies;
     let conn_s = |t: &Tally| format!("{:.0} conn/s", 1.0 / t.per_iter().as_secs_f64());
     println!(
         "connect_nat: dnat_snat {} ({:.2?}), conntrack_no_nat {} ({:.2?}), no_conntrack {} \
@@ -403,6 +462,13 @@ fn connect_nat(c: &mut Criterion) {
         ratio(nat, ct),
         ratio(nat, none),
         ratio(ct, none)
+    );
+    println!(
+        "connect_nat: ebpf_socket_lb {} ({:.2?}): ratio to dnat_snat {:.2}x, to no_conntrack {:.2}x",
+        conn_s(bpf),
+        bpf.per_iter(),
+        ratio(bpf, nat),
+        ratio(bpf, none)
     );
 }
 

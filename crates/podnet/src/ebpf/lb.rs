@@ -8,6 +8,8 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use foldhash::fast::FixedState;
+use hashbrown::HashMap;
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::Ipv4Address;
 
@@ -17,7 +19,7 @@ use crate::kube_proxy::{Endpoint, ServicePort};
 use crate::rng::SimRng;
 
 /// A Service frontend as the maps key it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Frontend {
     /// ClusterIP, or the node's address for a NodePort.
     pub addr: Ipv4Address,
@@ -108,8 +110,9 @@ pub struct LbMaps {
     node_ips: [Ipv4Address; 2],
     seed: u64,
     svcs: Vec<Svc>,
-    by_frontend: BTreeMap<Frontend, usize>,
-    by_node_port: BTreeMap<(u16, u8), usize>,
+    /// Hash maps as the BPF maps are (a fixed-seed hasher; their order is never observed).
+    by_frontend: HashMap<Frontend, usize, FixedState>,
+    by_node_port: HashMap<(u16, u8), usize, FixedState>,
     affinity: BTreeMap<(usize, Ipv4Address), (Ipv4Address, u16, Instant)>,
     rng: SimRng,
     /// Map lookups made by selections (service + backend (+ maglev) per new connection).
@@ -132,8 +135,8 @@ impl LbMaps {
             node_ips,
             seed,
             svcs: Vec::new(),
-            by_frontend: BTreeMap::new(),
-            by_node_port: BTreeMap::new(),
+            by_frontend: HashMap::with_hasher(FixedState::with_seed(0)),
+            by_node_port: HashMap::with_hasher(FixedState::with_seed(0)),
             affinity: BTreeMap::new(),
             rng,
             lookups: 0,
