@@ -491,3 +491,36 @@ fn tcpdump_filter_words_without_double_dash() {
     assert_eq!(plain, dashed);
     assert!(!plain.is_empty() && plain.lines().all(|l| l.contains("10.96.0.10.80")));
 }
+
+/// Every example (the slow 3000-connection one aside, run in all modes above) still meets its
+/// expectations with Cilium's datapath in place of kube-proxy: socket LB, DNS through
+/// per-packet LB, hairpin, NodePort, egress masquerade, policies, VXLAN.
+#[test]
+fn every_example_meets_its_expectations_in_ebpf_mode() {
+    let dir = std::env::temp_dir().join(format!("podnet-ebpf-all-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut n = 0;
+    for e in std::fs::read_dir(root().join("examples")).unwrap() {
+        let path = e.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if !name.ends_with(".yaml") || name == "three-endpoints.yaml" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let cluster = text.find("kind: Cluster").expect("a Cluster");
+        let spec = cluster + text[cluster..].find("\nspec:\n").expect("its spec") + 7;
+        let rest: String = text[spec..]
+            .lines()
+            .filter(|l| !l.starts_with("  proxy:"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let file = dir.join(&name);
+        std::fs::write(&file, format!("{}  proxy: ebpf\n{rest}", &text[..spec])).unwrap();
+        let (code, out, err) = podnet(&["run", file.to_str().unwrap(), "--quiet"]);
+        assert_eq!(code, 0, "{name} in ebpf mode:\n{out}\n{err}");
+        assert!(out.contains(": bpf ct "), "{name}: {out}");
+        n += 1;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(n >= 9, "{n}");
+}

@@ -371,6 +371,11 @@ impl EbpfDatapath {
         let Some(t) = Tuple::of_packet(&frame[l3..]) else {
             return Outcome::Pass(None);
         };
+        // Overlay traffic between nodes (VXLAN, UDP 8472) is the tunnel device's business: its
+        // inner packets are handled where they are decapsulated.
+        if t.proto == proto::UDP && t.dport == crate::node::vxlan::VXLAN_PORT {
+            return Outcome::Pass(None);
+        }
         // Replies to a masqueraded or NodePort-SNATed connection: the ingress SNAT entry.
         let key = NatKey {
             tuple: t,
