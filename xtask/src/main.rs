@@ -6,6 +6,7 @@ mod book;
 mod determinism;
 mod ensure;
 mod pcapcheck;
+mod wasm;
 
 use std::env;
 use std::path::PathBuf;
@@ -32,6 +33,11 @@ Commands:
   bench [args...]   Run the benchmarks (cargo bench -p podnet [args...])
   book [--check]    Regenerate the book's command outputs, check it against the code,
                     build it into target/book (mdBook) and run mdbook test
+  pkg               Build the npm package of crates/podnet-wasm into pkg/ (wasm-bindgen,
+                    wasm-opt) and print the module's size, raw and gzipped
+  wasm-test         Run crates/podnet-wasm/tests/web.rs in headless Chromium
+  wasm-bench [FILE] Run a scenario to its end natively and in Node (pkg/): same report,
+                    wall times and their ratio
   help              Show this message
 
 Missing Rust targets and components, and tshark (apt), are installed automatically.";
@@ -46,6 +52,9 @@ fn main() {
         Some("ci") => ci(),
         Some("bench") => bench(&rest),
         Some("book") => book::book(&rest),
+        Some("pkg") => wasm::pkg(),
+        Some("wasm-test") => wasm::wasm_test(),
+        Some("wasm-bench") => wasm::wasm_bench(&rest),
         None | Some("help" | "-h" | "--help") => {
             println!("{HELP}");
             Ok(())
@@ -135,6 +144,8 @@ fn ci() -> Result {
     }
     steps.push(("book", Step::Check(book::ci_step)));
     steps.push(("native = wasm", Step::Check(determinism::native_vs_wasm)));
+    steps.push(("wasm pkg", Step::Check(wasm::pkg)));
+    steps.push(("wasm tests (Chromium)", Step::Check(wasm::wasm_test)));
     steps.push((
         "pcaps (tshark)",
         Step::Check(pcapcheck::tshark_validates_pcaps),

@@ -28,22 +28,24 @@ fn ts<T: Tsify + serde::Serialize>(v: &T) -> Result<Ts<T>, JsError> {
     v.into_ts().map_err(|e| JsError::new(&e.to_string()))
 }
 
-/// A panic is a bug: show its message on the console rather than only "unreachable".
-#[cfg(target_arch = "wasm32")]
-#[wasm_bindgen(start)]
-fn start() {
+/// A panic is a bug (every input error is a `JsError`): should one happen anyway, its message
+/// goes to the console rather than only "unreachable".
+fn panic_hook() {
+    #[cfg(target_arch = "wasm32")]
     console_error_panic_hook::set_once();
 }
 
 /// Every bundled example scenario (`examples/*.yaml` of the repository).
 #[wasm_bindgen]
 pub fn examples() -> Result<Vec<Ts<Example>>, JsError> {
+    panic_hook();
     examples::examples().iter().map(ts).collect()
 }
 
 /// Loads and builds `yaml` and returns the error (if any) and the warnings; never throws.
 #[wasm_bindgen]
 pub fn check(yaml: &str) -> Result<Vec<Ts<Diagnostic>>, JsError> {
+    panic_hook();
     sim::check(yaml, sim::DEFAULT_FILE).iter().map(ts).collect()
 }
 
@@ -65,6 +67,7 @@ impl Sim {
     /// Loads and builds the scenario; throws the first error's text.
     #[wasm_bindgen(constructor)]
     pub fn new(yaml: &str, options: Option<Ts<SimOptions>>) -> Result<Sim, JsError> {
+        panic_hook();
         let opts = match options {
             Some(o) => o
                 .to_rust()
@@ -93,9 +96,11 @@ impl Sim {
     }
 
     /// When the next engine event or fault change is due (µs), `null` when none.
-    #[wasm_bindgen(js_name = nextEventTime)]
-    pub fn next_event_time(&self) -> Option<f64> {
-        self.core.next_event_time()
+    #[wasm_bindgen(js_name = nextEventTime, unchecked_return_type = "number | null")]
+    pub fn next_event_time(&self) -> JsValue {
+        self.core
+            .next_event_time()
+            .map_or(JsValue::NULL, JsValue::from_f64)
     }
 
     /// Processes one engine event (faults at their times); false when nothing is left.
@@ -112,7 +117,10 @@ impl Sim {
     /// Runs like `podnet run` (at most `limitUs` more, default 30 s); true when every client
     /// finished.
     #[wasm_bindgen(js_name = runToEnd)]
-    pub fn run_to_end(&mut self, limit_us: Option<f64>) -> Result<bool, JsError> {
+    pub fn run_to_end(
+        &mut self,
+        #[wasm_bindgen(js_name = "limitUs")] limit_us: Option<f64>,
+    ) -> Result<bool, JsError> {
         self.core.run_to_end(limit_us).map_err(js)
     }
 
