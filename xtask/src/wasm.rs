@@ -10,8 +10,8 @@
 //!   reports compared byte for byte, wall times and their ratio printed.
 //!
 //! Each installs what it needs when it is missing: the Rust target, `wasm-bindgen-cli` of
-//! exactly the `wasm-bindgen` version in Cargo.lock (`cargo install`), `wasm-opt` (Debian's
-//! `binaryen`), Chromium and chromedriver (Debian's `chromium`, `chromium-driver`).
+//! exactly the `wasm-bindgen` version in Cargo.lock (`cargo install`), `wasm-opt` (see
+//! [`wasm_opt`]), Chromium and chromedriver (Debian's `chromium`, `chromium-driver`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -26,8 +26,14 @@ const NPM_NAME: &str = "podnet";
 /// The scenario `wasm-bench` runs, and how often each side runs it (the best time counts).
 const BENCH_SCENARIO: &str = "examples/three-endpoints.yaml";
 const BENCH_RUNS: &str = "5";
+/// The oldest wasm-opt used, and the binaryen release installed from npm when the one on
+/// `PATH` is older: Debian 12's binaryen (108) points the `__wbindgen_externrefs` export at
+/// the function table after `-Oz`, and the module then fails to instantiate
+/// (`WebAssembly.Table.set(): Argument 1 is invalid for table`); 132 is the version checked.
+const WASM_OPT_MIN: u32 = 132;
+const BINARYEN_NPM: &str = "binaryen@132.0.0";
 /// wasm-opt's features: what rustc emits for wasm32-unknown-unknown (the module's
-/// `target_features` section lists them; wasm-opt 108 needs them named).
+/// `target_features` section lists them).
 const WASM_OPT_FEATURES: &[&str] = &[
     "--enable-bulk-memory",
     "--enable-nontrapping-float-to-int",
@@ -74,7 +80,7 @@ fn locked_version(name: &str) -> Result<String> {
 }
 
 /// What `program --version` prints, if it runs.
-fn version_of(program: &str) -> Option<String> {
+fn version_of(program: impl AsRef<std::ffi::OsStr>) -> Option<String> {
     let out = Command::new(program)
         .arg("--version")
         .stderr(Stdio::null())
@@ -105,6 +111,43 @@ fn ensure_wasm_bindgen_cli() -> Result {
         other => Err(format!(
             "wasm-bindgen {want} installed but `wasm-bindgen --version` says {other:?} (is ~/.cargo/bin first on PATH?)"
         )),
+    }
+}
+
+/// `wasm-opt version N (...)` -> N.
+fn wasm_opt_version(program: impl AsRef<std::ffi::OsStr>) -> Option<u32> {
+    version_of(program)?
+        .strip_prefix("wasm-opt version ")?
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// A wasm-opt of at least [`WASM_OPT_MIN`]: the one on `PATH` if it is that new, else
+/// binaryen from npm in `target/tools/binaryen` (installed there when missing).
+fn wasm_opt() -> Result<PathBuf> {
+    if wasm_opt_version("wasm-opt").is_some_and(|v| v >= WASM_OPT_MIN) {
+        return Ok(PathBuf::from("wasm-opt"));
+    }
+    let dir = target_dir().join("tools/binaryen");
+    let bin = dir.join("node_modules/binaryen/bin/wasm-opt");
+    if wasm_opt_version(&bin).is_some_and(|v| v >= WASM_OPT_MIN) {
+        return Ok(bin);
+    }
+    if !on_path("npm") {
+        return Err(format!(
+            "wasm-opt {WASM_OPT_MIN} or newer is needed (Debian 12's binaryen 108 breaks the module) and npm is missing to install {BINARYEN_NPM}"
+        ));
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    run(Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--prefix"])
+        .arg(&dir)
+        .arg(BINARYEN_NPM))?;
+    match wasm_opt_version(&bin) {
+        Some(v) if v >= WASM_OPT_MIN => Ok(bin),
+        other => Err(format!("{} reports version {other:?}", bin.display())),
     }
 }
 
@@ -145,7 +188,7 @@ fn gzip_size(path: &Path) -> Result<usize> {
 pub fn pkg() -> Result {
     ensure_rust_target(WASM_TARGET)?;
     ensure_wasm_bindgen_cli()?;
-    ensure_apt("binaryen", "wasm-opt")?;
+    let wasm_opt = wasm_opt()?;
     run(&mut cargo_with(&[
         "build",
         "--profile",
@@ -166,7 +209,7 @@ pub fn pkg() -> Result {
         .arg(&built))?;
     let wasm = out.join("podnet_wasm_bg.wasm");
     let before = std::fs::metadata(&wasm).map_or(0, |m| m.len());
-    run(Command::new("wasm-opt")
+    run(Command::new(&wasm_opt)
         .arg("-Oz")
         .args(WASM_OPT_FEATURES)
         .arg(&wasm)
@@ -176,6 +219,18 @@ pub fn pkg() -> Result {
     std::fs::write(out.join("package.json"), package_json(&version))
         .map_err(|e| format!("pkg/package.json: {e}"))?;
     std::fs::write(out.join("README.md"), PKG_README).map_err(|e| format!("pkg/README.md: {e}"))?;
+    // The package must load and run: the seed scenario once, in Node, from pkg/.
+    if on_path("node") {
+        let out = output(
+            Command::new("node")
+                .arg("--single-threaded")
+                .arg(workspace_root().join("xtask/wasm-bench.mjs"))
+                .arg(&out)
+                .arg(workspace_root().join("examples/seed.yaml"))
+                .arg("1"),
+        )?;
+        split_bench(&out)?;
+    }
     let raw = std::fs::metadata(&wasm).map_err(|e| e.to_string())?.len();
     let gz = gzip_size(&wasm)?;
     println!(

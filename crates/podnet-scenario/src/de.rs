@@ -1,4 +1,4 @@
-//! A serde deserializer over a located [`Node`] tree: typed structs (k8s-openapi's and ours)
+//! A serde deserializer over a located [`Node`] tree: typed structs (`crate::k8s`'s and ours)
 //! are read from it, and any error they raise is tagged with the position and the path of the
 //! innermost node that raised it (`spec.ports[0].port: invalid type: ...` at `12:13`).
 

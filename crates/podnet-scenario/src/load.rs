@@ -1,10 +1,10 @@
 //! From text to typed objects: every document of the stream (and every item of a `List`) is
-//! dispatched on its `apiVersion` and `kind` to a k8s-openapi type or a podnet kind.
+//! dispatched on its `apiVersion` and `kind` to a Kubernetes type (`k8s`) or a podnet kind.
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Node as K8sNode, Pod, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use crate::k8s::api::apps::v1::Deployment;
+use crate::k8s::api::core::v1::{Namespace, Node as K8sNode, Pod, Service};
+use crate::k8s::api::discovery::v1::EndpointSlice;
+use crate::k8s::api::networking::v1::NetworkPolicy;
 use serde::Deserialize;
 
 use crate::de::{from_node, DeError};
@@ -407,7 +407,7 @@ fn unknown_fields(
     }
 }
 
-/// k8s-openapi reads a missing required field as its zero value; Kubernetes refuses the
+/// A missing required field reads as its zero value (`crate::k8s`); Kubernetes refuses the
 /// object. `path` is dotted, `*` standing for every item of a sequence.
 fn require(file: &str, node: &Node, path: &str) -> Result<(), Error> {
     fn walk(file: &str, n: &Node, segs: &[&str], done: &str) -> Result<(), Error> {

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use crate::k8s::api::networking::v1::NetworkPolicy;
 use podnet::kube_proxy::L4;
 use podnet::{ClusterConfig, Duration, Protocol, Request};
 use smoltcp::wire::{Ipv4Address, Ipv4Cidr};

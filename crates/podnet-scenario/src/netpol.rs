@@ -1,8 +1,8 @@
 //! NetworkPolicy objects converted to the core's [`podnet::policy::Policy`].
 
-use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use crate::k8s::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort};
+use crate::k8s::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use crate::k8s::apimachinery::pkg::util::intstr::IntOrString;
 use podnet::policy::{Op, Peer, Policy, PortRule, PortSpec, Proto, Rule, Selector, Types};
 
 use crate::model::PodDef;

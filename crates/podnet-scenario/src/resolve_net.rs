@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use crate::k8s::api::core::v1::Service;
+use crate::k8s::api::discovery::v1::EndpointSlice;
+use crate::k8s::apimachinery::pkg::util::intstr::IntOrString;
 use podnet::cluster::NODE_PORTS;
 use podnet::kube_proxy::L4;
 

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Container, PodSpec as K8sPodSpec};
+use crate::k8s::api::core::v1::{Container, PodSpec as K8sPodSpec};
 use podnet::kube_proxy::L4;
 use smoltcp::wire::Ipv4Address;
 
@@ -180,7 +180,7 @@ pub(crate) fn pods(cx: &mut Ctx<'_>) -> Result<(), Error> {
             loc: o.loc(),
         });
     }
-    let owner_of = |o: &Object, p: &k8s_openapi::api::core::v1::Pod| -> Option<usize> {
+    let owner_of = |o: &Object, p: &crate::k8s::api::core::v1::Pod| -> Option<usize> {
         let refs = p.metadata.owner_references.as_ref()?;
         refs.iter()
             .filter(|r| r.kind == "ReplicaSet")

@@ -312,34 +312,30 @@ pub(super) fn report(l: &Session) -> Report {
                     },
                 }
             }),
-            bpf: l
-                .cluster
-                .dataplane(id)
-                .and_then(|d| d.ebpf())
-                .map(|b| {
-                    let st = b.stats();
-                    let cfg = b.config();
-                    BpfReport {
-                        ct_tcp: b.ct_tcp().len() as u32,
-                        ct_tcp_max: cfg.ct_tcp_max,
-                        ct_any: b.ct_any().len() as u32,
-                        ct_any_max: cfg.ct_any_max,
-                        nat: b.snat_map().len() as u32,
-                        nat_max: cfg.nat_max,
-                        ct_created: st.ct_created,
-                        ct_evicted: st.ct_evicted,
-                        nat_evicted: st.nat_evicted,
-                        socket_lb: b
-                            .lb()
-                            .sock_events()
-                            .iter()
-                            .filter(|e| matches!(e.xlate, podnet::ebpf::SockXlate::Backend(_)))
-                            .count() as u64,
-                        lb_per_packet: st.lb_per_packet,
-                        snat: st.snat,
-                        dsr: st.dsr,
-                    }
-                }),
+            bpf: l.cluster.dataplane(id).and_then(|d| d.ebpf()).map(|b| {
+                let st = b.stats();
+                let cfg = b.config();
+                BpfReport {
+                    ct_tcp: b.ct_tcp().len() as u32,
+                    ct_tcp_max: cfg.ct_tcp_max,
+                    ct_any: b.ct_any().len() as u32,
+                    ct_any_max: cfg.ct_any_max,
+                    nat: b.snat_map().len() as u32,
+                    nat_max: cfg.nat_max,
+                    ct_created: st.ct_created,
+                    ct_evicted: st.ct_evicted,
+                    nat_evicted: st.nat_evicted,
+                    socket_lb: b
+                        .lb()
+                        .sock_events()
+                        .iter()
+                        .filter(|e| matches!(e.xlate, podnet::ebpf::SockXlate::Backend(_)))
+                        .count() as u64,
+                    lb_per_packet: st.lb_per_packet,
+                    snat: st.snat,
+                    dsr: st.dsr,
+                }
+            }),
         })
         .collect();
     let trace = l.cluster.trace();
