@@ -7,6 +7,7 @@ mod determinism;
 mod ensure;
 mod pcapcheck;
 mod wasm;
+mod web;
 
 use std::env;
 use std::path::PathBuf;
@@ -28,8 +29,8 @@ cargo xtask <command> [args...]
 Commands:
   demo [args...]    Run the headless demo (cargo run --release -p podnet-cli -- demo [args...])
   ci                Run every check CI runs: fmt, clippy, wasm32 + no_std builds, tests,
-                    the book, native-vs-wasm determinism (Node WASI), pcaps checked by tshark,
-                    bench build
+                    the book, native-vs-wasm determinism (Node WASI), pkg + its browser tests,
+                    the playground's e2e tests, pcaps checked by tshark, bench build
   bench [args...]   Run the benchmarks (cargo bench -p podnet [args...])
   book [--check]    Regenerate the book's command outputs, check it against the code,
                     build it into target/book (mdBook) and run mdbook test
@@ -38,9 +39,16 @@ Commands:
   wasm-test         Run crates/podnet-wasm/tests/web.rs in headless Chromium
   wasm-bench [FILE] Run a scenario to its end natively and in Node (pkg/): same report,
                     wall times and their ratio
+  playground [--port N] [--no-serve]
+                    Build pkg/ and the browser playground (web/dist, Vite) and serve it on
+                    http://127.0.0.1:8080/ (or port N)
+  e2e               Build as playground does, then run the playground's end-to-end tests
+                    (web/e2e, Playwright in headless Chromium; screenshots in
+                    target/e2e-artifacts)
   help              Show this message
 
-Missing Rust targets and components, and tshark (apt), are installed automatically.";
+Missing Rust targets and components, tshark and Chromium (apt), and the playground's npm
+packages (npm ci) are installed automatically.";
 
 fn main() {
     let mut args = env::args().skip(1);
@@ -55,6 +63,8 @@ fn main() {
         Some("pkg") => wasm::pkg(),
         Some("wasm-test") => wasm::wasm_test(),
         Some("wasm-bench") => wasm::wasm_bench(&rest),
+        Some("playground") => web::playground(&rest),
+        Some("e2e") => web::e2e(),
         None | Some("help" | "-h" | "--help") => {
             println!("{HELP}");
             Ok(())
@@ -146,6 +156,7 @@ fn ci() -> Result {
     steps.push(("native = wasm", Step::Check(determinism::native_vs_wasm)));
     steps.push(("wasm pkg", Step::Check(wasm::pkg)));
     steps.push(("wasm tests (Chromium)", Step::Check(wasm::wasm_test)));
+    steps.push(("playground e2e", Step::Check(web::e2e_with_pkg)));
     steps.push((
         "pcaps (tshark)",
         Step::Check(pcapcheck::tshark_validates_pcaps),
