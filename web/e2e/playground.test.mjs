@@ -230,6 +230,9 @@ describe("playground", () => {
       if (id === "snat") {
         const after = await page.locator('[data-testid="hop-rewrite"] .after').allInnerTexts();
         assert.ok(after.length > 0);
+        // The external host is drawn behind the edge router, which has its wire to the underlay.
+        assert.equal(await page.locator("g.node.edge").count(), 1, "the edge router is drawn");
+        assert.ok((await page.locator("g.node.edge g.pod.external").count()) >= 1, "an external host is drawn");
       }
       if (id === "full") {
         assert.match(await text(page, "drop-reason"), /table full/);

@@ -7,7 +7,7 @@ import { LESSONS, dstOf, srcOf } from "./lessons";
 import type { Lesson, Panel } from "./lessons";
 import { FlightTracker, packetKey } from "./packets";
 import { Timeline } from "./store";
-import { TopologyView, svgEl } from "./topology";
+import { TopologyView, drawnTopology, svgEl } from "./topology";
 
 // ---------------------------------------------------------------------------------------
 // DOM helpers
@@ -128,11 +128,12 @@ function load(yaml: string): boolean {
   topoView = new TopologyView(topo, gStatic);
   svg.setAttribute("viewBox", `0 0 ${topoView.width} ${topoView.height}`);
   svg.style.aspectRatio = `${topoView.width} / ${topoView.height}`;
-  flights = new FlightTracker(topo.links);
+  flights = new FlightTracker(drawnTopology(topo).links);
   lastPanelCount = -1;
   gDrops.dataset.key = "";
   podHosts = new Set([...topo.pods.map((p) => p.name), ...topo.externals.map((e) => e.name)]);
   nodeNames = topo.nodes.filter((n) => n.role === "node").map((n) => n.name);
+  document.body.dataset.drawnNodes = drawnTopology(topo).nodes.map((n) => n.name).join(",");
   if (!nodeNames.includes(ctNode)) ctNode = nodeNames[0] ?? "";
   if (!nodeNames.includes(rulesNode)) rulesNode = nodeNames[0] ?? "";
   const ifaces = ["any", ...tl.view.interfaces()];

@@ -28,6 +28,47 @@ export function svgEl<K extends keyof SVGElementTagNameMap>(
   return el;
 }
 
+type NodeInfo = Topology["nodes"][number];
+type Link = Topology["links"][number];
+
+/**
+ * The nodes and links to draw. When the module lists external hosts but not the edge router
+ * they sit behind, the router is added from the links (the host at the far end of an external
+ * host's eth0), and every node's uplink gets its wire to the underlay switch
+ * (`N/eth0` - `underlay/N`, the engine's names) when the list lacks it.
+ */
+export function drawnTopology(topo: Topology): { nodes: NodeInfo[]; links: Link[] } {
+  const nodes = [...topo.nodes];
+  const links = [...topo.links];
+  const externals = new Set(topo.externals.map((e) => e.name));
+  const hostOf = (iface: string): string => iface.slice(0, iface.indexOf("/"));
+  if (externals.size > 0 && !nodes.some((n) => n.role === "edge")) {
+    const behind = new Map<string, { pods: string[]; ifaces: string[] }>();
+    for (const l of topo.links) {
+      for (const [mine, other] of [
+        [l.a, l.b],
+        [l.b, l.a],
+      ] as const) {
+        if (!externals.has(hostOf(mine))) continue;
+        const router = hostOf(other);
+        const entry = behind.get(router) ?? { pods: [], ifaces: [] };
+        entry.pods.push(hostOf(mine));
+        entry.ifaces.push(other);
+        behind.set(router, entry);
+      }
+    }
+    for (const [name, { pods, ifaces }] of behind) {
+      nodes.push({ name, ip: "", podCidr: "", role: "edge", interfaces: [`${name}/cni0`, `${name}/eth0`, ...ifaces], pods });
+    }
+  }
+  const linked = new Set(links.flatMap((l) => [l.a, l.b]));
+  for (const n of nodes) {
+    const up = `${n.name}/eth0`;
+    if (!linked.has(up)) links.push({ a: up, b: `underlay/${n.name}` });
+  }
+  return { nodes, links };
+}
+
 export class TopologyView {
   readonly width: number;
   readonly height: number;
@@ -39,8 +80,9 @@ export class TopologyView {
     readonly topo: Topology,
     private readonly root: SVGGElement,
   ) {
+    const drawn = drawnTopology(topo);
     const peer = new Map<string, string>();
-    for (const l of topo.links) {
+    for (const l of drawn.links) {
       peer.set(l.a, l.b);
       peer.set(l.b, l.a);
     }
@@ -49,7 +91,7 @@ export class TopologyView {
     for (const e of topo.externals) podIp.set(e.name, e.ip);
 
     // Nodes first, the edge router last.
-    const nodes = [...topo.nodes].sort((a, b) => (a.role === b.role ? 0 : a.role === "edge" ? 1 : -1));
+    const nodes = drawn.nodes.sort((a, b) => (a.role === b.role ? 0 : a.role === "edge" ? 1 : -1));
     let x = 20;
     let maxBottom = TOP;
     const placed: { name: string; x: number; w: number; eth0: Point; bottom: number }[] = [];
@@ -67,7 +109,7 @@ export class TopologyView {
       g.append(
         svgEl("rect", { x, y: TOP, width: w, height: h, rx: 10, class: "node-box" }),
         svgEl("text", { x: x + 10, y: TOP + 18, class: "node-title" }, isEdge ? `${node.name} (edge router)` : node.name),
-        svgEl("text", { x: x + 10, y: TOP + 33, class: "node-sub" }, isEdge ? node.ip : `${node.ip} · pods ${node.podCidr}`),
+        svgEl("text", { x: x + 10, y: TOP + 33, class: "node-sub" }, isEdge ? `${node.ip} external hosts` : `${node.ip} · pods ${node.podCidr}`),
       );
       // Pods.
       const podPos = new Map<string, Point>();
