@@ -151,6 +151,25 @@ describe("playground", () => {
     await close();
   });
 
+  test("nftables mode: clicking the DNAT hook event lights the nft rules it matched", async () => {
+    const { page, close } = await open("?example=seed");
+    const yaml = await page.inputValue('[data-testid="yaml-editor"]');
+    assert.ok(yaml.includes("proxy: iptables"));
+    await page.fill('[data-testid="yaml-editor"]', yaml.replace("proxy: iptables", "proxy: nftables"));
+    await page.click('[data-testid="load"]');
+    await page.waitForFunction(() => document.querySelector('[data-testid="status"]')?.textContent?.includes("(nftables)"));
+    // Step until node-a's PREROUTING rewrite is in the event list, then click it.
+    const row = page.locator('[data-testid="event"]', { hasText: "PREROUTING (rewritten)" });
+    for (let i = 0; i < 30 && (await row.count()) === 0; i++) await page.click('[data-testid="step"]');
+    await row.first().click();
+    const lit = await page.locator('[data-testid="rule-lit"]').allInnerTexts();
+    assert.ok(lit.some((l) => l.trim() === "meta l4proto tcp dnat to 10.244.1.20:80"), `lit: ${lit.join("\n")}`);
+    assert.ok(lit.some((l) => l.trim() === "jump services"), "the prerouting jump is lit");
+    assert.match(await page.locator('[data-testid="hop-rewrite"] .after').first().innerText(), /10\.244\.1\.20:80/);
+    await shot(page, "nftables-dnat");
+    await close();
+  });
+
   test("a YAML error is shown inline at its line", async () => {
     const { page, close } = await open("?example=seed");
     const yaml = await page.inputValue('[data-testid="yaml-editor"]');

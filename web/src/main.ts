@@ -383,7 +383,21 @@ function packetScreenPos(i: number): { x: number; y: number; index: number } | n
 
 const tupleOf = (p: PacketInfo): string => `${srcOf(p)}>${dstOf(p)}`;
 const reverseOf = (p: PacketInfo): string => `${dstOf(p)}>${srcOf(p)}`;
-const RULE_NOTE = /^(raw|mangle|nat|filter|security) (PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING): (-A .*)$/;
+const RULE_NOTE = /^(raw|mangle|nat|filter|security) (PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING): (-A .*|add rule .*)$/;
+const NFT_RULE = /^add rule \S+ \S+ (\S+) (.*)$/;
+
+/**
+ * The rule a hook note says matched, as a key of the rules panel's lines: iptables notes
+ * carry the iptables-save line itself; nftables notes carry `add rule FAMILY TABLE CHAIN
+ * RULE`, which `nft list ruleset` prints as RULE inside `chain CHAIN { ... }`.
+ */
+function ruleKey(note: string): string | null {
+  const m = RULE_NOTE.exec(note);
+  if (!m) return null;
+  const rule = m[3]!;
+  const nft = NFT_RULE.exec(rule);
+  return nft ? `${nft[1]}\u0000${nft[2]}` : rule;
+}
 
 function select(index: number): void {
   if (!tl) return;
@@ -417,11 +431,11 @@ function select(index: number): void {
   const rules = new Map<string, Set<string>>();
   for (const x of journey) {
     for (const n of x.notes) {
-      const m = RULE_NOTE.exec(n);
-      if (!m) continue;
+      const key = ruleKey(n);
+      if (key === null) continue;
       let set = rules.get(x.host);
       if (!set) rules.set(x.host, (set = new Set()));
-      set.add(m[3]!);
+      set.add(key);
     }
   }
   selected = { event: e, conn: e.conn, journey, connEvents, tuples, rules };
@@ -621,22 +635,28 @@ function renderRules(): void {
   // Scroll to the rules of the selected hook first (nat PREROUTING for a DNAT), else any.
   const own = new Set(
     (selected?.event.host === rulesNode ? selected.event.notes : [])
-      .map((n) => RULE_NOTE.exec(n)?.[3])
-      .filter((r): r is string => r !== undefined),
+      .map(ruleKey)
+      .filter((r): r is string => r !== null),
   );
   let firstLit: HTMLElement | null = null;
   let firstOwn: HTMLElement | null = null;
   let litCount = 0;
   const lines = rulesCache.text.split("\n");
+  let chain = ""; // the nft chain a line is in
   box.replaceChildren(
     ...lines.map((line) => {
-      const isLit = lit.has(line.trim());
+      const t = line.trim();
+      const open = /^chain (\S+) \{$/.exec(t);
+      if (open) chain = open[1]!;
+      else if (t === "}") chain = "";
+      const key = lit.has(t) ? t : `${chain}\u0000${t}`;
+      const isLit = lit.has(key);
       const div = h("div", { class: isLit ? "rule lit" : "rule", text: line || " " });
       if (isLit) {
         div.dataset.testid = "rule-lit";
         litCount++;
         firstLit ??= div;
-        if (own.has(line.trim())) firstOwn ??= div;
+        if (own.has(key)) firstOwn ??= div;
       }
       return div;
     }),
