@@ -60,6 +60,10 @@ let nodeNames: string[] = [];
 
 /** Displayed virtual time (µs). */
 let T = 0;
+/** The time a replay in progress is heading for (the display still shows T). */
+let replayTarget: number | null = null;
+/** How long a replay may block the page before it goes on frame by frame. */
+const SYNC_REPLAY_MS = 60;
 let playing = false;
 let speed = 100; // virtual µs per wall second
 let lastFrame = performance.now();
@@ -120,6 +124,7 @@ function load(yaml: string): boolean {
   tl?.free();
   tl = next;
   T = 0;
+  replayTarget = null;
   playing = false;
   selected = null;
   const topo = tl.view.topology();
@@ -187,12 +192,29 @@ function endTime(): number | null {
   return tl?.endTime ?? null;
 }
 
-/** Move the displayed time (clamped), replaying when it goes back. */
+/** Where the display is heading: the target of a replay in progress, else the time shown. */
+function targetTime(): number {
+  return replayTarget ?? T;
+}
+
+/**
+ * Move the displayed time (clamped), replaying when it goes back. A long replay goes on over
+ * the next frames (the page stays responsive and says how far it got); the tables keep the
+ * old time until it is done.
+ */
 function seek(t: number): void {
   if (!tl) return;
   const end = endTime();
-  T = Math.max(0, end !== null ? Math.min(t, end) : t);
-  tl.seek(T);
+  const target = Math.max(0, end !== null ? Math.min(t, end) : t);
+  if (tl.seek(target, SYNC_REPLAY_MS)) {
+    T = target;
+    replayTarget = null;
+  } else {
+    replayTarget = target;
+    playing = false;
+    $("play").textContent = "▶ play";
+  }
+  document.body.dataset.replaying = String(replayTarget !== null);
   needsDraw = true;
   panelsDirty = true;
 }
@@ -200,7 +222,7 @@ function seek(t: number): void {
 function stepForward(): void {
   if (!tl) return;
   playing = false;
-  const next = tl.nextTime(T);
+  const next = tl.nextTime(targetTime());
   if (next !== null) seek(next);
   renderAll();
 }
@@ -208,12 +230,12 @@ function stepForward(): void {
 function stepBack(): void {
   if (!tl) return;
   playing = false;
-  seek(tl.prevTime(T));
+  seek(tl.prevTime(targetTime()));
   renderAll();
 }
 
 function togglePlay(): void {
-  if (!tl) return;
+  if (!tl || replayTarget !== null) return;
   const end = endTime();
   if (!playing && end !== null && T >= end) seek(0);
   playing = !playing;
@@ -752,7 +774,12 @@ function renderCounters(): void {
   const scrub = $<HTMLInputElement>("scrub");
   scrub.max = String(Math.max(1, end ?? tl.aheadTime()));
   if (document.activeElement !== scrub) scrub.value = String(T);
-  $("replay-info").textContent = tl.replays > 0 ? `· last replay ${tl.lastReplayMs.toFixed(0)} ms` : "";
+  const rp = tl.replaying();
+  $("replay-info").textContent = rp
+    ? `· replaying to ${fmtTime(rp.target)}: ${Math.floor(rp.done * 100)}%`
+    : tl.replays > 0
+      ? `· last replay ${tl.lastReplayMs.toFixed(0)} ms`
+      : "";
 }
 
 function renderAll(): void {
@@ -794,6 +821,19 @@ function frame(now: number): void {
       seek(seekTarget);
       seekTarget = null;
     }
+    if (replayTarget !== null) {
+      if (tl.continueReplay(12)) {
+        T = replayTarget;
+        replayTarget = null;
+        document.body.dataset.replaying = "false";
+        needsDraw = true;
+        panelsDirty = true;
+      } else {
+        renderCounters();
+        requestAnimationFrame(frame);
+        return;
+      }
+    }
     if (playing) {
       let t = T + (dt / 1000) * speed;
       // Skip quiet stretches: nothing on the wires and the next event far away.
@@ -811,12 +851,12 @@ function frame(now: number): void {
     } else if (tl.endTime === null) {
       // Idle: find where the scenario ends, a few milliseconds of work per frame.
       const started = performance.now();
-      while (tl.endTime === null && performance.now() - started < 4) {
+      while (tl.endTime === null && performance.now() - started < 8) {
         const t0 = performance.now();
         tl.advanceAhead(exploreChunk);
         const took = performance.now() - t0;
         if (took < 0.5) exploreChunk = Math.min(exploreChunk * 2, 5_000_000);
-        else if (took > 4) exploreChunk = Math.max(exploreChunk / 2, 100);
+        else if (took > 6) exploreChunk = Math.max(exploreChunk / 2, 100);
       }
       renderCounters();
     }

@@ -6,6 +6,8 @@ import type { Timeline } from "./store";
 
 /** Longest time a frame is looked for on a wire (queueing included). */
 export const MAX_FLIGHT_US = 10_000;
+/** At most this many trace events on each side of the time shown are paired (dense runs). */
+export const MAX_WINDOW_EVENTS = 4_000;
 
 export interface Flight {
   sent: SimEvent;
@@ -43,8 +45,8 @@ export class FlightTracker {
 
   /** Frames in flight at `t` plus the drops in (t - dropWindow, t]. */
   at(tl: Timeline, t: number, dropWindow: number): { flights: Flight[]; drops: SimEvent[] } {
-    const from = tl.countAt(Math.max(-1, t - MAX_FLIGHT_US));
     const to = tl.countAt(t); // events with time <= t
+    const from = Math.max(tl.countAt(Math.max(-1, t - MAX_FLIGHT_US)), to - MAX_WINDOW_EVENTS);
     // Between two events the same frames are on the wires: only their positions move.
     if (!this.cache || this.cache.from !== from || this.cache.to !== to) {
       this.cache = { from, to, ...this.compute(tl, from, to) };
@@ -78,7 +80,7 @@ export class FlightTracker {
     const flights: Flight[] = [];
     if (count === 0) return { flights, drops };
     const last = to > 0 ? tl.event(to - 1) : null;
-    const after = tl.known(to, tl.countAt((last?.time ?? 0) + MAX_FLIGHT_US));
+    const after = tl.known(to, Math.min(tl.countAt((last?.time ?? 0) + MAX_FLIGHT_US), to + MAX_WINDOW_EVENTS));
     for (const e of after) {
       if (e.kind !== "received") continue;
       const q = open.get(frameKey(e.iface, e.packet));

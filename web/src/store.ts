@@ -28,6 +28,10 @@ export class Timeline {
   /** Wall-clock milliseconds spent in the last rebuild (replay). */
   lastReplayMs = 0;
   replays = 0;
+  /** A replay in progress toward an earlier time. */
+  private pending: { sim: Sim; target: number; started: number; worked: number } | null = null;
+  /** Virtual µs a replay runs per call (adapts to the scenario). */
+  private replayChunk = 1_000;
 
   constructor(yaml: string) {
     this.yaml = yaml;
@@ -36,23 +40,67 @@ export class Timeline {
   }
 
   free(): void {
+    this.dropReplay();
     this.view.free();
     this.ahead.free();
     this.chunks.clear();
   }
 
-  /** Bring `view` to virtual time `t`: forward by running, backward by replaying. */
-  seek(t: number): void {
-    if (t < this.view.now()) {
-      const started = performance.now();
-      this.view.free();
-      this.view = new Sim(this.yaml);
-      this.view.runUntil(t);
-      this.lastReplayMs = performance.now() - started;
-      this.replays += 1;
-    } else if (t > this.view.now()) {
-      this.view.runUntil(t);
+  /**
+   * Bring `view` to virtual time `t`: forward by running, backward by replaying a new Sim
+   * from the start. A replay works for at most `budgetMs` now; when that is not enough it
+   * goes on in later calls of continueReplay() (the page stays responsive) and seek returns
+   * false until `view` is at `t`.
+   */
+  seek(t: number, budgetMs = Infinity): boolean {
+    if (t >= this.view.now()) {
+      this.dropReplay();
+      if (t > this.view.now()) this.view.runUntil(t);
+      return true;
     }
+    if (this.pending && this.pending.sim.now() <= t) {
+      this.pending.target = t;
+    } else {
+      this.dropReplay();
+      this.pending = { sim: new Sim(this.yaml), target: t, started: performance.now(), worked: 0 };
+    }
+    return this.continueReplay(budgetMs);
+  }
+
+  /** Work on the replay for at most `budgetMs`; true once `view` is at the replay's target. */
+  continueReplay(budgetMs: number): boolean {
+    const p = this.pending;
+    if (!p) return true;
+    const start = performance.now();
+    while (p.sim.now() < p.target) {
+      if (performance.now() - start >= budgetMs) {
+        p.worked += performance.now() - start;
+        return false;
+      }
+      const t0 = performance.now();
+      p.sim.runUntil(Math.min(p.target, p.sim.now() + this.replayChunk));
+      const took = performance.now() - t0;
+      if (took < 2) this.replayChunk = Math.min(this.replayChunk * 2, 10_000_000);
+      else if (took > 8) this.replayChunk = Math.max(this.replayChunk / 2, 50);
+    }
+    p.worked += performance.now() - start;
+    this.view.free();
+    this.view = p.sim;
+    this.pending = null;
+    this.lastReplayMs = p.worked;
+    this.replays += 1;
+    return true;
+  }
+
+  /** The time a replay in progress is heading for, and how far it got (0..1). */
+  replaying(): { target: number; done: number } | null {
+    const p = this.pending;
+    return p ? { target: p.target, done: p.target > 0 ? p.sim.now() / p.target : 1 } : null;
+  }
+
+  private dropReplay(): void {
+    this.pending?.sim.free();
+    this.pending = null;
   }
 
   /** How far the forward-only simulation has been run (virtual µs). */
