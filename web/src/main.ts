@@ -776,7 +776,7 @@ function renderCounters(): void {
   if (document.activeElement !== scrub) scrub.value = String(T);
   const rp = tl.replaying();
   $("replay-info").textContent = rp
-    ? `· replaying to ${fmtTime(rp.target)}: ${Math.floor(rp.done * 100)}%`
+    ? `· ${rp.back ? "replaying" : "running"} to ${fmtTime(rp.target)}: ${Math.floor(rp.done * 100)}%`
     : tl.replays > 0
       ? `· last replay ${tl.lastReplayMs.toFixed(0)} ms`
       : "";

@@ -28,10 +28,10 @@ export class Timeline {
   /** Wall-clock milliseconds spent in the last rebuild (replay). */
   lastReplayMs = 0;
   replays = 0;
-  /** A replay in progress toward an earlier time. */
-  private pending: { sim: Sim; target: number; started: number; worked: number } | null = null;
+  /** A seek in progress: `view` running forward, or a new Sim replaying to an earlier time. */
+  private pending: { sim: Sim; target: number; worked: number } | null = null;
   /** Virtual µs a replay runs per call (adapts to the scenario). */
-  private replayChunk = 1_000;
+  private replayChunk = 100;
 
   constructor(yaml: string) {
     this.yaml = yaml;
@@ -47,59 +47,72 @@ export class Timeline {
   }
 
   /**
-   * Bring `view` to virtual time `t`: forward by running, backward by replaying a new Sim
-   * from the start. A replay works for at most `budgetMs` now; when that is not enough it
-   * goes on in later calls of continueReplay() (the page stays responsive) and seek returns
-   * false until `view` is at `t`.
+   * Bring `view` to virtual time `t`: forward by running it, backward by replaying a new Sim
+   * from the start; `ahead` is brought to `t` plus the lookahead on the way. This works for
+   * at most `budgetMs` now; when that is not enough it goes on in later calls of
+   * continueReplay() (the page stays responsive) and seek returns false until `view` is at `t`.
    */
   seek(t: number, budgetMs = Infinity): boolean {
+    const p = this.pending;
     if (t >= this.view.now()) {
-      this.dropReplay();
-      if (t > this.view.now()) this.view.runUntil(t);
-      return true;
-    }
-    if (this.pending && this.pending.sim.now() <= t) {
-      this.pending.target = t;
+      // Forward: run `view` itself (a replay in progress toward an earlier time is dropped).
+      if (p && p.sim !== this.view) this.dropReplay();
+      if (this.pending) this.pending.target = t;
+      else this.pending = { sim: this.view, target: t, worked: 0 };
+    } else if (p && p.sim !== this.view && p.sim.now() <= t) {
+      p.target = t;
     } else {
       this.dropReplay();
-      this.pending = { sim: new Sim(this.yaml), target: t, started: performance.now(), worked: 0 };
+      this.pending = { sim: new Sim(this.yaml), target: t, worked: 0 };
     }
+    // Start each seek with small steps: the last one may have grown them over a quiet stretch.
+    this.replayChunk = 100;
     return this.continueReplay(budgetMs);
   }
 
-  /** Work on the replay for at most `budgetMs`; true once `view` is at the replay's target. */
+  /** Work on the seek for at most `budgetMs`; true once `view` is at the target. */
   continueReplay(budgetMs: number): boolean {
     const p = this.pending;
     if (!p) return true;
     const start = performance.now();
-    while (p.sim.now() < p.target) {
+    let aheadDone = false;
+    for (;;) {
+      const simBehind = p.sim.now() < p.target;
+      const aheadBehind = !aheadDone && this.ahead.now() < p.target + LOOKAHEAD_US;
+      if (!simBehind && !aheadBehind) break;
       if (performance.now() - start >= budgetMs) {
         p.worked += performance.now() - start;
         return false;
       }
       const t0 = performance.now();
-      p.sim.runUntil(Math.min(p.target, p.sim.now() + this.replayChunk));
+      if (simBehind && (!aheadBehind || p.sim.now() <= this.ahead.now())) {
+        p.sim.runUntil(Math.min(p.target, p.sim.now() + this.replayChunk));
+      } else if (!this.advanceAhead(this.replayChunk)) {
+        aheadDone = true;
+      }
       const took = performance.now() - t0;
-      if (took < 2) this.replayChunk = Math.min(this.replayChunk * 2, 10_000_000);
-      else if (took > 8) this.replayChunk = Math.max(this.replayChunk / 2, 50);
+      if (took < 1) this.replayChunk = Math.min(this.replayChunk * 2, 10_000_000);
+      else if (took > 6) this.replayChunk = Math.max(this.replayChunk / 2, 20);
     }
     p.worked += performance.now() - start;
-    this.view.free();
-    this.view = p.sim;
     this.pending = null;
-    this.lastReplayMs = p.worked;
-    this.replays += 1;
+    if (p.sim !== this.view) {
+      this.view.free();
+      this.view = p.sim;
+      this.lastReplayMs = p.worked;
+      this.replays += 1;
+    }
     return true;
   }
 
-  /** The time a replay in progress is heading for, and how far it got (0..1). */
-  replaying(): { target: number; done: number } | null {
+  /** The time a seek in progress is heading for, and how far it got (0..1). */
+  replaying(): { target: number; done: number; back: boolean } | null {
     const p = this.pending;
-    return p ? { target: p.target, done: p.target > 0 ? p.sim.now() / p.target : 1 } : null;
+    return p ? { target: p.target, done: p.target > 0 ? p.sim.now() / p.target : 1, back: p.sim !== this.view } : null;
   }
 
   private dropReplay(): void {
-    this.pending?.sim.free();
+    if (this.pending && this.pending.sim !== this.view) this.pending.sim.free();
     this.pending = null;
   }
 
