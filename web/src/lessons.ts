@@ -125,7 +125,8 @@ export const LESSONS: Lesson[] = [
         example: "seed",
         text:
           "On node-a the reply matches the conntrack entry created for the SYN (its reply tuple src=10.244.1.20 dst=10.244.0.5). " +
-          "No rule is walked: conntrack alone rewrites the source back to 10.96.0.10:80. The highlighted row in node-a's table is this connection.",
+          "No nat rule is walked (the filter table only lets ESTABLISHED traffic through KUBE-FORWARD): conntrack alone rewrites the source back to 10.96.0.10:80 in POSTROUTING. " +
+          "The highlighted row in node-a's table is this connection.",
         find: (e) => rewritten(e) && e.host === "node-a" && e.packet.src === "10.244.1.20" && e.after.src === "10.96.0.10",
         look: ["packet", "conntrack"],
         node: "node-a",
