@@ -205,6 +205,24 @@ describe("playground", () => {
     await close();
   });
 
+  test("clicking a moving packet selects it and shows its hops", async () => {
+    const { page, close } = await open("?example=seed");
+    // Step to a moment with a TCP segment on a wire.
+    let pos = null;
+    for (let i = 0; i < 40 && !pos; i++) {
+      await page.click('[data-testid="step"]');
+      // Where the page drew its first packet (window.podnetPacket is the page's own lookup).
+      pos = await page.evaluate(() => window.podnetPacket(0));
+    }
+    assert.ok(pos, "a packet in flight");
+    await page.mouse.click(pos.x, pos.y);
+    await page.waitForFunction((i) => document.body.dataset.selected === String(i), pos.index);
+    assert.ok((await page.locator('[data-testid="hop"]').count()) >= 2, "the packet's hops are listed");
+    assert.equal(await page.locator(`[data-testid="hop"][data-index="${pos.index}"]`).count(), 1, "the clicked frame is one of them");
+    await shot(page, "clicked-packet");
+    await close();
+  });
+
   test("a YAML error is shown inline at its line", async () => {
     const { page, close } = await open("?example=seed");
     const yaml = await page.inputValue('[data-testid="yaml-editor"]');
