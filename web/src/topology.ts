@@ -195,7 +195,13 @@ export class TopologyView {
     const svcs = svgEl("g", { class: "services" });
     for (const svc of topo.services.slice(0, 12)) {
       const port = svc.ports[0];
-      const label = `${svc.name} ${svc.clusterIp}${port ? `:${port.port}` : ""}${port?.nodePort ? ` (node :${port.nodePort})` : ""}`;
+      const backends =
+        svc.backends.length === 0
+          ? "no endpoints"
+          : svc.backends.length <= 2
+            ? svc.backends.map((b) => `${podIp.get(b) ?? b}${port ? `:${port.targetPort}` : ""}`).join(", ")
+            : `${svc.backends.length} backends`;
+      const label = `${svc.name} ${svc.clusterIp}${port ? `:${port.port}` : ""}${port?.nodePort ? ` (node :${port.nodePort})` : ""} → ${backends}`;
       const w = Math.max(150, label.length * 6.6 + 20);
       const sg = svgEl("g", { class: "service", "data-service": svc.name, "data-testid": `service-${svc.name}` });
       sg.append(
