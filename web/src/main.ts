@@ -305,7 +305,7 @@ function drawPackets(): void {
   const selIndices = new Set(selected?.journey.map((e) => e.index) ?? []);
   const next: typeof drawn = [];
   const byColor = new Map<string, { x: number; y: number }[]>();
-  let sel: { x: number; y: number }[] = [];
+  const sel: { x: number; y: number }[] = [];
   for (const f of fl) {
     const a = topoView.pos(f.sent.iface);
     const b = topoView.pos(f.recv.iface);
@@ -343,7 +343,6 @@ function drawPackets(): void {
     ctx2d.strokeStyle = "#f59e0b";
     ctx2d.stroke();
   }
-  sel = [];
   drawn = next;
   canvas.dataset.count = String(drawn.length);
   const dropKey = drops.map((d) => d.index).join(",");
