@@ -311,6 +311,11 @@ describe("playground", () => {
       }
       if (id === "policy") {
         assert.match(await text(page, "policy-panel"), /NetworkPolicy: .*no policy allows it/);
+        // At the end of the run the report has the intruder's connection denied.
+        await waitForEnd(page);
+        await seekTo(page, Number(await page.$eval('[data-testid="scrub"]', (el) => el.max)));
+        assert.match(await text(page, "policy-denied"), /flow intruder #0 10\.244\.\d+\.\d+:\d+ → 10\.96\.0\.50:80: denied/);
+        await shot(page, "policy-denied");
       }
     }
     await close();
