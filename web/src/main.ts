@@ -806,7 +806,20 @@ let seekTarget: number | null = null;
 /** Virtual µs `ahead` runs per call while looking for the end (adapts to the scenario). */
 let exploreChunk = 2_000;
 
+/** One animation frame; an error is shown and playing stops, but the loop goes on. */
 function frame(now: number): void {
+  try {
+    advanceFrame(now);
+  } catch (e) {
+    playing = false;
+    $("play").textContent = "▶ play";
+    setStatus(`error: ${errorText(e)}`, "error");
+    console.error(e);
+  }
+  requestAnimationFrame(frame);
+}
+
+function advanceFrame(now: number): void {
   const dt = Math.min(now - lastFrame, 250);
   lastFrame = now;
   frames++;
@@ -829,7 +842,6 @@ function frame(now: number): void {
         panelsDirty = true;
       } else {
         renderCounters();
-        requestAnimationFrame(frame);
         return;
       }
     }
@@ -875,7 +887,6 @@ function frame(now: number): void {
       }
     }
   }
-  requestAnimationFrame(frame);
 }
 
 // ---------------------------------------------------------------------------------------
