@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use podnet::conntrack::Tuple;
 use podnet::trace::{EventKind, Snapshot};
 use podnet::{Duration, Instant};
-use podnet_scenario::session::{packet_tuple, Failure, Report, Session};
+use podnet_scenario::session::{packet_tuple, Failure, NewConnections, Report, Session};
 use podnet_scenario::Scenario;
 
 use crate::api::*;
@@ -236,10 +236,11 @@ impl SimCore {
             return;
         }
         self.conns.clear();
+        let new_conns = NewConnections::of(&self.session);
         for fi in 0..self.session.index.flows.len() {
             let (proto, records) = self.session.connections(fi);
             for (id, r) in records.iter().enumerate() {
-                for t in self.session.connection_tuples(r, proto) {
+                for t in new_conns.tuples(r, proto) {
                     self.conns
                         .entry(t)
                         .or_default()

@@ -1,30 +1,56 @@
 //! The inspection commands: `trace` (one connection's packet walk), `tcpdump`, `conntrack`,
 //! `iptables-save`, `explain` and `check`, plus the pcaps of `run --pcap`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use podnet::conntrack::Tuple;
 use podnet::tcpdump::filter::Filter;
 use podnet::tcpdump::{self, Direction, Formatter};
 use podnet::trace::EventKind;
-use podnet::{ConnRecord, Proxy};
+use podnet::{ConnRecord, Instant, Proxy};
 
 use super::{client_tuple, v4, Failure, Session};
 
 /// The tuples a connection's packets carry anywhere: as sent, as translated, both ways.
 pub(super) fn tuples_of(l: &Session, r: &ConnRecord, proto: u8) -> BTreeSet<Tuple> {
-    let orig = client_tuple(r, proto);
-    let mut set = BTreeSet::from([orig, orig.invert()]);
-    // Twice: a tuple translated on one node can be translated again on another (NodePort).
-    for _ in 0..2 {
+    NewConnections::of(l).tuples(r, proto)
+}
+
+/// Every node's conntrack NEW events (in node order) by original tuple: the translations a
+/// connection's tuples are looked up in, indexed once for many connections.
+pub struct NewConnections(Vec<BTreeMap<Tuple, Vec<(Instant, Tuple)>>>);
+
+impl NewConnections {
+    /// The index of `l`'s nodes' NEW events now.
+    pub fn of(l: &Session) -> Self {
+        let mut nodes = Vec::new();
         for (id, _) in l.cluster.nodes() {
             if let Some(dp) = l.cluster.dataplane(id) {
-                let found: Vec<Tuple> = dp
-                    .new_connections()
+                let mut by_orig: BTreeMap<Tuple, Vec<(Instant, Tuple)>> = BTreeMap::new();
+                for e in dp.new_connections() {
+                    by_orig.entry(e.orig).or_default().push((e.at, e.reply));
+                }
+                nodes.push(by_orig);
+            }
+        }
+        NewConnections(nodes)
+    }
+
+    /// The tuples connection `r` (IP protocol `proto`) carries anywhere: as sent, as
+    /// translated by any node, both ways.
+    pub fn tuples(&self, r: &ConnRecord, proto: u8) -> BTreeSet<Tuple> {
+        let orig = client_tuple(r, proto);
+        let mut set = BTreeSet::from([orig, orig.invert()]);
+        // Twice: a tuple translated on one node can be translated again on another (NodePort).
+        for _ in 0..2 {
+            for by_orig in &self.0 {
+                let found: Vec<Tuple> = set
                     .iter()
-                    .filter(|e| set.contains(&e.orig) && e.at >= r.started)
-                    .map(|e| e.reply)
+                    .filter_map(|t| by_orig.get(t))
+                    .flatten()
+                    .filter(|(at, _)| *at >= r.started)
+                    .map(|(_, reply)| *reply)
                     .collect();
                 for t in found {
                     set.insert(t);
@@ -32,8 +58,8 @@ pub(super) fn tuples_of(l: &Session, r: &ConnRecord, proto: u8) -> BTreeSet<Tupl
                 }
             }
         }
+        set
     }
-    set
 }
 
 fn frame_tuple(frame: &[u8]) -> Option<Tuple> {

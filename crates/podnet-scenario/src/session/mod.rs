@@ -25,7 +25,7 @@ use smoltcp::wire::{IpAddress, Ipv4Address};
 
 use crate::{FaultEvent, Index, Scenario, Warning};
 
-pub use inspect::packet_tuple;
+pub use inspect::{packet_tuple, NewConnections};
 pub use report::{Connection, CtReport, CtStats, Drop, Flow, NodeReport, Report};
 
 /// Whether a failure is bad input or a failed expectation.
