@@ -37,6 +37,23 @@ impl NewConnections {
         NewConnections(nodes)
     }
 
+    /// For each node (in order) that saw `orig` as a new connection at or after `since`, the
+    /// reply tuple of the last such event (ports get reused).
+    pub fn last_replies<'a>(
+        &'a self,
+        orig: &'a Tuple,
+        since: Instant,
+    ) -> impl Iterator<Item = Tuple> + 'a {
+        self.0.iter().filter_map(move |by_orig| {
+            by_orig
+                .get(orig)?
+                .iter()
+                .rev()
+                .find(|(at, _)| *at >= since)
+                .map(|(_, reply)| *reply)
+        })
+    }
+
     /// The tuples connection `r` (IP protocol `proto`) carries anywhere: as sent, as
     /// translated by any node, both ways.
     pub fn tuples(&self, r: &ConnRecord, proto: u8) -> BTreeSet<Tuple> {

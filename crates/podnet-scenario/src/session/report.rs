@@ -9,7 +9,7 @@ use podnet::{ConnRecord, Outcome};
 use serde::Serialize;
 use smoltcp::wire::IpEndpoint;
 
-use super::{client_tuple, fmt_duration, fmt_instant, Session};
+use super::{client_tuple, fmt_duration, fmt_instant, NewConnections, Session};
 
 /// The report.
 #[derive(Serialize, Debug)]
@@ -186,7 +186,7 @@ fn ep(e: &IpEndpoint) -> String {
 
 /// The backend a connection reached and the source it saw, from the conntrack NEW events of
 /// every node (the node that translated it knows both tuples).
-fn backend_of(l: &Session, r: &ConnRecord, proto: u8) -> (Option<String>, Option<String>) {
+fn backend_of(ix: &NewConnections, r: &ConnRecord, proto: u8) -> (Option<String>, Option<String>) {
     let reached = matches!(r.outcome, Outcome::Ok | Outcome::Reset)
         || r.error.as_deref() == Some("ECONNREFUSED: RST");
     if !reached {
@@ -194,20 +194,11 @@ fn backend_of(l: &Session, r: &ConnRecord, proto: u8) -> (Option<String>, Option
     }
     let orig = client_tuple(r, proto);
     let mut found: Option<Tuple> = None;
-    for (id, _) in l.cluster.nodes() {
-        if let Some(dp) = l.cluster.dataplane(id) {
-            // The last NEW event of that tuple (ports get reused): the one at or before the end.
-            if let Some(e) = dp
-                .new_connections()
-                .iter()
-                .rev()
-                .find(|e| e.orig == orig && e.at >= r.started)
-            {
-                // Prefer a node that translated it (DNAT or SNAT).
-                if found.is_none() || e.reply != orig.invert() {
-                    found = Some(e.reply);
-                }
-            }
+    // Each node's last NEW event of that tuple (ports get reused).
+    for reply in ix.last_replies(&orig, r.started) {
+        // Prefer a node that translated it (DNAT or SNAT).
+        if found.is_none() || reply != orig.invert() {
+            found = Some(reply);
         }
     }
     match found {
@@ -251,6 +242,7 @@ fn packet_summary(frame: &[u8]) -> String {
 
 /// Builds the report of a finished run.
 pub(super) fn report(l: &Session) -> Report {
+    let ix = NewConnections::of(l);
     let mut flows = Vec::new();
     for (i, f) in l.index.flows.iter().enumerate() {
         let (proto, records) = l.connections(i);
@@ -258,7 +250,7 @@ pub(super) fn report(l: &Session) -> Report {
             .iter()
             .enumerate()
             .map(|(n, r)| {
-                let (backend, seen) = backend_of(l, r, proto);
+                let (backend, seen) = backend_of(&ix, r, proto);
                 Connection {
                     id: n as u32,
                     from: ep(&r.local),
