@@ -364,6 +364,7 @@ spec: {from: client, to: "web:80", count: 220, concurrency: 220, request: "GET /
     }
     await seekTo(page, best.t);
     await page.selectOption('[data-testid="speed"]', "20");
+    const before = Number(await page.locator('[data-testid="time"]').getAttribute("data-us"));
     await page.click('[data-testid="play"]');
     const measured = await page.evaluate(
       () =>
@@ -382,6 +383,9 @@ spec: {from: client, to: "web:80", count: 220, concurrency: 220, request: "GET /
     );
     await shot(page, "fps-200-in-flight");
     await page.click('[data-testid="play"]');
+    // Playing moved the virtual time on (20 µs per second here).
+    const playedTo = Number(await page.locator('[data-testid="time"]').getAttribute("data-us"));
+    assert.ok(playedTo > before, `time ${before} -> ${playedTo} µs while playing`);
     console.log(
       `# fps: ${measured.fps.toFixed(1)} frames/s over 4 s with ${measured.inflight.toFixed(0)} packets in flight on average (start: ${best.n} at ${best.t} µs)`,
     );

@@ -210,9 +210,8 @@ function seek(t: number): void {
     T = target;
     replayTarget = null;
   } else {
+    // Goes on over the next frames; playing resumes from there.
     replayTarget = target;
-    playing = false;
-    $("play").textContent = "▶ play";
   }
   document.body.dataset.replaying = String(replayTarget !== null);
   needsDraw = true;
@@ -235,11 +234,12 @@ function stepBack(): void {
 }
 
 function togglePlay(): void {
-  if (!tl || replayTarget !== null) return;
+  if (!tl) return;
   const end = endTime();
   if (!playing && end !== null && T >= end) seek(0);
   playing = !playing;
   lastFrame = performance.now();
+  panelsDirty = true;
   $("play").textContent = playing ? "❙❙ pause" : "▶ play";
 }
 
@@ -781,18 +781,39 @@ function renderCounters(): void {
       : "";
 }
 
+/** When each costly panel may be refreshed again while playing (wall ms). */
+const nextRefresh = new Map<string, number>();
+/** Whether a panel was left stale by refresh() and waits for its turn. */
+let skippedPanels = false;
+
+/**
+ * Refresh a panel; while playing, a panel that took long (a big tcpdump or conntrack table)
+ * waits twenty times its cost before the next refresh, so the animation keeps its pace.
+ */
+function refresh(name: string, render: () => void): void {
+  const now = performance.now();
+  if (playing && now < (nextRefresh.get(name) ?? 0)) {
+    panelsDirty = true;
+    skippedPanels = true;
+    return;
+  }
+  render();
+  nextRefresh.set(name, now + 20 * (performance.now() - now));
+}
+
 function renderAll(): void {
   if (!tl) return;
+  panelsDirty = false;
+  skippedPanels = false;
   drawPackets();
   renderCounters();
-  renderConntrack();
-  renderRules();
-  renderPolicy();
-  renderEvents();
-  renderTcpdump();
-  renderReport();
-  if (selected) renderPacket();
-  panelsDirty = false;
+  refresh("conntrack", renderConntrack);
+  refresh("rules", renderRules);
+  refresh("policy", renderPolicy);
+  refresh("events", renderEvents);
+  refresh("tcpdump", renderTcpdump);
+  refresh("report", renderReport);
+  if (selected) refresh("packet", renderPacket);
   needsDraw = false;
   lastPanels = performance.now();
 }
@@ -820,7 +841,8 @@ function frame(now: number): void {
 }
 
 function advanceFrame(now: number): void {
-  const dt = Math.min(now - lastFrame, 250);
+  // rAF time can be a little before the performance.now() a click stored: never go back.
+  const dt = Math.max(0, Math.min(now - lastFrame, 250));
   lastFrame = now;
   frames++;
   if (now - fpsWindow >= 1000) {
@@ -856,6 +878,7 @@ function advanceFrame(now: number): void {
       if (end !== null && t >= end) {
         t = end;
         playing = false;
+        panelsDirty = true;
         $("play").textContent = "▶ play";
       }
       seek(t);
@@ -879,7 +902,7 @@ function advanceFrame(now: number): void {
     if (panelsDirty && (!playing || now - lastPanels > 250)) {
       // While playing, the tables only change when events happen.
       const count = tl.view.eventCount();
-      if (!playing || count !== lastPanelCount) {
+      if (!playing || count !== lastPanelCount || skippedPanels) {
         lastPanelCount = count;
         renderAll();
       } else {

@@ -80,7 +80,8 @@ export class FlightTracker {
     const flights: Flight[] = [];
     if (count === 0) return { flights, drops };
     const last = to > 0 ? tl.event(to - 1) : null;
-    const after = tl.known(to, Math.min(tl.countAt((last?.time ?? 0) + MAX_FLIGHT_US), to + MAX_WINDOW_EVENTS));
+    // Only what `ahead` already ran (a seek keeps it far enough): drawing never runs it.
+    const after = tl.known(to, Math.min(tl.countAtKnown((last?.time ?? 0) + MAX_FLIGHT_US), to + MAX_WINDOW_EVENTS));
     for (const e of after) {
       if (e.kind !== "received") continue;
       const q = open.get(frameKey(e.iface, e.packet));

@@ -15,6 +15,8 @@ const MAX_CHUNKS = 600; // ~150k events kept in JS at most
 
 /** How far ahead of the displayed time `ahead` runs: long enough for any frame in flight. */
 export const LOOKAHEAD_US = 20_000;
+/** ...or this many trace events past the displayed time, whichever comes first. */
+export const AHEAD_EVENTS = 4_000;
 /** The same bound `podnet run` uses when a scenario never finishes. */
 export const RUN_LIMIT_US = 120_000_000;
 
@@ -52,7 +54,9 @@ export class Timeline {
    * at most `budgetMs` now; when that is not enough it goes on in later calls of
    * continueReplay() (the page stays responsive) and seek returns false until `view` is at `t`.
    */
-  seek(t: number, budgetMs = Infinity): boolean {
+  seek(time: number, budgetMs = Infinity): boolean {
+    // The engine's clock counts whole microseconds (runUntil(250.5) stops at 250).
+    const t = Math.floor(time);
     const p = this.pending;
     if (t >= this.view.now()) {
       // Forward: run `view` itself (a replay in progress toward an earlier time is dropped).
@@ -78,7 +82,11 @@ export class Timeline {
     let aheadDone = false;
     for (;;) {
       const simBehind = p.sim.now() < p.target;
-      const aheadBehind = !aheadDone && this.ahead.now() < p.target + LOOKAHEAD_US;
+      // `ahead` covers the frames in flight: LOOKAHEAD_US, or AHEAD_EVENTS in a dense run.
+      const aheadBehind =
+        !aheadDone &&
+        this.ahead.now() < p.target + LOOKAHEAD_US &&
+        (this.ahead.now() <= p.target || this.ahead.eventCount() - this.countAtKnown(p.target) < AHEAD_EVENTS);
       if (!simBehind && !aheadBehind) break;
       if (performance.now() - start >= budgetMs) {
         p.worked += performance.now() - start;
@@ -199,6 +207,11 @@ export class Timeline {
   /** Number of events with time <= t (the index of the first event after t). */
   countAt(t: number): number {
     this.ensureAhead(t + 1);
+    return this.countAtKnown(t);
+  }
+
+  /** countAt() among the events known so far, without running the simulation. */
+  countAtKnown(t: number): number {
     let lo = 0;
     let hi = this.ahead.eventCount();
     while (lo < hi) {
