@@ -205,6 +205,21 @@ describe("playground", () => {
     await close();
   });
 
+  test("play runs the seed to its end: three connections ok", async () => {
+    const { page, close } = await open("?example=seed");
+    await waitForEnd(page);
+    const end = await page.$eval('[data-testid="scrub"]', (el) => el.max);
+    await page.selectOption('[data-testid="speed"]', "2000");
+    await page.click('[data-testid="play"]');
+    await page.waitForFunction((e) => document.querySelector('[data-testid="time"]')?.getAttribute("data-us") === e, end, {
+      timeout: 60_000,
+    });
+    assert.match(await text(page, "play"), /play/, "stopped at the end");
+    assert.match(await text(page, "report"), /flow web: 3 connections: 3 ok/);
+    await shot(page, "seed-played-to-end");
+    await close();
+  });
+
   test("clicking a moving packet selects it and shows its hops", async () => {
     const { page, close } = await open("?example=seed");
     // Step to a moment with a TCP segment on a wire.
