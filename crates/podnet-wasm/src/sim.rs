@@ -281,8 +281,59 @@ impl SimCore {
     }
 }
 
-/// A `conntrack -L` line as an entry.
+/// `ADDR:PORT` -> (address, port).
+fn addr_port(s: &str) -> (String, u16) {
+    match s.rsplit_once(':') {
+        Some((a, p)) => (a.to_string(), p.parse().unwrap_or(0)),
+        None => (s.to_string(), 0),
+    }
+}
+
+/// A line of eBPF mode's CT map (`cilium bpf ct list global`:
+/// `TCP OUT 10.244.0.5:41158 -> 10.244.1.20:80 expires=9 ... Flags=[... SeenReply]`) as an
+/// entry: `state` holds the flags, `assured` is `SeenReply`, `reply` the inverted tuple.
+fn parse_cilium_ct_line(line: &str) -> ConntrackEntry {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let (src, sport) = addr_port(words.get(2).copied().unwrap_or_default());
+    let (dst, dport) = addr_port(words.get(4).copied().unwrap_or_default());
+    let flags = line
+        .split_once("Flags=[")
+        .and_then(|(_, f)| f.split_once(']'))
+        .map(|(f, _)| f.to_string());
+    let seen_reply = flags
+        .as_deref()
+        .is_some_and(|f| f.split(' ').any(|w| w == "SeenReply"));
+    ConntrackEntry {
+        proto: words.first().map_or_else(String::new, |w| w.to_lowercase()),
+        state: flags,
+        timeout: words
+            .iter()
+            .find_map(|w| w.strip_prefix("expires="))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+        assured: seen_reply,
+        unreplied: !seen_reply,
+        orig: CtTuple {
+            src: src.clone(),
+            dst: dst.clone(),
+            sport,
+            dport,
+        },
+        reply: CtTuple {
+            src: dst,
+            dst: src,
+            sport: dport,
+            dport: sport,
+        },
+        text: line.to_string(),
+    }
+}
+
+/// A `conntrack -L` line (or, in eBPF mode, a CT map line) as an entry.
 pub fn parse_conntrack_line(line: &str) -> ConntrackEntry {
+    if matches!(line.split_whitespace().nth(1), Some("OUT" | "IN")) {
+        return parse_cilium_ct_line(line);
+    }
     let words: Vec<&str> = line.split_whitespace().collect();
     let mut e = ConntrackEntry {
         proto: words.first().map_or_else(String::new, |w| w.to_string()),

@@ -186,3 +186,23 @@ fn topology_names_what_the_page_draws() {
         let _ = s.events(0.0, None);
     }
 }
+
+#[test]
+fn ebpf_mode_conntrack_entries_read_the_ct_map() {
+    let Some((_, yaml)) = EXAMPLES.iter().find(|(n, _)| *n == "ebpf") else {
+        return;
+    };
+    let mut s = sim(yaml);
+    s.run_to_end(None).unwrap();
+    let ct = s.conntrack("node-a").unwrap();
+    assert!(!ct.is_empty());
+    let e = ct
+        .iter()
+        .find(|e| e.orig.src == "10.244.0.5")
+        .expect("pod-a's connection");
+    assert_eq!(e.proto, "tcp");
+    assert_eq!((e.orig.dst.as_str(), e.orig.dport), ("10.244.1.20", 80));
+    assert_eq!((e.reply.src.as_str(), e.reply.sport), ("10.244.1.20", 80));
+    assert!(e.assured && !e.unreplied);
+    assert!(e.state.as_deref().is_some_and(|f| f.contains("SeenReply")));
+}
