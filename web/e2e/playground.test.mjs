@@ -342,7 +342,7 @@ describe("playground", () => {
 kind: Cluster
 metadata: {name: busy}
 spec:
-  link: {latency: 1ms}
+  link: {latency: 1ms, bandwidth: 100Mbit}
   nodes:
     - {name: node-a, ip: 192.168.1.100}
     - {name: node-b, ip: 192.168.1.101}
@@ -365,7 +365,7 @@ spec: {clusterIP: 10.96.0.10, selector: {app: web}, ports: [{port: 80}]}
 apiVersion: podnet.dev/v1alpha1
 kind: Traffic
 metadata: {name: burst}
-spec: {from: client, to: "web:80", count: 220, concurrency: 220, request: "GET / HTTP/1.1"}
+spec: {from: client, to: "web:80", count: 220, concurrency: 220, interval: 5us, request: "GET / HTTP/1.1"}
 `;
     await page.fill('[data-testid="yaml-editor"]', yaml);
     await page.click('[data-testid="load"]');
