@@ -36,8 +36,15 @@ pub fn topology(s: &Session) -> Topology {
         }
     }
     let name_of = |id: PodId| c.pod(id).map(|p| p.name().to_string());
-    let nodes = c
-        .nodes()
+    // The cluster's nodes, then the edge router (which `Cluster::nodes` leaves out).
+    let all_nodes = || {
+        c.nodes().chain(
+            c.edge()
+                .and_then(|id| c.node(id).map(|n| (id, n)))
+                .into_iter(),
+        )
+    };
+    let nodes = all_nodes()
         .map(|(id, n)| {
             let prefix = format!("{}/", n.name());
             NodeInfo {
@@ -124,7 +131,7 @@ pub fn topology(s: &Session) -> Topology {
             ));
         }
     }
-    for (_, n) in c.nodes() {
+    for (_, n) in all_nodes() {
         links.push((
             format!("{}/eth0", n.name()),
             format!("underlay/{}", n.name()),

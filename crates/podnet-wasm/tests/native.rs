@@ -174,6 +174,17 @@ fn topology_names_what_the_page_draws() {
         .links
         .iter()
         .any(|l| l.a == "node-a/eth0" && l.b == "underlay/node-a"));
+    // The edge router (the underlay's gateway to external hosts) is drawn too.
+    let edge = t
+        .nodes
+        .iter()
+        .find(|n| n.role == "edge")
+        .expect("the edge router");
+    assert_eq!(edge.ip, "192.168.1.254");
+    assert!(t
+        .links
+        .iter()
+        .any(|l| l.a == format!("{}/eth0", edge.name) && l.b == format!("underlay/{}", edge.name)));
     let f = t.flows.iter().find(|f| f.name == "web").unwrap();
     assert_eq!((f.to.as_str(), f.port), ("10.96.0.10", 80));
     assert_eq!(f.from, ["pod-a"]);
