@@ -38,11 +38,8 @@ pub fn topology(s: &Session) -> Topology {
     let name_of = |id: PodId| c.pod(id).map(|p| p.name().to_string());
     // The cluster's nodes, then the edge router (which `Cluster::nodes` leaves out).
     let all_nodes = || {
-        c.nodes().chain(
-            c.edge()
-                .and_then(|id| c.node(id).map(|n| (id, n)))
-                .into_iter(),
-        )
+        c.nodes()
+            .chain(c.edge().and_then(|id| c.node(id).map(|n| (id, n))))
     };
     let nodes = all_nodes()
         .map(|(id, n)| {
