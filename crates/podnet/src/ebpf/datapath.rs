@@ -25,114 +25,19 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use smoltcp::time::{Duration, Instant};
+use smoltcp::time::Instant;
 use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
 
-use super::config::{
-    timeouts, EbpfConfig, NodePortMode, DSR_OPTION_LEN, DSR_OPTION_TYPE, HAIRPIN_SOURCE,
-};
+use super::config::{EbpfConfig, NodePortMode, HAIRPIN_SOURCE};
+use super::ct::format_entry;
+pub use super::ct::CtEntry;
+use super::dsr::{dsr_option, insert_dsr_option};
 use super::lb::{Frontend, LbMaps};
 use super::lru::LruMap;
 use crate::conntrack::{proto, Tuple};
 use crate::nat::{self, Manip};
 use crate::netfilter::{Hook, HookCtx, Notes};
 use crate::rng::SimRng;
-
-/// One connection's CT entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CtEntry {
-    /// When it was created.
-    pub created: Instant,
-    /// When it expires unless a packet refreshes it.
-    pub expires: Instant,
-    /// Service entry: the backend (address, port) the frontend tuple is sent to.
-    pub backend: Option<(Ipv4Address, u16)>,
-    /// Replies get this source (the Service frontend: ClusterIP:port or node:nodePort).
-    pub rev_nat: Option<(Ipv4Address, u16)>,
-    /// Hairpin: the client's own address, which the source was replaced by
-    /// [`HAIRPIN_SOURCE`] (replies get it back as their destination).
-    pub hairpin_client: Option<Ipv4Address>,
-    /// NodePort to a backend on another node in SNAT mode: the source is masqueraded at
-    /// `to-netdev`.
-    pub nodeport_snat: bool,
-    /// NodePort in DSR mode: the Service frontend to put in the IPv4 option.
-    pub dsr_option: Option<(Ipv4Address, u16)>,
-    /// Packets and bytes, original direction.
-    pub tx: (u64, u64),
-    /// Packets and bytes, reply direction.
-    pub rx: (u64, u64),
-    /// A reply was seen.
-    pub seen_reply: bool,
-    /// FIN or RST seen from the original side.
-    pub tx_closing: bool,
-    /// FIN or RST seen from the reply side.
-    pub rx_closing: bool,
-    /// Index of its `[NEW]` event in the dataplane's log.
-    pub event: Option<u32>,
-}
-
-impl CtEntry {
-    fn new(now: Instant, proto: u8) -> Self {
-        let life = if proto == proto::TCP {
-            timeouts::TCP_SYN
-        } else {
-            timeouts::ANY
-        };
-        CtEntry {
-            created: now,
-            expires: now + Duration::from_secs(life),
-            backend: None,
-            rev_nat: None,
-            hairpin_client: None,
-            nodeport_snat: false,
-            dsr_option: None,
-            tx: (0, 0),
-            rx: (0, 0),
-            seen_reply: false,
-            tx_closing: false,
-            rx_closing: false,
-            event: None,
-        }
-    }
-
-    /// Counts a packet and refreshes the lifetime as Cilium's `ct_update_timeout`.
-    fn account(&mut self, now: Instant, proto: u8, reply: bool, len: usize, flags: u8) {
-        let c = if reply { &mut self.rx } else { &mut self.tx };
-        c.0 += 1;
-        c.1 += len as u64;
-        if reply {
-            self.seen_reply = true;
-        }
-        let life = if proto == proto::TCP {
-            let (fin, rst, syn) = (flags & 0x01 != 0, flags & 0x04 != 0, flags & 0x02 != 0);
-            if rst {
-                self.tx_closing = true;
-                self.rx_closing = true;
-            } else if fin {
-                if reply {
-                    self.rx_closing = true;
-                } else {
-                    self.tx_closing = true;
-                }
-            } else if syn && !reply && (self.tx_closing || self.rx_closing) {
-                // A new SYN on a closing entry reopens it.
-                self.tx_closing = false;
-                self.rx_closing = false;
-                self.seen_reply = false;
-            }
-            if self.tx_closing && self.rx_closing {
-                timeouts::TCP_FIN
-            } else if self.seen_reply {
-                timeouts::TCP
-            } else {
-                timeouts::TCP_SYN
-            }
-        } else {
-            timeouts::ANY
-        };
-        self.expires = now + Duration::from_secs(life);
-    }
-}
 
 /// SNAT map key: the tuple and whether it is the egress or the ingress entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -731,122 +636,4 @@ impl EbpfDatapath {
         }
         out
     }
-}
-
-/// `TCP OUT 10.244.0.5:60916 -> 10.244.1.20:80 expires=59 TxPackets=1 ...`.
-fn format_entry(t: &Tuple, e: &CtEntry, now: Instant) -> String {
-    let proto = match t.proto {
-        proto::TCP => "TCP",
-        proto::UDP => "UDP",
-        proto::ICMP => "ICMP",
-        _ => "ANY",
-    };
-    let left = if e.expires > now {
-        (e.expires - now).secs()
-    } else {
-        0
-    };
-    let mut flags: Vec<&str> = Vec::new();
-    if e.rx_closing {
-        flags.push("RxClosing");
-    }
-    if e.tx_closing {
-        flags.push("TxClosing");
-    }
-    if e.seen_reply {
-        flags.push("SeenReply");
-    }
-    if e.backend.is_some() {
-        flags.push("Service");
-    }
-    if e.nodeport_snat {
-        flags.push("NodePort");
-    }
-    let mut s = format!(
-        "{proto} OUT {} -> {} expires={left} TxPackets={} TxBytes={} RxPackets={} RxBytes={} Flags=[{}]",
-        ep(t.src, t.sport),
-        ep(t.dst, t.dport),
-        e.tx.0,
-        e.tx.1,
-        e.rx.0,
-        e.rx.1,
-        flags.join(" ")
-    );
-    if let Some((a, p)) = e.backend {
-        s.push_str(&format!(" Backend={}", ep(a, p)));
-    }
-    if let Some((a, p)) = e.rev_nat {
-        s.push_str(&format!(" RevNAT={}", ep(a, p)));
-    }
-    if let Some(c) = e.hairpin_client {
-        s.push_str(&format!(" Loopback={c}"));
-    }
-    if let Some((a, p)) = e.dsr_option {
-        s.push_str(&format!(" DSR={}", ep(a, p)));
-    }
-    s
-}
-
-/// The frontend carried by a DSR IPv4 option, if the packet has one.
-fn dsr_option(ip: &[u8]) -> Option<(Ipv4Address, u16)> {
-    let hl = usize::from(*ip.first()? & 0x0f) * 4;
-    let mut i = 20;
-    while i + 1 < hl.min(ip.len()) {
-        match ip[i] {
-            0 => return None,
-            1 => i += 1,
-            DSR_OPTION_TYPE if usize::from(ip[i + 1]) == DSR_OPTION_LEN && i + 8 <= hl => {
-                let port = u16::from_be_bytes([ip[i + 2], ip[i + 3]]);
-                let a = Ipv4Address::new(ip[i + 4], ip[i + 5], ip[i + 6], ip[i + 7]);
-                return Some((a, port));
-            }
-            _ => {
-                let l = usize::from(ip[i + 1]);
-                if l < 2 {
-                    return None;
-                }
-                i += l;
-            }
-        }
-    }
-    None
-}
-
-/// Inserts the DSR option after the IPv4 header's fixed part (IHL, total length and header
-/// checksum updated). False if the header has no room for it.
-fn insert_dsr_option(frame: &mut Vec<u8>, l3: usize, front: (Ipv4Address, u16)) -> bool {
-    let Some(&vihl) = frame.get(l3) else {
-        return false;
-    };
-    let hl = usize::from(vihl & 0x0f) * 4;
-    if hl + DSR_OPTION_LEN > 60 || frame.len() < l3 + hl {
-        return false;
-    }
-    let mut opt = [0u8; DSR_OPTION_LEN];
-    opt[0] = DSR_OPTION_TYPE;
-    opt[1] = DSR_OPTION_LEN as u8;
-    opt[2..4].copy_from_slice(&front.1.to_be_bytes());
-    opt[4..8].copy_from_slice(&front.0.octets());
-    let at = l3 + hl;
-    frame.splice(at..at, opt);
-    let ip = &mut frame[l3..];
-    ip[0] = 0x40 | ((hl + DSR_OPTION_LEN) / 4) as u8;
-    let total = u16::from_be_bytes([ip[2], ip[3]]) + DSR_OPTION_LEN as u16;
-    ip[2..4].copy_from_slice(&total.to_be_bytes());
-    ip[10] = 0;
-    ip[11] = 0;
-    let sum = ipv4_checksum(&ip[..hl + DSR_OPTION_LEN]);
-    ip[10..12].copy_from_slice(&sum.to_be_bytes());
-    true
-}
-
-fn ipv4_checksum(h: &[u8]) -> u16 {
-    let mut acc: u32 = 0;
-    for c in h.chunks(2) {
-        acc += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-    }
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    !(acc as u16)
 }
