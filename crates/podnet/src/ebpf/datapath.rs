@@ -282,23 +282,7 @@ impl EbpfDatapath {
             return Outcome::Pass(None);
         }
         // Replies to a masqueraded or NodePort-SNATed connection: the ingress SNAT entry.
-        let key = NatKey {
-            tuple: t,
-            egress: false,
-        };
-        if let Some((addr, port)) = self.snat.get(&key).copied() {
-            let mut back = t;
-            back.dst = addr;
-            back.dport = port;
-            nat::apply(&mut frame[l3..], Manip::Dst, &back);
-            if ctx.explain {
-                notes.push(format!(
-                    "{PROG}: SNAT map (ingress): dst {} -> {}",
-                    ep(t.dst, t.dport),
-                    ep(addr, port)
-                ));
-            }
-        }
+        self.snat_existing(ctx, &mut frame[l3..], t, false, PROG, notes);
         // A DSR option: this node hosts the backend; replies will carry the frontend.
         let dsr = dsr_option(&frame[l3..]);
         let out = self.ingress(ctx, &mut frame[l3..], PROG, true, notes);
@@ -515,22 +499,7 @@ impl EbpfDatapath {
         let Some(t) = Tuple::of_packet(ip) else {
             return Outcome::Pass(None);
         };
-        let key = NatKey {
-            tuple: t,
-            egress: true,
-        };
-        if let Some((addr, port)) = self.snat.get(&key).copied() {
-            let mut to = t;
-            to.src = addr;
-            to.sport = port;
-            nat::apply(ip, Manip::Src, &to);
-            if ctx.explain {
-                notes.push(format!(
-                    "{PROG}: SNAT map (egress): src {} -> {}",
-                    ep(t.src, t.sport),
-                    ep(addr, port)
-                ));
-            }
+        if self.snat_existing(ctx, ip, t, true, PROG, notes) {
             return Outcome::Pass(None);
         }
         let entry = self.peek(&t).copied();
@@ -591,6 +560,38 @@ impl EbpfDatapath {
             orig: t,
             translated: to,
         }))
+    }
+
+    /// Applies the SNAT map's entry for packet `t`, if it has one: egress rewrites the source
+    /// (masqueraded connections leaving), ingress the destination back (their replies).
+    fn snat_existing(
+        &mut self,
+        ctx: &HookCtx<'_>,
+        ip: &mut [u8],
+        t: Tuple,
+        egress: bool,
+        prog: &str,
+        notes: &mut Notes,
+    ) -> bool {
+        let Some((addr, port)) = self.snat.get(&NatKey { tuple: t, egress }).copied() else {
+            return false;
+        };
+        let mut to = t;
+        let (manip, what, from) = if egress {
+            (to.src, to.sport) = (addr, port);
+            (Manip::Src, "egress): src", ep(t.src, t.sport))
+        } else {
+            (to.dst, to.dport) = (addr, port);
+            (Manip::Dst, "ingress): dst", ep(t.dst, t.dport))
+        };
+        nat::apply(ip, manip, &to);
+        if ctx.explain {
+            notes.push(format!(
+                "{prog}: SNAT map ({what} {from} -> {}",
+                ep(addr, port)
+            ));
+        }
+        true
     }
 
     /// Cilium's `snat_v4_new_mapping` port choice: keep the source port when it is in range
