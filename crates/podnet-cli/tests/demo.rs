@@ -39,7 +39,8 @@ fn demo_calls_the_service_and_conntrack_shows_the_dnat() {
             "{l}"
         );
     }
-    assert!(out.contains("insert=2 insert_failed=0 drop=0"), "{out}");
+    // Linux 6.x does not count packet-path confirmations in `insert`.
+    assert!(out.contains("insert=0 insert_failed=0 drop=0"), "{out}");
 }
 
 #[test]

@@ -102,7 +102,7 @@ fn build(pods: usize, program: Option<Program>) -> (Cluster, usize) {
         // A /8 holds 65,536 node /24s; the default /16 only 256.
         pod_cidr: Ipv4Cidr::new(Ipv4Address::new(10, 0, 0, 0), 8),
         trace: TraceConfig::off(),
-        // Each node's conntrack reserves 64 B x max up front (16 MiB at the default 262,144,
+        // Each node's conntrack reserves 96 B x max up front (24 MiB at the default 262,144,
         // not resident until used); measure the pods with a small table per node.
         conntrack: podnet::conntrack::CtConfig {
             max: 4096,

@@ -34,7 +34,7 @@ static GLOBAL: Counting = Counting;
 fn ten_thousand_idle_pods_stay_under_the_100k_per_gib_budget() {
     const PODS: usize = 10_000;
     let before = LIVE.load(Ordering::Relaxed);
-    // Each node's conntrack reserves 64 B x `conntrack.max` up front (16 MiB at the default
+    // Each node's conntrack reserves 96 B x `conntrack.max` up front (24 MiB at the default
     // 262,144; pages never touched are not resident). This test is about the pods, so the
     // nodes get a small table.
     let mut c = Cluster::new(ClusterConfig {

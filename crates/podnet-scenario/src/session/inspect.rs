@@ -62,16 +62,32 @@ impl NewConnections {
         // Twice: a tuple translated on one node can be translated again on another (NodePort).
         for _ in 0..2 {
             for by_orig in &self.0 {
-                let found: Vec<Tuple> = set
+                let found: Vec<(Tuple, Tuple)> = set
                     .iter()
-                    .filter_map(|t| by_orig.get(t))
-                    .flatten()
-                    .filter(|(at, _)| *at >= r.started)
-                    .map(|(_, reply)| *reply)
+                    .filter_map(|t| Some((*t, by_orig.get(t)?)))
+                    .flat_map(|(t, replies)| replies.iter().map(move |r| (t, r)))
+                    .filter(|(_, (at, _))| *at >= r.started)
+                    .map(|(t, (_, reply))| (t, *reply))
                     .collect();
-                for t in found {
-                    set.insert(t);
-                    set.insert(t.invert());
+                for (orig, reply) in found {
+                    // Between PREROUTING's DNAT and POSTROUTING's SNAT (FORWARD, and the
+                    // routing in between) a packet carries one rewrite and not the other.
+                    let dnat_only = Tuple {
+                        dst: reply.src,
+                        dport: reply.sport,
+                        ..orig
+                    };
+                    let snat_only = Tuple {
+                        src: reply.dst,
+                        sport: reply.dport,
+                        ..orig
+                    };
+                    // (ICMP ids and types do not mix that way.)
+                    let halves = if orig.proto == 1 { 0 } else { 2 };
+                    for t in [reply, dnat_only, snat_only].into_iter().take(1 + halves) {
+                        set.insert(t);
+                        set.insert(t.invert());
+                    }
                 }
             }
         }

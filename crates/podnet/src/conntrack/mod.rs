@@ -16,7 +16,7 @@ use alloc::string::String;
 use core::fmt::Write as _;
 
 use smoltcp::time::Instant;
-use smoltcp::wire::{IpAddress, IpProtocol, Ipv4Packet, TcpOption, TcpPacket, UdpPacket};
+use smoltcp::wire::{IpAddress, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket};
 
 use table::{bits, Entry, Table};
 use tcp::{Kind, Next, Segment, State, TcpTimeouts};
@@ -75,7 +75,8 @@ pub struct CtStats {
     pub found: u64,
     /// Packets classified INVALID.
     pub invalid: u64,
-    /// Entries confirmed into the table.
+    /// Entries inserted from user space (ctnetlink). Linux 6.x no longer counts packet-path
+    /// confirmations here (`__nf_conntrack_confirm` has no `insert` increment), so this stays 0.
     pub insert: u64,
     /// Confirmations that clashed with an existing entry.
     pub insert_failed: u64,
@@ -237,22 +238,6 @@ fn segment(tcp: &TcpPacket<&[u8]>) -> Segment {
     } else {
         Kind::None
     };
-    let (mut wscale, mut sack_perm) = (None, false);
-    let mut opts = tcp.options();
-    while !opts.is_empty() {
-        match TcpOption::parse(opts) {
-            Ok((rest, opt)) => {
-                match opt {
-                    TcpOption::EndOfList => break,
-                    TcpOption::WindowScale(s) => wscale = Some(s),
-                    TcpOption::SackPermitted => sack_perm = true,
-                    _ => {}
-                }
-                opts = rest;
-            }
-            Err(_) => break,
-        }
-    }
     let len = tcp.payload().len() as u32 + u32::from(syn) + u32::from(fin);
     Segment {
         kind,
@@ -264,8 +249,7 @@ fn segment(tcp: &TcpPacket<&[u8]>) -> Segment {
         ack_no: tcp.ack_number().0 as u32,
         win: u32::from(tcp.window_len()),
         end: (tcp.seq_number().0 as u32).wrapping_add(len),
-        wscale,
-        sack_perm,
+        opts: tcp::Options::parse(tcp.options()),
     }
 }
 
@@ -362,23 +346,6 @@ impl Conntrack {
     /// `conntrack -F`.
     pub fn flush(&mut self) {
         self.table.clear();
-    }
-
-    fn timeout_of(&self, e: &Entry) -> u32 {
-        match e.proto {
-            proto::TCP => {
-                let state = State::from_bits(e.bits);
-                let mut t = self.config.tcp.of(state);
-                let retrans = (e.bits & bits::RETRANS_MASK) >> bits::RETRANS_SHIFT;
-                if retrans >= 3 {
-                    t = t.min(self.config.tcp.max_retrans);
-                }
-                t
-            }
-            proto::UDP => self.config.udp,
-            proto::ICMP => self.config.icmp,
-            _ => self.config.generic,
-        }
     }
 
     fn is_expired(&self, idx: u32, now: Instant) -> bool {
@@ -569,62 +536,73 @@ impl Conntrack {
         match p {
             Proto::Tcp(t) => {
                 let seg = segment(t);
-                let e = self.table.get_mut(idx);
-                let old = State::from_bits(e.bits);
-                let new = match tcp::next(d, seg.kind, old) {
-                    Next::To(s) => s,
-                    Next::Ignore => {
-                        return Ok(self.info(idx, dir, created));
+                let e = self.table.get(idx);
+                let status = tcp::Status {
+                    seen_reply,
+                    assured: e.has(bits::ASSURED),
+                };
+                let (e, x) = self.table.tcp_mut(idx);
+                if created {
+                    tcp::new_entry(e, x, &seg);
+                }
+                let action = tcp::packet(
+                    e,
+                    x,
+                    d,
+                    &seg,
+                    status,
+                    &self.config.tcp,
+                    self.config.tcp_be_liberal,
+                );
+                match action {
+                    tcp::Action::Accept {
+                        state: _,
+                        timeout,
+                        assure,
+                    } => {
+                        if assure {
+                            self.table.get_mut(idx).bits |= bits::ASSURED;
+                        }
+                        if let Some(secs) = timeout {
+                            self.refresh(now, idx, secs);
+                        }
                     }
-                    Next::Invalid => {
+                    tcp::Action::Ignore(_) => {}
+                    tcp::Action::Invalid { shrink, .. } => {
                         self.stats.invalid += 1;
                         if created {
                             self.table.free(idx);
+                        } else if shrink {
+                            // `nf_tcp_handle_invalid`: an ASSURED entry with at least 120 s
+                            // left drops to the unacknowledged timeout.
+                            let left = left_ms(self.table.get(idx).expires_ms, now);
+                            let unack = self.config.tcp.unacknowledged;
+                            if left >= 120_000 && left as u32 > unack.saturating_mul(1000) {
+                                self.refresh(now, idx, unack);
+                            }
                         }
                         return Ok(CtInfo::invalid());
                     }
-                };
-                // A new SYN on a closed (TIME_WAIT / CLOSE) connection reopens it: the old
-                // entry goes and the SYN starts a new one.
-                if new == State::SynSent
-                    && dir == Dir::Original
-                    && old >= State::TimeWait
-                    && old != State::SynSent2
-                    && !created
-                {
-                    let tuple = self.table.get(idx).tuple(0);
-                    self.table.free(idx);
-                    let idx = self.create(now, &tuple)?;
-                    return self.packet(now, idx, Dir::Original, true, p);
-                }
-                if !tcp::in_window(e, d, old, &seg) && !self.config.tcp_be_liberal {
-                    self.stats.invalid += 1;
-                    if created {
+                    tcp::Action::Reopen => {
+                        // A new SYN on a closed connection: the old entry goes and the SYN
+                        // starts a new one.
+                        let tuple = self.table.get(idx).tuple(0);
                         self.table.free(idx);
+                        let idx = self.create(now, &tuple)?;
+                        return self.packet(now, idx, Dir::Original, true, p);
                     }
-                    return Ok(CtInfo::invalid());
+                    tcp::Action::Kill => {
+                        // "If only reply is a RST, we can consider ourselves not to have an
+                        // established connection": delete at once.
+                        self.table.free(idx);
+                        return Ok(CtInfo {
+                            entry: None,
+                            dir,
+                            state: CtState::Established,
+                            created: false,
+                        });
+                    }
                 }
-                // Retransmission counting (same direction, same end, no new data).
-                e.bits = (e.bits & !bits::STATE_MASK) | new as u16;
-                if !seen_reply && dir == Dir::Reply && seg.rst {
-                    // "If only reply is a RST, we can consider ourselves not to have an
-                    // established connection": delete at once.
-                    self.table.free(idx);
-                    return Ok(CtInfo {
-                        entry: None,
-                        dir,
-                        state: CtState::Established,
-                        created: false,
-                    });
-                }
-                if !e.has(bits::ASSURED)
-                    && (old == State::SynRecv || old == State::Established)
-                    && new == State::Established
-                {
-                    e.bits |= bits::ASSURED;
-                }
-                let timeout = self.timeout_of(self.table.get(idx));
-                self.refresh(now, idx, timeout);
             }
             Proto::Udp => {
                 if created {
@@ -698,12 +676,11 @@ impl Conntrack {
             self.stats.drop += 1;
             return Err(CtDrop::InsertClash);
         }
+        // Linux 6.x counts `insert` only for entries ctnetlink inserts
+        // (`nf_conntrack_hash_check_insert`), not here in `__nf_conntrack_confirm`. The timeout
+        // set by the packet already runs from now: a node handles a packet within one instant,
+        // so creation and confirmation happen at the same time.
         self.table.link(idx);
-        self.stats.insert += 1;
-        // Like `__nf_conntrack_confirm` adding jiffies to the timeout: the entry's timeout
-        // runs from its confirmation (the table's latest use).
-        let secs = self.timeout_of(self.table.get(idx));
-        self.refresh(self.last, idx, secs);
         Ok(())
     }
 

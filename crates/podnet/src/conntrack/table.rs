@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 
 use smoltcp::wire::Ipv4Address;
 
+use super::tcp::TcpExt;
 use super::tuple::Tuple;
 
 /// End of a chain / no entry.
@@ -92,10 +93,6 @@ pub struct Entry {
 pub mod bits {
     /// TCP state (4 bits).
     pub const STATE_MASK: u16 = 0x000f;
-    /// Retransmission count, saturating at 3 (2 bits).
-    pub const RETRANS_SHIFT: u16 = 4;
-    /// Retransmission mask.
-    pub const RETRANS_MASK: u16 = 0x0030;
     /// IPS_ASSURED.
     pub const ASSURED: u16 = 1 << 6;
     /// IPS_SEEN_REPLY.
@@ -108,10 +105,6 @@ pub mod bits {
     pub const CONFIRMED: u16 = 1 << 10;
     /// Slot holds an entry.
     pub const USED: u16 = 1 << 11;
-    /// Window scale option seen, ORIGINAL / REPLY.
-    pub const WSCALE: [u16; 2] = [1 << 12, 1 << 13];
-    /// SACK permitted seen, ORIGINAL / REPLY.
-    pub const SACK_PERM: [u16; 2] = [1 << 14, 1 << 15];
 }
 
 impl Entry {
@@ -130,6 +123,9 @@ impl Entry {
 #[derive(Debug)]
 pub struct Table {
     entries: Vec<Entry>,
+    /// TCP state beyond the window edges, one per entry slot (`tcp[i]` belongs to
+    /// `entries[i]`), apart so that chain walks touch only the 64-byte entries.
+    tcp: Vec<TcpExt>,
     free: u32,
     buckets: Vec<u32>,
     count: u32,
@@ -142,6 +138,7 @@ impl Table {
     pub fn new(capacity: u32, buckets: u32, seed: u64) -> Self {
         Table {
             entries: Vec::with_capacity(capacity as usize),
+            tcp: Vec::with_capacity(capacity as usize),
             free: NIL,
             buckets: alloc::vec![NIL; buckets.max(1) as usize],
             count: 0,
@@ -165,9 +162,10 @@ impl Table {
         self.buckets.len() as u32
     }
 
-    /// Bytes reserved by the table (entries at capacity plus buckets).
+    /// Bytes reserved by the table (entries and their TCP state at capacity, plus buckets).
     pub fn reserved_bytes(&self) -> usize {
-        self.capacity as usize * core::mem::size_of::<Entry>() + self.buckets.len() * 4
+        self.capacity as usize * (core::mem::size_of::<Entry>() + core::mem::size_of::<TcpExt>())
+            + self.buckets.len() * 4
     }
 
     /// The bucket of a tuple.
@@ -192,6 +190,16 @@ impl Table {
         &mut self.entries[idx as usize]
     }
 
+    /// An entry and its TCP state, mutably.
+    pub fn tcp_mut(&mut self, idx: u32) -> (&mut Entry, &mut TcpExt) {
+        (&mut self.entries[idx as usize], &mut self.tcp[idx as usize])
+    }
+
+    /// The TCP state of an entry.
+    pub fn tcp(&self, idx: u32) -> &TcpExt {
+        &self.tcp[idx as usize]
+    }
+
     /// Takes a free slot for a new, unconfirmed entry; `None` when the table is full.
     pub fn alloc(&mut self, orig: &Tuple, reply: &Tuple) -> Option<u32> {
         if self.count >= self.capacity {
@@ -208,10 +216,12 @@ impl Table {
             let idx = self.free;
             self.free = self.entries[idx as usize].next[0];
             self.entries[idx as usize] = entry;
+            self.tcp[idx as usize] = TcpExt::default();
             idx
         } else {
             // Within the capacity reserved at construction: no reallocation.
             self.entries.push(entry);
+            self.tcp.push(TcpExt::default());
             self.entries.len() as u32 - 1
         };
         self.count += 1;
@@ -312,6 +322,7 @@ impl Table {
     /// Removes everything.
     pub fn clear(&mut self) {
         self.entries.clear();
+        self.tcp.clear();
         self.free = NIL;
         self.buckets.iter_mut().for_each(|b| *b = NIL);
         self.count = 0;
@@ -323,6 +334,7 @@ impl Table {
         if capacity as usize > self.entries.capacity() {
             self.entries
                 .reserve_exact(capacity as usize - self.entries.len());
+            self.tcp.reserve_exact(capacity as usize - self.tcp.len());
         }
         self.capacity = capacity;
     }

@@ -63,7 +63,8 @@ fn handshake_states_timeouts_and_assured() {
         c.line(idx, t(1002)),
         "tcp      6 431999 ESTABLISHED src=10.244.1.5 dst=10.244.2.7 sport=40000 dport=80 src=10.244.2.7 dst=10.244.1.5 sport=80 dport=40000 [ASSURED] mark=0 use=1"
     );
-    assert_eq!(c.stats().insert, 1);
+    // Linux 6.x counts `insert` only for ctnetlink insertions, not at confirm.
+    assert_eq!(c.stats().insert, 0);
 }
 
 #[test]
@@ -124,7 +125,7 @@ fn a_new_syn_replaces_a_time_wait_entry() {
     assert_eq!(tcp::State::from_bits(e.bits), tcp::State::SynSent);
     assert!(!e.has(bits::ASSURED));
     assert_eq!(c.count(), 1);
-    assert_eq!(c.stats().insert, 2);
+    assert_eq!(c.stats().insert, 0, "not counted at confirm (Linux 6.x)");
 }
 
 #[test]
@@ -313,7 +314,7 @@ fn unconfirmed_entries_vanish_when_discarded_and_clashes_are_counted() {
     assert_eq!(c.confirm(y.entry.unwrap()), Err(CtDrop::InsertClash));
     assert_eq!(
         (c.stats().insert, c.stats().insert_failed, c.stats().drop),
-        (1, 1, 1)
+        (0, 1, 1)
     );
 }
 
