@@ -55,23 +55,31 @@ impl NewConnections {
     }
 
     /// The tuples connection `r` (IP protocol `proto`) carries anywhere: as sent, as
-    /// translated by any node, both ways.
+    /// translated by any node, both ways, and half-way between PREROUTING and POSTROUTING of
+    /// a node that rewrites both addresses (DNAT then masquerade, as for a hairpin).
     pub fn tuples(&self, r: &ConnRecord, proto: u8) -> BTreeSet<Tuple> {
         let orig = client_tuple(r, proto);
         let mut set = BTreeSet::from([orig, orig.invert()]);
         // Twice: a tuple translated on one node can be translated again on another (NodePort).
         for _ in 0..2 {
             for by_orig in &self.0 {
-                let found: Vec<Tuple> = set
+                let found: Vec<(Tuple, Tuple)> = set
                     .iter()
-                    .filter_map(|t| by_orig.get(t))
-                    .flatten()
-                    .filter(|(at, _)| *at >= r.started)
-                    .map(|(_, reply)| *reply)
+                    .filter_map(|t| Some((*t, by_orig.get(t)?)))
+                    .flat_map(|(t, v)| v.iter().map(move |e| (t, e)))
+                    .filter(|(_, (at, _))| *at >= r.started)
+                    .map(|(t, (_, reply))| (t, *reply))
                     .collect();
-                for t in found {
-                    set.insert(t);
-                    set.insert(t.invert());
+                for (o, t) in found {
+                    let dnat_only = Tuple {
+                        dst: t.src,
+                        dport: t.sport,
+                        ..o
+                    };
+                    for x in [t, dnat_only] {
+                        set.insert(x);
+                        set.insert(x.invert());
+                    }
                 }
             }
         }
