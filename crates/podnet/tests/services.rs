@@ -367,6 +367,48 @@ fn with_hairpin_mode_the_pod_gets_its_own_arp_request_back_and_ignores_it() {
     assert_eq!(dump.matches("self/eth0 Out ARP").count(), 1, "{dump}");
 }
 
+#[test]
+fn a_backend_on_the_same_node_is_bridged_even_while_its_mac_is_being_resolved() {
+    // The backend never spoke, so the node must ARP for it while the first SYNs wait; the
+    // client opens several connections at once so that other packets cross the hooks meanwhile.
+    let (mut c, a, _) = cluster(ClusterConfig::default());
+    let web = c
+        .add_pod(
+            PodSpec::new("web", a)
+                .ip([10, 244, 0, 9])
+                .program(Program::HttpServer { port: 80 }),
+        )
+        .unwrap();
+    c.add_service(ServiceSpec::new("web", 80, 80, vec![web]).cluster_ip(VIP))
+        .unwrap();
+    let client = c
+        .add_pod(PodSpec::new("client", a).ip(POD_A).program(Program::Client(
+            ClientSpec::http("load", VIP, 80).count(4).concurrency(4),
+        )))
+        .unwrap();
+    assert!(c.run_until_done(Duration::from_secs(5)));
+    assert!(records(&c, client).iter().all(|r| r.outcome == Outcome::Ok));
+    // Bridged, not routed: TTL 64 and the client's MAC on the backend's port; no masquerade.
+    let to_web: Vec<Sent> = ipv4_sent(&c, "node-a/veth00000000")
+        .into_iter()
+        .filter(|f| f.4)
+        .collect();
+    assert_eq!(to_web.len(), 4, "{to_web:?}");
+    for f in &to_web {
+        assert_eq!(
+            (f.1, f.2, f.3),
+            (POD_A, Ipv4Address::new(10, 244, 0, 9), 64)
+        );
+        assert_eq!(
+            f.0 .0,
+            smoltcp::wire::EthernetAddress([0x0a, 0x58, 10, 244, 0, 5])
+        );
+    }
+    assert_eq!(c.node(a).unwrap().stats().forwarded, 0);
+    let ct = c.dataplane(a).unwrap().conntrack().stats();
+    assert_eq!((ct.insert, ct.invalid), (4, 0), "{ct:?}");
+}
+
 fn nodeport(external_local: bool) -> (Cluster, PodId, PodId) {
     let (mut c, _a, b) = cluster(ClusterConfig::default());
     let backend = c

@@ -457,10 +457,39 @@ impl Node {
         let src = EthernetFrame::new_unchecked(&frame[..]).src_addr();
         let dst = Ipv4Packet::new_unchecked(&frame[ETH_HDR..]).dst_addr();
         let next_hop = route.next_hop(dst);
-        let pending = Pending {
+        let mut pending = Pending {
             frame,
             bridged: Some(BridgedDnat { port, src }),
+            before_hooks: None,
         };
+        if self.neigh.lookup(route.dev, next_hop).is_none() {
+            // It waits for ARP. Linux keeps its conntrack entry on the packet and runs FORWARD
+            // and POSTROUTING once it is resolved; the modules here follow one packet at a
+            // time, so they run now and the packet waits translated.
+            let before = pending.frame.clone();
+            let note = alloc::format!(
+                "br_netfilter: bridged DNAT: {next_hop} not resolved on cni0 yet, waits for ARP (FORWARD and POSTROUTING run now, Linux runs them once resolved)"
+            );
+            let cni0 = Some(Dev::Cni0);
+            let mut note = Some(note);
+            for hook in [Hook::Forward, Hook::Postrouting] {
+                let n = note.take();
+                if !self.run_hooks_noted(
+                    now,
+                    hook,
+                    cni0,
+                    cni0,
+                    true,
+                    n,
+                    &mut pending.frame,
+                    out,
+                    trace,
+                ) {
+                    return;
+                }
+            }
+            pending.before_hooks = Some(before);
+        }
         self.neigh_output(now, route.dev, next_hop, pending, out, trace);
     }
 
@@ -499,7 +528,7 @@ impl Node {
         trace: &mut Trace,
     ) {
         match p.bridged {
-            Some(b) => self.bridged_dnat_xmit(now, mac, b, p.frame, out, trace),
+            Some(b) => self.bridged_dnat_xmit(now, mac, b, p.frame, p.before_hooks, out, trace),
             None => self.xmit_to(now, dev, mac, p.frame, out, trace),
         }
     }
@@ -516,15 +545,20 @@ impl Node {
         mac: EthernetAddress,
         b: BridgedDnat,
         mut frame: Frame,
+        before_hooks: Option<Frame>,
         out: &mut Output,
         trace: &mut Trace,
     ) {
-        let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
+        let hooked = before_hooks.is_some();
+        let mut shown = before_hooks.unwrap_or_else(|| frame.clone());
+        let mut eth = EthernetFrame::new_unchecked(&mut shown[..]);
         eth.set_src_addr(self.addrs.cni0_mac);
         eth.set_dst_addr(mac);
         eth.set_ethertype(EthernetProtocol::Ipv4);
-        trace.sent(now, self.ifaces.cni0, &frame);
-        EthernetFrame::new_unchecked(&mut frame[..]).set_src_addr(b.src);
+        trace.sent(now, self.ifaces.cni0, &shown);
+        let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
+        eth.set_src_addr(b.src);
+        eth.set_dst_addr(mac);
         let veth = |n: &Self, port: u32| {
             n.port_ifaces
                 .get(&port)
@@ -543,7 +577,11 @@ impl Node {
                     m[0], m[1], m[2], m[3], m[4], m[5],
                     veth(self, to)
                 );
-                self.br_forward_ipv4(now, to, Some(note), frame, out, trace);
+                if hooked {
+                    out.push((Egress::Port(to), frame));
+                } else {
+                    self.br_forward_ipv4(now, to, Some(note), frame, out, trace);
+                }
             }
             Forward::Filtered => {
                 let iface = self
@@ -561,7 +599,11 @@ impl Node {
             Forward::Flood(ports) => {
                 for p in ports {
                     if let BridgePort::Port(to) = p {
-                        self.br_forward_ipv4(now, to, None, frame.clone(), out, trace);
+                        if hooked {
+                            out.push((Egress::Port(to), frame.clone()));
+                        } else {
+                            self.br_forward_ipv4(now, to, None, frame.clone(), out, trace);
+                        }
                     }
                 }
             }

@@ -44,6 +44,10 @@ pub struct Pending {
     pub frame: Frame,
     /// Set for a bridged-and-DNATed frame, which goes back to the bridge once resolved.
     pub bridged: Option<BridgedDnat>,
+    /// For a bridged DNAT frame that waited for ARP: it already crossed FORWARD and
+    /// POSTROUTING (this simulator's conntrack follows one packet at a time, so it confirms
+    /// before queueing), and this is the packet as it was before them, which `cni0` sends.
+    pub before_hooks: Option<Frame>,
 }
 
 impl From<Frame> for Pending {
@@ -51,6 +55,7 @@ impl From<Frame> for Pending {
         Pending {
             frame,
             bridged: None,
+            before_hooks: None,
         }
     }
 }
