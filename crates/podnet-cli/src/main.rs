@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use common::{exit, load, parse_duration, run, Failure, ScenarioArgs};
+use common::{exit, load, parse_duration, run, Failure, ScenarioArgs, Session};
 
 /// Deterministic userspace Kubernetes networking: watch TCP cross pods, bridges, nodes,
 /// conntrack, NAT and kube-proxy, in virtual time.
@@ -95,7 +95,14 @@ enum Command {
     /// A node's generated rules: iptables-save (proxy iptables) or nft list ruleset (nftables).
     #[command(
         name = "iptables-save",
-        after_help = "Examples:\n  podnet iptables-save examples/three-endpoints.yaml --node node-a"
+        after_help = "Without -c the rules are printed as built, without running the traffic.\n\
+With -c the scenario runs (to the end, or to --at) and each rule shows what the packets\n\
+left on it, as the kernel counts: a rule counts the packets it matched (packets:bytes,\n\
+bytes = IP total length); nat rules see only the first packet of each connection, filter\n\
+rules every packet; a builtin chain's [p:b] counts the packets that fell off its end.\n\
+In nftables mode, where kube-proxy writes no counter statement, -c lists the table as it\n\
+would read with a counter in every rule, after the rule's matches.\n\n\
+Examples:\n  podnet iptables-save examples/three-endpoints.yaml --node node-a\n  podnet iptables-save examples/seed.yaml --node node-a -c\n  podnet iptables-save examples/seed.yaml --node node-a -c --at 15ms"
     )]
     IptablesSave {
         #[command(flatten)]
@@ -103,6 +110,14 @@ enum Command {
         /// The node.
         #[arg(long)]
         node: String,
+        /// Print packet and byte counters, as iptables-save -c does: [packets:bytes] before
+        /// each rule and after each builtin chain's policy.
+        #[arg(short = 'c', long)]
+        counters: bool,
+        /// Run to this virtual time first and show the rules (and counters) then, instead of
+        /// the rules as built (or, with -c, the end of the run).
+        #[arg(long, value_parser = parse_duration)]
+        at: Option<podnet::Duration>,
     },
     /// Why a connection goes where it goes: each node's route, the rules that matched, NAT.
     #[command(
@@ -145,6 +160,23 @@ fn main() -> ExitCode {
         },
         command => exit(scenario_command(command)),
     }
+}
+
+/// Runs the scenario to the end (`--until`), or to `--at` exactly: the clock stops at `at`
+/// even when the clients finished earlier (as `conntrack --at` and `iptables-save --at` want).
+fn run_to(
+    l: &mut Session,
+    scenario: &ScenarioArgs,
+    at: Option<podnet::Duration>,
+) -> Result<(), Failure> {
+    run(l, at.unwrap_or(scenario.until), scenario.quiet)?;
+    if let Some(at) = at {
+        let t = podnet::Instant::ZERO + at;
+        if t > l.cluster.now() {
+            l.cluster.run_until(t);
+        }
+    }
+    Ok(())
 }
 
 fn scenario_command(command: Command) -> Result<ExitCode, Failure> {
@@ -226,15 +258,7 @@ fn scenario_command(command: Command) -> Result<ExitCode, Failure> {
             ..
         } => {
             let mut l = load(&scenario)?;
-            let limit = at.unwrap_or(scenario.until);
-            run(&mut l, limit, scenario.quiet)?;
-            if let Some(at) = at {
-                // Stop the clock exactly at --at, even when the clients finished earlier.
-                let t = podnet::Instant::ZERO + at;
-                if t > l.cluster.now() {
-                    l.cluster.run_until(t);
-                }
-            }
+            run_to(&mut l, &scenario, at)?;
             if let Some(bpf) = l.ebpf(&node)? {
                 // proxy: ebpf: the CT maps, as `cilium bpf ct list global` prints them.
                 if stats {
@@ -270,9 +294,21 @@ fn scenario_command(command: Command) -> Result<ExitCode, Failure> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::IptablesSave { scenario, node } => {
-            let l = load(&scenario)?;
-            print!("{}", l.rules(&node)?);
+        Command::IptablesSave {
+            scenario,
+            node,
+            counters,
+            at,
+        } => {
+            let mut l = load(&scenario)?;
+            if counters || at.is_some() {
+                run_to(&mut l, &scenario, at)?;
+            }
+            if counters {
+                print!("{}", l.rules_with_counters(&node)?);
+            } else {
+                print!("{}", l.rules(&node)?);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Explain { scenario, from, to } => {

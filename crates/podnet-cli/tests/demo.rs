@@ -61,13 +61,19 @@ fn demo_tcpdump_shows_the_rewrite_hop_by_hop() {
         out.lines()
             .any(|l| l.contains(iface) && l.contains(&format!("> {dst}: Flags [S]")))
     };
-    for iface in ["pod-a/eth0 Out", "node-a/cni0 In "] {
+    for iface in ["pod-a/eth0 Out", "node-a/veth00000001 In "] {
         assert!(
             syn_on(iface, "10.96.0.10.80"),
             "no SYN to the ClusterIP on {iface}:\n{out}"
         );
     }
-    for iface in ["node-a/eth0 Out", "node-b/eth0 In ", "backend/eth0 In "] {
+    // br_netfilter runs PREROUTING before cni0 receives the frame: cni0 sees it DNATed.
+    for iface in [
+        "node-a/cni0 In ",
+        "node-a/eth0 Out",
+        "node-b/eth0 In ",
+        "backend/eth0 In ",
+    ] {
         assert!(
             syn_on(iface, "10.244.1.20.80"),
             "no SYN to the backend on {iface}:\n{out}"

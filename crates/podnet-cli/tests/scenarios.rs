@@ -229,6 +229,70 @@ fn unknown_kinds_warn() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// `iptables-save -c` on node-a of the seed at 100 ms, when its three connections have
+/// closed. Each crosses node-a's FORWARD hook with 7 packets: SYN and SYN-ACK (52 bytes: 20 of
+/// IP, 32 of TCP with options), the request (40 + 62 bytes of HTTP = 102), the response
+/// (40 + 88 = 128), two FINs and the last ACK (40 each): 454 bytes, 1362 for three.
+/// - filter: every forwarded packet matches the KUBE-FORWARD jump, [21:1362]; all but the SYNs
+///   are ESTABLISHED and accepted there, [18:1206]; the 3 SYNs (NEW) take the three
+///   `--ctstate NEW` jumps, come back from those chains (nothing in them matches) and fall
+///   off FORWARD: its policy counts [3:156]. INPUT and OUTPUT see nothing: no local traffic.
+/// - nat: only each connection's first packet, the SYN: KUBE-SERVICES, the Service's rule,
+///   KUBE-SVC, KUBE-SEP and its DNAT, [3:156] each; DNAT ends the walk, so PREROUTING's policy
+///   stays [0:0]. At POSTROUTING, KUBE-POSTROUTING's RETURN (no 0x4000 mark), flannel's pod to
+///   pod RETURN, then POSTROUTING's policy, [3:156]. The masquerade rules do not match: the
+///   client is a pod (KUBE-SVC's `! -s 10.244.0.0/16`) that is not its own backend.
+/// - user chains print [0:0] (they have no policy to count).
+#[test]
+fn iptables_save_counters_of_the_seed() {
+    let (code, rules, err) = podnet(&[
+        "iptables-save",
+        "examples/seed.yaml",
+        "--node",
+        "node-a",
+        "--counters",
+        "--at",
+        "100ms",
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    insta::assert_snapshot!("iptables_save_counters_seed", rules);
+    // At the end of the run (no --at) the last client has its response but the third
+    // connection's two FINs and last ACK have not crossed yet: 3 x 40 bytes fewer.
+    let (_, end, _) = podnet(&[
+        "iptables-save",
+        "examples/seed.yaml",
+        "--node",
+        "node-a",
+        "-c",
+        "--quiet",
+    ]);
+    assert!(end.contains(
+        "[18:1242] -A FORWARD -m comment --comment \"kubernetes forwarding rules\" -j KUBE-FORWARD\n"
+    ));
+    // Without -c nothing runs and nothing changes: the plain snapshot's text, [0:0] chains.
+    let (_, plain, _) = podnet(&[
+        "iptables-save",
+        "examples/seed.yaml",
+        "--node",
+        "node-a",
+        "--quiet",
+    ]);
+    let mut stripped = String::new();
+    for line in rules.lines() {
+        let line = line
+            .strip_prefix('[')
+            .map_or(line, |l| l.split_once("] ").map_or(line, |(_, rest)| rest));
+        let line = match line.rfind(" [") {
+            Some(i) if line.starts_with(':') => format!("{} [0:0]", &line[..i]),
+            _ => line.to_string(),
+        };
+        stripped.push_str(&line);
+        stripped.push('\n');
+    }
+    assert_eq!(stripped, plain);
+}
+
 #[test]
 fn golden_outputs_of_the_seed() {
     let (_, run, _) = podnet(&["run", "examples/seed.yaml", "--quiet"]);

@@ -53,6 +53,7 @@ pub(crate) struct ClusterSpec {
     #[serde(rename = "externalCIDR")]
     pub external_cidr: Option<At<String>>,
     pub cni: Option<At<String>>,
+    pub hairpin_mode: Option<bool>,
     pub proxy: Option<At<String>>,
     pub masquerade: Masquerade,
     pub conntrack: Conntrack,

@@ -296,6 +296,7 @@ fn podnet_fields(kind: &str) -> Option<&'static [(&'static str, &'static [&'stat
                     "serviceCIDR",
                     "externalCIDR",
                     "cni",
+                    "hairpinMode",
                     "proxy",
                     "masquerade",
                     "conntrack",

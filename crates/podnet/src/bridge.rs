@@ -5,6 +5,12 @@
 //! that one port (or is filtered when that is the port it came in on); broadcast, multicast and
 //! unknown unicast frames are flooded to every other port. A bridge may have a local port (the
 //! host's own `cni0` interface) that receives frames addressed to its MAC and every broadcast.
+//!
+//! A port in hairpin mode (`bridge link set dev X hairpin on`, the `BR_HAIRPIN_MODE` flag that
+//! `should_deliver` in `net/bridge/br_forward.c` checks) may send a frame back out of the port
+//! it came in on: a known unicast frame whose destination was learned there goes back out of
+//! it, and a flood includes it. CNI bridge plugins set it on pod ports (`hairpinMode: true`) so
+//! that a pod can reach itself through its Service.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -31,7 +37,8 @@ pub enum Forward {
     One(BridgePort),
     /// Flooded to these ports (broadcast, multicast, unknown unicast).
     Flood(Vec<BridgePort>),
-    /// Nowhere: the destination is on the port the frame came from.
+    /// Nowhere: the destination is on the port the frame came from, which is not in hairpin
+    /// mode.
     Filtered,
 }
 
@@ -46,6 +53,8 @@ struct FdbEntry {
 pub struct Bridge {
     mac: Option<EthernetAddress>,
     ports: Vec<u32>,
+    /// Ports in hairpin mode.
+    hairpin: Vec<u32>,
     fdb: BTreeMap<EthernetAddress, FdbEntry>,
 }
 
@@ -55,6 +64,7 @@ impl Bridge {
         Bridge {
             mac,
             ports: Vec::new(),
+            hairpin: Vec::new(),
             fdb: BTreeMap::new(),
         }
     }
@@ -66,9 +76,23 @@ impl Bridge {
         }
     }
 
+    /// Turns hairpin mode on or off for a port (`bridge link set dev X hairpin on|off`).
+    pub fn set_hairpin(&mut self, port: u32, on: bool) {
+        self.hairpin.retain(|p| *p != port);
+        if on {
+            self.hairpin.push(port);
+        }
+    }
+
+    /// Whether `port` is a port in hairpin mode (never the local port).
+    pub fn hairpin(&self, port: BridgePort) -> bool {
+        matches!(port, BridgePort::Port(p) if self.hairpin.contains(&p))
+    }
+
     /// Releases a port and forgets the addresses learned on it.
     pub fn remove_port(&mut self, port: u32) {
         self.ports.retain(|p| *p != port);
+        self.hairpin.retain(|p| *p != port);
         self.fdb.retain(|_, e| e.port != BridgePort::Port(port));
     }
 
@@ -111,7 +135,7 @@ impl Bridge {
         }
         if dst.is_unicast() {
             if let Some(port) = self.lookup(now, dst) {
-                return if port == ingress {
+                return if port == ingress && !self.hairpin(ingress) {
                     Forward::Filtered
                 } else {
                     Forward::One(port)
@@ -119,11 +143,12 @@ impl Bridge {
             }
         }
         let flood_local = self.mac.is_some() && ingress != BridgePort::Local && !dst.is_unicast();
+        let back = self.hairpin(ingress);
         let mut out: Vec<BridgePort> = self
             .ports
             .iter()
             .map(|p| BridgePort::Port(*p))
-            .filter(|p| *p != ingress)
+            .filter(|p| *p != ingress || back)
             .collect();
         if flood_local {
             out.push(BridgePort::Local);
@@ -195,6 +220,63 @@ mod tests {
         );
         b.forward(t, BridgePort::Port(1), B, A);
         assert_eq!(b.forward(t, BridgePort::Port(0), B, A), Forward::Filtered);
+    }
+
+    #[test]
+    fn hairpin_mode_sends_known_unicast_back_out_of_its_port() {
+        let mut b = bridge();
+        let t = Instant::ZERO;
+        b.forward(t, BridgePort::Port(0), A, BR);
+        // Off (the default): a frame to a MAC learned on the ingress port is filtered.
+        assert_eq!(b.forward(t, BridgePort::Port(0), B, A), Forward::Filtered);
+        b.set_hairpin(0, true);
+        assert!(b.hairpin(BridgePort::Port(0)) && !b.hairpin(BridgePort::Port(1)));
+        assert_eq!(
+            b.forward(t, BridgePort::Port(0), A, A),
+            Forward::One(BridgePort::Port(0))
+        );
+        // Only the ingress port's flag counts.
+        b.forward(t, BridgePort::Port(1), B, BR);
+        assert_eq!(b.forward(t, BridgePort::Port(1), A, B), Forward::Filtered);
+        b.set_hairpin(0, false);
+        assert_eq!(b.forward(t, BridgePort::Port(0), A, A), Forward::Filtered);
+    }
+
+    #[test]
+    fn hairpin_mode_floods_back_out_of_the_ingress_port() {
+        let mut b = bridge();
+        b.set_hairpin(1, true);
+        let t = Instant::ZERO;
+        assert_eq!(
+            b.forward(t, BridgePort::Port(1), A, EthernetAddress::BROADCAST),
+            Forward::Flood(vec![
+                BridgePort::Port(0),
+                BridgePort::Port(1),
+                BridgePort::Port(2),
+                BridgePort::Local
+            ])
+        );
+        // Unknown unicast too (no local copy), and not from a port without the flag.
+        assert_eq!(
+            b.forward(t, BridgePort::Port(1), A, B),
+            Forward::Flood(vec![
+                BridgePort::Port(0),
+                BridgePort::Port(1),
+                BridgePort::Port(2)
+            ])
+        );
+        assert_eq!(
+            b.forward(t, BridgePort::Port(2), B, EthernetAddress::BROADCAST),
+            Forward::Flood(vec![
+                BridgePort::Port(0),
+                BridgePort::Port(1),
+                BridgePort::Local
+            ])
+        );
+        // Removing the port clears its flag.
+        b.remove_port(1);
+        b.add_port(1);
+        assert!(!b.hairpin(BridgePort::Port(1)));
     }
 
     #[test]

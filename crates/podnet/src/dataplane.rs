@@ -297,13 +297,17 @@ impl Dataplane {
         }
     }
 
-    fn packet_of(t: &Tuple) -> Packet {
+    /// The rules' view of a packet: `t`'s fields, and the IP total length of `ip` (what the
+    /// rule counters count as bytes).
+    fn packet_of(t: &Tuple, ip: &[u8]) -> Packet {
+        let len = ip.get(2..4).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
         Packet {
             src: t.src,
             dst: t.dst,
             proto: t.proto,
             sport: t.sport,
             dport: t.dport,
+            len,
         }
     }
 
@@ -419,6 +423,24 @@ impl Dataplane {
                 None => format!("conntrack: {}", info.state.name()),
             });
         }
+        if ctx.hook == Hook::Prerouting {
+            // nftables' filter-prerouting (dstnat - 10): before DNAT, every packet.
+            if let (Some(t), Some(state)) = (Tuple::of_packet(packet), self.rules_state()) {
+                let d =
+                    self.proxy
+                        .filter(Hook::Prerouting, &Self::packet_of(&t, packet), state, false);
+                match d.action {
+                    Action::Drop => return Verdict::Drop("kube-proxy DROP".into()),
+                    Action::Reject => {
+                        return Verdict::Reject(
+                            RejectWith::IcmpPortUnreachable,
+                            "REJECT --reject-with icmp-port-unreachable".into(),
+                        )
+                    }
+                    Action::Continue | Action::Dnat { .. } => {}
+                }
+            }
+        }
         if info.created && !ctx.bridged {
             let Some(idx) = info.entry else {
                 return Verdict::Accept;
@@ -426,7 +448,7 @@ impl Dataplane {
             let orig = self.ct.entry(idx).tuple(0);
             let decision = self.proxy.nat_pre(
                 ctx.now,
-                &Self::packet_of(&orig),
+                &Self::packet_of(&orig, packet),
                 ctx.hook == Hook::Output,
                 &mut self.rng,
             );
@@ -476,11 +498,8 @@ impl Dataplane {
         let Some(t) = Tuple::of_packet(packet) else {
             return Verdict::Accept;
         };
-        let state = match inf.info.state {
-            CtState::New => kube_proxy::CtState::New,
-            CtState::Established => kube_proxy::CtState::Established,
-            CtState::Related => kube_proxy::CtState::Related,
-            CtState::Invalid => kube_proxy::CtState::Invalid,
+        let Some(state) = self.rules_state() else {
+            return Verdict::Accept;
         };
         if inf.info.state == CtState::New
             && !matches!(ctx.hook, Hook::Prerouting | Hook::Postrouting)
@@ -491,7 +510,7 @@ impl Dataplane {
         }
         let d = self
             .proxy
-            .filter(ctx.hook, &Self::packet_of(&t), state, inf.mark_masq);
+            .filter(ctx.hook, &Self::packet_of(&t, packet), state, inf.mark_masq);
         if ctx.explain {
             for m in &d.matched {
                 notes.push(format!("filter {}: {}", ctx.hook.chain(), m));
@@ -511,6 +530,24 @@ impl Dataplane {
         }
     }
 
+    /// The conntrack state of the packet in flight, as the rules' `ctstate` matches see it.
+    fn rules_state(&self) -> Option<kube_proxy::CtState> {
+        Some(match self.cur?.info.state {
+            CtState::New => kube_proxy::CtState::New,
+            CtState::Established => kube_proxy::CtState::Established,
+            CtState::Related => kube_proxy::CtState::Related,
+            CtState::Invalid => kube_proxy::CtState::Invalid,
+        })
+    }
+
+    /// nat INPUT for the first packet of a connection delivered locally (only its counters).
+    fn nat_input(&mut self, packet: &[u8]) {
+        let Some(inf) = self.cur else { return };
+        if let (true, Some(t)) = (inf.info.created, Tuple::of_packet(packet)) {
+            self.proxy.nat_input(&Self::packet_of(&t, packet));
+        }
+    }
+
     /// POSTROUTING / INPUT: SNAT for new connections, source manipulation, confirmation.
     fn post(&mut self, ctx: &HookCtx<'_>, packet: &mut [u8], notes: &mut Notes) -> Verdict {
         let Some(inf) = self.cur else {
@@ -523,7 +560,7 @@ impl Dataplane {
             };
             let (masq, d) = self
                 .proxy
-                .nat_post(&Self::packet_of(&now_tuple), inf.mark_masq);
+                .nat_post(&Self::packet_of(&now_tuple, packet), inf.mark_masq);
             if ctx.explain {
                 for m in &d.matched {
                     notes.push(format!("nat POSTROUTING: {}", m));
@@ -623,6 +660,7 @@ impl NetfilterHook for Dataplane {
             Hook::Forward => self.filter(ctx, packet, notes),
             Hook::Input => match self.filter(ctx, packet, notes) {
                 Verdict::Accept => {
+                    self.nat_input(packet);
                     self.manip(Manip::Src, packet, ctx, notes);
                     self.confirm(ctx, notes)
                 }

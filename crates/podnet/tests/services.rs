@@ -218,6 +218,197 @@ fn hairpin_a_pod_reaching_its_own_service() {
     assert_eq!(syn.0, Ipv4Address::new(10, 244, 0, 1));
 }
 
+/// A pod calling its own Service: `(cluster, node, pod)` after the run, with or without hairpin
+/// mode on its `cni0` port.
+fn hairpin_run(hairpin_mode: bool, client: ClientSpec) -> (Cluster, NodeId, PodId) {
+    let (mut c, a, _) = cluster(ClusterConfig {
+        hairpin_mode,
+        ..ClusterConfig::default()
+    });
+    let me = c
+        .add_pod(
+            PodSpec::new("self", a)
+                .ip([10, 244, 0, 7])
+                .program(Program::HttpServer { port: 80 }),
+        )
+        .unwrap();
+    c.add_service(ServiceSpec::new("self", 80, 80, vec![me]).cluster_ip(VIP))
+        .unwrap();
+    c.start_program(me, Program::Client(client)).unwrap();
+    c.run_until_done(Duration::from_secs(10));
+    (c, a, me)
+}
+
+/// IPv4 frames the trace saw leave `iface`: ((source MAC, destination MAC), source, destination,
+/// TTL, whether it is a SYN).
+type Sent = (
+    (
+        smoltcp::wire::EthernetAddress,
+        smoltcp::wire::EthernetAddress,
+    ),
+    Ipv4Address,
+    Ipv4Address,
+    u8,
+    bool,
+);
+
+fn ipv4_sent(c: &Cluster, iface: &str) -> Vec<Sent> {
+    let t = c.trace();
+    t.events()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Sent { iface: i, frame } if t.name(*i) == iface => Some(&frame.bytes),
+            _ => None,
+        })
+        .filter_map(|bytes| {
+            let eth = EthernetFrame::new_checked(&bytes[..]).ok()?;
+            if eth.ethertype() != EthernetProtocol::Ipv4 {
+                return None;
+            }
+            let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+            let (src, dst, ttl) = (ip.src_addr(), ip.dst_addr(), ip.hop_limit());
+            let syn = ip.next_header() == IpProtocol::Tcp
+                && TcpPacket::new_checked(ip.payload()).is_ok_and(|t| t.syn() && !t.ack());
+            Some(((eth.src_addr(), eth.dst_addr()), src, dst, ttl, syn))
+        })
+        .collect()
+}
+
+#[test]
+fn hairpin_syn_is_bridged_back_out_of_its_own_port_untouched_by_routing() {
+    let (c, a, me) = hairpin_run(true, ClientSpec::http("hairpin", VIP, 80));
+    assert_eq!(records(&c, me)[0].outcome, Outcome::Ok);
+    let pod_mac = smoltcp::wire::EthernetAddress([0x0a, 0x58, 10, 244, 0, 7]);
+    let cni0_mac = smoltcp::wire::EthernetAddress([0x0a, 0x58, 10, 244, 0, 1]);
+    // Out of the pod's own veth: masqueraded to cni0's address, but bridged: TTL 64 and the
+    // pod's own source MAC, to the pod's MAC.
+    let syn = ipv4_sent(&c, "node-a/veth00000000")
+        .into_iter()
+        .find(|f| f.4)
+        .expect("the SYN goes back out of the pod's port");
+    assert_eq!(
+        (syn.1, syn.2),
+        (
+            Ipv4Address::new(10, 244, 0, 1),
+            Ipv4Address::new(10, 244, 0, 7)
+        )
+    );
+    assert_eq!(syn.3, 64, "TTL not decremented");
+    assert_eq!(syn.0 .0, pod_mac, "source MAC kept");
+    assert_eq!(syn.0 .1, pod_mac);
+    // On its way, cni0's neighbour layer sent it (tcpdump -i cni0: DNATed, not yet masqueraded).
+    let via = ipv4_sent(&c, "node-a/cni0")
+        .into_iter()
+        .find(|f| f.4)
+        .unwrap();
+    assert_eq!(
+        (via.1, via.2, via.3),
+        (
+            Ipv4Address::new(10, 244, 0, 7),
+            Ipv4Address::new(10, 244, 0, 7),
+            64
+        )
+    );
+    assert_eq!(via.0, (cni0_mac, pod_mac));
+    // The host never routed nor received any of it (IpForwDatagrams 0, nothing to INPUT), and
+    // the pod's cni0 never saw the segments come in.
+    let stats = c.node(a).unwrap().stats();
+    assert_eq!((stats.forwarded, stats.local_in), (0, 0), "{stats:?}");
+    assert!(tcp_seen(&c, "node-a/cni0").is_empty());
+    // Replies too: the server's SYN-ACK to 10.244.0.1 comes back as the Service, bridged.
+    let synack = ipv4_sent(&c, "node-a/veth00000000")
+        .into_iter()
+        .find(|f| f.1 == VIP)
+        .unwrap();
+    assert_eq!((synack.3, synack.0 .0), (64, pod_mac));
+}
+
+#[test]
+fn without_hairpin_mode_the_bridge_drops_the_hairpin_syn_and_the_client_times_out() {
+    let (c, a, me) = hairpin_run(
+        false,
+        ClientSpec::http("hairpin", VIP, 80).timeout(Duration::from_secs(3)),
+    );
+    assert_eq!(records(&c, me)[0].outcome, Outcome::Timeout);
+    assert!(
+        ipv4_sent(&c, "node-a/veth00000000").iter().all(|f| !f.4),
+        "no SYN leaves the port"
+    );
+    let drops: Vec<String> = c
+        .trace()
+        .events()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Dropped { reason, .. } => Some(reason.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert!(!drops.is_empty());
+    assert!(
+        drops.iter().all(|r| r.contains("not in hairpin mode")),
+        "{drops:?}"
+    );
+    assert_eq!(c.node(a).unwrap().stats().forwarded, 0);
+    // And the pod does not see its own ARP request come back.
+    assert!(!c.trace().tcpdump().contains("self/eth0 In  ARP, Request"));
+}
+
+#[test]
+fn with_hairpin_mode_the_pod_gets_its_own_arp_request_back_and_ignores_it() {
+    let (c, _, me) = hairpin_run(true, ClientSpec::http("hairpin", VIP, 80));
+    assert_eq!(records(&c, me)[0].outcome, Outcome::Ok);
+    let dump = c.trace().tcpdump();
+    assert!(
+        dump.contains("self/eth0 In  ARP, Request who-has 10.244.0.1"),
+        "{dump}"
+    );
+    // smoltcp answers only ARP for its own address: no reply, no second request.
+    assert!(!dump.contains("ARP, Reply 10.244.0.7"), "{dump}");
+    assert_eq!(dump.matches("self/eth0 Out ARP").count(), 1, "{dump}");
+}
+
+#[test]
+fn a_backend_on_the_same_node_is_bridged_even_while_its_mac_is_being_resolved() {
+    // The backend never spoke, so the node must ARP for it while the first SYNs wait; the
+    // client opens several connections at once so that other packets cross the hooks meanwhile.
+    let (mut c, a, _) = cluster(ClusterConfig::default());
+    let web = c
+        .add_pod(
+            PodSpec::new("web", a)
+                .ip([10, 244, 0, 9])
+                .program(Program::HttpServer { port: 80 }),
+        )
+        .unwrap();
+    c.add_service(ServiceSpec::new("web", 80, 80, vec![web]).cluster_ip(VIP))
+        .unwrap();
+    let client = c
+        .add_pod(PodSpec::new("client", a).ip(POD_A).program(Program::Client(
+            ClientSpec::http("load", VIP, 80).count(4).concurrency(4),
+        )))
+        .unwrap();
+    assert!(c.run_until_done(Duration::from_secs(5)));
+    assert!(records(&c, client).iter().all(|r| r.outcome == Outcome::Ok));
+    // Bridged, not routed: TTL 64 and the client's MAC on the backend's port; no masquerade.
+    let to_web: Vec<Sent> = ipv4_sent(&c, "node-a/veth00000000")
+        .into_iter()
+        .filter(|f| f.4)
+        .collect();
+    assert_eq!(to_web.len(), 4, "{to_web:?}");
+    for f in &to_web {
+        assert_eq!(
+            (f.1, f.2, f.3),
+            (POD_A, Ipv4Address::new(10, 244, 0, 9), 64)
+        );
+        assert_eq!(
+            f.0 .0,
+            smoltcp::wire::EthernetAddress([0x0a, 0x58, 10, 244, 0, 5])
+        );
+    }
+    assert_eq!(c.node(a).unwrap().stats().forwarded, 0);
+    let ct = c.dataplane(a).unwrap().conntrack().stats();
+    assert_eq!((ct.insert, ct.invalid), (4, 0), "{ct:?}");
+}
+
 fn nodeport(external_local: bool) -> (Cluster, PodId, PodId) {
     let (mut c, _a, b) = cluster(ClusterConfig::default());
     let backend = c

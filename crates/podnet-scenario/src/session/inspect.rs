@@ -55,7 +55,8 @@ impl NewConnections {
     }
 
     /// The tuples connection `r` (IP protocol `proto`) carries anywhere: as sent, as
-    /// translated by any node, both ways.
+    /// translated by any node, both ways, and half-way between PREROUTING and POSTROUTING of
+    /// a node that rewrites both addresses (DNAT then masquerade, as for a hairpin).
     pub fn tuples(&self, r: &ConnRecord, proto: u8) -> BTreeSet<Tuple> {
         let orig = client_tuple(r, proto);
         let mut set = BTreeSet::from([orig, orig.invert()]);
@@ -442,20 +443,23 @@ pub(super) fn tcpdump(l: &Session, iface: &str, expr: &str) -> Result<String, Fa
     Ok(out)
 }
 
-/// `podnet iptables-save` (or `nft list ruleset` in nftables mode).
-pub(super) fn rules(l: &Session, node_name: &str) -> Result<String, Failure> {
+/// `podnet iptables-save` (or `nft list ruleset` in nftables mode), with the rule counters if
+/// `counters`.
+pub(super) fn rules(l: &Session, node_name: &str, counters: bool) -> Result<String, Failure> {
     let id = l.node(node_name)?;
     let dp = l
         .cluster
         .dataplane(id)
         .ok_or_else(|| Failure::input("this cluster runs no Service proxy (proxy: none)"))?;
     Ok(match (l.cluster.config().proxy, dp.ebpf()) {
+        (Proxy::Nftables, _) if counters => dp.proxy().nft_ruleset_counters(),
         (Proxy::Nftables, _) => dp.proxy().nft_ruleset(),
         (_, Some(bpf)) => format!(
             "# {node_name}: kube-proxy is not running (proxy: ebpf); no iptables rule handles \
              Services.\n# Services are entries of the eBPF maps (cilium bpf lb list):\n{}",
             bpf.lb().lb_list()
         ),
+        _ if counters => dp.proxy().iptables_save_counters(),
         _ => dp.proxy().iptables_save(),
     })
 }

@@ -351,7 +351,15 @@ impl Session {
 
     /// `podnet iptables-save`: node `node`'s rules (`nft list ruleset` in nftables mode).
     pub fn rules(&self, node: &str) -> Result<String, Failure> {
-        inspect::rules(self, node)
+        inspect::rules(self, node, false)
+    }
+
+    /// `podnet iptables-save --counters`: node `node`'s rules with the packet and byte
+    /// counters the packets so far left on them (`iptables-save -c`; in nftables mode `nft
+    /// list ruleset` as it would read with a `counter` in every rule). See
+    /// `podnet::kube_proxy::KubeProxy::rule_counters`.
+    pub fn rules_with_counters(&self, node: &str) -> Result<String, Failure> {
+        inspect::rules(self, node, true)
     }
 
     /// `podnet check`: the resolved cluster (nodes, pods, Services and endpoints, flows).

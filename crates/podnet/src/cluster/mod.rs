@@ -316,6 +316,9 @@ impl Cluster {
             self.config.route_capacity,
         )
         .map_err(|_| Error::RouteTableFull(spec.name.clone()))?;
+        // kube-proxy's iptables and nftables modes rely on br_netfilter; the eBPF datapath
+        // does not use it.
+        node.set_br_netfilter(self.config.proxy != Proxy::Ebpf);
         // host-gw: each node routes every other node's pod CIDR via that node's IP (the edge
         // router outside the cluster takes part in none of it).
         let edge = self.building_edge;
@@ -447,7 +450,9 @@ impl Cluster {
         ));
         let link = self.new_link((Attach::Pod(id), eth0), (Attach::NodePort(node_id), veth));
         debug_assert_eq!(link, link_id);
-        self.nodes[node_id.0 as usize].node.attach_port(link, veth);
+        let node = &mut self.nodes[node_id.0 as usize].node;
+        node.attach_port(link, veth);
+        node.set_port_hairpin(link, self.config.hairpin_mode);
         let addrs = PodAddrs {
             ip: IpCidr::Ipv4(Ipv4Cidr::new(ip, cidr.prefix_len())),
             mac: pod_mac(ip),

@@ -44,6 +44,11 @@ pub struct ClusterConfig {
     pub external_cidr: Ipv4Cidr,
     /// How pod traffic crosses between nodes.
     pub cni: Cni,
+    /// Hairpin mode on every pod's `cni0` port (the CNI bridge plugin's `hairpinMode`, on in
+    /// flannel's and most Kubernetes configurations): a frame may go back out of the port it
+    /// came in on, which a pod reaching itself through its Service needs. Off, that traffic
+    /// is dropped by the bridge, as in Linux.
+    pub hairpin_mode: bool,
     /// The eBPF datapath's settings (used with [`Proxy::Ebpf`]).
     pub ebpf: crate::ebpf::EbpfConfig,
 }
@@ -94,6 +99,7 @@ impl Default for ClusterConfig {
             masquerade_all: false,
             external_cidr: Ipv4Cidr::new(Ipv4Address::new(203, 0, 113, 0), 24),
             cni: Cni::Bridge,
+            hairpin_mode: true,
             ebpf: crate::ebpf::EbpfConfig::default(),
         }
     }

@@ -16,6 +16,7 @@
 use alloc::string::String;
 use core::fmt::Write as _;
 
+use super::counters::{ChainCounters, Counter};
 use super::iptables::{ct, Arg, ChainId, Comment, Rule, Ruleset, SvcText, Table, Target};
 use super::ServicePort;
 
@@ -203,32 +204,66 @@ pub(crate) fn save_rule(
     }
 }
 
-/// `iptables-save` of the filter and nat tables.
-pub(crate) fn save(rs: &Ruleset, services: &[ServicePort]) -> String {
+/// The order `iptables-save` lists chains in: builtin chains in hook order, then user chains
+/// sorted by name (strcmp).
+pub(crate) fn save_order(t: &Table) -> alloc::vec::Vec<ChainId> {
+    let mut order: alloc::vec::Vec<ChainId> = (0..t.chains.len() as ChainId).collect();
+    order.sort_by(|&a, &b| {
+        let (ca, cb) = (&t.chains[a as usize], &t.chains[b as usize]);
+        match (ca.builtin, cb.builtin) {
+            (true, true) => a.cmp(&b),
+            (true, false) => core::cmp::Ordering::Less,
+            (false, true) => core::cmp::Ordering::Greater,
+            (false, false) => ca.name.as_bytes().cmp(cb.name.as_bytes()),
+        }
+    });
+    order
+}
+
+/// `iptables-save` of the filter and nat tables; with `counts` (filter's, nat's),
+/// `iptables-save -c`: `[packets:bytes]` after each builtin chain's policy and before each rule.
+pub(crate) fn save(
+    rs: &Ruleset,
+    services: &[ServicePort],
+    counts: Option<[&[ChainCounters]; 2]>,
+) -> String {
     let mut out = String::new();
-    for (name, t) in [("filter", &rs.filter), ("nat", &rs.nat)] {
+    for (ti, (name, t)) in [("filter", &rs.filter), ("nat", &rs.nat)]
+        .into_iter()
+        .enumerate()
+    {
+        let counts = counts.map(|c| c[ti]);
         if t.chains.is_empty() {
             continue;
         }
         let _ = writeln!(out, "*{name}");
-        let mut order: alloc::vec::Vec<ChainId> = (0..t.chains.len() as ChainId).collect();
-        // Builtin chains keep their hook order; user chains sort by name (strcmp).
-        order.sort_by(|&a, &b| {
-            let (ca, cb) = (&t.chains[a as usize], &t.chains[b as usize]);
-            match (ca.builtin, cb.builtin) {
-                (true, true) => a.cmp(&b),
-                (true, false) => core::cmp::Ordering::Less,
-                (false, true) => core::cmp::Ordering::Greater,
-                (false, false) => ca.name.as_bytes().cmp(cb.name.as_bytes()),
+        let order = save_order(t);
+        let counter = |c: ChainId, rule: Option<usize>| -> Counter {
+            let Some(cc) = counts.and_then(|k| k.get(c as usize)) else {
+                return Counter::default();
+            };
+            match rule {
+                Some(i) => cc.rules.get(i).copied().unwrap_or_default(),
+                None => cc.policy,
             }
-        });
+        };
         for &c in &order {
             let ch = &t.chains[c as usize];
             let policy = if ch.builtin { "ACCEPT" } else { "-" };
-            let _ = writeln!(out, ":{} {policy} [0:0]", ch.name);
+            // User chains have no policy: iptables-save prints them as [0:0].
+            let n = if ch.builtin {
+                counter(c, None)
+            } else {
+                Counter::default()
+            };
+            let _ = writeln!(out, ":{} {policy} [{}:{}]", ch.name, n.packets, n.bytes);
         }
         for &c in &order {
-            for rule in &t.chains[c as usize].rules {
+            for (i, rule) in t.chains[c as usize].rules.iter().enumerate() {
+                if counts.is_some() {
+                    let n = counter(c, Some(i));
+                    let _ = write!(out, "[{}:{}] ", n.packets, n.bytes);
+                }
                 save_rule(&mut out, t, c, rule, services);
                 out.push('\n');
             }

@@ -6,10 +6,16 @@
 //! them matched. A jump pushes the return point; the end of a user chain or `RETURN` pops it;
 //! the end of a builtin chain applies its policy (ACCEPT). `MARK` continues, every other
 //! target ends the table's traversal.
+//!
+//! Counting follows the same loop: a rule whose IP part and matches all accept the packet
+//! counts it (packets + 1, bytes + the packet's length) before its target runs; falling off a
+//! builtin chain, or `RETURN` with nothing to return to, counts on the chain's policy (the
+//! kernel's underflow entry). See [`super::counters`].
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use super::counters::ChainCounters;
 use super::iptables::{ct, Arg, ChainId, Rule, Ruleset, TableId, Target};
 use super::{ipt_text, CtState, Env, Outcome};
 
@@ -72,7 +78,7 @@ fn matches(rule: &Rule, env: &mut Env<'_>) -> bool {
     true
 }
 
-/// Walks `table` from builtin chain `start`.
+/// Walks `table` from builtin chain `start`, counting on `counters` (shaped like the table).
 pub(crate) fn walk(
     rs: &Ruleset,
     table: TableId,
@@ -80,8 +86,16 @@ pub(crate) fn walk(
     env: &mut Env<'_>,
     mut record: Option<&mut Vec<String>>,
     services: &[super::ServicePort],
+    counters: &mut [ChainCounters],
 ) -> Outcome {
     let t = rs.table(table);
+    let len = env.pkt.len;
+    let policy = |counters: &mut [ChainCounters]| {
+        if let Some(c) = counters.get_mut(start as usize) {
+            c.policy.add(len);
+        }
+        Outcome::Accept
+    };
     let mut stack = [(0 as ChainId, 0u32); MAX_DEPTH];
     let mut depth = 0;
     let (mut chain, mut next) = (start, 0u32);
@@ -89,7 +103,7 @@ pub(crate) fn walk(
         let c = &t.chains[chain as usize];
         let Some(rule) = c.rules.get(next as usize) else {
             if depth == 0 {
-                return Outcome::Accept;
+                return policy(counters);
             }
             depth -= 1;
             (chain, next) = stack[depth];
@@ -99,6 +113,12 @@ pub(crate) fn walk(
         env.walked += 1;
         if !matches(rule, env) {
             continue;
+        }
+        if let Some(n) = counters
+            .get_mut(chain as usize)
+            .and_then(|c| c.rules.get_mut(next as usize - 1))
+        {
+            n.add(len);
         }
         if let Some(lines) = record.as_deref_mut() {
             let mut line = String::new();
@@ -116,7 +136,7 @@ pub(crate) fn walk(
             }
             Target::Return => {
                 if depth == 0 {
-                    return Outcome::Accept;
+                    return policy(counters);
                 }
                 depth -= 1;
                 (chain, next) = stack[depth];

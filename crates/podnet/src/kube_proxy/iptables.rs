@@ -24,6 +24,7 @@ pub(crate) const FILTER_INPUT: ChainId = 0;
 pub(crate) const FILTER_FORWARD: ChainId = 1;
 pub(crate) const FILTER_OUTPUT: ChainId = 2;
 pub(crate) const NAT_PREROUTING: ChainId = 0;
+pub(crate) const NAT_INPUT: ChainId = 1;
 pub(crate) const NAT_OUTPUT: ChainId = 2;
 pub(crate) const NAT_POSTROUTING: ChainId = 3;
 

@@ -27,6 +27,7 @@
 //! the node's primary addresses, [`ProxyConfig::node_ips`]).
 
 mod affinity;
+mod counters;
 mod ipt_build;
 mod ipt_text;
 mod ipt_walk;
@@ -38,6 +39,8 @@ mod nftables;
 mod plan;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_counters;
 #[cfg(test)]
 mod tests_golden;
 #[cfg(test)]
@@ -52,6 +55,7 @@ use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
 use crate::netfilter::Hook;
 use crate::rng::SimRng;
 
+pub use counters::{Counter, CounterTable, RuleCounters};
 pub use names::{
     endpoint_chain_name, nft_endpoint_chain_name, nft_service_chain_name, service_chain_name,
 };
@@ -219,6 +223,9 @@ pub struct Packet {
     pub sport: u16,
     /// Destination port (0 for protocols without ports).
     pub dport: u16,
+    /// The IP total length, what the rules that match it count as bytes (the kernel's
+    /// `skb->len` at the hook).
+    pub len: u16,
 }
 
 /// What the walked rules decided.
@@ -283,6 +290,10 @@ pub struct KubeProxy {
     record: bool,
     ipt: iptables::Ruleset,
     nft: Option<nftables::Ruleset>,
+    /// The iptables rules' counters: `[filter, nat]`, shaped like the tables.
+    ipt_counts: [Vec<counters::ChainCounters>; 2],
+    /// The nftables rules' counters, per chain, per rule.
+    nft_counts: Vec<Vec<Counter>>,
     affinity: affinity::Registry,
     last_now: Instant,
     node_pod_cidr: Option<Ipv4Cidr>,
@@ -295,6 +306,8 @@ impl KubeProxy {
         let mut kp = KubeProxy {
             ipt: iptables::Ruleset::empty(),
             nft: None,
+            ipt_counts: [Vec::new(), Vec::new()],
+            nft_counts: Vec::new(),
             config,
             services: Vec::new(),
             record: true,
@@ -331,13 +344,14 @@ impl KubeProxy {
         self.sync();
     }
 
-    /// `syncProxyRules`: rebuilds every table from the Services.
+    /// `syncProxyRules`: rebuilds every table from the Services. Counters: see
+    /// [`KubeProxy::rule_counters`].
     fn sync(&mut self) {
         let services = &self.services;
         let plans = plan_all(&self.config, services);
         let mut names = Vec::new();
         let kube_ipt = self.config.mode == Mode::Iptables;
-        self.ipt = iptables::Ruleset::build(
+        let ipt = iptables::Ruleset::build(
             &self.config,
             self.node_pod_cidr,
             services,
@@ -345,6 +359,11 @@ impl KubeProxy {
             kube_ipt,
             &mut names,
         );
+        self.ipt_counts = [
+            counters::carry(&self.ipt.filter, &self.ipt_counts[0], &ipt.filter),
+            counters::carry(&self.ipt.nat, &self.ipt_counts[1], &ipt.nat),
+        ];
+        self.ipt = ipt;
         self.nft = match self.config.mode {
             Mode::Nftables => Some(nftables::Ruleset::build(
                 &self.config,
@@ -355,6 +374,13 @@ impl KubeProxy {
             )),
             Mode::Iptables => None,
         };
+        // kube-proxy's nftables sync flushes every chain of its table and refills it.
+        self.nft_counts = self.nft.as_ref().map_or_else(Vec::new, |n| {
+            n.chains
+                .iter()
+                .map(|c| alloc::vec![Counter::default(); c.rules.len()])
+                .collect()
+        });
         self.affinity.resync(names);
     }
 
@@ -401,30 +427,47 @@ impl KubeProxy {
             affinity: &mut self.affinity.tables,
             walked: 0,
         };
+        let ipt_chain = if from_local {
+            iptables::NAT_OUTPUT
+        } else {
+            iptables::NAT_PREROUTING
+        };
         let out = match &self.nft {
             Some(nft) => {
+                // The iptables nat chain (empty in nftables mode: flannel only has
+                // POSTROUTING rules) still counts the packet on its policy.
+                ipt_walk::walk(
+                    &self.ipt,
+                    iptables::TableId::Nat,
+                    ipt_chain,
+                    &mut env,
+                    None,
+                    &self.services,
+                    &mut self.ipt_counts[1],
+                );
                 let chain = if from_local {
                     nft.nat_output
                 } else {
                     nft.nat_prerouting
                 };
-                nft_walk::walk(nft, chain, &mut env, rec, &self.services)
-            }
-            None => {
-                let chain = if from_local {
-                    iptables::NAT_OUTPUT
-                } else {
-                    iptables::NAT_PREROUTING
-                };
-                ipt_walk::walk(
-                    &self.ipt,
-                    iptables::TableId::Nat,
+                nft_walk::walk(
+                    nft,
                     chain,
                     &mut env,
                     rec,
                     &self.services,
+                    &mut self.nft_counts,
                 )
             }
+            None => ipt_walk::walk(
+                &self.ipt,
+                iptables::TableId::Nat,
+                ipt_chain,
+                &mut env,
+                rec,
+                &self.services,
+                &mut self.ipt_counts[1],
+            ),
         };
         d.action = out.action();
         d.mark_masq = env.mark & MASQ_MARK != 0;
@@ -460,9 +503,15 @@ impl KubeProxy {
         match &self.nft {
             Some(nft) => {
                 for &chain in nft.filter_chains(hook) {
-                    let a =
-                        nft_walk::walk(nft, chain, &mut env, rec.as_deref_mut(), &self.services)
-                            .action();
+                    let a = nft_walk::walk(
+                        nft,
+                        chain,
+                        &mut env,
+                        rec.as_deref_mut(),
+                        &self.services,
+                        &mut self.nft_counts,
+                    )
+                    .action();
                     if a != Action::Continue {
                         action = a;
                         break;
@@ -478,6 +527,7 @@ impl KubeProxy {
                         &mut env,
                         rec,
                         &self.services,
+                        &mut self.ipt_counts[0],
                     )
                     .action();
                 }
@@ -513,9 +563,17 @@ impl KubeProxy {
             &mut env,
             rec.as_deref_mut(),
             &self.services,
+            &mut self.ipt_counts[1],
         );
         if let (Some(nft), Outcome::Accept) = (&self.nft, out) {
-            out = nft_walk::walk(nft, nft.nat_postrouting, &mut env, rec, &self.services);
+            out = nft_walk::walk(
+                nft,
+                nft.nat_postrouting,
+                &mut env,
+                rec,
+                &self.services,
+                &mut self.nft_counts,
+            );
         }
         d.mark_masq = env.mark & MASQ_MARK != 0;
         d.rules_walked = env.walked;
@@ -526,12 +584,49 @@ impl KubeProxy {
         (masq, d)
     }
 
+    /// nat INPUT for the first packet of a connection delivered to this node. Neither
+    /// kube-proxy nor flannel puts a rule there, so the walk only counts the packet on the
+    /// chain's policy (the kernel's nat table still runs at this hook).
+    pub fn nat_input(&mut self, pkt: &Packet) {
+        let mut env = Env {
+            pkt,
+            node_ips: &self.config.node_ips,
+            ct: CtState::New,
+            mark: 0,
+            now: self.last_now,
+            rng: None,
+            affinity: &mut self.affinity.tables,
+            walked: 0,
+        };
+        ipt_walk::walk(
+            &self.ipt,
+            iptables::TableId::Nat,
+            iptables::NAT_INPUT,
+            &mut env,
+            None,
+            &self.services,
+            &mut self.ipt_counts[1],
+        );
+    }
+
     /// `iptables-save` of the `filter` and `nat` tables as the kernel returns them (kube-proxy's
     /// chains in iptables mode, flannel's in both). Builtin chains first, user chains sorted by
     /// name, probabilities as `%.11f` of the kernel's 31-bit fixed point (`0.33333333349`).
     /// The `# Generated by` / `# Completed on` comment lines are left out (there is no clock).
     pub fn iptables_save(&self) -> String {
-        ipt_text::save(&self.ipt, &self.services)
+        ipt_text::save(&self.ipt, &self.services, None)
+    }
+
+    /// `iptables-save -c`: [`KubeProxy::iptables_save`] with each builtin chain's policy
+    /// counters (`:PREROUTING ACCEPT [packets:bytes]`) and each rule's counters before it
+    /// (`[packets:bytes] -A KUBE-SERVICES ...`). User chains stay `[0:0]`, as iptables-save
+    /// prints them. See [`KubeProxy::rule_counters`] for what is counted.
+    pub fn iptables_save_counters(&self) -> String {
+        ipt_text::save(
+            &self.ipt,
+            &self.services,
+            Some([&self.ipt_counts[0], &self.ipt_counts[1]]),
+        )
     }
 
     /// The `iptables-restore` input kube-proxy writes (`syncProxyRules`'s `iptablesData`):
@@ -549,8 +644,135 @@ impl KubeProxy {
     /// order `nft` sorts them.
     pub fn nft_ruleset(&self) -> String {
         match &self.nft {
-            Some(nft) => nft_text::list(nft, &self.services, &self.affinity.tables, self.last_now),
+            Some(nft) => nft_text::list(
+                nft,
+                &self.services,
+                &self.affinity.tables,
+                self.last_now,
+                None,
+            ),
             None => String::new(),
+        }
+    }
+
+    /// [`KubeProxy::nft_ruleset`] as it would list if every rule had a `counter` statement,
+    /// with what those counters would hold. kube-proxy writes no `counter` (its rules list
+    /// without one), so this is not what `nft list` shows on a real node: it is what it shows
+    /// after each rule is given a counter, placed after the rule's matching expressions and
+    /// before its first statement (`ct state new counter packets 3 bytes 180 jump
+    /// service-endpoints-check`, `counter packets 3 bytes 180 ip daddr . meta l4proto . th
+    /// dport vmap @service-ips`, `meta l4proto tcp counter packets 1 bytes 60 dnat to
+    /// 10.244.1.20:80`). Empty in iptables mode.
+    pub fn nft_ruleset_counters(&self) -> String {
+        match &self.nft {
+            Some(nft) => nft_text::list(
+                nft,
+                &self.services,
+                &self.affinity.tables,
+                self.last_now,
+                Some(&self.nft_counts),
+            ),
+            None => String::new(),
+        }
+    }
+
+    /// Every rule's packet and byte counters, as the kernel would hold them after the packets
+    /// walked so far: the iptables `filter` table, then `nat` (chains in `iptables-save`
+    /// order, each builtin chain's policy before its rules), then in nftables mode the
+    /// `table ip kube-proxy` chains in `nft list` order.
+    ///
+    /// What counts (the kernel's rules, see `ipt_do_table` and `nft_do_chain`):
+    /// - an iptables rule counts a packet when its addresses, protocol and every match
+    ///   accepted it, whatever the target (jump, `RETURN`, `MARK`, `DNAT`, `DROP`, ...); a
+    ///   `-m statistic` rule whose draw failed counts nothing;
+    /// - a builtin chain's policy counts the packets that ran off its end (or `RETURN`ed
+    ///   from it);
+    /// - an nftables rule counts the packets that matched the expressions before its first
+    ///   statement ([`KubeProxy::nft_ruleset_counters`]);
+    /// - bytes are [`Packet::len`];
+    /// - `nat` chains (and nftables `nat` chains) see only a connection's first packet,
+    ///   `filter` chains every packet at their hook (it is the caller, the dataplane, that
+    ///   calls the walks per packet).
+    ///
+    /// A re-sync (new Services or endpoints) zeroes the chains kube-proxy rewrites: in
+    /// iptables mode the chains its `iptables-restore` declares (a full sync flushes and
+    /// refills them), in nftables mode its whole table (`syncProxyRules` flushes every
+    /// chain). Builtin chains and flannel's `FLANNEL-POSTRTG` keep theirs while their rules
+    /// stay as many.
+    pub fn rule_counters(&self) -> Vec<RuleCounters> {
+        let mut out = Vec::new();
+        for (ti, (table, t)) in [
+            (CounterTable::Filter, &self.ipt.filter),
+            (CounterTable::Nat, &self.ipt.nat),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let counts = &self.ipt_counts[ti];
+            for c in ipt_text::save_order(t) {
+                let chain = &t.chains[c as usize];
+                let cc = counts.get(c as usize);
+                if chain.builtin {
+                    let n = cc.map(|k| k.policy).unwrap_or_default();
+                    out.push(RuleCounters {
+                        table,
+                        chain: chain.name.clone(),
+                        index: None,
+                        text: alloc::format!(":{} ACCEPT", chain.name),
+                        packets: n.packets,
+                        bytes: n.bytes,
+                    });
+                }
+                for (i, rule) in chain.rules.iter().enumerate() {
+                    let n = cc.and_then(|k| k.rules.get(i)).copied().unwrap_or_default();
+                    let mut text = String::new();
+                    ipt_text::save_rule(&mut text, t, c, rule, &self.services);
+                    out.push(RuleCounters {
+                        table,
+                        chain: chain.name.clone(),
+                        index: Some(i),
+                        text,
+                        packets: n.packets,
+                        bytes: n.bytes,
+                    });
+                }
+            }
+        }
+        if let Some(nft) = &self.nft {
+            for (ci, chain) in nft.chains.iter().enumerate() {
+                for (i, rule) in chain.rules.iter().enumerate() {
+                    let n = self
+                        .nft_counts
+                        .get(ci)
+                        .and_then(|k| k.get(i))
+                        .copied()
+                        .unwrap_or_default();
+                    let mut text = String::new();
+                    nft_text::rule_text(&mut text, nft, rule, &self.services, None);
+                    out.push(RuleCounters {
+                        table: CounterTable::NftKubeProxy,
+                        chain: chain.name.clone(),
+                        index: Some(i),
+                        text,
+                        packets: n.packets,
+                        bytes: n.bytes,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Zeroes every counter (`iptables -Z` on both tables; `nft reset counters`).
+    pub fn reset_counters(&mut self) {
+        for t in &mut self.ipt_counts {
+            for c in t.iter_mut() {
+                c.policy = Counter::default();
+                c.rules.iter_mut().for_each(|r| *r = Counter::default());
+            }
+        }
+        for c in &mut self.nft_counts {
+            c.iter_mut().for_each(|r| *r = Counter::default());
         }
     }
 

@@ -18,6 +18,7 @@ use core::fmt::Write as _;
 use smoltcp::time::Instant;
 
 use super::affinity;
+use super::counters::Counter;
 use super::nftables::{Base, Elem, Rule, Ruleset, SetData, Stmt, Verdict};
 use super::ServicePort;
 use crate::netfilter::Hook;
@@ -48,11 +49,30 @@ fn verdict(out: &mut String, rs: &Ruleset, v: Verdict) {
     }
 }
 
-/// One rule as `nft list` prints it inside its chain.
-pub(crate) fn rule_text(out: &mut String, rs: &Ruleset, rule: &Rule, _services: &[ServicePort]) {
+/// `counter packets N bytes M` (nftables' `counter_stmt_print`).
+fn counter(out: &mut String, c: Counter) {
+    let _ = write!(out, "counter packets {} bytes {}", c.packets, c.bytes);
+}
+
+/// One rule as `nft list` prints it inside its chain; with `count`, with a `counter` statement
+/// after its matching expressions (where [`super::nft_walk`] counts).
+pub(crate) fn rule_text(
+    out: &mut String,
+    rs: &Ruleset,
+    rule: &Rule,
+    _services: &[ServicePort],
+    mut count: Option<Counter>,
+) {
     for (i, s) in rule.stmts.iter().enumerate() {
         if i > 0 {
             out.push(' ');
+        }
+        if !s.is_match() {
+            if let (Some(c), false) = (count, matches!(s, Stmt::DnatTo(..))) {
+                counter(out, c);
+                out.push(' ');
+                count = None;
+            }
         }
         let _ = match s {
             Stmt::CtStateNew => write!(out, "ct state new"),
@@ -94,9 +114,18 @@ pub(crate) fn rule_text(out: &mut String, rs: &Ruleset, rule: &Rule, _services: 
             }
             Stmt::Masquerade => write!(out, "masquerade fully-random"),
             Stmt::DnatTo(p, ip, port) => {
-                write!(out, "meta l4proto {} dnat to {ip}:{port}", p.name())
+                let _ = write!(out, "meta l4proto {} ", p.name());
+                if let Some(c) = count.take() {
+                    counter(out, c);
+                    out.push(' ');
+                }
+                write!(out, "dnat to {ip}:{port}")
             }
         };
+    }
+    if let Some(c) = count {
+        out.push(' ');
+        counter(out, c);
     }
     if let Some(c) = rule.comment {
         let _ = write!(out, " comment \"{c}\"");
@@ -202,6 +231,7 @@ pub(crate) fn list(
     services: &[ServicePort],
     aff: &[affinity::Table],
     now: Instant,
+    counts: Option<&[Vec<Counter>]>,
 ) -> String {
     let mut out = String::from("table ip kube-proxy {\n\tcomment \"rules for kube-proxy\"\n");
     let mut delim = "";
@@ -275,7 +305,7 @@ pub(crate) fn list(
         elements(&mut out, &items, per_line);
         out.push_str("\t}\n");
     }
-    for chain in &rs.chains {
+    for (ci, chain) in rs.chains.iter().enumerate() {
         out.push_str(delim);
         delim = "\n";
         let _ = write!(out, "\tchain {} {{", chain.name);
@@ -293,9 +323,15 @@ pub(crate) fn list(
             priority(&mut out, base);
             out.push_str("; policy accept;\n");
         }
-        for rule in &chain.rules {
+        for (ri, rule) in chain.rules.iter().enumerate() {
             out.push_str("\t\t");
-            rule_text(&mut out, rs, rule, services);
+            let count = counts.map(|c| {
+                c.get(ci)
+                    .and_then(|r| r.get(ri))
+                    .copied()
+                    .unwrap_or_default()
+            });
+            rule_text(&mut out, rs, rule, services, count);
             out.push('\n');
         }
         out.push_str("\t}\n");

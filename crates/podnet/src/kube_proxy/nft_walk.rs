@@ -6,10 +6,14 @@
 //! chain applies its policy (accept). `numgen random mod N` is `reciprocal_scale` of a random
 //! 32-bit value (`nft_ng_random_eval`). Every rule entered costs one evaluation, so a map
 //! lookup is one rule however many elements the map holds.
+//!
+//! Counting: a rule counts the packet once every matching expression before its first
+//! statement has matched, where a `counter` statement would stand (see [`super::counters`]).
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use super::counters::Counter;
 use super::nftables::{ChainId, Ruleset, SetData, Stmt, Verdict};
 use super::{nft_text, CtState, Env, Outcome, ServicePort};
 
@@ -37,9 +41,14 @@ enum Step {
     Done(Outcome),
 }
 
-fn run_rule(rs: &Ruleset, stmts: &[Stmt], env: &mut Env<'_>) -> Step {
+/// Runs one rule; `counted` is set when the walk reaches the rule's counter position (after
+/// its matching expressions, before its first statement).
+fn run_rule(rs: &Ruleset, stmts: &[Stmt], env: &mut Env<'_>, counted: &mut bool) -> Step {
     let pkt = env.pkt;
     for s in stmts {
+        if !*counted && !s.is_match() {
+            *counted = !matches!(s, Stmt::DnatTo(..));
+        }
         match s {
             Stmt::CtStateNew => {
                 if env.ct != CtState::New {
@@ -129,23 +138,27 @@ fn run_rule(rs: &Ruleset, stmts: &[Stmt], env: &mut Env<'_>) -> Step {
             Stmt::Verdict(v) => return Step::Verdict(*v),
             Stmt::Masquerade => return Step::Done(Outcome::Masquerade { random_fully: true }),
             Stmt::DnatTo(p, ip, port) => {
+                // `meta l4proto P` (a match), then the `dnat to` statement.
                 if pkt.proto != p.number() {
                     return Step::NoMatch;
                 }
+                *counted = true;
                 return Step::Done(Outcome::Dnat(*ip, *port));
             }
         }
     }
+    *counted = true;
     Step::Continue
 }
 
-/// Walks base chain `start`.
+/// Walks base chain `start`, counting on `counters` (one list per chain, one counter per rule).
 pub(crate) fn walk(
     rs: &Ruleset,
     start: ChainId,
     env: &mut Env<'_>,
     mut record: Option<&mut Vec<String>>,
     services: &[ServicePort],
+    counters: &mut [Vec<Counter>],
 ) -> Outcome {
     let mut stack = [(0 as ChainId, 0u32); MAX_DEPTH];
     let mut depth = 0;
@@ -161,7 +174,16 @@ pub(crate) fn walk(
         };
         next += 1;
         env.walked += 1;
-        let step = run_rule(rs, &rule.stmts, env);
+        let mut counted = false;
+        let step = run_rule(rs, &rule.stmts, env, &mut counted);
+        if counted {
+            if let Some(n) = counters
+                .get_mut(chain as usize)
+                .and_then(|c| c.get_mut(next as usize - 1))
+            {
+                n.add(env.pkt.len);
+            }
+        }
         if matches!(step, Step::NoMatch) {
             continue;
         }
@@ -169,7 +191,7 @@ pub(crate) fn walk(
             let mut line = String::from("add rule ip kube-proxy ");
             line.push_str(&rs.chains[chain as usize].name);
             line.push(' ');
-            nft_text::rule_text(&mut line, rs, rule, services);
+            nft_text::rule_text(&mut line, rs, rule, services, None);
             lines.push(line);
         }
         match step {

@@ -108,6 +108,28 @@ pub(crate) enum Stmt {
     DnatTo(L4, Ipv4Address, u16),
 }
 
+impl Stmt {
+    /// A matching expression (a comparison or set lookup that can end the rule), as opposed
+    /// to a statement (verdict, verdict-map lookup, NAT, mark, set update). A `counter`
+    /// statement would go after the last of these. `DnatTo` is both (`meta l4proto` then
+    /// `dnat`) and counts as a statement.
+    pub fn is_match(&self) -> bool {
+        matches!(
+            self,
+            Stmt::CtStateNew
+                | Stmt::DaddrEq(_)
+                | Stmt::DaddrInSet(_)
+                | Stmt::DaddrInCidr(_)
+                | Stmt::SaddrEq(_)
+                | Stmt::SaddrCidr { .. }
+                | Stmt::SaddrInSet(_)
+                | Stmt::Dport(..)
+                | Stmt::FibSaddrLocal
+                | Stmt::MarkAndZero(_)
+        )
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct Rule {
     pub stmts: Vec<Stmt>,

@@ -103,6 +103,7 @@ pub(super) fn pkt(src: Ipv4Address, dst: Ipv4Address, dport: u16) -> Packet {
         proto: 6,
         sport: 40000,
         dport,
+        len: 60,
     }
 }
 

@@ -42,6 +42,24 @@ impl Node {
         out: &mut Output,
         trace: &mut Trace,
     ) -> bool {
+        self.run_hooks_noted(now, hook, in_dev, out_dev, bridged, None, frame, out, trace)
+    }
+
+    /// [`Node::run_hooks_on`] with a first trace note from the node itself (what the bridge
+    /// did with the packet before this hook).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn run_hooks_noted(
+        &mut self,
+        now: Instant,
+        hook: Hook,
+        in_dev: Option<Dev>,
+        out_dev: Option<Dev>,
+        bridged: bool,
+        note: Option<alloc::string::String>,
+        frame: &mut Frame,
+        out: &mut Output,
+        trace: &mut Trace,
+    ) -> bool {
         let tracing = trace.wants_hooks();
         if self.hooks.is_empty() && !tracing {
             return true;
@@ -65,6 +83,9 @@ impl Node {
         };
         let mut verdict = Verdict::Accept;
         let mut notes = Notes::new();
+        if tracing {
+            notes.extend(note);
+        }
         for h in self.hooks.iter_mut() {
             verdict = h.process_frame(&ctx, frame, ETH_HDR, &mut notes);
             if verdict != Verdict::Accept {

@@ -5,7 +5,8 @@
 //! out every `retrans_time` (1 s), up to `mcast_solicit` (3) probes. When the last probe goes
 //! unanswered the queued packets are dropped and their senders get ICMP host unreachable.
 //! Resolved entries are kept (Linux would move them through STALE and re-probe; a simulated
-//! network never changes MACs behind an IP, so the difference is not observable here).
+//! network never changes MACs behind an IP, so the difference is not observable here, except
+//! in the bridged DNAT path: see [`BridgedDnat`]).
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -23,13 +24,49 @@ pub const MAX_PROBES: u8 = 3;
 /// Linux `neigh/default/unres_qlen_bytes`.
 pub const UNRES_QLEN_BYTES: usize = 212_992;
 
+/// A bridged frame whose destination PREROUTING rewrote (DNAT) to an address behind the same
+/// bridge: br_netfilter hands it to the neighbour layer of `cni0` only to learn the new
+/// destination's MAC (`br_nf_pre_routing_finish_bridge`, `nf_bridge->bridged_dnat`), then
+/// puts its original source MAC back and bridges it on from its ingress port
+/// (`br_nf_pre_routing_finish_bridge_slow`, from `br_dev_xmit`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BridgedDnat {
+    /// The `cni0` port it came in on (`nf_bridge->physindev`).
+    pub port: u32,
+    /// Its source MAC as it arrived (saved in `nf_bridge->neigh_header`).
+    pub src: EthernetAddress,
+}
+
+/// A packet on its way to the neighbour layer.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Pending {
+    /// The frame (its Ethernet header is rewritten on transmission).
+    pub frame: Frame,
+    /// Set for a bridged-and-DNATed frame, which goes back to the bridge once resolved.
+    pub bridged: Option<BridgedDnat>,
+    /// For a bridged DNAT frame that waited for ARP: it already crossed FORWARD and
+    /// POSTROUTING (this simulator's conntrack follows one packet at a time, so it confirms
+    /// before queueing), and this is the packet as it was before them, which `cni0` sends.
+    pub before_hooks: Option<Frame>,
+}
+
+impl From<Frame> for Pending {
+    fn from(frame: Frame) -> Self {
+        Pending {
+            frame,
+            bridged: None,
+            before_hooks: None,
+        }
+    }
+}
+
 #[derive(Debug)]
 enum State {
     Reachable(EthernetAddress),
     Incomplete {
         probes: u8,
         next_probe: Instant,
-        queue: Vec<Frame>,
+        queue: Vec<Pending>,
         queued_bytes: usize,
     },
 }
@@ -37,8 +74,8 @@ enum State {
 /// What the caller must do after [`Neighbours::resolve`].
 #[derive(Debug, PartialEq, Eq)]
 pub enum Resolution {
-    /// Send the frame now to this MAC.
-    Known(EthernetAddress, Frame),
+    /// Send the packet now to this MAC.
+    Known(EthernetAddress, Pending),
     /// Queued; send an ARP request now (first packet to this neighbour).
     Probe,
     /// Queued behind a probe already under way.
@@ -51,7 +88,7 @@ pub struct Expired {
     /// Neighbours to probe again.
     pub reprobe: Vec<(Dev, Ipv4Address)>,
     /// Packets whose neighbour never answered.
-    pub failed: Vec<Frame>,
+    pub failed: Vec<Pending>,
 }
 
 /// The neighbour table of one node.
@@ -76,8 +113,8 @@ impl Neighbours {
         now: Instant,
         dev: Dev,
         ip: Ipv4Address,
-        frame: Frame,
-        evicted: &mut Vec<Frame>,
+        frame: Pending,
+        evicted: &mut Vec<Pending>,
     ) -> Resolution {
         match self.table.get_mut(&(dev, ip)) {
             Some(State::Reachable(mac)) => Resolution::Known(*mac, frame),
@@ -86,17 +123,17 @@ impl Neighbours {
                 queued_bytes,
                 ..
             }) => {
-                *queued_bytes += frame.len();
+                *queued_bytes += frame.frame.len();
                 queue.push(frame);
                 while *queued_bytes > UNRES_QLEN_BYTES && queue.len() > 1 {
                     let old = queue.remove(0);
-                    *queued_bytes -= old.len();
+                    *queued_bytes -= old.frame.len();
                     evicted.push(old);
                 }
                 Resolution::Queued
             }
             None => {
-                let len = frame.len();
+                let len = frame.frame.len();
                 self.table.insert(
                     (dev, ip),
                     State::Incomplete {
@@ -112,7 +149,7 @@ impl Neighbours {
     }
 
     /// Records that `ip` on `dev` is at `mac`; returns the packets that waited for it.
-    pub fn learn(&mut self, dev: Dev, ip: Ipv4Address, mac: EthernetAddress) -> Vec<Frame> {
+    pub fn learn(&mut self, dev: Dev, ip: Ipv4Address, mac: EthernetAddress) -> Vec<Pending> {
         match self.table.insert((dev, ip), State::Reachable(mac)) {
             Some(State::Incomplete { queue, .. }) => queue,
             _ => Vec::new(),
@@ -120,7 +157,7 @@ impl Neighbours {
     }
 
     /// Updates an existing entry only (what Linux does for ARP packets not aimed at us).
-    pub fn refresh(&mut self, dev: Dev, ip: Ipv4Address, mac: EthernetAddress) -> Vec<Frame> {
+    pub fn refresh(&mut self, dev: Dev, ip: Ipv4Address, mac: EthernetAddress) -> Vec<Pending> {
         if self.table.contains_key(&(dev, ip)) {
             self.learn(dev, ip, mac)
         } else {
@@ -185,22 +222,26 @@ mod tests {
     const IP: Ipv4Address = Ipv4Address::new(10, 244, 0, 5);
     const MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 5]);
 
+    fn p(bytes: Frame) -> Pending {
+        bytes.into()
+    }
+
     #[test]
     fn queue_until_learned() {
         let mut n = Neighbours::default();
         let mut ev = Vec::new();
         assert_eq!(
-            n.resolve(Instant::ZERO, Dev::Cni0, IP, vec![1], &mut ev),
+            n.resolve(Instant::ZERO, Dev::Cni0, IP, p(vec![1]), &mut ev),
             Resolution::Probe
         );
         assert_eq!(
-            n.resolve(Instant::ZERO, Dev::Cni0, IP, vec![2], &mut ev),
+            n.resolve(Instant::ZERO, Dev::Cni0, IP, p(vec![2]), &mut ev),
             Resolution::Queued
         );
-        assert_eq!(n.learn(Dev::Cni0, IP, MAC), vec![vec![1], vec![2]]);
+        assert_eq!(n.learn(Dev::Cni0, IP, MAC), vec![p(vec![1]), p(vec![2])]);
         assert_eq!(
-            n.resolve(Instant::ZERO, Dev::Cni0, IP, vec![3], &mut ev),
-            Resolution::Known(MAC, vec![3])
+            n.resolve(Instant::ZERO, Dev::Cni0, IP, p(vec![3]), &mut ev),
+            Resolution::Known(MAC, p(vec![3]))
         );
         assert!(ev.is_empty());
     }
@@ -209,13 +250,13 @@ mod tests {
     fn three_probes_then_failure() {
         let mut n = Neighbours::default();
         let mut ev = Vec::new();
-        let _ = n.resolve(Instant::ZERO, Dev::Eth0, IP, vec![1], &mut ev);
+        let _ = n.resolve(Instant::ZERO, Dev::Eth0, IP, p(vec![1]), &mut ev);
         assert_eq!(n.poll_at(), Some(Instant::from_secs(1)));
         assert_eq!(n.poll(Instant::from_secs(1)).reprobe.len(), 1);
         assert_eq!(n.poll(Instant::from_secs(2)).reprobe.len(), 1);
         let last = n.poll(Instant::from_secs(3));
         assert!(last.reprobe.is_empty());
-        assert_eq!(last.failed, vec![vec![1]]);
+        assert_eq!(last.failed, vec![p(vec![1])]);
         assert_eq!(n.poll_at(), None);
     }
 
@@ -224,10 +265,10 @@ mod tests {
         let mut n = Neighbours::default();
         let mut ev = Vec::new();
         for i in 0..200u8 {
-            let _ = n.resolve(Instant::ZERO, Dev::Eth0, IP, vec![i; 1500], &mut ev);
+            let _ = n.resolve(Instant::ZERO, Dev::Eth0, IP, p(vec![i; 1500]), &mut ev);
         }
         assert_eq!(ev.len(), 200 - UNRES_QLEN_BYTES / 1500);
-        assert_eq!(ev[0][0], 0, "oldest first");
+        assert_eq!(ev[0].frame[0], 0, "oldest first");
     }
 
     #[test]

@@ -1,0 +1,741 @@
+//! The replay: every node of a plan built as namespaces, its received frames injected in
+//! order, what the kernel emitted captured and compared with what podnet sent; then conntrack
+//! tables, conntrack counters, rules and per-rule packet counters.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use podnet::conntrack::Tuple;
+
+use crate::frame::{self, Mask};
+use crate::netns::{self, ns_run, Namespaces};
+use crate::plan::{Mode, NodePlan, Plan, Step};
+use crate::rules::{self, Harness, HarnessBuilder, IptRules};
+use crate::sys::{self, PacketSocket};
+
+/// Replay settings.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// After the frames podnet predicts have arrived, how long to wait for more.
+    pub grace: Duration,
+    /// How long to wait for frames podnet predicts that have not arrived.
+    pub timeout: Duration,
+    /// Print every frame's outcome.
+    pub verbose: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            grace: Duration::from_micros(500),
+            timeout: Duration::from_millis(20),
+            verbose: false,
+        }
+    }
+}
+
+/// What a disagreement is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    /// A frame on the wire.
+    Frame,
+    /// A conntrack entry.
+    Conntrack,
+    /// A `conntrack -S` counter.
+    CtStat,
+    /// The ruleset as the kernel lists it.
+    Rules,
+    /// A rule's packet counter.
+    Counter,
+}
+
+/// One disagreement.
+#[derive(Clone, Debug)]
+pub struct Disagreement {
+    /// About what.
+    pub kind: Kind,
+    /// The node.
+    pub node: String,
+    /// The text to print (several lines).
+    pub text: String,
+}
+
+/// Figures of one node.
+#[derive(Clone, Debug, Default)]
+pub struct NodeFigures {
+    /// Frames injected.
+    pub frames: usize,
+    /// Frames whose answers agreed.
+    pub frames_agreed: usize,
+    /// Frames podnet sent in answer (non-ARP-request), compared.
+    pub answers: usize,
+    /// Conntrack entries compared (podnet's `conntrack -L` lines).
+    pub ct_entries: usize,
+    /// Connections podnet tracked (entries created).
+    pub connections: usize,
+    /// Rules compared (lines of the ruleset).
+    pub rules: usize,
+    /// Rule counters compared.
+    pub counters: usize,
+    /// Harness rules inserted.
+    pub harness: usize,
+    /// Entries deleted from the kernel's table where podnet's timer had expired them.
+    pub ct_forgotten: usize,
+    /// ARP requests podnet sent that the kernel (with permanent neighbours) never needs.
+    pub arp_requests_skipped: usize,
+    /// Frames podnet sent from timers (not compared).
+    pub timer_frames: usize,
+}
+
+/// The result of one plan.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    /// Per node.
+    pub nodes: Vec<(String, NodeFigures)>,
+    /// Everything that differed.
+    pub disagreements: Vec<Disagreement>,
+    /// Notes (what was not compared, and why).
+    pub notes: Vec<String>,
+}
+
+/// A frame the kernel emitted that podnet did not send in answer to the same frame; it may
+/// still be one podnet sent later, once ARP resolved.
+struct Extra {
+    step: usize,
+    dev: String,
+    frame: Vec<u8>,
+}
+
+/// Replays `plan`; namespaces are deleted before returning.
+pub fn replay(plan: &Plan, settings: &Settings) -> Result<Outcome, String> {
+    let mut ns = Namespaces::new();
+    let r = replay_in(plan, settings, &mut ns);
+    ns.delete_all();
+    r
+}
+
+fn replay_in(plan: &Plan, settings: &Settings, ns: &mut Namespaces) -> Result<Outcome, String> {
+    let mut out = Outcome::default();
+    for (i, node) in plan.nodes.iter().enumerate() {
+        if sys::interrupted() {
+            return Err("interrupted".into());
+        }
+        let (node_ns, wire_ns) = netns::names(i);
+        ns.add(&node_ns)?;
+        ns.add(&wire_ns)?;
+        let wires = netns::build_node(node, plan.mode, &node_ns, &wire_ns)?;
+        let figures = replay_node(plan, node, &node_ns, &wire_ns, &wires, settings, &mut out);
+        if let Some(secs) = std::env::var("PNKD_PAUSE")
+            .ok()
+            .and_then(|s| s.parse().ok())
+        {
+            // Debugging aid: look at the namespaces before they go.
+            eprintln!("PNKD_PAUSE: {node_ns} / {wire_ns} kept {secs}s");
+            std::thread::sleep(Duration::from_secs(secs));
+        }
+        let figures = figures?;
+        out.nodes.push((node.name.clone(), figures));
+        // This node's namespaces are done with; free them before the next node.
+        ns.delete_all();
+    }
+    Ok(out)
+}
+
+fn disagree(out: &mut Outcome, kind: Kind, node: &str, text: String) {
+    out.disagreements.push(Disagreement {
+        kind,
+        node: node.to_string(),
+        text,
+    });
+}
+
+#[allow(clippy::too_many_lines)]
+fn replay_node(
+    plan: &Plan,
+    node: &NodePlan,
+    node_ns: &str,
+    wire_ns: &str,
+    wires: &[String],
+    settings: &Settings,
+    out: &mut Outcome,
+) -> Result<NodeFigures, String> {
+    let mut fig = NodeFigures {
+        timer_frames: node.timer_sent.len(),
+        ..NodeFigures::default()
+    };
+    let name = node.name.as_str();
+
+    // The rules as the kernel lists them back, against podnet's text.
+    compare_rules(plan.mode, node, node_ns, &mut fig, out)?;
+
+    // Sockets on the wire ends.
+    let socks: Vec<PacketSocket> = {
+        let _g = sys::enter_netns(wire_ns).map_err(|e| format!("setns {wire_ns}: {e}"))?;
+        wires
+            .iter()
+            .map(|w| PacketSocket::open(w).map_err(|e| format!("{wire_ns}: AF_PACKET on {w}: {e}")))
+            .collect::<Result<_, _>>()?
+    };
+    let sock_of: BTreeMap<&str, usize> = wires
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (w.as_str(), i))
+        .collect();
+    let all: Vec<&PacketSocket> = socks.iter().collect();
+
+    // Harness rules: a connection's first occurrence is loaded up front; a tuple that comes
+    // back with another choice gets its rule just before its frame (inserted above the
+    // earlier one).
+    let nft_handles = if plan.mode == Mode::Nftables {
+        ns_run(
+            node_ns,
+            "nft",
+            &["-a", "list", "table", "ip", "kube-proxy"],
+            None,
+        )?
+    } else {
+        String::new()
+    };
+    let mut hb = HarnessBuilder::new(&node.iptables, &nft_handles);
+    let mut harness: Vec<Harness> = Vec::new();
+    let mut seen_choice: BTreeSet<String> = BTreeSet::new();
+    let mut late_choice: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    let mut upfront: Vec<usize> = Vec::new();
+    let mut deferred: Vec<(usize, &crate::plan::Choice)> = Vec::new();
+    for (si, step) in node.steps.iter().enumerate() {
+        for c in &step.choices {
+            let key = choice_key(c);
+            if seen_choice.insert(key) {
+                if let Some(h) = hb.rule(c) {
+                    upfront.push(harness.len());
+                    harness.push(h);
+                }
+            } else {
+                deferred.push((si, c));
+            }
+        }
+    }
+    {
+        let hs: Vec<&Harness> = upfront.iter().map(|&i| &harness[i]).collect();
+        load_harness(node_ns, &hs)?;
+    }
+    for (si, c) in deferred {
+        if let Some(h) = hb.rule(c) {
+            late_choice.entry(si).or_default().push(harness.len());
+            harness.push(h);
+        }
+    }
+    for u in &hb.unforced {
+        out.notes.push(format!(
+            "{name}: random choice not forced on the kernel: {u}"
+        ));
+    }
+    fig.harness = harness.len();
+
+    let mut extras: Vec<Extra> = Vec::new();
+    let mut bad: BTreeSet<usize> = BTreeSet::new();
+    let mut ct_seen: BTreeSet<Tuple> = BTreeSet::new();
+    for (si, step) in node.steps.iter().enumerate() {
+        if sys::interrupted() {
+            return Err("interrupted".into());
+        }
+        fig.frames += 1;
+        // Frames that came after the previous step's grace period belong to it.
+        let late = collect(&all, wires, 0, Duration::ZERO, Duration::ZERO)?;
+        for (dev, f) in late {
+            extras.push(Extra {
+                step: si.saturating_sub(1),
+                dev,
+                frame: f,
+            });
+        }
+        // Timers: an entry podnet created anew for a tuple it had tracked before had expired
+        // in podnet's virtual time; the replay runs in milliseconds, so the kernel forgets
+        // it too.
+        for t in &step.ct_new {
+            if !ct_seen.insert(*t) && forget(node_ns, t)? {
+                fig.ct_forgotten += 1;
+            }
+        }
+        if let Some(hs) = late_choice.get(&si) {
+            let hs: Vec<&Harness> = hs.iter().map(|&i| &harness[i]).collect();
+            load_harness(node_ns, &hs)?;
+        }
+        let Some(&sock) = sock_of.get(step.dev.as_str()) else {
+            return Err(format!("{name}: no wire {}", step.dev));
+        };
+        socks[sock]
+            .send(&step.frame)
+            .map_err(|e| format!("{name}: injecting on {}: {e}", step.dev))?;
+
+        // podnet's answer, without the ARP requests it needed (the kernel has permanent
+        // neighbours). When the ingress frame is ARP (a reply releasing packets podnet
+        // queued), non-ARP frames are matched against the kernel's extras instead.
+        let mut expected: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut released: Vec<(String, Vec<u8>)> = Vec::new();
+        for (dev, f) in &step.sent {
+            if frame::arp_request_target(f).is_some() {
+                fig.arp_requests_skipped += 1;
+                continue;
+            }
+            if frame::is_arp(&step.frame) && !frame::is_arp(f) {
+                released.push((dev.clone(), f.clone()));
+            } else {
+                expected.push((dev.clone(), f.clone()));
+            }
+        }
+        fig.answers += expected.len() + released.len();
+        let got = collect(
+            &all,
+            wires,
+            expected.len(),
+            settings.grace,
+            settings.timeout,
+        )?;
+
+        let ok = compare_step(name, si, step, &expected, got, &mut extras, out);
+        // Packets podnet released after ARP: the kernel sent them when their frame came in.
+        let mut released_ok = true;
+        for (dev, f) in released {
+            let mask = Mask::default();
+            if let Some(p) = extras
+                .iter()
+                .position(|e| e.dev == dev && mask.equal(&f, &e.frame))
+            {
+                extras.remove(p);
+            } else {
+                released_ok = false;
+                disagree(
+                    out,
+                    Kind::Frame,
+                    name,
+                    format!(
+                        "after frame #{si} {} (ARP resolved), podnet sent on {dev}: {}\n    kernel: never sent it",
+                        frame::tcpdump_line(&step.frame),
+                        frame::tcpdump_line(&f)
+                    ),
+                );
+            }
+        }
+        if !(ok && released_ok) {
+            bad.insert(si);
+        }
+        if settings.verbose {
+            println!(
+                "  {name} #{si} {} {}: {}",
+                step.dev,
+                frame::tcpdump_line(&step.frame),
+                if ok { "same" } else { "DIFFERENT" }
+            );
+        }
+    }
+    let late = collect(&all, wires, 0, settings.grace, settings.grace)?;
+    for (dev, f) in late {
+        extras.push(Extra {
+            step: node.steps.len().saturating_sub(1),
+            dev,
+            frame: f,
+        });
+    }
+    for e in extras {
+        let step = &node.steps[e.step];
+        bad.insert(e.step);
+        disagree(
+            out,
+            Kind::Frame,
+            name,
+            format!(
+                "frame #{} on {} {}\n    podnet: sent nothing like it\n    kernel: on {}: {}",
+                e.step,
+                step.dev,
+                frame::tcpdump_line(&step.frame),
+                e.dev,
+                frame::tcpdump_line(&e.frame)
+            ),
+        );
+    }
+
+    fig.frames_agreed = fig.frames - bad.len();
+    fig.connections = node.steps.iter().map(|s| s.ct_new.len()).sum();
+    compare_conntrack(node, node_ns, &mut fig, out)?;
+    compare_counters(plan.mode, node, node_ns, &harness, &mut fig, out)?;
+    Ok(fig)
+}
+
+/// One choice's identity: same kind, chain and tuple.
+fn choice_key(c: &crate::plan::Choice) -> String {
+    use crate::plan::Choice::*;
+    match c {
+        IptJump { chain, tuple, .. } | NftGoto { chain, tuple, .. } => {
+            format!("jump {chain} {tuple}")
+        }
+        IptMasq { chain, tuple, .. } | NftMasq { chain, tuple, .. } => {
+            format!("masq {chain} {tuple}")
+        }
+    }
+}
+
+fn load_harness(node_ns: &str, hs: &[&Harness]) -> Result<(), String> {
+    if hs.is_empty() {
+        return Ok(());
+    }
+    let (ipt, nft) = rules::harness_inputs(hs);
+    if !ipt.is_empty() {
+        ns_run(node_ns, "iptables-restore", &["--noflush"], Some(&ipt))
+            .map_err(|e| format!("loading harness rules: {e}\n{ipt}"))?;
+    }
+    if !nft.is_empty() {
+        ns_run(node_ns, "nft", &["-f", "-"], Some(&nft))
+            .map_err(|e| format!("loading harness rules: {e}\n{nft}"))?;
+    }
+    Ok(())
+}
+
+/// `conntrack -D` of entries with original tuple `t`; whether one was there.
+fn forget(node_ns: &str, t: &Tuple) -> Result<bool, String> {
+    let proto = t.proto.to_string();
+    let (src, dst) = (t.src.to_string(), t.dst.to_string());
+    let (sp, dp) = (t.sport.to_string(), t.dport.to_string());
+    let mut args = vec!["-D", "-p", &proto, "-s", &src, "-d", &dst];
+    if matches!(t.proto, 6 | 17) {
+        args.extend(["--sport", &sp, "--dport", &dp]);
+    }
+    Ok(ns_run(node_ns, "conntrack", &args, None).is_ok())
+}
+
+/// Reads frames from every socket: at least `want` (waiting up to `timeout`), then until
+/// nothing arrives for `grace`.
+fn collect(
+    socks: &[&PacketSocket],
+    wires: &[String],
+    want: usize,
+    grace: Duration,
+    timeout: Duration,
+) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut got = Vec::new();
+    let start = Instant::now();
+    loop {
+        // Whatever is already queued.
+        let mut any = false;
+        for (i, s) in socks.iter().enumerate() {
+            while let Some(f) = s
+                .recv()
+                .map_err(|e| format!("capture on {}: {e}", wires[i]))?
+            {
+                got.push((wires[i].clone(), f));
+                any = true;
+            }
+        }
+        if any {
+            continue;
+        }
+        let wait = if got.len() < want {
+            match timeout.checked_sub(start.elapsed()) {
+                Some(left) => left,
+                None => return Ok(got),
+            }
+        } else {
+            grace
+        };
+        if wait.is_zero() {
+            return Ok(got);
+        }
+        let ready =
+            sys::poll_readable(socks, wait.as_micros() as u64).map_err(|e| format!("poll: {e}"))?;
+        if ready.is_empty() && got.len() >= want {
+            return Ok(got);
+        }
+    }
+}
+
+/// Compares podnet's answer to one frame with the kernel's; kernel frames not explained are
+/// kept in `extras` (podnet may send them later, after ARP). True when they agree.
+fn compare_step(
+    node: &str,
+    si: usize,
+    step: &Step,
+    expected: &[(String, Vec<u8>)],
+    mut got: Vec<(String, Vec<u8>)>,
+    extras: &mut Vec<Extra>,
+    out: &mut Outcome,
+) -> bool {
+    let mut missing: Vec<(String, Vec<u8>, Mask)> = Vec::new();
+    for (dev, f) in expected {
+        let mask = Mask::for_frame(f, &step.frame);
+        match got.iter().position(|(d, g)| d == dev && mask.equal(f, g)) {
+            Some(p) => {
+                got.remove(p);
+            }
+            None => missing.push((dev.clone(), f.clone(), mask)),
+        }
+    }
+    let mut ok = true;
+    let head = format!(
+        "frame #{si} on {} {}",
+        step.dev,
+        frame::tcpdump_line(&step.frame)
+    );
+    for (dev, f, mask) in missing {
+        ok = false;
+        // The kernel frame on the same wire, if any, differs from it: say where.
+        if let Some(p) = got.iter().position(|(d, _)| *d == dev) {
+            let (_, g) = got.remove(p);
+            disagree(
+                out,
+                Kind::Frame,
+                node,
+                format!(
+                    "{head}\n    podnet: on {dev}: {}\n    kernel: on {dev}: {}\n    differs: {}",
+                    frame::tcpdump_line(&f),
+                    frame::tcpdump_line(&g),
+                    frame::describe_diff(&f, &g, &mask)
+                ),
+            );
+        } else if let Some((gd, g)) = got.first().cloned() {
+            got.remove(0);
+            disagree(
+                out,
+                Kind::Frame,
+                node,
+                format!(
+                    "{head}\n    podnet: on {dev}: {}\n    kernel: on {gd}: {}",
+                    frame::tcpdump_line(&f),
+                    frame::tcpdump_line(&g)
+                ),
+            );
+        } else {
+            let why = if step.dropped.is_empty() {
+                String::new()
+            } else {
+                format!(" (podnet also dropped: {})", step.dropped.join("; "))
+            };
+            disagree(
+                out,
+                Kind::Frame,
+                node,
+                format!(
+                    "{head}\n    podnet: on {dev}: {}\n    kernel: sent nothing{why}",
+                    frame::tcpdump_line(&f)
+                ),
+            );
+        }
+    }
+    for (dev, f) in got {
+        extras.push(Extra {
+            step: si,
+            dev,
+            frame: f,
+        });
+        // Decided later (podnet may send it after ARP); count the frame as not agreeing
+        // then.
+    }
+    ok
+}
+
+fn ct_normalize(line: &str) -> Option<String> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    if words.len() < 4 || words[1].parse::<u8>().is_err() {
+        return None;
+    }
+    // proto name, number, seconds left (not compared), the rest.
+    let mut v: Vec<&str> = vec![words[0], words[1]];
+    v.extend(&words[3..]);
+    Some(v.join(" "))
+}
+
+fn compare_conntrack(
+    node: &NodePlan,
+    node_ns: &str,
+    fig: &mut NodeFigures,
+    out: &mut Outcome,
+) -> Result<(), String> {
+    let name = node.name.as_str();
+    let kernel = ns_run(node_ns, "conntrack", &["-L"], None)?;
+    let mut k: Vec<String> = kernel.lines().filter_map(ct_normalize).collect();
+    let mut p: Vec<String> = node.ct_list.lines().filter_map(ct_normalize).collect();
+    k.sort();
+    p.sort();
+    fig.ct_entries = p.len();
+    let (only_p, only_k) = rules::line_diff(&p, &k);
+    // Pair entries of the same original tuple to show them side by side.
+    let key = |l: &str| -> String {
+        l.split_whitespace()
+            .filter(|w| w.contains('='))
+            .take(4)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut only_k = only_k;
+    for l in only_p {
+        let kk = key(&l);
+        if let Some(i) = only_k.iter().position(|x| key(x) == kk) {
+            let x = only_k.remove(i);
+            disagree(
+                out,
+                Kind::Conntrack,
+                name,
+                format!("conntrack entry\n    podnet: {l}\n    kernel: {x}"),
+            );
+        } else {
+            disagree(
+                out,
+                Kind::Conntrack,
+                name,
+                format!("conntrack entry\n    podnet: {l}\n    kernel: (none)"),
+            );
+        }
+    }
+    for x in only_k {
+        disagree(
+            out,
+            Kind::Conntrack,
+            name,
+            format!("conntrack entry\n    podnet: (none)\n    kernel: {x}"),
+        );
+    }
+
+    // conntrack -S, summed over CPUs.
+    let stats = ns_run(node_ns, "conntrack", &["-S"], None)?;
+    let mut sum: BTreeMap<String, u64> = BTreeMap::new();
+    for line in stats.lines() {
+        for w in line.split_whitespace() {
+            if let Some((k, v)) = w.split_once('=') {
+                if k != "cpu" {
+                    *sum.entry(k.to_string()).or_default() += v.parse::<u64>().unwrap_or(0);
+                }
+            }
+        }
+    }
+    let s = node.ct_stats;
+    let podnet = [
+        ("found", s.found),
+        ("invalid", s.invalid),
+        ("insert", s.insert),
+        ("insert_failed", s.insert_failed),
+        ("drop", s.drop),
+        ("early_drop", s.early_drop),
+        ("error", s.error),
+        ("search_restart", s.search_restart),
+        ("clash_resolve", s.clash_resolve),
+        ("chaintoolong", s.chaintoolong),
+    ];
+    for (k, v) in podnet {
+        let kv = sum.get(k).copied().unwrap_or(0);
+        if kv != v {
+            disagree(
+                out,
+                Kind::CtStat,
+                name,
+                format!("conntrack -S {k}: podnet {v}, kernel {kv}"),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn compare_rules(
+    mode: Mode,
+    node: &NodePlan,
+    node_ns: &str,
+    fig: &mut NodeFigures,
+    out: &mut Outcome,
+) -> Result<(), String> {
+    let name = node.name.as_str();
+    let mut pairs: Vec<(&str, Vec<String>, Vec<String>)> = Vec::new();
+    if !node.iptables.trim().is_empty() {
+        let kernel = ns_run(node_ns, "iptables-save", &[], None)?;
+        let mut k = rules::normalize_ipt(&kernel);
+        let p = rules::normalize_ipt(&node.iptables);
+        // iptables-save also lists tables that exist but podnet does not write (none here
+        // unless another tool made them).
+        let tables: BTreeSet<&str> = p.iter().filter_map(|l| l.strip_prefix('*')).collect();
+        let mut keep = true;
+        k.retain(|l| {
+            if let Some(t) = l.strip_prefix('*') {
+                keep = tables.contains(t);
+            }
+            keep
+        });
+        pairs.push(("iptables-save", p, k));
+    }
+    if mode == Mode::Nftables {
+        if let Some(nft) = &node.nft {
+            let kernel = ns_run(node_ns, "nft", &["list", "table", "ip", "kube-proxy"], None)?;
+            pairs.push((
+                "nft list table ip kube-proxy",
+                rules::normalize_nft(&rules::nft_loadable(nft)),
+                rules::normalize_nft(&kernel),
+            ));
+        }
+    }
+    for (what, p, k) in pairs {
+        fig.rules += p.len();
+        if p == k {
+            continue;
+        }
+        let (only_p, only_k) = rules::line_diff(&p, &k);
+        if only_p.is_empty() && only_k.is_empty() {
+            disagree(
+                out,
+                Kind::Rules,
+                name,
+                format!("{what}: same lines, in another order"),
+            );
+            continue;
+        }
+        let mut text = format!("{what}: the kernel lists the rules differently");
+        for l in only_p.iter().take(10) {
+            text += &format!("\n    podnet: {l}");
+        }
+        for l in only_k.iter().take(10) {
+            text += &format!("\n    kernel: {l}");
+        }
+        disagree(out, Kind::Rules, name, text);
+    }
+    Ok(())
+}
+
+fn compare_counters(
+    mode: Mode,
+    node: &NodePlan,
+    node_ns: &str,
+    harness: &[Harness],
+    fig: &mut NodeFigures,
+    out: &mut Outcome,
+) -> Result<(), String> {
+    let name = node.name.as_str();
+    if node.iptables.trim().is_empty() {
+        return Ok(());
+    }
+    let save_c = ns_run(node_ns, "iptables-save", &["-c"], None)?;
+    let kernel = rules::kernel_ipt_counts(&save_c, harness);
+    let podnet = rules::podnet_counts(node.steps.iter().flat_map(|s| s.hits.iter().cloned()));
+    let ipt = IptRules::parse(&node.iptables);
+    for (table, chains) in &ipt.tables {
+        for (chain, bodies) in chains {
+            for body in bodies {
+                let key = (table.clone(), chain.clone(), body.clone());
+                fig.counters += 1;
+                let p = podnet.get(&key).copied().unwrap_or(0);
+                let k = kernel.get(&key).copied().unwrap_or(0);
+                if p != k {
+                    disagree(
+                        out,
+                        Kind::Counter,
+                        name,
+                        format!(
+                            "rule counter ({table}) -A {chain} {body}\n    podnet: {p} packets\n    kernel: {k} packets"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    if mode == Mode::Nftables {
+        out.notes.push(format!(
+            "{name}: nftables rules carry no counter statement (kube-proxy writes none), so \
+             only flannel's iptables chain and the harness rules' counters are compared"
+        ));
+    }
+    Ok(())
+}
