@@ -111,10 +111,22 @@ pub fn is_vxlan(frame: &[u8]) -> bool {
     ip[9] == 17 && ip.len() >= ihl + 8 && be16(ip, ihl + 2) == 8472
 }
 
+/// The outer UDP source port of a VXLAN frame.
+pub fn vxlan_sport(frame: &[u8]) -> Option<u16> {
+    if !is_vxlan(frame) {
+        return None;
+    }
+    let ihl = usize::from(frame[ETH] & 0x0f) * 4;
+    Some(be16(frame, ETH + ihl))
+}
+
 /// Byte ranges (in the frame) that differ by nature and are not compared.
 #[derive(Clone, Debug, Default)]
 pub struct Mask {
     ranges: Vec<(usize, usize, &'static str)>,
+    /// Masked ranges of which only "zero or not" is compared (a checksum over a masked
+    /// field: whether one is sent at all is not a matter of chance).
+    zero_or_not: Vec<(usize, usize)>,
 }
 
 impl Mask {
@@ -139,6 +151,12 @@ impl Mask {
                 ETH + ihl + 2,
                 "VXLAN UDP source port (the kernel's flow hash has a random seed)",
             ));
+            m.ranges.push((
+                ETH + ihl + 6,
+                ETH + ihl + 8,
+                "VXLAN UDP checksum (covers the source port)",
+            ));
+            m.zero_or_not.push((ETH + ihl + 6, ETH + ihl + 8));
         }
         m
     }
@@ -154,6 +172,10 @@ impl Mask {
                 .zip(b)
                 .enumerate()
                 .all(|(i, (x, y))| x == y || self.masked(i))
+            && self
+                .zero_or_not
+                .iter()
+                .all(|&(s, e)| a[s..e].iter().all(|x| *x == 0) == b[s..e].iter().all(|x| *x == 0))
     }
 
     /// Whether anything is masked.
@@ -234,6 +256,13 @@ pub fn describe_diff(podnet: &[u8], kernel: &[u8], mask: &Mask) -> String {
 
 fn first_fields(a: &[u8], b: &[u8], mask: &Mask) -> String {
     let mut fields: Vec<String> = Vec::new();
+    for &(s, e) in &mask.zero_or_not {
+        if e <= a.len().min(b.len())
+            && a[s..e].iter().all(|x| *x == 0) != b[s..e].iter().all(|x| *x == 0)
+        {
+            fields.push("UDP checksum (zero or not)".into());
+        }
+    }
     for i in 0..a.len().min(b.len()) {
         if a[i] != b[i] && !mask.masked(i) {
             let f = field_at(a, i);
@@ -281,6 +310,7 @@ fn value_of(frame: &[u8], field: &str) -> String {
         "dst MAC" => mac(0),
         "src MAC" => mac(6),
         "IP TTL" => ip[8].to_string(),
+        "IP DSCP/ECN" => format!("tos {:#04x}", ip[1]),
         "IP ID" => format!("{:#06x}", be16(ip, 4)),
         "IP src" => ip4(ip, 12).to_string(),
         "IP dst" => ip4(ip, 16).to_string(),
@@ -290,7 +320,9 @@ fn value_of(frame: &[u8], field: &str) -> String {
         "src port" => l4(0).map_or("?".into(), |v| v.to_string()),
         "dst port" => l4(2).map_or("?".into(), |v| v.to_string()),
         "TCP checksum" => l4(16).map_or("?".into(), |v| format!("{v:#06x}")),
-        "UDP checksum" => l4(6).map_or("?".into(), |v| format!("{v:#06x}")),
+        "UDP checksum" | "UDP checksum (zero or not)" => {
+            l4(6).map_or("?".into(), |v| format!("{v:#06x}"))
+        }
         "TCP window" => l4(14).map_or("?".into(), |v| v.to_string()),
         "ICMP type" => ip.get(ihl).map_or("?".into(), |v| v.to_string()),
         "ICMP code" => ip.get(ihl + 1).map_or("?".into(), |v| v.to_string()),
@@ -303,8 +335,19 @@ pub fn tcpdump_line(frame: &[u8]) -> String {
     let mut f = podnet::tcpdump::Formatter::absolute();
     let line = f.line(podnet::Instant::ZERO, frame);
     // Drop the timestamp podnet's formatter puts first.
-    line.split_once(' ')
+    let mut line = line
+        .split_once(' ')
         .map_or(line.clone(), |(_, rest)| rest.to_string())
+        .replace('\n', " | ");
+    if let Some(sport) = vxlan_sport(frame) {
+        let ihl = usize::from(frame[ETH] & 0x0f) * 4;
+        line = format!(
+            "{line} (outer sport {sport}, udp sum {:#06x}, ip id {:#06x})",
+            be16(frame, ETH + ihl + 6),
+            be16(frame, ETH + 4)
+        );
+    }
+    line
 }
 
 /// Whether a frame is ARP.

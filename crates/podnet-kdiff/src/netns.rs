@@ -274,7 +274,7 @@ pub fn build_node(
             .map_err(|e| format!("{}: loading podnet's iptables rules: {e}", n.name))?;
     }
     if mode == Mode::Nftables {
-        if let Some(nft) = &n.nft {
+        if let Some(nft) = n.nft_load.as_ref().or(n.nft.as_ref()) {
             ns_run(
                 node_ns,
                 "nft",

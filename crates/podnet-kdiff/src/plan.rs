@@ -104,6 +104,17 @@ pub enum Choice {
         /// The packet as it reached the hook.
         tuple: Tuple,
     },
+    /// A NetworkPolicy verdict podnet enforced at a filter hook (before kube-proxy's filter
+    /// rules). podnet models policies as a verdict, not as a CNI's rules, so the kernel gets
+    /// an exact-tuple `drop` in a chain of its own at that hook, ahead of kube-proxy's.
+    PolicyDrop {
+        /// `input`, `forward` or `output`.
+        hook: String,
+        /// The packet as it reached the hook.
+        tuple: Tuple,
+        /// podnet's reason.
+        reason: String,
+    },
     /// nftables `masquerade fully-random` in `chain`.
     NftMasq {
         /// `masquerading`.
@@ -167,8 +178,13 @@ pub struct NodePlan {
     pub neigh: Vec<(String, Ipv4Address, EthernetAddress)>,
     /// `iptables-restore` input: kube-proxy's (iptables mode) or flannel's (both modes).
     pub iptables: String,
-    /// `nft -f` input (nftables mode).
+    /// `nft list table ip kube-proxy` as podnet generated it (nftables mode).
     pub nft: Option<String>,
+    /// The same with a `counter packets 0 bytes 0` where podnet counts each rule: what is
+    /// loaded, so that the kernel counts where podnet does (nftables mode).
+    pub nft_load: Option<String>,
+    /// podnet's per-rule counters after the run.
+    pub counters: Vec<podnet::kube_proxy::RuleCounters>,
     /// The frames it received, in order.
     pub steps: Vec<Step>,
     /// Frames podnet sent on a wire interface not at the instant of a received frame
@@ -243,10 +259,15 @@ pub fn build(path: &str, text: &str, mode: Mode) -> Result<Plan, String> {
         let dp = cluster
             .dataplane(id)
             .ok_or_else(|| "this scenario runs no Service proxy (proxy: none)".to_string())?;
-        let (iptables, nft) = match mode {
-            Mode::Iptables => (dp.proxy().iptables_save(), None),
-            Mode::Nftables => (dp.proxy().iptables_save(), Some(dp.proxy().nft_ruleset())),
+        let (iptables, nft, nft_load) = match mode {
+            Mode::Iptables => (dp.proxy().iptables_save(), None, None),
+            Mode::Nftables => (
+                dp.proxy().iptables_save(),
+                Some(dp.proxy().nft_ruleset()),
+                Some(zero_counters(&dp.proxy().nft_ruleset_counters())),
+            ),
         };
+        let counters = dp.proxy().rule_counters();
         let vxlan = node.ifaces().flannel.map(|_| VxlanPlan {
             vtep: a.vtep(),
             mac: mac_of(a.flannel_mac),
@@ -320,6 +341,8 @@ pub fn build(path: &str, text: &str, mode: Mode) -> Result<Plan, String> {
             neigh,
             iptables,
             nft,
+            nft_load,
+            counters,
             steps: Vec::new(),
             timer_sent: Vec::new(),
             ct_list: String::new(),
@@ -409,10 +432,11 @@ pub fn build(path: &str, text: &str, mode: Mode) -> Result<Plan, String> {
             }
             EventKind::Hook {
                 iface,
+                hook,
+                verdict,
                 before,
                 after,
                 notes,
-                ..
             } => {
                 let Some(Some((n, _, _))) = iface_node.get(iface.0 as usize) else {
                     continue;
@@ -425,6 +449,15 @@ pub fn build(path: &str, text: &str, mode: Mode) -> Result<Plan, String> {
                 let after_tuple = after.as_ref().and_then(|a| frame::ip_tuple(&a.bytes));
                 let node = &mut nodes[*n];
                 let step = &mut node.steps[i];
+                if let (podnet::netfilter::Verdict::Drop(why), Some(t)) = (verdict, tuple) {
+                    if why.starts_with("NetworkPolicy") {
+                        step.choices.push(Choice::PolicyDrop {
+                            hook: hook.chain().to_ascii_lowercase(),
+                            tuple: t,
+                            reason: why.to_string(),
+                        });
+                    }
+                }
                 for note in notes {
                     if let Some(rest) = note.strip_prefix("conntrack: NEW, entry created: ") {
                         if let Some(t) = frame::ct_line_orig(rest) {
@@ -549,4 +582,35 @@ fn jump_target(rule: &str) -> Option<String> {
     let (_, t) = rule.rsplit_once("-j ")?;
     let t = t.split_whitespace().next()?;
     t.starts_with("KUBE-SEP-").then(|| t.to_string())
+}
+
+/// `counter packets N bytes M` -> `counter packets 0 bytes 0`.
+fn zero_counters(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("counter packets ") {
+        out.push_str(&rest[..i]);
+        out.push_str("counter packets 0 bytes 0");
+        let after = &rest[i + "counter packets ".len()..];
+        // Skip "N bytes M".
+        let mut words = 0;
+        let mut end = 0;
+        for (j, c) in after.char_indices() {
+            if c == '\n' {
+                end = j;
+                break;
+            }
+            if c == ' ' {
+                words += 1;
+                if words == 3 {
+                    end = j;
+                    break;
+                }
+            }
+            end = j + c.len_utf8();
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
 }

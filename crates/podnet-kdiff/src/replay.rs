@@ -234,6 +234,8 @@ fn replay_node(
 
     let mut extras: Vec<Extra> = Vec::new();
     let mut bad: BTreeSet<usize> = BTreeSet::new();
+    // VXLAN outer source ports: podnet's -> the kernel's (a flow hash with a random seed).
+    let mut vxlan_ports: BTreeMap<u16, u16> = BTreeMap::new();
     let mut ct_seen: BTreeSet<Tuple> = BTreeSet::new();
     for (si, step) in node.steps.iter().enumerate() {
         if sys::interrupted() {
@@ -273,8 +275,10 @@ fn replay_node(
         // queued), non-ARP frames are matched against the kernel's extras instead.
         let mut expected: Vec<(String, Vec<u8>)> = Vec::new();
         let mut released: Vec<(String, Vec<u8>)> = Vec::new();
+        let own_macs = [node.cni0_mac.0, node.eth0_mac.0];
         for (dev, f) in &step.sent {
-            if frame::arp_request_target(f).is_some() {
+            let own = f.len() >= 14 && own_macs.iter().any(|m| f[6..12] == m[..]);
+            if own && frame::arp_request_target(f).is_some() {
                 fig.arp_requests_skipped += 1;
                 continue;
             }
@@ -292,17 +296,32 @@ fn replay_node(
             settings.grace,
             settings.timeout,
         )?;
+        if settings.verbose {
+            for (d, f) in &got {
+                println!("      kernel sent on {d}: {}", frame::tcpdump_line(f));
+            }
+        }
 
-        let ok = compare_step(name, si, step, &expected, got, &mut extras, out);
+        let ok = compare_step(
+            name,
+            si,
+            step,
+            &expected,
+            got,
+            &mut extras,
+            &mut vxlan_ports,
+            out,
+        );
         // Packets podnet released after ARP: the kernel sent them when their frame came in.
         let mut released_ok = true;
         for (dev, f) in released {
-            let mask = Mask::default();
+            let mask = Mask::for_frame(&f, &[]);
             if let Some(p) = extras
                 .iter()
                 .position(|e| e.dev == dev && mask.equal(&f, &e.frame))
             {
-                extras.remove(p);
+                let e = extras.remove(p);
+                note_vxlan_port(&f, &e.frame, &mut vxlan_ports);
             } else {
                 released_ok = false;
                 disagree(
@@ -321,6 +340,9 @@ fn replay_node(
             bad.insert(si);
         }
         if settings.verbose {
+            for (d, f) in &step.sent {
+                println!("      podnet sent on {d}: {}", frame::tcpdump_line(f));
+            }
             println!(
                 "  {name} #{si} {} {}: {}",
                 step.dev,
@@ -357,7 +379,7 @@ fn replay_node(
 
     fig.frames_agreed = fig.frames - bad.len();
     fig.connections = node.steps.iter().map(|s| s.ct_new.len()).sum();
-    compare_conntrack(node, node_ns, &mut fig, out)?;
+    compare_conntrack(node, node_ns, &vxlan_ports, &mut fig, out)?;
     compare_counters(plan.mode, node, node_ns, &harness, &mut fig, out)?;
     Ok(fig)
 }
@@ -372,6 +394,7 @@ fn choice_key(c: &crate::plan::Choice) -> String {
         IptMasq { chain, tuple, .. } | NftMasq { chain, tuple, .. } => {
             format!("masq {chain} {tuple}")
         }
+        PolicyDrop { hook, tuple, .. } => format!("policy {hook} {tuple}"),
     }
 }
 
@@ -450,6 +473,7 @@ fn collect(
 
 /// Compares podnet's answer to one frame with the kernel's; kernel frames not explained are
 /// kept in `extras` (podnet may send them later, after ARP). True when they agree.
+#[allow(clippy::too_many_arguments)]
 fn compare_step(
     node: &str,
     si: usize,
@@ -457,6 +481,7 @@ fn compare_step(
     expected: &[(String, Vec<u8>)],
     mut got: Vec<(String, Vec<u8>)>,
     extras: &mut Vec<Extra>,
+    vxlan_ports: &mut BTreeMap<u16, u16>,
     out: &mut Outcome,
 ) -> bool {
     let mut missing: Vec<(String, Vec<u8>, Mask)> = Vec::new();
@@ -464,7 +489,8 @@ fn compare_step(
         let mask = Mask::for_frame(f, &step.frame);
         match got.iter().position(|(d, g)| d == dev && mask.equal(f, g)) {
             Some(p) => {
-                got.remove(p);
+                let (_, g) = got.remove(p);
+                note_vxlan_port(f, &g, vxlan_ports);
             }
             None => missing.push((dev.clone(), f.clone(), mask)),
         }
@@ -532,6 +558,36 @@ fn compare_step(
     ok
 }
 
+/// Records podnet's and the kernel's outer source port of one VXLAN packet.
+fn note_vxlan_port(podnet: &[u8], kernel: &[u8], map: &mut BTreeMap<u16, u16>) {
+    if let (Some(p), Some(k)) = (frame::vxlan_sport(podnet), frame::vxlan_sport(kernel)) {
+        map.insert(p, k);
+    }
+}
+
+/// A podnet `conntrack -L` line with its VXLAN source ports mapped to the kernel's.
+fn map_vxlan_ports(line: &str, map: &BTreeMap<u16, u16>) -> String {
+    if !line.contains("port=8472") {
+        return line.to_string();
+    }
+    line.split(' ')
+        .map(|w| {
+            let port = w
+                .strip_prefix("sport=")
+                .map(|p| ("sport=", p))
+                .or_else(|| w.strip_prefix("dport=").map(|p| ("dport=", p)));
+            match port.and_then(|(k, p)| Some((k, p.parse::<u16>().ok()?))) {
+                Some((k, p)) if p != 8472 => match map.get(&p) {
+                    Some(m) => format!("{k}{m}"),
+                    None => w.to_string(),
+                },
+                _ => w.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn ct_normalize(line: &str) -> Option<String> {
     let words: Vec<&str> = line.split_whitespace().collect();
     if words.len() < 4 || words[1].parse::<u8>().is_err() {
@@ -546,13 +602,30 @@ fn ct_normalize(line: &str) -> Option<String> {
 fn compare_conntrack(
     node: &NodePlan,
     node_ns: &str,
+    vxlan_ports: &BTreeMap<u16, u16>,
     fig: &mut NodeFigures,
     out: &mut Outcome,
 ) -> Result<(), String> {
     let name = node.name.as_str();
     let kernel = ns_run(node_ns, "conntrack", &["-L"], None)?;
     let mut k: Vec<String> = kernel.lines().filter_map(ct_normalize).collect();
-    let mut p: Vec<String> = node.ct_list.lines().filter_map(ct_normalize).collect();
+    let mut p: Vec<String> = node
+        .ct_list
+        .lines()
+        .filter_map(ct_normalize)
+        .map(|l| {
+            // Only the entries of packets this node encapsulated carry its own port.
+            let own = format!("src={} ", node.eth0.0);
+            if l.split("src=")
+                .nth(1)
+                .is_some_and(|_| l.contains(&own) && l.find(&own) == l.find("src="))
+            {
+                map_vxlan_ports(&l, vxlan_ports)
+            } else {
+                l
+            }
+        })
+        .collect();
     k.sort();
     p.sort();
     fig.ct_entries = p.len();
@@ -703,39 +776,49 @@ fn compare_counters(
     fig: &mut NodeFigures,
     out: &mut Outcome,
 ) -> Result<(), String> {
+    use podnet::kube_proxy::CounterTable;
     let name = node.name.as_str();
-    if node.iptables.trim().is_empty() {
-        return Ok(());
-    }
-    let save_c = ns_run(node_ns, "iptables-save", &["-c"], None)?;
-    let kernel = rules::kernel_ipt_counts(&save_c, harness);
-    let podnet = rules::podnet_counts(node.steps.iter().flat_map(|s| s.hits.iter().cloned()));
-    let ipt = IptRules::parse(&node.iptables);
-    for (table, chains) in &ipt.tables {
-        for (chain, bodies) in chains {
-            for body in bodies {
-                let key = (table.clone(), chain.clone(), body.clone());
-                fig.counters += 1;
-                let p = podnet.get(&key).copied().unwrap_or(0);
-                let k = kernel.get(&key).copied().unwrap_or(0);
-                if p != k {
-                    disagree(
-                        out,
-                        Kind::Counter,
-                        name,
-                        format!(
-                            "rule counter ({table}) -A {chain} {body}\n    podnet: {p} packets\n    kernel: {k} packets"
-                        ),
-                    );
-                }
-            }
-        }
+    let mut kernel = BTreeMap::new();
+    if !node.iptables.trim().is_empty() {
+        let save_c = ns_run(node_ns, "iptables-save", &["-c"], None)?;
+        kernel.extend(rules::kernel_ipt_counters(
+            &save_c,
+            harness,
+            &IptRules::parse(&node.iptables),
+        ));
     }
     if mode == Mode::Nftables {
-        out.notes.push(format!(
-            "{name}: nftables rules carry no counter statement (kube-proxy writes none), so \
-             only flannel's iptables chain and the harness rules' counters are compared"
-        ));
+        if let Some(plain) = &node.nft {
+            let listing = ns_run(node_ns, "nft", &["list", "table", "ip", "kube-proxy"], None)?;
+            kernel.extend(rules::kernel_nft_counters(&listing, harness, plain));
+        }
+    }
+    for rc in &node.counters {
+        if rc.table == CounterTable::NftKubeProxy && mode != Mode::Nftables {
+            continue;
+        }
+        let key = (rc.table.name().to_string(), rc.chain.clone(), rc.index);
+        fig.counters += 1;
+        let (kp, kb) = kernel.get(&key).copied().unwrap_or((0, 0));
+        if (kp, kb) != (rc.packets, rc.bytes) {
+            let what = match rc.index {
+                Some(i) => format!("rule {} of", i + 1),
+                None => "policy of".to_string(),
+            };
+            disagree(
+                out,
+                Kind::Counter,
+                name,
+                format!(
+                    "counter of {what} {} {}: {}\n    podnet: {} packets, {} bytes\n    kernel: {kp} packets, {kb} bytes",
+                    rc.table.name(),
+                    rc.chain,
+                    rc.text,
+                    rc.packets,
+                    rc.bytes
+                ),
+            );
+        }
     }
     Ok(())
 }

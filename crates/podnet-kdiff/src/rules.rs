@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use podnet::conntrack::Tuple;
 
-use crate::plan::{Choice, RuleHit};
+use crate::plan::Choice;
 
 /// The comment every harness rule carries, followed by its number.
 pub const HARNESS_TAG: &str = "pnkd-harness-";
@@ -110,8 +110,9 @@ fn nft_match(t: &Tuple) -> Option<String> {
 pub struct Harness {
     /// Its number (in its comment).
     pub id: usize,
-    /// (table, chain, body) of the rule whose counters it takes.
-    pub stands_for: (String, String, String),
+    /// (table, chain, body) of the rule whose counters it takes (`None`: a NetworkPolicy
+    /// drop, which stands for no rule of podnet's).
+    pub stands_for: Option<(String, String, String)>,
     /// The iptables table (`nat`); empty for nft.
     pub table: String,
     /// The rule: an `iptables-restore --noflush` line (`-I CHAIN N ...`) or an `nft -f` line.
@@ -129,6 +130,7 @@ pub struct HarnessBuilder {
     /// nft (chain, rule body) -> handle.
     nft_handles: BTreeMap<(String, String), u64>,
     next: usize,
+    policy_table: bool,
     /// Choices that could not be forced (protocol without ports), with why.
     pub unforced: Vec<String>,
 }
@@ -157,12 +159,17 @@ impl HarnessBuilder {
                 tuple,
             } => {
                 let rules = self.ipt.chain(table, chain);
-                let base = rules.iter().position(|r| r.contains("-m statistic"))? + 1;
+                let Some(base) = rules.iter().position(|r| r.contains("-m statistic")) else {
+                    self.unforced
+                        .push(format!("{c:?}: no statistic rule in {chain}"));
+                    return None;
+                };
+                let base = base + 1;
                 let m = self.ipt_match_or_note(tuple, c)?;
                 let pos = self.position(table, chain, base);
                 Harness {
                     id,
-                    stands_for: (table.clone(), chain.clone(), rule.clone()),
+                    stands_for: Some((table.clone(), chain.clone(), rule.clone())),
                     table: table.clone(),
                     line: format!(
                         "-I {chain} {pos} {m} -m comment --comment \"{tag}\" -j {target}"
@@ -178,12 +185,17 @@ impl HarnessBuilder {
                 to,
             } => {
                 let rules = self.ipt.chain(table, chain);
-                let base = rules.iter().position(|r| r == rule)? + 1;
+                let Some(base) = rules.iter().position(|r| r == rule) else {
+                    self.unforced
+                        .push(format!("{c:?}: rule not found in {chain}"));
+                    return None;
+                };
+                let base = base + 1;
                 let m = self.ipt_match_or_note(tuple, c)?;
                 let pos = self.position(table, chain, base);
                 Harness {
                     id,
-                    stands_for: (table.clone(), chain.clone(), rule.clone()),
+                    stands_for: Some((table.clone(), chain.clone(), rule.clone())),
                     table: table.clone(),
                     line: format!(
                         "-I {chain} {pos} {m} -m comment --comment \"{tag}\" -j SNAT --to-source {}:{}",
@@ -198,7 +210,11 @@ impl HarnessBuilder {
                 target,
                 tuple,
             } => {
-                let handle = *self.nft_handles.get(&(chain.clone(), rule.clone()))?;
+                let Some(&handle) = self.nft_handles.get(&(chain.clone(), rule.clone())) else {
+                    self.unforced
+                        .push(format!("{c:?}: rule not found in the kernel's listing"));
+                    return None;
+                };
                 let Some(m) = nft_match(tuple) else {
                     self.unforced.push(format!(
                         "{c:?}: no ports to match (protocol {})",
@@ -208,11 +224,49 @@ impl HarnessBuilder {
                 };
                 Harness {
                     id,
-                    stands_for: ("nat".into(), chain.clone(), rule.clone()),
+                    stands_for: Some(("kube-proxy".into(), chain.clone(), rule.clone())),
                     table: String::new(),
                     line: format!(
                         "insert rule ip kube-proxy {chain} position {handle} {m} counter goto {target} comment \"{tag}\""
                     ),
+                    nft: true,
+                }
+            }
+            Choice::PolicyDrop {
+                hook,
+                tuple,
+                reason,
+            } => {
+                let Some(m) = nft_match(tuple) else {
+                    self.unforced.push(format!(
+                        "{c:?}: no ports to match (protocol {})",
+                        tuple.proto
+                    ));
+                    return None;
+                };
+                let mut line = String::new();
+                if !self.policy_table {
+                    self.policy_table = true;
+                    line += "add table ip pnkd-policy\n";
+                    for h in ["input", "forward", "output"] {
+                        line += &format!(
+                            "add chain ip pnkd-policy {h} {{ type filter hook {h} priority -200; policy accept; }}\n"
+                        );
+                    }
+                }
+                let why: String = reason
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || " :/-_.,".contains(*c))
+                    .take(60)
+                    .collect();
+                line += &format!(
+                    "add rule ip pnkd-policy {hook} {m} counter drop comment \"{tag} {why}\""
+                );
+                Harness {
+                    id,
+                    stands_for: None,
+                    table: String::new(),
+                    line,
                     nft: true,
                 }
             }
@@ -222,7 +276,11 @@ impl HarnessBuilder {
                 tuple,
                 to,
             } => {
-                let handle = *self.nft_handles.get(&(chain.clone(), rule.clone()))?;
+                let Some(&handle) = self.nft_handles.get(&(chain.clone(), rule.clone())) else {
+                    self.unforced
+                        .push(format!("{c:?}: rule not found in the kernel's listing"));
+                    return None;
+                };
                 let Some(m) = nft_match(tuple) else {
                     self.unforced.push(format!(
                         "{c:?}: no ports to match (protocol {})",
@@ -232,7 +290,7 @@ impl HarnessBuilder {
                 };
                 Harness {
                     id,
-                    stands_for: ("nat".into(), chain.clone(), rule.clone()),
+                    stands_for: Some(("kube-proxy".into(), chain.clone(), rule.clone())),
                     table: String::new(),
                     line: format!(
                         "insert rule ip kube-proxy {chain} position {handle} {m} counter snat to {}:{} comment \"{tag}\"",
@@ -290,54 +348,186 @@ pub fn parse_nft_handles(text: &str) -> BTreeMap<(String, String), u64> {
             continue;
         }
         if let Ok(h) = handle.trim().parse() {
-            out.entry((c.clone(), body.trim().to_string())).or_insert(h);
+            // Rules are loaded with counters (so that the kernel counts where podnet does);
+            // podnet's trace names them without.
+            let (body, _) = strip_nft_counter(body.trim());
+            out.entry((c.clone(), body)).or_insert(h);
         }
     }
     out
 }
 
-/// podnet's per-rule packet counts from its trace: (table, chain, body) -> packets.
-pub fn podnet_counts(hits: impl Iterator<Item = RuleHit>) -> BTreeMap<RuleHit, u64> {
-    let mut m = BTreeMap::new();
-    for h in hits {
-        *m.entry(h).or_insert(0) += 1;
-    }
-    m
+/// A rule's place: (table, chain, index in the chain; `None` for a built-in chain's policy).
+pub type RuleKey = (String, String, Option<usize>);
+
+/// Packets and bytes.
+pub type Count = (u64, u64);
+
+fn add(m: &mut BTreeMap<RuleKey, Count>, k: RuleKey, c: Count) {
+    let e = m.entry(k).or_default();
+    e.0 += c.0;
+    e.1 += c.1;
 }
 
-/// The kernel's per-rule packet counts from `iptables-save -c`, harness rules folded into the
-/// rule they stand for: (table, chain, body) -> packets.
-pub fn kernel_ipt_counts(save_c: &str, harness: &[Harness]) -> BTreeMap<RuleHit, u64> {
-    let mut m: BTreeMap<RuleHit, u64> = BTreeMap::new();
+fn parse_count(s: &str) -> Count {
+    let mut it = s.split(':');
+    let p = it.next().and_then(|x| x.trim().parse().ok()).unwrap_or(0);
+    let b = it.next().and_then(|x| x.trim().parse().ok()).unwrap_or(0);
+    (p, b)
+}
+
+/// The kernel's counters from `iptables-save -c`, harness rules folded into the rule they
+/// stand for (`ipt` is the ruleset as loaded, to find that rule's index).
+pub fn kernel_ipt_counters(
+    save_c: &str,
+    harness: &[Harness],
+    ipt: &IptRules,
+) -> BTreeMap<RuleKey, Count> {
+    let mut m = BTreeMap::new();
     let mut table = String::new();
+    let mut index: BTreeMap<String, usize> = BTreeMap::new();
     for line in save_c.lines() {
         if let Some(t) = line.strip_prefix('*') {
             table = t.to_string();
+            index.clear();
             continue;
         }
-        if !line.starts_with('[') {
+        if let Some(c) = line.strip_prefix(':') {
+            // `:PREROUTING ACCEPT [p:b]` (user chains: `- [0:0]`, no policy).
+            let mut w = c.split_whitespace();
+            let (Some(chain), Some(policy)) = (w.next(), w.next()) else {
+                continue;
+            };
+            if policy != "-" {
+                if let Some((_, cnt)) = c.rsplit_once('[') {
+                    let cnt = cnt.trim_end_matches(']');
+                    add(
+                        &mut m,
+                        (table.clone(), chain.to_string(), None),
+                        parse_count(cnt),
+                    );
+                }
+            }
             continue;
         }
-        let Some((counts, rest)) = line[1..].split_once("] ") else {
+        let Some(rest) = line.strip_prefix('[') else {
             continue;
         };
-        let packets: u64 = counts
-            .split(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0);
+        let Some((cnt, rest)) = rest.split_once("] ") else {
+            continue;
+        };
         let Some(rest) = rest.strip_prefix("-A ") else {
             continue;
         };
         let (chain, body) = rest.split_once(' ').unwrap_or((rest, ""));
+        let c = parse_count(cnt);
         if let Some(id) = harness_id(body) {
-            if let Some(h) = harness.iter().find(|h| h.id == id) {
-                *m.entry(h.stands_for.clone()).or_insert(0) += packets;
+            if let Some(Some((t, ch, b))) =
+                harness.iter().find(|h| h.id == id).map(|h| &h.stands_for)
+            {
+                if let Some(i) = ipt.chain(t, ch).iter().position(|r| r == b) {
+                    add(&mut m, (t.clone(), ch.clone(), Some(i)), c);
+                }
             }
             continue;
         }
-        *m.entry((table.clone(), chain.to_string(), body.to_string()))
-            .or_insert(0) += packets;
+        let i = index.entry(chain.to_string()).or_default();
+        add(&mut m, (table.clone(), chain.to_string(), Some(*i)), c);
+        *i += 1;
+    }
+    m
+}
+
+/// An `nft list table` text: chain -> rule lines, in order (sets, maps and chain headers
+/// left out).
+pub fn nft_chains(text: &str) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    let mut in_chain = false;
+    let mut depth = 0usize;
+    for line in text.lines() {
+        let l = line.trim();
+        if depth == 1 {
+            if let Some(rest) = l.strip_prefix("chain ") {
+                let name = rest.trim_end_matches('{').trim().to_string();
+                out.push((name, Vec::new()));
+                in_chain = true;
+            } else {
+                in_chain = false;
+            }
+        }
+        let opens = l.ends_with('{');
+        if l == "}" {
+            depth = depth.saturating_sub(1);
+            if depth <= 1 {
+                in_chain = false;
+            }
+            continue;
+        }
+        if opens {
+            depth += 1;
+            continue;
+        }
+        if in_chain && depth == 2 && !l.is_empty() {
+            if l.starts_with("type ") || l.starts_with("comment \"") || l.starts_with("policy ") {
+                continue;
+            }
+            if let Some((_, rules)) = out.last_mut() {
+                rules.push(l.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// A rule line without its `counter packets N bytes M` (and the count).
+pub fn strip_nft_counter(rule: &str) -> (String, Option<Count>) {
+    let Some(i) = rule.find("counter packets ") else {
+        return (rule.to_string(), None);
+    };
+    let after = &rule[i + "counter packets ".len()..];
+    let w: Vec<&str> = after.splitn(4, ' ').collect();
+    let p = w.first().and_then(|x| x.parse().ok()).unwrap_or(0);
+    let b = w.get(2).and_then(|x| x.parse().ok()).unwrap_or(0);
+    let rest = w.get(3).copied().unwrap_or("");
+    let mut text = rule[..i].to_string();
+    text.push_str(rest);
+    (text.trim().to_string(), Some((p, b)))
+}
+
+/// The kernel's counters from `nft list table ip kube-proxy`, harness rules folded into the
+/// rule they stand for (`plain` is podnet's listing without counters, to find its index).
+pub fn kernel_nft_counters(
+    listing: &str,
+    harness: &[Harness],
+    plain: &str,
+) -> BTreeMap<RuleKey, Count> {
+    let plain = nft_chains(plain);
+    let mut m = BTreeMap::new();
+    for (chain, rules) in nft_chains(listing) {
+        let mut i = 0;
+        for r in rules {
+            let (_, c) = strip_nft_counter(&r);
+            if let Some(id) = harness_id(&r) {
+                let stand = harness
+                    .iter()
+                    .find(|h| h.id == id)
+                    .and_then(|h| h.stands_for.as_ref());
+                if let (Some((_, ch, body)), Some(c)) = (stand, c) {
+                    let idx = plain
+                        .iter()
+                        .find(|(n, _)| n == ch)
+                        .and_then(|(_, rs)| rs.iter().position(|x| x == body));
+                    if let Some(idx) = idx {
+                        add(&mut m, ("kube-proxy".into(), ch.clone(), Some(idx)), c);
+                    }
+                }
+                continue;
+            }
+            if let Some(c) = c {
+                add(&mut m, ("kube-proxy".into(), chain.clone(), Some(i)), c);
+            }
+            i += 1;
+        }
     }
     m
 }
@@ -387,14 +577,20 @@ pub fn nft_loadable(text: &str) -> String {
         + "\n"
 }
 
-/// `nft list` text without harness rules, blank lines and handles; for comparison.
+/// `nft list` text without harness rules, blank lines, handles and counter statements; for
+/// comparison.
 pub fn normalize_nft(text: &str) -> Vec<String> {
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .filter(|l| harness_id(l).is_none())
-        .map(|l| match l.rsplit_once(" # handle ") {
-            Some((b, _)) => b.to_string(),
-            None => l.to_string(),
+        .map(|l| {
+            let l = match l.rsplit_once(" # handle ") {
+                Some((b, _)) => b,
+                None => l,
+            };
+            let indent: String = l.chars().take_while(|c| c.is_whitespace()).collect();
+            let (t, _) = strip_nft_counter(l.trim());
+            format!("{indent}{t}")
         })
         .collect()
 }

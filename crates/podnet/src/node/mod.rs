@@ -528,7 +528,7 @@ impl Node {
         trace: &mut Trace,
     ) {
         match p.bridged {
-            Some(b) => self.bridged_dnat_xmit(now, mac, b, p.frame, p.before_hooks, out, trace),
+            Some(b) => self.bridged_dnat_xmit(now, mac, b, p, out, trace),
             None => self.xmit_to(now, dev, mac, p.frame, out, trace),
         }
     }
@@ -544,11 +544,11 @@ impl Node {
         now: Instant,
         mac: EthernetAddress,
         b: BridgedDnat,
-        mut frame: Frame,
-        before_hooks: Option<Frame>,
+        p: Pending,
         out: &mut Output,
         trace: &mut Trace,
     ) {
+        let (mut frame, before_hooks) = (p.frame, p.before_hooks);
         let hooked = before_hooks.is_some();
         let mut shown = before_hooks.unwrap_or_else(|| frame.clone());
         let mut eth = EthernetFrame::new_unchecked(&mut shown[..]);
