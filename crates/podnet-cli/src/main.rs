@@ -32,7 +32,7 @@ enum Command {
     Run {
         #[command(flatten)]
         scenario: ScenarioArgs,
-        /// Print the JSON report (../shared/spec/scenario.md section 4).
+        /// Print the JSON report (described in the book, "The podnet command").
         #[arg(long)]
         json: bool,
         /// Write one pcap per interface plus any.pcap (Linux cooked, like tcpdump -i any).

@@ -1,4 +1,4 @@
-//! The `podnet run` report: the JSON of `../shared/spec/scenario.md` section 4, and the human
+//! The `podnet run` report: the JSON described in the book (`podnet run --json`), and the human
 //! summary printed without `--json`.
 
 use std::fmt::Write as _;
