@@ -26,7 +26,7 @@ pub mod trace;
 
 pub use cluster::{
     Cluster, ClusterConfig, Cni, Error, NodeId, NodeSpec, PodId, PodSpec, Proxy, Service,
-    ServicePortSpec, ServiceSpec,
+    ServicePortSpec, ServiceSpec, Wire,
 };
 pub use link::LinkConfig;
 pub use program::{ClientSpec, ConnRecord, Outcome, Program, Protocol, Request};

@@ -41,11 +41,13 @@ use crate::rng::{SimRng, Stream};
 use crate::route::{Dev, Route};
 use crate::trace::{IfaceId, Trace};
 
+mod inject;
 mod links;
 mod netpol;
 mod run;
 mod service;
 mod spec;
+pub use inject::Wire;
 pub use service::{Service, NODE_PORTS};
 pub use spec::{ClusterConfig, Cni, Error, NodeSpec, PodSpec, Proxy, ServicePortSpec, ServiceSpec};
 

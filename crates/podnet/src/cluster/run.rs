@@ -195,6 +195,11 @@ impl Cluster {
             }
         }
         self.out = out;
+        self.schedule_node_wake(n);
+    }
+
+    /// Schedules the node's next timer, if it has one and it is not scheduled yet.
+    pub(super) fn schedule_node_wake(&mut self, n: NodeId) {
         let slot = &mut self.nodes[n.0 as usize];
         if let Some(t) = slot.node.poll_at() {
             let t = t.max(self.now);
