@@ -214,7 +214,9 @@ pub struct Plan {
 /// Virtual time podnet runs a scenario (what `podnet run` does by default).
 pub const RUN_LIMIT_SECS: u64 = 30;
 
-fn load(path: &str, text: &str, mode: Mode, full: bool) -> Result<Session, String> {
+/// A session of scenario `text` in `mode`, traced in full (`full`: every frame, hook and note;
+/// no pcap) or not at all.
+pub fn load(path: &str, text: &str, mode: Mode, full: bool) -> Result<Session, String> {
     let loaded = podnet_scenario::load(&[(path, text)]).map_err(|e| e.to_string())?;
     let mut scenario = loaded.scenario;
     scenario.config.proxy = match mode {
@@ -248,6 +250,41 @@ pub fn build(path: &str, text: &str, mode: Mode) -> Result<Plan, String> {
     s.run(podnet::Duration::from_secs(RUN_LIMIT_SECS))
         .map_err(|e| e.to_string())?;
     let cluster = &s.cluster;
+    let (mut nodes, ids) = cut(cluster, mode)?;
+
+    // podnet's conntrack after each node's last frame: a second, untraced run to that instant
+    // (a replay to a time always gives the same state).
+    for (n, id) in ids.iter().enumerate() {
+        let last = nodes[n].steps.last().map(|s| s.time);
+        let (list, stats) = match last {
+            Some(t) => {
+                let mut s2 = load(path, text, mode, false)?;
+                s2.run_until(t).map_err(|e| e.to_string())?;
+                let ct = s2
+                    .cluster
+                    .conntrack(*id)
+                    .ok_or("this scenario runs no conntrack")?;
+                (ct.list(t), ct.stats())
+            }
+            None => {
+                let ct = cluster.conntrack(*id).ok_or("no conntrack")?;
+                (ct.list(cluster.now()), ct.stats())
+            }
+        };
+        nodes[n].ct_list = list;
+        nodes[n].ct_stats = stats;
+    }
+
+    Ok(Plan {
+        scenario: path.to_string(),
+        mode,
+        nodes,
+    })
+}
+
+/// Cuts the full trace of `cluster` (run in `mode`) into one [`NodePlan`] per node, with
+/// their ids; each node's conntrack listing and counters are left empty for the caller.
+pub fn cut(cluster: &podnet::Cluster, mode: Mode) -> Result<(Vec<NodePlan>, Vec<NodeId>), String> {
     let trace = cluster.trace();
 
     // Interface id -> (node index, Linux name, is a wire interface).
@@ -522,34 +559,7 @@ pub fn build(path: &str, text: &str, mode: Mode) -> Result<Plan, String> {
         }
     }
 
-    // podnet's conntrack after each node's last frame: a second, untraced run to that instant
-    // (a replay to a time always gives the same state).
-    for (n, id) in ids.iter().enumerate() {
-        let last = nodes[n].steps.last().map(|s| s.time);
-        let (list, stats) = match last {
-            Some(t) => {
-                let mut s2 = load(path, text, mode, false)?;
-                s2.run_until(t).map_err(|e| e.to_string())?;
-                let ct = s2
-                    .cluster
-                    .conntrack(*id)
-                    .ok_or("this scenario runs no conntrack")?;
-                (ct.list(t), ct.stats())
-            }
-            None => {
-                let ct = cluster.conntrack(*id).ok_or("no conntrack")?;
-                (ct.list(cluster.now()), ct.stats())
-            }
-        };
-        nodes[n].ct_list = list;
-        nodes[n].ct_stats = stats;
-    }
-
-    Ok(Plan {
-        scenario: path.to_string(),
-        mode,
-        nodes,
-    })
+    Ok((nodes, ids))
 }
 
 fn is_ipt_rule(note: &str) -> bool {
