@@ -37,7 +37,6 @@ pub fn ensure_rust_component(component: &str, probe: &str) -> Result {
 /// Ensure a Debian package is installed, using `probe_bin` on `PATH` as the
 /// "already installed" check. Runs `apt-get update && apt-get install -y`
 /// (through `sudo` when not root) only when the binary is missing.
-#[allow(dead_code)] // Used by upcoming steps (packet-capture checks).
 pub fn ensure_apt(package: &str, probe_bin: &str) -> Result {
     if on_path(probe_bin) {
         return Ok(());
@@ -95,7 +94,8 @@ fn is_executable(path: &Path) -> bool {
     }
 }
 
-fn is_root() -> bool {
+/// Whether we run as root.
+pub fn is_root() -> bool {
     capture("id", &["-u"]).is_some_and(|uid| uid.trim() == "0")
 }
 

@@ -5,6 +5,7 @@
 mod book;
 mod determinism;
 mod ensure;
+mod kdiff;
 mod pcapcheck;
 mod wasm;
 mod web;
@@ -30,7 +31,8 @@ Commands:
   demo [args...]    Run the headless demo (cargo run --release -p podnet-cli -- demo [args...])
   ci                Run every check CI runs: fmt, clippy, wasm32 + no_std builds, tests,
                     the book, native-vs-wasm determinism (Node WASI), pkg + its browser tests,
-                    the playground's e2e tests, pcaps checked by tshark, bench build
+                    the playground's e2e tests, pcaps checked by tshark, kernel-diff --quick
+                    (root only; skipped otherwise), bench build
   bench [args...]   Run the benchmarks (cargo bench -p podnet [args...])
   book [--check]    Regenerate the book's command outputs, check it against the code,
                     build it into target/book (mdBook) and run mdbook test
@@ -45,10 +47,15 @@ Commands:
   e2e               Build as playground does, then run the playground's end-to-end tests
                     (web/e2e, Playwright in headless Chromium; screenshots in
                     target/e2e-artifacts)
+  kernel-diff [--quick] [--mode iptables|nftables] [-v] [FILES...]
+                    Replay each example's node traffic through this machine's Linux kernel
+                    (one network namespace per node, podnet's rules loaded with
+                    iptables-restore / nft) and compare every frame, conntrack, the rules and
+                    their counters; exit 1 on any disagreement. Root only; --quick is CI's subset
   help              Show this message
 
-Missing Rust targets and components, tshark and Chromium (apt), and the playground's npm
-packages (npm ci) are installed automatically.";
+Missing Rust targets and components, tshark, Chromium, iptables, nftables and conntrack
+(apt), and the playground's npm packages (npm ci) are installed automatically.";
 
 fn main() {
     let mut args = env::args().skip(1);
@@ -65,6 +72,7 @@ fn main() {
         Some("wasm-bench") => wasm::wasm_bench(&rest),
         Some("playground") => web::playground(&rest),
         Some("e2e") => web::e2e(),
+        Some("kernel-diff") => kdiff::kernel_diff(&rest),
         None | Some("help" | "-h" | "--help") => {
             println!("{HELP}");
             Ok(())
@@ -161,6 +169,7 @@ fn ci() -> Result {
         "pcaps (tshark)",
         Step::Check(pcapcheck::tshark_validates_pcaps),
     ));
+    steps.push(("kernel-diff --quick", Step::Check(kdiff::ci_step)));
     steps.push((
         "bench build",
         Step::Cmd(cargo_with(&["bench", "--workspace", "--no-run"])),
