@@ -178,6 +178,27 @@ impl Mask {
                 .all(|&(s, e)| a[s..e].iter().all(|x| *x == 0) == b[s..e].iter().all(|x| *x == 0))
     }
 
+    /// Whether `a` and `b` are the same packet of the same flow, maybe different in detail:
+    /// same length, same L3/L4 addressing (outer and, for VXLAN, inner), outside the mask.
+    pub fn same_flow(&self, a: &[u8], b: &[u8]) -> bool {
+        if a.len() != b.len() {
+            return false;
+        }
+        let key = |f: &[u8]| {
+            let outer = ip_of(f).and_then(ip_tuple);
+            let inner = if is_vxlan(f) {
+                let ihl = usize::from(f[ETH] & 0x0f) * 4;
+                // Outer IP + UDP (8) + VXLAN (8), then the inner Ethernet frame.
+                f.get(ETH + ihl + 16..).and_then(ip_of).and_then(ip_tuple)
+            } else {
+                None
+            };
+            (outer.map(|t| (t.src, t.dst, t.proto, t.dport)), inner)
+        };
+        key(a) == key(b)
+            && (is_vxlan(a) || ip_of(a).and_then(ip_tuple) == ip_of(b).and_then(ip_tuple))
+    }
+
     /// Whether anything is masked.
     pub fn is_empty(&self) -> bool {
         self.ranges.is_empty()
@@ -359,4 +380,49 @@ pub fn is_arp(frame: &[u8]) -> bool {
 pub fn arp_request_target(frame: &[u8]) -> Option<Ipv4Address> {
     (is_arp(frame) && frame.len() >= ETH + 28 && be16(frame, ETH + 6) == 1)
         .then(|| ip4(frame, ETH + 24))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conntrack_line_original_tuple() {
+        let t = ct_line_orig("tcp      6 120 SYN_SENT src=10.244.0.5 dst=10.96.0.10 sport=60916 dport=80 [UNREPLIED] src=10.244.1.20 dst=10.244.0.5 sport=80 dport=60916 mark=0 use=1").unwrap();
+        assert_eq!(t.src, Ipv4Address::new(10, 244, 0, 5));
+        assert_eq!(t.dst, Ipv4Address::new(10, 96, 0, 10));
+        assert_eq!((t.sport, t.dport, t.proto), (60916, 80, 6));
+    }
+
+    fn icmp_unreachable(tos: u8, id: u16) -> Vec<u8> {
+        let mut f = vec![0u8; ETH + 20 + 8];
+        f[12] = 0x08;
+        f[ETH] = 0x45;
+        f[ETH + 1] = tos;
+        f[ETH + 4..ETH + 6].copy_from_slice(&id.to_be_bytes());
+        f[ETH + 9] = 1;
+        f[ETH + 12..ETH + 16].copy_from_slice(&[10, 244, 0, 1]);
+        f[ETH + 16..ETH + 20].copy_from_slice(&[10, 244, 0, 2]);
+        f[ETH + 20] = 3;
+        f[ETH + 21] = 3;
+        f
+    }
+
+    #[test]
+    fn node_built_packets_have_their_ip_id_masked_and_nothing_else() {
+        let mut ingress = vec![0u8; ETH + 40];
+        ingress[12] = 0x08;
+        ingress[ETH] = 0x45;
+        ingress[ETH + 9] = 6;
+        ingress[ETH + 12..ETH + 16].copy_from_slice(&[10, 244, 0, 2]);
+        let a = icmp_unreachable(0, 1);
+        let m = Mask::for_frame(&a, &ingress);
+        assert!(m.equal(&a, &icmp_unreachable(0, 0x4242)));
+        let b = icmp_unreachable(0xc0, 1);
+        assert!(!m.equal(&a, &b));
+        assert_eq!(
+            describe_diff(&a, &b, &m),
+            "IP DSCP/ECN: tos 0x00 vs tos 0xc0"
+        );
+    }
 }

@@ -624,3 +624,15 @@ fn zero_counters(text: &str) -> String {
     out.push_str(rest);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counters_are_zeroed_where_they_stand() {
+        let t = "\t\tct state new counter packets 3 bytes 156 jump x\n\t\tcounter packets 12 bytes 745\n\t\tmasquerade\n";
+        assert_eq!(
+            super::zero_counters(t),
+            "\t\tct state new counter packets 0 bytes 0 jump x\n\t\tcounter packets 0 bytes 0\n\t\tmasquerade\n"
+        );
+    }
+}

@@ -322,6 +322,29 @@ fn replay_node(
             {
                 let e = extras.remove(p);
                 note_vxlan_port(&f, &e.frame, &mut vxlan_ports);
+            } else if let Some(p) = extras
+                .iter()
+                .position(|e| e.dev == dev && mask.same_flow(&f, &e.frame))
+            {
+                // The same packet (same addresses, ports, lengths): it differs in detail.
+                released_ok = false;
+                let e = extras.remove(p);
+                note_vxlan_port(&f, &e.frame, &mut vxlan_ports);
+                disagree(
+                    out,
+                    Kind::Frame,
+                    name,
+                    format!(
+                        "frame #{} on {} {}\n    podnet: on {dev} (after ARP resolved at frame #{si}): {}\n    kernel: on {dev}: {}\n    differs: {}",
+                        e.step,
+                        node.steps[e.step].dev,
+                        frame::tcpdump_line(&node.steps[e.step].frame),
+                        frame::tcpdump_line(&f),
+                        frame::tcpdump_line(&e.frame),
+                        frame::describe_diff(&f, &e.frame, &mask)
+                    ),
+                );
+                bad.insert(e.step);
             } else {
                 released_ok = false;
                 disagree(
@@ -504,8 +527,14 @@ fn compare_step(
     for (dev, f, mask) in missing {
         ok = false;
         // The kernel frame on the same wire, if any, differs from it: say where.
-        if let Some(p) = got.iter().position(|(d, _)| *d == dev) {
+        // The kernel frame on the same wire for the same flow, else any on that wire.
+        let same = got
+            .iter()
+            .position(|(d, g)| *d == dev && mask.same_flow(&f, g))
+            .or_else(|| got.iter().position(|(d, _)| *d == dev));
+        if let Some(p) = same {
             let (_, g) = got.remove(p);
+            note_vxlan_port(&f, &g, vxlan_ports);
             disagree(
                 out,
                 Kind::Frame,

@@ -648,3 +648,107 @@ pub fn harness_inputs(hs: &[&Harness]) -> (String, String) {
     }
     (ipt, nft)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smoltcp::wire::Ipv4Address;
+
+    const SAVE: &str = "*nat\n:PREROUTING ACCEPT [0:0]\n:KUBE-SVC-X - [0:0]\n\
+-A PREROUTING -j KUBE-SERVICES\n\
+-A KUBE-SVC-X ! -s 10.244.0.0/16 -j KUBE-MARK-MASQ\n\
+-A KUBE-SVC-X -m statistic --mode random --probability 0.50000000000 -j KUBE-SEP-A\n\
+-A KUBE-SVC-X -j KUBE-SEP-B\nCOMMIT\n";
+
+    fn tuple(sport: u16) -> Tuple {
+        Tuple {
+            src: Ipv4Address::new(10, 244, 0, 5),
+            dst: Ipv4Address::new(10, 96, 0, 10),
+            sport,
+            dport: 80,
+            proto: 6,
+        }
+    }
+
+    #[test]
+    fn harness_rules_go_before_the_first_statistic_rule_newest_first() {
+        let mut hb = HarnessBuilder::new(SAVE, "");
+        let c = |sport, target: &str, rule: &str| Choice::IptJump {
+            table: "nat".into(),
+            chain: "KUBE-SVC-X".into(),
+            rule: rule.into(),
+            target: target.into(),
+            tuple: tuple(sport),
+        };
+        let a = hb.rule(&c(1000, "KUBE-SEP-B", "-j KUBE-SEP-B")).unwrap();
+        let b = hb
+            .rule(&c(
+                1001,
+                "KUBE-SEP-A",
+                "-m statistic --mode random --probability 0.50000000000 -j KUBE-SEP-A",
+            ))
+            .unwrap();
+        assert!(a.line.starts_with("-I KUBE-SVC-X 2 -s 10.244.0.5/32 -d 10.96.0.10/32 -p tcp -m tcp --sport 1000 --dport 80"));
+        assert!(a
+            .line
+            .ends_with("-m comment --comment \"pnkd-harness-0\" -j KUBE-SEP-B"));
+        assert!(b.line.starts_with("-I KUBE-SVC-X 2 "), "{}", b.line);
+        let (ipt, nft) = harness_inputs(&[&a, &b]);
+        assert!(ipt.starts_with("*nat\n-I KUBE-SVC-X 2 ") && ipt.ends_with("COMMIT\n"));
+        assert!(nft.is_empty());
+    }
+
+    #[test]
+    fn kernel_counters_fold_harness_rules_into_the_rule_they_stand_for() {
+        let mut hb = HarnessBuilder::new(SAVE, "");
+        let h = hb
+            .rule(&Choice::IptJump {
+                table: "nat".into(),
+                chain: "KUBE-SVC-X".into(),
+                rule: "-j KUBE-SEP-B".into(),
+                target: "KUBE-SEP-B".into(),
+                tuple: tuple(1000),
+            })
+            .unwrap();
+        let save_c = "*nat\n:PREROUTING ACCEPT [3:180]\n:KUBE-SVC-X - [0:0]\n\
+[3:180] -A PREROUTING -j KUBE-SERVICES\n\
+[0:0] -A KUBE-SVC-X ! -s 10.244.0.0/16 -j KUBE-MARK-MASQ\n\
+[1:60] -A KUBE-SVC-X -s 10.244.0.5/32 -m comment --comment \"pnkd-harness-0\" -j KUBE-SEP-B\n\
+[1:60] -A KUBE-SVC-X -m statistic --mode random --probability 0.50000000000 -j KUBE-SEP-A\n\
+[1:60] -A KUBE-SVC-X -j KUBE-SEP-B\nCOMMIT\n";
+        let m = kernel_ipt_counters(save_c, &[h], &IptRules::parse(SAVE));
+        let k = |c: &str, i| m.get(&("nat".to_string(), c.to_string(), i)).copied();
+        assert_eq!(k("PREROUTING", None), Some((3, 180)));
+        assert_eq!(k("PREROUTING", Some(0)), Some((3, 180)));
+        assert_eq!(k("KUBE-SVC-X", Some(1)), Some((1, 60)));
+        assert_eq!(k("KUBE-SVC-X", Some(2)), Some((2, 120)));
+    }
+
+    #[test]
+    fn nft_listing_chains_counters_and_handles() {
+        let listing = "table ip kube-proxy {\n\tset s {\n\t\ttype ipv4_addr\n\t}\n\n\tchain c {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\t\tcounter packets 3 bytes 180 jump services # handle 7\n\t\tnumgen random mod 2 vmap { 0 : goto e0, 1 : goto e1 } # handle 8\n\t}\n}\n";
+        let chains = nft_chains(listing);
+        assert_eq!(chains.len(), 1);
+        assert_eq!(chains[0].1.len(), 2);
+        let (text, c) = strip_nft_counter(&chains[0].1[0]);
+        assert_eq!(c, Some((3, 180)));
+        assert_eq!(text, "jump services # handle 7");
+        let h = parse_nft_handles(listing);
+        assert_eq!(h.get(&("c".into(), "jump services".into())), Some(&7));
+        assert_eq!(
+            h.get(&(
+                "c".into(),
+                "numgen random mod 2 vmap { 0 : goto e0, 1 : goto e1 }".into()
+            )),
+            Some(&8)
+        );
+    }
+
+    #[test]
+    fn nft_text_is_made_loadable_for_nft_1_0_6() {
+        let t = "\t\ttype filter hook output priority dstnat - 10; policy accept;\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n";
+        let l = nft_loadable(t);
+        assert!(l.contains("hook output priority -110;"), "{l}");
+        assert!(l.contains("hook prerouting priority dstnat;"), "{l}");
+    }
+}
