@@ -16,6 +16,12 @@
 #![cfg_attr(not(target_os = "linux"), allow(unused))]
 
 #[cfg(target_os = "linux")]
+pub mod corpus;
+#[cfg(target_os = "linux")]
+pub mod corpus_run;
+#[cfg(target_os = "linux")]
+pub mod craft;
+#[cfg(target_os = "linux")]
 pub mod frame;
 #[cfg(target_os = "linux")]
 pub mod netns;
