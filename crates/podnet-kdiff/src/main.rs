@@ -24,11 +24,13 @@ mod linux {
 
     const USAGE: &str = "\
 usage: podnet-kdiff [--quick] [--mode iptables|nftables] [-v] [--max-shown N] [FILES...]
+       [--corpus N] [--seed S] [--corpus-trace I] [--no-corpus]
 
 Replays each scenario's node traffic through the Linux kernel (one network namespace per
 node, podnet's rules loaded with iptables-restore / nft) and compares every frame, the
 conntrack tables and counters, the rules and per-rule counters. Without FILES: every
-examples/*.yaml (--quick: the CI subset). Must run as root. Exit 0: no disagreement;
+examples/*.yaml and the generated corpus (--quick: the CI subset of both). --corpus N:
+only the corpus, N traces of seed S (default 1); --corpus-trace I: only trace I. Must run as root. Exit 0: no disagreement;
 1: disagreements; 2: the harness could not run.";
 
     /// The examples --quick replays (the ones that finish in seconds).
@@ -49,6 +51,12 @@ examples/*.yaml (--quick: the CI subset). Must run as root. Exit 0: no disagreem
         verbose: bool,
         max_shown: usize,
         files: Vec<PathBuf>,
+        // The generated corpus (podnet_kdiff::corpus_run).
+        corpus: Option<usize>,
+        corpus_trace: Option<usize>,
+        seed: u64,
+        no_corpus: bool,
+        mode_given: bool,
     }
 
     fn parse_args() -> Result<Args, String> {
@@ -58,13 +66,29 @@ examples/*.yaml (--quick: the CI subset). Must run as root. Exit 0: no disagreem
             verbose: false,
             max_shown: 20,
             files: Vec::new(),
+            corpus: None,
+            corpus_trace: None,
+            seed: podnet_kdiff::corpus::DEFAULT_SEED,
+            no_corpus: false,
+            mode_given: false,
         };
         let mut it = std::env::args().skip(1);
         while let Some(arg) = it.next() {
             match arg.as_str() {
                 "--quick" => a.quick = true,
+                "--no-corpus" => a.no_corpus = true,
+                "--corpus" | "--seed" | "--corpus-trace" => {
+                    let n = it.next().and_then(|n| n.parse::<u64>().ok());
+                    let n = n.ok_or_else(|| format!("{arg} N"))?;
+                    match arg.as_str() {
+                        "--corpus" => a.corpus = Some(n as usize),
+                        "--seed" => a.seed = n,
+                        _ => a.corpus_trace = Some(n as usize),
+                    }
+                }
                 "-v" | "--verbose" => a.verbose = true,
                 "--mode" => {
+                    a.mode_given = true;
                     a.modes = match it.next().as_deref() {
                         Some("iptables") => vec![Mode::Iptables],
                         Some("nftables") => vec![Mode::Nftables],
@@ -154,7 +178,10 @@ examples/*.yaml (--quick: the CI subset). Must run as root. Exit 0: no disagreem
         };
         sys::catch_interrupts();
         netns::delete_stale();
-        let files = if args.files.is_empty() {
+        let corpus_only = args.corpus.is_some() || args.corpus_trace.is_some();
+        let files = if corpus_only && args.files.is_empty() {
+            Vec::new()
+        } else if args.files.is_empty() {
             match default_files(args.quick) {
                 Ok(f) => f,
                 Err(e) => {
@@ -300,6 +327,44 @@ examples/*.yaml (--quick: the CI subset). Must run as root. Exit 0: no disagreem
                 ));
                 total_disagreements += d.len();
             }
+        }
+        if corpus_only || (args.files.is_empty() && !args.no_corpus) {
+            let traces = args.corpus.unwrap_or(if args.quick {
+                podnet_kdiff::corpus_run::QUICK_TRACES
+            } else {
+                podnet_kdiff::corpus::DEFAULT_TRACES
+            });
+            let o = podnet_kdiff::corpus_run::Options {
+                seed: args.seed,
+                traces,
+                only: args.corpus_trace,
+                mode: (args.mode_given && args.modes.len() == 1).then(|| args.modes[0]),
+                max_shown: args.max_shown,
+            };
+            let rep = podnet_kdiff::corpus_run::run(&o, &settings);
+            let d: usize = rep.categories.values().map(|f| f.disagreements()).sum();
+            rows.push(format!(
+                "{:<26} {:<9} {:>7} {:>7} {:>6} {:>6} {:>6} {:>9}",
+                format!(
+                    "corpus ({} traces)",
+                    rep.categories.values().map(|f| f.traces).sum::<usize>()
+                ),
+                "both",
+                rep.categories.values().map(|f| f.frames).sum::<usize>(),
+                rep.categories
+                    .values()
+                    .map(|f| f.frames_agreed)
+                    .sum::<usize>(),
+                rep.categories
+                    .values()
+                    .map(|f| f.connections)
+                    .sum::<usize>(),
+                rep.categories.values().map(|f| f.rules).sum::<usize>(),
+                rep.categories.values().map(|f| f.counters).sum::<usize>(),
+                d
+            ));
+            total_disagreements += d;
+            failed |= rep.errors > 0;
         }
         println!(
             "\n{:<26} {:<9} {:>7} {:>7} {:>6} {:>6} {:>6} {:>9}",
