@@ -1568,6 +1568,23 @@ pub fn run(script: &Script) -> Result<(Plan, RunFigures), String> {
         fig: RunFigures::default(),
         ip_id: (script.seed as u16) ^ (script.index as u16),
     };
+    // Prologue: every pod of node-a asks for its gateway, as a pod does when it starts, so
+    // that podnet's cni0 has learned each pod's MAC (the kernel's gets static entries).
+    let pods: Vec<(podnet::PodId, EthernetAddress, Ipv4Address)> = rn
+        .cl
+        .pods()
+        .filter(|(id, _)| rn.cl.pod_node(*id) == Some(node))
+        .map(|(id, p)| {
+            let smoltcp::wire::IpAddress::Ipv4(ip) = p.addrs().ip.address();
+            (id, p.addrs().mac, ip)
+        })
+        .collect();
+    for (id, mac, ip) in pods {
+        let mut req = craft::arp_reply(mac, ip, EthernetAddress([0; 6]), addrs.gateway());
+        req[0..6].copy_from_slice(&EthernetAddress::BROADCAST.0);
+        req[21] = 1; // request
+        rn.inject(Wire::Veth(id), req)?;
+    }
     let mut b_views: Vec<Option<BView>> = vec![None; script.flows.len()];
     for op in &script.ops {
         let t = rn.cl.now() + Duration::from_millis(1);
