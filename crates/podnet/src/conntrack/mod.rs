@@ -585,8 +585,14 @@ impl Conntrack {
                     }
                     tcp::Action::Reopen => {
                         // A new SYN on a closed connection: the old entry goes and the SYN
-                        // starts a new one.
-                        let tuple = self.table.get(idx).tuple(0);
+                        // starts a new one in its own direction (`nf_conntrack_tcp_packet`:
+                        // nf_ct_kill, then -NF_REPEAT looks the packet up again and
+                        // `init_conntrack` tracks it afresh, whichever side sent it).
+                        let own = match dir {
+                            Dir::Original => 0,
+                            Dir::Reply => 1,
+                        };
+                        let tuple = self.table.get(idx).tuple(own);
                         self.table.free(idx);
                         let idx = self.create(now, &tuple)?;
                         return self.packet(now, idx, Dir::Original, true, p);

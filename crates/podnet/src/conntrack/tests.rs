@@ -128,6 +128,29 @@ fn a_new_syn_replaces_a_time_wait_entry() {
     assert_eq!(c.stats().insert, 0, "not counted at confirm (Linux 6.x)");
 }
 
+/// Linux `nf_conntrack_tcp_packet`: a SYN in TIME_WAIT reopens whichever side sends it; from
+/// the reply side the new entry's original tuple is that SYN's own (kdiff corpus trace
+/// `--seed 1 --corpus-trace 35`).
+#[test]
+fn a_syn_from_the_reply_side_reopens_time_wait_in_its_own_direction() {
+    let mut c = ct(16);
+    handshake(&mut c, 40003);
+    pass(&mut c, t(10), &tcp(C, 40003, S, 80, "FA", 1001, 5001, 0));
+    pass(&mut c, t(11), &tcp(S, 80, C, 40003, "FA", 5001, 1002, 0));
+    pass(&mut c, t(12), &tcp(C, 40003, S, 80, "A", 1002, 5002, 0));
+    let again = pass(&mut c, t(20), &tcp(S, 80, C, 40003, "S", 900_000, 0, 0));
+    assert_eq!((again.state, again.dir), (CtState::New, Dir::Original));
+    let idx = again.entry.unwrap();
+    assert!(
+        c.line(idx, t(20)).contains(
+            "SYN_SENT src=10.244.2.7 dst=10.244.1.5 sport=80 dport=40003 [UNREPLIED] src=10.244.1.5 dst=10.244.2.7 sport=40003 dport=80"
+        ),
+        "{}",
+        c.line(idx, t(20))
+    );
+    assert_eq!(c.count(), 1);
+}
+
 #[test]
 fn a_rst_as_the_only_reply_deletes_the_entry() {
     let mut c = ct(16);
