@@ -91,7 +91,24 @@ pub fn icmp_error(
     icmp[1] = code;
     icmp[8..].copy_from_slice(&orig[..quoted]);
     smoltcp::wire::Icmpv4Packet::new_unchecked(icmp).fill_checksum();
+    // `__icmp_send`: an error carries the original's TOS bits with IP precedence "internetwork
+    // control" (`RT_TOS(iph->tos) | IPTOS_PREC_INTERNETCONTROL`).
+    set_tos(
+        &mut frame,
+        (orig[1] & IPTOS_TOS_MASK) | IPTOS_PREC_INTERNETCONTROL,
+    );
     Some(frame)
+}
+
+/// `IPTOS_TOS_MASK`.
+const IPTOS_TOS_MASK: u8 = 0x1e;
+/// `IPTOS_PREC_INTERNETCONTROL`.
+const IPTOS_PREC_INTERNETCONTROL: u8 = 0xc0;
+
+/// Sets the TOS byte of a frame's IPv4 header and fixes the header checksum.
+fn set_tos(frame: &mut [u8], tos: u8) {
+    frame[ETH_HDR + 1] = tos;
+    finish_ip_checksum(frame);
 }
 
 /// The RST that answers a TCP segment sent to a closed port (RFC 793, "Reset Generation").
@@ -152,6 +169,8 @@ pub fn echo_reply(orig: &[u8], ident: u16) -> Option<Frame> {
     out.copy_from_slice(icmp);
     out[0] = icmp_type::ECHO_REPLY;
     smoltcp::wire::Icmpv4Packet::new_unchecked(out).fill_checksum();
+    // `icmp_reply` keeps the request's TOS.
+    set_tos(&mut frame, orig[1]);
     Some(frame)
 }
 
@@ -199,6 +218,18 @@ mod tests {
         );
         ip.fill_checksum();
         buf
+    }
+
+    #[test]
+    fn errors_have_internetcontrol_precedence_and_the_original_tos_bits() {
+        // Regression (kernel replay of examples/no-endpoints.yaml): Linux sends 0xc0.
+        let mut orig = udp_packet(5);
+        orig[1] = 0x10 | 0x03; // low delay, ECN bits
+        Ipv4Packet::new_unchecked(&mut orig[..]).fill_checksum();
+        let f = icmp_error(&orig, 3, 3, Ipv4Address::new(10, 244, 0, 1), 1).unwrap();
+        let ip = Ipv4Packet::new_checked(&f[ETH_HDR..]).unwrap();
+        assert_eq!(f[ETH_HDR + 1], 0xc0 | 0x12, "RT_TOS keeps bits 1-4");
+        assert!(ip.verify_checksum());
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //! (the device's `df` setting is unset, so `iptunnel_xmit` sends DF=0), TOS 0 but the inner
 //! ECN bits, IP ID from the node's counter; UDP from a source port derived from a symmetric
 //! hash of the inner flow into the ephemeral range 32768..=60999 (`udp_flow_src_port` with no
-//! port range configured) to 8472 with checksum 0 (`udp_csum` off by default); VXLAN flags 0x08
+//! port range configured) to 8472 with a UDP checksum (`udpcsum` is the default of a VXLAN
+//! device over IPv4, and flannel keeps it); VXLAN flags 0x08
 //! (VNI valid) and VNI 1; then the inner frame (flannel.1 MAC -> remote flannel.1 MAC). The
 //! outer packet is then sent like any locally generated packet (OUTPUT, POSTROUTING, `eth0`
 //! ARP), as `udp_tunnel_xmit_skb` -> `ip_local_out` does, so conntrack and kube-proxy's
@@ -124,11 +125,13 @@ pub fn encap(inner: &[u8], src: Ipv4Address, dst: Ipv4Address, ident: u16) -> Fr
     udp[0..2].copy_from_slice(&sport.to_be_bytes());
     udp[2..4].copy_from_slice(&VXLAN_PORT.to_be_bytes());
     udp[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
-    // udp[6..8]: checksum 0, as Linux's VXLAN sends over IPv4 by default.
     let vx = &mut udp[UDP_HDR..];
     vx[0] = FLAG_VNI;
     vx[4..7].copy_from_slice(&VNI.to_be_bytes()[1..]);
     vx[VXLAN_HDR..].copy_from_slice(inner);
+    // A real UDP checksum: over IPv4 a VXLAN device sends one unless it was created with
+    // `noudpcsum` (`VXLAN_F_UDP_ZERO_CSUM_TX`), and flannel does not ask for that.
+    UdpPacket::new_unchecked(&mut f[ETH_HDR + IP_HDR..]).fill_checksum(&src.into(), &dst.into());
     f
 }
 
