@@ -434,30 +434,35 @@ impl KubeProxy {
         };
         let out = match &self.nft {
             Some(nft) => {
-                // The iptables nat chain (empty in nftables mode: flannel only has
-                // POSTROUTING rules) still counts the packet on its policy.
-                ipt_walk::walk(
-                    &self.ipt,
-                    iptables::TableId::Nat,
-                    ipt_chain,
-                    &mut env,
-                    None,
-                    &self.services,
-                    &mut self.ipt_counts[1],
-                );
                 let chain = if from_local {
                     nft.nat_output
                 } else {
                     nft.nat_prerouting
                 };
-                nft_walk::walk(
+                let out = nft_walk::walk(
                     nft,
                     chain,
                     &mut env,
                     rec,
                     &self.services,
                     &mut self.nft_counts,
-                )
+                );
+                // The iptables nat chain runs after it (same priority, registered earlier:
+                // `nf_hook_entries_grow` puts a new hook before equal ones), and only while
+                // no NAT binding is set (`nf_nat_inet_fn`). Empty in nftables mode (flannel
+                // only has POSTROUTING rules), it still counts the packet on its policy.
+                if !matches!(out, Outcome::Dnat(..)) {
+                    ipt_walk::walk(
+                        &self.ipt,
+                        iptables::TableId::Nat,
+                        ipt_chain,
+                        &mut env,
+                        None,
+                        &self.services,
+                        &mut self.ipt_counts[1],
+                    );
+                }
+                out
             }
             None => ipt_walk::walk(
                 &self.ipt,
@@ -517,6 +522,19 @@ impl KubeProxy {
                         break;
                     }
                 }
+                // The iptables filter table (empty in nftables mode) runs after kube-proxy's
+                // chains and counts what they let through on its policy.
+                if let (Action::Continue, Some(chain)) = (action, iptables::filter_chain(hook)) {
+                    ipt_walk::walk(
+                        &self.ipt,
+                        iptables::TableId::Filter,
+                        chain,
+                        &mut env,
+                        None,
+                        &self.services,
+                        &mut self.ipt_counts[0],
+                    );
+                }
             }
             None => {
                 if let Some(chain) = iptables::filter_chain(hook) {
@@ -541,8 +559,8 @@ impl KubeProxy {
 
     /// nat POSTROUTING for the first packet: `KUBE-POSTROUTING` (MASQUERADE when the packet
     /// carries mark 0x4000) and flannel's `FLANNEL-POSTRTG` (pod traffic leaving the cluster
-    /// CIDR, multicast excepted). In nftables mode, flannel's iptables chain (registered first
-    /// at the same priority) and then kube-proxy's `masquerading` chain.
+    /// CIDR, multicast excepted). In nftables mode, kube-proxy's `masquerading` chain first,
+    /// then (unless it masqueraded) flannel's iptables chain at the same priority.
     pub fn nat_post(&mut self, pkt: &Packet, mark_masq: bool) -> (Option<Masquerade>, Decision) {
         let mut d = Decision::new();
         let mut rec = self.record.then_some(&mut d.matched);
@@ -556,23 +574,30 @@ impl KubeProxy {
             affinity: &mut self.affinity.tables,
             walked: 0,
         };
-        let mut out = ipt_walk::walk(
-            &self.ipt,
-            iptables::TableId::Nat,
-            iptables::NAT_POSTROUTING,
-            &mut env,
-            rec.as_deref_mut(),
-            &self.services,
-            &mut self.ipt_counts[1],
-        );
-        if let (Some(nft), Outcome::Accept) = (&self.nft, out) {
+        // In nftables mode kube-proxy's `masquerading` chain runs first: it and flannel's
+        // iptables chain hook at the same priority, and the later registered (kube-proxy's)
+        // goes first (`nf_hook_entries_grow`); once it masquerades, the iptables chain is
+        // skipped (`nf_nat_inet_fn` stops at the first binding).
+        let mut out = Outcome::Accept;
+        if let Some(nft) = &self.nft {
             out = nft_walk::walk(
                 nft,
                 nft.nat_postrouting,
                 &mut env,
-                rec,
+                rec.as_deref_mut(),
                 &self.services,
                 &mut self.nft_counts,
+            );
+        }
+        if let Outcome::Accept = out {
+            out = ipt_walk::walk(
+                &self.ipt,
+                iptables::TableId::Nat,
+                iptables::NAT_POSTROUTING,
+                &mut env,
+                rec,
+                &self.services,
+                &mut self.ipt_counts[1],
             );
         }
         d.mark_masq = env.mark & MASQ_MARK != 0;

@@ -208,8 +208,13 @@ fn nftables_counts_where_a_counter_statement_would_stand() {
         d.matched
     );
     assert!(text.contains("meta l4proto tcp counter packets 1 bytes 60 dnat to 10.244."));
-    // The iptables nat table (flannel's, in nftables mode) still counts the packet on its
-    // PREROUTING policy.
+    // kube-proxy's nft chain, registered after the iptables nat table at the same priority,
+    // runs first; once it DNATs, the iptables nat PREROUTING chain is skipped (kernel replay:
+    // its policy counter stays 0).
+    assert_eq!(policy(&kp, CounterTable::Nat, "PREROUTING"), (0, 0));
+    // A packet kube-proxy does not translate goes on to the iptables chain's policy.
+    let plain = pkt(ip(10, 244, 3, 3), ip(10, 244, 1, 7), 80);
+    kp.nat_pre(t(2), &plain, false, &mut rng());
     assert_eq!(policy(&kp, CounterTable::Nat, "PREROUTING"), (1, 60));
     // A new connection to another port of a ClusterIP: counted on the reject rule.
     let other = pkt(ip(10, 244, 1, 5), ip(10, 96, 0, 10), 81);
@@ -217,6 +222,11 @@ fn nftables_counts_where_a_counter_statement_would_stand() {
     assert!(kp.nft_ruleset_counters().contains(
         "ip daddr @cluster-ips counter packets 1 bytes 60 reject comment \"Reject traffic to invalid ports of ClusterIPs\""
     ));
+    // The iptables filter table (empty in nftables mode) counts on its policy what kube-proxy's
+    // chains let through, and nothing they rejected.
+    assert_eq!(policy(&kp, CounterTable::Filter, "FORWARD"), (0, 0));
+    kp.filter(Hook::Forward, &p, CtState::Established, false);
+    assert_eq!(policy(&kp, CounterTable::Filter, "FORWARD"), (1, 60));
 }
 
 /// The dataplane: one TCP connection through node-a (client pod -> ClusterIP -> a backend on
