@@ -441,7 +441,9 @@ impl Dataplane {
                 }
             }
         }
-        if info.created && !ctx.bridged {
+        // The first packet walks the nat table, bridged or routed: br_netfilter runs nat
+        // PREROUTING for a pod-to-pod frame on one bridge too (its counters show it).
+        if info.created {
             let Some(idx) = info.entry else {
                 return Verdict::Accept;
             };

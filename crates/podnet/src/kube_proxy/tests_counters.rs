@@ -296,3 +296,51 @@ fn only_the_first_packet_of_a_connection_walks_the_nat_table() {
         assert!(save.contains(want), "{want}\n{save}");
     }
 }
+
+/// Regression (kernel replay, corpus): the first packet of a pod-to-pod connection bridged on
+/// one node walks nat PREROUTING too (br_netfilter runs it), so kube-proxy's `KUBE-SERVICES`
+/// jump and the chain's policy count it; later packets do not.
+#[test]
+fn a_bridged_first_packet_walks_nat_prerouting() {
+    use crate::conntrack::CtConfig;
+    use crate::dataplane::Dataplane;
+    use crate::netfilter::{HookCtx, NetfilterHook, Notes, Verdict};
+    use crate::packet::tcp;
+    use crate::route::Dev;
+
+    let mut dp = Dataplane::new(
+        CtConfig::default(),
+        config(Mode::Iptables),
+        small_cluster(),
+        rng(),
+        1,
+    );
+    let (a, b) = (ip(10, 244, 0, 5), ip(10, 244, 0, 6));
+    let mut cross = |packet: &mut Vec<u8>| {
+        for hook in [Hook::Prerouting, Hook::Forward, Hook::Postrouting] {
+            let ctx = HookCtx {
+                now: t(1),
+                node: "node-a",
+                node_ip: NODE_IP,
+                hook,
+                in_dev: Some(Dev::Cni0),
+                out_dev: (hook != Hook::Prerouting).then_some(Dev::Cni0),
+                out_addr: Some(ip(10, 244, 0, 1)),
+                local_addrs: [NODE_IP, ip(10, 244, 0, 1)],
+                bridged: true,
+                explain: false,
+            };
+            let v = dp.process(&ctx, packet, &mut Notes::new());
+            assert_eq!(v, Verdict::Accept, "{hook:?}");
+        }
+    };
+    cross(&mut tcp(a, 40000, b, 80, "S", 1, 0, 0));
+    cross(&mut tcp(b, 80, a, 40000, "SA", 100, 2, 0));
+    let kp = dp.proxy();
+    assert_eq!(policy(kp, CounterTable::Nat, "PREROUTING"), (1, 40));
+    let save = kp.iptables_save_counters();
+    assert!(
+        save.contains("[1:40] -A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n"),
+        "{save}"
+    );
+}
