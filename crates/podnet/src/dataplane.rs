@@ -555,6 +555,7 @@ impl Dataplane {
         let Some(inf) = self.cur else {
             return Verdict::Accept;
         };
+        let mut bound = false;
         if let (Some(idx), true, Hook::Postrouting) = (inf.info.entry, inf.info.created, ctx.hook) {
             // The packet as it is now (after DNAT), as iptables' POSTROUTING sees it.
             let Some(now_tuple) = Tuple::of_packet(packet) else {
@@ -569,6 +570,7 @@ impl Dataplane {
                 }
             }
             if let (Some(m), Some(addr)) = (masq, ctx.out_addr) {
+                bound = true;
                 let reply = self.ct.entry(idx).tuple(1);
                 match nat::unique_snat(
                     &mut self.ct,
@@ -592,8 +594,41 @@ impl Dataplane {
                 }
             }
         }
+        if !bound {
+            self.null_binding(ctx, notes);
+        }
         self.manip(Manip::Src, packet, ctx, notes);
         self.confirm(ctx, notes)
+    }
+
+    /// `nf_nat_inet_fn` at POSTROUTING / INPUT: a new connection that no SNAT rule bound gets
+    /// a null binding, which moves its source port (ICMP: id) only when its reply tuple is
+    /// already another entry's ([`nat::null_binding`]).
+    fn null_binding(&mut self, ctx: &HookCtx<'_>, notes: &mut Notes) {
+        let Some(InFlight {
+            info:
+                CtInfo {
+                    entry: Some(idx),
+                    created: true,
+                    ..
+                },
+            ..
+        }) = self.cur
+        else {
+            return;
+        };
+        let reply = self.ct.entry(idx).tuple(1);
+        if let Some(r) = nat::null_binding(&mut self.ct, ctx.now, &reply, &mut self.rng) {
+            if ctx.explain {
+                notes.push(format!(
+                    "nat {}: null binding, reply tuple taken: {} -> {}",
+                    ctx.hook.chain(),
+                    reply,
+                    r
+                ));
+            }
+            self.ct.bind_nat(idx, &r);
+        }
     }
 
     fn confirm(&mut self, ctx: &HookCtx<'_>, notes: &mut Notes) -> Verdict {
@@ -663,6 +698,7 @@ impl NetfilterHook for Dataplane {
             Hook::Input => match self.filter(ctx, packet, notes) {
                 Verdict::Accept => {
                     self.nat_input(packet);
+                    self.null_binding(ctx, notes);
                     self.manip(Manip::Src, packet, ctx, notes);
                     self.confirm(ctx, notes)
                 }

@@ -165,13 +165,79 @@ pub struct PortRange {
     pub max: u16,
 }
 
-/// `nf_nat_l4proto_unique_tuple`'s attempt limit.
+/// `nf_nat_l4proto_unique_tuple`'s attempt limit (`NF_NAT_MAX_ATTEMPTS`).
 pub const MAX_ATTEMPTS: u32 = 128;
 
+/// The part of a REPLY tuple a source manipulation chooses: the destination port (TCP, UDP:
+/// the original direction's source port), or the ICMP query id, which both directions share
+/// (`nf_nat_l4proto_unique_tuple`: `keyptr = &tuple->src.u.icmp.id`; podnet keeps the id in
+/// `sport` and type/code in `dport`). `None` for protocols without one.
+fn key(reply: &Tuple) -> Option<u16> {
+    match reply.proto {
+        proto::TCP | proto::UDP => Some(reply.dport),
+        proto::ICMP => Some(reply.sport),
+        _ => None,
+    }
+}
+
+fn set_key(reply: &mut Tuple, v: u16) {
+    if reply.proto == proto::ICMP {
+        reply.sport = v;
+    } else {
+        reply.dport = v;
+    }
+}
+
+/// `nf_nat_l4proto_unique_tuple` for a source manipulation: searches the port (ICMP: id)
+/// range for a REPLY tuple no other entry holds, from a random offset, at most 128 tries,
+/// then ever smaller windows from fresh offsets. Without a range: ICMP ids 0-65535, ports
+/// keep their class (1-511, 600-1023, 1024-65535) of the port `cand` has. Returns the last
+/// candidate and whether it is free (Linux keeps the last one tried and lets the
+/// confirmation fail); a protocol without ports comes back unchanged and "free".
+fn l4proto_unique(
+    ct: &mut Conntrack,
+    now: Instant,
+    mut cand: Tuple,
+    range: Option<PortRange>,
+    rng: &mut SimRng,
+) -> (Tuple, bool) {
+    let Some(cur) = key(&cand) else {
+        return (cand, true);
+    };
+    let (min, size): (u32, u32) = match range {
+        Some(r) => {
+            let (lo, hi) = (r.min.min(r.max), r.min.max(r.max));
+            (u32::from(lo), u32::from(hi) - u32::from(lo) + 1)
+        }
+        None if cand.proto == proto::ICMP => (0, 65536),
+        None if cur < 512 => (1, 511),
+        None if cur < 1024 => (600, 1023 - 600 + 1),
+        None => (1024, 65535 - 1024 + 1),
+    };
+    // `off` is a u16 in Linux: it wraps at 65536, not at the range's size.
+    let mut off = rng.next_u64() as u16;
+    let mut attempts = size.min(MAX_ATTEMPTS);
+    loop {
+        for _ in 0..attempts {
+            set_key(&mut cand, (min + u32::from(off) % size) as u16);
+            off = off.wrapping_add(1);
+            if !ct.tuple_taken(now, &cand) {
+                return (cand, true);
+            }
+        }
+        if attempts >= size || attempts < 16 {
+            return (cand, false);
+        }
+        attempts /= 2;
+        off = rng.next_u64() as u16;
+    }
+}
+
 /// Chooses the source port (or ICMP id) for a connection whose REPLY tuple would be `reply`
-/// after SNAT to `to`. Port preservation first (unless `random_fully`), then a search of the
-/// range from a random offset, at most 128 tries, halving the tries each round with a fresh
-/// offset (Linux's loop). Returns the REPLY tuple to bind, or `None` when no port is free.
+/// after SNAT to `to` (`get_unique_tuple` for MASQUERADE / SNAT): the port kept when it is in
+/// the range and the tuple is free, unless `random_fully` (`NF_NAT_RANGE_PROTO_RANDOM_ALL`
+/// skips that shortcut), else [`l4proto_unique`]. Returns the REPLY tuple to bind, or `None`
+/// when no port is free.
 pub fn unique_snat(
     ct: &mut Conntrack,
     now: Instant,
@@ -183,39 +249,44 @@ pub fn unique_snat(
 ) -> Option<Tuple> {
     let mut cand = *reply;
     cand.dst = to;
-    if !random_fully && !ct.tuple_taken(now, &cand) {
-        if let Some(r) = range {
-            if (r.min..=r.max).contains(&cand.dport) {
-                return Some(cand);
-            }
-        } else {
+    if !random_fully {
+        let in_range = match (range, key(&cand)) {
+            (Some(r), Some(k)) => (r.min..=r.max).contains(&k),
+            _ => true,
+        };
+        if in_range && !ct.tuple_taken(now, &cand) {
             return Some(cand);
         }
     }
-    let orig_port = reply.dport;
-    let (min, size): (u32, u32) = match range {
-        Some(r) => (u32::from(r.min), u32::from(r.max) - u32::from(r.min) + 1),
-        None if reply.proto == proto::ICMP => (0, 65536),
-        None if orig_port < 512 => (1, 511),
-        None if orig_port < 1024 => (600, 1023 - 600 + 1),
-        None => (1024, 65535 - 1024 + 1),
-    };
-    let mut off = rng.next_u64() as u16 as u32;
-    let mut attempts = size.min(MAX_ATTEMPTS);
-    loop {
-        for _ in 0..attempts {
-            cand.dport = (min + off % size) as u16;
-            off = off.wrapping_add(1);
-            if !ct.tuple_taken(now, &cand) {
-                return Some(cand);
-            }
-        }
-        if attempts >= size || attempts < 16 {
-            return None;
-        }
-        attempts /= 2;
-        off = rng.next_u64() as u16 as u32;
+    let (got, free) = l4proto_unique(ct, now, cand, range, rng);
+    free.then_some(got)
+}
+
+/// The null binding of a new connection no SNAT rule bound (`nf_nat_alloc_null_binding` at
+/// POSTROUTING / INPUT, through `nf_nat_setup_info` and `get_unique_tuple`): the source stays,
+/// unless the REPLY tuple is already held by another entry (a DNATed connection whose reply
+/// is another connection's tuple). Then the source port (ICMP: id) is remapped within its
+/// class by [`l4proto_unique`], as MASQUERADE without a range would. `None`: nothing changes;
+/// otherwise the new REPLY tuple, which may still be taken when the class is exhausted (the
+/// confirmation then fails, as in Linux).
+///
+/// Linux checks the kept tuple twice before searching (`nf_nat_used_tuple_new`, then
+/// `nf_nat_used_tuple` at step 3), and each taken check counts in `conntrack -S found`. Its
+/// exception for an unNATed entry clashing with its exact reverse (both directions created
+/// at once on two CPUs) cannot arise on one CPU, and the last-32-tries eviction of a
+/// SRC_NATed TIME_WAIT entry (`nf_nat_used_tuple_harder`) is not modelled.
+pub fn null_binding(
+    ct: &mut Conntrack,
+    now: Instant,
+    reply: &Tuple,
+    rng: &mut SimRng,
+) -> Option<Tuple> {
+    if !ct.tuple_taken(now, reply) {
+        return None;
     }
+    ct.tuple_taken(now, reply);
+    let got = l4proto_unique(ct, now, *reply, None, rng).0;
+    (got != *reply).then_some(got)
 }
 
 #[cfg(test)]
@@ -401,5 +472,149 @@ mod tests {
             unique_snat(&mut ct, now, &reply, NODE, range, false, &mut rng),
             None
         );
+    }
+    fn echo(src: Ipv4Address, dst: Ipv4Address, typ: u8, id: u16) -> alloc::vec::Vec<u8> {
+        let mut icmp = [typ, 0, 0, 0, 0, 0, 0, 1];
+        icmp[4..6].copy_from_slice(&id.to_be_bytes());
+        smoltcp::wire::Icmpv4Packet::new_unchecked(&mut icmp[..]).fill_checksum();
+        crate::conntrack::tests::ip(src, dst, IpProtocol::Icmp, &icmp)
+    }
+
+    /// Regression (kernel replay, corpus icmp-echo): the "port" of an ICMP echo is its id,
+    /// kept in `sport` of both tuples; the type and code (`dport`) never change, and
+    /// `--random-fully` draws a new id.
+    #[test]
+    fn masquerading_an_echo_chooses_its_id() {
+        const EXT: Ipv4Address = Ipv4Address::new(203, 0, 113, 10);
+        let mut ct = Conntrack::new(CtConfig::default(), 1);
+        let mut rng = SimRng::derive(4, Stream::Node(0));
+        let now = Instant::ZERO;
+        let req = echo(C, EXT, 8, 7);
+        let e = ct.track(now, &req, true).unwrap().entry.unwrap();
+        let reply = ct.entry(e).tuple(1);
+        assert_eq!((reply.sport, reply.dport), (7, 0));
+        let kept = unique_snat(&mut ct, now, &reply, NODE, None, false, &mut rng).unwrap();
+        assert_eq!((kept.dst, kept.sport, kept.dport), (NODE, 7, 0), "id kept");
+        let mut ids = alloc::vec::Vec::new();
+        for _ in 0..50 {
+            let r = unique_snat(&mut ct, now, &reply, NODE, None, true, &mut rng).unwrap();
+            assert_eq!((r.dst, r.dport), (NODE, 0), "type and code untouched");
+            ids.push(r.sport);
+        }
+        assert!(ids.iter().filter(|&&i| i == 7).count() <= 1, "{ids:?}");
+        let r = Tuple {
+            sport: 44419,
+            ..kept
+        };
+        ct.bind_nat(e, &r);
+        assert!(ct.entry(e).has(crate::conntrack::table::bits::SRC_NAT));
+        assert!(!ct.entry(e).has(crate::conntrack::table::bits::DST_NAT));
+        ct.confirm(e).unwrap();
+        assert!(
+            ct.line(e, now).contains(
+                "src=10.244.0.5 dst=203.0.113.10 type=8 code=0 id=7 [UNREPLIED] \
+                 src=203.0.113.10 dst=192.168.1.100 type=0 code=0 id=44419 "
+            ),
+            "{}",
+            ct.line(e, now)
+        );
+        // The request leaves with the new id, the reply comes back to the pod's id.
+        let mut out = req.clone();
+        assert!(apply(&mut out, Manip::Src, &r.invert()));
+        let t = Tuple::of_packet(&out).unwrap();
+        assert_eq!((t.src, t.sport, t.dport), (NODE, 44419, 8 << 8));
+        assert!(checksums_ok(&out));
+        let mut back = echo(EXT, NODE, 0, 44419);
+        let info = ct.track(now, &back, true).unwrap();
+        assert_eq!(info.entry, Some(e));
+        assert!(apply(&mut back, Manip::Dst, &ct.entry(e).tuple(0).invert()));
+        let t = Tuple::of_packet(&back).unwrap();
+        assert_eq!((t.dst, t.sport, t.dport), (C, 7, 0));
+        assert!(checksums_ok(&back));
+        // A router's time exceeded quoting the translated request: the quote gets the
+        // pod's address and id back, with valid checksums inside and out.
+        let router = Ipv4Address::new(192, 168, 1, 254);
+        let mut icmp = alloc::vec![11u8, 0, 0, 0, 0, 0, 0, 0];
+        icmp.extend_from_slice(&out);
+        smoltcp::wire::Icmpv4Packet::new_unchecked(&mut icmp[..]).fill_checksum();
+        let mut err = crate::conntrack::tests::ip(router, NODE, IpProtocol::Icmp, &icmp);
+        assert!(translate_icmp_error(&mut err, &ct.entry(e).tuple(0)));
+        let ip = Ipv4Packet::new_checked(&err[..]).unwrap();
+        let inner = &ip.payload()[8..];
+        assert_eq!(Tuple::of_packet(inner).unwrap(), ct.entry(e).tuple(0));
+        assert!(Ipv4Packet::new_unchecked(&inner[..20]).verify_checksum());
+        assert!(smoltcp::wire::Icmpv4Packet::new_checked(&inner[20..])
+            .unwrap()
+            .verify_checksum());
+        assert!(checksums_ok(&err));
+    }
+
+    /// The DNAT reply-tuple clash of the kernel corpus (tcp-time-wait-reopen): the backend
+    /// opened B:8080 -> C:40000 itself; the client's C:40000 -> VIP:80, DNATed to B:8080,
+    /// would have that entry's original tuple as its reply. The null binding moves the
+    /// client's source port within its class; a free reply tuple is left alone.
+    #[test]
+    fn a_null_binding_moves_the_source_port_off_a_taken_reply_tuple() {
+        let mut ct = Conntrack::new(CtConfig::default(), 1);
+        let mut rng = SimRng::derive(5, Stream::Node(0));
+        let now = Instant::ZERO;
+        let own = ct
+            .track(now, &tcp(B, 8080, C, 40000, "S", 1, 0, 0), true)
+            .unwrap()
+            .entry
+            .unwrap();
+        ct.confirm(own).unwrap();
+        let e = ct
+            .track(now, &tcp(C, 40000, VIP, 80, "S", 9, 0, 0), true)
+            .unwrap()
+            .entry
+            .unwrap();
+        let dnat = Tuple {
+            src: B,
+            sport: 8080,
+            ..ct.entry(e).tuple(1)
+        };
+        ct.bind_nat(e, &dnat);
+        assert_eq!(dnat, ct.entry(own).tuple(0));
+        let found = ct.stats().found;
+        let moved = null_binding(&mut ct, now, &dnat, &mut rng).unwrap();
+        assert_eq!((moved.src, moved.sport, moved.dst), (B, 8080, C));
+        assert!((1024..=65535).contains(&moved.dport) && moved.dport != 40000);
+        // nf_nat_used_tuple_new and nf_nat_used_tuple each found it taken.
+        assert!(ct.stats().found >= found + 2);
+        ct.bind_nat(e, &moved);
+        let bits = crate::conntrack::table::bits::SRC_NAT | crate::conntrack::table::bits::DST_NAT;
+        assert!(ct.entry(e).bits & bits == bits);
+        ct.confirm(e).unwrap();
+        assert_eq!(ct.stats().insert_failed, 0);
+        // Free: nothing changes, nothing counted.
+        let found = ct.stats().found;
+        let free = Tuple {
+            dport: 40001,
+            ..dnat
+        };
+        assert_eq!(null_binding(&mut ct, now, &free, &mut rng), None);
+        assert_eq!(ct.stats().found, found);
+        // Ports below 1024 stay in their class.
+        let low = ct
+            .track(now, &tcp(B, 8080, C, 700, "S", 1, 0, 0), true)
+            .unwrap()
+            .entry
+            .unwrap();
+        ct.confirm(low).unwrap();
+        let taken = ct.entry(low).tuple(0);
+        let p = null_binding(&mut ct, now, &taken, &mut rng).unwrap().dport;
+        assert!((600..=1023).contains(&p), "{p}");
+        // ICMP: the id moves, over the whole 0-65535 range.
+        let ping = ct
+            .track(now, &echo(B, C, 8, 3), true)
+            .unwrap()
+            .entry
+            .unwrap();
+        ct.confirm(ping).unwrap();
+        let mine = ct.entry(ping).tuple(0);
+        let r = null_binding(&mut ct, now, &mine, &mut rng).unwrap();
+        assert_eq!((r.dport, r.src, r.dst), (mine.dport, B, C));
+        assert_ne!(r.sport, 3);
     }
 }

@@ -70,8 +70,8 @@ impl Default for CtConfig {
 /// `conntrack -S` counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CtStats {
-    /// Lookups that found an entry (Linux no longer counts regular lookups here; this stays 0
-    /// except where a clash is resolved onto an existing entry).
+    /// Tuples NAT found taken while choosing a binding (`nf_conntrack_tuple_taken`; Linux no
+    /// longer counts regular lookups here).
     pub found: u64,
     /// Packets classified INVALID.
     pub invalid: u64,
@@ -368,10 +368,13 @@ impl Conntrack {
         Some((idx, if dir == 0 { Dir::Original } else { Dir::Reply }))
     }
 
-    /// Whether some connection already uses `t` in either direction (`nf_conntrack_tuple_taken`).
+    /// Whether some connection already uses `t` in either direction (`nf_conntrack_tuple_taken`,
+    /// which counts each taken tuple in `found`).
     pub fn tuple_taken(&mut self, now: Instant, t: &Tuple) -> bool {
         self.touch(now);
-        self.find(now, t).is_some()
+        let taken = self.find(now, t).is_some();
+        self.stats.found += u64::from(taken);
+        taken
     }
 
     /// Tracks one IPv4 packet (`nf_conntrack_in`). `verify` asks for checksum verification
@@ -660,10 +663,13 @@ impl Conntrack {
         let e = self.table.get_mut(idx);
         let (o, r) = (e.tuple(0), e.tuple(1));
         e.bits &= !(bits::SRC_NAT | bits::DST_NAT);
-        if r.dst != o.src || r.dport != o.sport {
+        // ICMP: both tuples hold the query id in `sport`; a changed id is a source
+        // manipulation's (MASQUERADE, null binding).
+        let icmp = o.proto == proto::ICMP;
+        if r.dst != o.src || (if icmp { r.sport } else { r.dport }) != o.sport {
             e.bits |= bits::SRC_NAT;
         }
-        if r.src != o.dst || r.sport != o.dport {
+        if r.src != o.dst || (!icmp && r.sport != o.dport) {
             e.bits |= bits::DST_NAT;
         }
     }

@@ -434,3 +434,63 @@ fn thirty_thousand_services_build_and_walk() {
         assert_eq!(d.rules_walked, want);
     }
 }
+
+/// Regression (kernel replay, corpus tcp-time-wait-reopen): the backend opened a connection
+/// to the client's port itself (tracked in its own direction); the client's new SYN from that
+/// port to the Service, DNATed to the backend, would take that entry's tuple as its reply.
+/// Linux's null binding at POSTROUTING moves the client's source port (random, same class)
+/// and the connection works; podnet dropped the SYN as an insert clash.
+#[test]
+fn a_dnat_whose_reply_tuple_is_taken_gets_a_new_source_port() {
+    use crate::conntrack::CtConfig;
+    use crate::dataplane::Dataplane;
+    use crate::netfilter::{HookCtx, NetfilterHook, Notes, Verdict};
+    use crate::packet::tcp;
+    use crate::route::Dev;
+
+    let (client, vip, backend) = (ip(10, 244, 0, 5), ip(10, 96, 0, 10), ip(10, 244, 2, 6));
+    let services = vec![svc("web", "http", vip, vec![ep(backend, 8080, "node-b")])];
+    let mut dp = Dataplane::new(
+        CtConfig::default(),
+        config(Mode::Iptables),
+        services,
+        rng(),
+        1,
+    );
+    let cross = |dp: &mut Dataplane, packet: &mut Vec<u8>, from: Dev, to: Dev| {
+        for hook in [Hook::Prerouting, Hook::Forward, Hook::Postrouting] {
+            let ctx = HookCtx {
+                now: t(1),
+                node: "node-a",
+                node_ip: NODE_IP,
+                hook,
+                in_dev: Some(from),
+                out_dev: (hook != Hook::Prerouting).then_some(to),
+                out_addr: Some(NODE_IP),
+                local_addrs: [NODE_IP, ip(10, 244, 0, 1)],
+                bridged: false,
+                explain: false,
+            };
+            let v = dp.process(&ctx, packet, &mut Notes::new());
+            assert_eq!(v, Verdict::Accept, "{hook:?}");
+        }
+    };
+    let mut own = tcp(backend, 8080, client, 40000, "S", 500, 0, 0);
+    cross(&mut dp, &mut own, Dev::Eth0, Dev::Cni0);
+    let mut syn = tcp(client, 40000, vip, 80, "S", 1, 0, 0);
+    cross(&mut dp, &mut syn, Dev::Cni0, Dev::Eth0);
+    let out = crate::conntrack::Tuple::of_packet(&syn).unwrap();
+    assert_eq!((out.src, out.dst, out.dport), (client, backend, 8080));
+    assert!((1024..=65535).contains(&out.sport) && out.sport != 40000);
+    let s = dp.conntrack().stats();
+    assert_eq!((dp.conntrack().count(), s.insert_failed, s.drop), (2, 0, 0));
+    assert!(s.found >= 2, "{s:?}");
+    // The backend's answer to the new port goes back to the client's own port, from the VIP.
+    let mut syn_ack = tcp(backend, 8080, client, out.sport, "SA", 900, 2, 0);
+    cross(&mut dp, &mut syn_ack, Dev::Eth0, Dev::Cni0);
+    let back = crate::conntrack::Tuple::of_packet(&syn_ack).unwrap();
+    assert_eq!(
+        (back.src, back.sport, back.dst, back.dport),
+        (vip, 80, client, 40000)
+    );
+}
