@@ -138,11 +138,14 @@ pub fn run(o: &Options, settings: &Settings) -> Report {
                     println!("   ... {} more", d.len() - k);
                     break;
                 }
-                println!("   DISAGREE [{:?}] {}: {}", x.kind, x.node, x.text);
+                println!("   {}", x.render());
             }
         }
         for x in d {
             *fig.by_kind.entry(x.kind).or_default() += 1;
+        }
+        for n in &outcome.limits {
+            println!("   {}: {n}", script.name);
         }
         for n in &outcome.notes {
             if settings.verbose {

@@ -22,6 +22,8 @@ pub mod corpus_run;
 #[cfg(target_os = "linux")]
 pub mod craft;
 #[cfg(target_os = "linux")]
+pub mod ctlimit;
+#[cfg(target_os = "linux")]
 pub mod frame;
 #[cfg(target_os = "linux")]
 pub mod netns;

@@ -178,6 +178,9 @@ only the corpus, N traces of seed S (default 1); --corpus-trace I: only trace I.
         };
         sys::catch_interrupts();
         netns::delete_stale();
+        if let Some(line) = podnet_kdiff::ctlimit::restore_stale() {
+            println!("kernel-diff: {line}");
+        }
         let corpus_only = args.corpus.is_some() || args.corpus_trace.is_some();
         let files = if corpus_only && args.files.is_empty() {
             Vec::new()
@@ -286,6 +289,9 @@ only the corpus, N traces of seed S (default 1); --corpus-trace I: only trace I.
                 for n in &outcome.notes {
                     println!("   note: {n}");
                 }
+                for n in &outcome.limits {
+                    println!("   {n}");
+                }
                 let d = &outcome.disagreements;
                 let by = |k: Kind| d.iter().filter(|x| x.kind == k).count();
                 for (i, x) in d.iter().enumerate() {
@@ -296,7 +302,7 @@ only the corpus, N traces of seed S (default 1); --corpus-trace I: only trace I.
                         );
                         break;
                     }
-                    println!("   DISAGREE [{:?}] {}: {}", x.kind, x.node, x.text);
+                    println!("   {}", x.render());
                 }
                 println!(
                     "   {shown} ({}): frames {} compared, {} agree; connections {}; conntrack entries {}; rules {}; rule counters {}; disagreements {} (frames {}, conntrack {}, ct stats {}, rules {}, counters {}) in {:.1}s",

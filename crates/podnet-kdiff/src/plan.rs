@@ -196,6 +196,9 @@ pub struct NodePlan {
     pub ct_stats: podnet::conntrack::CtStats,
     /// The scenario's conntrack table size.
     pub ct_max: u32,
+    /// The scenario's conntrack hash buckets (the kernel's are global and its hash differs:
+    /// see [`crate::ctlimit`]).
+    pub ct_buckets: u32,
     /// podnet's conntrack timeouts, as sysctls to set in the namespace.
     pub ct_sysctls: Vec<(String, u32)>,
 }
@@ -385,6 +388,7 @@ pub fn cut(cluster: &podnet::Cluster, mode: Mode) -> Result<(Vec<NodePlan>, Vec<
             ct_list: String::new(),
             ct_stats: Default::default(),
             ct_max: ct.max,
+            ct_buckets: ct.buckets,
             ct_sysctls,
         });
     }

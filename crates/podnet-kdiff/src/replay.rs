@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use podnet::conntrack::Tuple;
 
+use crate::ctlimit;
 use crate::frame::{self, Mask};
 use crate::netns::{self, ns_run, Namespaces};
 use crate::plan::{Mode, NodePlan, Plan, Step};
@@ -58,6 +59,19 @@ pub struct Disagreement {
     pub node: String,
     /// The text to print (several lines).
     pub text: String,
+    /// Why it is expected, when it is (the node's table size could not be reproduced).
+    pub known: Option<String>,
+}
+
+impl Disagreement {
+    /// The lines to print: `DISAGREE [kind] node: text`, and the reason it is known.
+    pub fn render(&self) -> String {
+        let mut s = format!("DISAGREE [{:?}] {}: {}", self.kind, self.node, self.text);
+        if let Some(k) = &self.known {
+            s += &format!("\n    known: {k}");
+        }
+        s
+    }
 }
 
 /// Figures of one node.
@@ -96,6 +110,9 @@ pub struct Outcome {
     pub disagreements: Vec<Disagreement>,
     /// Notes (what was not compared, and why).
     pub notes: Vec<String>,
+    /// What was done about each node's conntrack table size (`nf_conntrack_max` set and
+    /// restored, or why not), printed always.
+    pub limits: Vec<String>,
 }
 
 /// A frame the kernel emitted that podnet did not send in answer to the same frame; it may
@@ -121,6 +138,10 @@ fn replay_in(plan: &Plan, settings: &Settings, ns: &mut Namespaces) -> Result<Ou
             return Err("interrupted".into());
         }
         let (node_ns, wire_ns) = netns::names(i);
+        // The table size: the global nf_conntrack_max for the node's replay (restored below,
+        // or by the guard on every early return).
+        let limit = ctlimit::for_node(node.ct_max);
+        let first = out.disagreements.len();
         ns.add(&node_ns)?;
         ns.add(&wire_ns)?;
         let wires = netns::build_node(node, plan.mode, &node_ns, &wire_ns)?;
@@ -137,8 +158,44 @@ fn replay_in(plan: &Plan, settings: &Settings, ns: &mut Namespaces) -> Result<Ou
         out.nodes.push((node.name.clone(), figures));
         // This node's namespaces are done with; free them before the next node.
         ns.delete_all();
+        match limit {
+            ctlimit::Limit::Same => {}
+            ctlimit::Limit::Set(g) => {
+                let line = g.restore()?;
+                out.limits.push(format!("{}: {line}", node.name));
+                if let Some(n) = buckets_note(node) {
+                    out.limits.push(format!("{}: {n}", node.name));
+                }
+            }
+            ctlimit::Limit::Refused(why) => {
+                let kernel = ctlimit::global_max().unwrap_or(0);
+                let reason = format!(
+                    "the node's conntrack table holds {} entries in podnet, {kernel} in the \
+                     kernel: nf_conntrack_max was not set ({why})",
+                    node.ct_max
+                );
+                out.limits.push(format!("{}: {reason}", node.name));
+                for d in &mut out.disagreements[first..] {
+                    if d.kind != Kind::Rules {
+                        d.known = Some(reason.clone());
+                    }
+                }
+            }
+        }
     }
     Ok(out)
+}
+
+/// When the node's conntrack hash differs from the kernel's, what that means for early drop.
+fn buckets_note(node: &NodePlan) -> Option<String> {
+    let kernel = ctlimit::global_buckets().ok()?;
+    (kernel != node.ct_buckets).then(|| {
+        format!(
+            "nf_conntrack_buckets: podnet {}, kernel {kernel} (global, at least 512, siphash \
+             with a random seed): early drop's victims depend on the hash; see the book",
+            node.ct_buckets
+        )
+    })
 }
 
 fn disagree(out: &mut Outcome, kind: Kind, node: &str, text: String) {
@@ -146,6 +203,7 @@ fn disagree(out: &mut Outcome, kind: Kind, node: &str, text: String) {
         kind,
         node: node.to_string(),
         text,
+        known: None,
     });
 }
 
@@ -315,17 +373,11 @@ fn replay_node(
         // Packets podnet released after ARP: the kernel sent them when their frame came in.
         let mut released_ok = true;
         for (dev, f) in released {
-            let mask = Mask::for_frame(&f, &[]);
-            if let Some(p) = extras
-                .iter()
-                .position(|e| e.dev == dev && mask.equal(&f, &e.frame))
-            {
+            let found = match_released(&dev, &f, &extras, |s| node.steps[s].frame.as_slice());
+            if let Some((p, true, _)) = found {
                 let e = extras.remove(p);
                 note_vxlan_port(&f, &e.frame, &mut vxlan_ports);
-            } else if let Some(p) = extras
-                .iter()
-                .position(|e| e.dev == dev && mask.same_flow(&f, &e.frame))
-            {
+            } else if let Some((p, false, mask)) = found {
                 // The same packet (same addresses, ports, lengths): it differs in detail.
                 released_ok = false;
                 let e = extras.remove(p);
@@ -405,6 +457,32 @@ fn replay_node(
     compare_conntrack(node, node_ns, &vxlan_ports, &mut fig, out)?;
     compare_counters(plan.mode, node, node_ns, &harness, &mut fig, out)?;
     Ok(fig)
+}
+
+/// Which of the kernel's unexplained frames (`extras`) is the frame `f` podnet sent on `dev`
+/// once ARP resolved: its index, whether it is identical outside the mask (else it is the same
+/// packet of the same flow, different in detail), and the mask. Each candidate is masked for
+/// the frame that made the kernel send it (`ingress(step)`), which is the frame that caused
+/// podnet's too: a reset or ICMP error the node built in answer to it has its IP ID masked.
+fn match_released<'a>(
+    dev: &str,
+    f: &[u8],
+    extras: &[Extra],
+    ingress: impl Fn(usize) -> &'a [u8],
+) -> Option<(usize, bool, Mask)> {
+    let mask_of = |e: &Extra| Mask::for_frame(f, ingress(e.step));
+    let candidates = || extras.iter().enumerate().filter(|(_, e)| e.dev == dev);
+    candidates()
+        .find_map(|(i, e)| {
+            let m = mask_of(e);
+            m.equal(f, &e.frame).then_some((i, true, m))
+        })
+        .or_else(|| {
+            candidates().find_map(|(i, e)| {
+                let m = mask_of(e);
+                m.same_flow(f, &e.frame).then_some((i, false, m))
+            })
+        })
 }
 
 /// One choice's identity: same kind, chain and tuple.
@@ -850,4 +928,86 @@ fn compare_counters(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::ETH;
+
+    /// A TCP segment 10.0.0.2:40000 > 192.168.1.100:30081 (or the node's reset back), IP ID
+    /// `id`, with a valid IP header checksum.
+    fn tcp(from_client: bool, flags: u8, id: u16) -> Vec<u8> {
+        let mut f = vec![0u8; ETH + 40];
+        f[12] = 0x08;
+        f[ETH] = 0x45;
+        f[ETH + 3] = 40;
+        f[ETH + 4..ETH + 6].copy_from_slice(&id.to_be_bytes());
+        f[ETH + 8] = 64;
+        f[ETH + 9] = 6;
+        let (client, node) = ([10, 0, 0, 2], [192, 168, 1, 100]);
+        let (src, dst, sport, dport) = if from_client {
+            (client, node, 40000u16, 30081u16)
+        } else {
+            (node, client, 30081, 40000)
+        };
+        f[ETH + 12..ETH + 16].copy_from_slice(&src);
+        f[ETH + 16..ETH + 20].copy_from_slice(&dst);
+        let mut sum = 0u32;
+        for i in (0..20).step_by(2) {
+            sum += u32::from(u16::from_be_bytes([f[ETH + i], f[ETH + i + 1]]));
+        }
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        f[ETH + 10..ETH + 12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+        f[ETH + 20..ETH + 22].copy_from_slice(&sport.to_be_bytes());
+        f[ETH + 22..ETH + 24].copy_from_slice(&dport.to_be_bytes());
+        f[ETH + 32] = 0x50;
+        f[ETH + 33] = flags;
+        f
+    }
+
+    #[test]
+    fn a_reset_sent_after_arp_has_its_ip_id_masked_for_the_frame_that_caused_it() {
+        // Frame #3 (the client's SYN) made the kernel send a reset at once; podnet sent the
+        // same reset once ARP resolved, with another IP ID.
+        let steps = [
+            tcp(false, 0x10, 7),
+            tcp(false, 0x10, 8),
+            tcp(false, 0x10, 9),
+            tcp(true, 0x02, 0x1111),
+        ];
+        let podnet = tcp(false, 0x14, 0);
+        let kernel = tcp(false, 0x14, 0x4242);
+        let extras = [Extra {
+            step: 3,
+            dev: "eth0".into(),
+            frame: kernel.clone(),
+        }];
+        let found = match_released("eth0", &podnet, &extras, |s| steps[s].as_slice());
+        assert!(matches!(found, Some((0, true, _))));
+        // Not on another wire.
+        assert!(
+            match_released("veth00000000", &podnet, &extras, |s| steps[s].as_slice()).is_none()
+        );
+        // Without the frame that caused it (as before), the IP ID and checksum differ.
+        let found = match_released("eth0", &podnet, &extras, |_| &[][..]);
+        let Some((0, false, mask)) = found else {
+            panic!("{found:?}", found = found.map(|(i, eq, _)| (i, eq)));
+        };
+        assert!(frame::describe_diff(&podnet, &kernel, &mask).contains("IP ID"));
+        // A frame that is not the node's own answer to its sender keeps its IP ID compared:
+        // the client's SYN forwarded unchanged is not node-built.
+        let fwd = tcp(true, 0x02, 0x1111);
+        let mut fwd_k = fwd.clone();
+        fwd_k[ETH + 4] = 0x22;
+        let extras = [Extra {
+            step: 3,
+            dev: "eth0".into(),
+            frame: fwd_k,
+        }];
+        let found = match_released("eth0", &fwd, &extras, |s| steps[s].as_slice());
+        assert!(matches!(found, Some((0, false, _))));
+    }
 }

@@ -59,8 +59,14 @@ impl Drop for NetnsGuard {
 
 /// Moves the calling thread into the named namespace (`/run/netns/NAME`) until the guard drops.
 pub fn enter_netns(name: &str) -> io::Result<NetnsGuard> {
+    enter_netns_path(&format!("/run/netns/{name}"))
+}
+
+/// Moves the calling thread into the namespace of file `path` (`/run/netns/NAME`,
+/// `/proc/PID/ns/net`) until the guard drops.
+pub fn enter_netns_path(path: &str) -> io::Result<NetnsGuard> {
     let home = File::open("/proc/thread-self/ns/net")?;
-    let target = File::open(format!("/run/netns/{name}"))?;
+    let target = File::open(path)?;
     // SAFETY: both are open namespace file descriptors; setns only reads them.
     check(unsafe { libc::setns(target.as_raw_fd(), libc::CLONE_NEWNET) })?;
     Ok(NetnsGuard { home })
@@ -299,7 +305,7 @@ extern "C" fn on_signal(_: libc::c_int) {
     INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
-/// Turns SIGINT and SIGTERM into a flag ([`interrupted`]) so that the replay stops at the next
+/// Turns SIGINT, SIGTERM and SIGHUP into a flag ([`interrupted`]) so that the replay stops at the next
 /// frame and the namespaces are deleted on the way out.
 pub fn catch_interrupts() {
     let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
@@ -307,10 +313,11 @@ pub fn catch_interrupts() {
     unsafe {
         libc::signal(libc::SIGINT, handler);
         libc::signal(libc::SIGTERM, handler);
+        libc::signal(libc::SIGHUP, handler);
     }
 }
 
-/// Whether SIGINT or SIGTERM arrived.
+/// Whether SIGINT, SIGTERM or SIGHUP arrived.
 pub fn interrupted() -> bool {
     INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
 }
