@@ -78,6 +78,9 @@ pub struct Dataplane {
     proxy: KubeProxy,
     rng: SimRng,
     cur: Option<InFlight>,
+    /// The connection of the packet the node is about to send about the last one (an ICMP
+    /// error, a reset): `nf_ct_attach`, taken by that packet at OUTPUT.
+    attached: Option<InFlight>,
     stats: DataplaneStats,
     events: alloc::vec::Vec<NewConnection>,
     /// This node's index and the policies to enforce (`None`: no policy exists).
@@ -102,6 +105,7 @@ impl Dataplane {
             proxy: KubeProxy::new(proxy, services),
             rng,
             cur: None,
+            attached: None,
             stats: DataplaneStats::default(),
             events: alloc::vec::Vec::new(),
             policy: None,
@@ -282,19 +286,25 @@ impl Dataplane {
     }
 
     fn begin(&mut self) {
-        // The previous packet never reached confirmation: it was dropped on the way.
-        if let Some(InFlight {
-            info:
-                CtInfo {
-                    entry: Some(idx),
-                    created: true,
-                    ..
-                },
-            ..
-        }) = self.cur.take()
-        {
+        // The previous packet let go of its entry without reaching confirmation (it was
+        // dropped on the way): an entry it created, or one killed under it, goes.
+        if let Some(idx) = self.cur.take().and_then(|c| c.info.entry) {
             self.ct.discard(idx);
         }
+    }
+
+    /// `nf_ct_attach`: the packet the node builds next, about the one in flight, carries its
+    /// connection ([`CtInfo::attached`]).
+    fn attach(&mut self) {
+        if let Some(idx) = self.attached.take().and_then(|a| a.info.entry) {
+            self.ct.discard(idx);
+        }
+        self.attached = self.cur.take().and_then(|c| {
+            c.info.attached().map(|info| InFlight {
+                info,
+                mark_masq: false,
+            })
+        });
     }
 
     /// The rules' view of a packet: `t`'s fields, and the IP total length of `ip` (what the
@@ -342,7 +352,7 @@ impl Dataplane {
         } else {
             None
         };
-        if inf.info.state == CtState::Related {
+        if inf.info.state == CtState::Related && packet.get(9) == Some(&1) {
             // The quoted packet goes back to the form its sender gave it (Linux rewrites it
             // with the opposite manipulation at each hook; rewriting it whole at the first
             // hook that applies comes to the same).
@@ -395,13 +405,23 @@ impl Dataplane {
     /// conntrack at PREROUTING / OUTPUT, then the nat table for new connections.
     fn pre(&mut self, ctx: &HookCtx<'_>, packet: &mut [u8], notes: &mut Notes) -> Verdict {
         self.begin();
-        let info = match self.ct.track(ctx.now, packet, ctx.hook == Hook::Prerouting) {
-            Ok(i) => i,
-            Err(drop) => {
-                if ctx.explain {
-                    notes.push(format!("conntrack: {}", drop.reason()));
+        let attached = self.attached.take();
+        let info = match attached {
+            // `nf_conntrack_in` leaves a packet that already has its entry alone.
+            Some(a) if ctx.hook == Hook::Output => a.info,
+            _ => {
+                if let Some(idx) = attached.and_then(|a| a.info.entry) {
+                    self.ct.discard(idx);
                 }
-                return Verdict::Drop(drop.reason().into());
+                match self.ct.track(ctx.now, packet, ctx.hook == Hook::Prerouting) {
+                    Ok(i) => i,
+                    Err(drop) => {
+                        if ctx.explain {
+                            notes.push(format!("conntrack: {}", drop.reason()));
+                        }
+                        return Verdict::Drop(drop.reason().into());
+                    }
+                }
             }
         };
         self.cur = Some(InFlight {
@@ -410,6 +430,12 @@ impl Dataplane {
         });
         if ctx.explain {
             notes.push(match info.entry {
+                Some(idx) if attached.is_some() => format!(
+                    "conntrack: {} ({}), attached by the node (nf_ct_attach): {}",
+                    info.state.name(),
+                    dir_name(info.dir),
+                    self.ct.line(idx, ctx.now)
+                ),
                 Some(idx) if info.created => format!(
                     "conntrack: NEW, entry created: {}",
                     self.ct.line(idx, ctx.now)
@@ -635,6 +661,11 @@ impl Dataplane {
         let Some(inf) = self.cur.take() else {
             return Verdict::Accept;
         };
+        if let (Some(idx), false) = (inf.info.entry, inf.info.created) {
+            // The packet leaves the hooks: an entry it held outside the hash (killed under it,
+            // or attached to it unconfirmed) goes with it (`nf_conntrack_put`).
+            self.ct.discard(idx);
+        }
         if let (Some(idx), true) = (inf.info.entry, inf.info.created) {
             if let Err(e) = self.ct.confirm(idx) {
                 return Verdict::Drop(e.reason().into());
@@ -705,6 +736,12 @@ impl NetfilterHook for Dataplane {
                 v => v,
             },
             Hook::Postrouting => self.post(ctx, packet, notes),
+        }
+    }
+
+    fn attach(&mut self) {
+        if self.bpf.is_none() {
+            Dataplane::attach(self);
         }
     }
 

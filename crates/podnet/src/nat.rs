@@ -57,8 +57,8 @@ fn is_query(t: u8) -> bool {
 
 /// Rewrites the source or destination of the IPv4 packet `ip` to `addr:port` (for ICMP queries
 /// `port` is the query id, changed on either side). L4 checksums are updated when the L4
-/// header is present in full; `quoted` marks the 8-byte quote inside an ICMP error, where a
-/// TCP checksum is not present. Returns false if the packet is too short.
+/// header is present in full; `quoted` marks the quote inside an ICMP error, where a TCP
+/// checksum is updated only if the whole TCP header was quoted. Returns false if the packet is too short.
 pub fn rewrite(ip: &mut [u8], manip: Manip, addr: Ipv4Address, port: u16, quoted: bool) -> bool {
     if ip.len() < 20 {
         return false;
@@ -81,7 +81,9 @@ pub fn rewrite(ip: &mut [u8], manip: Manip, addr: Ipv4Address, port: u16, quoted
             let old_port = rd16(l4, pofs);
             wr16(l4, pofs, port);
             let cofs = if proto == proto::TCP { 16 } else { 6 };
-            if l4.len() >= cofs + 2 && !(quoted && proto == proto::TCP) {
+            // `tcp_manip_pkt`: inside an ICMP error the TCP checksum is updated only when
+            // the quote holds the whole 20-byte header (`skb->len >= hdroff + 20`).
+            if l4.len() >= cofs + 2 && !(quoted && proto == proto::TCP && l4.len() < 20) {
                 let sum = rd16(l4, cofs);
                 if proto == proto::UDP && sum == 0 {
                     return true; // no UDP checksum

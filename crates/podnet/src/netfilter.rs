@@ -138,6 +138,13 @@ pub trait NetfilterHook {
         }
     }
 
+    /// The node is about to send, from OUTPUT, a packet it built itself about the packet
+    /// these modules saw last (an ICMP error from the forwarding path or a REJECT, a reset):
+    /// as `nf_ct_attach` (`icmp_glue_bits`, `nf_send_reset`), that packet carries the other's
+    /// connection, RELATED in the other direction, even unconfirmed, instead of being looked
+    /// up. Called only when that packet is sent.
+    fn attach(&mut self) {}
+
     /// Lets callers reach the concrete module (`node.hooks()` then downcast), e.g. to read a
     /// conntrack table.
     fn as_any(&self) -> Option<&dyn core::any::Any> {

@@ -267,6 +267,14 @@ impl Sim {
         if let Some(idx) = info.entry {
             let e = self.ct.entry(idx);
             prop_assert!(e.has(bits::USED), "track returned a free slot {idx}");
+            if e.has(bits::DYING) {
+                // Killed by this packet (a RST as the only reply): out of the hash, freed
+                // once the packet is done with it.
+                prop_assert!(!info.created && !e.has(bits::CONFIRMED));
+                self.ct.discard(idx);
+                prop_assert!(!self.ct.entry(idx).has(bits::USED));
+                return Ok(());
+            }
             prop_assert_eq!(
                 e.has(bits::CONFIRMED),
                 !info.created,

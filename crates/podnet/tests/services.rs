@@ -828,3 +828,170 @@ fn port_unreachable_from_a_backend_reaches_the_client_as_the_service() {
         Some("ECONNREFUSED: ICMP port unreachable from 10.96.0.10")
     );
 }
+
+// Packets that answer a Service connection's first packet, crafted and injected on the
+// node's wires (as the kernel diff replays them), so that no pod's stack answers first.
+
+/// An Ethernet frame around the IPv4 packet `ip`.
+fn eth(
+    src: smoltcp::wire::EthernetAddress,
+    dst: smoltcp::wire::EthernetAddress,
+    ip: &[u8],
+) -> Vec<u8> {
+    let mut f = vec![0u8; 14 + ip.len()];
+    let mut e = EthernetFrame::new_unchecked(&mut f[..]);
+    e.set_src_addr(src);
+    e.set_dst_addr(dst);
+    e.set_ethertype(EthernetProtocol::Ipv4);
+    e.payload_mut().copy_from_slice(ip);
+    f
+}
+
+/// The pod asks for its gateway, so that the node (and its bridge) know the pod's MAC.
+fn arp_gateway(c: &mut Cluster, pod: PodId) {
+    use smoltcp::wire::{ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetRepr};
+    let a = *c.pod(pod).unwrap().addrs();
+    let smoltcp::wire::IpAddress::Ipv4(ip) = a.ip.address();
+    let arp = ArpRepr::EthernetIpv4 {
+        operation: ArpOperation::Request,
+        source_hardware_addr: a.mac,
+        source_protocol_addr: ip,
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: a.gateway,
+    };
+    let e = EthernetRepr {
+        src_addr: a.mac,
+        dst_addr: EthernetAddress::BROADCAST,
+        ethertype: EthernetProtocol::Arp,
+    };
+    let mut frame = vec![0u8; e.buffer_len() + arp.buffer_len()];
+    let mut f = EthernetFrame::new_unchecked(&mut frame[..]);
+    e.emit(&mut f);
+    arp.emit(&mut ArpPacket::new_unchecked(f.payload_mut()));
+    c.inject(podnet::cluster::Wire::Veth(pod), frame).unwrap();
+}
+
+/// The IPv4 packets sent on `pod`'s veth among `sent`.
+fn ipv4_to(sent: &[(podnet::cluster::Wire, Vec<u8>)], pod: PodId) -> Vec<Vec<u8>> {
+    sent.iter()
+        .filter(|(w, f)| {
+            *w == podnet::cluster::Wire::Veth(pod)
+                && EthernetFrame::new_checked(&f[..]).unwrap().ethertype() == EthernetProtocol::Ipv4
+        })
+        .map(|(_, f)| f[14..].to_vec())
+        .collect()
+}
+
+/// Node-a with a client pod (10.244.0.5), a backend (10.244.0.20:8080, same node, or on
+/// node-b) behind `10.96.0.12:80`; both pods have asked for their gateway. No programs run.
+fn crafted(backend_remote: bool) -> (Cluster, NodeId, PodId, PodId) {
+    let (mut c, a, b) = cluster(ClusterConfig::default());
+    let client = c
+        .add_pod(PodSpec::new("client", a).ip([10, 244, 0, 5]))
+        .unwrap();
+    let bip: Ipv4Address = if backend_remote {
+        Ipv4Address::new(10, 244, 1, 20)
+    } else {
+        Ipv4Address::new(10, 244, 0, 20)
+    };
+    let backend = c
+        .add_pod(PodSpec::new("backend", if backend_remote { b } else { a }).ip(bip))
+        .unwrap();
+    c.add_service(ServiceSpec::new("web", 80, 8080, vec![backend]).cluster_ip([10, 96, 0, 12]))
+        .unwrap();
+    arp_gateway(&mut c, client);
+    if !backend_remote {
+        arp_gateway(&mut c, backend);
+    }
+    (c, a, client, backend)
+}
+
+#[test]
+fn a_backend_rst_as_the_only_reply_leaves_as_the_service() {
+    // Regression (kdiff corpus, tcp-rst trace 122): the RST killed the conntrack entry before
+    // NAT ran, so it reached the client from 10.244.0.20:8080. The kernel (nf_ct_kill_acct)
+    // unhashes the entry but lets the RST keep it: the client sees 10.96.0.12:80.
+    let (mut c, a, client, backend) = crafted(false);
+    let vip = Ipv4Address::new(10, 96, 0, 12);
+    let bip = Ipv4Address::new(10, 244, 0, 20);
+    let cip = Ipv4Address::new(10, 244, 0, 5);
+    let (cmac, bmac) = (
+        c.pod(client).unwrap().addrs().mac,
+        c.pod(backend).unwrap().addrs().mac,
+    );
+    let gw_mac = c.node(a).unwrap().addrs().cni0_mac;
+    let syn = podnet::packet::tcp(cip, 40000, vip, 80, "S", 1000, 0, 0);
+    let sent = c
+        .inject(podnet::cluster::Wire::Veth(client), eth(cmac, gw_mac, &syn))
+        .unwrap();
+    let to_backend = ipv4_to(&sent, backend);
+    assert_eq!(to_backend.len(), 1, "{sent:?}");
+    let d = Ipv4Packet::new_checked(&to_backend[0][..]).unwrap();
+    assert_eq!(d.dst_addr(), bip, "bridged DNAT");
+
+    let rst = podnet::packet::tcp(bip, 8080, cip, 40000, "RA", 0, 1001, 0);
+    let sent = c
+        .inject(podnet::cluster::Wire::Veth(backend), eth(bmac, cmac, &rst))
+        .unwrap();
+    let to_client = ipv4_to(&sent, client);
+    assert_eq!(to_client.len(), 1, "{sent:?}");
+    let ip = Ipv4Packet::new_checked(&to_client[0][..]).unwrap();
+    assert!(ip.verify_checksum());
+    let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+    assert_eq!(
+        (ip.src_addr(), tcp.src_port(), ip.dst_addr(), tcp.dst_port()),
+        (vip, 80, cip, 40000)
+    );
+    assert!(tcp.rst());
+    assert!(tcp.verify_checksum(&ip.src_addr().into(), &ip.dst_addr().into()));
+    // Gone from the table, and freed once the RST was through.
+    let ct = c.conntrack(a).unwrap();
+    assert_eq!(ct.list(c.now()), "");
+    assert_eq!(ct.count(), 0);
+}
+
+#[test]
+fn time_exceeded_for_a_dnated_syn_comes_from_the_service_and_quotes_it() {
+    // Regression (kdiff corpus, icmp-error traces 88 and 232): `icmp_send` attaches the SYN's
+    // unconfirmed entry to the error (nf_ct_attach, RELATED in the reply direction) and
+    // `nf_nat_icmp_reply_translation` at POSTROUTING rewrites the outer source to the
+    // ClusterIP and the quote back to client -> ClusterIP:80; the entry dies with the SYN.
+    let (mut c, a, client, _) = crafted(true);
+    let vip = Ipv4Address::new(10, 96, 0, 12);
+    let cip = Ipv4Address::new(10, 244, 0, 5);
+    let cmac = c.pod(client).unwrap().addrs().mac;
+    let gw_mac = c.node(a).unwrap().addrs().cni0_mac;
+    let mut syn = podnet::packet::tcp(cip, 40001, vip, 80, "S", 1000, 0, 0);
+    {
+        let mut p = Ipv4Packet::new_unchecked(&mut syn[..]);
+        p.set_hop_limit(1);
+        p.fill_checksum();
+    }
+    let sent = c
+        .inject(podnet::cluster::Wire::Veth(client), eth(cmac, gw_mac, &syn))
+        .unwrap();
+    let to_client = ipv4_to(&sent, client);
+    assert_eq!(to_client.len(), 1, "{sent:?}");
+    let ip = Ipv4Packet::new_checked(&to_client[0][..]).unwrap();
+    assert!(ip.verify_checksum());
+    assert_eq!((ip.src_addr(), ip.dst_addr()), (vip, cip));
+    let icmp = smoltcp::wire::Icmpv4Packet::new_checked(ip.payload()).unwrap();
+    assert_eq!((icmp.msg_type(), icmp.msg_code()), (11.into(), 0));
+    assert!(icmp.verify_checksum());
+    let quoted = Ipv4Packet::new_checked(&ip.payload()[8..]).unwrap();
+    assert!(quoted.verify_checksum());
+    let qt = TcpPacket::new_unchecked(quoted.payload());
+    assert_eq!(
+        (
+            quoted.src_addr(),
+            qt.src_port(),
+            quoted.dst_addr(),
+            qt.dst_port()
+        ),
+        (cip, 40001, vip, 80)
+    );
+    assert!(qt.verify_checksum(&quoted.src_addr().into(), &quoted.dst_addr().into()));
+    let ct = c.conntrack(a).unwrap();
+    assert_eq!(ct.list(c.now()), "", "the SYN's entry was never confirmed");
+    assert_eq!(ct.count(), 0);
+}

@@ -142,6 +142,24 @@ pub struct CtInfo {
 }
 
 impl CtInfo {
+    /// What a packet the node builds about this one (an ICMP error, a reset) carries
+    /// (`nf_ct_attach` from `icmp_glue_bits`, `nf_send_reset`): the same entry, confirmed or
+    /// not, RELATED in the other direction (`nf_conntrack_attach`). Conntrack does not look
+    /// such a packet up again, and never confirms an entry from the REPLY side
+    /// (`__nf_conntrack_confirm`), so an entry only this packet created dies with the two.
+    /// `None` when this packet has no entry (INVALID).
+    pub fn attached(&self) -> Option<CtInfo> {
+        Some(CtInfo {
+            entry: Some(self.entry?),
+            dir: match self.dir {
+                Dir::Original => Dir::Reply,
+                Dir::Reply => Dir::Original,
+            },
+            state: CtState::Related,
+            created: false,
+        })
+    }
+
     fn invalid() -> Self {
         CtInfo {
             entry: None,
@@ -602,14 +620,13 @@ impl Conntrack {
                     }
                     tcp::Action::Kill => {
                         // "If only reply is a RST, we can consider ourselves not to have an
-                        // established connection": delete at once.
-                        self.table.free(idx);
-                        return Ok(CtInfo {
-                            entry: None,
-                            dir,
-                            state: CtState::Established,
-                            created: false,
-                        });
+                        // established connection": `nf_ct_kill_acct` takes the entry out of
+                        // the hash at once, but the RST keeps its reference, so NAT at the
+                        // later hooks still translates it (a backend's RST leaves as the
+                        // Service's); the entry goes when the packet leaves the hooks
+                        // ([`Conntrack::discard`]).
+                        self.table.unlink(idx);
+                        return Ok(self.info(idx, dir, false));
                     }
                 }
             }
@@ -678,7 +695,7 @@ impl Conntrack {
     /// clash with an entry holding one of its tuples.
     pub fn confirm(&mut self, idx: u32) -> Result<(), CtDrop> {
         let e = self.table.get(idx);
-        if e.has(bits::CONFIRMED) || !e.has(bits::USED) {
+        if e.has(bits::CONFIRMED) || e.has(bits::DYING) || !e.has(bits::USED) {
             return Ok(());
         }
         let (o, r) = (e.tuple(0), e.tuple(1));
@@ -696,7 +713,10 @@ impl Conntrack {
         Ok(())
     }
 
-    /// Forgets an entry that was never confirmed (its packet was dropped on the way).
+    /// Called when the last packet holding entry `idx` leaves the hooks: frees it unless it
+    /// is in the hash. That is an entry never confirmed (its packet was dropped on the way,
+    /// or it rode on an error the node built about that packet, [`CtInfo::attached`]) or one
+    /// killed while its packet was in flight (the RST that was a SYN's only reply).
     pub fn discard(&mut self, idx: u32) {
         if !self.table.get(idx).has(bits::CONFIRMED) {
             self.table.free(idx);

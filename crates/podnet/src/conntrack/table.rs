@@ -105,6 +105,9 @@ pub mod bits {
     pub const CONFIRMED: u16 = 1 << 10;
     /// Slot holds an entry.
     pub const USED: u16 = 1 << 11;
+    /// Killed (`nf_ct_kill`): out of the hash, held only by the packet in flight until it
+    /// leaves the hooks; never confirmed again.
+    pub const DYING: u16 = 1 << 12;
 }
 
 impl Entry {
@@ -255,6 +258,21 @@ impl Table {
             }
             cur = self.entries[ci].next[cd];
         }
+    }
+
+    /// Takes a confirmed entry out of the hash (`nf_ct_kill`): no lookup finds it any more,
+    /// but the slot stays in use (marked [`bits::DYING`]) until [`Table::free`].
+    pub fn unlink(&mut self, idx: u32) {
+        let e = &self.entries[idx as usize];
+        if !e.has(bits::USED) {
+            return;
+        }
+        if e.has(bits::CONFIRMED) {
+            self.unlink_dir(idx, 0);
+            self.unlink_dir(idx, 1);
+        }
+        let e = &mut self.entries[idx as usize];
+        e.bits = (e.bits & !bits::CONFIRMED) | bits::DYING;
     }
 
     /// Frees an entry (unlinking it first if it was confirmed).

@@ -26,11 +26,15 @@ fn ct(max: u32) -> Conntrack {
     )
 }
 
-/// Tracks and confirms, like a packet crossing a node.
+/// Tracks and confirms, like a packet crossing a node (which lets go of its entry when it
+/// leaves the hooks).
 fn pass(c: &mut Conntrack, now: Instant, p: &[u8]) -> CtInfo {
     let info = c.track(now, p, true).expect("not dropped");
     if info.created {
         c.confirm(info.entry.unwrap()).unwrap();
+    }
+    if let Some(idx) = info.entry {
+        c.discard(idx);
     }
     info
 }
@@ -158,6 +162,52 @@ fn a_rst_as_the_only_reply_deletes_the_entry() {
     assert_eq!(c.count(), 1);
     pass(&mut c, t(1), &tcp(S, 81, C, 40003, "RA", 0, 1001, 0));
     assert_eq!(c.count(), 0);
+}
+
+#[test]
+fn a_killed_entry_still_serves_its_rst_until_the_packet_leaves() {
+    // Regression (kdiff corpus, tcp-rst traces 122 and 434): the backend's RST, the only
+    // reply to a DNATed SYN, left untranslated because the entry was freed before NAT ran.
+    // `nf_ct_kill_acct` only unhashes it; the RST keeps its reference for NAT.
+    const B: Ipv4Address = Ipv4Address::new(10, 244, 0, 20);
+    let mut c = ct(16);
+    let syn = c
+        .track(t(0), &tcp(C, 40005, S, 80, "S", 1000, 0, 0), true)
+        .unwrap();
+    let idx = syn.entry.unwrap();
+    let mut reply = c.entry(idx).tuple(1);
+    (reply.src, reply.sport) = (B, 8080);
+    c.bind_nat(idx, &reply);
+    c.confirm(idx).unwrap();
+    let rst = c
+        .track(t(1), &tcp(B, 8080, C, 40005, "RA", 0, 1001, 0), true)
+        .unwrap();
+    assert_eq!(rst.entry, Some(idx), "NAT needs the entry");
+    assert_eq!((rst.dir, rst.state), (Dir::Reply, CtState::Established));
+    let e = c.entry(idx);
+    assert!(e.has(bits::USED) && e.has(bits::DST_NAT) && !e.has(bits::CONFIRMED));
+    assert_eq!(e.tuple(1), reply);
+    assert_eq!(c.list(t(1)), "", "out of the table at once");
+    assert!(!c.tuple_taken(t(1), &reply), "no lookup finds it");
+    assert!(c.confirm(idx).is_ok() && !c.entry(idx).has(bits::CONFIRMED));
+    assert_eq!(c.count(), 1);
+    c.discard(idx);
+    assert_eq!(c.count(), 0, "freed when the RST leaves the hooks");
+}
+
+#[test]
+fn attached_info_is_related_in_the_other_direction() {
+    let mut c = ct(16);
+    let syn = c
+        .track(t(0), &tcp(C, 40006, S, 80, "S", 1000, 0, 0), true)
+        .unwrap();
+    let a = syn.attached().unwrap();
+    assert_eq!(
+        (a.entry, a.dir, a.state, a.created),
+        (syn.entry, Dir::Reply, CtState::Related, false)
+    );
+    assert_eq!(a.attached().unwrap().dir, Dir::Original);
+    assert_eq!(CtInfo::invalid().attached(), None);
 }
 
 #[test]

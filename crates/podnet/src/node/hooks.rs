@@ -114,15 +114,18 @@ impl Node {
                 self.drop_frame(now, dev, reason, frame, trace);
                 let orig = &frame[ETH_HDR..];
                 match with {
+                    // `nf_send_unreach` (`icmp_send`) and `nf_send_reset` attach the
+                    // rejected packet's entry to what they send.
                     RejectWith::IcmpPortUnreachable => {
-                        self.icmp_error(now, orig, icmp_type::DST_UNREACHABLE, 3, out, trace)
+                        self.icmp_error(now, orig, icmp_type::DST_UNREACHABLE, 3, true, out, trace)
                     }
                     RejectWith::IcmpHostUnreachable => {
-                        self.icmp_error(now, orig, icmp_type::DST_UNREACHABLE, 1, out, trace)
+                        self.icmp_error(now, orig, icmp_type::DST_UNREACHABLE, 1, true, out, trace)
                     }
                     RejectWith::TcpReset => {
                         let ident = self.next_ident();
                         if let Some(f) = reply::tcp_reset(orig, ident) {
+                            self.attach_ct();
                             self.local_out(now, f, out, trace);
                         }
                     }

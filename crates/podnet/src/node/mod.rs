@@ -297,6 +297,7 @@ impl Node {
                 &frame[ETH_HDR..],
                 icmp_type::DST_UNREACHABLE,
                 1,
+                false,
                 out,
                 trace,
             );
@@ -887,6 +888,7 @@ impl Node {
                 &frame[ETH_HDR..],
                 icmp_type::DST_UNREACHABLE,
                 0,
+                true,
                 out,
                 trace,
             );
@@ -899,6 +901,7 @@ impl Node {
                 &frame[ETH_HDR..],
                 icmp_type::TIME_EXCEEDED,
                 0,
+                true,
                 out,
                 trace,
             );
@@ -975,13 +978,19 @@ impl Node {
         self.ip_ident
     }
 
-    /// Answers `orig` (an IP packet) with an ICMP error, from the node's address facing its sender.
+    /// Answers `orig` (an IP packet) with an ICMP error, from the node's address facing its
+    /// sender. `attach`: `orig` is the packet the hooks saw last, still in its walk (forwarding
+    /// errors, REJECT), whose conntrack entry the error carries ([`Node::attach_ct`]). An
+    /// error about a packet whose walk is over (delivered here, or queued for ARP) is looked
+    /// up by its quote instead, which finds the same, confirmed, entry.
+    #[allow(clippy::too_many_arguments)]
     fn icmp_error(
         &mut self,
         now: Instant,
         orig: &[u8],
         icmp_type: u8,
         code: u8,
+        attach: bool,
         out: &mut Output,
         trace: &mut Trace,
     ) {
@@ -994,7 +1003,20 @@ impl Node {
         };
         let ident = self.next_ident();
         if let Some(f) = reply::icmp_error(orig, icmp_type, code, src, ident) {
+            if attach {
+                self.attach_ct();
+            }
             self.local_out(now, f, out, trace);
+        }
+    }
+
+    /// `nf_ct_attach` (`icmp_glue_bits` for every ICMP error, `nf_send_reset`): the packet the
+    /// node sends next carries the connection of the packet in flight, so NAT translates it
+    /// back as a reply (outer addresses and quote) even when that connection is not confirmed
+    /// yet, e.g. a DNATed SYN whose TTL runs out.
+    pub(super) fn attach_ct(&mut self) {
+        for h in self.hooks.iter_mut() {
+            h.attach();
         }
     }
 
@@ -1014,6 +1036,7 @@ impl Node {
                     &frame[ETH_HDR..],
                     icmp_type::DST_UNREACHABLE,
                     3,
+                    false,
                     out,
                     trace,
                 );
@@ -1024,6 +1047,7 @@ impl Node {
                     &frame[ETH_HDR..],
                     icmp_type::DST_UNREACHABLE,
                     2,
+                    false,
                     out,
                     trace,
                 );
