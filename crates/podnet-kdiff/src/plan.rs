@@ -115,6 +115,16 @@ pub enum Choice {
         /// podnet's reason.
         reason: String,
     },
+    /// A null binding that moved the source port (ICMP: id) because the reply tuple was
+    /// taken (`nf_nat_alloc_null_binding` -> `get_unique_tuple`, a random port): the kernel
+    /// gets an exact-tuple `SNAT` to podnet's choice appended to iptables nat `POSTROUTING`,
+    /// where the packet would have reached the chain's policy.
+    NullBinding {
+        /// The packet as it reached POSTROUTING (after DNAT).
+        tuple: Tuple,
+        /// The source podnet gave it.
+        to: (Ipv4Address, u16),
+    },
     /// nftables `masquerade fully-random` in `chain`.
     NftMasq {
         /// `masquerading`.
@@ -500,6 +510,15 @@ pub fn cut(cluster: &podnet::Cluster, mode: Mode) -> Result<(Vec<NodePlan>, Vec<
                     }
                 }
                 for note in notes {
+                    if note.contains(": null binding, reply tuple taken: ") {
+                        if let (Some(t), Some(a)) = (tuple, after_tuple) {
+                            step.choices.push(Choice::NullBinding {
+                                tuple: t,
+                                to: (a.src, a.sport),
+                            });
+                        }
+                        continue;
+                    }
                     if let Some(rest) = note.strip_prefix("conntrack: NEW, entry created: ") {
                         if let Some(t) = frame::ct_line_orig(rest) {
                             step.ct_new.push(t);

@@ -511,6 +511,7 @@ fn choice_key(c: &crate::plan::Choice) -> String {
             format!("masq {chain} {tuple}")
         }
         PolicyDrop { hook, tuple, .. } => format!("policy {hook} {tuple}"),
+        NullBinding { tuple, .. } => format!("null {tuple}"),
     }
 }
 

@@ -84,6 +84,13 @@ fn ipt_match(t: &Tuple) -> Option<String> {
     let p = match t.proto {
         6 => "tcp",
         17 => "udp",
+        1 if t.dport >> 8 == 8 => {
+            // An echo request: its id (the tuple's `sport`) by offset, as no match names it.
+            return Some(format!(
+                "-s {}/32 -d {}/32 -p icmp -m icmp --icmp-type 8 -m u32 --u32 \"0x0>>0x16&0x3c@0x4>>0x10={:#x}\"",
+                t.src, t.dst, t.sport
+            ));
+        }
         _ => return None,
     };
     Some(format!(
@@ -97,6 +104,12 @@ fn nft_match(t: &Tuple) -> Option<String> {
     let p = match t.proto {
         6 => "tcp",
         17 => "udp",
+        1 if t.dport >> 8 == 8 => {
+            return Some(format!(
+                "ip saddr {} ip daddr {} icmp type echo-request icmp id {}",
+                t.src, t.dst, t.sport
+            ));
+        }
         _ => return None,
     };
     Some(format!(
@@ -270,6 +283,20 @@ impl HarnessBuilder {
                     nft: true,
                 }
             }
+            Choice::NullBinding { tuple, to } => {
+                let m = self.ipt_match_or_note(tuple, c)?;
+                Harness {
+                    id,
+                    // Its counts are the packets podnet's chain let fall to its policy.
+                    stands_for: Some(("nat".into(), "POSTROUTING".into(), String::new())),
+                    table: "nat".into(),
+                    line: format!(
+                        "-A POSTROUTING {m} -m comment --comment \"{tag}\" -j SNAT --to-source {}:{}",
+                        to.0, to.1
+                    ),
+                    nft: false,
+                }
+            }
             Choice::NftMasq {
                 chain,
                 rule,
@@ -425,7 +452,10 @@ pub fn kernel_ipt_counters(
             if let Some(Some((t, ch, b))) =
                 harness.iter().find(|h| h.id == id).map(|h| &h.stands_for)
             {
-                if let Some(i) = ipt.chain(t, ch).iter().position(|r| r == b) {
+                if b.is_empty() {
+                    // Standing for the chain's policy.
+                    add(&mut m, (t.clone(), ch.clone(), None), c);
+                } else if let Some(i) = ipt.chain(t, ch).iter().position(|r| r == b) {
                     add(&mut m, (t.clone(), ch.clone(), Some(i)), c);
                 }
             }
