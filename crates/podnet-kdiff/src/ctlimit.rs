@@ -59,7 +59,7 @@ pub fn global_buckets() -> Result<u32, String> {
 
 /// What was done about a node's table size.
 pub enum Limit {
-    /// The global value already is the scenario's.
+    /// The global value already is the scenario's, or the node never fills either table.
     Same,
     /// Set for this node; restored by [`Guard::restore`] or when the guard drops.
     Set(Guard),

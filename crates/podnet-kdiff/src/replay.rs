@@ -142,7 +142,15 @@ fn replay_in(plan: &Plan, settings: &Settings, ns: &mut Namespaces) -> Result<Ou
         let (node_ns, wire_ns) = netns::names(i);
         // The table size: the global nf_conntrack_max for the node's replay (restored below,
         // or by the guard on every early return).
-        let limit = ctlimit::for_node(node.ct_max);
+        // Only where podnet's table can have filled up: a node that creates fewer entries
+        // than either size never meets the limit.
+        let created: usize = node.steps.iter().map(|s| s.ct_new.len()).sum();
+        let global = ctlimit::global_max().unwrap_or(u32::MAX);
+        let limit = if (created as u64) < u64::from(node.ct_max.min(global)) {
+            ctlimit::Limit::Same
+        } else {
+            ctlimit::for_node(node.ct_max)
+        };
         let first = out.disagreements.len();
         ns.add(&node_ns)?;
         ns.add(&wire_ns)?;
