@@ -77,6 +77,9 @@ pub enum Choice {
         target: String,
         /// The packet as it reached the hook.
         tuple: Tuple,
+        /// Its TCP sequence number: a connection's first packet differs by it from an earlier
+        /// connection of the same tuple, so the forced rule matches this one only.
+        seq: Option<u32>,
     },
     /// `MASQUERADE --random-fully` in `chain`: the kernel gets an exact-tuple `SNAT` to the
     /// address and port podnet picked, inserted just before the MASQUERADE rule.
@@ -89,6 +92,8 @@ pub enum Choice {
         rule: String,
         /// The packet as it reached the hook (after DNAT).
         tuple: Tuple,
+        /// Its TCP sequence number (see `IptJump`).
+        seq: Option<u32>,
         /// The source podnet gave it.
         to: (Ipv4Address, u16),
     },
@@ -103,6 +108,9 @@ pub enum Choice {
         target: String,
         /// The packet as it reached the hook.
         tuple: Tuple,
+        /// Its TCP sequence number: a connection's first packet differs by it from an earlier
+        /// connection of the same tuple, so the forced rule matches this one only.
+        seq: Option<u32>,
     },
     /// A NetworkPolicy verdict podnet enforced at a filter hook (before kube-proxy's filter
     /// rules). podnet models policies as a verdict, not as a CNI's rules, so the kernel gets
@@ -112,6 +120,9 @@ pub enum Choice {
         hook: String,
         /// The packet as it reached the hook.
         tuple: Tuple,
+        /// Its TCP sequence number: a connection's first packet differs by it from an earlier
+        /// connection of the same tuple, so the forced rule matches this one only.
+        seq: Option<u32>,
         /// podnet's reason.
         reason: String,
     },
@@ -122,6 +133,8 @@ pub enum Choice {
     NullBinding {
         /// The packet as it reached POSTROUTING (after DNAT).
         tuple: Tuple,
+        /// Its TCP sequence number (see `IptJump`).
+        seq: Option<u32>,
         /// The source podnet gave it.
         to: (Ipv4Address, u16),
     },
@@ -133,6 +146,8 @@ pub enum Choice {
         rule: String,
         /// The packet as it reached the hook (after DNAT).
         tuple: Tuple,
+        /// Its TCP sequence number (see `IptJump`).
+        seq: Option<u32>,
         /// The source podnet gave it.
         to: (Ipv4Address, u16),
     },
@@ -497,6 +512,7 @@ pub fn cut(cluster: &podnet::Cluster, mode: Mode) -> Result<(Vec<NodePlan>, Vec<
                     continue;
                 }
                 let tuple = frame::ip_tuple(&before.bytes);
+                let seq = tcp_seq(&before.bytes);
                 let after_tuple = after.as_ref().and_then(|a| frame::ip_tuple(&a.bytes));
                 let node = &mut nodes[*n];
                 let step = &mut node.steps[i];
@@ -505,6 +521,7 @@ pub fn cut(cluster: &podnet::Cluster, mode: Mode) -> Result<(Vec<NodePlan>, Vec<
                         step.choices.push(Choice::PolicyDrop {
                             hook: hook.chain().to_ascii_lowercase(),
                             tuple: t,
+                            seq,
                             reason: why.to_string(),
                         });
                     }
@@ -514,6 +531,7 @@ pub fn cut(cluster: &podnet::Cluster, mode: Mode) -> Result<(Vec<NodePlan>, Vec<
                         if let (Some(t), Some(a)) = (tuple, after_tuple) {
                             step.choices.push(Choice::NullBinding {
                                 tuple: t,
+                                seq,
                                 to: (a.src, a.sport),
                             });
                         }
@@ -536,6 +554,7 @@ pub fn cut(cluster: &podnet::Cluster, mode: Mode) -> Result<(Vec<NodePlan>, Vec<
                                 rule: nrule,
                                 target: chain.clone(),
                                 tuple: ntuple,
+                                seq,
                             });
                         }
                     }
@@ -550,6 +569,7 @@ pub fn cut(cluster: &podnet::Cluster, mode: Mode) -> Result<(Vec<NodePlan>, Vec<
                                     chain: chain.clone(),
                                     rule: body.clone(),
                                     tuple: t,
+                                    seq,
                                     to: (a.src, a.sport),
                                 });
                             }
@@ -563,6 +583,7 @@ pub fn cut(cluster: &podnet::Cluster, mode: Mode) -> Result<(Vec<NodePlan>, Vec<
                                 chain: chain.clone(),
                                 rule: body.clone(),
                                 tuple: t,
+                                seq,
                                 to: (a.src, a.sport),
                             });
                         }
@@ -574,6 +595,7 @@ pub fn cut(cluster: &podnet::Cluster, mode: Mode) -> Result<(Vec<NodePlan>, Vec<
                                 rule: body.clone(),
                                 target,
                                 tuple: t,
+                                seq,
                             });
                         }
                     }
@@ -583,6 +605,15 @@ pub fn cut(cluster: &podnet::Cluster, mode: Mode) -> Result<(Vec<NodePlan>, Vec<
     }
 
     Ok((nodes, ids))
+}
+
+/// The sequence number of a TCP packet (an IPv4 packet's bytes).
+fn tcp_seq(ip: &[u8]) -> Option<u32> {
+    if ip.len() < 20 || ip[9] != 6 {
+        return None;
+    }
+    let at = usize::from(ip[0] & 0x0f) * 4 + 4;
+    Some(u32::from_be_bytes(ip.get(at..at + 4)?.try_into().ok()?))
 }
 
 fn is_ipt_rule(note: &str) -> bool {

@@ -80,7 +80,7 @@ pub fn chain_has_statistic(text: &str, table: &str, chain: &str) -> bool {
 }
 
 /// Match expressions for one tuple: iptables.
-fn ipt_match(t: &Tuple) -> Option<String> {
+fn ipt_match(t: &Tuple, seq: Option<u32>) -> Option<String> {
     let p = match t.proto {
         6 => "tcp",
         17 => "udp",
@@ -93,14 +93,18 @@ fn ipt_match(t: &Tuple) -> Option<String> {
         }
         _ => return None,
     };
+    let seq = seq
+        .filter(|_| t.proto == 6)
+        .map(|s| format!(" -m u32 --u32 \"0x0>>0x16&0x3c@0x4={s:#x}\""))
+        .unwrap_or_default();
     Some(format!(
-        "-s {}/32 -d {}/32 -p {p} -m {p} --sport {} --dport {}",
+        "-s {}/32 -d {}/32 -p {p} -m {p} --sport {} --dport {}{seq}",
         t.src, t.dst, t.sport, t.dport
     ))
 }
 
 /// Match expressions for one tuple: nftables.
-fn nft_match(t: &Tuple) -> Option<String> {
+fn nft_match(t: &Tuple, seq: Option<u32>) -> Option<String> {
     let p = match t.proto {
         6 => "tcp",
         17 => "udp",
@@ -112,8 +116,12 @@ fn nft_match(t: &Tuple) -> Option<String> {
         }
         _ => return None,
     };
+    let seq = seq
+        .filter(|_| t.proto == 6)
+        .map(|s| format!(" tcp sequence {s}"))
+        .unwrap_or_default();
     Some(format!(
-        "ip saddr {} ip daddr {} {p} sport {} {p} dport {}",
+        "ip saddr {} ip daddr {} {p} sport {} {p} dport {}{seq}",
         t.src, t.dst, t.sport, t.dport
     ))
 }
@@ -170,6 +178,7 @@ impl HarnessBuilder {
                 rule,
                 target,
                 tuple,
+                seq,
             } => {
                 let rules = self.ipt.chain(table, chain);
                 let Some(base) = rules.iter().position(|r| r.contains("-m statistic")) else {
@@ -178,7 +187,7 @@ impl HarnessBuilder {
                     return None;
                 };
                 let base = base + 1;
-                let m = self.ipt_match_or_note(tuple, c)?;
+                let m = self.ipt_match_or_note(tuple, *seq, c)?;
                 let pos = self.position(table, chain, base);
                 Harness {
                     id,
@@ -195,6 +204,7 @@ impl HarnessBuilder {
                 chain,
                 rule,
                 tuple,
+                seq,
                 to,
             } => {
                 let rules = self.ipt.chain(table, chain);
@@ -204,7 +214,7 @@ impl HarnessBuilder {
                     return None;
                 };
                 let base = base + 1;
-                let m = self.ipt_match_or_note(tuple, c)?;
+                let m = self.ipt_match_or_note(tuple, *seq, c)?;
                 let pos = self.position(table, chain, base);
                 Harness {
                     id,
@@ -222,13 +232,14 @@ impl HarnessBuilder {
                 rule,
                 target,
                 tuple,
+                seq,
             } => {
                 let Some(&handle) = self.nft_handles.get(&(chain.clone(), rule.clone())) else {
                     self.unforced
                         .push(format!("{c:?}: rule not found in the kernel's listing"));
                     return None;
                 };
-                let Some(m) = nft_match(tuple) else {
+                let Some(m) = nft_match(tuple, *seq) else {
                     self.unforced.push(format!(
                         "{c:?}: no ports to match (protocol {})",
                         tuple.proto
@@ -248,9 +259,10 @@ impl HarnessBuilder {
             Choice::PolicyDrop {
                 hook,
                 tuple,
+                seq,
                 reason,
             } => {
-                let Some(m) = nft_match(tuple) else {
+                let Some(m) = nft_match(tuple, *seq) else {
                     self.unforced.push(format!(
                         "{c:?}: no ports to match (protocol {})",
                         tuple.proto
@@ -283,8 +295,8 @@ impl HarnessBuilder {
                     nft: true,
                 }
             }
-            Choice::NullBinding { tuple, to } => {
-                let m = self.ipt_match_or_note(tuple, c)?;
+            Choice::NullBinding { tuple, seq, to } => {
+                let m = self.ipt_match_or_note(tuple, *seq, c)?;
                 Harness {
                     id,
                     // Its counts are the packets podnet's chain let fall to its policy.
@@ -301,6 +313,7 @@ impl HarnessBuilder {
                 chain,
                 rule,
                 tuple,
+                seq,
                 to,
             } => {
                 let Some(&handle) = self.nft_handles.get(&(chain.clone(), rule.clone())) else {
@@ -308,7 +321,7 @@ impl HarnessBuilder {
                         .push(format!("{c:?}: rule not found in the kernel's listing"));
                     return None;
                 };
-                let Some(m) = nft_match(tuple) else {
+                let Some(m) = nft_match(tuple, *seq) else {
                     self.unforced.push(format!(
                         "{c:?}: no ports to match (protocol {})",
                         tuple.proto
@@ -331,8 +344,8 @@ impl HarnessBuilder {
         Some(h)
     }
 
-    fn ipt_match_or_note(&mut self, t: &Tuple, c: &Choice) -> Option<String> {
-        let m = ipt_match(t);
+    fn ipt_match_or_note(&mut self, t: &Tuple, seq: Option<u32>, c: &Choice) -> Option<String> {
+        let m = ipt_match(t, seq);
         if m.is_none() {
             self.unforced
                 .push(format!("{c:?}: no ports to match (protocol {})", t.proto));
@@ -709,6 +722,7 @@ mod tests {
             rule: rule.into(),
             target: target.into(),
             tuple: tuple(sport),
+            seq: None,
         };
         let a = hb.rule(&c(1000, "KUBE-SEP-B", "-j KUBE-SEP-B")).unwrap();
         let b = hb
@@ -729,6 +743,28 @@ mod tests {
     }
 
     #[test]
+    fn forced_rules_match_the_first_packet_by_its_sequence_and_echoes_by_id() {
+        let m = ipt_match(&tuple(1000), Some(0x1234)).unwrap();
+        assert!(
+            m.ends_with(" -m u32 --u32 \"0x0>>0x16&0x3c@0x4=0x1234\""),
+            "{m}"
+        );
+        assert!(nft_match(&tuple(1000), Some(7))
+            .unwrap()
+            .ends_with(" tcp sequence 7"));
+        let echo = Tuple {
+            proto: 1,
+            sport: 0x4d2,
+            dport: 8 << 8,
+            ..tuple(0)
+        };
+        assert!(ipt_match(&echo, None)
+            .unwrap()
+            .ends_with("@0x4>>0x10=0x4d2\""));
+        assert!(nft_match(&echo, None).unwrap().ends_with("icmp id 1234"));
+    }
+
+    #[test]
     fn kernel_counters_fold_harness_rules_into_the_rule_they_stand_for() {
         let mut hb = HarnessBuilder::new(SAVE, "");
         let h = hb
@@ -738,6 +774,7 @@ mod tests {
                 rule: "-j KUBE-SEP-B".into(),
                 target: "KUBE-SEP-B".into(),
                 tuple: tuple(1000),
+                seq: None,
             })
             .unwrap();
         let save_c = "*nat\n:PREROUTING ACCEPT [3:180]\n:KUBE-SVC-X - [0:0]\n\
