@@ -412,29 +412,32 @@ impl Conntrack {
             IpAddress::Ipv4(pkt.src_addr()),
             IpAddress::Ipv4(pkt.dst_addr()),
         );
+        // Bad TCP flags and TCP/UDP checksums are found by the protocol's `*_error` check,
+        // which Linux 6.x runs after the lookup (in `nf_conntrack_handle_packet`): a packet
+        // without an entry is allocated one first, so on a full table it is dropped, not
+        // INVALID.
+        let mut bad = false;
         let p = match pkt.next_header() {
             IpProtocol::Tcp => match TcpPacket::new_checked(l4) {
-                Ok(t)
-                    if tcp::valid_flags(flags_of(&t))
-                        && (!verify || !self.config.checksum || t.verify_checksum(&src, &dst)) =>
-                {
+                Ok(t) => {
+                    bad = !(tcp::valid_flags(flags_of(&t))
+                        && (!verify || !self.config.checksum || t.verify_checksum(&src, &dst)));
                     Proto::Tcp(t)
                 }
-                _ => {
+                Err(_) => {
                     self.stats.invalid += 1;
                     return Ok(CtInfo::invalid());
                 }
             },
             IpProtocol::Udp => match UdpPacket::new_checked(l4) {
-                Ok(u)
-                    if !verify
-                        || !self.config.checksum
-                        || u.checksum() == 0
-                        || u.verify_checksum(&src, &dst) =>
-                {
+                Ok(u) => {
+                    bad = verify
+                        && self.config.checksum
+                        && u.checksum() != 0
+                        && !u.verify_checksum(&src, &dst);
                     Proto::Udp
                 }
-                _ => {
+                Err(_) => {
                     self.stats.invalid += 1;
                     return Ok(CtInfo::invalid());
                 }
@@ -458,8 +461,15 @@ impl Conntrack {
             }
         }
         let (idx, dir, created) = match self.find(now, &tuple) {
+            Some(_) if bad => {
+                self.stats.invalid += 1;
+                return Ok(CtInfo::invalid());
+            }
             Some((idx, dir)) => (idx, dir, false),
             None => {
+                // `init_conntrack` allocates (and on a full table early-drops or drops)
+                // before the protocol judges whether the packet may start a connection.
+                let idx = self.create(now, &tuple)?;
                 let ok_new = match &p {
                     Proto::Tcp(t) => {
                         let seg = segment(t);
@@ -471,11 +481,11 @@ impl Conntrack {
                     Proto::Icmp { t } => tuple::icmp_reply_type(*t).is_some(),
                     Proto::Udp | Proto::Other => true,
                 };
-                if !ok_new {
+                if bad || !ok_new {
+                    self.table.free(idx);
                     self.stats.invalid += 1;
                     return Ok(CtInfo::invalid());
                 }
-                let idx = self.create(now, &tuple)?;
                 (idx, Dir::Original, true)
             }
         };

@@ -285,6 +285,14 @@ fn a_full_table_early_drops_unassured_entries_then_drops_packets() {
         Err(CtDrop::TableFull)
     );
     assert_eq!(c.stats().drop, 1);
+    // Regression (kernel replay, corpus early-drop): a packet that cannot start a connection
+    // (a FIN without an entry) is still given one to allocate first, so a full table drops it
+    // (`init_conntrack` before `tcp_new`), as does a bad checksum; neither counts INVALID.
+    assert_eq!(
+        c.track(t(3), &tcp(C, 13, S, 80, "FA", 1, 1, 0), true),
+        Err(CtDrop::TableFull)
+    );
+    assert_eq!((c.stats().drop, c.stats().invalid), (2, 0));
     // Established flows keep working.
     assert_eq!(
         c.track(t(4), &tcp(C, 10, S, 80, "PA", 1001, 5001, 10), true)
