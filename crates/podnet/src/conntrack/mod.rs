@@ -420,8 +420,8 @@ impl Conntrack {
         let p = match pkt.next_header() {
             IpProtocol::Tcp => match TcpPacket::new_checked(l4) {
                 Ok(t) => {
-                    bad = !(tcp::valid_flags(flags_of(&t))
-                        && (!verify || !self.config.checksum || t.verify_checksum(&src, &dst)));
+                    let bad_sum = verify && self.config.checksum && !t.verify_checksum(&src, &dst);
+                    bad = !tcp::valid_flags(flags_of(&t)) || bad_sum;
                     Proto::Tcp(t)
                 }
                 Err(_) => {
