@@ -506,9 +506,8 @@ mod tests {
     }
 
     proptest! {
-        // A fixed RNG seed: the bound below is a tail statistic (worst seen 805 of 4093 in
-        // 14,000 cases, but a random run once drew 1172 for N = 3), so a test that must pass
-        // on every CI run samples the same 64 cases each time.
+        // A fixed RNG seed: the bound below is a tail statistic, so a test that must pass on
+        // every CI run samples the same 64 cases each time (plus the recorded regression).
         #![proptest_config(ProptestConfig {
             cases: 64,
             rng_seed: proptest::test_runner::RngSeed::Fixed(7),
@@ -519,9 +518,10 @@ mod tests {
         /// table evenly (shares differ by at most one), and with one survivor (2 -> 1) or none
         /// nothing moves between survivors. Otherwise survivors do swap slots, with a long
         /// tail: over 14,000 random cases (N = 3..=19) the median was 48 slots (1.2% of M),
-        /// the 99th percentile 88, the 99.9th 219 and the worst 805 (19.7% of M, N = 8). The
-        /// bound asserted for any single case is therefore 25% of M; the typical figures are
-        /// asserted on a fixed sample by `survivors_move_little`.
+        /// the 99th percentile 88, the 99.9th 219 and the worst 805 (19.7% of M, N = 8); a later
+        /// random run drew 1172 (28.6% of M, N = 3: ids 178, 3430, 3981, kept in
+        /// proptest-regressions). The bound asserted for any single case is therefore a third
+        /// of M; the typical figures are asserted on a fixed sample by `survivors_move_little`.
         #[test]
         fn survivors_move_boundedly(
             ids in proptest::collection::btree_set(0u32..4096, 1..20),
@@ -542,7 +542,7 @@ mod tests {
             let gi = b.iter().position(|&x| x == gone).unwrap();
             let freed = shares(&before, b.len())[gi];
             prop_assert_eq!(kept + between + freed, m);
-            prop_assert!(between * 4 < m, "{} of {} slots moved between survivors", between, m);
+            prop_assert!(between * 3 < m, "{} of {} slots moved between survivors", between, m);
             let sh = shares(&after, rest.len());
             prop_assert!(sh.iter().max().unwrap() - sh.iter().min().unwrap() <= 1);
             if b.len() == 2 {
