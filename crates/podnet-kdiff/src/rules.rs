@@ -79,51 +79,64 @@ pub fn chain_has_statistic(text: &str, table: &str, chain: &str) -> bool {
         .any(|r| r.contains("-m statistic"))
 }
 
-/// Match expressions for one tuple: iptables.
+/// What a forced rule can match a tuple by.
+enum Key {
+    /// TCP or UDP ports (and a TCP first packet's sequence number).
+    Ports(&'static str),
+    /// An ICMP echo request's id (the tuple's `sport`).
+    EchoId,
+}
+
+fn key(t: &Tuple) -> Option<Key> {
+    match t.proto {
+        6 => Some(Key::Ports("tcp")),
+        17 => Some(Key::Ports("udp")),
+        1 if t.dport >> 8 == 8 => Some(Key::EchoId),
+        _ => None,
+    }
+}
+
+/// Match expressions for one tuple: iptables (no match names an echo id or a sequence
+/// number: `u32` reads them at their offsets).
 fn ipt_match(t: &Tuple, seq: Option<u32>) -> Option<String> {
-    let p = match t.proto {
-        6 => "tcp",
-        17 => "udp",
-        1 if t.dport >> 8 == 8 => {
-            // An echo request: its id (the tuple's `sport`) by offset, as no match names it.
-            return Some(format!(
-                "-s {}/32 -d {}/32 -p icmp -m icmp --icmp-type 8 -m u32 --u32 \"0x0>>0x16&0x3c@0x4>>0x10={:#x}\"",
-                t.src, t.dst, t.sport
-            ));
+    let (src, dst) = (t.src, t.dst);
+    Some(match key(t)? {
+        Key::EchoId => format!(
+            "-s {src}/32 -d {dst}/32 -p icmp -m icmp --icmp-type 8 -m u32 --u32 \"0x0>>0x16&0x3c@0x4>>0x10={:#x}\"",
+            t.sport
+        ),
+        Key::Ports(p) => {
+            let seq = seq
+                .filter(|_| p == "tcp")
+                .map(|s| format!(" -m u32 --u32 \"0x0>>0x16&0x3c@0x4={s:#x}\""))
+                .unwrap_or_default();
+            format!(
+                "-s {src}/32 -d {dst}/32 -p {p} -m {p} --sport {} --dport {}{seq}",
+                t.sport, t.dport
+            )
         }
-        _ => return None,
-    };
-    let seq = seq
-        .filter(|_| t.proto == 6)
-        .map(|s| format!(" -m u32 --u32 \"0x0>>0x16&0x3c@0x4={s:#x}\""))
-        .unwrap_or_default();
-    Some(format!(
-        "-s {}/32 -d {}/32 -p {p} -m {p} --sport {} --dport {}{seq}",
-        t.src, t.dst, t.sport, t.dport
-    ))
+    })
 }
 
 /// Match expressions for one tuple: nftables.
 fn nft_match(t: &Tuple, seq: Option<u32>) -> Option<String> {
-    let p = match t.proto {
-        6 => "tcp",
-        17 => "udp",
-        1 if t.dport >> 8 == 8 => {
-            return Some(format!(
-                "ip saddr {} ip daddr {} icmp type echo-request icmp id {}",
-                t.src, t.dst, t.sport
-            ));
+    let (src, dst) = (t.src, t.dst);
+    Some(match key(t)? {
+        Key::EchoId => format!(
+            "ip saddr {src} ip daddr {dst} icmp type echo-request icmp id {}",
+            t.sport
+        ),
+        Key::Ports(p) => {
+            let seq = seq
+                .filter(|_| p == "tcp")
+                .map(|s| format!(" tcp sequence {s}"))
+                .unwrap_or_default();
+            format!(
+                "ip saddr {src} ip daddr {dst} {p} sport {} {p} dport {}{seq}",
+                t.sport, t.dport
+            )
         }
-        _ => return None,
-    };
-    let seq = seq
-        .filter(|_| t.proto == 6)
-        .map(|s| format!(" tcp sequence {s}"))
-        .unwrap_or_default();
-    Some(format!(
-        "ip saddr {} ip daddr {} {p} sport {} {p} dport {}{seq}",
-        t.src, t.dst, t.sport, t.dport
-    ))
+    })
 }
 
 /// A rule that stands in, for one connection, for the rule podnet matched by chance.
