@@ -2,6 +2,7 @@
 
 mod common;
 mod demo;
+mod malloc;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -149,6 +150,7 @@ Examples:\n  podnet iptables-save examples/three-endpoints.yaml --node node-a\n 
 }
 
 fn main() -> ExitCode {
+    malloc::tune();
     let cli = Cli::parse();
     match cli.command {
         Command::Demo(args) => match demo::run(&args) {

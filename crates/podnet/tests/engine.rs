@@ -24,6 +24,16 @@ fn cluster(seed: u64, trace: TraceConfig) -> (Cluster, NodeId, NodeId) {
     (c, a, b)
 }
 
+/// Frame events with their headers (no hooks, no pcaps).
+fn frames_only() -> TraceConfig {
+    TraceConfig {
+        frames: true,
+        hooks: false,
+        snaplen: 64,
+        pcap: false,
+    }
+}
+
 fn records(c: &Cluster, pod: PodId) -> Vec<podnet::ConnRecord> {
     c.pod(pod).unwrap().connections().cloned().collect()
 }
@@ -162,15 +172,7 @@ fn ten_percent_loss_completes_by_retransmission() {
 }
 
 fn lossy_run(seed: u64) {
-    let (mut c, a, b) = cluster(
-        seed,
-        TraceConfig {
-            frames: true,
-            hooks: false,
-            snaplen: 64,
-            pcap: false,
-        },
-    );
+    let (mut c, a, b) = cluster(seed, frames_only());
     c.add_pod(PodSpec::new("web", b).program(Program::HttpServer { port: 80 }))
         .unwrap();
     c.add_pod(PodSpec::new("sink", b).program(Program::TcpDiscard { port: 9 }))
@@ -352,4 +354,79 @@ fn same_seed_same_bytes_other_seed_other_isns() {
     let (t3, _, isn3) = seeded_run(43);
     assert_ne!(isn1, isn3, "a different seed gives different ISNs");
     assert_ne!(t1, t3);
+}
+
+/// Sockets in TIME-WAIT leave the pod's socket set (so idle ones cost no work per step) but
+/// still answer for their connection: with 10% loss, servers retransmit FINs whose last ACK
+/// was lost, the socket in TIME-WAIT processes them (and acknowledges them), and every socket
+/// on both sides closes; closed sockets are reused for later connections.
+#[test]
+fn time_wait_sockets_leave_the_set_and_still_answer() {
+    let mut answered = 0;
+    for seed in 1..=4 {
+        let (mut c, a, b) = cluster(seed, frames_only());
+        let web = c
+            .add_pod(PodSpec::new("web", b).program(Program::HttpServer { port: 80 }))
+            .unwrap();
+        let to = Ipv4Address::new(10, 244, 1, 2);
+        let client = c
+            .add_pod(
+                PodSpec::new("lossy", a).program(Program::Client(
+                    ClientSpec::http("get", to, 80)
+                        .count(100)
+                        .timeout(Duration::from_secs(120)),
+                )),
+            )
+            .unwrap();
+        c.set_pod_link(
+            client,
+            LinkConfig {
+                loss: 0.10,
+                ..LinkConfig::default()
+            },
+        );
+        assert!(c.run_until_done(Duration::from_secs(1000)));
+        assert_eq!(ok_count(&c, client), 100, "seed {seed}");
+        let waiting = c.pod(client).unwrap().time_wait_count();
+        assert!(waiting > 0, "seed {seed}: the last connections wait");
+        // Past every TIME-WAIT (10 s in smoltcp) and every FIN retransmission.
+        c.run_until(c.now() + Duration::from_secs(200));
+        let pod = c.pod(client).unwrap();
+        assert_eq!(pod.socket_count(), 0, "seed {seed}");
+        assert_eq!(
+            c.pod(web).unwrap().socket_count(),
+            1,
+            "seed {seed}: the listener"
+        );
+        let (created, reused) = pod.sockets_created_reused();
+        assert_eq!(created + reused, 100);
+        answered += pod.time_wait_segments();
+    }
+    assert!(answered > 0, "some FIN reached a socket in TIME-WAIT");
+}
+
+/// Sequential connections reuse the sockets whose TIME-WAIT ended instead of allocating new
+/// buffers: after the first 10 s, the pod allocates no more sockets.
+#[test]
+fn closed_sockets_are_reused() {
+    let (mut c, a, b) = cluster(3, TraceConfig::off());
+    c.add_pod(PodSpec::new("web", b).program(Program::HttpServer { port: 80 }))
+        .unwrap();
+    let client = c
+        .add_pod(
+            PodSpec::new("client", a).program(Program::Client(
+                ClientSpec::http("get", Ipv4Address::new(10, 244, 1, 2), 80)
+                    .count(2000)
+                    .interval(Duration::from_millis(10)),
+            )),
+        )
+        .unwrap();
+    assert!(c.run_until_done(Duration::from_secs(100)));
+    assert_eq!(ok_count(&c, client), 2000);
+    let pod = c.pod(client).unwrap();
+    let (created, reused) = pod.sockets_created_reused();
+    // One connection every 10 ms, 10 s of TIME-WAIT: about 1,000 sockets in use at once.
+    assert!(created <= 1010, "{created} created");
+    assert_eq!(created + reused, 2000);
+    assert!(pod.time_wait_count() >= 990, "{}", pod.time_wait_count());
 }

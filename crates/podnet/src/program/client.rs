@@ -26,7 +26,7 @@ use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 
 use super::dns::{Lookup, Resolve, Resolved};
-use super::server::{find, tcp_socket, udp_socket};
+use super::server::find;
 use super::PodEnv;
 
 /// How long a closed connection may wait for its FIN to be acknowledged (Linux gives up on an
@@ -521,7 +521,7 @@ impl Client {
         let to = peer.unwrap_or(self.remote());
         let handle = match self.spec.protocol {
             Protocol::Tcp => {
-                let mut s = tcp_socket(env.tcp_buffer);
+                let mut s = env.pool.tcp();
                 s.set_hop_limit(self.spec.ttl);
                 if s.connect(env.iface.context(), to, port).is_err() {
                     return self.failed(id, port, env.now, "ENETUNREACH: no route");
@@ -529,7 +529,7 @@ impl Client {
                 env.sockets.add(s)
             }
             Protocol::Udp => {
-                let mut s = udp_socket();
+                let mut s = env.pool.udp();
                 s.set_hop_limit(self.spec.ttl);
                 if s.bind(port).is_err() || s.send_slice(&payload, to).is_err() {
                     return self.failed(id, port, env.now, "ENETUNREACH: no route");
@@ -728,7 +728,7 @@ impl Client {
         self.records.push(rec);
         // A socket in TIME-WAIT stays until smoltcp closes it; the pod reaps it then.
         if outcome != Outcome::Ok || self.spec.protocol == Protocol::Udp {
-            env.sockets.remove(a.handle);
+            env.pool.put(env.sockets.remove(a.handle));
             env.ports.remove(&a.local_port);
         } else {
             env.lingering.push((a.handle, a.local_port));

@@ -66,7 +66,8 @@ pub(crate) struct PodEnv<'a> {
     pub sockets: &'a mut SocketSet<'static>,
     pub rng: &'a mut SimRng,
     pub pod_name: &'a str,
-    pub tcp_buffer: usize,
+    /// Closed sockets for reuse (and where new ones are made).
+    pub pool: &'a mut crate::pod::SocketPool,
     /// Local ports in use by any program of the pod.
     pub ports: &'a mut alloc::collections::BTreeSet<u16>,
     /// Sockets closed by a program and left to finish (TIME-WAIT), with their local port.

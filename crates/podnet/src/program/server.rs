@@ -50,16 +50,6 @@ pub struct TcpServer {
     pub accepted: u64,
 }
 
-/// A TCP socket with `buffer` bytes each way and Reno congestion control.
-pub(crate) fn tcp_socket(buffer: usize) -> tcp::Socket<'static> {
-    let mut s = tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0; buffer]),
-        tcp::SocketBuffer::new(vec![0; buffer]),
-    );
-    s.set_congestion_control(tcp::CongestionControl::Reno);
-    s
-}
-
 impl TcpServer {
     pub(crate) fn new(mode: Mode, port: u16, env: &mut PodEnv<'_>) -> Self {
         env.ports.insert(port);
@@ -95,7 +85,7 @@ impl TcpServer {
         while self.listening.len() < LISTEN_POOL
             && self.conns.len() + self.listening.len() < MAX_CONNECTIONS
         {
-            let mut sock = tcp_socket(env.tcp_buffer);
+            let mut sock = env.pool.tcp();
             if sock.listen(self.port).is_err() {
                 return;
             }
@@ -149,7 +139,7 @@ impl TcpServer {
         }
         for h in closed {
             self.conns.remove(&h);
-            env.sockets.remove(h);
+            env.pool.put(env.sockets.remove(h));
         }
         self.rearm(env);
     }
@@ -245,19 +235,11 @@ pub struct UdpEcho {
     pub answered: u64,
 }
 
-/// Datagrams a UDP socket queues in each direction.
-pub const UDP_QUEUE: usize = 64;
-
-pub(crate) fn udp_socket() -> udp::Socket<'static> {
-    udp::Socket::new(
-        udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_QUEUE], vec![0; 65536]),
-        udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_QUEUE], vec![0; 65536]),
-    )
-}
+pub use crate::pod::UDP_QUEUE;
 
 impl UdpEcho {
     pub(crate) fn new(port: u16, env: &mut PodEnv<'_>) -> Self {
-        let mut sock = udp_socket();
+        let mut sock = env.pool.udp();
         let _ = sock.bind(port);
         env.ports.insert(port);
         UdpEcho {

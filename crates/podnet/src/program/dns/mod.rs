@@ -25,7 +25,7 @@ use smoltcp::socket::udp;
 use smoltcp::time::Duration;
 use smoltcp::wire::Ipv4Address;
 
-use super::server::{udp_socket, Mode, TcpServer};
+use super::server::{Mode, TcpServer};
 use super::PodEnv;
 
 /// The DNS port.
@@ -499,7 +499,7 @@ pub struct DnsServer {
 impl DnsServer {
     pub(crate) fn new(port: u16, records: &[(String, Ipv4Address)], env: &mut PodEnv<'_>) -> Self {
         let zone = Zone::new(records);
-        let mut sock = udp_socket();
+        let mut sock = env.pool.udp();
         let _ = sock.bind(port);
         let udp = env.sockets.add(sock);
         let tcp = TcpServer::new(Mode::Dns(zone.clone()), port, env);

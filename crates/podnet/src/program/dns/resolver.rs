@@ -10,7 +10,6 @@ use smoltcp::wire::{IpAddress, IpEndpoint, IpProtocol, Ipv4Address};
 
 use super::*;
 use crate::program::client::{pick_port, Outcome};
-use crate::program::server::udp_socket;
 use crate::program::PodEnv;
 
 /// Name resolution before a client connects: the address it connects to is the first `A`
@@ -155,7 +154,7 @@ impl Lookup {
 
     fn close(&mut self, env: &mut PodEnv<'_>) {
         if let Some(a) = self.asking.take() {
-            env.sockets.remove(a.handle);
+            env.pool.put(env.sockets.remove(a.handle));
             env.ports.remove(&a.port);
         }
     }
@@ -177,7 +176,7 @@ impl Lookup {
     /// Opens a socket on a new ephemeral port and sends `query` from it.
     fn open(&self, query: &[u8], env: &mut PodEnv<'_>) -> Option<(SocketHandle, u16)> {
         let port = pick_port(env)?;
-        let mut s = udp_socket();
+        let mut s = env.pool.udp();
         if s.bind(port).is_err() || s.send_slice(query, self.server()).is_err() {
             return None;
         }

@@ -18,6 +18,13 @@ use smoltcp::wire::{
     IpEndpoint, IpProtocol, Ipv4Address, Ipv4Packet, TcpPacket,
 };
 
+mod pool;
+mod timewait;
+
+pub(crate) use pool::SocketPool;
+pub use pool::UDP_QUEUE;
+use timewait::{Settled, TimeWait};
+
 use crate::link::Frame;
 use crate::program::{client::Client, App, PodEnv, Program};
 use crate::rng::SimRng;
@@ -163,8 +170,9 @@ impl IcmpError {
     }
 }
 
-/// The sender and destination port of a TCP SYN without ACK.
-fn syn_of(frame: &[u8]) -> Option<(IpEndpoint, u16)> {
+/// An arriving TCP segment: its sender (address and port), destination port and flags
+/// (SYN, ACK).
+pub(crate) fn tcp_of(frame: &[u8]) -> Option<(IpEndpoint, u16, bool, bool)> {
     let eth = EthernetFrame::new_checked(frame).ok()?;
     if eth.ethertype() != EthernetProtocol::Ipv4 {
         return None;
@@ -174,12 +182,14 @@ fn syn_of(frame: &[u8]) -> Option<(IpEndpoint, u16)> {
         return None;
     }
     let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
-    (tcp.syn() && !tcp.ack()).then(|| {
-        (
-            IpEndpoint::new(IpAddress::Ipv4(ip.src_addr()), tcp.src_port()),
-            tcp.dst_port(),
-        )
-    })
+    let from = IpEndpoint::new(IpAddress::Ipv4(ip.src_addr()), tcp.src_port());
+    Some((from, tcp.dst_port(), tcp.syn(), tcp.ack()))
+}
+
+/// The sender and destination port of a TCP SYN without ACK.
+fn syn_of(frame: &[u8]) -> Option<(IpEndpoint, u16)> {
+    let (from, port, syn, ack) = tcp_of(frame)?;
+    (syn && !ack).then_some((from, port))
 }
 
 /// A pod's network identity.
@@ -203,8 +213,9 @@ pub struct Pod {
     apps: Vec<App>,
     ports: BTreeSet<u16>,
     lingering: Vec<(SocketHandle, u16)>,
+    timewait: TimeWait,
+    pool: SocketPool,
     rng: SimRng,
-    tcp_buffer: usize,
 }
 
 impl core::fmt::Debug for Pod {
@@ -244,8 +255,9 @@ impl Pod {
             apps: Vec::new(),
             ports: BTreeSet::new(),
             lingering: Vec::new(),
+            timewait: TimeWait::default(),
+            pool: SocketPool::new(tcp_buffer),
             rng,
-            tcp_buffer,
         };
         for p in programs {
             pod.start(p, now);
@@ -273,7 +285,7 @@ impl Pod {
             sockets: &mut self.sockets,
             rng: &mut self.rng,
             pod_name: &self.name,
-            tcp_buffer: self.tcp_buffer,
+            pool: &mut self.pool,
             ports: &mut self.ports,
             lingering: &mut self.lingering,
             sock_lb,
@@ -310,6 +322,7 @@ impl Pod {
         self.iface.poll_maintenance(now);
         while let Some(frame) = self.device.rx.front() {
             let icmp = IcmpError::parse(frame);
+            let tw_key = self.timewait.key_of(frame);
             if let Some((remote, port)) = syn_of(frame) {
                 let mut apps = core::mem::take(&mut self.apps);
                 {
@@ -320,8 +333,13 @@ impl Pod {
                 }
                 self.apps = apps;
             }
+            // A segment for a connection in TIME-WAIT goes to that socket alone.
+            let sockets = match tw_key.and_then(|k| self.timewait.claim(k)) {
+                Some(scratch) => scratch,
+                None => &mut self.sockets,
+            };
             self.iface
-                .poll_ingress_single(now, &mut self.device, &mut self.sockets);
+                .poll_ingress_single(now, &mut self.device, sockets);
             let mut apps = core::mem::take(&mut self.apps);
             {
                 let mut env = self.env(now, sock_lb.as_deref_mut());
@@ -340,7 +358,9 @@ impl Pod {
             .poll_egress(now, &mut self.device, &mut self.sockets)
             == smoltcp::iface::PollResult::SocketStateChanged
         {}
-        self.reap();
+        self.timewait
+            .poll_egress(&mut self.iface, now, &mut self.device);
+        self.reap(now);
         core::mem::take(&mut self.device.tx)
     }
 
@@ -359,30 +379,63 @@ impl Pod {
         self.apps = apps;
     }
 
-    /// Frees sockets that finished TIME-WAIT.
-    fn reap(&mut self) {
-        let sockets = &mut self.sockets;
-        let ports = &mut self.ports;
-        self.lingering.retain(|(h, port)| {
-            if sockets.get::<tcp::Socket>(*h).state() == tcp::State::Closed {
-                sockets.remove(*h);
-                ports.remove(port);
-                false
+    /// Moves sockets that reached TIME-WAIT to the store, frees those that closed (their port
+    /// and their socket, for reuse).
+    fn reap(&mut self, now: Instant) {
+        let mut settled = Vec::new();
+        self.timewait.put_back(&mut self.iface, now, &mut settled);
+        let mut i = 0;
+        while i < self.lingering.len() {
+            let (h, port) = self.lingering[i];
+            let sock = self.sockets.get::<tcp::Socket>(h);
+            let waiting = sock.state() == tcp::State::TimeWait;
+            let remote = sock.remote_endpoint();
+            if sock.state() == tcp::State::Closed {
+                self.lingering.remove(i);
+                self.ports.remove(&port);
+                self.pool.put(self.sockets.remove(h));
+            } else if let (true, Some(remote)) = (waiting, remote) {
+                self.lingering.remove(i);
+                let smoltcp::socket::Socket::Tcp(sock) = self.sockets.remove(h) else {
+                    continue;
+                };
+                if let Some(s) = self
+                    .timewait
+                    .settle(&mut self.iface, now, sock, (port, remote))
+                {
+                    settled.push(s);
+                }
             } else {
-                true
+                i += 1;
             }
-        });
+        }
+        for s in settled {
+            match s {
+                Settled::Closed(sock, port) => {
+                    self.ports.remove(&port);
+                    self.pool.put_tcp(sock);
+                }
+                Settled::Active(sock) => {
+                    let port = sock.local_endpoint().map_or(0, |e| e.port);
+                    let h = self.sockets.add(sock);
+                    self.lingering.push((h, port));
+                }
+            }
+        }
     }
 
     /// When the pod next needs [`Pod::service`] without any frame arriving (a time in the
     /// past means now).
     pub fn poll_at(&mut self, now: Instant) -> Option<Instant> {
         let stack = self.iface.poll_at(now, &self.sockets);
-        let apps = self.apps.iter().filter_map(|a| a.next_wake()).min();
-        match (stack, apps) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            stack,
+            self.apps.iter().filter_map(|a| a.next_wake()).min(),
+            self.timewait.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Every finished connection of every client program of the pod.
@@ -408,6 +461,22 @@ impl Pod {
 
     /// Open sockets (listening, connected and lingering).
     pub fn socket_count(&self) -> usize {
-        self.sockets.iter().count()
+        self.sockets.iter().count() + self.timewait.len()
+    }
+
+    /// Sockets in TIME-WAIT (kept out of the stack's socket set, see `pod::timewait`).
+    pub fn time_wait_count(&self) -> usize {
+        self.timewait.len()
+    }
+
+    /// Segments that arrived for sockets in TIME-WAIT (a FIN retransmitted because the last
+    /// ACK was lost, an RST) and were processed by them.
+    pub fn time_wait_segments(&self) -> u64 {
+        self.timewait.segments
+    }
+
+    /// Sockets created so far (buffers allocated) and sockets reused from the pod's pool.
+    pub fn sockets_created_reused(&self) -> (u64, u64) {
+        (self.pool.created, self.pool.reused)
     }
 }

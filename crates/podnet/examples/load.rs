@@ -1,0 +1,63 @@
+//! A load generator for profiling the engine (`perf record`): `n` sequential HTTP connections
+//! from a client pod on node-a to a web pod on node-b, or one bulk echo, trace off.
+//!
+//! `cargo run --release -p podnet --example load -- conns 10000`
+//! `cargo run --release -p podnet --example load -- bulk 67108864`
+
+use std::time::Instant as StdInstant;
+
+use podnet::{
+    ClientSpec, Cluster, ClusterConfig, Duration, NodeSpec, Outcome, PodSpec, Program, Request,
+    TraceConfig,
+};
+use smoltcp::wire::IpAddress;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let what = args.first().map_or("conns", |s| s.as_str());
+    let n: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let mut c = Cluster::new(ClusterConfig {
+        trace: TraceConfig::off(),
+        ..ClusterConfig::default()
+    });
+    let a = c
+        .add_node(NodeSpec::new("node-a", [192, 168, 1, 100]))
+        .expect("node-a");
+    let b = c
+        .add_node(NodeSpec::new("node-b", [192, 168, 1, 101]))
+        .expect("node-b");
+    let server = if what == "bulk" {
+        Program::TcpEcho { port: 7 }
+    } else {
+        Program::HttpServer { port: 80 }
+    };
+    let web = c
+        .add_pod(PodSpec::new("web", b).program(server))
+        .expect("web");
+    let IpAddress::Ipv4(to) = c.pod(web).expect("web").addrs().ip.address();
+    let spec = if what == "bulk" {
+        ClientSpec::http("bulk", to, 7)
+            .request(Request::Bulk(n as usize))
+            .timeout(Duration::from_secs(3600))
+    } else {
+        ClientSpec::http("web", to, 80).count(n as u32)
+    };
+    let client = c
+        .add_pod(PodSpec::new("client", a).program(Program::Client(spec)))
+        .expect("client");
+    let start = StdInstant::now();
+    let done = c.run_until_done(Duration::from_secs(36_000));
+    let wall = start.elapsed();
+    let recs = c.pod(client).expect("client").connections().count();
+    let ok = c
+        .pod(client)
+        .expect("client")
+        .connections()
+        .filter(|r| r.outcome == Outcome::Ok)
+        .count();
+    println!(
+        "{what} {n}: done={done} ok={ok}/{recs} wall {wall:.3?} virtual {} ({:.2} us per connection)",
+        c.now(),
+        wall.as_secs_f64() * 1e6 / recs.max(1) as f64
+    );
+}
