@@ -51,6 +51,8 @@ pub struct PcapFiles {
     ifaces: Vec<Option<(File, PathBuf)>>,
     any: File,
     error: Option<String>,
+    /// Bytes of a capture kept before they are appended ([`FLUSH_AT`]).
+    flush_at: usize,
 }
 
 impl PcapFiles {
@@ -63,6 +65,7 @@ impl PcapFiles {
             ifaces: Vec::new(),
             any: File::new(PcapBuffer::linux_cooked()),
             error: None,
+            flush_at: FLUSH_AT,
         })
     }
 
@@ -111,18 +114,65 @@ impl Observer for PcapFiles {
         if self.error.is_some() {
             return;
         }
+        let flush_at = self.flush_at;
         let (file, path) = self.iface(iface.0 as usize, ifaces.name(iface));
         file.pcap.record(time, frame);
-        if file.pcap.as_bytes().len() >= FLUSH_AT {
+        if file.pcap.as_bytes().len() >= flush_at {
             let r = file.flush(path);
             let path = path.clone();
             self.note(&path, r);
         }
         self.any.pcap.record_cooked(time, outgoing, frame);
-        if self.any.pcap.as_bytes().len() >= FLUSH_AT {
+        if self.any.pcap.as_bytes().len() >= self.flush_at {
             let path = self.dir.join("any.pcap");
             let r = self.any.flush(&path);
             self.note(&path, r);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use podnet_scenario::session::Session;
+
+    /// The files written as frames pass are the in-memory captures of a fully recorded run.
+    #[test]
+    fn streamed_pcaps_are_the_in_memory_pcaps() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/vxlan.yaml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let sc = podnet_scenario::load_str("vxlan.yaml", &text)
+            .unwrap()
+            .scenario;
+        let limit = podnet::Duration::from_secs(30);
+
+        let mut full = sc.clone();
+        full.config.trace = podnet::TraceConfig::default();
+        full.config.trace.pcap = true;
+        let mut recorded = Session::new(full).unwrap();
+        recorded.run(limit).unwrap();
+
+        let dir = std::env::temp_dir().join(format!("podnet-pcap-files-{}", std::process::id()));
+        let mut files = PcapFiles::new(&dir).unwrap();
+        // Small, so that every file is appended to many times.
+        files.flush_at = 100;
+        let mut quiet = sc;
+        quiet.config.trace = podnet::TraceConfig::off();
+        let mut streamed = Session::new_observed(quiet, vec![Box::new(files)]).unwrap();
+        streamed.run(limit).unwrap();
+        let ifaces = streamed.cluster.trace().iface_table().clone();
+        let files = streamed.cluster.observer_mut::<PcapFiles>().unwrap();
+        assert_eq!(files.finish(&ifaces).unwrap(), ifaces.len() + 1);
+
+        assert!(streamed.cluster.trace().events().is_empty());
+        let mut names: Vec<String> = ifaces.iter().map(|(_, n)| n.to_string()).collect();
+        names.push("any".to_string());
+        for name in names {
+            let file = dir.join(format!("{}.pcap", name.replace('/', "_")));
+            let got = std::fs::read(&file).unwrap();
+            assert_eq!(got, recorded.pcap(&name).unwrap(), "{name}");
+        }
+        assert!(std::fs::read(dir.join("any.pcap")).unwrap().len() > 1000);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
