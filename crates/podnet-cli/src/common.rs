@@ -1,9 +1,9 @@
 //! What every scenario command shares: load the files (warnings to stderr), build the session
-//! (`podnet_scenario::session`), run it in virtual time (with a progress bar on a terminal),
-//! write pcaps, and turn failures into exit codes.
+//! (`podnet_scenario::session`) recording nothing, run it in virtual time (with a progress bar
+//! on a terminal), and turn failures into exit codes.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -32,25 +32,31 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     podnet_scenario::units::parse_duration(s).map_err(|e| e.to_string())
 }
 
-/// Loads and builds the scenario of `args`.
+/// Loads and builds the scenario of `args`, recording nothing.
 pub fn load(args: &ScenarioArgs) -> Result<Session, Failure> {
-    load_with(args, false)
+    load_observed(args, Vec::new())
 }
 
-/// Loads and builds the scenario of `args`, capturing every interface to pcap if `pcap`.
-pub fn load_with(args: &ScenarioArgs, pcap: bool) -> Result<Session, Failure> {
+/// Loads and builds the scenario of `args` with `observers` installed from the start and
+/// nothing else recorded: each command subscribes to what it prints (the drops of the report,
+/// tcpdump lines, pcap records).
+pub fn load_observed(
+    args: &ScenarioArgs,
+    observers: Vec<Box<dyn podnet::trace::Observer>>,
+) -> Result<Session, Failure> {
     let loaded = podnet_scenario::load_files(&args.files)?;
     let mut scenario = loaded.scenario;
     if let Some(seed) = args.seed {
         scenario.config.seed = seed;
     }
-    scenario.config.trace.pcap |= pcap;
+    let trace = &mut scenario.config.trace;
+    (trace.frames, trace.hooks, trace.pcap) = (false, false, false);
     if !args.quiet {
         for w in &loaded.warnings {
             eprintln!("warning: {w}");
         }
     }
-    let session = Session::new(scenario)?;
+    let session = Session::new_observed(scenario, observers)?;
     if !args.quiet {
         for w in session.warnings() {
             eprintln!("warning: {w}");
@@ -90,25 +96,6 @@ pub fn run(s: &mut Session, limit: Duration, quiet: bool) -> Result<(), Failure>
         b.finish_and_clear();
     }
     Ok(())
-}
-
-/// Writes one Ethernet pcap per captured interface and `any.pcap` (Linux cooked) into `dir`.
-pub fn write_pcaps(s: &Session, dir: &Path) -> Result<usize, Failure> {
-    std::fs::create_dir_all(dir).map_err(|e| Failure::input(format!("{}: {e}", dir.display())))?;
-    let trace = s.cluster.trace();
-    let mut n = 0;
-    for (id, name) in trace.ifaces() {
-        if let Some(p) = trace.pcap(id) {
-            let path = dir.join(format!("{}.pcap", name.replace('/', "_")));
-            std::fs::write(&path, p.as_bytes())
-                .map_err(|e| Failure::input(format!("{}: {e}", path.display())))?;
-            n += 1;
-        }
-    }
-    let path = dir.join("any.pcap");
-    std::fs::write(&path, s.pcap("any")?)
-        .map_err(|e| Failure::input(format!("{}: {e}", path.display())))?;
-    Ok(n + 1)
 }
 
 /// Prints a failure and turns it into the exit code.

@@ -67,7 +67,10 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, String> {
     if !(0.0..=1.0).contains(&args.loss) {
         return Err(format!("--loss must be between 0 and 1, got {}", args.loss));
     }
+    // Frame events only for --tcpdump; no hook events (nothing here prints them).
     let trace = TraceConfig {
+        frames: args.tcpdump,
+        hooks: false,
         pcap: args.pcap.is_some(),
         ..TraceConfig::default()
     };

@@ -3,6 +3,7 @@
 mod common;
 mod demo;
 mod malloc;
+mod pcap_files;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,6 +11,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use common::{exit, load, parse_duration, run, Failure, ScenarioArgs, Session};
+use podnet_scenario::session::{DropRecorder, TcpdumpWriter};
+
+/// The tcpdump writer of `podnet tcpdump`.
+type Stdout = TcpdumpWriter<std::io::BufWriter<std::io::Stdout>>;
 
 /// Deterministic userspace Kubernetes networking: watch TCP cross pods, bridges, nodes,
 /// conntrack, NAT and kube-proxy, in virtual time.
@@ -188,7 +193,14 @@ fn scenario_command(command: Command) -> Result<ExitCode, Failure> {
             json,
             pcap,
         } => {
-            let mut l = common::load_with(&scenario, pcap.is_some())?;
+            // No frame or hook is recorded: the report's drops are kept as they happen, and
+            // the pcap records appended to their files as the frames pass.
+            let mut observers: Vec<Box<dyn podnet::trace::Observer>> =
+                vec![Box::new(DropRecorder::default())];
+            if let Some(dir) = &pcap {
+                observers.push(Box::new(pcap_files::PcapFiles::new(dir)?));
+            }
+            let mut l = common::load_observed(&scenario, observers)?;
             run(&mut l, scenario.until, scenario.quiet)?;
             let r = l.report();
             if json {
@@ -200,7 +212,11 @@ fn scenario_command(command: Command) -> Result<ExitCode, Failure> {
                 print!("{}", l.summary(&r));
             }
             if let Some(dir) = pcap {
-                let n = common::write_pcaps(&l, &dir)?;
+                let ifaces = l.cluster.trace().iface_table().clone();
+                let n = l
+                    .cluster
+                    .observer_mut::<pcap_files::PcapFiles>()
+                    .map_or(Ok(0), |p| p.finish(&ifaces))?;
                 if !scenario.quiet {
                     eprintln!("{n} pcaps written to {}", dir.display());
                 }
@@ -220,7 +236,13 @@ fn scenario_command(command: Command) -> Result<ExitCode, Failure> {
             flow,
             conn,
         } => {
-            let mut l = load(&scenario)?;
+            // First the run recording nothing, to find the connection and the tuples its
+            // packets carry; then the same world again, recording only those packets.
+            let mut first = load(&scenario)?;
+            run(&mut first, scenario.until, scenario.quiet)?;
+            let (proto, r) = first.connection(&flow, conn)?;
+            let tuples = first.connection_tuples(&r, proto);
+            let mut l = first.rebuild_recording(tuples)?;
             run(&mut l, scenario.until, scenario.quiet)?;
             print!("{}", l.trace(&flow, conn)?);
             Ok(ExitCode::SUCCESS)
@@ -247,9 +269,16 @@ fn scenario_command(command: Command) -> Result<ExitCode, Failure> {
                 .map(|p| p.to_string_lossy().into_owned())
                 .collect();
             words.extend(expr);
-            let mut l = load(&scenario)?;
+            // Lines are formatted, filtered and written as the packets pass.
+            let out = std::io::BufWriter::new(std::io::stdout());
+            let writer = TcpdumpWriter::new(&iface, &words.join(" "), out)?;
+            let mut l = common::load_observed(&scenario, vec![Box::new(writer)])?;
             run(&mut l, scenario.until, scenario.quiet)?;
-            print!("{}", l.tcpdump(&iface, &words.join(" "))?);
+            let ifaces = l.cluster.trace().iface_table().clone();
+            if let Some(w) = l.cluster.observer_mut::<Stdout>() {
+                w.flush()?;
+                w.check_iface(&ifaces)?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Conntrack {
@@ -314,8 +343,13 @@ fn scenario_command(command: Command) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Explain { scenario, from, to } => {
-            let mut l = load(&scenario)?;
-            print!("{}", l.explain(&from, &to, scenario.until)?);
+            // As for trace: a first run finds the connection, a second records its packets.
+            let mut first = load(&scenario)?;
+            let r = first.explain_start(&from, &to, scenario.until)?;
+            let tuples = first.connection_tuples(&r, 6);
+            let mut l = first.rebuild_recording(tuples)?;
+            let r = l.explain_start(&from, &to, scenario.until)?;
+            print!("{}", l.explain_text(&r, &from, &to));
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { scenario } => {

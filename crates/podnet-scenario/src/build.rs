@@ -142,7 +142,19 @@ fn core_err(loc: &Loc, what: &str, e: podnet::Error) -> Error {
 
 /// Builds the cluster a scenario describes, clients started, at virtual time zero.
 pub fn build(sc: &Scenario) -> Result<(Cluster, Index), Error> {
+    build_observed(sc, Vec::new())
+}
+
+/// [`build`] with `observers` installed on the new cluster first, so that they see every
+/// event from the very first (a pod's first ARP request is sent while it is being built).
+pub fn build_observed(
+    sc: &Scenario,
+    observers: Vec<Box<dyn podnet::trace::Observer>>,
+) -> Result<(Cluster, Index), Error> {
     let mut c = Cluster::new(sc.config.clone());
+    for o in observers {
+        c.add_observer(o);
+    }
     let mut ix = Index::default();
     let cluster_loc = sc.cluster_loc.clone().unwrap_or_default();
     for n in &sc.nodes {

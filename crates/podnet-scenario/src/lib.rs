@@ -85,7 +85,7 @@ pub mod units;
 
 use std::fmt;
 
-pub use build::{build, FlowIndex, Index};
+pub use build::{build, build_observed, FlowIndex, Index};
 pub use de::At;
 pub use model::*;
 pub use resolve_flow::OUTCOMES;

@@ -109,6 +109,13 @@ impl PcapBuffer {
         &self.bytes
     }
 
+    /// Forgets the bytes so far (saved elsewhere, say appended to a file): what follows
+    /// continues the same capture, so [`PcapBuffer::as_bytes`] is then only the part not
+    /// saved yet. The packet count stays.
+    pub fn clear_bytes(&mut self) {
+        self.bytes.clear();
+    }
+
     /// Consumes the buffer, returning the capture file.
     pub fn into_bytes(self) -> Vec<u8> {
         self.bytes

@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use podnet::conntrack::Tuple;
-use podnet::tcpdump::filter::Filter;
 use podnet::tcpdump::{self, Direction, Formatter};
-use podnet::trace::EventKind;
+use podnet::trace::{EventKind, EventRef};
 use podnet::{ConnRecord, Instant, Proxy};
 
+use super::observe::{belongs, TcpdumpWriter};
 use super::{client_tuple, v4, Failure, Session};
 
 /// The tuples a connection's packets carry anywhere: as sent, as translated, both ways.
@@ -96,7 +96,7 @@ impl NewConnections {
     }
 }
 
-fn frame_tuple(frame: &[u8]) -> Option<Tuple> {
+pub(super) fn frame_tuple(frame: &[u8]) -> Option<Tuple> {
     packet_tuple(frame.get(14..)?)
 }
 
@@ -118,7 +118,7 @@ pub(super) fn trace(l: &Session, flow: &str, conn: usize) -> Result<String, Fail
 }
 
 /// Connection `conn` (in start order) of flow `flow`, and the flow's IP protocol number.
-fn record(l: &Session, flow: &str, conn: usize) -> Result<(u8, ConnRecord), Failure> {
+pub(super) fn record(l: &Session, flow: &str, conn: usize) -> Result<(u8, ConnRecord), Failure> {
     let fi = l.index.flow(flow).ok_or_else(|| {
         let names: Vec<_> = l.index.flows.iter().map(|f| f.name.clone()).collect();
         Failure::input(format!("no flow {flow:?} (flows: {})", names.join(", ")))
@@ -149,7 +149,7 @@ pub(super) fn explain_conn(l: &Session, flow: &str, conn: usize) -> Result<Strin
 /// after its PREROUTING.
 fn walk(l: &Session, r: &ConnRecord, proto: u8, header: &str, explain: bool) -> String {
     let tuples = tuples_of(l, r, proto);
-    let trace = l.cluster.trace();
+    let names = l.cluster.trace().iface_table();
     let mut f = Formatter::new();
     let mut out = String::new();
     let _ = writeln!(
@@ -197,37 +197,29 @@ fn walk(l: &Session, r: &ConnRecord, proto: u8, header: &str, explain: bool) -> 
             r.remote.port,
         );
     }
-    for e in trace.events() {
-        match &e.kind {
-            EventKind::Sent { iface, frame } | EventKind::Received { iface, frame } => {
-                if frame_tuple(&frame.bytes).is_some_and(|t| tuples.contains(&t)) {
-                    let dir = if matches!(e.kind, EventKind::Sent { .. }) {
-                        Direction::Out
-                    } else {
-                        Direction::In
-                    };
-                    let _ = writeln!(
-                        out,
-                        "{}",
-                        f.line_on(e.time, trace.name(*iface), dir, &frame.bytes)
-                    );
-                }
+    for e in l.recorded_events() {
+        let ev = e.view();
+        if !belongs(&tuples, &ev) {
+            continue;
+        }
+        match ev {
+            EventRef::Sent { iface, frame } | EventRef::Received { iface, frame } => {
+                let dir = if matches!(ev, EventRef::Sent { .. }) {
+                    Direction::Out
+                } else {
+                    Direction::In
+                };
+                let _ = writeln!(out, "{}", f.line_on(e.time, names.name(iface), dir, frame));
             }
-            EventKind::Dropped {
-                iface,
-                reason,
-                frame,
-            } => {
-                if frame_tuple(&frame.bytes).is_some_and(|t| tuples.contains(&t)) {
-                    let _ = writeln!(
-                        out,
-                        "{} {:<20} DROP ({reason})",
-                        tcpdump::format_time(e.time),
-                        trace.name(*iface)
-                    );
-                }
+            EventRef::Dropped { iface, reason, .. } => {
+                let _ = writeln!(
+                    out,
+                    "{} {:<20} DROP ({reason})",
+                    tcpdump::format_time(e.time),
+                    names.name(iface)
+                );
             }
-            EventKind::Hook {
+            EventRef::Hook {
                 iface,
                 hook,
                 verdict,
@@ -235,22 +227,17 @@ fn walk(l: &Session, r: &ConnRecord, proto: u8, header: &str, explain: bool) -> 
                 after,
                 notes,
             } => {
-                let Some(t) = Tuple::of_packet(&before.bytes) else {
+                let Some(t) = Tuple::of_packet(before) else {
                     continue;
                 };
-                let quoted = t.proto == 1
-                    && frame_tuple_ip(&before.bytes).is_some_and(|t| tuples.contains(&t));
-                if !(tuples.contains(&t) || quoted) {
-                    continue;
-                }
-                let node = trace.name(*iface).split('/').next().unwrap_or("?");
+                let node = names.name(iface).split('/').next().unwrap_or("?");
                 let _ = write!(
                     out,
                     "{}   {node} {hook}: {}",
                     tcpdump::format_time(e.time),
                     endpoints(&t)
                 );
-                if let Some(a) = after.as_ref().and_then(|a| Tuple::of_packet(&a.bytes)) {
+                if let Some(a) = after.and_then(Tuple::of_packet) {
                     let _ = write!(out, " => {}", endpoints(&a));
                 }
                 if *verdict != podnet::netfilter::Verdict::Accept {
@@ -261,14 +248,10 @@ fn walk(l: &Session, r: &ConnRecord, proto: u8, header: &str, explain: bool) -> 
                     let _ = writeln!(out, "                    {n}");
                 }
                 if explain
-                    && *hook == podnet::netfilter::Hook::Prerouting
+                    && hook == podnet::netfilter::Hook::Prerouting
                     && *verdict == podnet::netfilter::Verdict::Accept
                 {
-                    let dst = after
-                        .as_ref()
-                        .and_then(|a| Tuple::of_packet(&a.bytes))
-                        .unwrap_or(t)
-                        .dst;
+                    let dst = after.and_then(Tuple::of_packet).unwrap_or(t).dst;
                     if let Some(n) = l
                         .cluster
                         .node_by_name(node)
@@ -298,14 +281,14 @@ fn walk(l: &Session, r: &ConnRecord, proto: u8, header: &str, explain: bool) -> 
 }
 
 /// `podnet explain`: starts one connection from pod (or external host) `from` to `to`
-/// (`IP:PORT`, `SERVICE:PORT` or `POD:PORT`) in the built cluster, runs it, and prints its
-/// walk with every node's routing decision, rule and NAT.
-pub(super) fn explain(
+/// (`IP:PORT`, `SERVICE:PORT` or `POD:PORT`) in the built cluster, runs it (at most `limit`),
+/// and returns its record.
+pub(super) fn explain_start(
     l: &mut Session,
     from: &str,
     to: &str,
     limit: podnet::Duration,
-) -> Result<String, Failure> {
+) -> Result<ConnRecord, Failure> {
     let (host, port) = to
         .rsplit_once(':')
         .ok_or_else(|| Failure::input(format!("--to {to:?}: expected HOST:PORT")))?;
@@ -342,17 +325,15 @@ pub(super) fn explain(
         .start_program(pod, podnet::Program::Client(spec))
         .map_err(|e| Failure::input(e.to_string()))?;
     l.cluster.run_until_done(limit);
-    let r = l
-        .cluster
+    l.cluster
         .pod(pod)
         .and_then(|p| p.clients().nth(before))
         .and_then(|c| c.records().first().cloned())
-        .ok_or_else(|| Failure::input("the connection did not finish within --until"))?;
-    Ok(explain_record(l, &r, 6, &format!("explain {from} -> {to}")))
+        .ok_or_else(|| Failure::input("the connection did not finish within --until"))
 }
 
 /// The walk of `r` with routes, then the NetworkPolicy verdict.
-fn explain_record(l: &Session, r: &ConnRecord, proto: u8, header: &str) -> String {
+pub(super) fn explain_record(l: &Session, r: &ConnRecord, proto: u8, header: &str) -> String {
     let mut out = walk(l, r, proto, header, true);
     // NetworkPolicy is judged after DNAT: against the backend and its port.
     let (dst, dport) = tuples_of(l, r, proto)
@@ -386,7 +367,7 @@ fn explain_record(l: &Session, r: &ConnRecord, proto: u8, header: &str) -> Strin
     out
 }
 
-fn frame_tuple_ip(ip: &[u8]) -> Option<Tuple> {
+pub(super) fn frame_tuple_ip(ip: &[u8]) -> Option<Tuple> {
     let hl = usize::from(*ip.first()? & 0x0f) * 4;
     Tuple::of_packet(ip.get(hl + 8..)?)
 }
@@ -408,39 +389,12 @@ fn endpoints(t: &Tuple) -> String {
 /// `podnet tcpdump`: the frames of `iface` (`any`, a full name `node-a/eth0`, or a host name
 /// for all its interfaces) matching `expr`.
 pub(super) fn tcpdump(l: &Session, iface: &str, expr: &str) -> Result<String, Failure> {
-    let filter = Filter::parse(expr).map_err(|e| Failure::input(e.to_string()))?;
+    let mut w = TcpdumpWriter::new(iface, expr, Vec::new())?;
     let trace = l.cluster.trace();
-    let names: Vec<&str> = trace.ifaces().map(|(_, n)| n).collect();
-    let wanted =
-        |name: &str| iface == "any" || name == iface || name.split('/').next() == Some(iface);
-    if !names.iter().any(|n| wanted(n)) {
-        return Err(Failure::input(format!(
-            "no interface {iface:?} (try any, a host name, or one of: {})",
-            names.join(", ")
-        )));
-    }
-    let many = iface == "any" || !iface.contains('/');
-    let mut f = Formatter::new();
-    let mut out = String::new();
-    for e in trace.events() {
-        let (iface_id, frame, dir) = match &e.kind {
-            EventKind::Sent { iface, frame } => (iface, frame, Direction::Out),
-            EventKind::Received { iface, frame } => (iface, frame, Direction::In),
-            _ => continue,
-        };
-        let name = trace.name(*iface_id);
-        if !wanted(name) || !filter.matches(&frame.bytes) {
-            continue;
-        }
-        let line = if many {
-            f.line_on(e.time, name, dir, &frame.bytes)
-        } else {
-            f.line(e.time, &frame.bytes)
-        };
-        out.push_str(&line);
-        out.push('\n');
-    }
-    Ok(out)
+    w.check_iface(trace.iface_table())?;
+    trace.replay(&mut w);
+    let out = w.finish()?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// `podnet iptables-save` (or `nft list ruleset` in nftables mode), with the rule counters if

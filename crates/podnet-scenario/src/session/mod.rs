@@ -15,9 +15,11 @@
 //! ```
 
 mod inspect;
+mod observe;
 mod report;
 
 use core::fmt;
+use std::collections::BTreeSet;
 
 use podnet::conntrack::Tuple;
 use podnet::{Cluster, ConnRecord, Duration, Instant, NodeId};
@@ -26,6 +28,7 @@ use smoltcp::wire::{IpAddress, Ipv4Address};
 use crate::{FaultEvent, Index, Scenario, Warning};
 
 pub use inspect::{packet_tuple, NewConnections};
+pub use observe::{ConnRecorder, DropRecorder, TcpdumpWriter};
 pub use report::{Connection, CtReport, CtStats, Drop, Flow, NodeReport, Report};
 
 /// Whether a failure is bad input or a failed expectation.
@@ -98,7 +101,16 @@ pub struct Session {
 impl Session {
     /// Builds `scenario` (its build warnings are in `index.warnings`).
     pub fn new(scenario: Scenario) -> Result<Session, Failure> {
-        let (cluster, index) = crate::build(&scenario)?;
+        Session::new_observed(scenario, Vec::new())
+    }
+
+    /// [`Session::new`] with `observers` installed on the cluster before anything is built,
+    /// so that they see every event (a [`DropRecorder`], a [`TcpdumpWriter`], ...).
+    pub fn new_observed(
+        scenario: Scenario,
+        observers: Vec<Box<dyn podnet::trace::Observer>>,
+    ) -> Result<Session, Failure> {
+        let (cluster, index) = crate::build::build_observed(&scenario, observers)?;
         let faults = crate::fault_events(&scenario);
         Ok(Session {
             scenario,
@@ -287,13 +299,34 @@ impl Session {
         (proto, records)
     }
 
+    /// Connection `conn` (0-based, in start order) of flow `flow`, and the flow's IP protocol
+    /// number.
+    pub fn connection(&self, flow: &str, conn: usize) -> Result<(u8, ConnRecord), Failure> {
+        inspect::record(self, flow, conn)
+    }
+
+    /// The same scenario built afresh, at time zero with nothing run, recording from the
+    /// start the events (frames and hooks) of the connection whose packets carry `tuples`
+    /// ([`Session::connection_tuples`] of a run of this session): replaying it gives the same
+    /// world, and [`Session::trace`] and [`Session::explain_text`] then read only those events.
+    pub fn rebuild_recording(&self, tuples: BTreeSet<Tuple>) -> Result<Session, Failure> {
+        let snaplen = self.scenario.config.trace.snaplen;
+        let recorder = ConnRecorder::new(tuples, snaplen);
+        Session::new_observed(self.scenario.clone(), vec![Box::new(recorder)])
+    }
+
+    /// The events the packet walks read: a [`ConnRecorder`]'s when one is installed, else
+    /// everything the trace recorded.
+    pub fn recorded_events(&self) -> &[podnet::trace::Event] {
+        match self.cluster.observer::<ConnRecorder>() {
+            Some(c) => c.events(),
+            None => self.cluster.trace().events(),
+        }
+    }
+
     /// The tuples connection `r` (of a flow with IP protocol `proto`) carries anywhere: as
     /// sent, as translated by any node, both ways.
-    pub fn connection_tuples(
-        &self,
-        r: &ConnRecord,
-        proto: u8,
-    ) -> std::collections::BTreeSet<Tuple> {
+    pub fn connection_tuples(&self, r: &ConnRecord, proto: u8) -> BTreeSet<Tuple> {
         inspect::tuples_of(self, r, proto)
     }
 
@@ -334,7 +367,25 @@ impl Session {
     /// (`IP:PORT`, `SERVICE:PORT` or `POD:PORT`) now, runs it (at most `limit`), and prints
     /// its walk with every node's routing decision, rule and NAT, and the NetworkPolicy verdict.
     pub fn explain(&mut self, from: &str, to: &str, limit: Duration) -> Result<String, Failure> {
-        inspect::explain(self, from, to, limit)
+        let r = self.explain_start(from, to, limit)?;
+        Ok(self.explain_text(&r, from, to))
+    }
+
+    /// The first half of [`Session::explain`]: starts the connection from `from` to `to` now
+    /// and runs it (at most `limit`); returns its record.
+    pub fn explain_start(
+        &mut self,
+        from: &str,
+        to: &str,
+        limit: Duration,
+    ) -> Result<ConnRecord, Failure> {
+        inspect::explain_start(self, from, to, limit)
+    }
+
+    /// The second half of [`Session::explain`]: the walk of `r` (started by
+    /// [`Session::explain_start`]) from the recorded events.
+    pub fn explain_text(&self, r: &ConnRecord, from: &str, to: &str) -> String {
+        inspect::explain_record(self, r, 6, &format!("explain {from} -> {to}"))
     }
 
     /// `podnet explain` for connection `conn` of flow `flow` as it ran: its walk with every

@@ -4,12 +4,11 @@
 use std::fmt::Write as _;
 
 use podnet::conntrack::Tuple;
-use podnet::trace::EventKind;
 use podnet::{ConnRecord, Outcome};
 use serde::Serialize;
 use smoltcp::wire::IpEndpoint;
 
-use super::{client_tuple, fmt_duration, fmt_instant, NewConnections, Session};
+use super::{client_tuple, fmt_duration, fmt_instant, DropRecorder, NewConnections, Session};
 
 /// The report.
 #[derive(Serialize, Debug)]
@@ -20,6 +19,9 @@ pub struct Report {
     pub version: &'static str,
     /// The virtual time the run ended (`1.532s`).
     pub end_time: String,
+    /// Frames delivered anywhere: one per interface that received a frame (pods, nodes, the
+    /// underlay switch), as `tcpdump -i IFACE` would show it inbound.
+    pub frames: u64,
     /// Every Traffic flow, in file order.
     pub flows: Vec<Flow>,
     /// Every node.
@@ -75,6 +77,8 @@ pub struct Connection {
 pub struct NodeReport {
     /// The node's name.
     pub name: String,
+    /// Frames delivered to its interfaces (`eth0`, `cni0`, `flannel.1`, its pods' veths).
+    pub frames: u64,
     /// Its conntrack table (absent with proxy none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conntrack: Option<CtReport>,
@@ -166,7 +170,7 @@ pub struct CtStats {
 }
 
 /// A dropped frame.
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, Clone)]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify), tsify(missing_as_null))]
 pub struct Drop {
     /// When (`0.2s`).
@@ -210,7 +214,7 @@ fn backend_of(ix: &NewConnections, r: &ConnRecord, proto: u8) -> (Option<String>
     }
 }
 
-fn packet_summary(frame: &[u8]) -> String {
+pub(super) fn packet_summary(frame: &[u8]) -> String {
     let Some(t) = frame.get(14..).and_then(Tuple::of_packet) else {
         return String::from("non-IP frame");
     };
@@ -276,6 +280,7 @@ pub(super) fn report(l: &Session) -> Report {
         .nodes()
         .map(|(id, n)| NodeReport {
             name: n.name().to_string(),
+            frames: l.cluster.frames_delivered_to(id),
             conntrack: l.cluster.conntrack(id).map(|ct| {
                 let s = ct.stats();
                 CtReport {
@@ -330,27 +335,19 @@ pub(super) fn report(l: &Session) -> Report {
             }),
         })
         .collect();
-    let trace = l.cluster.trace();
-    let drops = trace
-        .events()
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::Dropped {
-                iface,
-                reason,
-                frame,
-            } => Some(Drop {
-                time: fmt_instant(e.time),
-                place: trace.name(*iface).to_string(),
-                reason: reason.to_string(),
-                packet: packet_summary(&frame.bytes),
-            }),
-            _ => None,
-        })
-        .collect();
+    // The drops a [`DropRecorder`] kept as they happened, else those the trace recorded.
+    let drops = match l.cluster.observer::<DropRecorder>() {
+        Some(d) => d.drops().to_vec(),
+        None => {
+            let mut d = DropRecorder::default();
+            l.cluster.trace().replay(&mut d);
+            d.drops().to_vec()
+        }
+    };
     Report {
         version: "v1alpha1",
         end_time: fmt_instant(l.cluster.now()),
+        frames: l.cluster.frames_delivered(),
         flows,
         nodes,
         drops,
@@ -410,6 +407,17 @@ pub(super) fn summary(l: &Session, r: &Report) -> String {
         }
     }
     let _ = writeln!(out);
+    let per_node: Vec<_> = r
+        .nodes
+        .iter()
+        .map(|n| format!("{} {}", n.name, n.frames))
+        .collect();
+    let _ = writeln!(
+        out,
+        "frames delivered: {} ({})",
+        r.frames,
+        per_node.join(", ")
+    );
     for n in &r.nodes {
         if let Some(b) = &n.bpf {
             let _ = writeln!(

@@ -39,7 +39,7 @@ use crate::pod::{Pod, PodAddrs};
 use crate::program::Program;
 use crate::rng::{SimRng, Stream};
 use crate::route::{Dev, Route};
-use crate::trace::{IfaceId, Trace};
+use crate::trace::{IfaceId, Observer, Trace};
 
 mod inject;
 mod links;
@@ -214,9 +214,43 @@ impl Cluster {
         self.now
     }
 
-    /// The trace.
+    /// The trace: interface names, counters, the events recorded as [`TraceConfig`] says.
+    ///
+    /// [`TraceConfig`]: crate::TraceConfig
     pub fn trace(&self) -> &Trace {
         &self.trace
+    }
+
+    /// Installs `observer` (after any installed before): from now on it is given every event
+    /// it wants as it happens, besides what [`crate::TraceConfig`] records.
+    pub fn add_observer(&mut self, observer: alloc::boxed::Box<dyn Observer>) {
+        self.trace.add_observer(observer)
+    }
+
+    /// Removes every installed observer and returns them, in the order installed.
+    pub fn take_observers(&mut self) -> Vec<alloc::boxed::Box<dyn Observer>> {
+        self.trace.take_observers()
+    }
+
+    /// The first installed observer that is a `T`.
+    pub fn observer<T: Observer>(&self) -> Option<&T> {
+        self.trace.observer()
+    }
+
+    /// The first installed observer that is a `T`, mutably (to read or finish what it wrote).
+    pub fn observer_mut<T: Observer>(&mut self) -> Option<&mut T> {
+        self.trace.observer_mut()
+    }
+
+    /// Frames delivered so far, in total (see [`Trace::frames_delivered`]).
+    pub fn frames_delivered(&self) -> u64 {
+        self.trace.frames_delivered()
+    }
+
+    /// Frames delivered to node `node`'s interfaces so far (see
+    /// [`Trace::frames_delivered_to`]).
+    pub fn frames_delivered_to(&self, node: NodeId) -> u64 {
+        self.trace.frames_delivered_to(node)
     }
 
     /// Events processed so far.
@@ -298,11 +332,15 @@ impl Cluster {
             flannel_mac: vtep_mac(pod_cidr.network().address()),
         };
         let vxlan = self.config.cni == Cni::Vxlan && !self.building_edge;
-        let cni0 = self.trace.register(alloc::format!("{}/cni0", spec.name));
-        let eth0 = self.trace.register(alloc::format!("{}/eth0", spec.name));
+        let cni0 = self
+            .trace
+            .register_on(alloc::format!("{}/cni0", spec.name), Some(id));
+        let eth0 = self
+            .trace
+            .register_on(alloc::format!("{}/eth0", spec.name), Some(id));
         let flannel = vxlan.then(|| {
             self.trace
-                .register(alloc::format!("{}/flannel.1", spec.name))
+                .register_on(alloc::format!("{}/flannel.1", spec.name), Some(id))
         });
         let swport = self
             .trace
@@ -445,11 +483,14 @@ impl Cluster {
         let id = PodId(self.pods.len() as u32);
         let eth0 = self.trace.register(alloc::format!("{}/eth0", spec.name));
         let link_id = self.links.len() as u32;
-        let veth = self.trace.register(alloc::format!(
-            "{}/veth{:08x}",
-            self.nodes[node_id.0 as usize].node.name(),
-            id.0
-        ));
+        let veth = self.trace.register_on(
+            alloc::format!(
+                "{}/veth{:08x}",
+                self.nodes[node_id.0 as usize].node.name(),
+                id.0
+            ),
+            Some(node_id),
+        );
         let link = self.new_link((Attach::Pod(id), eth0), (Attach::NodePort(node_id), veth));
         debug_assert_eq!(link, link_id);
         let node = &mut self.nodes[node_id.0 as usize].node;

@@ -1,0 +1,188 @@
+//! The observers the commands install so that a run records only what they print: the drops
+//! of the report, tcpdump lines written as packets pass, and one connection's events for its
+//! packet walk.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+
+use podnet::conntrack::Tuple;
+use podnet::tcpdump::filter::Filter;
+use podnet::tcpdump::{Direction, Formatter};
+use podnet::trace::{Event, EventRef, Ifaces, Observer, Recorder, TraceConfig};
+use podnet::Instant;
+
+use super::inspect::{frame_tuple, frame_tuple_ip};
+use super::report::{packet_summary, Drop};
+use super::{fmt_instant, Failure};
+
+/// Keeps the report's drops (time, place, reason, packet summary) and nothing else.
+#[derive(Debug, Default)]
+pub struct DropRecorder {
+    drops: Vec<Drop>,
+}
+
+impl DropRecorder {
+    /// The drops so far, in time order.
+    pub fn drops(&self) -> &[Drop] {
+        &self.drops
+    }
+}
+
+impl Observer for DropRecorder {
+    fn observe(&mut self, ifaces: &Ifaces, time: Instant, event: EventRef<'_>) {
+        if let EventRef::Dropped {
+            iface,
+            reason,
+            frame,
+        } = event
+        {
+            self.drops.push(Drop {
+                time: fmt_instant(time),
+                place: ifaces.name(iface).to_string(),
+                reason: reason.to_string(),
+                packet: packet_summary(frame),
+            });
+        }
+    }
+}
+
+/// `podnet tcpdump` as packets pass: the frames sent or received on the chosen interfaces that
+/// match the filter, one line each, written to `out`.
+pub struct TcpdumpWriter<W: Write> {
+    iface: String,
+    filter: Filter,
+    formatter: Formatter,
+    out: W,
+    error: Option<std::io::Error>,
+}
+
+impl<W: Write> TcpdumpWriter<W> {
+    /// Lines of interface `iface` (`any`, `HOST/IFACE`, or a host name for all its
+    /// interfaces) matching the pcap-filter `expr`, to `out`.
+    pub fn new(iface: &str, expr: &str, out: W) -> Result<Self, Failure> {
+        let filter = Filter::parse(expr).map_err(|e| Failure::input(e.to_string()))?;
+        Ok(TcpdumpWriter {
+            iface: iface.to_string(),
+            filter,
+            formatter: Formatter::new(),
+            out,
+            error: None,
+        })
+    }
+
+    fn wanted(&self, name: &str) -> bool {
+        self.iface == "any" || name == self.iface || name.split('/').next() == Some(&self.iface)
+    }
+
+    /// Fails unless some interface of `ifaces` is the one asked for (nothing was written then).
+    pub fn check_iface(&self, ifaces: &Ifaces) -> Result<(), Failure> {
+        if ifaces.iter().any(|(_, n)| self.wanted(n)) {
+            return Ok(());
+        }
+        let names: Vec<&str> = ifaces.iter().map(|(_, n)| n).collect();
+        Err(Failure::input(format!(
+            "no interface {:?} (try any, a host name, or one of: {})",
+            self.iface,
+            names.join(", ")
+        )))
+    }
+
+    /// Flushes the output; fails with the first write error.
+    pub fn flush(&mut self) -> Result<(), Failure> {
+        let e = match self.error.take() {
+            Some(e) => e,
+            None => match self.out.flush() {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            },
+        };
+        Err(Failure::input(format!("writing tcpdump lines: {e}")))
+    }
+
+    /// Flushes the output and gives it back, or the first write error.
+    pub fn finish(mut self) -> Result<W, Failure> {
+        self.flush()?;
+        Ok(self.out)
+    }
+}
+
+impl<W: Write + 'static> Observer for TcpdumpWriter<W> {
+    fn observe(&mut self, ifaces: &Ifaces, time: Instant, event: EventRef<'_>) {
+        let (iface, frame, dir) = match event {
+            EventRef::Sent { iface, frame } => (iface, frame, Direction::Out),
+            EventRef::Received { iface, frame } => (iface, frame, Direction::In),
+            _ => return,
+        };
+        let name = ifaces.name(iface);
+        if self.error.is_some() || !self.wanted(name) || !self.filter.matches(frame) {
+            return;
+        }
+        let many = self.iface == "any" || !self.iface.contains('/');
+        let mut line = if many {
+            self.formatter.line_on(time, name, dir, frame)
+        } else {
+            self.formatter.line(time, frame)
+        };
+        line.push('\n');
+        if let Err(e) = self.out.write_all(line.as_bytes()) {
+            self.error = Some(e);
+        }
+    }
+}
+
+/// Whether `event` belongs to the connection whose packets carry one of `tuples`: a frame of
+/// one of them (or an ICMP error quoting one), or a hook crossed by one.
+pub(super) fn belongs(tuples: &BTreeSet<Tuple>, event: &EventRef<'_>) -> bool {
+    match *event {
+        EventRef::Sent { frame, .. }
+        | EventRef::Received { frame, .. }
+        | EventRef::Dropped { frame, .. } => {
+            frame_tuple(frame).is_some_and(|t| tuples.contains(&t))
+        }
+        EventRef::Hook { before, .. } => {
+            let Some(t) = Tuple::of_packet(before) else {
+                return false;
+            };
+            tuples.contains(&t)
+                || (t.proto == 1 && frame_tuple_ip(before).is_some_and(|t| tuples.contains(&t)))
+        }
+    }
+}
+
+/// Records the frame and hook events of one connection only: those whose packets carry one of
+/// its tuples (as [`super::Session::connection_tuples`] finds them after a first run of the
+/// same world), for `podnet trace` and `podnet explain`.
+pub struct ConnRecorder {
+    tuples: BTreeSet<Tuple>,
+    recorder: Recorder,
+}
+
+impl ConnRecorder {
+    /// Records the events of `tuples` with frames cut to `snaplen`.
+    pub fn new(tuples: BTreeSet<Tuple>, snaplen: usize) -> Self {
+        ConnRecorder {
+            tuples,
+            recorder: Recorder::new(&TraceConfig {
+                snaplen,
+                ..TraceConfig::default()
+            }),
+        }
+    }
+
+    /// The events recorded, in order.
+    pub fn events(&self) -> &[Event] {
+        self.recorder.events()
+    }
+}
+
+impl Observer for ConnRecorder {
+    fn wants_hooks(&self) -> bool {
+        true
+    }
+
+    fn observe(&mut self, ifaces: &Ifaces, time: Instant, event: EventRef<'_>) {
+        if belongs(&self.tuples, &event) {
+            self.recorder.observe(ifaces, time, event);
+        }
+    }
+}
