@@ -220,23 +220,18 @@ to this program); --root: the workspace; --out: where the ns-3 program is built.
         // run, which also warms the page cache).
         let (_, req, resp) = ns3::podnet_run(&a.podnet, &conns)?;
         let workloads = [
-            (
-                "10,000 sequential connections (bench/ns3-conns.yaml)",
-                conns,
-                vec![
-                    "conns".to_string(),
-                    "10000".into(),
-                    req.to_string(),
-                    resp.to_string(),
-                ],
-            ),
-            (
-                "one 64 MiB upload (bench/ns3-bulk.yaml)",
-                bulk,
-                vec!["bulk".to_string(), (64u64 << 20).to_string()],
-            ),
+            ("bench/ns3-conns.yaml", conns),
+            ("bench/ns3-bulk.yaml", bulk),
         ];
-        for (name, file, ns3_args) in workloads {
+        for (short, file) in workloads {
+            let ns3_args = ns3::ns3_args(&file, req, resp)?;
+            let name = match ns3_args[0].as_str() {
+                "conns" => format!("{} sequential connections ({short})", ns3_args[1]),
+                _ => format!(
+                    "one {} MiB upload ({short})",
+                    ns3_args[1].parse::<u64>().unwrap_or(0) >> 20
+                ),
+            };
             let (mut p, mut n) = (Vec::new(), Vec::new());
             for round in 0..a.runs {
                 if podnet_kdiff::sys::interrupted() {

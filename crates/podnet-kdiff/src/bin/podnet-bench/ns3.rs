@@ -193,6 +193,31 @@ pub fn podnet_run(podnet: &Path, file: &Path) -> Result<(Sample, u64, u64), Stri
     ))
 }
 
+/// The ns-3 program's arguments for the workload of scenario `file` (its first flow):
+/// `conns COUNT REQ RESP` for HTTP connections, with the request and response sizes given
+/// (podnet's, from its report), or `bulk BYTES` for an upload.
+pub fn ns3_args(file: &Path, req: u64, resp: u64) -> Result<Vec<String>, String> {
+    let loaded = podnet_scenario::load_files(&[file]).map_err(|e| e.to_string())?;
+    let flow = loaded
+        .scenario
+        .flows
+        .first()
+        .ok_or_else(|| format!("{}: no Traffic", file.display()))?;
+    match flow.request {
+        podnet::Request::Http { .. } => Ok(vec![
+            "conns".into(),
+            flow.count.to_string(),
+            req.to_string(),
+            resp.to_string(),
+        ]),
+        podnet::Request::Upload(n) if flow.count == 1 => Ok(vec!["bulk".into(), n.to_string()]),
+        _ => Err(format!(
+            "{}: the ns-3 program runs HTTP connections or one upload",
+            file.display()
+        )),
+    }
+}
+
 /// One run of the ns-3 program with `args` (`conns N REQ RESP` or `bulk BYTES`).
 pub fn ns3_run(exe: &Path, args: &[String]) -> Result<Sample, String> {
     let (json, wall, cpu) = timed(Command::new(exe).args(args))?;
@@ -212,6 +237,15 @@ pub fn ns3_run(exe: &Path, args: &[String]) -> Result<Sample, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bench_scenarios_are_the_ns3_workloads() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let conns = ns3_args(&root.join("bench/ns3-conns.yaml"), 62, 84).unwrap();
+        assert_eq!(conns, ["conns", "10000", "62", "84"]);
+        let bulk = ns3_args(&root.join("bench/ns3-bulk.yaml"), 0, 0).unwrap();
+        assert_eq!(bulk, ["bulk", &(64u64 << 20).to_string()]);
+    }
 
     #[test]
     fn reads_flat_fields_and_durations() {
