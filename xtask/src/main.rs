@@ -3,6 +3,7 @@
 //! Deliberately std-only so it compiles in a second on a fresh machine.
 
 mod book;
+mod compare;
 mod determinism;
 mod ensure;
 mod kdiff;
@@ -34,6 +35,12 @@ Commands:
                     the playground's e2e tests, pcaps checked by tshark, kernel-diff --quick
                     (root only; skipped otherwise), bench build
   bench [args...]   Run the benchmarks (cargo bench -p podnet [args...])
+  bench compare [--kernel] [--ns3] [--conns N] [--runs R]
+                    Measure podnet against references in one run and print a table of
+                    ratios: HTTP connections through a ClusterIP DNAT against the Linux
+                    kernel in network namespaces (root only; skipped otherwise), and
+                    bench/ns3-*.yaml (10,000 connections; one 64 MiB upload) against the
+                    same workloads in ns-3 (libns3-dev installed with apt). Neither flag: both
   book [--check]    Regenerate the book's command outputs, check it against the code,
                     build it into target/book (mdBook) and run mdbook test
   pkg               Build the npm package of crates/podnet-wasm into pkg/ (wasm-bindgen,
@@ -54,8 +61,8 @@ Commands:
                     their counters; exit 1 on any disagreement. Root only; --quick is CI's subset
   help              Show this message
 
-Missing Rust targets and components, tshark, Chromium, iptables, nftables and conntrack
-(apt), and the playground's npm packages (npm ci) are installed automatically.";
+Missing Rust targets and components, tshark, Chromium, iptables, nftables, conntrack, g++
+and libns3-dev (apt), and the playground's npm packages (npm ci) are installed automatically.";
 
 fn main() {
     let mut args = env::args().skip(1);
@@ -94,6 +101,9 @@ fn demo(args: &[String]) -> Result {
 }
 
 fn bench(args: &[String]) -> Result {
+    if args.first().map(String::as_str) == Some("compare") {
+        return compare::bench_compare(&args[1..]);
+    }
     let mut cmd = cargo();
     cmd.args(["bench", "-p", "podnet"]).args(args);
     run(&mut cmd)

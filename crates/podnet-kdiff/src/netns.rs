@@ -135,6 +135,23 @@ pub fn names(i: usize) -> (String, String) {
     (format!("pnkd-{pid}-{i}"), format!("pnkd-{pid}-{i}w"))
 }
 
+/// Turns IPv6 off in namespace `ns` (no router solicitations, MLD or DAD on its links) and
+/// brings its `lo` up.
+pub fn ipv4_only(ns: &str) -> Result<(), String> {
+    ns_run(
+        ns,
+        "sh",
+        &[
+            "-c",
+            "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; \
+             echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6; \
+             ip link set lo up",
+        ],
+        None,
+    )
+    .map(|_| ())
+}
+
 /// Builds node `n` in namespace `node_ns` with its wires' other ends in `wire_ns`, and loads
 /// its rules. Returns the wire interface names (same names on both sides).
 pub fn build_node(
@@ -145,17 +162,7 @@ pub fn build_node(
 ) -> Result<Vec<String>, String> {
     // IPv6 off everywhere first: no router solicitations, MLD or DAD on the wires.
     for ns in [node_ns, wire_ns] {
-        ns_run(
-            ns,
-            "sh",
-            &[
-                "-c",
-                "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; \
-                 echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6; \
-                 ip link set lo up",
-            ],
-            None,
-        )?;
+        ipv4_only(ns)?;
     }
     let mut b = String::new();
     let mut wires = Vec::new();

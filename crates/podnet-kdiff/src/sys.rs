@@ -8,6 +8,7 @@
 //!   frames out (`send`) and in (`recv`, frames the interface received; our own outgoing
 //!   copies are ignored by `PACKET_IGNORE_OUTGOING` and checked again by `sll_pkttype`).
 //! - [`poll_readable`]: `poll(2)` over several sockets.
+//! - [`children_cpu_seconds`]: `getrusage(RUSAGE_CHILDREN)`, user plus system time.
 //! - [`set_tx_checksum`]: the `ethtool -K DEV tx off` ioctl, so that the kernel finishes every
 //!   checksum in software before a frame reaches the veth (otherwise frames it builds itself,
 //!   like REJECT's TCP resets, would cross the veth with only the pseudo-header sum in place).
@@ -331,4 +332,16 @@ pub fn is_root() -> bool {
 /// Whether process `pid` exists.
 pub fn pid_alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// CPU seconds (user + system) used so far by this process's children that were waited for.
+pub fn children_cpu_seconds() -> f64 {
+    // SAFETY: rusage is plain old data; all-zero is a valid value.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid, writable rusage for the call.
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) } < 0 {
+        return 0.0;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    secs(u.ru_utime) + secs(u.ru_stime)
 }
