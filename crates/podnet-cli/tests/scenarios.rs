@@ -632,3 +632,71 @@ fn trace_shows_the_hooks_between_dnat_and_snat() {
     );
     assert!(walk.contains("MASQUERADE"), "{walk}");
 }
+
+/// The `life` counters of every node's conntrack balance in every example, and in a small
+/// table churned by many short connections (expiry, reopened tuples, table-full drops):
+/// `created = count + expired + earlyDropped + killed + unconfirmed + flushed`, `count <= max`.
+#[test]
+fn conntrack_life_counters_balance() {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    let churn = std::env::temp_dir().join(format!("podnet-churn-{}.yaml", std::process::id()));
+    let scale = std::fs::read_to_string(root().join("examples/scale/conntrack-churn-1m.yaml"))
+        .unwrap()
+        .replace("max: 65536", "max: 512")
+        .replace("replicas: 20", "replicas: 4")
+        .replace("count: 50000", "count: 4000");
+    std::fs::write(&churn, scale).unwrap();
+    files.push(churn.clone());
+    let mut churned = false;
+    for f in &files {
+        let until = if f == &churn { "200s" } else { "30s" };
+        let (code, out, err) = podnet(&[
+            "run",
+            f.to_str().unwrap(),
+            "--json",
+            "--quiet",
+            "--until",
+            until,
+        ]);
+        assert!(code == 0 || code == 1, "{}: {err}", f.display());
+        let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+        for n in r["nodes"].as_array().unwrap() {
+            let ct = &n["conntrack"];
+            if ct.is_null() {
+                continue;
+            }
+            let l = &ct["life"];
+            let g = |k: &str| l[k].as_u64().unwrap();
+            let count = ct["count"].as_u64().unwrap();
+            assert!(count <= ct["max"].as_u64().unwrap(), "{}", f.display());
+            assert_eq!(
+                g("created"),
+                count
+                    + g("expired")
+                    + g("earlyDropped")
+                    + g("killed")
+                    + g("unconfirmed")
+                    + g("flushed"),
+                "{} {}: {l}",
+                f.display(),
+                n["name"]
+            );
+            if f == &churn
+                && g("expired") > 0
+                && g("killed") > 0
+                && ct["stats"]["drop"].as_u64().unwrap() > 0
+            {
+                churned = true;
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&churn);
+    assert!(
+        churned,
+        "the small table churned: expiry, reopened tuples and drops"
+    );
+}

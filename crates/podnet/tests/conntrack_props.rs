@@ -484,6 +484,13 @@ fn check_table(ct: &Conntrack) -> Result<(), TestCaseError> {
     let t = ct.table();
     let used: Vec<u32> = t.used().collect();
     prop_assert_eq!(used.len() as u32, ct.count(), "count() vs used slots");
+    let life = ct.life();
+    prop_assert_eq!(
+        life.created,
+        u64::from(ct.count()) + life.removed(),
+        "every entry created is in the table or counted as removed: {:?}",
+        life
+    );
     prop_assert_eq!(t.capacity(), ct.config().max);
     let mut owner: HashMap<Tuple, (u32, usize)> = HashMap::new();
     let mut confirmed = 0;

@@ -29,7 +29,7 @@ use crate::{FaultEvent, Index, Scenario, Warning};
 
 pub use inspect::{packet_tuple, NewConnections};
 pub use observe::{ConnRecorder, DropRecorder, TcpdumpWriter};
-pub use report::{Connection, CtReport, CtStats, Drop, Flow, NodeReport, Report};
+pub use report::{Connection, CtLife, CtReport, CtStats, Drop, Flow, NodeReport, Report};
 
 /// Whether a failure is bad input or a failed expectation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

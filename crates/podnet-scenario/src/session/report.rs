@@ -147,6 +147,28 @@ pub struct CtReport {
     pub max: u32,
     /// The counters.
     pub stats: CtStats,
+    /// Where every entry went (podnet's accounting, not a kernel counter):
+    /// `created = count + expired + earlyDropped + killed + unconfirmed + flushed`.
+    pub life: CtLife,
+}
+
+/// Where every conntrack entry went.
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify), tsify(missing_as_null))]
+pub struct CtLife {
+    /// Entries allocated for a packet.
+    pub created: u64,
+    /// Removed when their timeout ran out.
+    pub expired: u64,
+    /// Unassured entries evicted to make room (`early_drop`).
+    pub early_dropped: u64,
+    /// Killed by a packet (RST, a SYN reopening a closed connection).
+    pub killed: u64,
+    /// Freed before confirmation (packet dropped or INVALID, clash).
+    pub unconfirmed: u64,
+    /// Removed by a flush.
+    pub flushed: u64,
 }
 
 /// The counters.
@@ -294,6 +316,17 @@ pub(super) fn report(l: &Session) -> Report {
                         drop: s.drop,
                         early_drop: s.early_drop,
                         clash_resolve: s.clash_resolve,
+                    },
+                    life: {
+                        let l = ct.life();
+                        CtLife {
+                            created: l.created,
+                            expired: l.expired,
+                            early_dropped: l.early_dropped,
+                            killed: l.killed,
+                            unconfirmed: l.unconfirmed,
+                            flushed: l.flushed,
+                        }
                     },
                 }
             }),

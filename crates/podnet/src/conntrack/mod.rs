@@ -94,6 +94,42 @@ pub struct CtStats {
     pub chaintoolong: u64,
 }
 
+/// Where every entry went: podnet's own accounting (Linux has no such counters; `conntrack -E`
+/// would show the same events one by one). At any time
+/// `created = count + expired + early_dropped + killed + unconfirmed + flushed`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtLife {
+    /// Entries allocated for a packet (`init_conntrack`).
+    pub created: u64,
+    /// Confirmed entries removed when their timeout ran out (GC or a lookup that found them
+    /// expired).
+    pub expired: u64,
+    /// Unassured entries evicted to make room (`early_drop`).
+    pub early_dropped: u64,
+    /// Confirmed entries killed by a packet (an RST, a new SYN reopening a closed connection).
+    pub killed: u64,
+    /// Entries freed before confirmation: their packet was dropped or INVALID, or clashed.
+    pub unconfirmed: u64,
+    /// Entries removed by `conntrack -F`.
+    pub flushed: u64,
+}
+
+impl CtLife {
+    /// Entries that left the table, for any reason.
+    pub fn removed(&self) -> u64 {
+        self.expired + self.early_dropped + self.killed + self.unconfirmed + self.flushed
+    }
+}
+
+/// Why an entry is freed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Gone {
+    Expired,
+    EarlyDropped,
+    Killed,
+    Unconfirmed,
+}
+
 /// Direction of a packet relative to its connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dir {
@@ -195,6 +231,7 @@ pub struct Conntrack {
     config: CtConfig,
     table: Table,
     stats: CtStats,
+    life: CtLife,
     /// The latest time the table was used at. Expiries are kept on a wrapping millisecond
     /// clock (like jiffies), valid while no entry is looked at more than 24.8 days after it
     /// expired; after a longer quiet spell every entry has certainly expired, and the table is
@@ -285,6 +322,7 @@ impl Conntrack {
             table: Table::new(config.max, config.buckets, seed),
             config,
             stats: CtStats::default(),
+            life: CtLife::default(),
             last: Instant::ZERO,
             last_sweep: Instant::ZERO,
         }
@@ -293,6 +331,33 @@ impl Conntrack {
     /// Whether `now` is so long after the last use that every entry has expired.
     fn stale(&self, now: Instant) -> bool {
         now - self.last > smoltcp::time::Duration::from_secs(u64::from(MAX_TIMEOUT_SECS))
+    }
+
+    /// Frees entry `idx`, counting why.
+    fn free(&mut self, idx: u32, why: Gone) {
+        let e = self.table.get(idx);
+        if !e.has(bits::USED) {
+            return;
+        }
+        let why = if why == Gone::Unconfirmed && e.has(bits::DYING) {
+            // Killed in flight (unlinked by [`Table::unlink`]); counted there.
+            None
+        } else {
+            Some(why)
+        };
+        match why {
+            Some(Gone::Expired) => self.life.expired += 1,
+            Some(Gone::EarlyDropped) => self.life.early_dropped += 1,
+            Some(Gone::Killed) => self.life.killed += 1,
+            Some(Gone::Unconfirmed) => self.life.unconfirmed += 1,
+            None => {}
+        }
+        self.table.free(idx);
+    }
+
+    /// Where every entry went so far.
+    pub fn life(&self) -> CtLife {
+        self.life
     }
 
     /// Called before any use at `now`.
@@ -305,7 +370,7 @@ impl Conntrack {
                 .filter(|i| self.table.get(*i).has(bits::CONFIRMED))
                 .collect();
             for i in confirmed {
-                self.table.free(i);
+                self.free(i, Gone::Expired);
             }
             self.last_sweep = now;
         }
@@ -326,7 +391,7 @@ impl Conntrack {
             .filter(|i| self.is_expired(*i, now))
             .collect();
         for i in dead {
-            self.table.free(i);
+            self.free(i, Gone::Expired);
         }
     }
 
@@ -363,6 +428,7 @@ impl Conntrack {
 
     /// `conntrack -F`.
     pub fn flush(&mut self) {
+        self.life.flushed += u64::from(self.table.count());
         self.table.clear();
     }
 
@@ -380,7 +446,7 @@ impl Conntrack {
     fn find(&mut self, now: Instant, t: &Tuple) -> Option<(u32, Dir)> {
         let (idx, dir) = self.table.lookup(t)?;
         if self.is_expired(idx, now) {
-            self.table.free(idx);
+            self.free(idx, Gone::Expired);
             return None;
         }
         Some((idx, if dir == 0 { Dir::Original } else { Dir::Reply }))
@@ -482,7 +548,7 @@ impl Conntrack {
                     Proto::Udp | Proto::Other => true,
                 };
                 if bad || !ok_new {
-                    self.table.free(idx);
+                    self.free(idx, Gone::Unconfirmed);
                     self.stats.invalid += 1;
                     return Ok(CtInfo::invalid());
                 }
@@ -497,10 +563,12 @@ impl Conntrack {
             self.stats.drop += 1;
             return Err(CtDrop::TableFull);
         }
-        self.table.alloc(tuple, &tuple.invert()).ok_or_else(|| {
+        let idx = self.table.alloc(tuple, &tuple.invert()).ok_or_else(|| {
             self.stats.drop += 1;
             CtDrop::TableFull
-        })
+        })?;
+        self.life.created += 1;
+        Ok(idx)
     }
 
     /// `early_drop`: frees room in one of the 8 buckets from the new tuple's; true if it did.
@@ -514,11 +582,11 @@ impl Conntrack {
             let mut dropped = 0;
             for &idx in &ids[..k] {
                 if self.is_expired(idx, now) {
-                    self.table.free(idx);
+                    self.free(idx, Gone::Expired);
                     continue;
                 }
                 if !self.table.get(idx).has(bits::ASSURED) {
-                    self.table.free(idx);
+                    self.free(idx, Gone::EarlyDropped);
                     dropped += 1;
                 }
             }
@@ -602,7 +670,7 @@ impl Conntrack {
                     tcp::Action::Invalid { shrink, .. } => {
                         self.stats.invalid += 1;
                         if created {
-                            self.table.free(idx);
+                            self.free(idx, Gone::Unconfirmed);
                         } else if shrink {
                             // `nf_tcp_handle_invalid`: an ASSURED entry with at least 120 s
                             // left drops to the unacknowledged timeout.
@@ -624,7 +692,7 @@ impl Conntrack {
                             Dir::Reply => 1,
                         };
                         let tuple = self.table.get(idx).tuple(own);
-                        self.table.free(idx);
+                        self.free(idx, Gone::Killed);
                         let idx = self.create(now, &tuple)?;
                         return self.packet(now, idx, Dir::Original, true, p);
                     }
@@ -635,6 +703,9 @@ impl Conntrack {
                         // later hooks still translates it (a backend's RST leaves as the
                         // Service's); the entry goes when the packet leaves the hooks
                         // ([`Conntrack::discard`]).
+                        if self.table.get(idx).has(bits::CONFIRMED) {
+                            self.life.killed += 1;
+                        }
                         self.table.unlink(idx);
                         return Ok(self.info(idx, dir, false));
                     }
@@ -710,7 +781,7 @@ impl Conntrack {
         }
         let (o, r) = (e.tuple(0), e.tuple(1));
         if self.table.lookup(&o).is_some() || self.table.lookup(&r).is_some() {
-            self.table.free(idx);
+            self.free(idx, Gone::Unconfirmed);
             self.stats.insert_failed += 1;
             self.stats.drop += 1;
             return Err(CtDrop::InsertClash);
@@ -729,7 +800,7 @@ impl Conntrack {
     /// killed while its packet was in flight (the RST that was a SYN's only reply).
     pub fn discard(&mut self, idx: u32) {
         if !self.table.get(idx).has(bits::CONFIRMED) {
-            self.table.free(idx);
+            self.free(idx, Gone::Unconfirmed);
         }
     }
 
