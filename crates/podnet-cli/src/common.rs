@@ -25,6 +25,10 @@ pub struct ScenarioArgs {
     /// No warnings, no progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Stop with an error when the run holds more memory than this (4Gi, 512Mi, 2G, or none;
+    /// default: 80% of this machine's memory), instead of being killed.
+    #[arg(long, value_name = "SIZE", value_parser = crate::budget::parse_limit)]
+    pub max_memory: Option<crate::budget::Limit>,
 }
 
 /// A Go-style duration argument.
@@ -66,8 +70,15 @@ pub fn load_observed(
 }
 
 /// Runs the session (faults at their times) until every client is done or `limit`, with a
-/// progress bar on a terminal unless `quiet`.
-pub fn run(s: &mut Session, limit: Duration, quiet: bool) -> Result<(), Failure> {
+/// progress bar in virtual time on a terminal unless `quiet` (the CLI passes `quiet` for
+/// `--json` too), stopping with an error when the process outgrows `max_memory`.
+pub fn run(
+    s: &mut Session,
+    args: &ScenarioArgs,
+    limit: Duration,
+    quiet: bool,
+) -> Result<(), Failure> {
+    let budget = crate::budget::budget(args.max_memory);
     let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
         let b = indicatif::ProgressBar::new(limit.total_millis());
         b.set_style(
@@ -80,7 +91,7 @@ pub fn run(s: &mut Session, limit: Duration, quiet: bool) -> Result<(), Failure>
         b
     });
     let started = std::time::Instant::now();
-    s.run_with(limit, |s| {
+    let result = s.run_checked(limit, |s| {
         if let Some(b) = &bar {
             if started.elapsed() > std::time::Duration::from_secs(1) {
                 b.set_position(
@@ -91,11 +102,12 @@ pub fn run(s: &mut Session, limit: Duration, quiet: bool) -> Result<(), Failure>
                 b.set_message(format!("{}", s.now()));
             }
         }
-    })?;
+        crate::budget::check(budget, s.now())
+    });
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    Ok(())
+    result
 }
 
 /// Prints a failure and turns it into the exit code.

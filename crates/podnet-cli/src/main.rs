@@ -1,5 +1,6 @@
 //! `podnet`: run and inspect simulated Kubernetes networks from the command line.
 
+mod budget;
 mod common;
 mod demo;
 mod malloc;
@@ -176,7 +177,7 @@ fn run_to(
     scenario: &ScenarioArgs,
     at: Option<podnet::Duration>,
 ) -> Result<(), Failure> {
-    run(l, at.unwrap_or(scenario.until), scenario.quiet)?;
+    run(l, scenario, at.unwrap_or(scenario.until), scenario.quiet)?;
     if let Some(at) = at {
         let t = podnet::Instant::ZERO + at;
         if t > l.cluster.now() {
@@ -201,7 +202,7 @@ fn scenario_command(command: Command) -> Result<ExitCode, Failure> {
                 observers.push(Box::new(pcap_files::PcapFiles::new(dir)?));
             }
             let mut l = common::load_observed(&scenario, observers)?;
-            run(&mut l, scenario.until, scenario.quiet)?;
+            run(&mut l, &scenario, scenario.until, scenario.quiet || json)?;
             let r = l.report();
             if json {
                 println!(
@@ -239,11 +240,11 @@ fn scenario_command(command: Command) -> Result<ExitCode, Failure> {
             // First the run recording nothing, to find the connection and the tuples its
             // packets carry; then the same world again, recording only those packets.
             let mut first = load(&scenario)?;
-            run(&mut first, scenario.until, scenario.quiet)?;
+            run(&mut first, &scenario, scenario.until, scenario.quiet)?;
             let (proto, r) = first.connection(&flow, conn)?;
             let tuples = first.connection_tuples(&r, proto);
             let mut l = first.rebuild_recording(tuples)?;
-            run(&mut l, scenario.until, scenario.quiet)?;
+            run(&mut l, &scenario, scenario.until, scenario.quiet)?;
             print!("{}", l.trace(&flow, conn)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -273,7 +274,7 @@ fn scenario_command(command: Command) -> Result<ExitCode, Failure> {
             let out = std::io::BufWriter::new(std::io::stdout());
             let writer = TcpdumpWriter::new(&iface, &words.join(" "), out)?;
             let mut l = common::load_observed(&scenario, vec![Box::new(writer)])?;
-            run(&mut l, scenario.until, scenario.quiet)?;
+            run(&mut l, &scenario, scenario.until, scenario.quiet)?;
             let ifaces = l.cluster.trace().iface_table().clone();
             if let Some(w) = l.cluster.observer_mut::<Stdout>() {
                 w.flush()?;

@@ -700,3 +700,21 @@ fn conntrack_life_counters_balance() {
         "the small table churned: expiry, reopened tuples and drops"
     );
 }
+
+/// A run that outgrows `--max-memory` stops with a clear error (exit 2), not an OOM kill.
+#[test]
+fn a_run_over_its_memory_budget_stops_with_an_error() {
+    let (code, _, err) = podnet(&["run", "examples/conntrack-full.yaml", "--max-memory", "1Mi"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("more than its budget of 1.0 MiB"), "{err}");
+    assert!(err.contains("--max-memory"), "{err}");
+    let (code, _, err) = podnet(&["run", "examples/seed.yaml", "--max-memory", "lots"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = podnet(&[
+        "run",
+        "examples/conntrack-full.yaml",
+        "--max-memory",
+        "none",
+    ]);
+    assert_eq!(code, 0, "{err}");
+}

@@ -231,6 +231,19 @@ impl Session {
         limit: Duration,
         mut progress: impl FnMut(&Session),
     ) -> Result<(), Failure> {
+        self.run_checked(limit, |s| {
+            progress(s);
+            Ok(())
+        })
+    }
+
+    /// [`Session::run_with`] where `check` may stop the run with a failure after any slice (a
+    /// memory budget, a deadline): the session stays at the end of the last slice.
+    pub fn run_checked(
+        &mut self,
+        limit: Duration,
+        mut check: impl FnMut(&Session) -> Result<(), Failure>,
+    ) -> Result<(), Failure> {
         let end = self.cluster.now() + limit;
         let slice = Duration::from_millis(100).max(limit / 300);
         loop {
@@ -238,7 +251,7 @@ impl Session {
             if self.advance(next)? {
                 return Ok(());
             }
-            progress(self);
+            check(self)?;
             if self.cluster.now() >= end {
                 return Ok(());
             }
