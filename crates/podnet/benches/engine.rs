@@ -636,5 +636,101 @@ fn bulk_throughput(c: &mut Criterion) {
     report("bulk_throughput", &podnet, &bare, mib_s);
 }
 
-criterion_group!(benches, connect_request_close, bulk_throughput);
+/// Sockets the client pod leaves in TIME-WAIT before the measured connections: as many as fit
+/// in one pod's ephemeral port range (28,232 ports; podnet gives each socket of a pod its own
+/// local port) with room to spare for the connections measured.
+const IDLE_TIME_WAIT: u32 = 25_000;
+
+/// `n` HTTP connections from a pod that has `idle` sockets in TIME-WAIT (opened by an earlier
+/// client of the same pod, one every 200 µs, all closed 6 s before the measured ones start):
+/// the wall time of the `n` connections alone.
+fn podnet_after_idle(idle: u32, n: u64) -> StdDuration {
+    let mut c = Cluster::new(ClusterConfig {
+        trace: TraceConfig::off(),
+        ..ClusterConfig::default()
+    });
+    let a = c
+        .add_node(NodeSpec::new("node-a", [192, 168, 1, 100]))
+        .unwrap();
+    let b = c
+        .add_node(NodeSpec::new("node-b", [192, 168, 1, 101]))
+        .unwrap();
+    let web = c
+        .add_pod(PodSpec::new("web", b).program(Program::HttpServer { port: 80 }))
+        .unwrap();
+    let IpAddress::Ipv4(to) = c.pod(web).unwrap().addrs().ip.address();
+    let measured_from = podnet::Instant::from_secs(6);
+    let mut pod = PodSpec::new("client", a).program(Program::Client(
+        ClientSpec::http("next", to, 80)
+            .count(n as u32)
+            .start(measured_from),
+    ));
+    if idle > 0 {
+        pod = pod.program(Program::Client(
+            ClientSpec::http("idle", to, 80)
+                .count(idle)
+                .interval(Duration::from_micros(200))
+                .concurrency(64),
+        ));
+    }
+    let client = c.add_pod(pod).unwrap();
+    c.run_until(measured_from - Duration::from_micros(1));
+    let waiting = c.pod(client).unwrap().time_wait_count();
+    assert!(
+        waiting as u32 >= idle,
+        "{waiting} sockets in TIME-WAIT, {idle} expected"
+    );
+    let start = StdInstant::now();
+    assert!(c.run_until_done(Duration::from_secs(60)));
+    let elapsed = start.elapsed();
+    let ok = c
+        .pod(client)
+        .unwrap()
+        .connections()
+        .filter(|r| r.outcome == Outcome::Ok)
+        .count();
+    assert_eq!(ok as u64, n + u64::from(idle));
+    assert!(
+        c.now() < measured_from + Duration::from_secs(4),
+        "the measured connections ran while the idle ones were still in TIME-WAIT"
+    );
+    elapsed
+}
+
+/// The cost of a connection does not depend on how many sockets of its pod wait in
+/// TIME-WAIT: 0 against [`IDLE_TIME_WAIT`], per connection, in one run.
+fn idle_sockets(c: &mut Criterion) {
+    let (busy, quiet) = (Tally::default(), Tally::default());
+    let mut g = c.benchmark_group("time_wait_idle");
+    g.warm_up_time(StdDuration::from_secs(1))
+        .measurement_time(StdDuration::from_secs(5))
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .throughput(Throughput::Elements(1));
+    const PER_RUN: u64 = 1000;
+    let per_conn = |idle: u32, iters: u64| -> StdDuration {
+        let runs = iters.div_ceil(PER_RUN);
+        let total: StdDuration = (0..runs).map(|_| podnet_after_idle(idle, PER_RUN)).sum();
+        total.mul_f64(iters as f64 / (runs * PER_RUN) as f64)
+    };
+    g.bench_function("no_idle_sockets", |b| {
+        b.iter_custom(|iters| quiet.add(per_conn(0, iters), iters))
+    });
+    g.bench_function("25k_in_time_wait", |b| {
+        b.iter_custom(|iters| busy.add(per_conn(IDLE_TIME_WAIT, iters), iters))
+    });
+    g.finish();
+    let (q, w) = (quiet.per_iter(), busy.per_iter());
+    println!(
+        "time_wait_idle: next connection {q:.2?} with no socket in TIME-WAIT, {w:.2?} with {IDLE_TIME_WAIT} (ratio {:.2}x; the aim is at most 1.10x)",
+        w.as_secs_f64() / q.as_secs_f64()
+    );
+}
+
+criterion_group!(
+    benches,
+    connect_request_close,
+    bulk_throughput,
+    idle_sockets
+);
 criterion_main!(benches);
