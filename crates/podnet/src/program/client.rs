@@ -16,7 +16,6 @@
 //! `EAI_AGAIN: NAME` (no answer after every attempt).
 
 use alloc::string::String;
-use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -588,14 +587,18 @@ impl Client {
             match sock.recv_slice(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    a.received_total += n as u64;
                     if http {
+                        a.received_total += n as u64;
+                        a.received.extend_from_slice(&buf[..n]);
+                    } else if a.received_total == u64::MAX {
+                        // After a corrupt echo only the count goes on.
                         a.received.extend_from_slice(&buf[..n]);
                     } else {
-                        let at = a.received.len();
-                        a.received.extend_from_slice(&buf[..n]);
+                        // An echo is checked against the payload as it arrives, not kept.
+                        let at = a.received_total as usize;
+                        a.received_total += n as u64;
                         if a.payload.get(at..at + n) != Some(&buf[..n]) {
-                            a.received.truncate(0);
+                            a.received.clear();
                             a.received_total = u64::MAX; // corrupt echo: never completes
                         }
                     }
@@ -643,10 +646,9 @@ impl Client {
         let deadline = self.active[i].started + self.spec.timeout;
         let a = &mut self.active[i];
         let sock = env.sockets.get_mut::<udp::Socket>(a.handle);
-        let mut buf = vec![0u8; 65536];
-        while let Ok((n, _)) = sock.recv_slice(&mut buf) {
-            a.received_total += n as u64;
-            a.received.extend_from_slice(&buf[..n]);
+        while let Ok((data, _)) = sock.recv() {
+            a.received_total += data.len() as u64;
+            a.received.extend_from_slice(data);
         }
         if a.received_total > 0 {
             a.connected = Some(env.now);

@@ -1,7 +1,6 @@
 //! Servers: TCP (HTTP/1.1, echo, discard or DNS) on a pool of listening sockets, and UDP echo.
 
 use alloc::collections::BTreeMap;
-use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt::Write as _;
 
@@ -250,12 +249,12 @@ impl UdpEcho {
 
     pub(crate) fn step(&mut self, env: &mut PodEnv<'_>) {
         let sock = env.sockets.get_mut::<udp::Socket>(self.handle);
-        let mut buf = vec![0u8; 65536];
         while sock.can_recv() && sock.can_send() {
-            let Ok((n, meta)) = sock.recv_slice(&mut buf) else {
+            let Ok((data, meta)) = sock.recv() else {
                 break;
             };
-            if sock.send_slice(&buf[..n], meta.endpoint).is_ok() {
+            let data = data.to_vec();
+            if sock.send_slice(&data, meta.endpoint).is_ok() {
                 self.answered += 1;
             }
         }

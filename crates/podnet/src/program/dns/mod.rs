@@ -513,12 +513,11 @@ impl DnsServer {
 
     pub(crate) fn step(&mut self, env: &mut PodEnv<'_>) {
         let sock = env.sockets.get_mut::<udp::Socket>(self.udp);
-        let mut buf = vec![0u8; 65536];
         while sock.can_recv() && sock.can_send() {
-            let Ok((n, meta)) = sock.recv_slice(&mut buf) else {
+            let Ok((query, meta)) = sock.recv() else {
                 break;
             };
-            let Some(answer) = buf.get(..n).and_then(|q| self.zone.respond(q, UDP_MAX)) else {
+            let Some(answer) = self.zone.respond(query, UDP_MAX) else {
                 continue;
             };
             if sock.send_slice(&answer, meta.endpoint).is_ok() {

@@ -222,14 +222,13 @@ impl Lookup {
         let server = self.server();
         while let Some(a) = &self.asking {
             let sock = env.sockets.get_mut::<udp::Socket>(a.handle);
-            let mut buf = vec![0u8; 65536];
-            let Ok((n, meta)) = sock.recv_slice(&mut buf) else {
+            let Ok((data, meta)) = sock.recv() else {
                 break;
             };
             if meta.endpoint != server {
                 continue;
             }
-            let Some(m) = buf.get(..n).and_then(Message::parse) else {
+            let Some(m) = Message::parse(data) else {
                 continue;
             };
             let matches = m.header.is_response()
