@@ -65,6 +65,8 @@ let T = 0;
 let replayTarget: number | null = null;
 /** How long a replay may block the page before it goes on frame by frame. */
 const SYNC_REPLAY_MS = 60;
+/** ...and then this much per frame (the page redraws the progress at ~30 fps meanwhile). */
+const REPLAY_FRAME_MS = 25;
 let playing = false;
 let speed = 100; // virtual µs per wall second
 let lastFrame = performance.now();
@@ -854,7 +856,7 @@ function advanceFrame(now: number): void {
       seekTarget = null;
     }
     if (replayTarget !== null) {
-      if (tl.continueReplay(12)) {
+      if (tl.continueReplay(REPLAY_FRAME_MS)) {
         T = replayTarget;
         replayTarget = null;
         document.body.dataset.replaying = "false";
@@ -1085,7 +1087,8 @@ function wire(): void {
 }
 
 async function main(): Promise<void> {
-  await init();
+  const wasm = await init();
+  (window as unknown as { podnetMemory: () => number }).podnetMemory = () => wasm.memory.buffer.byteLength;
   $("version").textContent = `podnet ${version()}`;
   bundled = examples();
   const exSel = $<HTMLSelectElement>("example-select");

@@ -176,7 +176,8 @@ export class Timeline {
         return false;
       }
       const t0 = performance.now();
-      if (rebuilding && (!simBehind || r.sim.now() <= p.sim.now())) {
+      // The new `ahead` first, then `view`: one re-run at a time holds its peak of sockets.
+      if (rebuilding) {
         const stop = Math.max(0, r.from - 1);
         if (r.sim.now() >= stop) r.sim.setRecording(true);
         else r.sim.runUntil(Math.min(stop, r.sim.now() + this.replayChunk));
