@@ -227,14 +227,14 @@ function stepForward(): void {
   playing = false;
   const next = tl.nextTime(targetTime());
   if (next !== null) seek(next);
-  renderAll();
+  if (replayTarget === null) renderAll();
 }
 
 function stepBack(): void {
   if (!tl) return;
   playing = false;
   seek(tl.prevTime(targetTime()));
-  renderAll();
+  if (replayTarget === null) renderAll(); // else the frame loop renders once the re-run is done
 }
 
 function togglePlay(): void {
