@@ -7,6 +7,7 @@ import { LESSONS, dstOf, srcOf } from "./lessons";
 import type { Lesson, Panel } from "./lessons";
 import { FlightTracker, packetKey } from "./packets";
 import { Timeline } from "./store";
+import { showProgress } from "./progress";
 import { TopologyView, drawnTopology, svgEl } from "./topology";
 
 // ---------------------------------------------------------------------------------------
@@ -64,6 +65,8 @@ let T = 0;
 let replayTarget: number | null = null;
 /** How long a replay may block the page before it goes on frame by frame. */
 const SYNC_REPLAY_MS = 60;
+/** ...and then this much per frame (the page redraws the progress at ~30 fps meanwhile). */
+const REPLAY_FRAME_MS = 25;
 let playing = false;
 let speed = 100; // virtual µs per wall second
 let lastFrame = performance.now();
@@ -85,6 +88,7 @@ interface Selection {
   rules: Map<string, Set<string>>;
 }
 let selected: Selection | null = null;
+let selEpoch = 0;
 let ctNode = "";
 let rulesNode = "";
 let tcpdumpIface = "any";
@@ -223,14 +227,14 @@ function stepForward(): void {
   playing = false;
   const next = tl.nextTime(targetTime());
   if (next !== null) seek(next);
-  renderAll();
+  if (replayTarget === null) renderAll();
 }
 
 function stepBack(): void {
   if (!tl) return;
   playing = false;
   seek(tl.prevTime(targetTime()));
-  renderAll();
+  if (replayTarget === null) renderAll(); // else the frame loop renders once the re-run is done
 }
 
 function togglePlay(): void {
@@ -422,6 +426,7 @@ function ruleKey(note: string): string | null {
 
 function select(index: number): void {
   if (!tl) return;
+  selEpoch = tl.epoch;
   const e = tl.event(index);
   if (!e) return;
   // The connection's events around the packet (bounded, so big runs stay quick).
@@ -580,7 +585,7 @@ function renderPacket(): void {
     if (conn && tl) {
       try {
         rest.append(h("h3", { text: `podnet trace --flow ${conn.flow} --conn ${conn.id} (up to the time shown)` }));
-        rest.append(h("pre", { class: "mono trace", text: tl.view.traceText(conn.flow, conn.id) }));
+        rest.append(h("pre", { class: "mono trace", text: tl.traceText(conn.flow, conn.id) }));
       } catch (err) {
         rest.append(h("div", { class: "error", text: errorText(err) }));
       }
@@ -716,7 +721,7 @@ function renderPolicy(): void {
 function renderEvents(): void {
   if (!tl) return;
   const box = $("events");
-  const count = tl.view.eventCount();
+  const count = tl.countAtKnown(T);
   const evs = tl.known(Math.max(0, count - 150), count);
   const selIdx = new Set(selected?.journey.map((e) => e.index) ?? []);
   box.replaceChildren(
@@ -740,7 +745,7 @@ function renderTcpdump(): void {
   const err = $("tcpdump-error");
   const out = $("tcpdump");
   try {
-    const lines = tl.view.tcpdump(tcpdumpIface, tcpdumpFilter);
+    const lines = tl.tcpdump(tcpdumpIface, tcpdumpFilter, T);
     err.hidden = true;
     $("tcpdump-count").textContent = `${lines.length} packets${lines.length > 400 ? " (last 400 shown)" : ""}`;
     out.textContent = lines.slice(-400).join("\n");
@@ -767,18 +772,13 @@ function renderCounters(): void {
   const time = $("time");
   time.textContent = fmtTime(T);
   time.dataset.us = String(T);
-  $("event-count").textContent = String(tl.view.eventCount());
+  $("event-count").textContent = String(tl.view.framesDelivered());
   const end = endTime();
-  $("end-time").textContent = end !== null ? fmtTime(end) : `≥ ${fmtTime(tl.aheadTime())}`;
+  $("end-time").textContent = end !== null ? fmtTime(end) : `≥ ${fmtTime(tl.knownTime())}`;
   const scrub = $<HTMLInputElement>("scrub");
-  scrub.max = String(Math.max(1, end ?? tl.aheadTime()));
+  scrub.max = String(Math.max(1, end ?? tl.knownTime()));
   if (document.activeElement !== scrub) scrub.value = String(T);
-  const rp = tl.replaying();
-  $("replay-info").textContent = rp
-    ? `· ${rp.back ? "replaying" : "running"} to ${fmtTime(rp.target)}: ${Math.floor(rp.done * 100)}%`
-    : tl.replays > 0
-      ? `· last replay ${tl.lastReplayMs.toFixed(0)} ms`
-      : "";
+  showProgress(tl, $<HTMLProgressElement>("replay-progress"), $("replay-info"), $("window-info"));
 }
 
 /** When each costly panel may be refreshed again while playing (wall ms). */
@@ -824,8 +824,6 @@ function renderAll(): void {
 let frames = 0;
 let fpsWindow = performance.now();
 let seekTarget: number | null = null;
-/** Virtual µs `ahead` runs per call while looking for the end (adapts to the scenario). */
-let exploreChunk = 2_000;
 
 /** One animation frame; an error is shown and playing stops, but the loop goes on. */
 function frame(now: number): void {
@@ -851,12 +849,14 @@ function advanceFrame(now: number): void {
     fpsWindow = now;
   }
   if (tl) {
+    // A new recording numbers events afresh: a selection made in the old one is let go.
+    if (selected && selEpoch !== tl.epoch) (selected = null), renderPacket();
     if (seekTarget !== null) {
       seek(seekTarget);
       seekTarget = null;
     }
     if (replayTarget !== null) {
-      if (tl.continueReplay(12)) {
+      if (tl.continueReplay(REPLAY_FRAME_MS)) {
         T = replayTarget;
         replayTarget = null;
         document.body.dataset.replaying = "false";
@@ -884,14 +884,7 @@ function advanceFrame(now: number): void {
       seek(t);
     } else if (tl.endTime === null) {
       // Idle: find where the scenario ends, a few milliseconds of work per frame.
-      const started = performance.now();
-      while (tl.endTime === null && performance.now() - started < 8) {
-        const t0 = performance.now();
-        tl.advanceAhead(exploreChunk);
-        const took = performance.now() - t0;
-        if (took < 0.5) exploreChunk = Math.min(exploreChunk * 2, 5_000_000);
-        else if (took > 6) exploreChunk = Math.max(exploreChunk / 2, 100);
-      }
+      tl.explore(8);
       renderCounters();
     }
     if (needsDraw) {
@@ -901,7 +894,7 @@ function advanceFrame(now: number): void {
     }
     if (panelsDirty && (!playing || now - lastPanels > 250)) {
       // While playing, the tables only change when events happen.
-      const count = tl.view.eventCount();
+      const count = tl.view.framesDelivered();
       if (!playing || count !== lastPanelCount || skippedPanels) {
         lastPanelCount = count;
         renderAll();
@@ -1076,7 +1069,7 @@ function wire(): void {
   $("pcap-download").addEventListener("click", () => {
     if (!tl) return;
     try {
-      download(tl.view.pcap(tcpdumpIface), `${tcpdumpIface.replace(/\//g, "_")}.pcap`);
+      download(tl.pcap(tcpdumpIface, T), `${tcpdumpIface.replace(/\//g, "_")}.pcap`);
     } catch (e) {
       const err = $("tcpdump-error");
       err.hidden = false;
@@ -1094,7 +1087,8 @@ function wire(): void {
 }
 
 async function main(): Promise<void> {
-  await init();
+  const wasm = await init();
+  (window as unknown as { podnetMemory: () => number }).podnetMemory = () => wasm.memory.buffer.byteLength;
   $("version").textContent = `podnet ${version()}`;
   bundled = examples();
   const exSel = $<HTMLSelectElement>("example-select");

@@ -37,6 +37,7 @@ export class FlightTracker {
   }
 
   private cache: { from: number; to: number; flights: Flight[]; drops: SimEvent[] } | null = null;
+  private epoch = 0;
 
   /** Forget what was computed (a new trace). */
   reset(): void {
@@ -45,6 +46,8 @@ export class FlightTracker {
 
   /** Frames in flight at `t` plus the drops in (t - dropWindow, t]. */
   at(tl: Timeline, t: number, dropWindow: number): { flights: Flight[]; drops: SimEvent[] } {
+    if (tl.epoch !== this.epoch) this.reset(); // a new recording: indices start over
+    this.epoch = tl.epoch;
     const to = tl.countAt(t); // events with time <= t
     const from = Math.max(tl.countAt(Math.max(-1, t - MAX_FLIGHT_US)), to - MAX_WINDOW_EVENTS);
     // Between two events the same frames are on the wires: only their positions move.

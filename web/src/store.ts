@@ -1,17 +1,24 @@
-// Time travel by deterministic replay.
+// Time travel by deterministic replay, with a bounded window of trace events.
 //
-// Two simulations of the same scenario run side by side:
-// - `view` is exactly at the displayed virtual time: the conntrack tables, rules, tcpdump,
-//   pcap, report and event count come from it. Going back in time builds a new Sim from the
-//   same YAML and runs it to the earlier moment (same seed, same bytes).
-// - `ahead` only moves forward, a little in front of the displayed time, so packets sent
-//   before the displayed time can be drawn on their way to a receive that has not happened
-//   yet in `view`. Its trace is the same trace (determinism), read in cached chunks.
+// Up to three simulations of the same scenario run side by side:
+// - `view` is exactly at the displayed virtual time and records nothing: the conntrack
+//   tables, rules, report and frame count come from its state. Going back in time builds a
+//   new Sim from the same YAML and re-runs it to the earlier moment, unrecorded (fast, no
+//   memory; same seed, same bytes).
+// - `ahead` only moves forward, a little in front of the displayed time, and keeps a bounded
+//   window of trace events (the wasm module lets the oldest go past WINDOW_EVENTS): the
+//   packets drawn in flight, the event list, tcpdump, the pcap and packet walks read it. When
+//   the time shown leaves the window backwards, or jumps far forwards, `ahead` is rebuilt (or
+//   run on) unrecorded to BACK_US before the new time, and records from there.
+// - `scout` runs to the end once, unrecorded, so the page knows how long the run is; it is
+//   freed when done.
+// Event indices are those of `ahead`'s current recording: numbered from 0 where it began
+// (`epoch` changes when it begins again; cached events and selections are then stale).
 import { Sim } from "./podnet";
 import type { SimEvent } from "./podnet";
 
 const CHUNK = 256;
-const MAX_CHUNKS = 600; // ~150k events kept in JS at most
+const MAX_CHUNKS = 200; // ~51k events kept in JS at most
 
 /** How far ahead of the displayed time `ahead` runs: long enough for any frame in flight. */
 export const LOOKAHEAD_US = 20_000;
@@ -19,59 +26,122 @@ export const LOOKAHEAD_US = 20_000;
 export const AHEAD_EVENTS = 4_000;
 /** The same bound `podnet run` uses when a scenario never finishes. */
 export const RUN_LIMIT_US = 120_000_000;
+/** Events the wasm module keeps at most (the oldest quarter goes past it). */
+export const WINDOW_EVENTS = 100_000;
+/** How much virtual time before the displayed time a new recording starts. */
+export const BACK_US = 10_000;
+
+interface Pending {
+  /** The simulation heading for `target` (a new one when going back). */
+  sim: Sim;
+  target: number;
+  worked: number;
+  /** `ahead` (or its replacement) running unrecorded to `from` before it records again. */
+  rebuild: { sim: Sim; from: number } | null;
+  /** Virtual µs to run in all, for the progress shown. */
+  total: number;
+}
 
 export class Timeline {
   readonly yaml: string;
   view: Sim;
   private ahead: Sim;
+  private scout: Sim | null;
   private chunks = new Map<number, SimEvent[]>();
-  /** Virtual time at which every client had finished, once `ahead` got there. */
+  /** Changes each time `ahead` starts recording again (event indices start over). */
+  epoch = 0;
+  /** Virtual time at which every client had finished, once known. */
   endTime: number | null = null;
   /** Wall-clock milliseconds spent in the last rebuild (replay). */
   lastReplayMs = 0;
   replays = 0;
-  /** A seek in progress: `view` running forward, or a new Sim replaying to an earlier time. */
-  private pending: { sim: Sim; target: number; worked: number } | null = null;
+  private pending: Pending | null = null;
   /** Virtual µs a replay runs per call (adapts to the scenario). */
   private replayChunk = 100;
+  /** Virtual µs `scout` runs per call (adapts to the scenario). */
+  private exploreChunk = 2_000;
 
   constructor(yaml: string) {
     this.yaml = yaml;
-    this.view = new Sim(yaml);
-    this.ahead = new Sim(yaml);
+    this.view = new Sim(yaml, { record: false });
+    this.ahead = new Sim(yaml, { windowEvents: WINDOW_EVENTS });
+    this.scout = new Sim(yaml, { record: false });
   }
 
   free(): void {
     this.dropReplay();
     this.view.free();
     this.ahead.free();
+    this.scout?.free();
+    this.scout = null;
     this.chunks.clear();
   }
 
+  /** The earliest time from which `ahead`'s kept events are complete. */
+  windowFrom(): number {
+    const since = this.ahead.recordingSince() ?? 0;
+    const base = this.ahead.eventBase();
+    if (base === 0) return since === 0 ? 0 : since + 1;
+    const first = this.chunk(Math.floor(base / CHUNK))[base % CHUNK];
+    return (first?.time ?? since) + 1;
+  }
+
   /**
-   * Bring `view` to virtual time `t`: forward by running it, backward by replaying a new Sim
-   * from the start; `ahead` is brought to `t` plus the lookahead on the way. This works for
-   * at most `budgetMs` now; when that is not enough it goes on in later calls of
-   * continueReplay() (the page stays responsive) and seek returns false until `view` is at `t`.
+   * Bring `view` to virtual time `t`: forward by running it, backward by re-running a new
+   * Sim from the start; `ahead` is brought to `t` plus the lookahead on the way (rebuilt
+   * first when `t` is before its window). This works for at most `budgetMs` now; when that is
+   * not enough it goes on in later calls of continueReplay() (the page stays responsive) and
+   * seek returns false until `view` is at `t`.
    */
   seek(time: number, budgetMs = Infinity): boolean {
     // The engine's clock counts whole microseconds (runUntil(250.5) stops at 250).
     const t = Math.floor(time);
     const p = this.pending;
+    let sim: Sim;
     if (t >= this.view.now()) {
       // Forward: run `view` itself (a replay in progress toward an earlier time is dropped).
       if (p && p.sim !== this.view) this.dropReplay();
-      if (this.pending) this.pending.target = t;
-      else this.pending = { sim: this.view, target: t, worked: 0 };
+      sim = this.view;
     } else if (p && p.sim !== this.view && p.sim.now() <= t) {
-      p.target = t;
+      sim = p.sim;
     } else {
       this.dropReplay();
-      this.pending = { sim: new Sim(this.yaml), target: t, worked: 0 };
+      sim = new Sim(this.yaml, { record: false });
     }
+    let rebuild = this.pending?.rebuild ?? null;
+    const from = Math.max(0, t - BACK_US);
+    if (rebuild && t < rebuild.sim.now()) {
+      if (rebuild.sim !== this.ahead) rebuild.sim.free();
+      rebuild = null;
+    }
+    if (!rebuild) {
+      const recording = this.ahead.recordingSince() !== null;
+      const wf = this.windowFrom();
+      if (recording ? wf > 0 && t < wf + BACK_US : this.ahead.now() > from) {
+        // Before the window: a new `ahead`, unrecorded up to `from`.
+        rebuild = { sim: new Sim(this.yaml, { record: from === 0, windowEvents: WINDOW_EVENTS }), from };
+      } else if (!recording || from > this.ahead.now() + BACK_US) {
+        // Far past the window: `ahead` stops recording and runs on to `from`.
+        if (recording) {
+          this.ahead.setRecording(false);
+          this.restarted();
+        }
+        rebuild = { sim: this.ahead, from };
+      }
+    } else {
+      rebuild.from = Math.max(rebuild.sim.now(), Math.min(rebuild.from, from));
+    }
+    const total = t - sim.now() + (rebuild ? rebuild.from - rebuild.sim.now() + LOOKAHEAD_US : 0);
+    this.pending = { sim, target: t, worked: this.pending?.worked ?? 0, rebuild, total: Math.max(1, total) };
     // Start each seek with small steps: the last one may have grown them over a quiet stretch.
     this.replayChunk = 100;
     return this.continueReplay(budgetMs);
+  }
+
+  /** `ahead` began a new recording: indices start over. */
+  private restarted(): void {
+    this.chunks.clear();
+    this.epoch += 1;
   }
 
   /** Work on the seek for at most `budgetMs`; true once `view` is at the target. */
@@ -81,19 +151,37 @@ export class Timeline {
     const start = performance.now();
     let aheadDone = false;
     for (;;) {
+      const r = p.rebuild;
+      const rebuilding = r !== null && r.sim.recordingSince() === null;
       const simBehind = p.sim.now() < p.target;
       // `ahead` covers the frames in flight: LOOKAHEAD_US, or AHEAD_EVENTS in a dense run.
       const aheadBehind =
+        !rebuilding &&
         !aheadDone &&
         this.ahead.now() < p.target + LOOKAHEAD_US &&
         (this.ahead.now() <= p.target || this.ahead.eventCount() - this.countAtKnown(p.target) < AHEAD_EVENTS);
-      if (!simBehind && !aheadBehind) break;
+      if (!rebuilding && r) {
+        // Recording from the new start: it becomes `ahead`.
+        if (r.sim !== this.ahead) {
+          this.ahead.free();
+          this.ahead = r.sim;
+          this.restarted();
+        }
+        p.rebuild = null;
+        continue;
+      }
+      if (!simBehind && !aheadBehind && !rebuilding) break;
       if (performance.now() - start >= budgetMs) {
         p.worked += performance.now() - start;
         return false;
       }
       const t0 = performance.now();
-      if (simBehind && (!aheadBehind || p.sim.now() <= this.ahead.now())) {
+      // The new `ahead` first, then `view`: one re-run at a time holds its peak of sockets.
+      if (rebuilding) {
+        const stop = Math.max(0, r.from - 1);
+        if (r.sim.now() >= stop) r.sim.setRecording(true);
+        else r.sim.runUntil(Math.min(stop, r.sim.now() + this.replayChunk));
+      } else if (simBehind && (!aheadBehind || p.sim.now() <= this.ahead.now())) {
         p.sim.runUntil(Math.min(p.target, p.sim.now() + this.replayChunk));
       } else if (!this.advanceAhead(this.replayChunk)) {
         aheadDone = true;
@@ -116,24 +204,42 @@ export class Timeline {
   /** The time a seek in progress is heading for, and how far it got (0..1). */
   replaying(): { target: number; done: number; back: boolean } | null {
     const p = this.pending;
-    return p ? { target: p.target, done: p.target > 0 ? p.sim.now() / p.target : 1, back: p.sim !== this.view } : null;
+    if (!p) return null;
+    const r = p.rebuild;
+    const left = p.target - p.sim.now() + (r ? r.from - r.sim.now() + LOOKAHEAD_US : 0);
+    return { target: p.target, done: Math.min(1, Math.max(0, 1 - left / p.total)), back: p.sim !== this.view };
   }
 
   private dropReplay(): void {
-    if (this.pending && this.pending.sim !== this.view) this.pending.sim.free();
+    const p = this.pending;
+    if (p && p.sim !== this.view) p.sim.free();
+    if (p?.rebuild && p.rebuild.sim !== this.ahead) p.rebuild.sim.free();
     this.pending = null;
   }
 
-  /** How far the forward-only simulation has been run (virtual µs). */
-  aheadTime(): number {
-    return this.ahead.now();
+  /** How far the run is known to go (virtual µs): the end, or as far as explored. */
+  knownTime(): number {
+    return this.endTime ?? Math.max(this.ahead.now(), this.scout?.now() ?? 0);
   }
 
-  /** Run `ahead` to at least `t` (bounded by the end of the scenario). */
-  ensureAhead(t: number): void {
-    while (this.ahead.now() < t) {
-      if (!this.advanceAhead(t - this.ahead.now())) return;
+  /** Run the scout on for at most `budgetMs` to find the end; true once it is known. */
+  explore(budgetMs: number): boolean {
+    const started = performance.now();
+    while (this.endTime === null && this.scout && performance.now() - started < budgetMs) {
+      const t0 = performance.now();
+      const s = this.scout;
+      const before = s.now();
+      const done = s.runToEnd(Math.max(1, Math.min(this.exploreChunk, RUN_LIMIT_US - before)));
+      if (done || (s.now() <= before && s.nextEventTime() === null) || s.now() >= RUN_LIMIT_US) this.endTime = s.now();
+      const took = performance.now() - t0;
+      if (took < 0.5) this.exploreChunk = Math.min(this.exploreChunk * 2, 5_000_000);
+      else if (took > 6) this.exploreChunk = Math.max(this.exploreChunk / 2, 100);
     }
+    if (this.endTime !== null && this.scout) {
+      this.scout.free();
+      this.scout = null;
+    }
+    return this.endTime !== null;
   }
 
   /**
@@ -158,19 +264,25 @@ export class Timeline {
     return true;
   }
 
-  /** Number of trace events known so far (from `ahead`). */
+  /** Number one past the last trace event known so far (from `ahead`). */
   knownEvents(): number {
     return this.ahead.eventCount();
   }
 
+  /** The first index still kept. */
+  firstEvent(): number {
+    return this.ahead.eventBase();
+  }
+
   private chunk(c: number): SimEvent[] {
     let evs = this.chunks.get(c);
-    if (evs && (evs.length === CHUNK || c * CHUNK + evs.length >= this.ahead.eventCount())) {
-      return evs;
-    }
+    const count = this.ahead.eventCount();
+    if (evs && (evs.length === CHUNK || c * CHUNK + evs.length >= count)) return evs;
     const from = c * CHUNK;
-    const to = Math.min(from + CHUNK, this.ahead.eventCount());
-    evs = to > from ? this.ahead.events(from, to) : [];
+    const to = Math.min(from + CHUNK, count);
+    // Indices before the window's first are gone: their places stay empty.
+    const pad = Math.max(0, Math.min(to, this.ahead.eventBase()) - from);
+    evs = to > from ? [...new Array<SimEvent>(pad), ...this.ahead.events(from + pad, to)] : [];
     this.chunks.delete(c);
     this.chunks.set(c, evs);
     if (this.chunks.size > MAX_CHUNKS) {
@@ -180,19 +292,20 @@ export class Timeline {
     return evs;
   }
 
-  /** Event `i` of the trace (running `ahead` further when needed), or null past the end. */
+  /** Event `i` (running `ahead` further when needed), or null past the end or before the window. */
   event(i: number): SimEvent | null {
+    if (i < this.ahead.eventBase()) return null;
     while (i >= this.ahead.eventCount()) {
       if (!this.advanceAhead(LOOKAHEAD_US)) return null;
     }
     return this.chunk(Math.floor(i / CHUNK))[i % CHUNK] ?? null;
   }
 
-  /** Events [from, to) that are already known; does not run the simulation. */
+  /** Events [from, to) that are already known and kept; does not run the simulation. */
   known(from: number, to: number): SimEvent[] {
     const out: SimEvent[] = [];
     const end = Math.min(to, this.ahead.eventCount());
-    for (let i = Math.max(0, from); i < end; ) {
+    for (let i = Math.max(this.ahead.eventBase(), from); i < end; ) {
       const c = Math.floor(i / CHUNK);
       const evs = this.chunk(c);
       const stop = Math.min(end, (c + 1) * CHUNK);
@@ -204,15 +317,17 @@ export class Timeline {
     return out;
   }
 
-  /** Number of events with time <= t (the index of the first event after t). */
+  /** Index of the first event after t (the window's first when t is before it). */
   countAt(t: number): number {
-    this.ensureAhead(t + 1);
+    while (this.ahead.now() < t + 1) {
+      if (!this.advanceAhead(t + 1 - this.ahead.now())) break;
+    }
     return this.countAtKnown(t);
   }
 
   /** countAt() among the events known so far, without running the simulation. */
   countAtKnown(t: number): number {
-    let lo = 0;
+    let lo = this.ahead.eventBase();
     let hi = this.ahead.eventCount();
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
@@ -225,26 +340,43 @@ export class Timeline {
 
   /** Time of the first event strictly after `t`, or null at the end. */
   nextTime(t: number): number | null {
-    const i = this.countAt(t);
-    const e = this.event(i);
+    const e = this.event(this.countAt(t));
     return e ? e.time : null;
   }
 
-  /** Time of the last event strictly before `t`, or 0. */
+  /**
+   * Time of the last event strictly before `t`, or 0. Before the window's first event that
+   * is `t - 1` µs (the seek there records a new window, and the next step back finds it).
+   */
   prevTime(t: number): number {
     const i = this.countAt(t - 1);
     if (i === 0) return 0;
-    const e = this.event(i - 1);
-    return e ? e.time : 0;
+    const e = i > this.ahead.eventBase() ? this.event(i - 1) : null;
+    return e ? e.time : Math.max(0, t - 1);
   }
 
   /** First event index >= `from` that satisfies `pred`, scanning at most `limit` events. */
   find(pred: (e: SimEvent) => boolean, from = 0, limit = 400_000): SimEvent | null {
-    for (let i = from; i < from + limit; i++) {
+    for (let i = Math.max(from, this.ahead.eventBase()); i < from + limit; i++) {
       const e = this.event(i);
       if (!e) return null;
       if (pred(e)) return e;
     }
     return null;
+  }
+
+  /** tcpdump lines of the kept events up to `t`. */
+  tcpdump(iface: string, filter: string, t: number): string[] {
+    return this.ahead.tcpdump(iface, filter, t);
+  }
+
+  /** The pcap of the kept events up to `t`. */
+  pcap(iface: string, t: number): Uint8Array {
+    return this.ahead.pcap(iface, t);
+  }
+
+  /** `podnet trace` of a connection, from the kept events. */
+  traceText(flow: string, id: number): string {
+    return this.ahead.traceText(flow, id);
   }
 }

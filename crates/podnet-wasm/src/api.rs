@@ -46,6 +46,13 @@ pub struct SimOptions {
     /// The name errors give the text (default `scenario.yaml`).
     #[tsify(optional)]
     pub file_name: Option<String>,
+    /// Record trace events from the start (default true); `false` runs without recording
+    /// (fast, no memory) until `setRecording(true)`.
+    #[tsify(optional)]
+    pub record: Option<bool>,
+    /// How many events to keep at most (default 100,000): past that the oldest quarter goes.
+    #[tsify(optional)]
+    pub window_events: Option<u32>,
 }
 
 /// The cluster's settings.
@@ -227,8 +234,9 @@ pub struct ConnRef {
 #[derive(Serialize, Tsify, Clone, Debug, PartialEq)]
 #[tsify(missing_as_null)]
 pub struct SimEvent {
-    /// Its index in the trace.
-    pub index: u32,
+    /// Its number: events are numbered from 0 at the moment recording began
+    /// (`recordingSince`), and stay numbered so while the oldest are let go (`eventBase`).
+    pub index: f64,
     /// Virtual time, µs.
     pub time: f64,
     /// What happened.

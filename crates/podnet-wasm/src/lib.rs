@@ -129,13 +129,42 @@ impl Sim {
         self.core.finished()
     }
 
-    /// How many trace events there are so far.
+    /// The number one past the last event kept: events are numbered from 0 at the moment
+    /// recording began (`recordingSince`); 0 while not recording.
     #[wasm_bindgen(js_name = eventCount)]
-    pub fn event_count(&self) -> u32 {
+    pub fn event_count(&self) -> f64 {
         self.core.event_count()
     }
 
-    /// Trace events `[from, to)` in order (`to` defaults to the end).
+    /// The number of the first event still kept (the oldest go past `windowEvents`).
+    #[wasm_bindgen(js_name = eventBase)]
+    pub fn event_base(&self) -> f64 {
+        self.core.event_base()
+    }
+
+    /// Turns recording on (from now; numbering starts at 0 again) or off (kept events go).
+    #[wasm_bindgen(js_name = setRecording)]
+    pub fn set_recording(&mut self, on: bool) {
+        self.core.set_recording(on)
+    }
+
+    /// When recording began (µs), `null` while not recording.
+    #[wasm_bindgen(js_name = recordingSince, unchecked_return_type = "number | null")]
+    pub fn recording_since(&self) -> JsValue {
+        self.core
+            .recording_since()
+            .map_or(JsValue::NULL, JsValue::from_f64)
+    }
+
+    /// Frames delivered so far (each interface that took a frame in counts it once), counted
+    /// whether or not events are recorded.
+    #[wasm_bindgen(js_name = framesDelivered)]
+    pub fn frames_delivered(&self) -> f64 {
+        self.core.frames_delivered()
+    }
+
+    /// Kept events numbered `[from, to)` in order (`to` defaults to the end; clamped to the
+    /// kept ones, `eventBase()` to `eventCount()`).
     pub fn events(&mut self, from: f64, to: Option<f64>) -> Result<Vec<Ts<SimEvent>>, JsError> {
         self.core.events(from, to).iter().map(ts).collect()
     }
@@ -183,14 +212,25 @@ impl Sim {
         self.core.rules(node).map_err(js)
     }
 
-    /// tcpdump lines of `iface` (`any`, `HOST` or `HOST/IFACE`) matching `filter`.
-    pub fn tcpdump(&self, iface: &str, filter: &str) -> Result<Vec<String>, JsError> {
-        self.core.tcpdump(iface, filter).map_err(js)
+    /// tcpdump lines of `iface` (`any`, `HOST` or `HOST/IFACE`) matching `filter`, of the
+    /// kept events up to `untilUs` (all of them without).
+    pub fn tcpdump(
+        &self,
+        iface: &str,
+        filter: &str,
+        #[wasm_bindgen(js_name = "untilUs")] until_us: Option<f64>,
+    ) -> Result<Vec<String>, JsError> {
+        self.core.tcpdump(iface, filter, until_us).map_err(js)
     }
 
-    /// The pcap of `iface`: `any` (Linux cooked, every interface) or `HOST/IFACE` (Ethernet).
-    pub fn pcap(&self, iface: &str) -> Result<Vec<u8>, JsError> {
-        self.core.pcap(iface).map_err(js)
+    /// The pcap of `iface`: `any` (Linux cooked, every interface) or `HOST/IFACE` (Ethernet),
+    /// of the kept events up to `untilUs` (all of them without).
+    pub fn pcap(
+        &self,
+        iface: &str,
+        #[wasm_bindgen(js_name = "untilUs")] until_us: Option<f64>,
+    ) -> Result<Vec<u8>, JsError> {
+        self.core.pcap(iface, until_us).map_err(js)
     }
 
     /// Every interface (`node-a/eth0`, `client/eth0`, ...).

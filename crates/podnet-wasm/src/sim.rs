@@ -1,12 +1,16 @@
 //! The module's logic in plain Rust (tested natively): a [`SimCore`] wraps a
 //! [`podnet_scenario::session::Session`] and turns its state into the [`crate::api`] values.
 
+use std::any::Any;
 use std::collections::BTreeMap;
 
 use podnet::conntrack::Tuple;
-use podnet::trace::{EventKind, Snapshot};
+use podnet::trace::{EventKind, Observer, Snapshot, TraceConfig};
 use podnet::{Duration, Instant};
-use podnet_scenario::session::{packet_tuple, Failure, NewConnections, Report, Session};
+use podnet_scenario::session::{
+    packet_tuple, DropRecorder, Failure, NewConnections, Report, Session, TcpdumpWriter,
+    WindowRecorder,
+};
 use podnet_scenario::Scenario;
 
 use crate::api::*;
@@ -18,13 +22,25 @@ pub const DEFAULT_LIMIT: Duration = Duration::from_secs(30);
 /// The file name errors give the scenario text unless told otherwise.
 pub const DEFAULT_FILE: &str = "scenario.yaml";
 
+/// How many trace events a simulation keeps at most by default (the oldest go first): about
+/// 60 MiB of wasm memory with three-endpoints' small frames.
+pub const DEFAULT_WINDOW_EVENTS: usize = 100_000;
+
 /// A scenario being simulated.
+///
+/// The engine's own recorder is off: a [`DropRecorder`] keeps the report's drops, and while
+/// recording is on a [`WindowRecorder`] keeps the latest `window` events (numbered from the
+/// moment recording was turned on). With recording off a run costs no memory and little time,
+/// which is how the page reaches a moment before the events it keeps: a new simulation run
+/// there unrecorded, then recording.
 pub struct SimCore {
     session: Session,
     /// Packet tuples to the connections (flow, id, start time) that carried them, built for
-    /// the trace as it was `conns_at` events long.
+    /// the window as it was when it ended at event `conns_at`.
     conns: BTreeMap<Tuple, Vec<(Instant, usize, u32)>>,
-    conns_at: Option<usize>,
+    conns_at: Option<u64>,
+    snaplen: usize,
+    window: usize,
 }
 
 /// Microseconds as a JavaScript number.
@@ -43,16 +59,88 @@ pub fn instant(us: f64) -> Instant {
 }
 
 impl SimCore {
-    /// Loads and builds `yaml` (named `file` in errors), with `seed` overriding the Cluster's.
+    /// Loads and builds `yaml` (named `file` in errors), with `seed` overriding the Cluster's;
+    /// records from the start unless `opts.record` is false.
     pub fn new(yaml: &str, opts: &SimOptions) -> Result<SimCore, Failure> {
         let file = opts.file_name.as_deref().unwrap_or(DEFAULT_FILE);
-        let mut session = Session::load(&[(file, yaml)], opts.seed)?;
+        let loaded = podnet_scenario::load(&[(file, yaml)])?;
+        let mut scenario = loaded.scenario;
+        if let Some(seed) = opts.seed {
+            scenario.config.seed = seed;
+        }
+        let snaplen = scenario.config.trace.snaplen;
+        scenario.config.trace = TraceConfig::off();
+        let drops: Box<dyn Observer> = Box::new(DropRecorder::default());
+        let mut session = Session::new_observed(scenario, vec![drops])?;
         session.check_faults()?;
-        Ok(SimCore {
+        let mut core = SimCore {
             session,
             conns: BTreeMap::new(),
             conns_at: None,
-        })
+            snaplen,
+            window: opts
+                .window_events
+                .map_or(DEFAULT_WINDOW_EVENTS, |n| n as usize),
+        };
+        core.set_recording(opts.record.unwrap_or(true));
+        Ok(core)
+    }
+
+    /// Turns recording on (from now, numbering events from 0 again, when it was off) or off
+    /// (the kept events are let go).
+    pub fn set_recording(&mut self, on: bool) {
+        if on == self.recording() {
+            return;
+        }
+        self.conns_at = None;
+        if on {
+            let now = self.session.now();
+            let w = WindowRecorder::new(now, self.snaplen, self.window);
+            self.session.cluster.add_observer(Box::new(w));
+        } else {
+            for o in self.session.cluster.take_observers() {
+                let any: &dyn Any = &*o;
+                if !any.is::<WindowRecorder>() {
+                    self.session.cluster.add_observer(o);
+                }
+            }
+        }
+    }
+
+    /// Whether events are being recorded.
+    pub fn recording(&self) -> bool {
+        self.window().is_some()
+    }
+
+    /// When recording was turned on, µs (`None` while off).
+    pub fn recording_since(&self) -> Option<f64> {
+        self.window().map(|w| us(w.since()))
+    }
+
+    fn window(&self) -> Option<&WindowRecorder> {
+        self.session.cluster.observer::<WindowRecorder>()
+    }
+
+    /// The kept events (empty while not recording).
+    fn kept(&self) -> &[podnet::trace::Event] {
+        self.window().map_or(&[], |w| w.events())
+    }
+
+    /// Moves the events of the last run into the window (and lets the oldest go).
+    fn settle(&mut self) {
+        if let Some(w) = self.session.cluster.observer_mut::<WindowRecorder>() {
+            w.settle();
+        }
+    }
+
+    /// The number of the first event still kept.
+    pub fn event_base(&self) -> f64 {
+        self.window().map_or(0.0, |w| w.base() as f64)
+    }
+
+    /// Frames delivered so far (every interface that took a frame in counts it once).
+    pub fn frames_delivered(&self) -> f64 {
+        self.session.cluster.frames_delivered() as f64
     }
 
     /// The session.
@@ -77,18 +165,24 @@ impl SimCore {
 
     /// One engine event (faults at their times); false when nothing is left.
     pub fn step(&mut self) -> Result<bool, Failure> {
-        self.session.step()
+        let r = self.session.step();
+        self.settle();
+        r
     }
 
     /// Runs to `t` µs.
     pub fn run_until(&mut self, t: f64) -> Result<(), Failure> {
-        self.session.run_until(instant(t))
+        let r = self.session.run_until(instant(t));
+        self.settle();
+        r
     }
 
     /// Runs like `podnet run` for at most `limit` µs more; true when every client finished.
     pub fn run_to_end(&mut self, limit: Option<f64>) -> Result<bool, Failure> {
         let limit = limit.map_or(DEFAULT_LIMIT, |l| instant(l) - Instant::ZERO);
-        self.session.run(limit)?;
+        let r = self.session.run(limit);
+        self.settle();
+        r?;
         Ok(self.session.finished)
     }
 
@@ -97,9 +191,10 @@ impl SimCore {
         self.session.cluster.clients_done()
     }
 
-    /// Trace events so far.
-    pub fn event_count(&self) -> u32 {
-        self.session.cluster.trace().events().len() as u32
+    /// The number one past the last event kept (events are numbered from 0 at
+    /// [`SimCore::recording_since`]; 0 while not recording).
+    pub fn event_count(&self) -> f64 {
+        self.window().map_or(0.0, |w| w.end() as f64)
     }
 
     /// The report, as `podnet run --json`.
@@ -143,19 +238,74 @@ impl SimCore {
         self.session.rules(node)
     }
 
-    /// tcpdump lines of `iface` matching `filter`.
-    pub fn tcpdump(&self, iface: &str, filter: &str) -> Result<Vec<String>, Failure> {
-        Ok(self
-            .session
-            .tcpdump(iface, filter)?
+    /// tcpdump lines of `iface` matching `filter`, of the kept events up to `until` µs (all
+    /// of them without).
+    pub fn tcpdump(
+        &self,
+        iface: &str,
+        filter: &str,
+        until: Option<f64>,
+    ) -> Result<Vec<String>, Failure> {
+        let mut w = TcpdumpWriter::new(iface, filter, Vec::new())?;
+        let ifaces = self.session.cluster.trace().iface_table();
+        w.check_iface(ifaces)?;
+        for e in self.kept_until(until) {
+            w.observe(ifaces, e.time, e.view());
+        }
+        let out = w.finish()?;
+        Ok(String::from_utf8_lossy(&out)
             .lines()
             .map(str::to_string)
             .collect())
     }
 
-    /// The pcap of `iface` (`any`: Linux cooked capture of every interface).
-    pub fn pcap(&self, iface: &str) -> Result<Vec<u8>, Failure> {
-        self.session.pcap(iface)
+    /// The kept events up to `until` µs.
+    fn kept_until(&self, until: Option<f64>) -> &[podnet::trace::Event] {
+        let kept = self.kept();
+        match until {
+            Some(t) => {
+                let t = instant(t);
+                &kept[..kept.partition_point(|e| e.time <= t)]
+            }
+            None => kept,
+        }
+    }
+
+    /// The pcap of `iface` (`any`: Linux cooked capture of every interface) of the kept
+    /// events up to `until` µs.
+    pub fn pcap(&self, iface: &str, until: Option<f64>) -> Result<Vec<u8>, Failure> {
+        let trace = self.session.cluster.trace();
+        let id = if iface == "any" {
+            None
+        } else {
+            match trace.ifaces().find(|(_, n)| *n == iface) {
+                Some((id, _)) => Some(id),
+                None => {
+                    let names: Vec<&str> = trace.ifaces().map(|(_, n)| n).collect();
+                    return Err(Failure::input(format!(
+                        "no interface {iface:?} (try any or one of: {})",
+                        names.join(", ")
+                    )));
+                }
+            }
+        };
+        let mut p = match id {
+            None => podnet::pcap::PcapBuffer::linux_cooked(),
+            Some(_) => podnet::pcap::PcapBuffer::ethernet(),
+        };
+        for e in self.kept_until(until) {
+            let (i, frame, out) = match &e.kind {
+                EventKind::Sent { iface, frame } => (*iface, frame, true),
+                EventKind::Received { iface, frame } => (*iface, frame, false),
+                _ => continue,
+            };
+            match id {
+                None => p.record_cooked(e.time, out, &frame.bytes),
+                Some(id) if id == i => p.record(e.time, &frame.bytes),
+                Some(_) => {}
+            }
+        }
+        Ok(p.into_bytes())
     }
 
     /// Every interface's name.
@@ -163,14 +313,15 @@ impl SimCore {
         self.session.interfaces()
     }
 
-    /// Trace events `[from, to)` (clamped to the trace).
+    /// Kept events numbered `[from, to)` (clamped to those kept).
     pub fn events(&mut self, from: f64, to: Option<f64>) -> Vec<SimEvent> {
-        let n = self.session.cluster.trace().events().len();
+        let base = self.event_base() as u64;
+        let n = self.kept().len();
         let idx = |x: f64| {
-            if x.is_nan() || x <= 0.0 {
+            if x.is_nan() || x <= base as f64 {
                 0
             } else {
-                (x as usize).min(n)
+                ((x as u64 - base) as usize).min(n)
             }
         };
         let (from, to) = (idx(from), to.map_or(n, idx));
@@ -180,7 +331,7 @@ impl SimCore {
         self.index_connections();
         let trace = self.session.cluster.trace();
         let mut out = Vec::with_capacity(to - from);
-        for (i, e) in trace.events()[from..to].iter().enumerate() {
+        for (i, e) in self.kept()[from..to].iter().enumerate() {
             let (kind, iface, packet, ip) = match &e.kind {
                 EventKind::Sent { iface, frame } => ("sent", iface, frame, false),
                 EventKind::Received { iface, frame } => ("received", iface, frame, false),
@@ -189,7 +340,7 @@ impl SimCore {
             };
             let name = trace.name(*iface);
             let mut ev = SimEvent {
-                index: (from + i) as u32,
+                index: (base + (from + i) as u64) as f64,
                 time: us(e.time),
                 kind,
                 iface: name.to_string(),
@@ -229,9 +380,9 @@ impl SimCore {
         out
     }
 
-    /// (Re)builds the packet-tuple-to-connection map when the trace grew.
+    /// (Re)builds the packet-tuple-to-connection map when the window grew.
     fn index_connections(&mut self) {
-        let n = self.session.cluster.trace().events().len();
+        let n = self.event_count() as u64;
         if self.conns_at == Some(n) {
             return;
         }

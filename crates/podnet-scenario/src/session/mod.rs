@@ -28,7 +28,7 @@ use smoltcp::wire::{IpAddress, Ipv4Address};
 use crate::{FaultEvent, Index, Scenario, Warning};
 
 pub use inspect::{packet_tuple, NewConnections};
-pub use observe::{ConnRecorder, DropRecorder, TcpdumpWriter};
+pub use observe::{ConnRecorder, DropRecorder, TcpdumpWriter, WindowRecorder};
 pub use report::{Connection, CtLife, CtReport, CtStats, Drop, Flow, NodeReport, Report};
 
 /// Whether a failure is bad input or a failed expectation.
@@ -328,11 +328,14 @@ impl Session {
         Session::new_observed(self.scenario.clone(), vec![Box::new(recorder)])
     }
 
-    /// The events the packet walks read: a [`ConnRecorder`]'s when one is installed, else
-    /// everything the trace recorded.
+    /// The events the packet walks read: a [`ConnRecorder`]'s when one is installed, else a
+    /// [`WindowRecorder`]'s (the window it keeps), else everything the trace recorded.
     pub fn recorded_events(&self) -> &[podnet::trace::Event] {
-        match self.cluster.observer::<ConnRecorder>() {
-            Some(c) => c.events(),
+        if let Some(c) = self.cluster.observer::<ConnRecorder>() {
+            return c.events();
+        }
+        match self.cluster.observer::<WindowRecorder>() {
+            Some(w) => w.events(),
             None => self.cluster.trace().events(),
         }
     }

@@ -186,3 +186,84 @@ impl Observer for ConnRecorder {
         }
     }
 }
+
+/// Records every frame and hook event (frames cut to `snaplen`) but keeps at most about
+/// `max_events` of them: when there are more, the oldest quarter is let go. Installed part way
+/// through a run ([`podnet::Cluster::add_observer`]) it records from then on, so a browser can
+/// run to a moment without recording (fast, no memory) and keep only a window of events there.
+///
+/// Events are numbered from the first one this recorder was given: [`WindowRecorder::base`]
+/// is the number of the first one still kept.
+pub struct WindowRecorder {
+    recorder: Recorder,
+    /// The kept events (moved out of `recorder` in blocks).
+    kept: Vec<Event>,
+    base: u64,
+    max_events: usize,
+    since: Instant,
+}
+
+impl WindowRecorder {
+    /// Records from `since` (the time it is installed), keeping about `max_events` at most.
+    pub fn new(since: Instant, snaplen: usize, max_events: usize) -> Self {
+        WindowRecorder {
+            recorder: Recorder::new(&TraceConfig {
+                snaplen,
+                ..TraceConfig::default()
+            }),
+            kept: Vec::new(),
+            base: 0,
+            max_events: max_events.max(16),
+            since,
+        }
+    }
+
+    /// Moves what the inner recorder holds to the kept events, letting the oldest go past the
+    /// bound (a quarter of the bound at a time, so that trimming is amortised).
+    pub fn settle(&mut self) {
+        self.kept.extend(self.recorder.take_events());
+        if self.kept.len() > self.max_events {
+            let cut = self.kept.len() - self.max_events * 3 / 4;
+            self.kept.drain(..cut);
+            self.base += cut as u64;
+        }
+    }
+
+    /// The events kept, in order ([`WindowRecorder::settle`] first to include the newest).
+    pub fn events(&self) -> &[Event] {
+        &self.kept
+    }
+
+    /// The number of the first kept event (events numbered from 0 at `since`).
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
+    /// The number one past the last kept event.
+    pub fn end(&self) -> u64 {
+        self.base + (self.kept.len() + self.recorder.events().len()) as u64
+    }
+
+    /// When recording began.
+    pub fn since(&self) -> Instant {
+        self.since
+    }
+
+    /// The bound on kept events.
+    pub fn max_events(&self) -> usize {
+        self.max_events
+    }
+}
+
+impl Observer for WindowRecorder {
+    fn wants_hooks(&self) -> bool {
+        true
+    }
+
+    fn observe(&mut self, ifaces: &Ifaces, time: Instant, event: EventRef<'_>) {
+        self.recorder.observe(ifaces, time, event);
+        if self.recorder.events().len() >= 4096 {
+            self.settle();
+        }
+    }
+}
