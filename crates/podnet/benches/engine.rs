@@ -578,9 +578,15 @@ impl Tally {
 /// Time for `iters` connections, run as whole batches of [`CONNS_PER_RUN`] (so every batch
 /// amortizes its first connection's ARP the same way) and scaled to `iters`.
 fn per_connection(iters: u64, run: fn(u64) -> StdDuration) -> StdDuration {
-    let batches = iters.div_ceil(CONNS_PER_RUN);
-    let total: StdDuration = (0..batches).map(|_| run(CONNS_PER_RUN)).sum();
-    total.mul_f64(iters as f64 / (batches * CONNS_PER_RUN) as f64)
+    in_batches(iters, CONNS_PER_RUN, run)
+}
+
+/// The time of `iters` connections run in fresh clusters of `per_run` each (the last batch
+/// scaled down to `iters`).
+fn in_batches(iters: u64, per_run: u64, run: impl Fn(u64) -> StdDuration) -> StdDuration {
+    let batches = iters.div_ceil(per_run);
+    let total: StdDuration = (0..batches).map(|_| run(per_run)).sum();
+    total.mul_f64(iters as f64 / (batches * per_run) as f64)
 }
 
 fn report(group: &str, podnet: &Tally, bare: &Tally, unit: impl Fn(StdDuration) -> String) {
@@ -708,11 +714,8 @@ fn idle_sockets(c: &mut Criterion) {
         .sampling_mode(SamplingMode::Flat)
         .throughput(Throughput::Elements(1));
     const PER_RUN: u64 = 1000;
-    let per_conn = |idle: u32, iters: u64| -> StdDuration {
-        let runs = iters.div_ceil(PER_RUN);
-        let total: StdDuration = (0..runs).map(|_| podnet_after_idle(idle, PER_RUN)).sum();
-        total.mul_f64(iters as f64 / (runs * PER_RUN) as f64)
-    };
+    let per_conn =
+        |idle: u32, iters: u64| in_batches(iters, PER_RUN, |n| podnet_after_idle(idle, n));
     g.bench_function("no_idle_sockets", |b| {
         b.iter_custom(|iters| quiet.add(per_conn(0, iters), iters))
     });

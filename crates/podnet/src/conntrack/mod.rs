@@ -8,9 +8,13 @@
 //! leaves the hooks ([`Conntrack::confirm`]), so a packet dropped on the way leaves no entry.
 //! `conntrack -L` and `conntrack -S` renderings follow conntrack-tools.
 
+mod life;
 pub mod table;
 pub mod tcp;
 pub mod tuple;
+
+pub use life::CtLife;
+use life::Gone;
 
 use alloc::string::String;
 use core::fmt::Write as _;
@@ -92,42 +96,6 @@ pub struct CtStats {
     pub clash_resolve: u64,
     /// Chains too long (never here).
     pub chaintoolong: u64,
-}
-
-/// Where every entry went: podnet's own accounting (Linux has no such counters; `conntrack -E`
-/// would show the same events one by one). At any time
-/// `created = count + expired + early_dropped + killed + unconfirmed + flushed`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CtLife {
-    /// Entries allocated for a packet (`init_conntrack`).
-    pub created: u64,
-    /// Confirmed entries removed when their timeout ran out (GC or a lookup that found them
-    /// expired).
-    pub expired: u64,
-    /// Unassured entries evicted to make room (`early_drop`).
-    pub early_dropped: u64,
-    /// Confirmed entries killed by a packet (an RST, a new SYN reopening a closed connection).
-    pub killed: u64,
-    /// Entries freed before confirmation: their packet was dropped or INVALID, or clashed.
-    pub unconfirmed: u64,
-    /// Entries removed by `conntrack -F`.
-    pub flushed: u64,
-}
-
-impl CtLife {
-    /// Entries that left the table, for any reason.
-    pub fn removed(&self) -> u64 {
-        self.expired + self.early_dropped + self.killed + self.unconfirmed + self.flushed
-    }
-}
-
-/// Why an entry is freed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Gone {
-    Expired,
-    EarlyDropped,
-    Killed,
-    Unconfirmed,
 }
 
 /// Direction of a packet relative to its connection.
@@ -345,12 +313,8 @@ impl Conntrack {
         } else {
             Some(why)
         };
-        match why {
-            Some(Gone::Expired) => self.life.expired += 1,
-            Some(Gone::EarlyDropped) => self.life.early_dropped += 1,
-            Some(Gone::Killed) => self.life.killed += 1,
-            Some(Gone::Unconfirmed) => self.life.unconfirmed += 1,
-            None => {}
+        if let Some(why) = why {
+            self.life.count(why);
         }
         self.table.free(idx);
     }
