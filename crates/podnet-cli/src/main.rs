@@ -4,6 +4,7 @@ mod budget;
 mod common;
 mod demo;
 mod malloc;
+mod netpol;
 mod pcap_files;
 
 use std::path::PathBuf;
@@ -139,6 +140,28 @@ Examples:\n  podnet iptables-save examples/three-endpoints.yaml --node node-a\n 
         /// SERVICE:PORT, POD:PORT or IP:PORT.
         #[arg(long)]
         to: String,
+    },
+    /// The NetworkPolicy connectivity matrix: every pod connects to every pod (and Service)
+    /// on each port with a real connection; rows from, columns to; . allowed, X denied.
+    #[command(
+        after_help = "Every pod runs probe servers on the probed ports instead of its own programs; Traffic and\n\
+Fault objects are ignored. Probes run in rounds, each round's connections on distinct\n\
+5-tuples, and every node's conntrack is flushed between rounds, so no probe changes\n\
+another's outcome. A `kubectl get ns,pod,svc,netpol -A -o yaml` dump loads as it is.\n\n\
+Examples:\n  podnet matrix examples/network-policy.yaml\n  podnet matrix dump.yaml --namespace prod --port 80 --json\n  podnet matrix examples/network-policy.yaml --explain-allowed"
+    )]
+    Matrix {
+        /// Files with the pods, namespaces, Services and NetworkPolicies.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        probe: netpol::ProbeArgs,
+        /// Print the matrix as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Explain allowed cells too (denied and failed ones always are).
+        #[arg(long)]
+        explain_allowed: bool,
     },
     /// Validate the files and print the resolved cluster: nodes, pods, Services, endpoints.
     #[command(after_help = "Examples:\n  podnet check examples/seed.yaml")]
@@ -353,6 +376,12 @@ fn scenario_command(command: Command) -> Result<ExitCode, Failure> {
             print!("{}", l.explain_text(&r, &from, &to));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Matrix {
+            files,
+            probe,
+            json,
+            explain_allowed,
+        } => netpol::matrix_cmd(&files, &probe, json, explain_allowed),
         Command::Check { scenario } => {
             let l = load(&scenario)?;
             print!("{}", l.check());

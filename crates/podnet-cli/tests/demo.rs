@@ -1,18 +1,8 @@
 //! The `podnet demo` command, run as a user runs it.
 
-use std::process::Command;
+mod common;
 
-fn podnet(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_podnet"))
-        .args(args)
-        .output()
-        .expect("run podnet");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::podnet;
 
 #[test]
 fn demo_calls_the_service_and_conntrack_shows_the_dnat() {

@@ -1,25 +1,11 @@
 //! The `podnet` binary on the example scenarios in `examples/`, as a user runs it: expected
 //! outcomes, the JSON report, determinism, pcaps, golden human outputs, and bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use std::path::PathBuf;
 
-fn podnet(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_podnet"))
-        .current_dir(root())
-        .args(args)
-        .output()
-        .expect("run podnet");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::{podnet, root};
 
 fn report(file: &str) -> serde_json::Value {
     let (code, out, err) = podnet(&["run", file, "--json", "--quiet"]);

@@ -71,6 +71,7 @@ mod de;
 pub mod k8s;
 mod kinds;
 mod load;
+pub mod matrix;
 mod model;
 mod netpol;
 mod node;

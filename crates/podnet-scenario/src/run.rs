@@ -302,7 +302,7 @@ pub fn apply_fault(
                 .get(*node)
                 .and_then(|n| c.dataplane_mut(*n))
                 .ok_or_else(|| fail("the node has no conntrack (proxy: none)"))?;
-            dp.conntrack_mut().flush();
+            dp.flush_conntrack();
         }
         FaultAction::ConntrackMax { node, max } => {
             let max = if ev.step == FaultStep::Apply {

@@ -225,3 +225,23 @@ fn scaling_up_from_zero_replicas_is_refused_before_the_run() {
     assert!(e.to_string().contains("starts with no replica"), "{e}");
     assert_eq!(c.now(), Instant::ZERO);
 }
+
+/// `conntrackFlush` right after a packet was dropped on the node (the intruder's SYN, denied
+/// by policy, left its unconfirmed entry with the dataplane): the retransmitted SYN after the
+/// flush is tracked afresh and dropped again, nothing touches the flushed slot.
+#[test]
+fn conntrack_flush_after_a_dropped_packet() {
+    let text = format!(
+        "{}\n---\napiVersion: podnet.dev/v1alpha1\nkind: Fault\nmetadata: {{name: flush}}\nspec: {{at: 500ms, conntrackFlush: node-b}}\n---\napiVersion: podnet.dev/v1alpha1\nkind: Fault\nmetadata: {{name: flush-a}}\nspec: {{at: 500ms, conntrackFlush: node-a}}\n",
+        include_str!("../../../examples/network-policy.yaml")
+            .replace("timeout: 3s, expect", "start: 100ms, timeout: 3s, expect")
+    );
+    let sc = load_str("flush.yaml", &text).unwrap().scenario;
+    let (mut c, ix) = build(&sc).unwrap();
+    run(&mut c, &sc, &ix, Duration::from_secs(10)).unwrap();
+    let intruder = ix.records(&c, ix.flow("intruder").unwrap());
+    assert_eq!(intruder.len(), 1);
+    assert_eq!(intruder[0].outcome, Outcome::Denied, "{intruder:?}");
+    let frontend = ix.records(&c, ix.flow("frontend").unwrap());
+    assert!(frontend.iter().all(|r| r.outcome == Outcome::Ok));
+}

@@ -233,7 +233,7 @@ impl FirstPacket {
         while left > 0 {
             let n = left.min(CHUNK);
             left -= n;
-            self.dp.conntrack_mut().flush();
+            self.dp.flush_conntrack();
             if let Some(b) = self.dp.ebpf_mut() {
                 b.flush_ct();
             }

@@ -260,7 +260,16 @@ impl Dataplane {
         &self.ct
     }
 
-    /// The conntrack table, mutably (flush, resize).
+    /// `conntrack -F`: forgets every connection. The packet last processed and the one the
+    /// node is about to send about it (an ICMP error, a reset) let go of their entries too,
+    /// so their leftovers are not freed again under a new connection that took the slot.
+    pub fn flush_conntrack(&mut self) {
+        self.cur = None;
+        self.attached = None;
+        self.ct.flush();
+    }
+
+    /// The conntrack table, mutably (resize). Flush with [`Dataplane::flush_conntrack`].
     pub fn conntrack_mut(&mut self) -> &mut Conntrack {
         &mut self.ct
     }

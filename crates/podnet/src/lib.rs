@@ -29,6 +29,6 @@ pub use cluster::{
     ServicePortSpec, ServiceSpec, Wire,
 };
 pub use link::LinkConfig;
-pub use program::{ClientSpec, ConnRecord, Outcome, Program, Protocol, Request};
+pub use program::{Client, ClientSpec, ConnRecord, Outcome, Program, Protocol, Request};
 pub use smoltcp::time::{Duration, Instant};
 pub use trace::TraceConfig;

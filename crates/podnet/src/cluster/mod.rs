@@ -36,6 +36,7 @@ use crate::bridge::{Bridge, BridgePort, Forward};
 use crate::link::{Channel, Frame, LinkConfig};
 use crate::node::{Egress, Node, NodeAddrs, NodeIfaces, Output};
 use crate::pod::{Pod, PodAddrs};
+use crate::program::client::Client;
 use crate::program::Program;
 use crate::rng::{SimRng, Stream};
 use crate::route::{Dev, Route};
@@ -577,6 +578,17 @@ impl Cluster {
         slot.pod.start(&program, now);
         self.service_pod(pod);
         Ok(())
+    }
+
+    /// Removes a pod's finished client programs and returns them with their records, in
+    /// start order (a long-running embedder keeps a pod's program list short this way).
+    pub fn take_finished_clients(&mut self, pod: PodId) -> Result<Vec<Client>, Error> {
+        let slot = self
+            .pods
+            .get_mut(pod.0 as usize)
+            .and_then(|s| s.as_mut())
+            .ok_or(Error::UnknownPod(pod))?;
+        Ok(slot.pod.take_finished_clients())
     }
 
     /// A pod.

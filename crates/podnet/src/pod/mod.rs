@@ -443,6 +443,20 @@ impl Pod {
         self.clients().flat_map(|c| c.records())
     }
 
+    /// Removes the client programs that have finished and returns them, in start order.
+    pub(crate) fn take_finished_clients(&mut self) -> Vec<Client> {
+        let mut out = Vec::new();
+        let mut kept = Vec::with_capacity(self.apps.len());
+        for app in core::mem::take(&mut self.apps) {
+            match app {
+                App::Client(c) if c.done() => out.push(c),
+                other => kept.push(other),
+            }
+        }
+        self.apps = kept;
+        out
+    }
+
     /// The pod's client programs.
     pub fn clients(&self) -> impl Iterator<Item = &Client> {
         self.apps.iter().filter_map(|a| a.client())

@@ -61,6 +61,9 @@ pub enum Request {
     /// `n` bytes of a pattern, then a half-close (FIN); done when the server closes too (a
     /// discard server: all data was read).
     Upload(usize),
+    /// Nothing: done once the handshake completes, then closed (a connectivity probe, like
+    /// `agnhost connect` or `nc -z`). Over UDP, one empty datagram that expects an answer.
+    Connect,
 }
 
 /// A client program's configuration.
@@ -411,6 +414,7 @@ impl Client {
             .into_bytes(),
             Request::Echo(b) => b.clone(),
             Request::Bulk(n) | Request::Upload(n) => pattern(*n, id),
+            Request::Connect => Vec::new(),
         }
     }
 
@@ -565,6 +569,7 @@ impl Client {
         let deadline = self.active[i].started + self.spec.timeout;
         let http = matches!(self.spec.request, Request::Http { .. });
         let upload = matches!(self.spec.request, Request::Upload(_));
+        let connect = matches!(self.spec.request, Request::Connect);
         let a = &mut self.active[i];
         let sock = env.sockets.get_mut::<tcp::Socket>(a.handle);
         let state = sock.state();
@@ -610,7 +615,9 @@ impl Client {
             a.fin_sent = true;
         }
         if !a.complete {
-            a.complete = if http {
+            a.complete = if connect {
+                a.connected.is_some()
+            } else if http {
                 http_complete(&a.received)
             } else if upload {
                 // Both FINs exchanged: the server read everything and closed.
@@ -649,9 +656,10 @@ impl Client {
         while let Ok((data, _)) = sock.recv() {
             a.received_total += data.len() as u64;
             a.received.extend_from_slice(data);
+            // Any answer counts, an empty datagram too (the probe of `Request::Connect`).
+            a.connected.get_or_insert(env.now);
         }
-        if a.received_total > 0 {
-            a.connected = Some(env.now);
+        if a.connected.is_some() {
             return Some(Outcome::Ok);
         }
         (env.now >= deadline).then_some(Outcome::Timeout)

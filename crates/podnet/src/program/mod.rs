@@ -17,7 +17,7 @@ use smoltcp::iface::{Interface, SocketSet};
 use smoltcp::time::Instant;
 use smoltcp::wire::Ipv4Address;
 
-pub use client::{ClientSpec, ConnRecord, Outcome, Protocol, Request};
+pub use client::{Client, ClientSpec, ConnRecord, Outcome, Protocol, Request};
 pub use dns::Resolve;
 
 use crate::rng::SimRng;

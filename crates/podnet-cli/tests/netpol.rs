@@ -1,0 +1,90 @@
+//! `podnet matrix` as a user runs it: the truth table of examples/network-policy.yaml, its
+//! JSON, options, and bad input.
+
+mod common;
+
+use common::podnet;
+
+#[test]
+fn matrix_of_the_network_policy_example() {
+    let (code, out, err) = podnet(&["matrix", "examples/network-policy.yaml", "-q"]);
+    assert_eq!(code, 0, "{err}");
+    insta::assert_snapshot!("matrix_network_policy", out);
+}
+
+#[test]
+fn matrix_json_cells_name_the_deciding_policy() {
+    let (code, out, err) = podnet(&[
+        "matrix",
+        "examples/network-policy.yaml",
+        "--json",
+        "--port",
+        "80",
+        "-q",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let m: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let t = &m["tables"][0];
+    assert_eq!(t["protocol"], "TCP");
+    assert_eq!(t["port"], 80);
+    let row = |name: &str| {
+        t["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|r| r == name)
+            .unwrap()
+    };
+    let col = |name: &str| {
+        t["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|c| c["name"] == name)
+            .unwrap()
+    };
+    // The frontend reaches the backend directly and through the Service.
+    let ok = &t["cells"][row("default/pod-a")][col("default/backend")];
+    assert_eq!(ok["result"], "allowed");
+    assert!(ok["why"]
+        .as_str()
+        .unwrap()
+        .contains("default/allow-frontend"));
+    let svc = &t["cells"][row("default/pod-a")][col("default/web")];
+    assert_eq!(svc["result"], "allowed");
+    // The intruder is denied by the backend's ingress isolation.
+    let no = &t["cells"][row("default/intruder")][col("default/backend")];
+    assert_eq!(no["result"], "denied");
+    assert!(no["why"].as_str().unwrap().starts_with("ingress denied"));
+    assert_eq!(m["allowed"], 2);
+    assert_eq!(m["denied"], 7);
+    assert_eq!(m["other"], 0);
+}
+
+#[test]
+fn matrix_options_restrict_and_bad_input_exits_2() {
+    let (code, out, _) = podnet(&[
+        "matrix",
+        "examples/network-policy.yaml",
+        "--port",
+        "80",
+        "--protocol",
+        "udp",
+        "--no-services",
+        "-q",
+    ]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("UDP/80:"), "{out}");
+    assert!(!out.contains("(Service)"), "{out}");
+    let (code, _, err) = podnet(&["matrix", "examples/network-policy.yaml", "-n", "nope"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no pod in namespace(s) nope"), "{err}");
+    let (code, _, err) = podnet(&[
+        "matrix",
+        "examples/network-policy.yaml",
+        "--protocol",
+        "sctp",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("tcp or udp"), "{err}");
+}
