@@ -88,3 +88,35 @@ fn matrix_options_restrict_and_bad_input_exits_2() {
     assert_eq!(code, 2);
     assert!(err.contains("tcp or udp"), "{err}");
 }
+
+#[test]
+fn a_wrong_connectivity_expectation_exits_1_with_the_differences() {
+    let (code, out, err) = podnet(&["run", "examples/network-policy.yaml", "-q"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("connectivity only-frontends-reach-web: 8 probes checked, all as expected"),
+        "{out}"
+    );
+    let text = std::fs::read_to_string(common::root().join("examples/network-policy.yaml"))
+        .unwrap()
+        .replace(
+            "    pod-a      -      X         .",
+            "    pod-a      -      .         .",
+        );
+    let dir = std::env::temp_dir().join(format!("podnet-expect-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("wrong.yaml");
+    std::fs::write(&file, text).unwrap();
+    let (code, _, err) = podnet(&["run", file.to_str().unwrap(), "-q"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("ConnectivityExpectation only-frontends-reach-web: 1 of 8 cells differ"),
+        "{err}"
+    );
+    assert!(err.contains("FROM"), "{err}");
+    assert!(
+        err.contains("default/pod-a  default/intruder  TCP/80    allowed   denied"),
+        "{err}"
+    );
+}

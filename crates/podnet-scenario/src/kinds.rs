@@ -206,6 +206,27 @@ pub(crate) struct ConntrackMax {
     pub max: At<u32>,
 }
 
+/// `ConnectivityExpectation.spec`: pairs expected allowed or denied, and/or a truth table.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub(crate) struct ExpectationSpec {
+    pub port: Option<At<u16>>,
+    pub protocol: Option<At<String>>,
+    pub allowed: Vec<At<PairEntry>>,
+    pub denied: Vec<At<PairEntry>>,
+    pub matrix: Option<At<String>>,
+}
+
+/// One `allowed` / `denied` entry.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub(crate) struct PairEntry {
+    pub from: Option<At<String>>,
+    pub to: Option<At<String>>,
+    pub port: Option<At<u16>>,
+    pub protocol: Option<At<String>>,
+}
+
 /// A podnet object: its `spec` (the rest of the header is read by the loader).
 #[derive(Clone, Debug, Deserialize)]
 pub(crate) struct WithSpec<S> {

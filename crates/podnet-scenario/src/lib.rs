@@ -76,6 +76,7 @@ mod model;
 mod netpol;
 mod node;
 mod resolve;
+mod resolve_expect;
 mod resolve_flow;
 mod resolve_net;
 mod resolve_nodes;

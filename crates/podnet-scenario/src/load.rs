@@ -8,7 +8,9 @@ use crate::k8s::api::networking::v1::NetworkPolicy;
 use serde::Deserialize;
 
 use crate::de::{from_node, DeError};
-use crate::kinds::{ClusterSpec, FaultSpec, TrafficSpec, WithOptionalSpec, WithSpec};
+use crate::kinds::{
+    ClusterSpec, ExpectationSpec, FaultSpec, TrafficSpec, WithOptionalSpec, WithSpec,
+};
 use crate::model::Loc;
 use crate::node::{parse_stream, Node, Pos, Val};
 use crate::{Error, Warning};
@@ -48,6 +50,7 @@ pub(crate) enum ObjectKind {
     Cluster(Box<ClusterSpec>),
     Traffic(Box<TrafficSpec>),
     Fault(Box<FaultSpec>),
+    Expectation(Box<ExpectationSpec>),
 }
 
 impl Object {
@@ -160,7 +163,7 @@ fn object(
         "Deployment" => "apps/v1",
         "EndpointSlice" => "discovery.k8s.io/v1",
         "NetworkPolicy" => "networking.k8s.io/v1",
-        "Cluster" | "Traffic" | "Fault" => PODNET_API,
+        "Cluster" | "Traffic" | "Fault" | "ConnectivityExpectation" => PODNET_API,
         _ => {
             warnings.push(Error::at(
                 &loc,
@@ -238,6 +241,10 @@ fn object(
         "Traffic" => {
             let o: WithSpec<TrafficSpec> = typed(file, &node)?;
             ObjectKind::Traffic(Box::new(o.spec))
+        }
+        "ConnectivityExpectation" => {
+            let o: WithSpec<ExpectationSpec> = typed(file, &node)?;
+            ObjectKind::Expectation(Box::new(o.spec))
         }
         _ => {
             let o: WithOptionalSpec<FaultSpec> = typed(file, &node)?;
@@ -347,6 +354,12 @@ fn podnet_fields(kind: &str) -> Option<&'static [(&'static str, &'static [&'stat
                 ],
             ),
         ],
+        "ConnectivityExpectation" => &[
+            ("", OBJECT),
+            ("spec", &["port", "protocol", "allowed", "denied", "matrix"]),
+            ("spec.allowed.*", &["from", "to", "port", "protocol"]),
+            ("spec.denied.*", &["from", "to", "port", "protocol"]),
+        ],
         "Fault" => &[
             ("", OBJECT),
             (
@@ -377,6 +390,19 @@ fn unknown_fields(
     known: &[&str],
     warnings: &mut Vec<Warning>,
 ) {
+    // `LIST.*`: every item of a list.
+    if let Some(list) = path.strip_suffix(".*") {
+        if let Some(Node {
+            val: Val::Seq(items),
+            ..
+        }) = node.get_path(list)
+        {
+            for item in items {
+                unknown_fields(file, item, "", known, warnings);
+            }
+        }
+        return;
+    }
     let map = if path.is_empty() {
         Some(node)
     } else {

@@ -70,6 +70,8 @@ pub struct Scenario {
     pub flows: Vec<FlowDef>,
     /// Faults, in the order written.
     pub faults: Vec<FaultDef>,
+    /// ConnectivityExpectations, in the order written.
+    pub expectations: Vec<ExpectationDef>,
 }
 
 /// A namespace.
@@ -469,4 +471,41 @@ pub struct FaultDef {
     pub action: FaultAction,
     /// Where it was written.
     pub loc: Loc,
+}
+
+/// A `ConnectivityExpectation`: which probes (see [`crate::matrix`]) must be allowed or denied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpectationDef {
+    /// Name.
+    pub name: String,
+    /// Every expected cell, pairs expanded.
+    pub cells: Vec<ExpectedCell>,
+    /// Where it was written.
+    pub loc: Loc,
+}
+
+/// What a probe is expected to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpectedCell {
+    /// The probing pod (index into [`Scenario::pods`]).
+    pub from: usize,
+    /// The probed pod or Service.
+    pub to: ExpectTarget,
+    /// The port (a Service port for a Service).
+    pub port: u16,
+    /// The protocol.
+    pub protocol: L4,
+    /// Allowed (true) or denied.
+    pub allowed: bool,
+    /// Where it was written.
+    pub loc: Loc,
+}
+
+/// The destination of an expected probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ExpectTarget {
+    /// A pod (index into [`Scenario::pods`]).
+    Pod(usize),
+    /// A Service (index into [`Scenario::services`]).
+    Service(usize),
 }

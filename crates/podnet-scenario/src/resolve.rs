@@ -93,6 +93,7 @@ pub(crate) fn resolve(objects: &[Object], warnings: &mut Vec<Warning>) -> Result
             network_policies: Vec::new(),
             flows: Vec::new(),
             faults: Vec::new(),
+            expectations: Vec::new(),
         },
         skipped_pods: BTreeMap::new(),
         skipped_services: Vec::new(),
@@ -110,6 +111,7 @@ pub(crate) fn resolve(objects: &[Object], warnings: &mut Vec<Warning>) -> Result
     crate::resolve_net::policies(&mut cx)?;
     crate::resolve_flow::flows(&mut cx)?;
     crate::resolve_flow::faults(&mut cx)?;
+    crate::resolve_expect::expectations(&mut cx)?;
     Ok(cx.sc)
 }
 

@@ -46,7 +46,7 @@ pub(crate) fn flows(cx: &mut Ctx<'_>) -> Result<(), Error> {
 }
 
 /// Finds a pod by `NAME` (in `ns`, else anywhere if unique) or `NS/NAME`.
-fn find_pod(cx: &Ctx<'_>, ns: &str, text: &str) -> Result<Option<usize>, String> {
+pub(crate) fn find_pod(cx: &Ctx<'_>, ns: &str, text: &str) -> Result<Option<usize>, String> {
     if let Some((pns, name)) = text.split_once('/') {
         return Ok(cx.pod_index(pns, name));
     }

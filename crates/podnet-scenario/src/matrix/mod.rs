@@ -24,6 +24,7 @@
 //! interface. A pod does not probe itself: its own address goes over its loopback, where no
 //! NetworkPolicy applies (the cell shows `-`).
 
+pub mod expect;
 mod probe;
 mod render;
 

@@ -28,6 +28,10 @@ pub struct Report {
     pub nodes: Vec<NodeReport>,
     /// Every dropped frame, in time order.
     pub drops: Vec<Drop>,
+    /// Every ConnectivityExpectation, in file order, with the probes that did not end as
+    /// expected (absent when the scenario has none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub connectivity: Vec<crate::matrix::expect::ExpectationResult>,
 }
 
 /// One Traffic flow.
@@ -384,6 +388,11 @@ pub(super) fn report(l: &Session) -> Report {
         flows,
         nodes,
         drops,
+        connectivity: if l.scenario.expectations.is_empty() {
+            Vec::new()
+        } else {
+            crate::matrix::expect::check(&l.scenario)
+        },
     }
 }
 
@@ -438,6 +447,19 @@ pub(super) fn summary(l: &Session, r: &Report) -> String {
                 f.connections.len() - 20
             );
         }
+    }
+    for e in &r.connectivity {
+        let _ = writeln!(
+            out,
+            "\nconnectivity {}: {} probes checked, {}",
+            e.name,
+            e.checked,
+            if e.mismatches.is_empty() {
+                "all as expected".to_string()
+            } else {
+                format!("{} not as expected", e.mismatches.len())
+            }
+        );
     }
     let _ = writeln!(out);
     let per_node: Vec<_> = r
@@ -497,6 +519,13 @@ pub(super) fn summary(l: &Session, r: &Report) -> String {
 /// Checks each flow's `expect`; returns the failures.
 pub(super) fn failed_expectations(l: &Session, r: &Report) -> Vec<String> {
     let mut out = Vec::new();
+    for e in r.connectivity.iter().filter(|e| !e.mismatches.is_empty()) {
+        out.push(
+            crate::matrix::expect::difference_table(std::slice::from_ref(e))
+                .trim_end()
+                .to_string(),
+        );
+    }
     for (i, f) in r.flows.iter().enumerate() {
         let Some(want) = l.scenario.flows.get(i).and_then(|d| d.expect.clone()) else {
             continue;
