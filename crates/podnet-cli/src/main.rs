@@ -163,6 +163,19 @@ Examples:\n  podnet matrix examples/network-policy.yaml\n  podnet matrix dump.ya
         #[arg(long)]
         explain_allowed: bool,
     },
+    /// What a change does: the same probes (as podnet matrix) and the same Traffic in the world
+    /// before and the world after, same seed; prints only what changed, with the deciding
+    /// policy on each side.
+    #[command(
+        after_help = "Exit 0, or 1 with --fail-on-change when a probe or connection changed; 2 on bad input.\n\n\
+Examples:\n  podnet diff examples/network-policy.yaml examples/network-policy-change.yaml\n  podnet diff base/*.yaml --after new/*.yaml --fail-on-change\n  podnet diff cluster.yaml --policy-change new-policy.yaml\n  podnet diff examples/network-policy.yaml --remove-policy default/allow-frontend"
+    )]
+    Diff {
+        #[command(flatten)]
+        diff: netpol::DiffArgs,
+        #[command(flatten)]
+        probe: netpol::ProbeArgs,
+    },
     /// Validate the files and print the resolved cluster: nodes, pods, Services, endpoints.
     #[command(after_help = "Examples:\n  podnet check examples/seed.yaml")]
     Check {
@@ -382,6 +395,7 @@ fn scenario_command(command: Command) -> Result<ExitCode, Failure> {
             json,
             explain_allowed,
         } => netpol::matrix_cmd(&files, &probe, json, explain_allowed),
+        Command::Diff { diff, probe } => netpol::diff_cmd(&diff, &probe),
         Command::Check { scenario } => {
             let l = load(&scenario)?;
             print!("{}", l.check());

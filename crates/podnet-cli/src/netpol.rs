@@ -93,3 +93,88 @@ pub fn matrix_cmd(
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Which two worlds `podnet diff` compares.
+#[derive(Args, Debug, Clone)]
+pub struct DiffArgs {
+    /// The files before the change (with neither --after nor --policy-change nor
+    /// --remove-policy: exactly two files, BEFORE and AFTER).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// The files after the change (another complete set).
+    #[arg(long, num_args = 1.., value_name = "FILE", conflicts_with = "policy_change")]
+    pub after: Vec<PathBuf>,
+    /// Files of NetworkPolicies that the change adds, or that replace those of the same
+    /// namespace and name.
+    #[arg(long, num_args = 1.., value_name = "FILE")]
+    pub policy_change: Vec<PathBuf>,
+    /// A NetworkPolicy (NAMESPACE/NAME) that the change removes (repeatable).
+    #[arg(long, value_name = "NS/NAME")]
+    pub remove_policy: Vec<String>,
+    /// Compare only the probes, not the files' Traffic.
+    #[arg(long)]
+    pub no_traffic: bool,
+    /// Virtual time each world's Traffic may run at most.
+    #[arg(long, default_value = "30s", value_parser = crate::common::parse_duration)]
+    pub until: podnet::Duration,
+    /// Exit 1 when anything changed (for CI).
+    #[arg(long)]
+    pub fail_on_change: bool,
+    /// Print the changes as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `podnet diff`.
+pub fn diff_cmd(args: &DiffArgs, probe: &ProbeArgs) -> Result<ExitCode, Failure> {
+    let (before, after) = if !args.after.is_empty() {
+        (
+            load(&args.files, probe.seed, probe.quiet)?,
+            load(&args.after, probe.seed, probe.quiet)?,
+        )
+    } else if !args.policy_change.is_empty() || !args.remove_policy.is_empty() {
+        let before = load(&args.files, probe.seed, probe.quiet)?;
+        let change = if args.policy_change.is_empty() {
+            Scenario {
+                network_policies: Vec::new(),
+                ..before.clone()
+            }
+        } else {
+            load(&args.policy_change, probe.seed, true)?
+        };
+        let after =
+            podnet_scenario::diff::apply_policy_change(&before, &change, &args.remove_policy)?;
+        (before, after)
+    } else {
+        let [b, a] = args.files.as_slice() else {
+            return Err(Failure::input(format!(
+                "podnet diff takes two files (BEFORE AFTER), or a set of files with --after, --policy-change or --remove-policy; got {} files",
+                args.files.len()
+            )));
+        };
+        (
+            load(std::slice::from_ref(b), probe.seed, probe.quiet)?,
+            load(std::slice::from_ref(a), probe.seed, probe.quiet)?,
+        )
+    };
+    let d = podnet_scenario::diff::diff(
+        &before,
+        &after,
+        &probe.options(),
+        !args.no_traffic,
+        args.until,
+    )?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&d).map_err(|e| Failure::input(e.to_string()))?
+        );
+    } else {
+        print!("{}", podnet_scenario::diff::render_text(&d));
+    }
+    Ok(if args.fail_on_change && d.changed() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -120,3 +120,85 @@ fn a_wrong_connectivity_expectation_exits_1_with_the_differences() {
         "{err}"
     );
 }
+
+#[test]
+fn diff_of_the_example_pair_prints_exactly_the_changed_cells() {
+    let (code, out, err) = podnet(&[
+        "diff",
+        "examples/network-policy.yaml",
+        "examples/network-policy-change.yaml",
+        "-q",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    insta::assert_snapshot!("diff_network_policy_change", out);
+    let (code, out, _) = podnet(&[
+        "diff",
+        "examples/network-policy.yaml",
+        "examples/network-policy-change.yaml",
+        "--json",
+        "--fail-on-change",
+        "-q",
+    ]);
+    assert_eq!(code, 1);
+    let d: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let cells: Vec<(String, String)> = d["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["from"].as_str().unwrap().into(),
+                c["to"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        cells,
+        [
+            ("default/pod-a".to_string(), "default/backend".to_string()),
+            ("default/pod-a".to_string(), "default/web".to_string())
+        ]
+    );
+    assert_eq!(
+        d["probesCompared"]
+            .as_u64()
+            .or(d["probes_compared"].as_u64()),
+        Some(9)
+    );
+    assert_eq!(d["connections"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn diff_without_a_change_is_empty_and_bad_usage_exits_2() {
+    let (code, out, err) = podnet(&[
+        "diff",
+        "examples/network-policy.yaml",
+        "examples/network-policy.yaml",
+        "--fail-on-change",
+        "-q",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("probes: 0 of 9 changed\n"), "{out}");
+    assert!(out.contains("traffic: 0 of 3 connections changed"), "{out}");
+    let (code, out, _) = podnet(&[
+        "diff",
+        "examples/network-policy.yaml",
+        "--remove-policy",
+        "default/allow-frontend",
+        "--no-traffic",
+        "-q",
+    ]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("probes: 2 of 9 changed\n"), "{out}");
+    let (code, _, err) = podnet(&[
+        "diff",
+        "examples/network-policy.yaml",
+        "--remove-policy",
+        "default/nope",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no NetworkPolicy default/nope"), "{err}");
+    let (code, _, err) = podnet(&["diff", "examples/network-policy.yaml"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("takes two files"), "{err}");
+}

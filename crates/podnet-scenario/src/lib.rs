@@ -68,6 +68,7 @@
 
 mod build;
 mod de;
+pub mod diff;
 pub mod k8s;
 mod kinds;
 mod load;

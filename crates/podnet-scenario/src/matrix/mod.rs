@@ -141,9 +141,7 @@ pub struct Matrix {
 
 /// Probes every selected pod to every selected pod and Service (see the module docs).
 pub fn matrix(sc: &Scenario, opts: &MatrixOptions) -> Result<Matrix, Error> {
-    let rows: Vec<usize> = (0..sc.pods.len())
-        .filter(|&i| opts.namespaces.is_empty() || opts.namespaces.contains(&sc.pods[i].namespace))
-        .collect();
+    let rows = selected_pods(sc, opts);
     if rows.is_empty() {
         return Err(plain(if opts.namespaces.is_empty() {
             "the matrix needs pods: the files declare none".to_string()
@@ -151,7 +149,7 @@ pub fn matrix(sc: &Scenario, opts: &MatrixOptions) -> Result<Matrix, Error> {
             format!("no pod in namespace(s) {}", opts.namespaces.join(", "))
         }));
     }
-    let targets = probe_targets(sc, &rows, opts);
+    let targets = targets_of(sc, &rows, opts);
     if targets.is_empty() {
         return Err(plain(
             "nothing to probe: the selected pods declare no container port of the chosen protocols (give --port)",
@@ -172,8 +170,18 @@ pub fn matrix(sc: &Scenario, opts: &MatrixOptions) -> Result<Matrix, Error> {
     Ok(out)
 }
 
-/// The (port, protocol) pairs to probe.
-fn probe_targets(sc: &Scenario, rows: &[usize], opts: &MatrixOptions) -> Vec<(u16, L4)> {
+/// The (port, protocol) pairs [`matrix`] probes in `sc` with `opts`.
+pub fn targets(sc: &Scenario, opts: &MatrixOptions) -> Vec<(u16, L4)> {
+    targets_of(sc, &selected_pods(sc, opts), opts)
+}
+
+fn selected_pods(sc: &Scenario, opts: &MatrixOptions) -> Vec<usize> {
+    (0..sc.pods.len())
+        .filter(|&i| opts.namespaces.is_empty() || opts.namespaces.contains(&sc.pods[i].namespace))
+        .collect()
+}
+
+fn targets_of(sc: &Scenario, rows: &[usize], opts: &MatrixOptions) -> Vec<(u16, L4)> {
     let mut set: BTreeSet<(u16, L4)> = BTreeSet::new();
     if opts.ports.is_empty() {
         for &i in rows {
@@ -226,9 +234,15 @@ pub(crate) fn result_of(o: Outcome) -> &'static str {
 }
 
 /// The words of a verdict for a cell: the deciding direction first.
-pub(crate) fn why(v: &Verdict) -> String {
+pub fn why(v: &Verdict) -> String {
     if v.allowed {
-        format!("egress: {}; ingress: {}", v.egress.reason, v.ingress.reason)
+        // The isolated directions are the ones a rule had to allow.
+        match (v.egress.isolated, v.ingress.isolated) {
+            (true, true) => format!("egress: {}; ingress: {}", v.egress.reason, v.ingress.reason),
+            (true, false) => format!("egress: {}", v.egress.reason),
+            (false, true) => format!("ingress: {}", v.ingress.reason),
+            (false, false) => format!("egress: {}; ingress: {}", v.egress.reason, v.ingress.reason),
+        }
     } else if !v.egress.allowed {
         format!("egress denied: {}", v.egress.reason)
     } else {
