@@ -11,6 +11,8 @@ const SYNC_REPLAY_MS = 60;
 /** ...and then this much per frame (the page redraws the progress at ~30 fps meanwhile). */
 const REPLAY_FRAME_MS = 25;
 let lastFrame = performance.now();
+/** What to do once the seek in progress lands (a lesson step selecting its packet). */
+let landed: (() => void) | null = null;
 
 export function endTime(): number | null {
   return app.tl?.endTime ?? null;
@@ -28,6 +30,7 @@ function targetTime(): number {
  */
 export function seek(t: number): void {
   if (!app.tl) return;
+  landed = null;
   const end = endTime();
   const target = Math.max(0, end !== null ? Math.min(t, end) : t);
   if (app.tl.seek(target, SYNC_REPLAY_MS)) {
@@ -111,6 +114,9 @@ function advanceFrame(now: number): void {
         document.body.dataset.replaying = "false";
         app.needsDraw = true;
         app.panelsDirty = true;
+        const then = landed;
+        landed = null;
+        then?.();
       } else {
         renderCounters();
         return;
@@ -152,6 +158,13 @@ function advanceFrame(now: number): void {
       }
     }
   }
+}
+
+/** Seek to `t`, then call `then` once the time shown is `t` (now, or after a re-run). */
+export function seekThen(t: number, then: () => void): void {
+  seek(t);
+  if (app.replayTarget === null) then();
+  else landed = then;
 }
 
 /** Seek on the next frame (the time slider: many inputs, one seek per frame). */

@@ -1,16 +1,26 @@
 // The lesson panel: a lesson's steps, each loading its example, moving to the moment of its
-// packet, selecting it and pointing at the panels to look at.
-import { seek } from "./clock";
+// packet, selecting it and bringing the panels it is about into view; under the last step,
+// the lesson's question, whose expected answer is computed from the run when the step lands.
+import { seekThen } from "./clock";
 import { $, h, setStatus } from "./dom";
+import { fitStage, focusPanels, setExpanded } from "./layout";
+import { normalizeAnswer } from "./lesson-types";
+import type { AnswerContext, LessonStep } from "./lesson-types";
 import { LESSONS } from "./lessons";
-import type { Lesson, Panel } from "./lessons";
+import type { Lesson } from "./lessons";
 import { loadExample } from "./load";
+import { showCurrentHop } from "./packet-view";
 import { renderAll, renderNodeTabs } from "./panels";
+import type { SimEvent } from "./podnet";
 import { select } from "./selection";
 import { app } from "./state";
 
 let lesson: Lesson | null = null;
 let lessonStep = 0;
+/** Bumped by each step shown: a step still landing is forgotten when another is asked for. */
+let stepSeq = 0;
+/** The answer to the lesson's question, computed when its last step landed. */
+let expected: string | null = null;
 
 function lessonExample(l: Lesson, stepIdx: number): string | null {
   const step = l.steps[stepIdx];
@@ -20,26 +30,24 @@ function lessonExample(l: Lesson, stepIdx: number): string | null {
   return found?.name ?? null;
 }
 
-function flash(panels: Panel[]): void {
-  const ids: Record<Panel, string> = {
-    packet: "packet-panel",
-    conntrack: "conntrack-panel",
-    rules: "rules-panel",
-    policy: "policy-panel",
-    tcpdump: "tcpdump-panel",
-    events: "events-panel",
-    report: "report-panel",
-    topology: "stage",
-  };
-  for (const el of document.querySelectorAll(".look")) el.classList.remove("look");
-  for (const p of panels) $(ids[p]).classList.add("look");
+function hideQuestion(): void {
+  $("lesson-question").hidden = true;
+  expected = null;
+  const verdict = $("lesson-verdict");
+  verdict.textContent = "";
+  verdict.className = "";
+  delete verdict.dataset.result;
 }
 
 export function showLesson(): void {
   const panel = $("lesson-panel");
+  const seq = ++stepSeq;
+  hideQuestion();
+  delete document.body.dataset.lessonStep;
   if (!lesson) {
     panel.hidden = true;
-    flash([]);
+    focusPanels([]);
+    fitStage();
     return;
   }
   panel.hidden = false;
@@ -56,27 +64,103 @@ export function showLesson(): void {
   $("lesson-step-title").textContent = step.title;
   $("lesson-text").replaceChildren(...step.text.split("\n\n").map((p) => h("p", { text: p })));
   $("lesson-progress").textContent = `${lessonStep + 1} / ${lesson.steps.length}`;
+  $("lesson-look").textContent = "";
   const exName = lessonExample(lesson, lessonStep)!;
   if (app.tl?.yaml !== app.bundled.find((e) => e.name === exName)?.yaml) loadExample(exName);
-  if (!app.tl) return;
-  const found = app.tl.find(step.find);
+  const tl = app.tl;
+  const topology = app.topology;
+  if (!tl || !topology) return;
+  const found = tl.find((e) => step.find(e, { topology }));
   if (!found) {
     $("lesson-look").textContent = "The packet this step is about did not happen in this run.";
     setStatus("lesson step: packet not found", "error");
     return;
   }
+  const epoch = tl.epoch;
   app.playing = false;
-  seek(found.time);
-  select(found.index);
+  $("play").textContent = "▶ play";
+  fitStage();
+  seekThen(found.time, () => {
+    if (seq === stepSeq) land(step, epoch === tl.epoch ? found : relocate(found));
+  });
+}
+
+/** The same event in the recording the seek started (event numbers start over in a new one). */
+function relocate(found: SimEvent): SimEvent | null {
+  const tl = app.tl;
+  if (!tl) return null;
+  const same = (e: SimEvent): boolean =>
+    e.time === found.time && e.kind === found.kind && e.iface === found.iface && e.packet.line === found.packet.line;
+  return tl.find(same, tl.countAt(found.time - 1), 100_000);
+}
+
+/** The step's moment is shown: select its packet and point at its panels. */
+function land(step: LessonStep, e: SimEvent | null): void {
+  const tl = app.tl;
+  if (!lesson || !tl || !e) {
+    $("lesson-look").textContent = "The packet this step is about is no longer in the kept events.";
+    return;
+  }
+  select(e.index);
   if (step.node && app.nodeNames.includes(step.node)) {
     app.ctNode = step.node;
     app.rulesNode = step.node;
     renderNodeTabs();
   }
+  if (step.tcpdump) {
+    app.tcpdumpIface = step.tcpdump.iface === "event" ? e.iface : step.tcpdump.iface;
+    app.tcpdumpFilter = step.tcpdump.filter;
+    $<HTMLSelectElement>("tcpdump-iface").value = app.tcpdumpIface;
+    $<HTMLInputElement>("tcpdump-filter").value = app.tcpdumpFilter;
+  }
   renderAll();
   $("lesson-look").textContent = `Look at: ${step.look.join(", ")}.`;
-  flash(step.look);
+  focusPanels(step.look);
+  showCurrentHop();
+  if (lessonStep === lesson.steps.length - 1) askQuestion(e);
   document.body.dataset.lessonStep = `${lesson.id}:${lessonStep}`;
+}
+
+function askQuestion(e: SimEvent): void {
+  const tl = app.tl;
+  if (!lesson || !tl || !app.topology) return;
+  const q = lesson.question;
+  const ctx: AnswerContext = {
+    event: e,
+    journey: app.selected?.journey ?? [e],
+    topology: app.topology,
+    report: (() => {
+      try {
+        return tl.view.report();
+      } catch {
+        return null;
+      }
+    })(),
+    tcpdump: (iface, filter) => tl.tcpdump(iface, filter, app.T),
+  };
+  expected = q.answer(ctx);
+  $("lesson-ask").textContent = q.ask;
+  const input = $<HTMLInputElement>("lesson-answer");
+  input.value = "";
+  input.placeholder = q.form;
+  $("lesson-question").hidden = false;
+  if (expected === null) {
+    const verdict = $("lesson-verdict");
+    verdict.textContent = "This run does not have the answer (the engine did not record it).";
+    verdict.dataset.result = "unknown";
+  }
+  fitStage();
+}
+
+/** Check the learner's answer against the one computed from the run. */
+export function checkAnswer(): void {
+  const verdict = $("lesson-verdict");
+  const given = normalizeAnswer($<HTMLInputElement>("lesson-answer").value);
+  if (expected === null || given === "") return;
+  const right = given === normalizeAnswer(expected);
+  verdict.textContent = right ? `Right: ${expected}.` : "Not that: look again at the highlighted panels.";
+  verdict.className = right ? "right" : "wrong";
+  verdict.dataset.result = right ? "right" : "wrong";
 }
 
 export function startLesson(id: string): void {
@@ -94,7 +178,9 @@ export function moveLesson(by: number): void {
   showLesson();
 }
 
+/** Leave the lesson: every panel unfolds again. */
 export function closeLesson(): void {
   lesson = null;
   showLesson();
+  for (const p of document.querySelectorAll<HTMLElement>("section.panel[data-panel]")) setExpanded(p, true);
 }

@@ -3,6 +3,7 @@
 import { $, errorText, h, setStatus } from "./dom";
 import { gDrops, gStatic, svg } from "./draw";
 import { YamlEditor } from "./editor";
+import { fitStage } from "./layout";
 import { FlightTracker } from "./packets";
 import { renderPacket } from "./packet-view";
 import { renderNodeTabs } from "./panels";
@@ -38,6 +39,7 @@ export function load(yaml: string): boolean {
   app.playing = false;
   app.selected = null;
   const topo = app.tl.view.topology();
+  app.topology = topo;
   gStatic.replaceChildren();
   gDrops.replaceChildren();
   app.topoView = new TopologyView(topo, gStatic);
@@ -62,6 +64,7 @@ export function load(yaml: string): boolean {
   app.needsDraw = true;
   app.panelsDirty = true;
   renderPacket();
+  fitStage();
   return true;
 }
 

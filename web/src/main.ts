@@ -5,10 +5,11 @@
 import { frame, seekSoon, stepBack, stepForward, togglePlay } from "./clock";
 import { $, errorText, h, setStatus } from "./dom";
 import { canvas, packetAt } from "./draw";
-import { closeLesson, moveLesson, startLesson } from "./lesson-view";
+import { initPanels } from "./layout";
+import { checkAnswer, closeLesson, moveLesson, startLesson } from "./lesson-view";
 import { LESSONS } from "./lessons";
 import { editor, load, loadExample } from "./load";
-import { renderTcpdump } from "./panels";
+import { renderAll, renderTcpdump } from "./panels";
 import { check, examples, init, version } from "./podnet";
 import { select } from "./selection";
 import { app } from "./state";
@@ -45,6 +46,10 @@ function wire(): void {
   $<HTMLSelectElement>("lesson-select").addEventListener("change", (e) => startLesson((e.target as HTMLSelectElement).value));
   $("lesson-next").addEventListener("click", () => moveLesson(1));
   $("lesson-prev").addEventListener("click", () => moveLesson(-1));
+  $("lesson-question").addEventListener("submit", (e) => {
+    e.preventDefault();
+    checkAnswer();
+  });
   $("lesson-close").addEventListener("click", () => {
     $<HTMLSelectElement>("lesson-select").value = "";
     closeLesson();
@@ -90,7 +95,9 @@ function wire(): void {
     }
   });
   document.addEventListener("keydown", (e) => {
-    if (e.target instanceof HTMLTextAreaElement || e.target instanceof HTMLInputElement) return;
+    // Keys for the timeline, unless a control has the focus (space presses a focused button).
+    const t = e.target;
+    if (t instanceof Element && t.closest("button, input, select, textarea, summary, a, [tabindex]")) return;
     if (e.key === " ") {
       e.preventDefault();
       togglePlay();
@@ -116,6 +123,7 @@ async function main(): Promise<void> {
     o.value = l.id;
     lSel.append(o);
   }
+  initPanels(() => renderAll());
   wire();
   const params = new URLSearchParams(location.search);
   const first = params.get("example") ?? (app.bundled.some((e) => e.name === "seed") ? "seed" : app.bundled[0]?.name);

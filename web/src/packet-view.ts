@@ -1,7 +1,7 @@
 // The packet panel: the selected packet hop by hop, each rewrite before -> after with the
 // changed fields marked, the hooks' notes, and the whole connection on demand.
 import { $, errorText, fmtTime, h } from "./dom";
-import { srcOf, dstOf } from "./lessons";
+import { dstOf, srcOf } from "./lesson-types";
 import type { PacketInfo, SimEvent } from "./podnet";
 import { RULE_NOTE, select } from "./selection";
 import { app } from "./state";
@@ -24,6 +24,18 @@ function headerSpan(p: PacketInfo, ref: PacketInfo): HTMLElement {
     addrSpan(p.src, p.sport, ref.src, ref.sport),
     " → ",
     addrSpan(p.dst, p.dport, ref.dst, ref.dport),
+  );
+}
+
+/** A VXLAN packet: the outer header (node to node, UDP) beside the inner one (the pod's). */
+function encapsulated(outer: PacketInfo, inner: PacketInfo, first: PacketInfo): HTMLElement {
+  const side = (label: string, testid: string, ...body: (Node | string)[]): HTMLElement =>
+    h("div", { class: `encap-${label}`, testid }, h("div", { class: "encap-label", text: label }), ...body);
+  return h(
+    "div",
+    { class: "encap" },
+    side("outer", "hop-outer", `${srcOf(outer)} → ${dstOf(outer)}`, h("div", { class: "hint", text: `${outer.proto.toUpperCase()} (VXLAN)` })),
+    side("inner", "hop-inner", headerSpan(inner, first), h("div", { class: "hint", text: `${inner.proto.toUpperCase()} ${inner.flags ?? ""}` })),
   );
 }
 
@@ -63,10 +75,11 @@ export function renderPacket(): void {
         h("span", { class: "after" }, headerSpan(x.after, x.packet)),
       );
       hdr.append(rw);
+    } else if (x.packet.vxlan) {
+      hdr.append(encapsulated(x.packet, x.packet.vxlan, first));
     } else {
       hdr.append(headerSpan(x.packet, first));
     }
-    if (x.packet.vxlan) hdr.append(h("div", { class: "hint", text: `outer ${x.packet.line}` }));
     tr.append(h("td", { class: "mono", text: fmtTime(x.time) }), h("td", { class: `kind ${x.kind}`, text: `${x.kind} ${where(x)}` }), hdr);
     tr.addEventListener("click", () => select(x.index));
     rows.push(tr);
@@ -115,4 +128,14 @@ export function renderPacket(): void {
     }
   });
   body.replaceChildren(head, table, rest);
+  showCurrentHop();
+}
+
+/** Scroll the packet panel to the selected hop (.packet-body is the rows' offsetParent). */
+export function showCurrentHop(): void {
+  const body = $("packet-body");
+  const current = body.querySelector<HTMLElement>("tr.current");
+  if (current && (current.offsetTop < body.scrollTop || current.offsetTop + current.offsetHeight > body.scrollTop + body.clientHeight)) {
+    body.scrollTop = Math.max(0, current.offsetTop - 60);
+  }
 }

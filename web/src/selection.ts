@@ -1,6 +1,6 @@
 // Selecting a packet: its hops, the connection it belongs to, the address pairs it was seen
 // with (to light conntrack rows) and the rules it matched on each node.
-import { srcOf, dstOf } from "./lessons";
+import { dstOf, srcOf } from "./lesson-types";
 import { packetKey } from "./packets";
 import { renderPacket } from "./packet-view";
 import { renderConntrack, renderEvents, renderNodeTabs, renderPolicy, renderRules } from "./panels";

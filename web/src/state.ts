@@ -1,7 +1,7 @@
 // The page's state: the timeline of the loaded scenario (store.ts, over the wasm module),
 // the time shown, the selected packet and the views' choices. Views read it and render;
 // the controllers (clock.ts, load.ts, selection.ts, lesson-view.ts) change it.
-import type { Example, SimEvent } from "./podnet";
+import type { Example, SimEvent, Topology } from "./podnet";
 import type { FlightTracker } from "./packets";
 import type { Timeline } from "./store";
 import type { TopologyView } from "./topology";
@@ -22,6 +22,8 @@ export interface Selection {
 export const app = {
   bundled: [] as Example[],
   tl: null as Timeline | null,
+  /** The scenario's topology at time 0. */
+  topology: null as Topology | null,
   topoView: null as TopologyView | null,
   flights: null as FlightTracker | null,
   /** Pods and external hosts: where a packet's journey starts and ends. */
