@@ -149,7 +149,7 @@ function advanceFrame(now: number): void {
     }
     if (app.panelsDirty && (!app.playing || now - app.lastPanels > 250)) {
       // While playing, the tables only change when events happen.
-      const count = app.tl.view.framesDelivered();
+      const count = app.tl.framesDelivered();
       if (!app.playing || count !== app.lastPanelCount || app.skippedPanels) {
         app.lastPanelCount = count;
         renderAll();

@@ -131,7 +131,7 @@ function askQuestion(e: SimEvent): void {
     topology: app.topology,
     report: (() => {
       try {
-        return tl.view.report();
+        return tl.report();
       } catch {
         return null;
       }
@@ -181,6 +181,7 @@ export function moveLesson(by: number): void {
 /** Leave the lesson: every panel unfolds again. */
 export function closeLesson(): void {
   lesson = null;
+  $<HTMLSelectElement>("lesson-select").value = "";
   showLesson();
   for (const p of document.querySelectorAll<HTMLElement>("section.panel[data-panel]")) setExpanded(p, true);
 }

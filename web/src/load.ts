@@ -38,7 +38,7 @@ export function load(yaml: string): boolean {
   app.replayTarget = null;
   app.playing = false;
   app.selected = null;
-  const topo = app.tl.view.topology();
+  const topo = app.tl.topology();
   app.topology = topo;
   gStatic.replaceChildren();
   gDrops.replaceChildren();
@@ -53,14 +53,14 @@ export function load(yaml: string): boolean {
   document.body.dataset.drawnNodes = drawnTopology(topo).nodes.map((n) => n.name).join(",");
   if (!app.nodeNames.includes(app.ctNode)) app.ctNode = app.nodeNames[0] ?? "";
   if (!app.nodeNames.includes(app.rulesNode)) app.rulesNode = app.nodeNames[0] ?? "";
-  const ifaces = ["any", ...app.tl.view.interfaces()];
+  const ifaces = ["any", ...app.tl.interfaces()];
   if (!ifaces.includes(app.tcpdumpIface)) app.tcpdumpIface = "any";
   const sel = $<HTMLSelectElement>("tcpdump-iface");
   sel.replaceChildren(...ifaces.map((i) => h("option", { text: i })));
   sel.value = app.tcpdumpIface;
   renderNodeTabs();
-  setStatus(`loaded ${app.tl.view.name}: ${topo.nodes.length} nodes, ${topo.pods.length} pods, ${topo.services.length} services (${topo.cluster.proxy})`);
-  document.body.dataset.loaded = app.tl.view.name;
+  setStatus(`loaded ${app.tl.name}: ${topo.nodes.length} nodes, ${topo.pods.length} pods, ${topo.services.length} services (${topo.cluster.proxy})`);
+  document.body.dataset.loaded = app.tl.name;
   app.needsDraw = true;
   app.panelsDirty = true;
   renderPacket();

@@ -50,10 +50,7 @@ function wire(): void {
     e.preventDefault();
     checkAnswer();
   });
-  $("lesson-close").addEventListener("click", () => {
-    $<HTMLSelectElement>("lesson-select").value = "";
-    closeLesson();
-  });
+  $("lesson-close").addEventListener("click", closeLesson);
   canvas.addEventListener("click", (ev) => {
     const p = packetAt(ev);
     if (p) select(p.index);

@@ -19,7 +19,7 @@ function ctSelected(c: ConntrackEntry): boolean {
 
 export function reportOf(): Report | null {
   try {
-    return app.tl?.view.report() ?? null;
+    return app.tl?.report() ?? null;
   } catch {
     return null;
   }
@@ -33,7 +33,7 @@ export function renderConntrack(): void {
   }
   let entries: ConntrackEntry[];
   try {
-    entries = app.tl.view.conntrack(app.ctNode);
+    entries = app.tl.conntrack(app.ctNode);
   } catch (e) {
     tbody.replaceChildren(h("tr", {}, h("td", { class: "error", text: errorText(e) })));
     return;
@@ -65,7 +65,7 @@ export function renderRules(): void {
   }
   if (rulesCache.node !== app.rulesNode || rulesCache.at !== app.T) {
     try {
-      rulesCache = { node: app.rulesNode, at: app.T, text: app.tl.view.rules(app.rulesNode) };
+      rulesCache = { node: app.rulesNode, at: app.T, text: app.tl.rules(app.rulesNode) };
     } catch (e) {
       rulesCache = { node: app.rulesNode, at: app.T, text: `error: ${errorText(e)}` };
     }
@@ -174,7 +174,7 @@ export function renderTcpdump(): void {
 export function renderReport(): void {
   if (!app.tl) return;
   try {
-    $("report").textContent = app.tl.view.summary();
+    $("report").textContent = app.tl.summary();
   } catch (e) {
     $("report").textContent = errorText(e);
   }
@@ -185,7 +185,7 @@ export function renderCounters(): void {
   const time = $("time");
   time.textContent = fmtTime(app.T);
   time.dataset.us = String(app.T);
-  $("event-count").textContent = String(app.tl.view.framesDelivered());
+  $("event-count").textContent = String(app.tl.framesDelivered());
   const end = endTime();
   $("end-time").textContent = end !== null ? fmtTime(end) : `≥ ${fmtTime(app.tl.knownTime())}`;
   const scrub = $<HTMLInputElement>("scrub");
