@@ -1,99 +1,11 @@
 // End-to-end tests of the playground: the built page (web/dist) served locally, driven in
 // Debian's headless Chromium through playwright-core. Run by `cargo xtask e2e`
 // (or `npm run e2e` in web/ after `cargo xtask playground --no-serve`).
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, readFileSync, existsSync } from "node:fs";
-import { join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
-import { serve } from "../serve.mjs";
-
-const here = fileURLToPath(new URL(".", import.meta.url));
-const webDir = resolve(here, "..");
-const dist = join(webDir, "dist");
-const artifacts = process.env.PODNET_E2E_ARTIFACTS ?? resolve(webDir, "..", "target", "e2e-artifacts");
-const executablePath = process.env.PODNET_CHROMIUM ?? "/usr/bin/chromium";
-const ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
-
-let browser;
-let server;
-let url;
-
-before(async () => {
-  assert.ok(existsSync(join(dist, "index.html")), `${dist} is not built: run cargo xtask playground --no-serve`);
-  mkdirSync(artifacts, { recursive: true });
-  ({ server, url } = await serve({ dir: dist, port: 0 }));
-  browser = await chromium.launch({ executablePath, args: ARGS });
-});
-
-after(async () => {
-  await browser?.close();
-  await new Promise((ok) => (server ? server.close(ok) : ok()));
-});
-
-/** A fresh page with the playground loaded; page errors fail the test at the end. */
-async function open(query = "") {
-  const context = await browser.newContext({ viewport: { width: 1680, height: 1150 }, acceptDownloads: true });
-  const page = await context.newPage();
-  const errors = [];
-  page.on("pageerror", (e) => errors.push(`pageerror: ${e.message}`));
-  page.on("console", (m) => {
-    if (m.type() === "error") errors.push(`console: ${m.text()}`);
-  });
-  await page.goto(url + query);
-  await page.waitForSelector('body[data-ready="true"]', { timeout: 30_000 });
-  return {
-    page,
-    errors,
-    async close() {
-      await context.close();
-      assert.deepEqual(errors, [], "no errors in the page");
-    },
-  };
-}
-
-const shot = (page, name) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
-const text = (page, testid) => page.locator(`[data-testid="${testid}"]`).first().innerText();
-
-/** What the page shows for the displayed moment. */
-async function state(page) {
-  return {
-    time: await page.locator('[data-testid="time"]').getAttribute("data-us"),
-    events: await text(page, "event-count"),
-    conntrack: await page.locator('[data-testid="ct-row"]').allInnerTexts(),
-    ctStats: await text(page, "ct-stats"),
-  };
-}
-
-async function waitForEnd(page) {
-  await page.waitForFunction(() => !document.querySelector('[data-testid="end-time"]')?.textContent?.startsWith("≥"), null, {
-    timeout: 60_000,
-  });
-}
-
-async function seekTo(page, us) {
-  // The slider reaches as far as the simulation has been explored.
-  await page.waitForFunction((v) => Number(document.querySelector('[data-testid="scrub"]')?.max) >= v, us, { timeout: 120_000 });
-  await page.$eval(
-    '[data-testid="scrub"]',
-    (el, v) => {
-      el.value = String(v);
-      el.dispatchEvent(new Event("input", { bubbles: true }));
-    },
-    us,
-  );
-  await page.waitForFunction((v) => document.querySelector('[data-testid="time"]')?.getAttribute("data-us") === String(v), us);
-}
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { open, shot, state, text, waitForEnd, seekTo, webDir } from "./harness.mjs";
 
 describe("playground", () => {
   test("seed lesson: the SYN's destination 10.96.0.10:80 is rewritten to 10.244.1.20:80, with its conntrack row", async () => {
@@ -301,7 +213,7 @@ describe("playground", () => {
   test("every lesson step finds its packet (or says the lesson is not available)", async () => {
     const { page, close } = await open();
     const lessons = await page.$$eval('[data-testid="lesson-select"] option', (os) => os.map((o) => o.value).filter(Boolean));
-    assert.ok(lessons.length >= 6);
+    assert.ok(lessons.length >= 12, `${lessons.length} lessons`);
     for (const id of lessons) {
       await page.selectOption('[data-testid="lesson-select"]', id);
       if ((await page.locator('[data-testid="lesson-unavailable"]').count()) > 0) {
@@ -316,7 +228,7 @@ describe("playground", () => {
         assert.doesNotMatch(await text(page, "lesson-look"), /did not happen/, `${id} step ${s + 1}`);
         await shot(page, `lesson-${id}-${s + 1}`);
       }
-      if (id === "snat") {
+      if (id === "egress") {
         const after = await page.locator('[data-testid="hop-rewrite"] .after').allInnerTexts();
         assert.ok(after.length > 0);
         // The external host is drawn behind the edge router, which has its wire to the underlay.

@@ -15,7 +15,7 @@
 // Event indices are those of `ahead`'s current recording: numbered from 0 where it began
 // (`epoch` changes when it begins again; cached events and selections are then stale).
 import { Sim } from "./podnet";
-import type { SimEvent } from "./podnet";
+import type { ConntrackEntry, Report, SimEvent, Topology } from "./podnet";
 
 const CHUNK = 256;
 const MAX_CHUNKS = 200; // ~51k events kept in JS at most
@@ -44,7 +44,7 @@ interface Pending {
 
 export class Timeline {
   readonly yaml: string;
-  view: Sim;
+  private view: Sim;
   private ahead: Sim;
   private scout: Sim | null;
   private chunks = new Map<number, SimEvent[]>();
@@ -364,6 +364,30 @@ export class Timeline {
     }
     return null;
   }
+
+  // What the views read of the simulation at the time shown (`view`): they go through these,
+  // so the views never hold a Sim.
+
+  /** The scenario's name. */
+  get name(): string { return this.view.name; }
+
+  topology(): Topology { return this.view.topology(); }
+
+  /** Every interface a capture can be taken on. */
+  interfaces(): string[] { return this.view.interfaces(); }
+
+  /** `podnet run --json` at the time shown. */
+  report(): Report { return this.view.report(); }
+
+  /** The human summary of `podnet run` at the time shown. */
+  summary(): string { return this.view.summary(); }
+
+  conntrack(node: string): ConntrackEntry[] { return this.view.conntrack(node); }
+
+  /** The node's rules as `iptables-save` / `nft list ruleset` print them. */
+  rules(node: string): string { return this.view.rules(node); }
+
+  framesDelivered(): number { return this.view.framesDelivered(); }
 
   /** tcpdump lines of the kept events up to `t`. */
   tcpdump(iface: string, filter: string, t: number): string[] {
