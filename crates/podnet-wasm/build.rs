@@ -15,7 +15,8 @@ fn main() {
                 .collect()
         })
         .unwrap_or_default();
-    files.sort();
+    // By name, as the page lists them (`a-b.yaml` after `a.yaml`).
+    files.sort_by(|a, b| a.file_stem().cmp(&b.file_stem()));
     let mut out = String::from(
         "/// Every `examples/*.yaml`: (name, text).\npub const EXAMPLES: &[(&str, &str)] = &[\n",
     );

@@ -77,8 +77,8 @@ export const CLUSTER_LESSONS: Lesson[] = [
         title: "Scaled to three: a new pod, a new address",
         example: "pod-replaced",
         text:
-          "At 2.2 s the Deployment is scaled to three. web-1 comes back on node-b (podnet gives it the lowest free address of node-b's slice, " +
-          "its old one; Kubernetes' host-local IPAM would hand out the next one) and web-2 starts on node-a with an address no pod had at the start. " +
+          "At 2.2 s the Deployment is scaled to three. web-1 comes back on node-b with a new address (like the host-local IPAM plugin, the node " +
+          "hands out the address after the last one it gave, not the freed one) and web-2 starts on node-a, also with an address no pod had at the start. " +
           "The selected connection is the first one sent to a pod that did not exist when the run began: same ClusterIP, new pod.",
         find: (e, c) => dnatAfter(2200 * MS, 80)(e) && !c.topology.pods.some((p) => p.ip === (e.after?.dst ?? "")),
         look: ["packet", "rules"],

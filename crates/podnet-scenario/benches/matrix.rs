@@ -7,6 +7,9 @@
 //! `PODNET_MATRIX_YAML=FILE cargo bench -p podnet-scenario --bench matrix` also writes the
 //! scenario to FILE, for timing `podnet matrix FILE --port 80` as a user runs it.
 
+#[path = "../../podnet/tests/support/netpol_ref.rs"]
+mod netpol_ref;
+
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::Duration;
@@ -89,6 +92,31 @@ fn bench(c: &mut Criterion) {
         services: false,
         ..MatrixOptions::default()
     };
+    // Before timing: every cell agrees with the evaluator written from the documentation.
+    let (cluster, _) = build(&sc).unwrap();
+    let world = cluster.policy_world();
+    let m = matrix(&sc, &opts).unwrap();
+    let reference = netpol_ref::Ref { w: &world };
+    let t = &m.tables[0];
+    let ip = |name: &str| -> smoltcp::wire::Ipv4Address {
+        let c = t.columns.iter().find(|c| c.name == name).unwrap();
+        c.ip.parse().unwrap()
+    };
+    let mut checked = 0u32;
+    for (i, row) in t.cells.iter().enumerate() {
+        for (j, cell) in row.iter().enumerate().filter(|(_, c)| c.result != "self") {
+            let f = Flow {
+                src: ip(&t.rows[i]),
+                dst: t.columns[j].ip.parse().unwrap(),
+                proto: 6,
+                dport: 80,
+            };
+            let want = if reference.allows(&f) { "allowed" } else { "denied" };
+            assert_eq!(cell.result, want, "{} -> {}", t.rows[i], t.columns[j].name);
+            checked += 1;
+        }
+    }
+    println!("every one of {checked} cells matches the documentation-only evaluator");
     let mut g = c.benchmark_group("matrix_300_pods_100_policies");
     g.sample_size(10)
         .warm_up_time(Duration::from_secs(1))
@@ -101,8 +129,6 @@ fn bench(c: &mut Criterion) {
         })
     });
     // The reference: the evaluator alone, every cell, same world.
-    let (cluster, _) = build(&sc).unwrap();
-    let world = cluster.policy_world();
     let ips: Vec<_> = world.pods.keys().copied().collect();
     g.bench_function("evaluator_only", |b| {
         b.iter(|| {

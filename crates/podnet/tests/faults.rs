@@ -174,8 +174,22 @@ fn frames_in_flight_to_a_deleted_pod_are_dropped_and_its_name_and_ip_are_free() 
         .any(|e| e.time > Instant::from_millis(102)
             && matches!(&e.kind, EventKind::Sent { iface, .. } if *iface == eth0)));
 
-    // Name and address are free again: a new pod takes both (and answers).
-    let again = web(&mut c, "web-0", b);
+    // Name and address are free again. Like host-local IPAM, a new pod gets the address
+    // after the last one handed out, not the freed one...
+    let next = web(&mut c, "web-next", b);
+    assert_eq!(
+        u32::from(ip(&c, next)),
+        u32::from(ip0) + 1,
+        "the next address after the last handed out"
+    );
+    // ... and a pod that asks for the freed address (and name) gets both, and answers.
+    let again = c
+        .add_pod(
+            PodSpec::new("web-0", b)
+                .ip(ip0)
+                .program(Program::HttpServer { port: 80 }),
+        )
+        .unwrap();
     assert_ne!(again, web0, "pod ids are never reused");
     assert_eq!(ip(&c, again), ip0);
     let now = c.now();

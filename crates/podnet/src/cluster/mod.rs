@@ -91,6 +91,8 @@ struct NodeSlot {
     wake: Option<Instant>,
     /// The edge router to external hosts, not a Kubernetes node.
     edge: bool,
+    /// The address last handed to a pod here (host-local IPAM's `last_reserved_ip`).
+    last_ip: Option<Ipv4Address>,
 }
 
 struct PodSlot {
@@ -417,6 +419,7 @@ impl Cluster {
             uplink,
             wake: None,
             edge,
+            last_ip: None,
         });
         self.names.insert(spec.name, ());
         self.ips.insert(spec.ip, ());
@@ -473,12 +476,20 @@ impl Cluster {
             Some(ip) if self.ips.contains_key(&ip) => return Err(Error::DuplicateIp(ip)),
             Some(ip) => ip,
             None => {
+                // Like the host-local IPAM plugin: the next free address after the one last
+                // handed out, wrapping around, so a re-created pod gets a new address.
                 let first = u32::from(cidr.address()) + 2;
                 let last = u32::from(broadcast(cidr));
-                (first..last)
+                let start = self.nodes[node_id.0 as usize]
+                    .last_ip
+                    .map_or(first, |l| (u32::from(l) + 1).clamp(first, last));
+                let ip = (start..last)
+                    .chain(first..start)
                     .map(Ipv4Address::from)
                     .find(|ip| !self.ips.contains_key(ip))
-                    .ok_or(Error::PodCidrExhausted(cidr))?
+                    .ok_or(Error::PodCidrExhausted(cidr))?;
+                self.nodes[node_id.0 as usize].last_ip = Some(ip);
+                ip
             }
         };
         let id = PodId(self.pods.len() as u32);
