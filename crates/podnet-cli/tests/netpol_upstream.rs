@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{podnet, root};
+use common::{podnet, root, EditedCopy};
 
 /// The case files of tests/netpol (all but cluster.yaml). A deleted or added file changes the
 /// count: update it with tests/netpol/README.md.
@@ -80,23 +80,13 @@ fn every_upstream_case_holds() {
 
 #[test]
 fn a_wrong_cell_in_a_case_fails_it() {
-    let text = std::fs::read_to_string(root().join("tests/netpol/default-deny-ingress.yaml"))
-        .unwrap()
-        .replace(
-            "    y/a     X    X    -    -    .",
-            "    y/a     .    X    -    -    .",
-        );
-    let dir = std::env::temp_dir().join(format!("podnet-netpol-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("wrong.yaml");
-    std::fs::write(&file, text).unwrap();
-    let (code, _, err) = podnet(&[
-        "run",
-        "tests/netpol/cluster.yaml",
-        file.to_str().unwrap(),
-        "-q",
-    ]);
-    std::fs::remove_dir_all(&dir).unwrap();
+    let wrong = EditedCopy::new(
+        "netpol-upstream",
+        "tests/netpol/default-deny-ingress.yaml",
+        "    y/a     X    X    -    -    .",
+        "    y/a     .    X    -    -    .",
+    );
+    let (code, _, err) = podnet(&["run", "tests/netpol/cluster.yaml", wrong.path(), "-q"]);
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("ConnectivityExpectation default-deny-ingress-tcp-80: 1 of 12 cells differ"),
