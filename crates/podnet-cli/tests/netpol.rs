@@ -97,18 +97,13 @@ fn a_wrong_connectivity_expectation_exits_1_with_the_differences() {
         out.contains("connectivity only-frontends-reach-web: 8 probes checked, all as expected"),
         "{out}"
     );
-    let text = std::fs::read_to_string(common::root().join("examples/network-policy.yaml"))
-        .unwrap()
-        .replace(
-            "    pod-a      -      X         .",
-            "    pod-a      -      .         .",
-        );
-    let dir = std::env::temp_dir().join(format!("podnet-expect-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("wrong.yaml");
-    std::fs::write(&file, text).unwrap();
-    let (code, _, err) = podnet(&["run", file.to_str().unwrap(), "-q"]);
-    std::fs::remove_dir_all(&dir).unwrap();
+    let wrong = common::EditedCopy::new(
+        "expect",
+        "examples/network-policy.yaml",
+        "    pod-a      -      X         .",
+        "    pod-a      -      .         .",
+    );
+    let (code, _, err) = podnet(&["run", wrong.path(), "-q"]);
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("ConnectivityExpectation only-frontends-reach-web: 1 of 8 cells differ"),
