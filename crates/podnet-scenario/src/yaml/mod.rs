@@ -120,7 +120,11 @@ impl<'a> Parser<'a> {
     fn at_break(&self) -> bool {
         matches!(self.peek(), 0 | b'\n' | b'\r')
     }
+    /// Moves one byte on (never past the end).
     fn bump(&mut self) {
+        if self.eof() {
+            return;
+        }
         if self.peek() == b'\n' {
             self.line += 1;
             self.line_start = self.i + 1;
@@ -163,7 +167,10 @@ impl<'a> Parser<'a> {
     /// `---` or `...` at the start of a line.
     fn at_marker(&self) -> bool {
         self.i == self.line_start
-            && (self.b[self.i..].starts_with(b"---") || self.b[self.i..].starts_with(b"..."))
+            && self
+                .b
+                .get(self.i..)
+                .is_some_and(|r| r.starts_with(b"---") || r.starts_with(b"..."))
             && self.blank_at(3)
     }
     fn enter(&mut self) -> Res<()> {
