@@ -1,7 +1,7 @@
 //! The WebAssembly package and its checks:
 //!
 //! - `cargo xtask pkg`: builds `crates/podnet-wasm` for `wasm32-unknown-unknown` (profile
-//!   `wasm-release`: LTO, `opt-level = "z"` but 3 for the engine and smoltcp), runs
+//!   `wasm-release`: LTO, `opt-level = "z"` but `"s"` for the engine and smoltcp), runs
 //!   `wasm-bindgen --target web` into `pkg/`, shrinks the module with `wasm-opt -Os` (`-Oz`
 //!   cost 40% more time for 0.1% less size), writes `pkg/package.json` and `pkg/README.md`, and
 //!   prints the module's size, raw and gzipped. `pkg/` is generated: git ignores all of it.

@@ -111,7 +111,11 @@ fn bench(c: &mut Criterion) {
                 proto: 6,
                 dport: 80,
             };
-            let want = if reference.allows(&f) { "allowed" } else { "denied" };
+            let want = if reference.allows(&f) {
+                "allowed"
+            } else {
+                "denied"
+            };
             assert_eq!(cell.result, want, "{} -> {}", t.rows[i], t.columns[j].name);
             checked += 1;
         }

@@ -1,20 +1,20 @@
-//! A serde deserializer over a located [`Node`] tree: typed structs (`crate::k8s`'s and ours)
-//! are read from it, and any error they raise is tagged with the position and the path of the
-//! innermost node that raised it (`spec.ports[0].port: invalid type: ...` at `12:13`).
+//! Typed structs (`crate::k8s`'s and ours) read from a located [`Node`] tree, with any error
+//! tagged with the position and the path of the innermost node that raised it
+//! (`spec.ports[0].port: invalid type: ...` at `12:13`).
+//!
+//! The messages are serde's (`invalid type: string "eighty", expected i32`, `missing field
+//! `name``), but the code is not: each struct lists its fields once in [`impl_from_node!`], which
+//! reads them in document order like a serde derive would. That keeps the WebAssembly module
+//! small (serde's derived visitors were about a sixth of it).
 
+use std::collections::BTreeMap;
 use std::fmt;
-
-use serde::de::{
-    self, DeserializeSeed, Deserializer, EnumAccess, IntoDeserializer, MapAccess, SeqAccess,
-    VariantAccess, Visitor,
-};
-use serde::Deserialize;
 
 use crate::node::{Node, Pos, Val};
 
 /// The path from the object's root to a node.
 #[derive(Clone, Copy)]
-enum Path<'p> {
+pub(crate) enum Path<'p> {
     Root,
     Key(&'p Path<'p>, &'p str),
     Index(&'p Path<'p>, usize),
@@ -36,7 +36,7 @@ impl fmt::Display for Path<'_> {
     }
 }
 
-/// A deserialization error, with where it happened once known.
+/// A deserialization error, with where it happened.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct DeError {
     pub message: String,
@@ -51,376 +51,225 @@ impl fmt::Display for DeError {
 
 impl std::error::Error for DeError {}
 
-impl de::Error for DeError {
-    fn custom<T: fmt::Display>(msg: T) -> Self {
-        DeError {
-            message: msg.to_string(),
-            pos: None,
+/// `message` raised by the node `n` at `path`.
+pub(crate) fn fail(n: &Node, path: Path<'_>, message: String) -> DeError {
+    let path = path.to_string();
+    DeError {
+        message: if path.is_empty() {
+            message
+        } else {
+            format!("{path}: {message}")
+        },
+        pos: Some(n.pos),
+    }
+}
+
+/// What a node holds, as serde's `Unexpected` words it.
+fn unexpected(n: &Node) -> String {
+    match &n.val {
+        Val::Null => "unit value".to_string(),
+        Val::Bool(b) => format!("boolean `{b}`"),
+        Val::Int(i) => format!("integer `{i}`"),
+        Val::UInt(u) => format!("integer `{u}`"),
+        Val::Float(f) => {
+            let mut s = f.to_string();
+            if f.is_finite() && !s.contains('.') {
+                s.push_str(".0");
+            }
+            format!("floating point `{s}`")
         }
+        Val::Str(s) => format!("string {s:?}"),
+        Val::Seq(_) => "sequence".to_string(),
+        Val::Map(_) => "map".to_string(),
+    }
+}
+
+pub(crate) fn invalid_type(n: &Node, path: Path<'_>, expected: &str) -> DeError {
+    fail(
+        n,
+        path,
+        format!("invalid type: {}, expected {expected}", unexpected(n)),
+    )
+}
+
+pub(crate) fn invalid_value(n: &Node, path: Path<'_>, expected: &str) -> DeError {
+    fail(
+        n,
+        path,
+        format!("invalid value: {}, expected {expected}", unexpected(n)),
+    )
+}
+
+/// A value read from a node.
+pub(crate) trait FromNode: Sized {
+    fn from_node(n: &Node, path: Path<'_>) -> Result<Self, DeError>;
+
+    /// The value of a struct field that is left out, `None` when it is required.
+    fn absent() -> Option<Self> {
+        None
     }
 }
 
 /// Reads a `T` from `node`.
-pub(crate) fn from_node<'a, T: Deserialize<'a>>(node: &Node) -> Result<T, DeError> {
-    T::deserialize(NodeDe {
-        node,
-        path: Path::Root,
-    })
+pub(crate) fn from_node<T: FromNode>(node: &Node) -> Result<T, DeError> {
+    T::from_node(node, Path::Root)
 }
 
-struct NodeDe<'a> {
-    node: &'a Node,
-    path: Path<'a>,
-}
-
-impl NodeDe<'_> {
-    fn locate<T>(&self, r: Result<T, DeError>) -> Result<T, DeError> {
-        r.map_err(|mut e| {
-            if e.pos.is_none() {
-                e.pos = Some(self.node.pos);
-                let path = self.path.to_string();
-                if !path.is_empty() {
-                    e.message = format!("{path}: {}", e.message);
-                }
+/// Calls `field` with each entry of the mapping `n` (a struct `expecting`) in document order.
+pub(crate) fn fields<'n>(
+    n: &'n Node,
+    path: Path<'_>,
+    expecting: &str,
+    field: &mut dyn FnMut(&str, &'n Node, Path<'_>) -> Result<(), DeError>,
+) -> Result<(), DeError> {
+    let Val::Map(entries) = &n.val else {
+        return Err(invalid_type(n, path, expecting));
+    };
+    for (k, v) in entries {
+        let key = match (&k.val, k.as_str()) {
+            (Val::Null | Val::Seq(_) | Val::Map(_), _) | (_, None) => {
+                return Err(invalid_type(k, path, "field identifier"))
             }
-            e
-        })
+            (_, Some(key)) => key,
+        };
+        field(key, v, Path::Key(&path, key))?;
     }
+    Ok(())
+}
 
-    fn unexpected(&self) -> de::Unexpected<'_> {
-        match &self.node.val {
-            Val::Null => de::Unexpected::Unit,
-            Val::Bool(b) => de::Unexpected::Bool(*b),
-            Val::Int(i) => de::Unexpected::Signed(*i),
-            Val::UInt(u) => de::Unexpected::Unsigned(*u),
-            Val::Float(f) => de::Unexpected::Float(*f),
-            Val::Str(s) => de::Unexpected::Str(s),
-            Val::Seq(_) => de::Unexpected::Seq,
-            Val::Map(_) => de::Unexpected::Map,
+/// A required field that was left out: its type's [`FromNode::absent`] or an error.
+pub(crate) fn absent<T: FromNode>(n: &Node, path: Path<'_>, key: &str) -> Result<T, DeError> {
+    T::absent().ok_or_else(|| fail(n, path, format!("missing field `{key}`")))
+}
+
+/// `impl FromNode` for a struct from its fields and their YAML names. `default`: every field
+/// left out is its type's default (`#[serde(default)]` on the struct); otherwise a field left
+/// out is an error unless it is an `Option` or marked `= default`.
+macro_rules! impl_from_node {
+    ($ty:ident, default { $($f:ident: $k:literal),* $(,)? }) => {
+        impl $crate::de::FromNode for $ty {
+            fn from_node(
+                n: &$crate::node::Node,
+                path: $crate::de::Path<'_>,
+            ) -> Result<Self, $crate::de::DeError> {
+                let mut out = Self::default();
+                $crate::de::fields(n, path, concat!("struct ", stringify!($ty)), &mut |k, v, p| {
+                    match k {
+                        $($k => out.$f = $crate::de::FromNode::from_node(v, p)?,)*
+                        _ => {}
+                    }
+                    Ok(())
+                })?;
+                Ok(out)
+            }
+        }
+    };
+    ($ty:ident { $($f:ident: $k:literal $(= $d:ident)?),* $(,)? }) => {
+        impl $crate::de::FromNode for $ty {
+            fn from_node(
+                n: &$crate::node::Node,
+                path: $crate::de::Path<'_>,
+            ) -> Result<Self, $crate::de::DeError> {
+                $(let mut $f = None;)*
+                $crate::de::fields(n, path, concat!("struct ", stringify!($ty)), &mut |k, v, p| {
+                    match k {
+                        $($k => $f = Some($crate::de::FromNode::from_node(v, p)?),)*
+                        _ => {}
+                    }
+                    Ok(())
+                })?;
+                Ok(Self {
+                    $($f: match $f {
+                        Some(v) => v,
+                        None => impl_from_node!(@absent n, path, $k $(, $d)?),
+                    },)*
+                })
+            }
+        }
+    };
+    (@absent $n:ident, $path:ident, $k:literal) => {
+        $crate::de::absent($n, $path, $k)?
+    };
+    (@absent $n:ident, $path:ident, $k:literal, default) => {
+        Default::default()
+    };
+}
+pub(crate) use impl_from_node;
+
+impl<T: FromNode> FromNode for Option<T> {
+    fn from_node(n: &Node, path: Path<'_>) -> Result<Self, DeError> {
+        match n.val {
+            Val::Null => Ok(None),
+            _ => T::from_node(n, path).map(Some),
+        }
+    }
+    fn absent() -> Option<Self> {
+        Some(None)
+    }
+}
+
+impl FromNode for String {
+    /// Any scalar but null: a plain one as written (`version: 1.10` is `1.10`).
+    fn from_node(n: &Node, path: Path<'_>) -> Result<Self, DeError> {
+        match (&n.val, n.as_str()) {
+            (Val::Null | Val::Seq(_) | Val::Map(_), _) | (_, None) => {
+                Err(invalid_type(n, path, "a string"))
+            }
+            (_, Some(s)) => Ok(s.to_string()),
         }
     }
 }
 
-macro_rules! forward_to_any {
-    ($($m:ident)*) => {$(
-        fn $m<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
-            self.deserialize_any(v)
+impl FromNode for bool {
+    fn from_node(n: &Node, path: Path<'_>) -> Result<Self, DeError> {
+        match n.val {
+            Val::Bool(b) => Ok(b),
+            _ => Err(invalid_type(n, path, "a boolean")),
+        }
+    }
+}
+
+macro_rules! int_from_node {
+    ($($t:ty)*) => {$(
+        impl FromNode for $t {
+            fn from_node(n: &Node, path: Path<'_>) -> Result<Self, DeError> {
+                let v = match n.val {
+                    Val::Int(i) => <$t>::try_from(i).ok(),
+                    Val::UInt(u) => <$t>::try_from(u).ok(),
+                    _ => return Err(invalid_type(n, path, stringify!($t))),
+                };
+                v.ok_or_else(|| invalid_value(n, path, stringify!($t)))
+            }
         }
     )*};
 }
+int_from_node!(u16 u32 u64 i32);
 
-/// The newtype name through which [`At`] asks for its node's position.
-const AT: &str = "$podnet::At";
-
-impl<'de> Deserializer<'de> for NodeDe<'_> {
-    type Error = DeError;
-
-    fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
-        let r = match &self.node.val {
-            Val::Null => v.visit_unit(),
-            Val::Bool(b) => v.visit_bool(*b),
-            Val::Int(i) => v.visit_i64(*i),
-            Val::UInt(u) => v.visit_u64(*u),
-            Val::Float(f) => v.visit_f64(*f),
-            Val::Str(s) => v.visit_str(s),
-            Val::Seq(items) => v.visit_seq(SeqDe {
-                items,
-                next: 0,
-                path: &self.path,
-            }),
-            Val::Map(entries) => v.visit_map(MapDe {
-                entries,
-                next: 0,
-                value: None,
-                path: &self.path,
-            }),
+impl<T: FromNode> FromNode for Vec<T> {
+    fn from_node(n: &Node, path: Path<'_>) -> Result<Self, DeError> {
+        let Val::Seq(items) = &n.val else {
+            return Err(invalid_type(n, path, "a sequence"));
         };
-        self.locate(r)
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| T::from_node(item, Path::Index(&path, i)))
+            .collect()
     }
+}
 
-    fn deserialize_option<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
-        if self.node.val == Val::Null {
-            let r = v.visit_none();
-            self.locate(r)
-        } else {
-            v.visit_some(self)
+impl<T: FromNode> FromNode for BTreeMap<String, T> {
+    fn from_node(n: &Node, path: Path<'_>) -> Result<Self, DeError> {
+        let Val::Map(entries) = &n.val else {
+            return Err(invalid_type(n, path, "a map"));
+        };
+        let mut out = BTreeMap::new();
+        for (k, v) in entries {
+            let key = String::from_node(k, path)?;
+            let value = T::from_node(v, Path::Key(&path, k.as_str().unwrap_or("?")))?;
+            out.insert(key, value);
         }
-    }
-
-    fn deserialize_str<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
-        match (&self.node.val, &self.node.raw) {
-            (Val::Null, _) => {
-                let r = Err(de::Error::invalid_type(de::Unexpected::Unit, &v));
-                self.locate(r)
-            }
-            (Val::Seq(_) | Val::Map(_) | Val::Str(_), _) | (_, None) => self.deserialize_any(v),
-            (_, Some(raw)) => {
-                let r = v.visit_str(raw);
-                self.locate(r)
-            }
-        }
-    }
-
-    fn deserialize_string<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
-        self.deserialize_str(v)
-    }
-
-    fn deserialize_identifier<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
-        self.deserialize_str(v)
-    }
-
-    fn deserialize_ignored_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
-        v.visit_unit()
-    }
-
-    fn deserialize_unit<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
-        self.deserialize_any(v)
-    }
-
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        name: &'static str,
-        v: V,
-    ) -> Result<V::Value, DeError> {
-        if name == AT {
-            let pos = self.node.pos;
-            return v.visit_map(AtMap {
-                de: Some(self),
-                pos: Some(pos),
-            });
-        }
-        v.visit_newtype_struct(self)
-    }
-
-    fn deserialize_enum<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _variants: &'static [&'static str],
-        v: V,
-    ) -> Result<V::Value, DeError> {
-        let r = match &self.node.val {
-            Val::Map(entries) if entries.len() == 1 => v.visit_enum(EnumDe {
-                key: &entries[0].0,
-                value: Some(&entries[0].1),
-                path: &self.path,
-            }),
-            Val::Map(_) | Val::Seq(_) | Val::Null => Err(de::Error::invalid_type(
-                self.unexpected(),
-                &"a string or a mapping with one key",
-            )),
-            _ => v.visit_enum(EnumDe {
-                key: self.node,
-                value: None,
-                path: &self.path,
-            }),
-        };
-        self.locate(r)
-    }
-
-    forward_to_any! {
-        deserialize_bool deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64
-        deserialize_i128 deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64
-        deserialize_u128 deserialize_f32 deserialize_f64 deserialize_char deserialize_bytes
-        deserialize_byte_buf deserialize_seq deserialize_map
-    }
-
-    fn deserialize_unit_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        v: V,
-    ) -> Result<V::Value, DeError> {
-        self.deserialize_any(v)
-    }
-
-    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, v: V) -> Result<V::Value, DeError> {
-        self.deserialize_any(v)
-    }
-
-    fn deserialize_tuple_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _len: usize,
-        v: V,
-    ) -> Result<V::Value, DeError> {
-        self.deserialize_any(v)
-    }
-
-    fn deserialize_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _fields: &'static [&'static str],
-        v: V,
-    ) -> Result<V::Value, DeError> {
-        self.deserialize_any(v)
-    }
-}
-
-struct SeqDe<'a, 'p> {
-    items: &'a [Node],
-    next: usize,
-    path: &'p Path<'p>,
-}
-
-impl<'de> SeqAccess<'de> for SeqDe<'_, '_> {
-    type Error = DeError;
-
-    fn next_element_seed<T: DeserializeSeed<'de>>(
-        &mut self,
-        seed: T,
-    ) -> Result<Option<T::Value>, DeError> {
-        let Some(node) = self.items.get(self.next) else {
-            return Ok(None);
-        };
-        let i = self.next;
-        self.next += 1;
-        seed.deserialize(NodeDe {
-            node,
-            path: Path::Index(self.path, i),
-        })
-        .map(Some)
-    }
-
-    fn size_hint(&self) -> Option<usize> {
-        Some(self.items.len() - self.next)
-    }
-}
-
-struct MapDe<'a, 'p> {
-    entries: &'a [(Node, Node)],
-    next: usize,
-    value: Option<&'a (Node, Node)>,
-    path: &'p Path<'p>,
-}
-
-impl<'de> MapAccess<'de> for MapDe<'_, '_> {
-    type Error = DeError;
-
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, DeError> {
-        let Some(entry) = self.entries.get(self.next) else {
-            return Ok(None);
-        };
-        self.next += 1;
-        self.value = Some(entry);
-        seed.deserialize(NodeDe {
-            node: &entry.0,
-            path: *self.path,
-        })
-        .map(Some)
-    }
-
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
-        let Some((k, v)) = self.value.take() else {
-            return Err(de::Error::custom("value without a key"));
-        };
-        let key = k.as_str().unwrap_or("?");
-        seed.deserialize(NodeDe {
-            node: v,
-            path: Path::Key(self.path, key),
-        })
-    }
-
-    fn size_hint(&self) -> Option<usize> {
-        Some(self.entries.len() - self.next)
-    }
-}
-
-struct EnumDe<'a, 'p> {
-    key: &'a Node,
-    value: Option<&'a Node>,
-    path: &'p Path<'p>,
-}
-
-impl<'de, 'a, 'p> EnumAccess<'de> for EnumDe<'a, 'p> {
-    type Error = DeError;
-    type Variant = EnumDe<'a, 'p>;
-
-    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self), DeError> {
-        let v = seed.deserialize(NodeDe {
-            node: self.key,
-            path: *self.path,
-        })?;
-        Ok((v, self))
-    }
-}
-
-impl<'de> VariantAccess<'de> for EnumDe<'_, '_> {
-    type Error = DeError;
-
-    fn unit_variant(self) -> Result<(), DeError> {
-        match self.value {
-            None => Ok(()),
-            Some(n) if n.val == Val::Null => Ok(()),
-            Some(_) => Err(de::Error::custom("expected a plain value, not a mapping")),
-        }
-    }
-
-    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, DeError> {
-        let Some(node) = self.value else {
-            return Err(de::Error::custom("expected a mapping with one key"));
-        };
-        let key = self.key.as_str().unwrap_or("?");
-        seed.deserialize(NodeDe {
-            node,
-            path: Path::Key(self.path, key),
-        })
-    }
-
-    fn tuple_variant<V: Visitor<'de>>(self, _len: usize, v: V) -> Result<V::Value, DeError> {
-        let Some(node) = self.value else {
-            return Err(de::Error::custom("expected a mapping with one key"));
-        };
-        let key = self.key.as_str().unwrap_or("?");
-        NodeDe {
-            node,
-            path: Path::Key(self.path, key),
-        }
-        .deserialize_any(v)
-    }
-
-    fn struct_variant<V: Visitor<'de>>(
-        self,
-        _fields: &'static [&'static str],
-        v: V,
-    ) -> Result<V::Value, DeError> {
-        self.tuple_variant(0, v)
-    }
-}
-
-/// The map `{line, col, value}` an [`At`] reads.
-struct AtMap<'a> {
-    de: Option<NodeDe<'a>>,
-    pos: Option<Pos>,
-}
-
-impl<'de> MapAccess<'de> for AtMap<'_> {
-    type Error = DeError;
-
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, DeError> {
-        let key = if self.pos.is_some() {
-            "pos"
-        } else if self.de.is_some() {
-            "value"
-        } else {
-            return Ok(None);
-        };
-        seed.deserialize(key.into_deserializer()).map(Some)
-    }
-
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
-        if let Some(pos) = self.pos.take() {
-            let v = u64::from(pos.line) << 32 | u64::from(pos.col);
-            return seed.deserialize(v.into_deserializer());
-        }
-        match self.de.take() {
-            Some(de) => seed.deserialize(de),
-            None => Err(de::Error::custom("no value")),
-        }
+        Ok(out)
     }
 }
 
@@ -443,37 +292,12 @@ impl<T> At<T> {
     }
 }
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for At<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct AtVisitor<T>(std::marker::PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for AtVisitor<T> {
-            type Value = At<T>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a value")
-            }
-            fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<At<T>, D::Error> {
-                T::deserialize(d).map(At::new)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<At<T>, A::Error> {
-                let mut pos = Pos::default();
-                let mut value = None;
-                while let Some(k) = m.next_key::<String>()? {
-                    if k == "pos" {
-                        let v: u64 = m.next_value()?;
-                        pos = Pos {
-                            line: (v >> 32) as u32,
-                            col: v as u32,
-                        };
-                    } else {
-                        value = Some(m.next_value::<T>()?);
-                    }
-                }
-                value
-                    .map(|value| At { value, pos })
-                    .ok_or_else(|| de::Error::missing_field("value"))
-            }
-        }
-        d.deserialize_newtype_struct(AT, AtVisitor(std::marker::PhantomData))
+impl<T: FromNode> FromNode for At<T> {
+    fn from_node(n: &Node, path: Path<'_>) -> Result<Self, DeError> {
+        Ok(At {
+            value: T::from_node(n, path)?,
+            pos: n.pos,
+        })
     }
 }
 
@@ -482,7 +306,7 @@ mod tests {
     use super::*;
     use crate::node::parse_stream;
 
-    #[derive(Deserialize, Debug)]
+    #[derive(Debug)]
     #[allow(dead_code)]
     struct T {
         name: String,
@@ -490,6 +314,12 @@ mod tests {
         tag: Option<At<String>>,
         list: Option<Vec<u32>>,
     }
+    impl_from_node!(T {
+        name: "name",
+        port: "port",
+        tag: "tag",
+        list: "list",
+    });
 
     fn de(text: &str) -> Result<T, DeError> {
         from_node(&parse_stream(text).unwrap()[0])
@@ -499,12 +329,31 @@ mod tests {
     fn errors_carry_the_innermost_position_and_path() {
         let e = de("name: x\nport: 80\nlist:\n  - 1\n  - nope\n").unwrap_err();
         assert_eq!(e.pos, Some(Pos { line: 5, col: 5 }));
-        assert!(e.message.starts_with("list[1]: invalid type"), "{e:?}");
+        assert_eq!(
+            e.message,
+            "list[1]: invalid type: string \"nope\", expected u32"
+        );
         let e = de("name: x\n").unwrap_err();
         assert_eq!(e.pos, Some(Pos { line: 1, col: 1 }));
-        assert!(e.message.contains("missing field `port`"), "{e:?}");
+        assert_eq!(e.message, "missing field `port`");
         let e = de("name: x\nport: 70000\n").unwrap_err();
         assert_eq!(e.pos, Some(Pos { line: 2, col: 7 }));
+        assert_eq!(
+            e.message,
+            "port: invalid value: integer `70000`, expected u16"
+        );
+        let e = de("name: x\nport: 1.0\n").unwrap_err();
+        assert_eq!(
+            e.message,
+            "port: invalid type: floating point `1.0`, expected u16"
+        );
+        let e = de("name:\nport: 1\n").unwrap_err();
+        assert_eq!(
+            e.message,
+            "name: invalid type: unit value, expected a string"
+        );
+        let e = de("- 1\n").unwrap_err();
+        assert_eq!(e.message, "invalid type: sequence, expected struct T");
     }
 
     #[test]

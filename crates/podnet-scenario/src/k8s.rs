@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use crate::de::impl_from_node;
 
 pub mod apimachinery {
     pub mod pkg {
@@ -22,8 +22,7 @@ pub mod apimachinery {
                 pub mod v1 {
                     use super::super::super::super::super::*;
 
-                    #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-                    #[serde(rename_all = "camelCase", default)]
+                    #[derive(Clone, Debug, Default, PartialEq)]
                     pub struct ObjectMeta {
                         pub name: Option<String>,
                         pub generate_name: Option<String>,
@@ -33,8 +32,19 @@ pub mod apimachinery {
                         pub owner_references: Option<Vec<OwnerReference>>,
                     }
 
-                    #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-                    #[serde(rename_all = "camelCase", default)]
+                    impl_from_node!(
+                        ObjectMeta,
+                        default {
+                            name: "name",
+                            generate_name: "generateName",
+                            namespace: "namespace",
+                            labels: "labels",
+                            annotations: "annotations",
+                            owner_references: "ownerReferences"
+                        }
+                    );
+
+                    #[derive(Clone, Debug, Default, PartialEq)]
                     pub struct OwnerReference {
                         pub api_version: String,
                         pub kind: String,
@@ -43,30 +53,54 @@ pub mod apimachinery {
                         pub controller: Option<bool>,
                     }
 
-                    #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-                    #[serde(rename_all = "camelCase", default)]
+                    impl_from_node!(
+                        OwnerReference,
+                        default {
+                            api_version: "apiVersion",
+                            kind: "kind",
+                            name: "name",
+                            uid: "uid",
+                            controller: "controller"
+                        }
+                    );
+
+                    #[derive(Clone, Debug, Default, PartialEq)]
                     pub struct LabelSelector {
                         pub match_labels: Option<BTreeMap<String, String>>,
                         pub match_expressions: Option<Vec<LabelSelectorRequirement>>,
                     }
 
-                    #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-                    #[serde(rename_all = "camelCase", default)]
+                    impl_from_node!(
+                        LabelSelector,
+                        default {
+                            match_labels: "matchLabels",
+                            match_expressions: "matchExpressions"
+                        }
+                    );
+
+                    #[derive(Clone, Debug, Default, PartialEq)]
                     pub struct LabelSelectorRequirement {
                         pub key: String,
                         pub operator: String,
                         pub values: Option<Vec<String>>,
                     }
+
+                    impl_from_node!(
+                        LabelSelectorRequirement,
+                        default {
+                            key: "key",
+                            operator: "operator",
+                            values: "values"
+                        }
+                    );
                 }
             }
         }
 
         pub mod util {
             pub mod intstr {
-                use std::fmt;
-
-                use serde::de::{self, Deserializer, Visitor};
-                use serde::Deserialize;
+                use crate::de::{invalid_type, invalid_value, DeError, FromNode, Path};
+                use crate::node::{Node, Val};
 
                 /// A port given by number or by name.
                 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,32 +115,16 @@ pub mod apimachinery {
                     }
                 }
 
-                impl<'de> Deserialize<'de> for IntOrString {
-                    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                        struct V;
-                        impl Visitor<'_> for V {
-                            type Value = IntOrString;
-                            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                                f.write_str("IntOrString")
-                            }
-                            fn visit_i64<E: de::Error>(self, v: i64) -> Result<IntOrString, E> {
-                                v.try_into().map(IntOrString::Int).map_err(|_| {
-                                    E::invalid_value(de::Unexpected::Signed(v), &"a 32-bit integer")
-                                })
-                            }
-                            fn visit_u64<E: de::Error>(self, v: u64) -> Result<IntOrString, E> {
-                                v.try_into().map(IntOrString::Int).map_err(|_| {
-                                    E::invalid_value(
-                                        de::Unexpected::Unsigned(v),
-                                        &"a 32-bit integer",
-                                    )
-                                })
-                            }
-                            fn visit_str<E: de::Error>(self, v: &str) -> Result<IntOrString, E> {
-                                Ok(IntOrString::String(v.to_string()))
-                            }
-                        }
-                        d.deserialize_any(V)
+                impl FromNode for IntOrString {
+                    fn from_node(n: &Node, path: Path<'_>) -> Result<Self, DeError> {
+                        let v = match &n.val {
+                            Val::Str(s) => return Ok(IntOrString::String(s.clone())),
+                            Val::Int(i) => i32::try_from(*i).ok(),
+                            Val::UInt(u) => i32::try_from(*u).ok(),
+                            _ => return Err(invalid_type(n, path, "IntOrString")),
+                        };
+                        v.map(IntOrString::Int)
+                            .ok_or_else(|| invalid_value(n, path, "a 32-bit integer"))
                     }
                 }
             }
@@ -121,103 +139,183 @@ pub mod api {
             use super::super::super::apimachinery::pkg::util::intstr::IntOrString;
             use super::super::super::*;
 
-            #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-            #[serde(rename_all = "camelCase", default)]
+            #[derive(Clone, Debug, Default, PartialEq)]
             pub struct Namespace {
                 pub metadata: ObjectMeta,
             }
 
-            #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-            #[serde(rename_all = "camelCase", default)]
+            impl_from_node!(
+                Namespace,
+                default {
+                    metadata: "metadata"
+                }
+            );
+
+            #[derive(Clone, Debug, Default, PartialEq)]
             pub struct Node {
                 pub metadata: ObjectMeta,
                 pub spec: Option<NodeSpec>,
                 pub status: Option<NodeStatus>,
             }
 
-            #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-            #[serde(rename_all = "camelCase", default)]
+            impl_from_node!(
+                Node,
+                default {
+                    metadata: "metadata",
+                    spec: "spec",
+                    status: "status"
+                }
+            );
+
+            #[derive(Clone, Debug, Default, PartialEq)]
             pub struct NodeSpec {
-                #[serde(rename = "podCIDR")]
                 pub pod_cidr: Option<String>,
-                #[serde(rename = "podCIDRs")]
                 pub pod_cidrs: Option<Vec<String>>,
             }
 
-            #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-            #[serde(rename_all = "camelCase", default)]
+            impl_from_node!(
+                NodeSpec,
+                default {
+                    pod_cidr: "podCIDR",
+                    pod_cidrs: "podCIDRs"
+                }
+            );
+
+            #[derive(Clone, Debug, Default, PartialEq)]
             pub struct NodeStatus {
                 pub addresses: Option<Vec<NodeAddress>>,
             }
 
-            #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-            #[serde(rename_all = "camelCase", default)]
+            impl_from_node!(
+                NodeStatus,
+                default {
+                    addresses: "addresses"
+                }
+            );
+
+            #[derive(Clone, Debug, Default, PartialEq)]
             pub struct NodeAddress {
                 pub address: String,
-                #[serde(rename = "type")]
                 pub type_: String,
             }
 
-            #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-            #[serde(rename_all = "camelCase", default)]
+            impl_from_node!(
+                NodeAddress,
+                default {
+                    address: "address",
+                    type_: "type"
+                }
+            );
+
+            #[derive(Clone, Debug, Default, PartialEq)]
             pub struct Pod {
                 pub metadata: ObjectMeta,
                 pub spec: Option<PodSpec>,
                 pub status: Option<PodStatus>,
             }
 
-            #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-            #[serde(rename_all = "camelCase", default)]
+            impl_from_node!(
+                Pod,
+                default {
+                    metadata: "metadata",
+                    spec: "spec",
+                    status: "status"
+                }
+            );
+
+            #[derive(Clone, Debug, Default, PartialEq)]
             pub struct PodSpec {
                 pub containers: Vec<Container>,
                 pub node_name: Option<String>,
                 pub host_network: Option<bool>,
             }
 
-            #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-            #[serde(rename_all = "camelCase", default)]
+            impl_from_node!(
+                PodSpec,
+                default {
+                    containers: "containers",
+                    node_name: "nodeName",
+                    host_network: "hostNetwork"
+                }
+            );
+
+            #[derive(Clone, Debug, Default, PartialEq)]
             pub struct Container {
                 pub name: String,
                 pub image: Option<String>,
                 pub ports: Option<Vec<ContainerPort>>,
             }
 
-            #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-            #[serde(rename_all = "camelCase", default)]
+            impl_from_node!(
+                Container,
+                default {
+                    name: "name",
+                    image: "image",
+                    ports: "ports"
+                }
+            );
+
+            #[derive(Clone, Debug, Default, PartialEq)]
             pub struct ContainerPort {
                 pub container_port: i32,
                 pub name: Option<String>,
                 pub protocol: Option<String>,
             }
 
-            #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-            #[serde(rename_all = "camelCase", default)]
+            impl_from_node!(
+                ContainerPort,
+                default {
+                    container_port: "containerPort",
+                    name: "name",
+                    protocol: "protocol"
+                }
+            );
+
+            #[derive(Clone, Debug, Default, PartialEq)]
             pub struct PodTemplateSpec {
                 pub metadata: Option<ObjectMeta>,
                 pub spec: Option<PodSpec>,
             }
 
-            #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-            #[serde(rename_all = "camelCase", default)]
+            impl_from_node!(
+                PodTemplateSpec,
+                default {
+                    metadata: "metadata",
+                    spec: "spec"
+                }
+            );
+
+            #[derive(Clone, Debug, Default, PartialEq)]
             pub struct PodStatus {
-                #[serde(rename = "podIP")]
                 pub pod_ip: Option<String>,
                 pub phase: Option<String>,
             }
 
-            #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-            #[serde(rename_all = "camelCase", default)]
+            impl_from_node!(
+                PodStatus,
+                default {
+                    pod_ip: "podIP",
+                    phase: "phase"
+                }
+            );
+
+            #[derive(Clone, Debug, Default, PartialEq)]
             pub struct Service {
                 pub metadata: ObjectMeta,
                 pub spec: Option<ServiceSpec>,
             }
 
-            #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-            #[serde(rename_all = "camelCase", default)]
+            impl_from_node!(
+                Service,
+                default {
+                    metadata: "metadata",
+                    spec: "spec"
+                }
+            );
+
+            #[derive(Clone, Debug, Default, PartialEq)]
             pub struct ServiceSpec {
-                #[serde(rename = "type")]
                 pub type_: Option<String>,
-                #[serde(rename = "clusterIP")]
                 pub cluster_ip: Option<String>,
                 pub ports: Option<Vec<ServicePort>>,
                 pub selector: Option<BTreeMap<String, String>>,
@@ -227,8 +325,21 @@ pub mod api {
                 pub internal_traffic_policy: Option<String>,
             }
 
-            #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-            #[serde(rename_all = "camelCase", default)]
+            impl_from_node!(
+                ServiceSpec,
+                default {
+                    type_: "type",
+                    cluster_ip: "clusterIP",
+                    ports: "ports",
+                    selector: "selector",
+                    session_affinity: "sessionAffinity",
+                    session_affinity_config: "sessionAffinityConfig",
+                    external_traffic_policy: "externalTrafficPolicy",
+                    internal_traffic_policy: "internalTrafficPolicy"
+                }
+            );
+
+            #[derive(Clone, Debug, Default, PartialEq)]
             pub struct ServicePort {
                 pub name: Option<String>,
                 pub port: i32,
@@ -237,26 +348,56 @@ pub mod api {
                 pub protocol: Option<String>,
             }
 
-            #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-            #[serde(rename_all = "camelCase", default)]
+            impl_from_node!(
+                ServicePort,
+                default {
+                    name: "name",
+                    port: "port",
+                    target_port: "targetPort",
+                    node_port: "nodePort",
+                    protocol: "protocol"
+                }
+            );
+
+            #[derive(Clone, Debug, Default, PartialEq)]
             pub struct SessionAffinityConfig {
-                #[serde(rename = "clientIP")]
                 pub client_ip: Option<ClientIPConfig>,
             }
 
-            #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-            #[serde(rename_all = "camelCase", default)]
+            impl_from_node!(
+                SessionAffinityConfig,
+                default {
+                    client_ip: "clientIP"
+                }
+            );
+
+            #[derive(Clone, Debug, Default, PartialEq)]
             pub struct ClientIPConfig {
                 pub timeout_seconds: Option<i32>,
             }
 
-            #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-            #[serde(rename_all = "camelCase", default)]
+            impl_from_node!(
+                ClientIPConfig,
+                default {
+                    timeout_seconds: "timeoutSeconds"
+                }
+            );
+
+            #[derive(Clone, Debug, Default, PartialEq)]
             pub struct ObjectReference {
                 pub kind: Option<String>,
                 pub name: Option<String>,
                 pub namespace: Option<String>,
             }
+
+            impl_from_node!(
+                ObjectReference,
+                default {
+                    kind: "kind",
+                    name: "name",
+                    namespace: "namespace"
+                }
+            );
         }
     }
 
@@ -266,20 +407,35 @@ pub mod api {
             use super::super::super::*;
             use super::super::core::v1::PodTemplateSpec;
 
-            #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-            #[serde(rename_all = "camelCase", default)]
+            #[derive(Clone, Debug, Default, PartialEq)]
             pub struct Deployment {
                 pub metadata: ObjectMeta,
                 pub spec: Option<DeploymentSpec>,
             }
 
-            #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-            #[serde(rename_all = "camelCase", default)]
+            impl_from_node!(
+                Deployment,
+                default {
+                    metadata: "metadata",
+                    spec: "spec"
+                }
+            );
+
+            #[derive(Clone, Debug, Default, PartialEq)]
             pub struct DeploymentSpec {
                 pub replicas: Option<i32>,
                 pub selector: LabelSelector,
                 pub template: PodTemplateSpec,
             }
+
+            impl_from_node!(
+                DeploymentSpec,
+                default {
+                    replicas: "replicas",
+                    selector: "selector",
+                    template: "template"
+                }
+            );
         }
     }
 
@@ -289,8 +445,7 @@ pub mod api {
             use super::super::super::*;
             use super::super::core::v1::ObjectReference;
 
-            #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-            #[serde(rename_all = "camelCase", default)]
+            #[derive(Clone, Debug, Default, PartialEq)]
             pub struct EndpointSlice {
                 pub metadata: ObjectMeta,
                 pub address_type: String,
@@ -298,8 +453,17 @@ pub mod api {
                 pub ports: Option<Vec<EndpointPort>>,
             }
 
-            #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-            #[serde(rename_all = "camelCase", default)]
+            impl_from_node!(
+                EndpointSlice,
+                default {
+                    metadata: "metadata",
+                    address_type: "addressType",
+                    endpoints: "endpoints",
+                    ports: "ports"
+                }
+            );
+
+            #[derive(Clone, Debug, Default, PartialEq)]
             pub struct Endpoint {
                 pub addresses: Vec<String>,
                 pub conditions: Option<EndpointConditions>,
@@ -307,21 +471,47 @@ pub mod api {
                 pub target_ref: Option<ObjectReference>,
             }
 
-            #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-            #[serde(rename_all = "camelCase", default)]
+            impl_from_node!(
+                Endpoint,
+                default {
+                    addresses: "addresses",
+                    conditions: "conditions",
+                    node_name: "nodeName",
+                    target_ref: "targetRef"
+                }
+            );
+
+            #[derive(Clone, Debug, Default, PartialEq)]
             pub struct EndpointConditions {
                 pub ready: Option<bool>,
                 pub serving: Option<bool>,
                 pub terminating: Option<bool>,
             }
 
-            #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-            #[serde(rename_all = "camelCase", default)]
+            impl_from_node!(
+                EndpointConditions,
+                default {
+                    ready: "ready",
+                    serving: "serving",
+                    terminating: "terminating"
+                }
+            );
+
+            #[derive(Clone, Debug, Default, PartialEq)]
             pub struct EndpointPort {
                 pub name: Option<String>,
                 pub port: Option<i32>,
                 pub protocol: Option<String>,
             }
+
+            impl_from_node!(
+                EndpointPort,
+                default {
+                    name: "name",
+                    port: "port",
+                    protocol: "protocol"
+                }
+            );
         }
     }
 
@@ -331,15 +521,21 @@ pub mod api {
             use super::super::super::apimachinery::pkg::util::intstr::IntOrString;
             use super::super::super::*;
 
-            #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-            #[serde(rename_all = "camelCase", default)]
+            #[derive(Clone, Debug, Default, PartialEq)]
             pub struct NetworkPolicy {
                 pub metadata: ObjectMeta,
                 pub spec: Option<NetworkPolicySpec>,
             }
 
-            #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-            #[serde(rename_all = "camelCase", default)]
+            impl_from_node!(
+                NetworkPolicy,
+                default {
+                    metadata: "metadata",
+                    spec: "spec"
+                }
+            );
+
+            #[derive(Clone, Debug, Default, PartialEq)]
             pub struct NetworkPolicySpec {
                 pub pod_selector: Option<LabelSelector>,
                 pub policy_types: Option<Vec<String>>,
@@ -347,42 +543,89 @@ pub mod api {
                 pub egress: Option<Vec<NetworkPolicyEgressRule>>,
             }
 
-            #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-            #[serde(rename_all = "camelCase", default)]
+            impl_from_node!(
+                NetworkPolicySpec,
+                default {
+                    pod_selector: "podSelector",
+                    policy_types: "policyTypes",
+                    ingress: "ingress",
+                    egress: "egress"
+                }
+            );
+
+            #[derive(Clone, Debug, Default, PartialEq)]
             pub struct NetworkPolicyIngressRule {
                 pub from: Option<Vec<NetworkPolicyPeer>>,
                 pub ports: Option<Vec<NetworkPolicyPort>>,
             }
 
-            #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-            #[serde(rename_all = "camelCase", default)]
+            impl_from_node!(
+                NetworkPolicyIngressRule,
+                default {
+                    from: "from",
+                    ports: "ports"
+                }
+            );
+
+            #[derive(Clone, Debug, Default, PartialEq)]
             pub struct NetworkPolicyEgressRule {
                 pub to: Option<Vec<NetworkPolicyPeer>>,
                 pub ports: Option<Vec<NetworkPolicyPort>>,
             }
 
-            #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-            #[serde(rename_all = "camelCase", default)]
+            impl_from_node!(
+                NetworkPolicyEgressRule,
+                default {
+                    to: "to",
+                    ports: "ports"
+                }
+            );
+
+            #[derive(Clone, Debug, Default, PartialEq)]
             pub struct NetworkPolicyPeer {
                 pub ip_block: Option<IPBlock>,
                 pub namespace_selector: Option<LabelSelector>,
                 pub pod_selector: Option<LabelSelector>,
             }
 
-            #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-            #[serde(rename_all = "camelCase", default)]
+            impl_from_node!(
+                NetworkPolicyPeer,
+                default {
+                    ip_block: "ipBlock",
+                    namespace_selector: "namespaceSelector",
+                    pod_selector: "podSelector"
+                }
+            );
+
+            #[derive(Clone, Debug, Default, PartialEq)]
             pub struct IPBlock {
                 pub cidr: String,
                 pub except: Option<Vec<String>>,
             }
 
-            #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-            #[serde(rename_all = "camelCase", default)]
+            impl_from_node!(
+                IPBlock,
+                default {
+                    cidr: "cidr",
+                    except: "except"
+                }
+            );
+
+            #[derive(Clone, Debug, Default, PartialEq)]
             pub struct NetworkPolicyPort {
                 pub end_port: Option<i32>,
                 pub port: Option<IntOrString>,
                 pub protocol: Option<String>,
             }
+
+            impl_from_node!(
+                NetworkPolicyPort,
+                default {
+                    end_port: "endPort",
+                    port: "port",
+                    protocol: "protocol"
+                }
+            );
         }
     }
 }

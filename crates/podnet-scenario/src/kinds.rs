@@ -1,13 +1,9 @@
 //! The podnet kinds as written (`apiVersion: podnet.dev/v1alpha1`): every field optional, read
 //! with its position; defaults and checks are applied in [`crate::resolve`].
 
+use crate::de::{impl_from_node, invalid_type, At, DeError, FromNode, Path};
+use crate::node::{Node, Val};
 use std::collections::BTreeMap;
-use std::fmt;
-
-use serde::de::{Deserializer, Visitor};
-use serde::Deserialize;
-
-use crate::de::At;
 
 /// A number or a string, for fields that take either (`loss: 0.1` or `loss: 10%`).
 #[derive(Clone, Debug, PartialEq)]
@@ -16,41 +12,24 @@ pub(crate) enum NumOrStr {
     Str(String),
 }
 
-impl<'de> Deserialize<'de> for NumOrStr {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = NumOrStr;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a number or a string")
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<NumOrStr, E> {
-                Ok(NumOrStr::Num(v as f64))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<NumOrStr, E> {
-                Ok(NumOrStr::Num(v as f64))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<NumOrStr, E> {
-                Ok(NumOrStr::Num(v))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<NumOrStr, E> {
-                Ok(NumOrStr::Str(v.to_string()))
-            }
+impl FromNode for NumOrStr {
+    fn from_node(n: &Node, path: Path<'_>) -> Result<Self, DeError> {
+        match &n.val {
+            Val::Int(i) => Ok(NumOrStr::Num(*i as f64)),
+            Val::UInt(u) => Ok(NumOrStr::Num(*u as f64)),
+            Val::Float(f) => Ok(NumOrStr::Num(*f)),
+            Val::Str(s) => Ok(NumOrStr::Str(s.clone())),
+            _ => Err(invalid_type(n, path, "a number or a string")),
         }
-        d.deserialize_any(V)
     }
 }
 
 /// `Cluster.spec`.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct ClusterSpec {
     pub seed: Option<u64>,
-    #[serde(rename = "podCIDR")]
     pub pod_cidr: Option<At<String>>,
-    #[serde(rename = "serviceCIDR")]
     pub service_cidr: Option<At<String>>,
-    #[serde(rename = "externalCIDR")]
     pub external_cidr: Option<At<String>>,
     pub cni: Option<At<String>>,
     pub hairpin_mode: Option<bool>,
@@ -63,15 +42,40 @@ pub(crate) struct ClusterSpec {
     pub external: Vec<At<ExternalEntry>>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+impl_from_node!(
+    ClusterSpec,
+    default {
+        seed: "seed",
+        pod_cidr: "podCIDR",
+        service_cidr: "serviceCIDR",
+        external_cidr: "externalCIDR",
+        cni: "cni",
+        hairpin_mode: "hairpinMode",
+        proxy: "proxy",
+        masquerade: "masquerade",
+        conntrack: "conntrack",
+        ebpf: "ebpf",
+        link: "link",
+        nodes: "nodes",
+        external: "external"
+    }
+);
+
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Masquerade {
     pub random_fully: Option<bool>,
     pub all: Option<bool>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+impl_from_node!(
+    Masquerade,
+    default {
+        random_fully: "randomFully",
+        all: "all"
+    }
+);
+
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Conntrack {
     pub max: Option<At<u32>>,
     pub buckets: Option<At<u32>>,
@@ -81,32 +85,64 @@ pub(crate) struct Conntrack {
     pub timeouts: BTreeMap<String, At<NumOrStr>>,
 }
 
+impl_from_node!(
+    Conntrack,
+    default {
+        max: "max",
+        buckets: "buckets",
+        tcp_be_liberal: "tcpBeLiberal",
+        tcp_loose: "tcpLoose",
+        checksum: "checksum",
+        timeouts: "timeouts"
+    }
+);
+
 /// `Cluster.spec.ebpf`, with Cilium's Helm value names.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Ebpf {
-    #[serde(rename = "socketLB")]
     pub socket_lb: Option<bool>,
     pub load_balancer: EbpfLb,
     pub maglev: EbpfMaglev,
     pub bpf: EbpfMaps,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+impl_from_node!(
+    Ebpf,
+    default {
+        socket_lb: "socketLB",
+        load_balancer: "loadBalancer",
+        maglev: "maglev",
+        bpf: "bpf"
+    }
+);
+
+#[derive(Clone, Debug, Default)]
 pub(crate) struct EbpfLb {
     pub algorithm: Option<At<String>>,
     pub mode: Option<At<String>>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+impl_from_node!(
+    EbpfLb,
+    default {
+        algorithm: "algorithm",
+        mode: "mode"
+    }
+);
+
+#[derive(Clone, Debug, Default)]
 pub(crate) struct EbpfMaglev {
     pub table_size: Option<At<u32>>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+impl_from_node!(
+    EbpfMaglev,
+    default {
+        table_size: "tableSize"
+    }
+);
+
+#[derive(Clone, Debug, Default)]
 pub(crate) struct EbpfMaps {
     pub ct_tcp_max: Option<At<u32>>,
     pub ct_any_max: Option<At<u32>>,
@@ -114,8 +150,17 @@ pub(crate) struct EbpfMaps {
     pub masquerade: Option<bool>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+impl_from_node!(
+    EbpfMaps,
+    default {
+        ct_tcp_max: "ctTcpMax",
+        ct_any_max: "ctAnyMax",
+        nat_max: "natMax",
+        masquerade: "masquerade"
+    }
+);
+
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Link {
     pub latency: Option<At<String>>,
     pub bandwidth: Option<At<String>>,
@@ -123,37 +168,59 @@ pub(crate) struct Link {
     pub queue_bytes: Option<At<u32>>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+impl_from_node!(
+    Link,
+    default {
+        latency: "latency",
+        bandwidth: "bandwidth",
+        loss: "loss",
+        queue_bytes: "queueBytes"
+    }
+);
+
+#[derive(Clone, Debug)]
 pub(crate) struct NodeEntry {
     pub name: At<String>,
     pub ip: At<String>,
-    #[serde(rename = "podCIDR")]
     pub pod_cidr: Option<At<String>>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+impl_from_node!(NodeEntry {
+    name: "name",
+    ip: "ip",
+    pod_cidr: "podCIDR"
+});
+
+#[derive(Clone, Debug)]
 pub(crate) struct ExternalEntry {
     pub name: At<String>,
     pub ip: At<String>,
     pub image: Option<String>,
-    #[serde(default)]
     pub ports: Vec<ExternalPort>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+impl_from_node!(ExternalEntry {
+    name: "name",
+    ip: "ip",
+    image: "image",
+    ports: "ports" = default
+});
+
+#[derive(Clone, Debug)]
 pub(crate) struct ExternalPort {
-    #[serde(default)]
     pub name: String,
     pub container_port: u16,
     pub protocol: Option<At<String>>,
 }
 
+impl_from_node!(ExternalPort {
+    name: "name" = default,
+    container_port: "containerPort",
+    protocol: "protocol"
+});
+
 /// `Traffic.spec`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug)]
 pub(crate) struct TrafficSpec {
     pub from: At<String>,
     pub to: At<String>,
@@ -169,15 +236,30 @@ pub(crate) struct TrafficSpec {
     pub expect: Option<Expect>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+impl_from_node!(TrafficSpec {
+    from: "from",
+    to: "to",
+    protocol: "protocol",
+    request: "request",
+    bytes: "bytes",
+    upload: "upload",
+    count: "count",
+    concurrency: "concurrency",
+    start: "start",
+    interval: "interval",
+    timeout: "timeout",
+    expect: "expect"
+});
+
+#[derive(Clone, Debug)]
 pub(crate) struct Expect {
     pub outcome: Option<At<String>>,
 }
 
+impl_from_node!(Expect { outcome: "outcome" });
+
 /// `Fault.spec`.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct FaultSpec {
     pub at: Option<At<String>>,
     pub until: Option<At<String>>,
@@ -192,23 +274,47 @@ pub(crate) struct FaultSpec {
     pub conntrack_max: Option<At<ConntrackMax>>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+impl_from_node!(
+    FaultSpec,
+    default {
+        at: "at",
+        until: "until",
+        link: "link",
+        loss: "loss",
+        latency: "latency",
+        bandwidth: "bandwidth",
+        down: "down",
+        delete_pod: "deletePod",
+        scale: "scale",
+        conntrack_flush: "conntrackFlush",
+        conntrack_max: "conntrackMax"
+    }
+);
+
+#[derive(Clone, Debug)]
 pub(crate) struct Scale {
     pub deployment: At<String>,
     pub replicas: At<u32>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+impl_from_node!(Scale {
+    deployment: "deployment",
+    replicas: "replicas"
+});
+
+#[derive(Clone, Debug)]
 pub(crate) struct ConntrackMax {
     pub node: At<String>,
     pub max: At<u32>,
 }
 
+impl_from_node!(ConntrackMax {
+    node: "node",
+    max: "max"
+});
+
 /// `ConnectivityExpectation.spec`: pairs expected allowed or denied, and/or a truth table.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct ExpectationSpec {
     pub port: Option<At<u16>>,
     pub protocol: Option<At<String>>,
@@ -217,9 +323,19 @@ pub(crate) struct ExpectationSpec {
     pub matrix: Option<At<String>>,
 }
 
+impl_from_node!(
+    ExpectationSpec,
+    default {
+        port: "port",
+        protocol: "protocol",
+        allowed: "allowed",
+        denied: "denied",
+        matrix: "matrix"
+    }
+);
+
 /// One `allowed` / `denied` entry.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct PairEntry {
     pub from: Option<At<String>>,
     pub to: Option<At<String>>,
@@ -227,17 +343,56 @@ pub(crate) struct PairEntry {
     pub protocol: Option<At<String>>,
 }
 
+impl_from_node!(
+    PairEntry,
+    default {
+        from: "from",
+        to: "to",
+        port: "port",
+        protocol: "protocol"
+    }
+);
+
 /// A podnet object: its `spec` (the rest of the header is read by the loader).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug)]
 pub(crate) struct WithSpec<S> {
     pub spec: S,
 }
 
+impl<S: FromNode> FromNode for WithSpec<S> {
+    fn from_node(n: &Node, path: Path<'_>) -> Result<Self, DeError> {
+        let mut spec = None;
+        crate::de::fields(n, path, "struct WithSpec", &mut |k, v, p| {
+            if k == "spec" {
+                spec = Some(S::from_node(v, p)?);
+            }
+            Ok(())
+        })?;
+        let spec = match spec {
+            Some(s) => s,
+            None => crate::de::absent(n, path, "spec")?,
+        };
+        Ok(WithSpec { spec })
+    }
+}
+
 /// Like [`WithSpec`] for kinds whose spec may be left out.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct WithOptionalSpec<S: Default> {
     pub spec: S,
+}
+
+impl<S: FromNode + Default> FromNode for WithOptionalSpec<S> {
+    fn from_node(n: &Node, path: Path<'_>) -> Result<Self, DeError> {
+        let mut out = Self::default();
+        crate::de::fields(n, path, "struct WithOptionalSpec", &mut |k, v, p| {
+            if k == "spec" {
+                out.spec = S::from_node(v, p)?;
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
 }
 
 /// Turns `10%` or `0.1` into a probability.

@@ -85,6 +85,7 @@ mod resolve_pods;
 mod run;
 pub mod session;
 pub mod units;
+mod yaml;
 
 use std::fmt;
 

@@ -5,9 +5,8 @@ use crate::k8s::api::apps::v1::Deployment;
 use crate::k8s::api::core::v1::{Namespace, Node as K8sNode, Pod, Service};
 use crate::k8s::api::discovery::v1::EndpointSlice;
 use crate::k8s::api::networking::v1::NetworkPolicy;
-use serde::Deserialize;
 
-use crate::de::{from_node, DeError};
+use crate::de::{from_node, DeError, FromNode};
 use crate::kinds::{
     ClusterSpec, ExpectationSpec, FaultSpec, TrafficSpec, WithOptionalSpec, WithSpec,
 };
@@ -79,7 +78,7 @@ fn de_error(file: &str, doc: &Node, e: DeError) -> Error {
     Error::at(&Loc::new(file, e.pos.unwrap_or(doc.pos)), e.message)
 }
 
-fn typed<'a, T: Deserialize<'a>>(file: &str, node: &Node) -> Result<T, Error> {
+fn typed<T: FromNode>(file: &str, node: &Node) -> Result<T, Error> {
     from_node::<T>(node).map_err(|e| de_error(file, node, e))
 }
 

@@ -1,14 +1,10 @@
 //! A YAML stream parsed into trees whose every node knows its line and column.
 //!
-//! serde-saphyr does the parsing (YAML 1.2 core schema, budgets against alias bombs and deep
-//! nesting, never a panic); every node is read through its [`serde_saphyr::Spanned`] wrapper,
-//! so the typed deserializer in [`crate::de`] can put a location on any error, and validation
-//! can point at any field after the fact.
+//! [`crate::yaml`] does the parsing (YAML 1.2 core schema, budgets against alias bombs and
+//! deep nesting, never a panic), so the typed deserializer in [`crate::de`] can put a location
+//! on any error, and validation can point at any field after the fact.
 
-use std::fmt;
-
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::{MessageFormatter, Spanned};
+pub(crate) use crate::yaml::parse_stream;
 
 /// A 1-based line and column in a file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -103,153 +99,6 @@ impl Node {
 pub(crate) struct SyntaxError {
     pub pos: Pos,
     pub message: String,
-}
-
-struct Raw(Val);
-
-struct ValVisitor;
-
-impl<'de> Visitor<'de> for ValVisitor {
-    type Value = Val;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any YAML value")
-    }
-    fn visit_unit<E>(self) -> Result<Val, E> {
-        Ok(Val::Null)
-    }
-    fn visit_none<E>(self) -> Result<Val, E> {
-        Ok(Val::Null)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Val, D::Error> {
-        d.deserialize_any(ValVisitor)
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Val, E> {
-        Ok(Val::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Val, E> {
-        Ok(Val::Int(v))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Val, E> {
-        Ok(Val::UInt(v))
-    }
-    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Val, E> {
-        i64::try_from(v)
-            .map(Val::Int)
-            .or_else(|_| u64::try_from(v).map(Val::UInt))
-            .map_err(|_| E::custom("integer out of range"))
-    }
-    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Val, E> {
-        u64::try_from(v)
-            .map(Val::UInt)
-            .map_err(|_| E::custom("integer out of range"))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Val, E> {
-        Ok(Val::Float(v))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Val, E> {
-        Ok(Val::Str(v.to_string()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Val, E> {
-        Ok(Val::Str(v))
-    }
-    fn visit_bytes<E>(self, v: &[u8]) -> Result<Val, E> {
-        Ok(Val::Str(String::from_utf8_lossy(v).into_owned()))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Val, A::Error> {
-        let mut items = Vec::new();
-        while let Some(n) = a.next_element::<Node>()? {
-            items.push(n);
-        }
-        Ok(Val::Seq(items))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Val, A::Error> {
-        let mut entries = Vec::new();
-        while let Some((k, v)) = a.next_entry::<Node, Node>()? {
-            entries.push((k, v));
-        }
-        Ok(Val::Map(entries))
-    }
-}
-
-impl<'de> Deserialize<'de> for Raw {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ValVisitor).map(Raw)
-    }
-}
-
-thread_local! {
-    /// The text being parsed, to recover plain scalars as written.
-    static SOURCE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
-}
-
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = Spanned::<Raw>::deserialize(d)?;
-        let loc = s.referenced;
-        let pos = Pos {
-            line: u32::try_from(loc.line()).unwrap_or(u32::MAX),
-            col: u32::try_from(loc.column()).unwrap_or(u32::MAX),
-        };
-        let val = s.value.0;
-        let raw = match &val {
-            Val::Bool(_) | Val::Int(_) | Val::UInt(_) | Val::Float(_) | Val::Null => {
-                let span = loc.span();
-                let text = match (span.byte_offset(), span.byte_len()) {
-                    (Some(off), Some(len)) => SOURCE.with(|src| {
-                        let src = src.borrow();
-                        let (off, len) = (off as usize, len as usize);
-                        src.get(off..off.saturating_add(len))
-                            .filter(|t| !t.is_empty() && !t.starts_with(['*', '&', '!']))
-                            .map(str::to_string)
-                    }),
-                    _ => None,
-                };
-                text.or_else(|| scalar_text(&val))
-            }
-            _ => None,
-        };
-        Ok(Node { val, pos, raw })
-    }
-}
-
-fn scalar_text(v: &Val) -> Option<String> {
-    match v {
-        Val::Bool(b) => Some(b.to_string()),
-        Val::Int(i) => Some(i.to_string()),
-        Val::UInt(u) => Some(u.to_string()),
-        Val::Float(f) => Some(f.to_string()),
-        Val::Null => Some(String::new()),
-        _ => None,
-    }
-}
-
-/// Parses every document of a YAML stream.
-pub(crate) fn parse_stream(text: &str) -> Result<Vec<Node>, SyntaxError> {
-    let options = serde_saphyr::options! {
-        strict_booleans: true,
-        leading_zero_numbers_as_strings: true,
-        non_finite_float_policy: serde_saphyr::NonFiniteFloatPolicy::AsString,
-        with_snippet: false,
-    };
-    SOURCE.with(|s| *s.borrow_mut() = text.to_string());
-    let result = serde_saphyr::from_multiple_with_options::<Option<Node>>(text, options);
-    SOURCE.with(|s| s.borrow_mut().clear());
-    match result {
-        Ok(docs) => Ok(docs.into_iter().flatten().collect()),
-        Err(e) => {
-            let e = e.without_snippet();
-            let pos = e.location().map_or(Pos::default(), |l| Pos {
-                line: u32::try_from(l.line()).unwrap_or(u32::MAX),
-                col: u32::try_from(l.column()).unwrap_or(u32::MAX),
-            });
-            let message = serde_saphyr::DefaultMessageFormatter
-                .format_message(e)
-                .escape_debug()
-                .to_string();
-            Err(SyntaxError { pos, message })
-        }
-    }
 }
 
 #[cfg(test)]
