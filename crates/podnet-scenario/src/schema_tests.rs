@@ -342,3 +342,45 @@ fn every_report_validates() {
     r["extra"] = json!(1);
     assert!(!v.is_valid(&r));
 }
+
+/// The words of a chapter's inline code spans and code blocks (`spec.nodeName` gives `spec`
+/// and `nodeName`).
+fn code_words(md: &str) -> BTreeSet<String> {
+    md.split('`')
+        .skip(1)
+        .step_by(2)
+        .flat_map(|span| span.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every property name of every object in a schema.
+fn property_names(v: &Value, out: &mut BTreeSet<String>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::Object(props)) = m.get("properties") {
+                out.extend(props.keys().cloned());
+            }
+            m.values().for_each(|x| property_names(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| property_names(x, out)),
+        _ => {}
+    }
+}
+
+/// The book's reference chapters name every field of the schemas: a field added to a type
+/// without a word in the book fails here.
+#[test]
+fn the_book_names_every_field() {
+    for (schema, chapter) in [(report(), "report.md"), (scenario(), "scenarios.md")] {
+        let md = std::fs::read_to_string(repo().join("book/src").join(chapter)).unwrap();
+        let words = code_words(&md);
+        let mut names = BTreeSet::new();
+        property_names(&schema["definitions"], &mut names);
+        property_names(&schema["properties"], &mut names);
+        assert!(names.len() > 40, "{chapter}: {names:?}");
+        let missing: Vec<&String> = names.iter().filter(|n| !words.contains(*n)).collect();
+        assert!(missing.is_empty(), "book/src/{chapter} does not name {missing:?}");
+    }
+}
