@@ -23,32 +23,34 @@ pub mod apimachinery {
                     use super::super::super::super::super::*;
 
                     #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-
                     #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
                     #[serde(rename_all = "camelCase", default)]
                     pub struct ObjectMeta {
-                        /// The object's name; required (pods are `NAME` in the core, `NAME.NAMESPACE` when two namespaces use it).
+                        /// The object's name; required (pods are `NAME` in the core,
+                        /// `NAME.NAMESPACE` when two namespaces use it).
                         pub name: Option<String>,
                         /// Read, not used.
                         pub generate_name: Option<String>,
                         /// The namespace (`default` when absent); ignored for cluster-scoped kinds.
                         pub namespace: Option<String>,
-                        /// Labels, matched by Service selectors and NetworkPolicy pod and namespace selectors.
+                        /// Labels, matched by Service selectors and NetworkPolicy pod and namespace
+                        /// selectors.
                         pub labels: Option<BTreeMap<String, String>>,
                         /// Read, not used.
                         pub annotations: Option<BTreeMap<String, String>>,
-                        /// A pod owned by a ReplicaSet `DEPLOYMENT-HASH` is a replica of that Deployment.
+                        /// A pod owned by a ReplicaSet `DEPLOYMENT-HASH` is a replica of that
+                        /// Deployment.
                         pub owner_references: Option<Vec<OwnerReference>>,
                     }
 
                     #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-
                     #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
                     #[serde(rename_all = "camelCase", default)]
                     pub struct OwnerReference {
                         /// Read, not used.
                         pub api_version: String,
-                        /// `ReplicaSet` makes the pod a replica of the Deployment the name starts with.
+                        /// `ReplicaSet` makes the pod a replica of the Deployment the name starts
+                        /// with.
                         pub kind: String,
                         /// The owner's name (`DEPLOYMENT-HASH` for a ReplicaSet).
                         pub name: String,
@@ -59,7 +61,6 @@ pub mod apimachinery {
                     }
 
                     #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-
                     #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
                     #[serde(rename_all = "camelCase", default)]
                     pub struct LabelSelector {
@@ -70,14 +71,16 @@ pub mod apimachinery {
                     }
 
                     #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-
                     #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
                     #[serde(rename_all = "camelCase", default)]
                     pub struct LabelSelectorRequirement {
                         /// The label.
                         pub key: String,
                         /// `In`, `NotIn`, `Exists` or `DoesNotExist`.
-                        #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::selector_operator"))]
+                        #[cfg_attr(
+                            feature = "schema",
+                            schemars(schema_with = "crate::schema::selector_operator")
+                        )]
                         pub operator: String,
                         /// The values of `In` and `NotIn`.
                         pub values: Option<Vec<String>>,
@@ -147,7 +150,6 @@ pub mod api {
             use super::super::super::*;
 
             #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-
             #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
             #[serde(rename_all = "camelCase", default)]
             pub struct Namespace {
@@ -156,7 +158,6 @@ pub mod api {
             }
 
             #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-
             #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
             #[serde(rename_all = "camelCase", default)]
             pub struct Node {
@@ -169,7 +170,6 @@ pub mod api {
             }
 
             #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-
             #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
             #[serde(rename_all = "camelCase", default)]
             pub struct NodeSpec {
@@ -183,16 +183,15 @@ pub mod api {
             }
 
             #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-
             #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
             #[serde(rename_all = "camelCase", default)]
             pub struct NodeStatus {
-                /// The first `InternalIP` that is an IPv4 address becomes the node's underlay address.
+                /// The first `InternalIP` that is an IPv4 address becomes the node's underlay
+                /// address.
                 pub addresses: Option<Vec<NodeAddress>>,
             }
 
             #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-
             #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
             #[serde(rename_all = "camelCase", default)]
             pub struct NodeAddress {
@@ -204,7 +203,6 @@ pub mod api {
             }
 
             #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-
             #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
             #[serde(rename_all = "camelCase", default)]
             pub struct Pod {
@@ -217,33 +215,36 @@ pub mod api {
             }
 
             #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-
             #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
             #[serde(rename_all = "camelCase", default)]
             pub struct PodSpec {
                 /// Required. Each container's image chooses a program, its ports where it listens.
                 pub containers: Vec<Container>,
-                /// The node the pod runs on. Default: the node whose pod CIDR holds `status.podIP`, else round-robin in file order.
+                /// The node the pod runs on. Default: the node whose pod CIDR holds `status.podIP`,
+                /// else round-robin in file order.
                 pub node_name: Option<String>,
                 /// `true`: the pod is skipped with a warning (host-network pods are not simulated).
                 pub host_network: Option<bool>,
             }
 
             #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-
             #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
             #[serde(rename_all = "camelCase", default)]
             pub struct Container {
                 /// Required by Kubernetes; not otherwise used.
                 pub name: String,
-                /// Chooses the program (the name before `:`, registry prefix ignored): `nginx`, `httpd`, `podnet/http` (HTTP/1.1 server), `podnet/echo` (TCP and UDP echo), `podnet/discard` (TCP discard), `coredns/coredns`, `podnet/dns` (DNS); anything else runs nothing.
+                /// Chooses the program (the name before `:`, registry prefix ignored): `nginx`,
+                /// `httpd`, `podnet/http` (HTTP/1.1 server), `podnet/echo` (TCP and UDP echo),
+                /// `podnet/discard` (TCP discard), `coredns/coredns`, `podnet/dns` (DNS); anything
+                /// else runs nothing.
                 pub image: Option<String>,
-                /// Where the program listens (default: 80 for HTTP, 7 for echo, 9 for discard); named ports are what a Service's named `targetPort` and a NetworkPolicy's named port refer to.
+                /// Where the program listens (default: 80 for HTTP, 7 for echo, 9 for discard);
+                /// named ports are what a Service's named `targetPort` and a NetworkPolicy's named
+                /// port refer to.
                 pub ports: Option<Vec<ContainerPort>>,
             }
 
             #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-
             #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
             #[serde(rename_all = "camelCase", default)]
             pub struct ContainerPort {
@@ -257,7 +258,6 @@ pub mod api {
             }
 
             #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-
             #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
             #[serde(rename_all = "camelCase", default)]
             pub struct PodTemplateSpec {
@@ -268,7 +268,6 @@ pub mod api {
             }
 
             #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-
             #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
             #[serde(rename_all = "camelCase", default)]
             pub struct PodStatus {
@@ -280,7 +279,6 @@ pub mod api {
             }
 
             #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-
             #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
             #[serde(rename_all = "camelCase", default)]
             pub struct Service {
@@ -291,37 +289,55 @@ pub mod api {
             }
 
             #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-
             #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
             #[serde(rename_all = "camelCase", default)]
             pub struct ServiceSpec {
-                /// `ClusterIP` (default), `NodePort`, `LoadBalancer` (simulated as a NodePort) or `ExternalName` (skipped with a warning).
-                #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::service_type"))]
+                /// `ClusterIP` (default), `NodePort`, `LoadBalancer` (simulated as a NodePort) or
+                /// `ExternalName` (skipped with a warning).
+                #[cfg_attr(
+                    feature = "schema",
+                    schemars(schema_with = "crate::schema::service_type")
+                )]
                 #[serde(rename = "type")]
                 pub type_: Option<String>,
-                /// The ClusterIP, inside `serviceCIDR`; `None`: headless (no proxying; the name resolves to an endpoint). Default: allocated from the Service range.
-                #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::cluster_ip"))]
+                /// The ClusterIP, inside `serviceCIDR`; `None`: headless (no proxying; the name
+                /// resolves to an endpoint). Default: allocated from the Service range.
+                #[cfg_attr(
+                    feature = "schema",
+                    schemars(schema_with = "crate::schema::cluster_ip")
+                )]
                 #[serde(rename = "clusterIP")]
                 pub cluster_ip: Option<String>,
                 /// The Service's ports; at least one unless headless.
                 pub ports: Option<Vec<ServicePort>>,
-                /// The pods of the namespace it selects, when no EndpointSlice is labelled with its name.
+                /// The pods of the namespace it selects, when no EndpointSlice is labelled with its
+                /// name.
                 pub selector: Option<BTreeMap<String, String>>,
-                /// `None` (default) or `ClientIP` (kube-proxy's `recent` match: a client keeps its backend).
-                #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::session_affinity"))]
+                /// `None` (default) or `ClientIP` (kube-proxy's `recent` match: a client keeps its
+                /// backend).
+                #[cfg_attr(
+                    feature = "schema",
+                    schemars(schema_with = "crate::schema::session_affinity")
+                )]
                 pub session_affinity: Option<String>,
                 /// `clientIP.timeoutSeconds` of `ClientIP` affinity.
                 pub session_affinity_config: Option<SessionAffinityConfig>,
-                /// `Cluster` (default: any node forwards to any endpoint, masquerading) or `Local` (only local endpoints; the client address is kept).
-                #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::traffic_policy"))]
+                /// `Cluster` (default: any node forwards to any endpoint, masquerading) or `Local`
+                /// (only local endpoints; the client address is kept).
+                #[cfg_attr(
+                    feature = "schema",
+                    schemars(schema_with = "crate::schema::traffic_policy")
+                )]
                 pub external_traffic_policy: Option<String>,
                 /// `Cluster` (default) or `Local` (pods reach only endpoints on their own node).
-                #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::traffic_policy"))]
+                #[cfg_attr(
+                    feature = "schema",
+                    schemars(schema_with = "crate::schema::traffic_policy")
+                )]
                 pub internal_traffic_policy: Option<String>,
             }
 
             #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-
             #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
             #[serde(rename_all = "camelCase", default)]
             pub struct ServicePort {
@@ -331,7 +347,8 @@ pub mod api {
                 pub port: i32,
                 /// The backends' port, a number or a container port name. Default: `port`.
                 pub target_port: Option<IntOrString>,
-                /// The NodePort (30000-32767). Default for NodePort Services: one is allocated from that range.
+                /// The NodePort (30000-32767). Default for NodePort Services: one is allocated from
+                /// that range.
                 pub node_port: Option<i32>,
                 /// `TCP` (default) or `UDP`.
                 #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::l4"))]
@@ -339,7 +356,6 @@ pub mod api {
             }
 
             #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-
             #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
             #[serde(rename_all = "camelCase", default)]
             pub struct SessionAffinityConfig {
@@ -349,16 +365,15 @@ pub mod api {
             }
 
             #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-
             #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
             #[serde(rename_all = "camelCase", default)]
             pub struct ClientIPConfig {
-                /// How long a client keeps its backend, 1 to 86400 seconds. Default 10800 (3 hours).
+                /// How long a client keeps its backend, 1 to 86400 seconds. Default 10800 (3
+                /// hours).
                 pub timeout_seconds: Option<i32>,
             }
 
             #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-
             #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
             #[serde(rename_all = "camelCase", default)]
             pub struct ObjectReference {
@@ -379,7 +394,6 @@ pub mod api {
             use super::super::core::v1::PodTemplateSpec;
 
             #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-
             #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
             #[serde(rename_all = "camelCase", default)]
             pub struct Deployment {
@@ -390,7 +404,6 @@ pub mod api {
             }
 
             #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-
             #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
             #[serde(rename_all = "camelCase", default)]
             pub struct DeploymentSpec {
@@ -411,7 +424,6 @@ pub mod api {
             use super::super::core::v1::ObjectReference;
 
             #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-
             #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
             #[serde(rename_all = "camelCase", default)]
             pub struct EndpointSlice {
@@ -426,11 +438,11 @@ pub mod api {
             }
 
             #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-
             #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
             #[serde(rename_all = "camelCase", default)]
             pub struct Endpoint {
-                /// Required; the endpoint's address(es), matched to a pod by `targetRef` or address.
+                /// Required; the endpoint's address(es), matched to a pod by `targetRef` or
+                /// address.
                 pub addresses: Vec<String>,
                 /// `ready: false` endpoints are left out.
                 pub conditions: Option<EndpointConditions>,
@@ -441,7 +453,6 @@ pub mod api {
             }
 
             #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-
             #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
             #[serde(rename_all = "camelCase", default)]
             pub struct EndpointConditions {
@@ -454,7 +465,6 @@ pub mod api {
             }
 
             #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-
             #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
             #[serde(rename_all = "camelCase", default)]
             pub struct EndpointPort {
@@ -475,7 +485,6 @@ pub mod api {
             use super::super::super::*;
 
             #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-
             #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
             #[serde(rename_all = "camelCase", default)]
             pub struct NetworkPolicy {
@@ -486,23 +495,26 @@ pub mod api {
             }
 
             #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-
             #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
             #[serde(rename_all = "camelCase", default)]
             pub struct NetworkPolicySpec {
                 /// The pods of the namespace it selects (empty: all).
                 pub pod_selector: Option<LabelSelector>,
-                /// `Ingress`, `Egress` or both. Default: `Ingress`, plus `Egress` when there are egress rules.
-                #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::policy_types"))]
+                /// `Ingress`, `Egress` or both. Default: `Ingress`, plus `Egress` when there are
+                /// egress rules.
+                #[cfg_attr(
+                    feature = "schema",
+                    schemars(schema_with = "crate::schema::policy_types")
+                )]
                 pub policy_types: Option<Vec<String>>,
-                /// What may come in (to the selected pods); none with `Ingress` in policyTypes: nothing.
+                /// What may come in (to the selected pods); none with `Ingress` in policyTypes:
+                /// nothing.
                 pub ingress: Option<Vec<NetworkPolicyIngressRule>>,
                 /// What may go out.
                 pub egress: Option<Vec<NetworkPolicyEgressRule>>,
             }
 
             #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-
             #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
             #[serde(rename_all = "camelCase", default)]
             pub struct NetworkPolicyIngressRule {
@@ -513,7 +525,6 @@ pub mod api {
             }
 
             #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-
             #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
             #[serde(rename_all = "camelCase", default)]
             pub struct NetworkPolicyEgressRule {
@@ -524,20 +535,19 @@ pub mod api {
             }
 
             #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-
             #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
             #[serde(rename_all = "camelCase", default)]
             pub struct NetworkPolicyPeer {
                 /// Addresses (alone in its peer).
                 pub ip_block: Option<IPBlock>,
-                /// Pods of the namespaces it selects (with podSelector in the same peer: pods matching both).
+                /// Pods of the namespaces it selects (with podSelector in the same peer: pods
+                /// matching both).
                 pub namespace_selector: Option<LabelSelector>,
                 /// Pods of the policy's namespace it selects.
                 pub pod_selector: Option<LabelSelector>,
             }
 
             #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-
             #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
             #[serde(rename_all = "camelCase", default)]
             pub struct IPBlock {
@@ -550,7 +560,6 @@ pub mod api {
             }
 
             #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-
             #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
             #[serde(rename_all = "camelCase", default)]
             pub struct NetworkPolicyPort {
@@ -559,7 +568,10 @@ pub mod api {
                 /// A number or a named container port (absent: every port).
                 pub port: Option<IntOrString>,
                 /// `TCP` (default), `UDP` or `SCTP`.
-                #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::netpol_protocol"))]
+                #[cfg_attr(
+                    feature = "schema",
+                    schemars(schema_with = "crate::schema::netpol_protocol")
+                )]
                 pub protocol: Option<String>,
             }
         }

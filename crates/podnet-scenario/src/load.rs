@@ -297,7 +297,9 @@ pub(crate) fn required_paths(kind: &str) -> &'static [&'static str] {
 }
 
 /// The fields of the podnet kinds, by path, to warn about typos (they are otherwise ignored).
-pub(crate) fn podnet_fields(kind: &str) -> Option<&'static [(&'static str, &'static [&'static str])]> {
+pub(crate) fn podnet_fields(
+    kind: &str,
+) -> Option<&'static [(&'static str, &'static [&'static str])]> {
     const OBJECT: &[&str] = &["apiVersion", "kind", "metadata", "spec", "status"];
     Some(match kind {
         "Cluster" => &[

@@ -158,7 +158,9 @@ fn the_schema_refuses_what_the_loader_refuses() {
 /// `anyOf: [$ref, null]` schemars wraps them in.
 fn deref<'a>(root: &'a Value, s: &'a Value) -> &'a Value {
     if let Some(r) = s.get("$ref").and_then(Value::as_str) {
-        let name = r.strip_prefix("#/definitions/").expect("a local definition");
+        let name = r
+            .strip_prefix("#/definitions/")
+            .expect("a local definition");
         return deref(root, &root["definitions"][name]);
     }
     for key in ["allOf", "anyOf"] {
@@ -178,7 +180,11 @@ fn properties_at<'a>(root: &'a Value, mut s: &'a Value, path: &str) -> BTreeSet<
         s = deref(root, &deref(root, s)["properties"][seg]);
     }
     let s = deref(root, s);
-    assert_eq!(s["additionalProperties"], json!(false), "{path} is not closed");
+    assert_eq!(
+        s["additionalProperties"],
+        json!(false),
+        "{path} is not closed"
+    );
     s["properties"]
         .as_object()
         .unwrap_or_else(|| panic!("{path} has no properties"))
@@ -300,22 +306,50 @@ fn the_patterns_agree_with_the_parsers() {
     check(
         rate(&mut g).into(),
         &[
-            "10Gbit", "100Mbit", "1.5Gbit", "1bit", "0", "unlimited", "Unlimited", "10kbps",
-            "8Mbps", "2tbit", "10", "10gb", "fast", "1Tbps", "", ".5gbit",
+            "10Gbit",
+            "100Mbit",
+            "1.5Gbit",
+            "1bit",
+            "0",
+            "unlimited",
+            "Unlimited",
+            "10kbps",
+            "8Mbps",
+            "2tbit",
+            "10",
+            "10gb",
+            "fast",
+            "1Tbps",
+            "",
+            ".5gbit",
         ],
         &|s| parse_rate(s).is_ok(),
     );
     check(
         ipv4(&mut g).into(),
         &[
-            "10.0.0.1", "255.255.255.255", "010.1.1.1", "256.1.1.1", "1.2.3", "1.2.3.4.5", "a.b.c.d",
-            "1.2.3.4 ", "",
+            "10.0.0.1",
+            "255.255.255.255",
+            "010.1.1.1",
+            "256.1.1.1",
+            "1.2.3",
+            "1.2.3.4.5",
+            "a.b.c.d",
+            "1.2.3.4 ",
+            "",
         ],
         &|s| s.trim() == s && parse_ip(s).is_ok(),
     );
     check(
         cidr(&mut g).into(),
-        &["10.244.0.0/16", "0.0.0.0/0", "10.0.0.0/32", "10.0.0.0/33", "10.0.0.0", "10.0.0.0/"],
+        &[
+            "10.244.0.0/16",
+            "0.0.0.0/0",
+            "10.0.0.0/32",
+            "10.0.0.0/33",
+            "10.0.0.0",
+            "10.0.0.0/",
+        ],
         &|s| parse_cidr(s).is_ok(),
     );
 }
@@ -381,6 +415,9 @@ fn the_book_names_every_field() {
         property_names(&schema["properties"], &mut names);
         assert!(names.len() > 40, "{chapter}: {names:?}");
         let missing: Vec<&String> = names.iter().filter(|n| !words.contains(*n)).collect();
-        assert!(missing.is_empty(), "book/src/{chapter} does not name {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "book/src/{chapter} does not name {missing:?}"
+        );
     }
 }

@@ -24,7 +24,10 @@ pub struct Report {
     /// The virtual time the run ended: when every Traffic was done, or the `--until` limit
     /// (default 30 s). Milliseconds with three decimals below one second (`20.816ms`), else
     /// seconds with three decimals (`1.532s`).
-    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::report_duration"))]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::report_duration")
+    )]
     pub end_time: String,
     /// Frames delivered anywhere: one per interface that received a frame (pods, nodes, the
     /// underlay switch), as `tcpdump -i IFACE` would show it inbound.
@@ -68,12 +71,18 @@ pub struct Connection {
     pub to: String,
     /// The backend address and port the connection reached, after DNAT (`10.244.1.20:80`);
     /// `null` when no backend was reached (timeout, refused without a backend, denied).
-    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::endpoint_or_null"))]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::endpoint_or_null")
+    )]
     pub backend: Option<String>,
     /// The source address and port of the client's packets as they arrived at the backend:
     /// the client's own when nothing masqueraded them, a node's after SNAT; `null` when no
     /// backend was reached.
-    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::endpoint_or_null"))]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::endpoint_or_null")
+    )]
     pub seen_by_backend: Option<String>,
     /// How it ended: `ok` (completed), `refused` (RST or ICMP unreachable in answer to the
     /// SYN, or ICMP port unreachable for UDP), `timeout` (no answer within the Traffic's
@@ -92,7 +101,10 @@ pub struct Connection {
     /// `endTime`; absent when the client did not resolve a name (no DNS pods, or an address
     /// as target).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::report_duration"))]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::report_duration")
+    )]
     pub dns_time: Option<String>,
     /// Payload bytes the client sent (TCP or UDP payload, not headers).
     pub bytes_sent: u64,
@@ -245,7 +257,10 @@ pub struct CtStats {
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify), tsify(missing_as_null))]
 pub struct Drop {
     /// The virtual time of the drop, in the format of `endTime`.
-    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::report_duration"))]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::report_duration")
+    )]
     pub time: String,
     /// Where: the interface (`HOST/IFACE`: `node-a/eth0`, `pod-a/eth0`), the sending side for
     /// link drops, the receiving side otherwise.
