@@ -406,49 +406,30 @@ pub(crate) fn timeouts(g: &mut SchemaGenerator) -> Schema {
     json_schema!({"type": "object", "properties": props, "additionalProperties": false})
 }
 
-pub(crate) fn cni(_: &mut SchemaGenerator) -> Schema {
-    enum_of(&["bridge", "vxlan", "native"])
+/// Field schemas that are one string out of a list: the values the resolver accepts (the test
+/// `every_enumerated_value_loads` feeds each one to the loader).
+macro_rules! string_enums {
+    ($($(#[$doc:meta])* $name:ident: $values:expr;)*) => {$(
+        $(#[$doc])*
+        pub(crate) fn $name(_: &mut SchemaGenerator) -> Schema {
+            enum_of(&$values)
+        }
+    )*};
 }
 
-pub(crate) fn proxy(_: &mut SchemaGenerator) -> Schema {
-    enum_of(&["iptables", "nftables", "ebpf", "none"])
-}
-
-pub(crate) fn lb_algorithm(_: &mut SchemaGenerator) -> Schema {
-    enum_of(&["random", "maglev"])
-}
-
-pub(crate) fn lb_mode(_: &mut SchemaGenerator) -> Schema {
-    enum_of(&["snat", "dsr"])
-}
-
-/// A protocol where podnet simulates TCP and UDP (ports, Traffic).
-pub(crate) fn l4(_: &mut SchemaGenerator) -> Schema {
-    enum_of(&["TCP", "UDP"])
-}
-
-pub(crate) fn netpol_protocol(_: &mut SchemaGenerator) -> Schema {
-    enum_of(&["TCP", "UDP", "SCTP"])
-}
-
-pub(crate) fn outcome(_: &mut SchemaGenerator) -> Schema {
-    enum_of(&crate::OUTCOMES)
-}
-
-pub(crate) fn service_type(_: &mut SchemaGenerator) -> Schema {
-    enum_of(&["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"])
-}
-
-pub(crate) fn session_affinity(_: &mut SchemaGenerator) -> Schema {
-    enum_of(&["None", "ClientIP"])
-}
-
-pub(crate) fn traffic_policy(_: &mut SchemaGenerator) -> Schema {
-    enum_of(&["Cluster", "Local"])
-}
-
-pub(crate) fn selector_operator(_: &mut SchemaGenerator) -> Schema {
-    enum_of(&["In", "NotIn", "Exists", "DoesNotExist"])
+string_enums! {
+    cni: ["bridge", "vxlan", "native"];
+    proxy: ["iptables", "nftables", "ebpf", "none"];
+    lb_algorithm: ["random", "maglev"];
+    lb_mode: ["snat", "dsr"];
+    /// A protocol where podnet simulates TCP and UDP (ports, Traffic).
+    l4: ["TCP", "UDP"];
+    netpol_protocol: ["TCP", "UDP", "SCTP"];
+    outcome: crate::OUTCOMES;
+    service_type: ["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"];
+    session_affinity: ["None", "ClientIP"];
+    traffic_policy: ["Cluster", "Local"];
+    selector_operator: ["In", "NotIn", "Exists", "DoesNotExist"];
 }
 
 pub(crate) fn policy_types(_: &mut SchemaGenerator) -> Schema {
