@@ -122,10 +122,10 @@ pub(crate) struct Masquerade {
 )]
 #[serde(rename_all = "camelCase", default)]
 pub(crate) struct Conntrack {
-    /// `nf_conntrack_max`: entries the table holds (1 to 16,777,216; allocated up front). When
+    /// `nf_conntrack_max`: entries the table holds (1 to 4,194,304; allocated up front). When
     /// full, a new connection early-drops an unassured entry or is dropped. Default 262144.
     pub max: Option<At<u32>>,
-    /// `nf_conntrack_buckets`: hash buckets (1 to 16,777,216). Early drop scans 8 buckets from the
+    /// `nf_conntrack_buckets`: hash buckets (1 to 4,194,304). Early drop scans 8 buckets from the
     /// new connection's. Default 65536.
     pub buckets: Option<At<u32>>,
     /// `nf_conntrack_tcp_be_liberal`: out-of-window TCP packets are not marked INVALID (so
@@ -413,8 +413,9 @@ pub(crate) struct FaultSpec {
     pub bandwidth: Option<At<String>>,
     /// `true`: the link carries nothing meanwhile.
     pub down: Option<At<bool>>,
-    /// Delete this pod (`NAME` or `NAMESPACE/NAME`): its endpoints leave their Services and its
-    /// connections die with it.
+    /// Delete this pod at once (`kubectl delete pod --grace-period=0 --force`): its sockets
+    /// vanish without sending anything and it leaves every Service's endpoints; conntrack
+    /// entries to it stay until they expire. `NAME` or `NAMESPACE/NAME`.
     pub delete_pod: Option<At<String>>,
     /// Scale a Deployment.
     pub scale: Option<At<Scale>>,
