@@ -370,6 +370,7 @@ pub mod api {
             pub struct ClientIPConfig {
                 /// How long a client keeps its backend, 1 to 86400 seconds. Default 10800 (3
                 /// hours).
+                #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 86400)))]
                 pub timeout_seconds: Option<i32>,
             }
 

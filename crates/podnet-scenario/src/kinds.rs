@@ -124,9 +124,17 @@ pub(crate) struct Masquerade {
 pub(crate) struct Conntrack {
     /// `nf_conntrack_max`: entries the table holds (1 to 4,194,304; allocated up front). When
     /// full, a new connection early-drops an unassured entry or is dropped. Default 262144.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(range(min = 1, max = crate::resolve::MAX_CONNTRACK))
+    )]
     pub max: Option<At<u32>>,
     /// `nf_conntrack_buckets`: hash buckets (1 to 4,194,304). Early drop scans 8 buckets from the
     /// new connection's. Default 65536.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(range(min = 1, max = crate::resolve::MAX_CONNTRACK))
+    )]
     pub buckets: Option<At<u32>>,
     /// `nf_conntrack_tcp_be_liberal`: out-of-window TCP packets are not marked INVALID (so
     /// kube-proxy's INVALID drop does not hit them). Default `false`.
