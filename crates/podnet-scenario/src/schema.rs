@@ -83,6 +83,18 @@ impl Transform for CloseObjects {
     }
 }
 
+/// No `default` keywords: the types' `Default` is "not written" (`null`); the real defaults are
+/// applied by the resolver and said in each field's description.
+#[derive(Clone)]
+struct NoDefaults;
+
+impl Transform for NoDefaults {
+    fn transform(&mut self, schema: &mut Schema) {
+        schema.remove("default");
+        transform_subschemas(self, schema);
+    }
+}
+
 /// The JSON Schema of the report `podnet run --json` prints.
 pub fn report() -> Value {
     let g = SchemaSettings::draft07()
@@ -96,7 +108,10 @@ pub fn report() -> Value {
 
 /// The JSON Schema of one document of a scenario stream.
 pub fn scenario() -> Value {
-    let mut g = SchemaSettings::draft07().for_deserialize().into_generator();
+    let mut g = SchemaSettings::draft07()
+        .for_deserialize()
+        .with_transform(NoDefaults)
+        .into_generator();
     let mut branches = Vec::new();
     for (kind, api) in KINDS {
         branches.push(kind_branch(&mut g, kind, api));
