@@ -4,11 +4,13 @@
 //!    writing what it prints to `book/src/out/NAME.txt` (the chapters `{{#include}}` those
 //!    files, so every output shown in the book is the binary's own). With `--check` nothing is
 //!    written and a stale file is an error.
-//! 2. Checks the book against the code: every `{{#include}}` target exists, every
+//! 2. Regenerates the JSON Schemas in `book/src/schema/` from the Rust types (`crate::schema`;
+//!    with `--check`, a stale schema is an error).
+//! 3. Checks the book against the code: every `{{#include}}` target exists, every
 //!    `out/NAME.txt` a chapter includes is listed in the manifest, every chapter in
 //!    `SUMMARY.md` exists, and every `podnet <subcommand>` written in the book (code blocks
 //!    and inline code) is a subcommand `podnet --help` lists.
-//! 3. Installs mdBook when missing (`cargo install mdbook --version 0.4.52`), builds the book
+//! 4. Installs mdBook when missing (`cargo install mdbook --version 0.4.52`), builds the book
 //!    into `target/book` and runs `mdbook test` (the Rust blocks are `ignore`d: the included
 //!    example is compiled by cargo itself).
 //!
@@ -32,11 +34,11 @@ pub const MDBOOK_VERSION: &str = "0.4.52";
 const HELP: &str = "\
 cargo xtask book [--check] [--no-build]
 
-Regenerates the command outputs the book shows (book/outputs.txt -> book/src/out/),
-checks includes and podnet subcommands named in the book, then builds the book into
+Regenerates the command outputs the book shows (book/outputs.txt -> book/src/out/)
+and the JSON Schemas (book/src/schema/, as `cargo xtask schema`), checks includes and podnet subcommands named in the book, then builds the book into
 target/book with mdBook (installed with cargo when missing) and runs `mdbook test`.
 
-  --check     write nothing: fail when an output in book/src/out/ is stale
+  --check     write nothing: fail when an output in book/src/out/ or a schema is stale
   --no-build  skip mdBook (outputs and checks only)";
 
 fn book_dir() -> PathBuf {
@@ -62,6 +64,7 @@ pub fn book(args: &[String]) -> Result {
     let subcommands = subcommands_of(&podnet)?;
     let manifest = read_manifest(&book_dir().join("outputs.txt"))?;
     refresh_outputs(&podnet, &manifest, &subcommands, check_only)?;
+    crate::schema::refresh(check_only)?;
     let problems = check_book(&book_dir(), &manifest, &subcommands)?;
     if !problems.is_empty() {
         return Err(format!(
@@ -88,15 +91,14 @@ pub fn book(args: &[String]) -> Result {
     Ok(())
 }
 
-/// The CI step: regenerate, check, build and test.
+/// The CI step: `book --check` (a stale output or schema fails), then build and test.
 pub fn ci_step() -> Result {
-    book(&[])
+    book(&["--check".to_string()])
 }
 
-/// Builds the CLI and returns the path of its binary.
-fn build_podnet() -> Result<PathBuf> {
-    run(&mut cargo_with(&["build", "--quiet", "-p", "podnet-cli"]))?;
-    let target = env::var_os("CARGO_TARGET_DIR")
+/// Cargo's target directory (`CARGO_TARGET_DIR`, else `target/`).
+pub(crate) fn target_dir() -> PathBuf {
+    env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .map(|p| {
             if p.is_absolute() {
@@ -105,8 +107,13 @@ fn build_podnet() -> Result<PathBuf> {
                 workspace_root().join(p)
             }
         })
-        .unwrap_or_else(|| workspace_root().join("target"));
-    let exe = target
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// Builds the CLI and returns the path of its binary.
+fn build_podnet() -> Result<PathBuf> {
+    run(&mut cargo_with(&["build", "--quiet", "-p", "podnet-cli"]))?;
+    let exe = target_dir()
         .join("debug")
         .join(format!("podnet{}", env::consts::EXE_SUFFIX));
     if exe.is_file() {

@@ -8,6 +8,7 @@ mod determinism;
 mod ensure;
 mod kdiff;
 mod pcapcheck;
+mod schema;
 mod wasm;
 mod web;
 
@@ -41,8 +42,10 @@ Commands:
                     kernel in network namespaces (root only; skipped otherwise), and
                     bench/ns3-*.yaml (10,000 connections; one 64 MiB upload) against the
                     same workloads in ns-3 (libns3-dev installed with apt). Neither flag: both
-  book [--check]    Regenerate the book's command outputs, check it against the code,
-                    build it into target/book (mdBook) and run mdbook test
+  book [--check]    Regenerate the book's command outputs and JSON Schemas, check it
+                    against the code, build it into target/book (mdBook) and run mdbook test
+  schema [--check]  Write the JSON Schemas of scenario files and of the JSON report,
+                    generated from the Rust types, into book/src/schema/
   pkg               Build the npm package of crates/podnet-wasm into pkg/ (wasm-bindgen,
                     wasm-opt) and print the module's size, raw and gzipped
   wasm-test         Run crates/podnet-wasm/tests/web.rs in headless Chromium
@@ -74,6 +77,7 @@ fn main() {
         Some("ci") => ci(),
         Some("bench") => bench(&rest),
         Some("book") => book::book(&rest),
+        Some("schema") => schema::schema(&rest),
         Some("pkg") => wasm::pkg(),
         Some("wasm-test") => wasm::wasm_test(),
         Some("wasm-bench") => wasm::wasm_bench(&rest),

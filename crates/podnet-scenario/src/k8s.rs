@@ -23,12 +23,23 @@ pub mod apimachinery {
                     use super::super::super::super::super::*;
 
                     #[derive(Clone, Debug, Default, PartialEq)]
+                    #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+                    #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
                     pub struct ObjectMeta {
+                        /// The object's name; required (pods are `NAME` in the core,
+                        /// `NAME.NAMESPACE` when two namespaces use it).
                         pub name: Option<String>,
+                        /// Read, not used.
                         pub generate_name: Option<String>,
+                        /// The namespace (`default` when absent); ignored for cluster-scoped kinds.
                         pub namespace: Option<String>,
+                        /// Labels, matched by Service selectors and NetworkPolicy pod and namespace
+                        /// selectors.
                         pub labels: Option<BTreeMap<String, String>>,
+                        /// Read, not used.
                         pub annotations: Option<BTreeMap<String, String>>,
+                        /// A pod owned by a ReplicaSet `DEPLOYMENT-HASH` is a replica of that
+                        /// Deployment.
                         pub owner_references: Option<Vec<OwnerReference>>,
                     }
 
@@ -45,11 +56,19 @@ pub mod apimachinery {
                     );
 
                     #[derive(Clone, Debug, Default, PartialEq)]
+                    #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+                    #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
                     pub struct OwnerReference {
+                        /// Read, not used.
                         pub api_version: String,
+                        /// `ReplicaSet` makes the pod a replica of the Deployment the name starts
+                        /// with.
                         pub kind: String,
+                        /// The owner's name (`DEPLOYMENT-HASH` for a ReplicaSet).
                         pub name: String,
+                        /// Read, not used.
                         pub uid: String,
+                        /// Read, not used.
                         pub controller: Option<bool>,
                     }
 
@@ -65,8 +84,12 @@ pub mod apimachinery {
                     );
 
                     #[derive(Clone, Debug, Default, PartialEq)]
+                    #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+                    #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
                     pub struct LabelSelector {
+                        /// Labels that must all be equal.
                         pub match_labels: Option<BTreeMap<String, String>>,
+                        /// Requirements that must all hold.
                         pub match_expressions: Option<Vec<LabelSelectorRequirement>>,
                     }
 
@@ -79,9 +102,18 @@ pub mod apimachinery {
                     );
 
                     #[derive(Clone, Debug, Default, PartialEq)]
+                    #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+                    #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
                     pub struct LabelSelectorRequirement {
+                        /// The label.
                         pub key: String,
+                        /// `In`, `NotIn`, `Exists` or `DoesNotExist`.
+                        #[cfg_attr(
+                            feature = "schema",
+                            schemars(schema_with = "crate::schema::selector_operator")
+                        )]
                         pub operator: String,
+                        /// The values of `In` and `NotIn`.
                         pub values: Option<Vec<String>>,
                     }
 
@@ -109,12 +141,6 @@ pub mod apimachinery {
                     String(String),
                 }
 
-                impl Default for IntOrString {
-                    fn default() -> Self {
-                        IntOrString::Int(0)
-                    }
-                }
-
                 impl FromNode for IntOrString {
                     fn from_node(n: &Node, path: Path<'_>) -> Result<Self, DeError> {
                         let v = match &n.val {
@@ -125,6 +151,12 @@ pub mod apimachinery {
                         };
                         v.map(IntOrString::Int)
                             .ok_or_else(|| invalid_value(n, path, "a 32-bit integer"))
+                    }
+                }
+
+                impl Default for IntOrString {
+                    fn default() -> Self {
+                        IntOrString::Int(0)
                     }
                 }
             }
@@ -140,7 +172,10 @@ pub mod api {
             use super::super::super::*;
 
             #[derive(Clone, Debug, Default, PartialEq)]
+            #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+            #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
             pub struct Namespace {
+                /// Name and labels (`kubernetes.io/metadata.name` is implied).
                 pub metadata: ObjectMeta,
             }
 
@@ -152,9 +187,14 @@ pub mod api {
             );
 
             #[derive(Clone, Debug, Default, PartialEq)]
+            #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+            #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
             pub struct Node {
+                /// The node's name.
                 pub metadata: ObjectMeta,
+                /// Its pod range.
                 pub spec: Option<NodeSpec>,
+                /// Its addresses.
                 pub status: Option<NodeStatus>,
             }
 
@@ -168,8 +208,15 @@ pub mod api {
             );
 
             #[derive(Clone, Debug, Default, PartialEq)]
+            #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+            #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
             pub struct NodeSpec {
+                /// The node's pod range (IPv4 CIDR).
+                #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::cidr"))]
+                #[cfg_attr(feature = "schema", serde(rename = "podCIDR"))]
                 pub pod_cidr: Option<String>,
+                /// Read, not used (dual stack is not simulated).
+                #[cfg_attr(feature = "schema", serde(rename = "podCIDRs"))]
                 pub pod_cidrs: Option<Vec<String>>,
             }
 
@@ -182,7 +229,11 @@ pub mod api {
             );
 
             #[derive(Clone, Debug, Default, PartialEq)]
+            #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+            #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
             pub struct NodeStatus {
+                /// The first `InternalIP` that is an IPv4 address becomes the node's underlay
+                /// address.
                 pub addresses: Option<Vec<NodeAddress>>,
             }
 
@@ -194,8 +245,13 @@ pub mod api {
             );
 
             #[derive(Clone, Debug, Default, PartialEq)]
+            #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+            #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
             pub struct NodeAddress {
+                /// The address.
                 pub address: String,
+                /// `InternalIP` is used; the other types are ignored.
+                #[cfg_attr(feature = "schema", serde(rename = "type"))]
                 pub type_: String,
             }
 
@@ -208,9 +264,14 @@ pub mod api {
             );
 
             #[derive(Clone, Debug, Default, PartialEq)]
+            #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+            #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
             pub struct Pod {
+                /// Name, namespace, labels, owner references.
                 pub metadata: ObjectMeta,
+                /// Required.
                 pub spec: Option<PodSpec>,
+                /// Its address and phase.
                 pub status: Option<PodStatus>,
             }
 
@@ -224,9 +285,15 @@ pub mod api {
             );
 
             #[derive(Clone, Debug, Default, PartialEq)]
+            #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+            #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
             pub struct PodSpec {
+                /// Required. Each container's image chooses a program, its ports where it listens.
                 pub containers: Vec<Container>,
+                /// The node the pod runs on. Default: the node whose pod CIDR holds `status.podIP`,
+                /// else round-robin in file order.
                 pub node_name: Option<String>,
+                /// `true`: the pod is skipped with a warning (host-network pods are not simulated).
                 pub host_network: Option<bool>,
             }
 
@@ -240,9 +307,19 @@ pub mod api {
             );
 
             #[derive(Clone, Debug, Default, PartialEq)]
+            #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+            #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
             pub struct Container {
+                /// Required by Kubernetes; not otherwise used.
                 pub name: String,
+                /// Chooses the program (the name before `:`, registry prefix ignored): `nginx`,
+                /// `httpd`, `podnet/http` (HTTP/1.1 server), `podnet/echo` (TCP and UDP echo),
+                /// `podnet/discard` (TCP discard), `coredns/coredns`, `podnet/dns` (DNS); anything
+                /// else runs nothing.
                 pub image: Option<String>,
+                /// Where the program listens (default: 80 for HTTP, 7 for echo, 9 for discard);
+                /// named ports are what a Service's named `targetPort` and a NetworkPolicy's named
+                /// port refer to.
                 pub ports: Option<Vec<ContainerPort>>,
             }
 
@@ -256,9 +333,15 @@ pub mod api {
             );
 
             #[derive(Clone, Debug, Default, PartialEq)]
+            #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+            #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
             pub struct ContainerPort {
+                /// The port number; required.
                 pub container_port: i32,
+                /// The port's name.
                 pub name: Option<String>,
+                /// `TCP` (default) or `UDP`.
+                #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::l4"))]
                 pub protocol: Option<String>,
             }
 
@@ -272,8 +355,12 @@ pub mod api {
             );
 
             #[derive(Clone, Debug, Default, PartialEq)]
+            #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+            #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
             pub struct PodTemplateSpec {
+                /// The replicas' labels.
                 pub metadata: Option<ObjectMeta>,
+                /// The replicas' spec; required.
                 pub spec: Option<PodSpec>,
             }
 
@@ -286,8 +373,13 @@ pub mod api {
             );
 
             #[derive(Clone, Debug, Default, PartialEq)]
+            #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+            #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
             pub struct PodStatus {
+                /// The pod's address. Default: allocated from its node's pod CIDR.
+                #[cfg_attr(feature = "schema", serde(rename = "podIP"))]
                 pub pod_ip: Option<String>,
+                /// `Succeeded` and `Failed` pods are skipped with a warning.
                 pub phase: Option<String>,
             }
 
@@ -300,8 +392,12 @@ pub mod api {
             );
 
             #[derive(Clone, Debug, Default, PartialEq)]
+            #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+            #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
             pub struct Service {
+                /// Name, namespace, labels.
                 pub metadata: ObjectMeta,
+                /// Required.
                 pub spec: Option<ServiceSpec>,
             }
 
@@ -314,14 +410,51 @@ pub mod api {
             );
 
             #[derive(Clone, Debug, Default, PartialEq)]
+            #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+            #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
             pub struct ServiceSpec {
+                /// `ClusterIP` (default), `NodePort`, `LoadBalancer` (simulated as a NodePort) or
+                /// `ExternalName` (skipped with a warning).
+                #[cfg_attr(
+                    feature = "schema",
+                    schemars(schema_with = "crate::schema::service_type")
+                )]
+                #[cfg_attr(feature = "schema", serde(rename = "type"))]
                 pub type_: Option<String>,
+                /// The ClusterIP, inside `serviceCIDR`; `None`: headless (no proxying; the name
+                /// resolves to an endpoint). Default: allocated from the Service range.
+                #[cfg_attr(
+                    feature = "schema",
+                    schemars(schema_with = "crate::schema::cluster_ip")
+                )]
+                #[cfg_attr(feature = "schema", serde(rename = "clusterIP"))]
                 pub cluster_ip: Option<String>,
+                /// The Service's ports; at least one unless headless.
                 pub ports: Option<Vec<ServicePort>>,
+                /// The pods of the namespace it selects, when no EndpointSlice is labelled with its
+                /// name.
                 pub selector: Option<BTreeMap<String, String>>,
+                /// `None` (default) or `ClientIP` (kube-proxy's `recent` match: a client keeps its
+                /// backend).
+                #[cfg_attr(
+                    feature = "schema",
+                    schemars(schema_with = "crate::schema::session_affinity")
+                )]
                 pub session_affinity: Option<String>,
+                /// `clientIP.timeoutSeconds` of `ClientIP` affinity.
                 pub session_affinity_config: Option<SessionAffinityConfig>,
+                /// `Cluster` (default: any node forwards to any endpoint, masquerading) or `Local`
+                /// (only local endpoints; the client address is kept).
+                #[cfg_attr(
+                    feature = "schema",
+                    schemars(schema_with = "crate::schema::traffic_policy")
+                )]
                 pub external_traffic_policy: Option<String>,
+                /// `Cluster` (default) or `Local` (pods reach only endpoints on their own node).
+                #[cfg_attr(
+                    feature = "schema",
+                    schemars(schema_with = "crate::schema::traffic_policy")
+                )]
                 pub internal_traffic_policy: Option<String>,
             }
 
@@ -340,11 +473,20 @@ pub mod api {
             );
 
             #[derive(Clone, Debug, Default, PartialEq)]
+            #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+            #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
             pub struct ServicePort {
+                /// The port's name (a Traffic may use it).
                 pub name: Option<String>,
+                /// The Service's port; required.
                 pub port: i32,
+                /// The backends' port, a number or a container port name. Default: `port`.
                 pub target_port: Option<IntOrString>,
+                /// The NodePort (30000-32767). Default for NodePort Services: one is allocated from
+                /// that range.
                 pub node_port: Option<i32>,
+                /// `TCP` (default) or `UDP`.
+                #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::l4"))]
                 pub protocol: Option<String>,
             }
 
@@ -360,7 +502,11 @@ pub mod api {
             );
 
             #[derive(Clone, Debug, Default, PartialEq)]
+            #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+            #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
             pub struct SessionAffinityConfig {
+                /// ClientIP affinity's settings.
+                #[cfg_attr(feature = "schema", serde(rename = "clientIP"))]
                 pub client_ip: Option<ClientIPConfig>,
             }
 
@@ -372,7 +518,12 @@ pub mod api {
             );
 
             #[derive(Clone, Debug, Default, PartialEq)]
+            #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+            #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
             pub struct ClientIPConfig {
+                /// How long a client keeps its backend, 1 to 86400 seconds. Default 10800 (3
+                /// hours).
+                #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 86400)))]
                 pub timeout_seconds: Option<i32>,
             }
 
@@ -384,9 +535,14 @@ pub mod api {
             );
 
             #[derive(Clone, Debug, Default, PartialEq)]
+            #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+            #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
             pub struct ObjectReference {
+                /// `Pod`: the endpoint is that pod.
                 pub kind: Option<String>,
+                /// The pod's name.
                 pub name: Option<String>,
+                /// The pod's namespace (default: the slice's).
                 pub namespace: Option<String>,
             }
 
@@ -408,8 +564,12 @@ pub mod api {
             use super::super::core::v1::PodTemplateSpec;
 
             #[derive(Clone, Debug, Default, PartialEq)]
+            #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+            #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
             pub struct Deployment {
+                /// Name and namespace; replicas are named `NAME-0`, `NAME-1`, ...
                 pub metadata: ObjectMeta,
+                /// Required.
                 pub spec: Option<DeploymentSpec>,
             }
 
@@ -422,9 +582,14 @@ pub mod api {
             );
 
             #[derive(Clone, Debug, Default, PartialEq)]
+            #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+            #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
             pub struct DeploymentSpec {
+                /// How many pods. Default 1; replica `i` runs on node `i mod nodes`.
                 pub replicas: Option<i32>,
+                /// Required by Kubernetes; not otherwise used.
                 pub selector: LabelSelector,
+                /// The pods' labels and spec; required.
                 pub template: PodTemplateSpec,
             }
 
@@ -446,10 +611,16 @@ pub mod api {
             use super::super::core::v1::ObjectReference;
 
             #[derive(Clone, Debug, Default, PartialEq)]
+            #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+            #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
             pub struct EndpointSlice {
+                /// The label `kubernetes.io/service-name` names the Service it belongs to.
                 pub metadata: ObjectMeta,
+                /// Required; `IPv4` slices are read, others are skipped with a warning.
                 pub address_type: String,
+                /// Required. The Service's endpoints.
                 pub endpoints: Vec<Endpoint>,
+                /// The endpoints' ports, matched to the Service's ports by name.
                 pub ports: Option<Vec<EndpointPort>>,
             }
 
@@ -464,10 +635,17 @@ pub mod api {
             );
 
             #[derive(Clone, Debug, Default, PartialEq)]
+            #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+            #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
             pub struct Endpoint {
+                /// Required; the endpoint's address(es), matched to a pod by `targetRef` or
+                /// address.
                 pub addresses: Vec<String>,
+                /// `ready: false` endpoints are left out.
                 pub conditions: Option<EndpointConditions>,
+                /// Read, not used (the pod's node is).
                 pub node_name: Option<String>,
+                /// The pod the endpoint is.
                 pub target_ref: Option<ObjectReference>,
             }
 
@@ -482,9 +660,14 @@ pub mod api {
             );
 
             #[derive(Clone, Debug, Default, PartialEq)]
+            #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+            #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
             pub struct EndpointConditions {
+                /// `false`: the endpoint receives no new connections.
                 pub ready: Option<bool>,
+                /// Read, not used.
                 pub serving: Option<bool>,
+                /// Read, not used.
                 pub terminating: Option<bool>,
             }
 
@@ -498,9 +681,14 @@ pub mod api {
             );
 
             #[derive(Clone, Debug, Default, PartialEq)]
+            #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+            #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
             pub struct EndpointPort {
+                /// Matches the Service port of the same name.
                 pub name: Option<String>,
+                /// The endpoints' port for it.
                 pub port: Option<i32>,
+                /// Matches the Service port's protocol (default `TCP`).
                 pub protocol: Option<String>,
             }
 
@@ -522,8 +710,12 @@ pub mod api {
             use super::super::super::*;
 
             #[derive(Clone, Debug, Default, PartialEq)]
+            #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+            #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
             pub struct NetworkPolicy {
+                /// Name and namespace.
                 pub metadata: ObjectMeta,
+                /// The policy.
                 pub spec: Option<NetworkPolicySpec>,
             }
 
@@ -536,10 +728,22 @@ pub mod api {
             );
 
             #[derive(Clone, Debug, Default, PartialEq)]
+            #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+            #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
             pub struct NetworkPolicySpec {
+                /// The pods of the namespace it selects (empty: all).
                 pub pod_selector: Option<LabelSelector>,
+                /// `Ingress`, `Egress` or both. Default: `Ingress`, plus `Egress` when there are
+                /// egress rules.
+                #[cfg_attr(
+                    feature = "schema",
+                    schemars(schema_with = "crate::schema::policy_types")
+                )]
                 pub policy_types: Option<Vec<String>>,
+                /// What may come in (to the selected pods); none with `Ingress` in policyTypes:
+                /// nothing.
                 pub ingress: Option<Vec<NetworkPolicyIngressRule>>,
+                /// What may go out.
                 pub egress: Option<Vec<NetworkPolicyEgressRule>>,
             }
 
@@ -554,8 +758,12 @@ pub mod api {
             );
 
             #[derive(Clone, Debug, Default, PartialEq)]
+            #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+            #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
             pub struct NetworkPolicyIngressRule {
+                /// Who may connect (absent or empty: anyone).
                 pub from: Option<Vec<NetworkPolicyPeer>>,
+                /// To which ports (absent or empty: all).
                 pub ports: Option<Vec<NetworkPolicyPort>>,
             }
 
@@ -568,8 +776,12 @@ pub mod api {
             );
 
             #[derive(Clone, Debug, Default, PartialEq)]
+            #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+            #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
             pub struct NetworkPolicyEgressRule {
+                /// Where to (absent or empty: anywhere).
                 pub to: Option<Vec<NetworkPolicyPeer>>,
+                /// Which ports (absent or empty: all).
                 pub ports: Option<Vec<NetworkPolicyPort>>,
             }
 
@@ -582,9 +794,15 @@ pub mod api {
             );
 
             #[derive(Clone, Debug, Default, PartialEq)]
+            #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+            #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
             pub struct NetworkPolicyPeer {
+                /// Addresses (alone in its peer).
                 pub ip_block: Option<IPBlock>,
+                /// Pods of the namespaces it selects (with podSelector in the same peer: pods
+                /// matching both).
                 pub namespace_selector: Option<LabelSelector>,
+                /// Pods of the policy's namespace it selects.
                 pub pod_selector: Option<LabelSelector>,
             }
 
@@ -598,8 +816,14 @@ pub mod api {
             );
 
             #[derive(Clone, Debug, Default, PartialEq)]
+            #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+            #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
             pub struct IPBlock {
+                /// An IPv4 CIDR.
+                #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::cidr"))]
                 pub cidr: String,
+                /// CIDRs inside it that are left out.
+                #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::cidrs"))]
                 pub except: Option<Vec<String>>,
             }
 
@@ -612,9 +836,18 @@ pub mod api {
             );
 
             #[derive(Clone, Debug, Default, PartialEq)]
+            #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+            #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
             pub struct NetworkPolicyPort {
+                /// With a numeric `port`: the last port of a range.
                 pub end_port: Option<i32>,
+                /// A number or a named container port (absent: every port).
                 pub port: Option<IntOrString>,
+                /// `TCP` (default), `UDP` or `SCTP`.
+                #[cfg_attr(
+                    feature = "schema",
+                    schemars(schema_with = "crate::schema::netpol_protocol")
+                )]
                 pub protocol: Option<String>,
             }
 

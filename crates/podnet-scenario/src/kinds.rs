@@ -1,9 +1,10 @@
 //! The podnet kinds as written (`apiVersion: podnet.dev/v1alpha1`): every field optional, read
 //! with its position; defaults and checks are applied in [`crate::resolve`].
 
+use std::collections::BTreeMap;
+
 use crate::de::{impl_from_node, invalid_type, At, DeError, FromNode, Path};
 use crate::node::{Node, Val};
-use std::collections::BTreeMap;
 
 /// A number or a string, for fields that take either (`loss: 0.1` or `loss: 10%`).
 #[derive(Clone, Debug, PartialEq)]
@@ -24,21 +25,60 @@ impl FromNode for NumOrStr {
     }
 }
 
-/// `Cluster.spec`.
+/// `Cluster.spec`: how the machines are built. At most one Cluster; every field has a default.
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
+#[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
 pub(crate) struct ClusterSpec {
+    /// The seed every random choice of the run derives from (backend picks, `--random-fully` ports,
+    /// ISNs, loss). Default 1; `--seed` overrides it.
     pub seed: Option<u64>,
+    /// The cluster's pod range, an IPv4 CIDR. Node `i` gets the `i`-th /24 of it unless it names
+    /// its own `podCIDR`. Default `10.244.0.0/16`.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::cidr"))]
+    #[cfg_attr(feature = "schema", serde(rename = "podCIDR"))]
     pub pod_cidr: Option<At<String>>,
+    /// The Service range ClusterIPs are allocated from, an IPv4 CIDR that must not overlap
+    /// `podCIDR`. Default `10.96.0.0/12`.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::cidr"))]
+    #[cfg_attr(feature = "schema", serde(rename = "serviceCIDR"))]
     pub service_cidr: Option<At<String>>,
+    /// Where external hosts live, behind the edge router (its `.1`), an IPv4 CIDR overlapping
+    /// neither `podCIDR` nor `serviceCIDR`. Default `203.0.113.0/24`.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::cidr"))]
+    #[cfg_attr(feature = "schema", serde(rename = "externalCIDR"))]
     pub external_cidr: Option<At<String>>,
+    /// How pods are networked: `bridge` (a `cni0` bridge per node and host-gw routes between
+    /// nodes), `vxlan` (a flannel-style `flannel.1` overlay, VXLAN over UDP 8472) or `native`
+    /// (routed pod addresses, as Cilium's native routing). Default `bridge`.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::cni"))]
     pub cni: Option<At<String>>,
+    /// Hairpin mode on every pod's `cni0` port (the CNI bridge plugin's `hairpinMode`). `false`: a
+    /// pod that reaches its own Service and is picked as the backend gets nothing back. Default
+    /// `true`.
     pub hairpin_mode: Option<bool>,
+    /// The Service proxy of every node: kube-proxy in `iptables` or `nftables` mode, a Cilium-style
+    /// `ebpf` datapath, or `none` (no Service handling, no conntrack). `ipvs` is refused (not
+    /// supported yet). Default `iptables`.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::proxy"))]
     pub proxy: Option<At<String>>,
+    /// kube-proxy's masquerading (`KUBE-MARK-MASQ` / `KUBE-POSTROUTING`).
     pub masquerade: Masquerade,
+    /// Every node's connection tracking table: size and the `nf_conntrack_*` sysctls.
     pub conntrack: Conntrack,
+    /// The eBPF datapath (`proxy: ebpf` only), with Cilium's Helm value names.
     pub ebpf: Ebpf,
+    /// The properties of every link (veths, uplinks, the underlay); a `Fault` changes one link for
+    /// a while.
     pub link: Link,
+    /// The nodes. Default: the `Node` objects of the stream, else the nodes the pods name in
+    /// `spec.nodeName`, else `node-a` (192.168.1.100) and `node-b` (192.168.1.101).
     pub nodes: Option<At<Vec<At<NodeEntry>>>>,
+    /// Hosts outside the cluster, in `externalCIDR`, behind the edge router. None by default.
     pub external: Vec<At<ExternalEntry>>,
 }
 
@@ -62,8 +102,18 @@ impl_from_node!(
 );
 
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
+#[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
 pub(crate) struct Masquerade {
+    /// `--random-fully` on kube-proxy's MASQUERADE rule: the source port of a masqueraded
+    /// connection is always random instead of kept when free. Default `true`.
     pub random_fully: Option<bool>,
+    /// kube-proxy's `--masquerade-all`: every connection to a Service is masqueraded, so the
+    /// backend sees the node's address. Default `false`.
     pub all: Option<bool>,
 }
 
@@ -76,12 +126,41 @@ impl_from_node!(
 );
 
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
+#[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
 pub(crate) struct Conntrack {
+    /// `nf_conntrack_max`: entries the table holds (1 to 4,194,304; allocated up front). When
+    /// full, a new connection early-drops an unassured entry or is dropped. Default 262144.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(range(min = 1, max = crate::resolve::MAX_CONNTRACK))
+    )]
     pub max: Option<At<u32>>,
+    /// `nf_conntrack_buckets`: hash buckets (1 to 4,194,304). Early drop scans 8 buckets from the
+    /// new connection's. Default 65536.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(range(min = 1, max = crate::resolve::MAX_CONNTRACK))
+    )]
     pub buckets: Option<At<u32>>,
+    /// `nf_conntrack_tcp_be_liberal`: out-of-window TCP packets are not marked INVALID (so
+    /// kube-proxy's INVALID drop does not hit them). Default `false`.
     pub tcp_be_liberal: Option<bool>,
+    /// `nf_conntrack_tcp_loose`: a mid-stream TCP packet (no SYN) may create an entry. Default
+    /// `true`.
     pub tcp_loose: Option<bool>,
+    /// `nf_conntrack_checksum`: packets with a bad checksum are INVALID. Default `true`.
     pub checksum: Option<bool>,
+    /// Conntrack timeouts by state (the `nf_conntrack_*_timeout` sysctls): whole seconds, or a Go
+    /// duration (rounded down to the second). Linux defaults: tcpSynSent 120, tcpSynRecv 60,
+    /// tcpEstablished 432000, tcpFinWait 120, tcpCloseWait 60, tcpLastAck 30, tcpTimeWait 120,
+    /// tcpClose 10, tcpMaxRetrans 300, tcpUnacknowledged 300, udp 30, udpStream 120, icmp 30,
+    /// generic 600.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::timeouts"))]
     pub timeouts: BTreeMap<String, At<NumOrStr>>,
 }
 
@@ -99,10 +178,23 @@ impl_from_node!(
 
 /// `Cluster.spec.ebpf`, with Cilium's Helm value names.
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
+#[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
 pub(crate) struct Ebpf {
+    /// Cilium's `socketLB.enabled`: a pod's `connect()` to a ClusterIP is translated to the backend
+    /// at the socket, so no packet carries the ClusterIP. Default `true`.
+    #[cfg_attr(feature = "schema", serde(rename = "socketLB"))]
     pub socket_lb: Option<bool>,
+    /// Cilium's `loadBalancer.*`.
     pub load_balancer: EbpfLb,
+    /// Cilium's `maglev.*`.
     pub maglev: EbpfMaglev,
+    /// Cilium's `bpf.*`: the sizes of the CT and NAT maps (LRU: a full map evicts its least
+    /// recently used entry, it never drops).
     pub bpf: EbpfMaps,
 }
 
@@ -117,8 +209,23 @@ impl_from_node!(
 );
 
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
+#[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
 pub(crate) struct EbpfLb {
+    /// Backend selection: `random` or `maglev` (consistent hashing). Default `random`.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::lb_algorithm")
+    )]
     pub algorithm: Option<At<String>>,
+    /// NodePort forwarding to a backend on another node: `snat` (the node masquerades; replies come
+    /// back through it) or `dsr` (direct server return: the backend answers the client itself, the
+    /// client address is kept). Default `snat`.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::lb_mode"))]
     pub mode: Option<At<String>>,
 }
 
@@ -131,7 +238,14 @@ impl_from_node!(
 );
 
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
+#[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
 pub(crate) struct EbpfMaglev {
+    /// `maglev.tableSize`: slots of each Service's Maglev table, a prime. Default 16381.
     pub table_size: Option<At<u32>>,
 }
 
@@ -143,10 +257,21 @@ impl_from_node!(
 );
 
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
+#[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
 pub(crate) struct EbpfMaps {
+    /// `bpf.ctTcpMax`: entries of the TCP CT map. Default 524288.
     pub ct_tcp_max: Option<At<u32>>,
+    /// `bpf.ctAnyMax`: entries of the non-TCP CT map. Default 262144.
     pub ct_any_max: Option<At<u32>>,
+    /// `bpf.natMax`: entries of the SNAT map. Default 524288.
     pub nat_max: Option<At<u32>>,
+    /// `bpf.masquerade`: pod traffic leaving the pod CIDR is masqueraded by the eBPF datapath (to
+    /// the node's address). Default `true`.
     pub masquerade: Option<bool>,
 }
 
@@ -161,10 +286,25 @@ impl_from_node!(
 );
 
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
+#[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
 pub(crate) struct Link {
+    /// One-way propagation delay of every link, a Go duration. Default `50us`.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::duration"))]
     pub latency: Option<At<String>>,
+    /// Link rate, tc's form (`10Gbit`, `100Mbit`, `1.5Gbit`, `kbps`-style bytes per second); `0` or
+    /// `unlimited`: no serialization delay. Default `10Gbit`.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::rate"))]
     pub bandwidth: Option<At<String>>,
+    /// Random loss on every link: a probability (`0.01`) or a percentage string (`1%`). Default 0.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::loss"))]
     pub loss: Option<At<NumOrStr>>,
+    /// Bytes a link's transmit queue holds before it tail-drops. Default 1514000 (1000 full-size
+    /// frames).
     pub queue_bytes: Option<At<u32>>,
 }
 
@@ -179,9 +319,25 @@ impl_from_node!(
 );
 
 #[derive(Clone, Debug)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
+#[cfg_attr(feature = "schema", serde(rename_all = "camelCase"))]
 pub(crate) struct NodeEntry {
+    /// The node's name (`spec.nodeName` of its pods).
     pub name: At<String>,
+    /// Its underlay address (`eth0`), IPv4.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::ipv4"))]
     pub ip: At<String>,
+    /// Its pod range, an IPv4 CIDR inside the cluster's `podCIDR`. Default: the /24 holding its
+    /// pods' `status.podIP`, else the next free /24.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::cidr", default)
+    )]
+    #[cfg_attr(feature = "schema", serde(rename = "podCIDR"))]
     pub pod_cidr: Option<At<String>>,
 }
 
@@ -192,10 +348,23 @@ impl_from_node!(NodeEntry {
 });
 
 #[derive(Clone, Debug)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
+#[cfg_attr(feature = "schema", serde(rename_all = "camelCase"))]
 pub(crate) struct ExternalEntry {
+    /// The host's name (a Traffic `from` or `to`).
     pub name: At<String>,
+    /// Its address, IPv4, inside `externalCIDR`.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::ipv4"))]
     pub ip: At<String>,
+    /// The image that chooses what it runs, as for a pod's container (`nginx`, `podnet/echo`, ...).
+    /// None: it is only a client.
     pub image: Option<String>,
+    /// The ports its program listens on, as a container's `ports`.
+    #[cfg_attr(feature = "schema", serde(default))]
     pub ports: Vec<ExternalPort>,
 }
 
@@ -207,9 +376,23 @@ impl_from_node!(ExternalEntry {
 });
 
 #[derive(Clone, Debug)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
+#[cfg_attr(feature = "schema", serde(rename_all = "camelCase"))]
 pub(crate) struct ExternalPort {
+    /// The port's name.
+    #[cfg_attr(feature = "schema", serde(default))]
     pub name: String,
+    /// The port number.
     pub container_port: u16,
+    /// `TCP` (default) or `UDP`.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::l4", default)
+    )]
     pub protocol: Option<At<String>>,
 }
 
@@ -219,20 +402,61 @@ impl_from_node!(ExternalPort {
     protocol: "protocol"
 });
 
-/// `Traffic.spec`.
+/// `Traffic.spec`: what a client does; each Traffic is one flow of the report.
 #[derive(Clone, Debug)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
+#[cfg_attr(feature = "schema", serde(rename_all = "camelCase"))]
 pub(crate) struct TrafficSpec {
+    /// The client: a pod (`NAME` or `NAMESPACE/NAME`), a Deployment (every replica is a client) or
+    /// an external host.
     pub from: At<String>,
+    /// The destination, `TARGET:PORT`: a Service (short name in the client's namespace, `SVC.NS`,
+    /// `SVC.NS.svc`, `SVC.NS.svc.cluster.local`), a pod, a node (for a NodePort), an external host,
+    /// or an IPv4 address. The port may be a Service port name (or a pod's container port name).
     pub to: At<String>,
+    /// `TCP` (default) or `UDP`. `ICMP` is refused for now.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::l4", default)
+    )]
     pub protocol: Option<At<String>>,
+    /// For TCP, the HTTP request line to send (default `GET / HTTP/1.1`); for UDP, the datagram's
+    /// text.
     pub request: Option<At<String>>,
+    /// Send this many bytes and expect them echoed back (a `podnet/echo` server).
     pub bytes: Option<At<u64>>,
+    /// Send this many bytes, then half-close; the connection is done when the server closes (a
+    /// `podnet/discard` server).
     pub upload: Option<At<u64>>,
+    /// Connections (or UDP exchanges) to open. Default 1.
     pub count: Option<At<u32>>,
+    /// How many may be open at once. Default 1.
     pub concurrency: Option<At<u32>>,
+    /// When the first connection starts, a Go duration of virtual time. Default `0s`.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::duration", default)
+    )]
     pub start: Option<At<String>>,
+    /// The time between two connection starts, a Go duration. Default `0s`.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::duration", default)
+    )]
     pub interval: Option<At<String>>,
+    /// Give up on a connection after this long (the errno is then `ETIMEDOUT`), a Go duration.
+    /// Default `5s`.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::duration", default)
+    )]
     pub timeout: Option<At<String>>,
+    /// What every connection of the flow must end with; `podnet run` exits with 1 when one does
+    /// not.
     pub expect: Option<Expect>,
 }
 
@@ -252,25 +476,64 @@ impl_from_node!(TrafficSpec {
 });
 
 #[derive(Clone, Debug)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
+#[cfg_attr(feature = "schema", serde(rename_all = "camelCase"))]
 pub(crate) struct Expect {
+    /// The outcome every connection must have: `ok`, `refused` (RST or ICMP unreachable to the
+    /// SYN), `timeout`, `reset` (RST once established) or `denied` (dropped by a NetworkPolicy).
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::outcome", default)
+    )]
     pub outcome: Option<At<String>>,
 }
 
 impl_from_node!(Expect { outcome: "outcome" });
 
-/// `Fault.spec`.
+/// `Fault.spec`: one thing that goes wrong at `at` (exactly one action: `link` with its
+/// changes, `deletePod`, `scale`, `conntrackFlush` or `conntrackMax`).
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
+#[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
 pub(crate) struct FaultSpec {
+    /// When the fault happens, a Go duration of virtual time. Default `0s`.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::duration"))]
     pub at: Option<At<String>>,
+    /// When a link change or `conntrackMax` is undone, a Go duration of virtual time later than
+    /// `at`. Default: never (only link changes and `conntrackMax` take it).
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::duration"))]
     pub until: Option<At<String>>,
+    /// The link to change: `NODE/eth0` (a node's uplink), `POD/eth0` (a pod's veth) or an external
+    /// host's name. Needs one of `loss`, `latency`, `bandwidth`, `down`.
     pub link: Option<At<String>>,
+    /// The link's random loss meanwhile: a probability or a percentage string.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::loss"))]
     pub loss: Option<At<NumOrStr>>,
+    /// The link's latency meanwhile, a Go duration.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::duration"))]
     pub latency: Option<At<String>>,
+    /// The link's rate meanwhile, tc's form (`100Mbit`).
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::rate"))]
     pub bandwidth: Option<At<String>>,
+    /// `true`: the link carries nothing meanwhile.
     pub down: Option<At<bool>>,
+    /// Delete this pod at once (`kubectl delete pod --grace-period=0 --force`): its sockets
+    /// vanish without sending anything and it leaves every Service's endpoints; conntrack
+    /// entries to it stay until they expire. `NAME` or `NAMESPACE/NAME`.
     pub delete_pod: Option<At<String>>,
+    /// Scale a Deployment.
     pub scale: Option<At<Scale>>,
+    /// Flush this node's conntrack table (`conntrack -F`).
     pub conntrack_flush: Option<At<String>>,
+    /// Shrink (or grow) a node's conntrack table, until `until`.
     pub conntrack_max: Option<At<ConntrackMax>>,
 }
 
@@ -292,8 +555,16 @@ impl_from_node!(
 );
 
 #[derive(Clone, Debug)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
+#[cfg_attr(feature = "schema", serde(rename_all = "camelCase"))]
 pub(crate) struct Scale {
+    /// The Deployment's name.
     pub deployment: At<String>,
+    /// Its new replica count.
     pub replicas: At<u32>,
 }
 
@@ -303,8 +574,16 @@ impl_from_node!(Scale {
 });
 
 #[derive(Clone, Debug)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
+#[cfg_attr(feature = "schema", serde(rename_all = "camelCase"))]
 pub(crate) struct ConntrackMax {
+    /// The node.
     pub node: At<String>,
+    /// Its new `nf_conntrack_max`.
     pub max: At<u32>,
 }
 
@@ -313,13 +592,29 @@ impl_from_node!(ConntrackMax {
     max: "max"
 });
 
-/// `ConnectivityExpectation.spec`: pairs expected allowed or denied, and/or a truth table.
+/// `ConnectivityExpectation.spec`: probes expected allowed or denied (see `podnet matrix`), as
+/// pairs and/or a truth table. At least one entry.
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
+#[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
 pub(crate) struct ExpectationSpec {
+    /// The port every pair without its own `port`, and every `matrix` cell, probes (a Service
+    /// port for a Service).
     pub port: Option<At<u16>>,
+    /// `TCP` (default) or `UDP`.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::l4"))]
     pub protocol: Option<At<String>>,
+    /// Probes that must complete.
     pub allowed: Vec<At<PairEntry>>,
+    /// Probes that a NetworkPolicy must drop.
     pub denied: Vec<At<PairEntry>>,
+    /// A truth table: a first line of column names (pods or Services, after an optional corner
+    /// label `from/to`, `from\\to` or `WORD:`), then per row a pod's name and one symbol per
+    /// column: `.` allowed, `X` denied, `-` not checked. Needs `port`.
     pub matrix: Option<At<String>>,
 }
 
@@ -336,10 +631,23 @@ impl_from_node!(
 
 /// One `allowed` / `denied` entry.
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
+#[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
 pub(crate) struct PairEntry {
+    /// The probing pod: `NAME` (in the expectation's namespace, else unique), `NS/NAME`, `NS/*`
+    /// (every pod of NS) or `*` (every pod). Required.
     pub from: Option<At<String>>,
+    /// The probed pod (same forms) or Service (`NAME` or `NS/NAME`, with a port `port`).
+    /// Required.
     pub to: Option<At<String>>,
+    /// The port (default: the spec's `port`).
     pub port: Option<At<u16>>,
+    /// `TCP` or `UDP` (default: the spec's `protocol`).
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::l4"))]
     pub protocol: Option<At<String>>,
 }
 
@@ -355,7 +663,9 @@ impl_from_node!(
 
 /// A podnet object: its `spec` (the rest of the header is read by the loader).
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub(crate) struct WithSpec<S> {
+    /// The object's settings.
     pub spec: S,
 }
 
@@ -378,7 +688,10 @@ impl<S: FromNode> FromNode for WithSpec<S> {
 
 /// Like [`WithSpec`] for kinds whose spec may be left out.
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", serde(default))]
 pub(crate) struct WithOptionalSpec<S: Default> {
+    /// The object's settings (may be left out).
     pub spec: S,
 }
 

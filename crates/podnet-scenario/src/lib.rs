@@ -83,6 +83,8 @@ mod resolve_net;
 mod resolve_nodes;
 mod resolve_pods;
 mod run;
+#[cfg(feature = "schema")]
+pub mod schema;
 pub mod session;
 pub mod units;
 mod yaml;

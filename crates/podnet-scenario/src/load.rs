@@ -17,6 +17,21 @@ use crate::{Error, Warning};
 /// The podnet API group.
 pub const PODNET_API: &str = "podnet.dev/v1alpha1";
 
+/// The kinds podnet reads, with the `apiVersion` each must have.
+pub(crate) const KINDS: [(&str, &str); 11] = [
+    ("Namespace", "v1"),
+    ("Node", "v1"),
+    ("Pod", "v1"),
+    ("Service", "v1"),
+    ("Deployment", "apps/v1"),
+    ("EndpointSlice", "discovery.k8s.io/v1"),
+    ("NetworkPolicy", "networking.k8s.io/v1"),
+    ("Cluster", PODNET_API),
+    ("Traffic", PODNET_API),
+    ("Fault", PODNET_API),
+    ("ConnectivityExpectation", PODNET_API),
+];
+
 /// How deep `List`s may nest.
 const MAX_LIST_DEPTH: usize = 4;
 
@@ -157,19 +172,12 @@ fn object(
         }
         return Ok(());
     }
-    let expected = match kind.as_str() {
-        "Namespace" | "Node" | "Pod" | "Service" => "v1",
-        "Deployment" => "apps/v1",
-        "EndpointSlice" => "discovery.k8s.io/v1",
-        "NetworkPolicy" => "networking.k8s.io/v1",
-        "Cluster" | "Traffic" | "Fault" | "ConnectivityExpectation" => PODNET_API,
-        _ => {
-            warnings.push(Error::at(
-                &loc,
-                format!("skipping {kind} ({api}): not a kind podnet reads"),
-            ));
-            return Ok(());
-        }
+    let Some(&(_, expected)) = KINDS.iter().find(|(k, _)| *k == kind) else {
+        warnings.push(Error::at(
+            &loc,
+            format!("skipping {kind} ({api}): not a kind podnet reads"),
+        ));
+        return Ok(());
     };
     if api != expected {
         if expected == PODNET_API && !api.starts_with("podnet.dev/") {
@@ -255,7 +263,25 @@ fn object(
             unknown_fields(file, &node, path, known, warnings);
         }
     }
-    let required: &[&str] = match kind_name.as_str() {
+    for path in required_paths(&kind_name) {
+        require(file, &node, path)?;
+    }
+    out.push(Object {
+        file: file.to_string(),
+        node,
+        name,
+        namespace,
+        kind,
+    });
+    Ok(())
+}
+
+/// The fields a kind must have, beyond `metadata.name`: a missing field reads as its zero value
+/// (`crate::k8s`) where Kubernetes refuses the object. Dotted paths; `*` stands for every item
+/// of a sequence, `?` marks a field that may be absent (what is under it is required when it is
+/// there).
+pub(crate) fn required_paths(kind: &str) -> &'static [&'static str] {
+    match kind {
         "Pod" => &[
             "spec",
             "spec.containers",
@@ -274,22 +300,13 @@ fn object(
         "Service" => &["spec", "spec.ports?.*.port"],
         "EndpointSlice" => &["addressType", "endpoints", "endpoints.*.addresses"],
         _ => &[],
-    };
-    for path in required {
-        require(file, &node, path)?;
     }
-    out.push(Object {
-        file: file.to_string(),
-        node,
-        name,
-        namespace,
-        kind,
-    });
-    Ok(())
 }
 
 /// The fields of the podnet kinds, by path, to warn about typos (they are otherwise ignored).
-fn podnet_fields(kind: &str) -> Option<&'static [(&'static str, &'static [&'static str])]> {
+pub(crate) fn podnet_fields(
+    kind: &str,
+) -> Option<&'static [(&'static str, &'static [&'static str])]> {
     const OBJECT: &[&str] = &["apiVersion", "kind", "metadata", "spec", "status"];
     Some(match kind {
         "Cluster" => &[

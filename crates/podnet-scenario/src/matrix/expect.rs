@@ -12,6 +12,7 @@ use crate::{ExpectTarget, Scenario};
 
 /// How one `ConnectivityExpectation` held.
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify), tsify(missing_as_null))]
 pub struct ExpectationResult {
     /// The object's name.
@@ -24,6 +25,7 @@ pub struct ExpectationResult {
 
 /// A probe that did not end as expected.
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify), tsify(missing_as_null))]
 pub struct Mismatch {
     /// The probing pod, `namespace/name`.
@@ -31,12 +33,18 @@ pub struct Mismatch {
     /// The probed pod or Service, `namespace/name`.
     pub to: String,
     /// `TCP` or `UDP`.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::l4"))]
     pub protocol: &'static str,
     /// The port.
     pub port: u16,
     /// `allowed` or `denied`.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::expected"))]
     pub expected: &'static str,
     /// What the probe did: `allowed`, `denied`, `refused`, `reset` or `timeout`.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::probe_result")
+    )]
     pub got: &'static str,
     /// The NetworkPolicy verdict behind it (see [`super::Cell::why`]).
     pub why: String,

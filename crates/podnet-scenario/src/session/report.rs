@@ -10,23 +10,34 @@ use smoltcp::wire::IpEndpoint;
 
 use super::{client_tuple, fmt_duration, fmt_instant, DropRecorder, NewConnections, Session};
 
-/// The report.
+/// The report of a run (`podnet run --json`): what every client saw, each node's conntrack or
+/// eBPF maps, and every dropped frame.
 #[derive(Serialize, Debug)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify), tsify(missing_as_null))]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
-    /// `v1alpha1`.
+    /// The version of this format, `v1alpha1`: a field may be added within a version, none is
+    /// removed or changes meaning.
+    #[cfg_attr(feature = "schema", schemars(extend("const" = "v1alpha1")))]
     pub version: &'static str,
-    /// The virtual time the run ended (`1.532s`).
+    /// The virtual time the run ended: when every Traffic was done, or the `--until` limit
+    /// (default 30 s). Milliseconds with three decimals below one second (`20.816ms`), else
+    /// seconds with three decimals (`1.532s`).
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::report_duration")
+    )]
     pub end_time: String,
     /// Frames delivered anywhere: one per interface that received a frame (pods, nodes, the
     /// underlay switch), as `tcpdump -i IFACE` would show it inbound.
     pub frames: u64,
     /// Every Traffic flow, in file order.
     pub flows: Vec<Flow>,
-    /// Every node.
+    /// Every node, in the order of the cluster's node list.
     pub nodes: Vec<NodeReport>,
-    /// Every dropped frame, in time order.
+    /// Every frame dropped anywhere (link loss, queue overflow, a down link, a netfilter or
+    /// policy drop, an INVALID packet, a full conntrack table), in time order.
     pub drops: Vec<Drop>,
     /// Every ConnectivityExpectation, in file order, with the probes that did not end as
     /// expected (absent when the scenario has none).
@@ -36,60 +47,97 @@ pub struct Report {
 
 /// One Traffic flow.
 #[derive(Serialize, Debug)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify), tsify(missing_as_null))]
 pub struct Flow {
-    /// The Traffic's name.
+    /// The Traffic's `metadata.name`.
     pub name: String,
-    /// Its connections, in start order.
+    /// Its connections (or UDP exchanges), in start order; a Deployment client contributes
+    /// those of every replica.
     pub connections: Vec<Connection>,
 }
 
 /// One connection (or datagram exchange).
 #[derive(Serialize, Debug)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify), tsify(missing_as_null))]
 #[serde(rename_all = "camelCase")]
 pub struct Connection {
-    /// 0-based, in start order.
+    /// The connection's number within its flow, from 0, in start order (`podnet trace --conn`).
     pub id: u32,
-    /// The client's address and port.
+    /// The client's address and source port (`10.244.0.5:60916`), as its socket has them.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::endpoint"))]
     pub from: String,
-    /// Where the client connected to.
+    /// The address and port the client connected to (a ClusterIP, a node's NodePort, a pod),
+    /// before any NAT. With the eBPF socket load balancer, the backend the socket was
+    /// translated to.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::endpoint"))]
     pub to: String,
-    /// The backend reached (`null` when none was).
+    /// The backend address and port the connection reached, after DNAT (`10.244.1.20:80`);
+    /// `null` when no backend was reached (timeout, refused without a backend, denied).
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::endpoint_or_null")
+    )]
     pub backend: Option<String>,
-    /// The source address and port of the packet as it arrived at the backend.
+    /// The source address and port of the client's packets as they arrived at the backend:
+    /// the client's own when nothing masqueraded them, a node's after SNAT; `null` when no
+    /// backend was reached.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::endpoint_or_null")
+    )]
     pub seen_by_backend: Option<String>,
-    /// `ok`, `refused`, `timeout`, `reset` or `denied`.
+    /// How it ended: `ok` (completed), `refused` (RST or ICMP unreachable in answer to the
+    /// SYN, or ICMP port unreachable for UDP), `timeout` (no answer within the Traffic's
+    /// `timeout`), `reset` (RST once established) or `denied` (dropped by a NetworkPolicy).
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::outcome"))]
     pub outcome: &'static str,
-    /// Time to establish (`0.412ms`).
+    /// Virtual time from the client's first SYN (or datagram) to the connection being
+    /// established (or the first answer), in the format of `endTime`; `null` when it never
+    /// was.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::report_duration_or_null")
+    )]
     pub connect_time: Option<String>,
-    /// The DNS lookup's duration, when the client resolved a name first.
+    /// How long the client's DNS lookup of the Service name took, in the format of
+    /// `endTime`; absent when the client did not resolve a name (no DNS pods, or an address
+    /// as target).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::report_duration")
+    )]
     pub dns_time: Option<String>,
-    /// Payload bytes the client sent.
+    /// Payload bytes the client sent (TCP or UDP payload, not headers).
     pub bytes_sent: u64,
     /// Payload bytes the client received.
     pub bytes_received: u64,
-    /// The errno an application would see, when it failed.
+    /// When it failed: the errno an application would see and why (`ECONNREFUSED: RST`,
+    /// `EHOSTUNREACH: ICMP time exceeded from 10.244.0.1`); absent when it succeeded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
 /// A node's conntrack figures.
 #[derive(Serialize, Debug)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify), tsify(missing_as_null))]
 pub struct NodeReport {
     /// The node's name.
     pub name: String,
-    /// Frames delivered to its interfaces (`eth0`, `cni0`, `flannel.1`, its pods' veths).
+    /// Frames delivered to its interfaces (`eth0`, `cni0`, `flannel.1`, its pods' veths), one
+    /// per interface that received a frame.
     pub frames: u64,
-    /// Its conntrack table (absent with proxy none).
+    /// Its netfilter conntrack table (absent with `proxy: none`, and with `proxy: ebpf`,
+    /// whose CT maps are in `bpf`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conntrack: Option<CtReport>,
-    /// Its eBPF maps (`proxy: ebpf` only).
+    /// Its eBPF maps and counters (`proxy: ebpf` only, else absent).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bpf: Option<BpfReport>,
-    /// How Services were found for new connections (absent with proxy none).
+    /// How Services were found for new connections (absent with `proxy: none`).
     #[serde(rename = "serviceLookup", skip_serializing_if = "Option::is_none")]
     pub service_lookup: Option<LookupReport>,
 }
@@ -97,35 +145,38 @@ pub struct NodeReport {
 /// The cost of finding a new connection's Service: the rules walked by its first packet
 /// (iptables grows with the number of Services, nftables uses maps, eBPF walks none).
 #[derive(Serialize, Debug)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify), tsify(missing_as_null))]
 #[serde(rename_all = "camelCase")]
 pub struct LookupReport {
     /// First packets of new connections that crossed this node's Service handling.
     pub first_packets: u64,
-    /// Rules they walked in all.
+    /// Rules they walked in all (iptables: rules evaluated in the nat chains; nftables: map
+    /// lookups and rules; eBPF: 0).
     pub rules_walked: u64,
-    /// `rules_walked / first_packets`.
+    /// `rulesWalked / firstPackets` (0 when there was no first packet).
     pub rules_per_first_packet: f64,
 }
 
 /// The eBPF datapath's maps and counters.
 #[derive(Serialize, Debug)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify), tsify(missing_as_null))]
 #[serde(rename_all = "camelCase")]
 pub struct BpfReport {
-    /// Entries in the TCP CT map now.
+    /// Entries in the TCP CT map at the end of the run.
     pub ct_tcp: u32,
-    /// Its size (`bpf.ctTcpMax`).
+    /// Its size (`Cluster.spec.ebpf.bpf.ctTcpMax`).
     pub ct_tcp_max: u32,
-    /// Entries in the non-TCP CT map now.
+    /// Entries in the non-TCP CT map at the end of the run.
     pub ct_any: u32,
     /// Its size (`bpf.ctAnyMax`).
     pub ct_any_max: u32,
-    /// Entries in the SNAT map now.
+    /// Entries in the SNAT map at the end of the run.
     pub nat: u32,
     /// Its size (`bpf.natMax`).
     pub nat_max: u32,
-    /// CT entries created.
+    /// CT entries created during the run.
     pub ct_created: u64,
     /// CT entries evicted as least recently used (a full LRU map drops nothing).
     pub ct_evicted: u64,
@@ -143,13 +194,14 @@ pub struct BpfReport {
 
 /// `conntrack -S` and the table size.
 #[derive(Serialize, Debug)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify), tsify(missing_as_null))]
 pub struct CtReport {
-    /// Entries now.
+    /// Entries in the table at the end of the run (`nf_conntrack_count`).
     pub count: u32,
-    /// `nf_conntrack_max`.
+    /// The table's size (`nf_conntrack_max`, `Cluster.spec.conntrack.max`).
     pub max: u32,
-    /// The counters.
+    /// The counters `conntrack -S` prints, summed over the node (podnet has one CPU).
     pub stats: CtStats,
     /// Where every entry went (podnet's accounting, not a kernel counter):
     /// `created = count + expired + earlyDropped + killed + unconfirmed + flushed`.
@@ -158,6 +210,7 @@ pub struct CtReport {
 
 /// Where every conntrack entry went.
 #[derive(Serialize, Debug)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify), tsify(missing_as_null))]
 pub struct CtLife {
@@ -177,36 +230,53 @@ pub struct CtLife {
 
 /// The counters.
 #[derive(Serialize, Debug)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify), tsify(missing_as_null))]
 pub struct CtStats {
-    /// `found`.
+    /// `found`: reply tuples NAT found already taken while choosing a source port
+    /// (`nf_conntrack_tuple_taken`; current kernels no longer count ordinary lookups here).
     pub found: u64,
-    /// `invalid`.
+    /// `invalid`: packets conntrack could not track (bad flags or checksum, out of window);
+    /// they have state INVALID.
     pub invalid: u64,
-    /// `insert`.
+    /// `insert`: entries inserted from user space. Linux 6.x no longer counts the packet path's
+    /// confirmations here, so it stays 0, as `conntrack -S` shows on a current kernel.
     pub insert: u64,
-    /// `insert_failed`.
+    /// `insert_failed`: entries that could not be confirmed because an entry with the same
+    /// tuple was confirmed first (a clash that could not be resolved; the packet is dropped).
     pub insert_failed: u64,
-    /// `drop`.
+    /// `drop`: packets dropped because the table was full and early drop found no victim, or
+    /// after `insert_failed`.
     pub drop: u64,
-    /// `early_drop`.
+    /// `early_drop`: unassured entries evicted to make room for a new one in a full table.
     pub early_drop: u64,
-    /// `clash_resolve`.
+    /// `clash_resolve`: clashes resolved by reusing the entry already confirmed (UDP with the
+    /// same NAT).
     pub clash_resolve: u64,
 }
 
 /// A dropped frame.
 #[derive(Serialize, Debug, Clone)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify), tsify(missing_as_null))]
 pub struct Drop {
-    /// When (`0.2s`).
+    /// The virtual time of the drop, in the format of `endTime`.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::report_duration")
+    )]
     pub time: String,
-    /// The interface (`where` in JSON).
+    /// Where: the interface (`HOST/IFACE`: `node-a/eth0`, `pod-a/eth0`), the sending side for
+    /// link drops, the receiving side otherwise.
     #[serde(rename = "where")]
     pub place: String,
-    /// Why.
+    /// Why, in words: the rule's target (`DROP`, `REJECT --reject-with icmp-port-unreachable`),
+    /// the kernel's log line (`nf_conntrack: table full, dropping packet`), a NetworkPolicy's
+    /// verdict (`NetworkPolicy: default/backend isolated for ingress (...); no policy allows
+    /// it`), link loss, a full queue or a down link.
     pub reason: String,
-    /// `10.244.0.5:40001 > 10.96.0.10:80 S`.
+    /// The frame, summarised: `SRC:SPORT > DST:DPORT FLAGS` for TCP (flags `S`, `F`, `R`, `P`,
+    /// `.`) and UDP, `SRC > DST PROTO` for other IP, `non-IP frame` otherwise.
     pub packet: String,
 }
 
