@@ -13,6 +13,7 @@ import { renderAll, renderTcpdump } from "./panels";
 import { check, examples, init, version } from "./podnet";
 import { select } from "./selection";
 import { app } from "./state";
+import { runWhatIf } from "./whatif";
 
 function download(bytes: Uint8Array, name: string): void {
   const copy = new Uint8Array(bytes); // detach from wasm memory
@@ -28,6 +29,19 @@ function download(bytes: Uint8Array, name: string): void {
 
 function wire(): void {
   $("load").addEventListener("click", () => load(editor.value));
+  const whatIfButton = $<HTMLButtonElement>("whatif");
+  whatIfButton.addEventListener("click", () => {
+    // Both worlds run to their end: show that it is busy before it blocks.
+    whatIfButton.disabled = true;
+    setStatus("What if: running both worlds…", "busy");
+    setTimeout(() => {
+      try {
+        runWhatIf(editor.value);
+      } finally {
+        whatIfButton.disabled = false;
+      }
+    }, 30);
+  });
   editor.textarea.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
       e.preventDefault();

@@ -53,4 +53,6 @@ export const app = {
   rulesNode: "",
   tcpdumpIface: "any",
   tcpdumpFilter: "",
+  /** The connections (`flow#id`) whose outcome changes in the last What if, marked in the report. */
+  whatIfChanged: new Set<string>(),
 };
