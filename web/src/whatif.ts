@@ -12,55 +12,62 @@ import { app } from "./state";
 /** The key of a connection in `app.whatIfChanged`. */
 export const connKey = (flow: string, id: number): string => `${flow}#${id}`;
 
-function table(caption: string, head: string[], rows: HTMLTableRowElement[], testid: string): HTMLElement {
-  const t = h("table", { class: "whatif-table", testid });
-  t.append(h("caption", { text: caption }));
-  const tr = h("tr");
-  for (const c of head) {
-    const th = h("th", { text: c });
-    th.scope = "col";
-    tr.append(th);
-  }
-  t.append(h("thead", {}, tr), h("tbody", {}, ...rows));
-  return t;
-}
-
 function outcome(before: string, after: string): HTMLElement {
   return h(
-    "td",
-    { class: "outcome" },
+    "span",
+    { class: "outcome", testid: "whatif-outcome" },
     h("span", { class: `was ${before}`, text: before }),
     " → ",
     h("span", { class: `now ${after}`, text: after }),
   );
 }
 
-function connRow(c: ConnChange): HTMLTableRowElement {
-  const tr = h(
-    "tr",
-    { testid: "whatif-conn" },
-    h("td", { text: c.flow }),
-    h("td", { text: `#${c.id}` }),
-    h("td", { class: "mono", text: `${c.from} → ${c.to}` }),
-    outcome(c.before, c.after),
-    h("td", { class: "why", testid: "whatif-why-before", text: c.whyBefore || "—" }),
-    h("td", { class: "why", testid: "whatif-why-after", text: c.whyAfter || "—" }),
+/** One change: what it is on a line, then the verdict before and after. */
+function item(testid: string, head: (HTMLElement | string)[], before: string, after: string): HTMLLIElement {
+  const dl = h(
+    "dl",
+    {},
+    h("dt", { text: "before" }),
+    h("dd", { testid: "whatif-why-before", text: before || "—" }),
+    h("dt", { text: "after" }),
+    h("dd", { testid: "whatif-why-after", text: after || "—" }),
   );
-  tr.dataset.flow = c.flow;
-  tr.dataset.id = String(c.id);
-  return tr;
+  return h("li", { testid }, h("div", { class: "head" }, ...head), dl);
 }
 
-function probeRow(c: CellChange): HTMLTableRowElement {
-  return h(
-    "tr",
-    { testid: "whatif-probe" },
-    h("td", { text: `${c.protocol}/${c.port}` }),
-    h("td", { text: `${c.from} → ${c.to}` }),
-    outcome(c.before.result, c.after.result),
-    h("td", { class: "why", testid: "whatif-why-before", text: c.before.why ?? c.before.error ?? "—" }),
-    h("td", { class: "why", testid: "whatif-why-after", text: c.after.why ?? c.after.error ?? "—" }),
+function connItem(c: ConnChange): HTMLLIElement {
+  const li = item(
+    "whatif-conn",
+    [
+      h("strong", { testid: "whatif-flow", text: `${c.flow} #${c.id}` }),
+      " ",
+      h("span", { class: "mono", testid: "whatif-endpoints", text: `${c.from} → ${c.to}` }),
+      " ",
+      outcome(c.before, c.after),
+    ],
+    c.whyBefore,
+    c.whyAfter,
   );
+  li.dataset.flow = c.flow;
+  li.dataset.id = String(c.id);
+  return li;
+}
+
+function probeItem(c: CellChange): HTMLLIElement {
+  return item(
+    "whatif-probe",
+    [
+      h("strong", { testid: "whatif-endpoints", text: `${c.from} → ${c.to}` }),
+      ` ${c.protocol}/${c.port} `,
+      outcome(c.before.result, c.after.result),
+    ],
+    c.before.why ?? c.before.error ?? "",
+    c.after.why ?? c.after.error ?? "",
+  );
+}
+
+function list(title: string, items: HTMLLIElement[], testid: string): HTMLElement[] {
+  return [h("h3", { text: title }), h("ul", { class: "whatif-list", testid }, ...items)];
 }
 
 /** The result of a comparison, in the What if panel. */
@@ -78,12 +85,10 @@ export function renderDiff(d: Diff, name: string): void {
   if (d.connections.length === 0) {
     out.push(h("p", { testid: "whatif-none", text: "no connection changes" }));
   } else {
-    const head = ["flow", "conn", "from → to", "outcome", "why, before", "why, after"];
-    out.push(table("Connections whose outcome changed", head, d.connections.map(connRow), "whatif-conns"));
+    out.push(...list("Connections whose outcome changed", d.connections.map(connItem), "whatif-conns"));
   }
   if (d.probes.length > 0) {
-    const head = ["port", "from → to", "probe", "why, before", "why, after"];
-    out.push(table("Probes whose outcome changed", head, d.probes.map(probeRow), "whatif-probes"));
+    out.push(...list("NetworkPolicy probes whose outcome changed", d.probes.map(probeItem), "whatif-probes"));
   } else if (d.probesCompared > 0) {
     out.push(h("p", { testid: "whatif-no-probes", text: "no probe changes" }));
   }
