@@ -17,7 +17,8 @@ const RULE = "  ingress:\n    - from: [{podSelector: {matchLabels: {role: fronte
 async function whatIf(page, { keyboard = false } = {}) {
   if (keyboard) await page.keyboard.press("Enter");
   else await page.click('[data-testid="whatif"]');
-  await page.waitForSelector('[data-testid="whatif"]:enabled', { timeout: 60_000 });
+  // It runs in a worker; the button is aria-busy meanwhile.
+  await page.waitForSelector('[data-testid="whatif"]:not([aria-busy])', { timeout: 60_000 });
   await page.waitForSelector('[data-testid="whatif-panel"]:not([hidden])');
 }
 
@@ -108,5 +109,22 @@ test("What if: the frontend rule taken out denies the frontend flow; a comment c
   await page.fill(EDITOR, original);
   await page.click('[data-testid="load"]');
   await page.waitForSelector('[data-testid="whatif-panel"]', { state: "hidden" });
+  await close();
+});
+
+test("What if runs in a worker: the page keeps drawing while a long example runs twice", { timeout: 300_000 }, async () => {
+  const { page, close } = await open("?example=upload", { width: 1280, height: 800 });
+  await page.waitForFunction(() => document.body.dataset.loaded === "upload");
+  await page.click('[data-testid="whatif"]');
+  assert.equal(await page.getAttribute('[data-testid="whatif"]', "aria-busy"), "true");
+  // upload's two worlds take seconds; meanwhile animation frames keep coming.
+  const frameMs = await page.evaluate(() => {
+    const t0 = performance.now();
+    return new Promise((ok) => requestAnimationFrame(() => requestAnimationFrame(() => ok(performance.now() - t0))));
+  });
+  assert.ok(frameMs < 1000, `two frames took ${frameMs} ms`);
+  assert.equal(await page.getAttribute('[data-testid="whatif"]', "aria-busy"), "true", "still running after the frames");
+  await page.waitForSelector('[data-testid="whatif"]:not([aria-busy])', { timeout: 120_000 });
+  assert.equal(await text(page, "whatif-none"), "no connection changes");
   await close();
 });

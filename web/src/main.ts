@@ -30,17 +30,16 @@ function download(bytes: Uint8Array, name: string): void {
 function wire(): void {
   $("load").addEventListener("click", () => load(editor.value));
   const whatIfButton = $<HTMLButtonElement>("whatif");
+  // The comparison runs in a worker: the button stays usable (the latest press wins) and says
+  // it is busy meanwhile.
+  let whatIfRunning = 0;
   whatIfButton.addEventListener("click", () => {
-    // Both worlds run to their end: show that it is busy before it blocks.
-    whatIfButton.disabled = true;
-    setStatus("What if: running both worlds…", "busy");
-    setTimeout(() => {
-      try {
-        runWhatIf(editor.value);
-      } finally {
-        whatIfButton.disabled = false;
-      }
-    }, 30);
+    whatIfRunning += 1;
+    whatIfButton.setAttribute("aria-busy", "true");
+    void runWhatIf(editor.value).finally(() => {
+      whatIfRunning -= 1;
+      if (whatIfRunning === 0) whatIfButton.removeAttribute("aria-busy");
+    });
   });
   editor.textarea.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {

@@ -2,12 +2,12 @@
 // does it: the same Traffic and the NetworkPolicy probes run in both worlds with the same
 // seed, and the connections and probes whose outcome changed listed with the verdict (the
 // deciding rule) on each side. The changed connections are also marked in the report.
-import { $, errorText, h, setStatus } from "./dom";
+import { $, h, setStatus } from "./dom";
 import { setExpanded } from "./layout";
 import { renderReport } from "./panels";
-import { whatIf } from "./podnet";
 import type { CellChange, ConnChange, Diff } from "./podnet";
 import { app } from "./state";
+import type { WhatIfReply, WhatIfRequest } from "./whatif-worker";
 
 /** The key of a connection in `app.whatIfChanged`. */
 export const connKey = (flow: string, id: number): string => `${flow}#${id}`;
@@ -108,24 +108,66 @@ function show(content: HTMLElement[]): void {
   panel.scrollIntoView({ block: "nearest" });
 }
 
-/** Compare the loaded scenario with `after`; a load error of either is shown instead. */
-export function runWhatIf(after: string): void {
+let worker: Worker | null = null;
+/** The request whose reply is awaited; a reply to any other is stale (dropped). */
+let awaited = 0;
+let nextId = 1;
+let settle: (() => void) | null = null;
+
+function done(): void {
+  settle?.();
+  settle = null;
+}
+
+function startWorker(): Worker {
+  const w = new Worker(new URL("./whatif-worker.ts", import.meta.url), { type: "module" });
+  w.onmessage = (e: MessageEvent<WhatIfReply>) => {
+    const r = e.data;
+    if (r.id !== awaited) return;
+    const name = app.tl?.name ?? "";
+    if ("error" in r) showError(r.error);
+    else {
+      renderDiff(r.diff, name);
+      setStatus(`What if: ${r.diff.connections.length} connections and ${r.diff.probes.length} probes change`);
+    }
+    done();
+  };
+  w.onerror = (e) => {
+    // A crash of the module (a bug): the next What if starts a new worker.
+    e.preventDefault();
+    worker?.terminate();
+    worker = null;
+    showError(`What if failed: ${e.message || "the worker stopped"}`);
+    done();
+  };
+  return w;
+}
+
+function showError(message: string): void {
+  clearMarks();
+  show([h("p", { class: "error", testid: "whatif-error", text: message })]);
+  setStatus("What if: the edited scenario did not load", "error");
+}
+
+/**
+ * Compare the loaded scenario with `after` (in a worker); a load error of either is shown
+ * instead. Resolves when the result is shown, or when it no longer applies.
+ */
+export function runWhatIf(after: string): Promise<void> {
   const tl = app.tl;
   if (!tl) {
     setStatus("load a scenario first: What if compares the editor's text with it", "error");
-    return;
+    return Promise.resolve();
   }
-  let d: Diff;
-  try {
-    d = whatIf(tl.yaml, after);
-  } catch (e) {
-    clearMarks();
-    show([h("p", { class: "error", testid: "whatif-error", text: errorText(e) })]);
-    setStatus("What if: the edited scenario did not load", "error");
-    return;
-  }
-  renderDiff(d, tl.name);
-  setStatus(`What if: ${d.connections.length} connections and ${d.probes.length} probes change`);
+  done();
+  awaited = nextId++;
+  worker ??= startWorker();
+  const request: WhatIfRequest = { id: awaited, before: tl.yaml, after };
+  worker.postMessage(request);
+  setStatus("What if: running both worlds…", "busy");
+  return new Promise((resolve) => {
+    settle = resolve;
+  });
 }
 
 function clearMarks(): void {
@@ -136,6 +178,8 @@ function clearMarks(): void {
 
 /** A new scenario was loaded: the comparison with the old one no longer holds. */
 export function clearWhatIf(): void {
+  awaited = 0;
+  done();
   app.whatIfChanged = new Set();
   $("whatif-panel").hidden = true;
   $("whatif-result").replaceChildren();
