@@ -7,7 +7,7 @@ import { renderPacket } from "./packet-view";
 import type { ConntrackEntry, Report } from "./podnet";
 import { showProgress } from "./progress";
 import { ruleKey, select } from "./selection";
-import { app } from "./state";
+import { app, connKey } from "./state";
 import { endTime } from "./clock";
 
 function ctSelected(c: ConntrackEntry): boolean {
@@ -192,7 +192,7 @@ export function renderReport(): void {
       const nl = i < all.length - 1 ? "\n" : "";
       flow = /^flow (\S+): /.exec(line)?.[1] ?? flow;
       const id = /^\s+#(\d+)\s/.exec(line)?.[1];
-      if (id === undefined || !app.whatIfChanged.has(`${flow}#${id}`)) return [line + nl];
+      if (id === undefined || !app.whatIfChanged.has(connKey(flow, id))) return [line + nl];
       const title = "its outcome changes in What if";
       return [h("mark", { class: "whatif-changed", testid: "report-whatif", title, text: line }), nl];
     }),

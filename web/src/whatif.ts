@@ -6,11 +6,8 @@ import { $, h, setStatus } from "./dom";
 import { setExpanded } from "./layout";
 import { renderReport } from "./panels";
 import type { CellChange, ConnChange, Diff } from "./podnet";
-import { app } from "./state";
+import { app, connKey } from "./state";
 import type { WhatIfReply, WhatIfRequest } from "./whatif-worker";
-
-/** The key of a connection in `app.whatIfChanged`. */
-export const connKey = (flow: string, id: number): string => `${flow}#${id}`;
 
 function outcome(before: string, after: string): HTMLElement {
   return h(
