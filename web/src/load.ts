@@ -11,6 +11,7 @@ import { check } from "./podnet";
 import { app } from "./state";
 import { Timeline } from "./store";
 import { TopologyView, drawnTopology } from "./topology";
+import { clearWhatIf } from "./whatif";
 
 export const editor = new YamlEditor($<HTMLTextAreaElement>("yaml"), $("gutter"), $("inline-errors"), $("yaml-errors"));
 
@@ -38,6 +39,7 @@ export function load(yaml: string): boolean {
   app.replayTarget = null;
   app.playing = false;
   app.selected = null;
+  clearWhatIf();
   const topo = app.tl.topology();
   app.topology = topo;
   gStatic.replaceChildren();

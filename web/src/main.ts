@@ -13,6 +13,7 @@ import { renderAll, renderTcpdump } from "./panels";
 import { check, examples, init, version } from "./podnet";
 import { select } from "./selection";
 import { app } from "./state";
+import { runWhatIf } from "./whatif";
 
 function download(bytes: Uint8Array, name: string): void {
   const copy = new Uint8Array(bytes); // detach from wasm memory
@@ -28,6 +29,18 @@ function download(bytes: Uint8Array, name: string): void {
 
 function wire(): void {
   $("load").addEventListener("click", () => load(editor.value));
+  const whatIfButton = $<HTMLButtonElement>("whatif");
+  // The comparison runs in a worker: the button stays usable (the latest press wins) and says
+  // it is busy meanwhile.
+  let whatIfRunning = 0;
+  whatIfButton.addEventListener("click", () => {
+    whatIfRunning += 1;
+    whatIfButton.setAttribute("aria-busy", "true");
+    void runWhatIf(editor.value).finally(() => {
+      whatIfRunning -= 1;
+      if (whatIfRunning === 0) whatIfButton.removeAttribute("aria-busy");
+    });
+  });
   editor.textarea.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
       e.preventDefault();

@@ -7,7 +7,7 @@ import { renderPacket } from "./packet-view";
 import type { ConntrackEntry, Report } from "./podnet";
 import { showProgress } from "./progress";
 import { ruleKey, select } from "./selection";
-import { app } from "./state";
+import { app, connKey } from "./state";
 import { endTime } from "./clock";
 
 function ctSelected(c: ConntrackEntry): boolean {
@@ -173,11 +173,30 @@ export function renderTcpdump(): void {
 
 export function renderReport(): void {
   if (!app.tl) return;
+  const box = $("report");
+  let text: string;
   try {
-    $("report").textContent = app.tl.summary();
+    text = app.tl.summary();
   } catch (e) {
-    $("report").textContent = errorText(e);
+    box.textContent = errorText(e);
+    return;
   }
+  if (app.whatIfChanged.size === 0) {
+    box.textContent = text;
+    return;
+  }
+  // The lines of the connections What if found changed ("  #N ..." under "flow NAME: ...").
+  let flow = "";
+  box.replaceChildren(
+    ...text.split("\n").flatMap((line, i, all) => {
+      const nl = i < all.length - 1 ? "\n" : "";
+      flow = /^flow (\S+): /.exec(line)?.[1] ?? flow;
+      const id = /^\s+#(\d+)\s/.exec(line)?.[1];
+      if (id === undefined || !app.whatIfChanged.has(connKey(flow, id))) return [line + nl];
+      const title = "its outcome changes in What if";
+      return [h("mark", { class: "whatif-changed", testid: "report-whatif", title, text: line }), nl];
+    }),
+  );
 }
 
 export function renderCounters(): void {

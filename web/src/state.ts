@@ -19,6 +19,9 @@ export interface Selection {
   rules: Map<string, Set<string>>;
 }
 
+/** The key of a connection in `app.whatIfChanged`. */
+export const connKey = (flow: string, id: number | string): string => `${flow}#${id}`;
+
 export const app = {
   bundled: [] as Example[],
   tl: null as Timeline | null,
@@ -53,4 +56,6 @@ export const app = {
   rulesNode: "",
   tcpdumpIface: "any",
   tcpdumpFilter: "",
+  /** The connections (`flow#id`) whose outcome changes in the last What if, marked in the report. */
+  whatIfChanged: new Set<string>(),
 };

@@ -17,6 +17,7 @@ use crate::{Error, PolicyDef, Scenario};
 
 /// A probe whose outcome changed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify), tsify(missing_as_null))]
 #[serde(rename_all = "camelCase")]
 pub struct CellChange {
     /// `TCP` or `UDP`.
@@ -35,6 +36,7 @@ pub struct CellChange {
 
 /// A Traffic connection whose outcome changed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify), tsify(missing_as_null))]
 #[serde(rename_all = "camelCase")]
 pub struct ConnChange {
     /// The Traffic's name.
@@ -57,6 +59,7 @@ pub struct ConnChange {
 
 /// Everything that changed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify), tsify(missing_as_null))]
 #[serde(rename_all = "camelCase")]
 pub struct Diff {
     /// Probes compared (cells present in both worlds).

@@ -13,6 +13,7 @@ pub mod packet;
 pub mod sim;
 pub mod topology;
 
+use podnet_scenario::diff::Diff;
 use podnet_scenario::session::{Failure, Report};
 use tsify::{Ts, Tsify};
 use wasm_bindgen::prelude::*;
@@ -47,6 +48,16 @@ pub fn examples() -> Result<Vec<Ts<Example>>, JsError> {
 pub fn check(yaml: &str) -> Result<Vec<Ts<Diagnostic>>, JsError> {
     panic_hook();
     sim::check(yaml, sim::DEFAULT_FILE).iter().map(ts).collect()
+}
+
+/// What an edit changes (`podnet diff`): both texts loaded (errors name `scenario.yaml`, as
+/// `check` does), the probes of the NetworkPolicy matrix and the Traffic run in both worlds
+/// with the before text's seed, and the probes and connections whose outcome differs, each
+/// with the verdict (the deciding rule) on both sides.
+#[wasm_bindgen(js_name = whatIf)]
+pub fn what_if(before: &str, after: &str) -> Result<Ts<Diff>, JsError> {
+    panic_hook();
+    ts(&sim::what_if(before, after, sim::DEFAULT_FILE).map_err(js)?)
 }
 
 /// The package's version.

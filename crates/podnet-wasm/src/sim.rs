@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use podnet::conntrack::Tuple;
 use podnet::trace::{EventKind, Observer, Snapshot, TraceConfig};
 use podnet::{Duration, Instant};
+use podnet_scenario::diff::{diff, Diff};
+use podnet_scenario::matrix::MatrixOptions;
 use podnet_scenario::session::{
     packet_tuple, DropRecorder, Failure, NewConnections, Report, Session, TcpdumpWriter,
     WindowRecorder,
@@ -530,6 +532,23 @@ pub fn parse_conntrack_line(line: &str) -> ConntrackEntry {
         }
     }
     e
+}
+
+/// `whatIf(before, after)`: `podnet diff` of two texts (each named `file` in errors) with
+/// their Traffic: the probes of both worlds (the matrix's defaults) and their connections,
+/// each world run with the before text's seed, and what changed.
+pub fn what_if(before: &str, after: &str, file: &str) -> Result<Diff, Failure> {
+    let before = podnet_scenario::load(&[(file, before)])?.scenario;
+    let mut after = podnet_scenario::load(&[(file, after)])?.scenario;
+    // The same seed on both sides (as `podnet diff --seed`): only the edit differs.
+    after.config.seed = before.config.seed;
+    diff(
+        &before,
+        &after,
+        &MatrixOptions::default(),
+        true,
+        DEFAULT_LIMIT,
+    )
 }
 
 /// `check(yaml)`: the load or build error (if any) after the warnings; never fails.

@@ -3,7 +3,7 @@
 
 use podnet_wasm::api::SimOptions;
 use podnet_wasm::examples::EXAMPLES;
-use podnet_wasm::sim::{check, SimCore};
+use podnet_wasm::sim::{check, what_if, SimCore, DEFAULT_FILE};
 
 fn seed() -> &'static str {
     EXAMPLES.iter().find(|(n, _)| *n == "seed").unwrap().1
@@ -275,4 +275,93 @@ fn a_bounded_window_keeps_the_latest_events_numbered_from_the_recording_start() 
     b.set_recording(false);
     assert!(b.events(0.0, None).is_empty());
     assert!(b.tcpdump("any", "", None).unwrap().is_empty());
+}
+
+fn network_policy() -> &'static str {
+    EXAMPLES
+        .iter()
+        .find(|(n, _)| *n == "network-policy")
+        .unwrap()
+        .1
+}
+
+/// network-policy with allow-frontend's ingress rule taken out (`ingress: []`).
+fn without_frontend_rule() -> String {
+    let yaml = network_policy();
+    let rule = "  ingress:\n    - from: [{podSelector: {matchLabels: {role: frontend}}}]\n      ports: [{port: http}]\n";
+    assert!(yaml.contains(rule), "the example's allow-frontend rule");
+    yaml.replace(rule, "  ingress: []\n")
+}
+
+#[test]
+fn what_if_without_the_frontend_rule_denies_the_frontend_connections() {
+    let d = what_if(network_policy(), &without_frontend_rule(), DEFAULT_FILE).unwrap();
+    let ids: Vec<(&str, u32)> = d
+        .connections
+        .iter()
+        .map(|c| (c.flow.as_str(), c.id))
+        .collect();
+    assert_eq!(ids, [("frontend", 0), ("frontend", 1)]);
+    assert_eq!(
+        d.connections_compared, 3,
+        "two frontend and one intruder connection"
+    );
+    for c in &d.connections {
+        assert_eq!((c.before.as_str(), c.after.as_str()), ("ok", "denied"));
+        assert!(
+            c.why_before.contains("default/allow-frontend"),
+            "{}",
+            c.why_before
+        );
+        assert!(
+            c.why_after.contains("no policy allows it"),
+            "{}",
+            c.why_after
+        );
+        assert!(c.to.starts_with("10.96.0.50:80"), "{}", c.to);
+    }
+    // The probe from pod-a to backend (and to the Service) changed the same way.
+    let cells: Vec<(&str, &str)> = d
+        .probes
+        .iter()
+        .map(|c| (c.from.as_str(), c.to.as_str()))
+        .collect();
+    assert!(
+        cells.contains(&("default/pod-a", "default/backend")),
+        "{cells:?}"
+    );
+    for c in &d.probes {
+        assert_eq!((c.before.result, c.after.result), ("allowed", "denied"));
+        assert!(
+            c.before.why.contains("default/allow-frontend"),
+            "{}",
+            c.before.why
+        );
+    }
+    assert!(d.changed());
+}
+
+#[test]
+fn what_if_of_an_edit_that_changes_nothing_is_empty() {
+    let after = format!("# only a comment\n{}", network_policy());
+    let d = what_if(network_policy(), &after, DEFAULT_FILE).unwrap();
+    assert!(!d.changed(), "{d:?}");
+    assert_eq!(d.connections_compared, 3);
+    assert!(d.probes_compared > 0);
+}
+
+#[test]
+fn what_if_of_bad_yaml_fails_with_the_line_of_the_error() {
+    let good = "spec: {from: pod-a, to: \"web:80\", count: 2, expect: {outcome: ok}}";
+    let after = network_policy().replace(good, &good.replace("count: 2", "count: two"));
+    let line = network_policy().lines().position(|l| l == good).unwrap() + 1;
+    let e = what_if(network_policy(), &after, DEFAULT_FILE).unwrap_err();
+    assert!(
+        e.message.starts_with(&format!("scenario.yaml:{line}:")),
+        "{}",
+        e.message
+    );
+    // The same text check() gives for it.
+    let diags = check(&after, DEFAULT_FILE);
+    assert_eq!(diags.last().unwrap().text, e.message);
 }

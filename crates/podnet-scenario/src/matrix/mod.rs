@@ -80,6 +80,7 @@ pub struct Peer {
 
 /// The result of one probe.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify), tsify(missing_as_null))]
 pub struct Cell {
     /// `allowed`, `denied`, `refused`, `reset`, `timeout`, or `self` (not probed).
     pub result: &'static str,
