@@ -10,7 +10,7 @@
 //! then drops the socket without sending anything more).
 //!
 //! With [`ClientSpec::resolve`], the client first looks its target's name up in DNS (see
-//! [`Resolve`]) and connects to the answer. When no address comes back, every connection is
+//! [`Resolve`](super::Resolve)) and connects to the answer. When no address comes back, every connection is
 //! recorded without being opened: `refused` with `EAI_NONAME: NAME` (every name tried was
 //! `NXDOMAIN`; `EAI_NODATA` when one existed without an `A` record), or `timeout` with
 //! `EAI_AGAIN: NAME` (no answer after every attempt).
@@ -24,7 +24,7 @@ use smoltcp::socket::{tcp, udp};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 
-use super::dns::{Lookup, Resolve, Resolved};
+use super::dns::{Lookup, Resolved};
 use super::server::find;
 use super::PodEnv;
 
@@ -35,143 +35,7 @@ pub const ORPHAN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Linux's default `net.ipv4.ip_local_port_range`.
 pub const EPHEMERAL_PORTS: (u16, u16) = (32768, 60999);
 
-/// Transport protocol of a flow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Protocol {
-    /// TCP connections.
-    Tcp,
-    /// UDP datagrams, each expecting one answer.
-    Udp,
-}
-
-/// What the client sends on each connection, and so what it expects back.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Request {
-    /// `GET path HTTP/1.1` with a `Host` header; expects a complete HTTP response.
-    Http {
-        /// Host header.
-        host: String,
-        /// Request path.
-        path: String,
-    },
-    /// These bytes; expects them echoed back.
-    Echo(Vec<u8>),
-    /// `n` bytes of a deterministic pattern; expects them echoed back intact.
-    Bulk(usize),
-    /// `n` bytes of a pattern, then a half-close (FIN); done when the server closes too (a
-    /// discard server: all data was read).
-    Upload(usize),
-    /// Nothing: done once the handshake completes, then closed (a connectivity probe, like
-    /// `agnhost connect` or `nc -z`). Over UDP, one empty datagram that expects an answer.
-    Connect,
-}
-
-/// A client program's configuration.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ClientSpec {
-    /// The flow's name, as reported.
-    pub name: String,
-    /// Destination address.
-    pub to: Ipv4Address,
-    /// Destination port.
-    pub port: u16,
-    /// TCP or UDP.
-    pub protocol: Protocol,
-    /// What to send.
-    pub request: Request,
-    /// Connections (or datagrams).
-    pub count: u32,
-    /// At most this many open at once.
-    pub concurrency: u32,
-    /// When the first one starts.
-    pub start: Instant,
-    /// Minimum time between starts.
-    pub interval: Duration,
-    /// How long one connection may take in all.
-    pub timeout: Duration,
-    /// IP TTL of outgoing packets (`None`: 64).
-    pub ttl: Option<u8>,
-    /// Resolve a name over DNS first and connect to its address instead of `to` (`None`:
-    /// connect to `to`).
-    pub resolve: Option<Resolve>,
-}
-
-impl ClientSpec {
-    /// One HTTP GET to `to:port`, starting at time zero, 5 s timeout.
-    pub fn http(name: &str, to: Ipv4Address, port: u16) -> Self {
-        ClientSpec {
-            name: String::from(name),
-            to,
-            port,
-            protocol: Protocol::Tcp,
-            request: Request::Http {
-                host: alloc::format!("{to}"),
-                path: String::from("/"),
-            },
-            count: 1,
-            concurrency: 1,
-            start: Instant::ZERO,
-            interval: Duration::ZERO,
-            timeout: Duration::from_secs(5),
-            ttl: None,
-            resolve: None,
-        }
-    }
-
-    /// Sets the number of connections.
-    pub fn count(mut self, n: u32) -> Self {
-        self.count = n;
-        self
-    }
-
-    /// Sets the concurrency.
-    pub fn concurrency(mut self, n: u32) -> Self {
-        self.concurrency = n.max(1);
-        self
-    }
-
-    /// Sets what is sent.
-    pub fn request(mut self, r: Request) -> Self {
-        self.request = r;
-        self
-    }
-
-    /// Sets the protocol.
-    pub fn protocol(mut self, p: Protocol) -> Self {
-        self.protocol = p;
-        self
-    }
-
-    /// Sets the start time.
-    pub fn start(mut self, at: Instant) -> Self {
-        self.start = at;
-        self
-    }
-
-    /// Sets the interval between starts.
-    pub fn interval(mut self, d: Duration) -> Self {
-        self.interval = d;
-        self
-    }
-
-    /// Sets the per-connection timeout.
-    pub fn timeout(mut self, d: Duration) -> Self {
-        self.timeout = d;
-        self
-    }
-
-    /// Sets the TTL of outgoing packets.
-    pub fn ttl(mut self, ttl: u8) -> Self {
-        self.ttl = Some(ttl);
-        self
-    }
-
-    /// Resolves a name over DNS before connecting (see [`Resolve`]).
-    pub fn resolve(mut self, r: Resolve) -> Self {
-        self.resolve = Some(r);
-        self
-    }
-}
+pub use super::spec::{ClientSpec, Protocol, Request};
 
 /// How a connection ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

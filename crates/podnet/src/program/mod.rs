@@ -9,6 +9,7 @@
 pub mod client;
 pub mod dns;
 pub mod server;
+mod spec;
 
 use alloc::string::String;
 use alloc::vec::Vec;
