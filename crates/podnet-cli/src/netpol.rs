@@ -45,6 +45,7 @@ impl ProbeArgs {
             protocols: self.protocols.clone(),
             services: !self.no_services,
             timeout: self.timeout,
+            sources: None,
         }
     }
 }

@@ -259,3 +259,31 @@ fn every_matrix_cell_agrees_with_the_documentation_reference() {
     );
     println!("{cells} cells, {denied} denied");
 }
+
+/// `sources` keeps the rows to the pods named (what a ConnectivityExpectation needs) and every
+/// column, with the same cells as the whole matrix.
+#[test]
+fn sources_restrict_the_rows_only() {
+    let mut r = Rng(7);
+    let yaml = random_yaml(&mut r);
+    let sc = load_str("random.yaml", &yaml).unwrap().scenario;
+    let all = MatrixOptions {
+        ports: vec![80],
+        protocols: vec![L4::Tcp],
+        services: false,
+        ..MatrixOptions::default()
+    };
+    let whole = matrix(&sc, &all).unwrap();
+    let some = matrix(
+        &sc,
+        &MatrixOptions {
+            sources: Some(vec![1]),
+            ..all.clone()
+        },
+    )
+    .unwrap();
+    let (w, s) = (&whole.tables[0], &some.tables[0]);
+    assert_eq!(s.rows, [w.rows[1].clone()]);
+    assert_eq!(s.columns, w.columns);
+    assert_eq!(s.cells[0], w.cells[1]);
+}

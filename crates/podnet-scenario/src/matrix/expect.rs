@@ -53,17 +53,22 @@ pub struct Mismatch {
 /// Probes every expected cell of every `ConnectivityExpectation` of `sc` (one matrix per port
 /// and protocol they name) and reports the cells that differ.
 pub fn check(sc: &Scenario) -> Vec<ExpectationResult> {
-    let mut groups: BTreeMap<(u16, L4), bool> = BTreeMap::new();
+    // Per port and protocol: whether a Service is probed, and which pods probe.
+    let mut groups: BTreeMap<(u16, L4), (bool, Vec<usize>)> = BTreeMap::new();
     for c in sc.expectations.iter().flat_map(|e| &e.cells) {
-        let services = groups.entry((c.port, c.protocol)).or_default();
+        let (services, sources) = groups.entry((c.port, c.protocol)).or_default();
         *services |= matches!(c.to, ExpectTarget::Service(_));
+        if !sources.contains(&c.from) {
+            sources.push(c.from);
+        }
     }
     let mut tables: BTreeMap<(u16, L4), Result<Table, String>> = BTreeMap::new();
-    for (&(port, protocol), &services) in &groups {
+    for (&(port, protocol), (services, sources)) in &groups {
         let opts = MatrixOptions {
             ports: vec![port],
             protocols: vec![protocol],
-            services,
+            services: *services,
+            sources: Some(sources.clone()),
             ..MatrixOptions::default()
         };
         let t = matrix(sc, &opts)

@@ -53,6 +53,9 @@ pub struct MatrixOptions {
     pub services: bool,
     /// How long a probe may take (virtual time) before it counts as timed out.
     pub timeout: Duration,
+    /// Only these pods probe (indices into [`Scenario::pods`]; `None`: every selected pod);
+    /// the columns stay every selected pod and Service.
+    pub sources: Option<Vec<usize>>,
 }
 
 impl Default for MatrixOptions {
@@ -63,6 +66,7 @@ impl Default for MatrixOptions {
             protocols: Vec::new(),
             services: true,
             timeout: Duration::from_secs(2),
+            sources: None,
         }
     }
 }
@@ -156,7 +160,12 @@ pub fn matrix(sc: &Scenario, opts: &MatrixOptions) -> Result<Matrix, Error> {
             "nothing to probe: the selected pods declare no container port of the chosen protocols (give --port)",
         ));
     }
-    let mut out = probe::run(sc, &rows, &targets, opts)?;
+    let columns = rows.clone();
+    let rows: Vec<usize> = match &opts.sources {
+        Some(only) => rows.into_iter().filter(|i| only.contains(i)).collect(),
+        None => rows,
+    };
+    let mut out = probe::run(sc, &rows, &columns, &targets, opts)?;
     for t in &out.tables {
         for c in t.cells.iter().flatten() {
             match c.result {

@@ -32,6 +32,7 @@ struct Column {
 pub(super) fn run(
     sc: &Scenario,
     rows: &[usize],
+    pod_columns: &[usize],
     targets: &[(u16, L4)],
     opts: &MatrixOptions,
 ) -> Result<Matrix, Error> {
@@ -42,7 +43,7 @@ pub(super) fn run(
     let row_names: Vec<String> = rows.iter().map(|&i| pod_key(sc, i)).collect();
     let mut tables = Vec::new();
     for &(port, proto) in targets {
-        let columns = columns(sc, &c, &ix, rows, port, proto, opts);
+        let columns = columns(sc, &c, &ix, pod_columns, port, proto, opts);
         let cells = probe_table(&mut c, &row_ids, rows, &columns, proto, opts, &policy_world)?;
         tables.push(Table {
             protocol: proto_name(proto),
