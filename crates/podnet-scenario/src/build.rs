@@ -193,7 +193,7 @@ pub fn build_observed(
             .add_pod(spec)
             .map_err(|e| core_err(&p.loc, &format!("pod {}/{}", p.namespace, p.name), e))?;
         pod_ids[i] = id;
-        ix.pods.insert(format!("{}/{}", p.namespace, p.name), id);
+        ix.pods.insert(p.key(), id);
     }
     ix.pod_ids = pod_ids;
     for ns in &sc.namespaces {

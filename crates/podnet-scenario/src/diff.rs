@@ -284,13 +284,13 @@ pub fn render_text(d: &Diff) -> String {
         d.probes_compared
     );
     for c in &d.probes {
-        let _ = writeln!(
-            out,
-            "  {}/{} {} -> {}: {} -> {}",
-            c.protocol, c.port, c.from, c.to, c.before.result, c.after.result
+        let head = format!("{}/{} {} -> {}", c.protocol, c.port, c.from, c.to);
+        change(
+            &mut out,
+            &head,
+            (c.before.result, c.after.result),
+            (&c.before.why, &c.after.why),
         );
-        let _ = writeln!(out, "      before: {}", c.before.why);
-        let _ = writeln!(out, "      after:  {}", c.after.why);
     }
     for o in &d.only_in_one {
         let _ = writeln!(out, "  {o} (probed in one world only)");
@@ -303,14 +303,22 @@ pub fn render_text(d: &Diff) -> String {
             d.connections_compared
         );
         for c in &d.connections {
-            let _ = writeln!(
-                out,
-                "  {} #{} {} -> {}: {} -> {}",
-                c.flow, c.id, c.from, c.to, c.before, c.after
+            let head = format!("{} #{} {} -> {}", c.flow, c.id, c.from, c.to);
+            change(
+                &mut out,
+                &head,
+                (&c.before, &c.after),
+                (&c.why_before, &c.why_after),
             );
-            let _ = writeln!(out, "      before: {}", c.why_before);
-            let _ = writeln!(out, "      after:  {}", c.why_after);
         }
     }
     out
+}
+
+/// One changed probe or connection: what it is, its outcome before -> after, and why on each
+/// side.
+fn change(out: &mut String, head: &str, outcome: (&str, &str), why: (&str, &str)) {
+    let _ = writeln!(out, "  {head}: {} -> {}", outcome.0, outcome.1);
+    let _ = writeln!(out, "      before: {}", why.0);
+    let _ = writeln!(out, "      after:  {}", why.1);
 }

@@ -183,6 +183,13 @@ pub struct PodDef {
     pub loc: Loc,
 }
 
+impl PodDef {
+    /// `NAMESPACE/NAME`, as the index, the matrix and expectations name a pod.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
 /// A Deployment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeploymentDef {

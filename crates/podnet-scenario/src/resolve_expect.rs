@@ -65,7 +65,7 @@ fn expectation(cx: &Ctx<'_>, o: &Object, spec: &ExpectationSpec) -> Result<Expec
                 &c.loc,
                 format!(
                     "{} -> {} is expected both allowed and denied (also at {})",
-                    pod_name(cx, c.from),
+                    cx.sc.pods[c.from].key(),
                     target_name(cx, c.to),
                     d.loc
                 ),
@@ -300,15 +300,9 @@ fn table(
     Ok(())
 }
 
-/// `NS/NAME` of a pod.
-pub(crate) fn pod_name(cx: &Ctx<'_>, i: usize) -> String {
-    let p = &cx.sc.pods[i];
-    format!("{}/{}", p.namespace, p.name)
-}
-
 fn target_name(cx: &Ctx<'_>, t: ExpectTarget) -> String {
     match t {
-        ExpectTarget::Pod(i) => pod_name(cx, i),
+        ExpectTarget::Pod(i) => cx.sc.pods[i].key(),
         ExpectTarget::Service(i) => {
             let s = &cx.sc.services[i];
             format!("{}/{}", s.namespace, s.name)

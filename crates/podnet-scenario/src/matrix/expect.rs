@@ -86,9 +86,9 @@ pub fn check(sc: &Scenario) -> Vec<ExpectationResult> {
             };
             for c in &e.cells {
                 r.checked += 1;
-                let from = pod_name(sc, c.from);
+                let from = sc.pods[c.from].key();
                 let (to, kind) = match c.to {
-                    ExpectTarget::Pod(i) => (pod_name(sc, i), "pod"),
+                    ExpectTarget::Pod(i) => (sc.pods[i].key(), "pod"),
                     ExpectTarget::Service(i) => {
                         let s = &sc.services[i];
                         (format!("{}/{}", s.namespace, s.name), "service")
@@ -127,10 +127,6 @@ pub fn check(sc: &Scenario) -> Vec<ExpectationResult> {
             r
         })
         .collect()
-}
-
-fn pod_name(sc: &Scenario, i: usize) -> String {
-    format!("{}/{}", sc.pods[i].namespace, sc.pods[i].name)
 }
 
 /// The failed expectations as a table: FROM, TO, PORT, EXPECTED, GOT, WHY.

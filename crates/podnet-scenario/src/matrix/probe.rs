@@ -40,7 +40,7 @@ pub(super) fn run(
     let (mut c, ix) = build(&world)?;
     let policy_world = c.policy_world();
     let row_ids: Vec<PodId> = rows.iter().map(|&i| ix.pod_ids[i]).collect();
-    let row_names: Vec<String> = rows.iter().map(|&i| pod_key(sc, i)).collect();
+    let row_names: Vec<String> = rows.iter().map(|&i| sc.pods[i].key()).collect();
     let mut tables = Vec::new();
     for &(port, proto) in targets {
         let columns = columns(sc, &c, &ix, pod_columns, port, proto, opts);
@@ -60,10 +60,6 @@ pub(super) fn run(
         denied: 0,
         other: 0,
     })
-}
-
-fn pod_key(sc: &Scenario, i: usize) -> String {
-    format!("{}/{}", sc.pods[i].namespace, sc.pods[i].name)
 }
 
 /// The scenario's world with probe servers instead of programs, and no Traffic or Fault.
@@ -111,7 +107,7 @@ fn columns(
             let ip = pod_ip(c, ix.pod_ids[i])?;
             Some(Column {
                 peer: Peer {
-                    name: pod_key(sc, i),
+                    name: sc.pods[i].key(),
                     kind: "pod",
                     ip: ip.to_string(),
                 },
