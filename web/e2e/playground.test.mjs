@@ -363,12 +363,6 @@ describe("scale", () => {
     "30,000 connections: play, step back and scrub; wasm memory stays within 512 MiB",
     {
       timeout: 600_000,
-      // Known: each client socket in TIME-WAIT keeps two 64 KiB buffers for 10 s of virtual
-      // time (README, known limitations); this run has ~16,000 of them at once from about
-      // 0.2 s to 10 s, about 2 GiB in each simulation whether or not events are recorded, and
-      // the page runs two (the time shown, and the one ahead of it): past 0.2 s the module
-      // runs out of its 4 GiB.
-      todo: "the engine's TIME-WAIT sockets hold ~2 GiB per simulation here",
     },
     async () => {
       assert.match(yaml, /count: 30000/);

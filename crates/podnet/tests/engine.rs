@@ -405,8 +405,11 @@ fn time_wait_sockets_leave_the_set_and_still_answer() {
     assert!(answered > 0, "some FIN reached a socket in TIME-WAIT");
 }
 
-/// Sequential connections reuse the sockets whose TIME-WAIT ended instead of allocating new
-/// buffers: after the first 10 s, the pod allocates no more sockets.
+/// Sequential connections reuse sockets instead of allocating new buffers: a socket that
+/// reaches TIME-WAIT hands its connection to a small record (as Linux swaps a socket for an
+/// `inet_timewait_sock`) and goes back to the pool at once, so a pod opening one connection
+/// every 10 ms allocates only the few sockets open at the same moment, while about 1,000
+/// connections wait out their 10 s of TIME-WAIT.
 #[test]
 fn closed_sockets_are_reused() {
     let (mut c, a, b) = cluster(3, TraceConfig::off());
@@ -425,8 +428,9 @@ fn closed_sockets_are_reused() {
     assert_eq!(ok_count(&c, client), 2000);
     let pod = c.pod(client).unwrap();
     let (created, reused) = pod.sockets_created_reused();
-    // One connection every 10 ms, 10 s of TIME-WAIT: about 1,000 sockets in use at once.
-    assert!(created <= 1010, "{created} created");
+    // One connection every 10 ms, each done within a few ms: a handful of sockets, not the
+    // 1,000 connections in TIME-WAIT.
+    assert!(created <= 8, "{created} created");
     assert_eq!(created + reused, 2000);
     assert!(pod.time_wait_count() >= 990, "{}", pod.time_wait_count());
 }

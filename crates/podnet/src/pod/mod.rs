@@ -20,10 +20,12 @@ use smoltcp::wire::{
 
 mod pool;
 mod timewait;
+#[cfg(test)]
+mod timewait_tests;
 
 pub(crate) use pool::SocketPool;
 pub use pool::UDP_QUEUE;
-use timewait::{Settled, TimeWait};
+use timewait::{Answered, Settled, TimeWait};
 
 use crate::link::Frame;
 use crate::program::{client::Client, App, PodEnv, Program};
@@ -333,13 +335,33 @@ impl Pod {
                 }
                 self.apps = apps;
             }
-            // A segment for a connection in TIME-WAIT goes to that socket alone.
-            let sockets = match tw_key.and_then(|k| self.timewait.claim(k)) {
-                Some(scratch) => scratch,
-                None => &mut self.sockets,
+            // A segment for a connection in TIME-WAIT goes to its record, or to its socket
+            // alone.
+            let answered = match (tw_key, self.device.rx.front()) {
+                (Some(k), Some(frame)) => {
+                    let me = (self.addrs.mac, self.addrs.ip.address());
+                    let tx = &mut self.device.tx;
+                    self.timewait.answer(k, frame, me, now, tx)
+                }
+                _ => Answered::No,
             };
-            self.iface
-                .poll_ingress_single(now, &mut self.device, sockets);
+            match answered {
+                Answered::No => {
+                    let sockets = match tw_key.and_then(|k| self.timewait.claim(k)) {
+                        Some(scratch) => scratch,
+                        None => &mut self.sockets,
+                    };
+                    self.iface
+                        .poll_ingress_single(now, &mut self.device, sockets);
+                }
+                Answered::Yes => {
+                    self.device.rx.pop_front();
+                }
+                Answered::Closed(port) => {
+                    self.device.rx.pop_front();
+                    self.ports.remove(&port);
+                }
+            }
             let mut apps = core::mem::take(&mut self.apps);
             {
                 let mut env = self.env(now, sock_lb.as_deref_mut());
@@ -383,7 +405,12 @@ impl Pod {
     /// and their socket, for reuse).
     fn reap(&mut self, now: Instant) {
         let mut settled = Vec::new();
-        self.timewait.put_back(&mut self.iface, now, &mut settled);
+        for port in self.timewait.take_ended() {
+            self.ports.remove(&port);
+        }
+        let tx = &self.device.tx;
+        self.timewait
+            .put_back(&mut self.iface, now, tx, &mut settled);
         let mut i = 0;
         while i < self.lingering.len() {
             let (h, port) = self.lingering[i];
@@ -399,9 +426,10 @@ impl Pod {
                 let smoltcp::socket::Socket::Tcp(sock) = self.sockets.remove(h) else {
                     continue;
                 };
-                if let Some(s) = self
-                    .timewait
-                    .settle(&mut self.iface, now, sock, (port, remote))
+                let tx = &self.device.tx;
+                if let Some(s) =
+                    self.timewait
+                        .settle(&mut self.iface, now, sock, (port, remote), tx)
                 {
                     settled.push(s);
                 }
@@ -415,6 +443,7 @@ impl Pod {
                     self.ports.remove(&port);
                     self.pool.put_tcp(sock);
                 }
+                Settled::Recorded(sock) => self.pool.put_tcp(sock),
                 Settled::Active(sock) => {
                     let port = sock.local_endpoint().map_or(0, |e| e.port);
                     let h = self.sockets.add(sock);

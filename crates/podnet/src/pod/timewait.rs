@@ -1,37 +1,216 @@
-//! Sockets in TIME-WAIT, kept out of the pod's `SocketSet`.
+//! Connections in TIME-WAIT, kept out of the pod's `SocketSet`.
 //!
 //! smoltcp polls every socket of a set on every `poll_egress` and `poll_at`, so sockets waiting
 //! out TIME-WAIT (10 s in smoltcp) would make every step of a busy pod cost time in proportion
-//! to the connections it closed in the last 10 s. Like Linux, which swaps a TIME-WAIT socket for
-//! a small `inet_timewait_sock` in its own hash table, the pod moves a socket that reached
-//! TIME-WAIT out of its set into this store, keyed by (local port, remote endpoint), with the
-//! time smoltcp would close it. The socket itself is kept, so it behaves exactly as before:
+//! to the connections it closed in the last 10 s, and each would keep its two socket buffers
+//! (128 KiB with the default 64 KiB each way) for those 10 s. Linux swaps a socket that reaches
+//! TIME-WAIT for a small `inet_timewait_sock` in its own hash table; a podnet pod does the same:
 //!
-//! - a frame for its connection (a retransmitted FIN whose ACK was lost, an RST) is processed by
-//!   the same smoltcp socket, placed alone in a scratch set for that service;
-//! - the pod is woken at the deadline, where the socket is polled once and closes, as smoltcp
-//!   would close it in the full set;
-//! - its deadline is asked of smoltcp (`Interface::poll_at` on a one-socket set), never assumed.
+//! - **A record** ([`Record`], about 60 bytes of frame plus four numbers) replaces the socket
+//!   when the socket's last segment, the ACK of the peer's FIN, left in the same service: that
+//!   ACK carries everything a TIME-WAIT socket still says. The socket goes back to the pod's
+//!   pool at once, buffers included. The record answers later segments of its connection with
+//!   exactly what smoltcp 0.14's `tcp::Socket::process` does in TIME-WAIT (see
+//!   [`Record::segment`]), and ends at the same deadline.
+//! - **The socket itself** is kept when it cannot be summed up that way (its last ACK left in
+//!   an earlier service, unread data, TCP options on the ACK). It is stored keyed by (local
+//!   port, remote endpoint) with the time smoltcp would close it; a frame for its connection is
+//!   processed by the same smoltcp socket, placed alone in a scratch set, and it is polled once
+//!   at its deadline, where it closes as it would in the full set.
+//!
+//! Where a record differs from the socket it replaces (smoltcp keeps these private):
+//! - its challenge-ACK rate limit starts fresh, as if the connection sent no challenge ACK in
+//!   its last second;
+//! - its replies reuse the Ethernet header of the captured ACK, where smoltcp would look the
+//!   neighbour up again (and refresh its expiry from the arriving frame).
+//!
+//! `keep_sockets` turns records off; the differential test below runs both ways and compares
+//! every frame.
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
+use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::socket::tcp;
-use smoltcp::time::Instant;
-use smoltcp::wire::IpEndpoint;
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{
+    EthernetAddress, EthernetFrame, EthernetProtocol, IpAddress, IpEndpoint, IpProtocol,
+    Ipv4Packet, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
+};
+
+use crate::link::Frame;
 
 /// (local port, remote endpoint).
 pub type Key = (u16, IpEndpoint);
 
-/// The TIME-WAIT store of one pod.
+/// smoltcp's TIME-WAIT length (`CLOSE_DELAY`), restarted by out-of-window segments.
+const CLOSE_DELAY: Duration = Duration::from_secs(10);
+/// smoltcp's challenge-ACK rate limit: one a second.
+const CHALLENGE_EVERY: Duration = Duration::from_secs(1);
+
+/// What a socket in TIME-WAIT still knows, taken from its last segment.
+struct Record {
+    /// That segment (the ACK of the peer's FIN), a whole frame: every answer is this frame.
+    ack: Frame,
+    /// SND.NXT: the only acknowledgement number the socket accepts.
+    snd_nxt: TcpSeqNumber,
+    /// RCV.NXT: the start of the receive window.
+    rcv_nxt: TcpSeqNumber,
+    /// The end of the window the ACK advertised.
+    wnd_end: TcpSeqNumber,
+    /// No challenge ACK before this.
+    challenge_at: Instant,
+}
+
+/// What a record did with a segment.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    /// Dropped without answer.
+    Ignore,
+    /// Answered with the record's ACK.
+    Ack,
+    /// An in-window RST: the connection is gone.
+    Closed,
+}
+
+impl Record {
+    /// A record of `sock` (in TIME-WAIT, nothing pending) from `ack`, the last frame it sent:
+    /// `None` unless that is a bare ACK without options and the socket holds no unread data
+    /// (so its window is still the one the frame advertised).
+    fn capture(sock: &tcp::Socket<'static>, ack: &[u8]) -> Option<Record> {
+        let eth = EthernetFrame::new_checked(ack).ok()?;
+        let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+        let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+        let bare = tcp.ack() && !(tcp.syn() || tcp.fin() || tcp.rst() || tcp.psh());
+        if !bare || tcp.header_len() != 20 || !tcp.payload().is_empty() || sock.recv_queue() != 0 {
+            return None;
+        }
+        // smoltcp's window shift: the bits of the receive capacity beyond 16, or 0 when the
+        // peer did not offer window scaling; the advertised window tells which.
+        let cap = sock.recv_capacity();
+        let bits = usize::BITS - cap.leading_zeros();
+        let scaled = bits.saturating_sub(16);
+        let field = |shift: u32| u16::try_from(cap >> shift).unwrap_or(u16::MAX);
+        let win = tcp.window_len();
+        let shift = if win == field(scaled) {
+            scaled
+        } else if win == field(0) {
+            0
+        } else {
+            return None;
+        };
+        let rcv_nxt = tcp.ack_number();
+        Some(Record {
+            snd_nxt: tcp.seq_number(),
+            rcv_nxt,
+            wnd_end: rcv_nxt + ((win as usize) << shift),
+            challenge_at: Instant::from_secs(0),
+            ack: ack.to_vec(),
+        })
+    }
+
+    /// smoltcp's `tcp::Socket::process` for a socket in TIME-WAIT that has acknowledged
+    /// everything (SND.UNA = SND.NXT, nothing to send, empty receive buffer): the
+    /// acknowledgement check, the RFC 9293 acceptability test, the timer restart for segments
+    /// outside the window and the state machine, which closes on an in-window RST and ignores
+    /// everything else. `deadline` is restarted where smoltcp restarts its close timer.
+    fn segment(&mut self, repr: &TcpRepr, now: Instant, deadline: &mut Instant) -> Outcome {
+        if repr.control != TcpControl::Rst {
+            match repr.ack_number {
+                // Every segment after the SYN must acknowledge something.
+                None => return Outcome::Ignore,
+                // A duplicate ACK.
+                Some(a) if a < self.snd_nxt => return Outcome::Ignore,
+                // An ACK of something never sent.
+                Some(a) if a > self.snd_nxt => return self.challenge(now),
+                Some(_) => {}
+            }
+        }
+        let (start, end) = (self.rcv_nxt, self.wnd_end);
+        let seg_start = repr.seq_number;
+        let seg_end = repr.seq_number + repr.payload.len();
+        let in_window = match (seg_start == seg_end, start == end) {
+            // A keep-alive (or a FIN retransmitted after our ACK of it was lost).
+            (true, _) if seg_end == start - 1 => false,
+            (true, true) => start == seg_start,
+            (true, false) => start <= seg_start && seg_start < end,
+            (false, true) => false,
+            (false, false) => {
+                (start <= seg_start && seg_start < end) || (start < seg_end && seg_end <= end)
+            }
+        };
+        if !in_window {
+            if repr.control == TcpControl::Rst {
+                return Outcome::Ignore;
+            }
+            *deadline = now + CLOSE_DELAY;
+            let data = !repr.payload.is_empty()
+                && matches!(
+                    repr.control,
+                    TcpControl::None | TcpControl::Psh | TcpControl::Fin
+                );
+            return if data {
+                Outcome::Ack
+            } else {
+                self.challenge(now)
+            };
+        }
+        if repr.control == TcpControl::Rst {
+            Outcome::Closed
+        } else {
+            Outcome::Ignore
+        }
+    }
+
+    /// A challenge ACK, at most one a second.
+    fn challenge(&mut self, now: Instant) -> Outcome {
+        if now < self.challenge_at {
+            return Outcome::Ignore;
+        }
+        self.challenge_at = now + CHALLENGE_EVERY;
+        Outcome::Ack
+    }
+}
+
+/// The key and TCP header of an arriving frame addressed to `mac` and `ip`, when every layer
+/// parses and every checksum holds (smoltcp drops it otherwise).
+fn arriving(frame: &[u8], mac: EthernetAddress, ip: IpAddress) -> Option<(Key, TcpRepr<'_>)> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.dst_addr() != mac || eth.ethertype() != EthernetProtocol::Ipv4 {
+        return None;
+    }
+    let ipv4 = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    let ok = ipv4.verify_checksum()
+        && IpAddress::Ipv4(ipv4.dst_addr()) == ip
+        && !ipv4.more_frags()
+        && ipv4.frag_offset() == 0
+        && ipv4.next_header() == IpProtocol::Tcp;
+    if !ok {
+        return None;
+    }
+    let (src, dst) = (
+        IpAddress::Ipv4(ipv4.src_addr()),
+        IpAddress::Ipv4(ipv4.dst_addr()),
+    );
+    let tcp = TcpPacket::new_checked(ipv4.payload()).ok()?;
+    let repr = TcpRepr::parse(&tcp, &src, &dst, &ChecksumCapabilities::default()).ok()?;
+    Some(((repr.dst_port, IpEndpoint::new(src, repr.src_port)), repr))
+}
+
+/// The TIME-WAIT connections of one pod.
 pub struct TimeWait {
     socks: BTreeMap<Key, (tcp::Socket<'static>, Instant)>,
+    records: BTreeMap<Key, (Record, Instant)>,
     deadlines: BTreeSet<(Instant, Key)>,
     /// Sockets taken out for frames of the current service, with their key.
     scratch: SocketSet<'static>,
     taken: Vec<(Key, SocketHandle)>,
-    /// Segments processed by sockets in the store.
+    /// Local ports of records that ended, to free.
+    ended: Vec<u16>,
+    /// Keep every socket, never a record (for the differential test).
+    keep_sockets: bool,
+    /// Segments processed by connections here.
     pub segments: u64,
 }
 
@@ -39,9 +218,12 @@ impl Default for TimeWait {
     fn default() -> Self {
         TimeWait {
             socks: BTreeMap::new(),
+            records: BTreeMap::new(),
             deadlines: BTreeSet::new(),
             scratch: SocketSet::new(Vec::new()),
             taken: Vec::new(),
+            ended: Vec::new(),
+            keep_sockets: false,
             segments: 0,
         }
     }
@@ -51,14 +233,38 @@ impl Default for TimeWait {
 pub enum Settled {
     /// Closed: free its port, recycle it.
     Closed(tcp::Socket<'static>, u16),
+    /// Replaced by a record, which keeps its port: recycle it.
+    Recorded(tcp::Socket<'static>),
     /// Not in TIME-WAIT with a future deadline: back to the pod's set.
     Active(tcp::Socket<'static>),
 }
 
+/// What [`TimeWait::answer`] did with an arriving frame.
+pub enum Answered {
+    /// No record of its connection: the stack handles it.
+    No,
+    /// Handled (the reply, if any, is in the device's output).
+    Yes,
+    /// Handled, and the connection ended (an RST): free this port.
+    Closed(u16),
+}
+
 impl TimeWait {
-    /// Sockets waiting.
+    /// Keeps sockets instead of records (see the module's documentation).
+    #[cfg(test)]
+    pub fn keep_sockets(&mut self) {
+        self.keep_sockets = true;
+    }
+
+    /// Connections held as records and as sockets.
+    #[cfg(test)]
+    pub fn kinds(&self) -> (usize, usize) {
+        (self.records.len(), self.socks.len())
+    }
+
+    /// Connections waiting.
     pub fn len(&self) -> usize {
-        self.socks.len() + self.taken.len()
+        self.socks.len() + self.records.len() + self.taken.len()
     }
 
     /// The earliest deadline.
@@ -66,13 +272,50 @@ impl TimeWait {
         self.deadlines.first().map(|(t, _)| *t)
     }
 
-    /// The key of an arriving frame when it may belong to a socket here (a TCP segment, and
-    /// the store not empty).
+    /// The key of an arriving frame when it may belong to a connection here (a TCP segment,
+    /// and the store not empty).
     pub fn key_of(&self, frame: &[u8]) -> Option<Key> {
-        if self.socks.is_empty() && self.taken.is_empty() {
+        if self.socks.is_empty() && self.taken.is_empty() && self.records.is_empty() {
             return None;
         }
         super::tcp_of(frame).map(|(from, port, _, _)| (port, from))
+    }
+
+    /// Answers `frame` (for the pod at `mac`, `ip`) when a record holds its connection, as the
+    /// socket would have; its reply, if any, is appended to `tx`.
+    pub fn answer(
+        &mut self,
+        key: Key,
+        frame: &[u8],
+        (mac, ip): (EthernetAddress, IpAddress),
+        now: Instant,
+        tx: &mut Vec<Frame>,
+    ) -> Answered {
+        let Some((rec, at)) = self.records.get_mut(&key) else {
+            return Answered::No;
+        };
+        let Some((k, repr)) = arriving(frame, mac, ip) else {
+            return Answered::No;
+        };
+        if k != key {
+            return Answered::No;
+        }
+        self.segments += 1;
+        let before = *at;
+        match rec.segment(&repr, now, at) {
+            Outcome::Ignore => {}
+            Outcome::Ack => tx.push(rec.ack.clone()),
+            Outcome::Closed => {
+                self.records.remove(&key);
+                self.deadlines.remove(&(before, key));
+                return Answered::Closed(key.0);
+            }
+        }
+        if *at != before {
+            self.deadlines.remove(&(before, key));
+            self.deadlines.insert((*at, key));
+        }
+        Answered::Yes
     }
 
     /// When the segment with `key` belongs to a socket here, the set to process it with (the
@@ -88,8 +331,8 @@ impl TimeWait {
         Some(&mut self.scratch)
     }
 
-    /// Polls the sockets taken out for frames (and any whose deadline passed) for egress at
-    /// `now`, as the pod's full set would have been.
+    /// Ends the records whose deadline passed and polls the sockets taken out for frames (and
+    /// any whose deadline passed) for egress at `now`, as the pod's full set would have been.
     pub fn poll_egress(
         &mut self,
         iface: &mut Interface,
@@ -104,6 +347,8 @@ impl TimeWait {
             if let Some((sock, _)) = self.socks.remove(&key) {
                 let h = self.scratch.add(sock);
                 self.taken.push((key, h));
+            } else if self.records.remove(&key).is_some() {
+                self.ended.push(key.0);
             }
         }
         if self.taken.is_empty() {
@@ -114,27 +359,40 @@ impl TimeWait {
         {}
     }
 
-    /// Moves the sockets taken out back into the store, or hands them out (`out`) when closed
-    /// or no longer waiting.
-    pub fn put_back(&mut self, iface: &mut Interface, now: Instant, out: &mut Vec<Settled>) {
+    /// Local ports whose records ended since the last call.
+    pub fn take_ended(&mut self) -> Vec<u16> {
+        core::mem::take(&mut self.ended)
+    }
+
+    /// Moves the sockets taken out back into the store, or hands them out (`out`) when closed,
+    /// recorded or no longer waiting. `tx` holds the frames sent in this service.
+    pub fn put_back(
+        &mut self,
+        iface: &mut Interface,
+        now: Instant,
+        tx: &[Frame],
+        out: &mut Vec<Settled>,
+    ) {
         for (key, h) in core::mem::take(&mut self.taken) {
             let Some(sock) = into_tcp(self.scratch.remove(h)) else {
                 continue;
             };
-            if let Some(s) = self.settle(iface, now, sock, key) {
+            if let Some(s) = self.settle(iface, now, sock, key, tx) {
                 out.push(s);
             }
         }
     }
 
     /// Stores `sock` (whose local port and remote endpoint are `key`) if it is in TIME-WAIT
-    /// with a deadline after `now`; otherwise returns it.
+    /// with a deadline after `now`, as a record when its last segment is in `tx` (the frames
+    /// sent in this service); otherwise returns it.
     pub fn settle(
         &mut self,
         iface: &mut Interface,
         now: Instant,
-        sock: tcp::Socket<'static>,
+        mut sock: tcp::Socket<'static>,
         key: Key,
+        tx: &[Frame],
     ) -> Option<Settled> {
         match sock.state() {
             tcp::State::Closed => return Some(Settled::Closed(sock, key.0)),
@@ -143,16 +401,42 @@ impl TimeWait {
         }
         let h = self.scratch.add(sock);
         let at = iface.poll_at(now, &self.scratch);
-        let sock = into_tcp(self.scratch.remove(h))?;
-        match at {
-            Some(at) if at > now => {
-                self.deadlines.insert((at, key));
-                self.socks.insert(key, (sock, at));
-                None
-            }
-            _ => Some(Settled::Active(sock)),
+        let sock_back = into_tcp(self.scratch.remove(h))?;
+        sock = sock_back;
+        let at = match at {
+            Some(at) if at > now => at,
+            _ => return Some(Settled::Active(sock)),
+        };
+        self.deadlines.insert((at, key));
+        // Its last segment left in this service, and what it waits for next is its close timer
+        // (a pending delayed ACK, 10 ms, would come first).
+        let last = (!self.keep_sockets && at >= now + CHALLENGE_EVERY)
+            .then(|| tx.iter().rev().find(|f| sent_by(f, key)))
+            .flatten();
+        if let Some(rec) = last.and_then(|f| Record::capture(&sock, f)) {
+            self.records.insert(key, (rec, at));
+            // The record answers from now on; the socket is only buffers to reuse.
+            sock.abort();
+            return Some(Settled::Recorded(sock));
         }
+        self.socks.insert(key, (sock, at));
+        None
     }
+}
+
+/// Whether `frame` is a TCP segment from local port `key.0` to `key.1`.
+fn sent_by(frame: &[u8], (port, remote): Key) -> bool {
+    let Some(eth) = EthernetFrame::new_checked(frame).ok() else {
+        return false;
+    };
+    let Some(ip) = Ipv4Packet::new_checked(eth.payload()).ok() else {
+        return false;
+    };
+    if ip.next_header() != IpProtocol::Tcp || IpAddress::Ipv4(ip.dst_addr()) != remote.addr {
+        return false;
+    }
+    TcpPacket::new_checked(ip.payload())
+        .is_ok_and(|t| t.src_port() == port && t.dst_port() == remote.port)
 }
 
 /// Only TCP sockets enter the store.
