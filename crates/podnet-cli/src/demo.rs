@@ -231,7 +231,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, String> {
         c.now().total_micros() as f64 / 1000.0,
         c.events_run()
     );
-    print!("{out}");
+    out!("{out}");
     if let Some(dir) = &args.pcap {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         for (id, name) in c.trace().ifaces() {

@@ -1,5 +1,7 @@
 //! `podnet`: run and inspect simulated Kubernetes networks from the command line.
 
+#[macro_use]
+mod out;
 mod budget;
 mod common;
 mod demo;
@@ -241,12 +243,12 @@ fn scenario_command(command: Command) -> Result<ExitCode, Failure> {
             run(&mut l, &scenario, scenario.until, scenario.quiet || json)?;
             let r = l.report();
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&r).map_err(|e| Failure::input(e.to_string()))?
                 );
             } else {
-                print!("{}", l.summary(&r));
+                out!("{}", l.summary(&r));
             }
             if let Some(dir) = pcap {
                 let ifaces = l.cluster.trace().iface_table().clone();
@@ -281,7 +283,7 @@ fn scenario_command(command: Command) -> Result<ExitCode, Failure> {
             let tuples = first.connection_tuples(&r, proto);
             let mut l = first.rebuild_recording(tuples)?;
             run(&mut l, &scenario, scenario.until, scenario.quiet)?;
-            print!("{}", l.trace(&flow, conn)?);
+            out!("{}", l.trace(&flow, conn)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Tcpdump {
@@ -331,7 +333,7 @@ fn scenario_command(command: Command) -> Result<ExitCode, Failure> {
                 // proxy: ebpf: the CT maps, as `cilium bpf ct list global` prints them.
                 if stats {
                     let st = bpf.stats();
-                    println!(
+                    outln!(
                         "ct_tcp {}/{} ct_any {}/{} snat {}/{} created={} evicted={} expired={} nat_evicted={}",
                         bpf.ct_tcp().len(),
                         bpf.config().ct_tcp_max,
@@ -345,16 +347,16 @@ fn scenario_command(command: Command) -> Result<ExitCode, Failure> {
                         st.nat_evicted
                     );
                 } else {
-                    print!("{}", l.conntrack_text(&node)?);
+                    out!("{}", l.conntrack_text(&node)?);
                 }
                 return Ok(ExitCode::SUCCESS);
             }
             let ct = l.conntrack(&node)?;
             if stats {
-                print!("{}", ct.stats_text());
+                out!("{}", ct.stats_text());
             } else {
                 let list = ct.list(l.cluster.now());
-                print!("{list}");
+                out!("{list}");
                 eprintln!(
                     "conntrack v1.4.7 (conntrack-tools): {} flow entries have been shown.",
                     list.lines().count()
@@ -373,9 +375,9 @@ fn scenario_command(command: Command) -> Result<ExitCode, Failure> {
                 run_to(&mut l, &scenario, at)?;
             }
             if counters {
-                print!("{}", l.rules_with_counters(&node)?);
+                out!("{}", l.rules_with_counters(&node)?);
             } else {
-                print!("{}", l.rules(&node)?);
+                out!("{}", l.rules(&node)?);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -386,7 +388,7 @@ fn scenario_command(command: Command) -> Result<ExitCode, Failure> {
             let tuples = first.connection_tuples(&r, 6);
             let mut l = first.rebuild_recording(tuples)?;
             let r = l.explain_start(&from, &to, scenario.until)?;
-            print!("{}", l.explain_text(&r, &from, &to));
+            out!("{}", l.explain_text(&r, &from, &to));
             Ok(ExitCode::SUCCESS)
         }
         Command::Matrix {
@@ -398,7 +400,7 @@ fn scenario_command(command: Command) -> Result<ExitCode, Failure> {
         Command::Diff { diff, probe } => netpol::diff_cmd(&diff, &probe),
         Command::Check { scenario } => {
             let l = load(&scenario)?;
-            print!("{}", l.check());
+            out!("{}", l.check());
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(_) => unreachable!("handled in main"),

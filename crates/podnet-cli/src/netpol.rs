@@ -85,12 +85,12 @@ pub fn matrix_cmd(
     let sc = load(files, probe.seed, probe.quiet)?;
     let m = matrix::matrix(&sc, &probe.options())?;
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&m).map_err(|e| Failure::input(e.to_string()))?
         );
     } else {
-        print!("{}", matrix::render_text(&m, explain_allowed));
+        out!("{}", matrix::render_text(&m, explain_allowed));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -166,12 +166,12 @@ pub fn diff_cmd(args: &DiffArgs, probe: &ProbeArgs) -> Result<ExitCode, Failure>
         args.until,
     )?;
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&d).map_err(|e| Failure::input(e.to_string()))?
         );
     } else {
-        print!("{}", podnet_scenario::diff::render_text(&d));
+        out!("{}", podnet_scenario::diff::render_text(&d));
     }
     Ok(if args.fail_on_change && d.changed() {
         ExitCode::from(1)

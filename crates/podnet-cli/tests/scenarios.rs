@@ -704,3 +704,42 @@ fn a_run_over_its_memory_budget_stops_with_an_error() {
     ]);
     assert_eq!(code, 0, "{err}");
 }
+
+/// A reader that closes the pipe early (`podnet run --json | head -1`) ends podnet quietly
+/// with 141, as a command killed by SIGPIPE, instead of a panic.
+#[test]
+fn a_closed_stdout_pipe_ends_the_run_quietly() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    for args in [
+        &["run", "examples/three-endpoints.yaml", "--json", "-q"][..],
+        &[
+            "conntrack",
+            "examples/three-endpoints.yaml",
+            "--node",
+            "node-a",
+            "-q",
+        ][..],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_podnet"))
+            .current_dir(common::root())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run podnet");
+        // Read one byte, then hang up.
+        let mut first = [0u8; 1];
+        child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(141), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
