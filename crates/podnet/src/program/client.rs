@@ -451,27 +451,29 @@ impl Client {
                 Ok(n) => a.sent += n,
             }
         }
-        let mut buf = [0u8; 4096];
+        // Read in place from the socket's buffer (no scratch buffer to zero on every poll).
         while sock.can_recv() {
-            match sock.recv_slice(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if http {
-                        a.received_total += n as u64;
-                        a.received.extend_from_slice(&buf[..n]);
-                    } else if a.received_total == u64::MAX {
-                        // After a corrupt echo only the count goes on.
-                        a.received.extend_from_slice(&buf[..n]);
-                    } else {
-                        // An echo is checked against the payload as it arrives, not kept.
-                        let at = a.received_total as usize;
-                        a.received_total += n as u64;
-                        if a.payload.get(at..at + n) != Some(&buf[..n]) {
-                            a.received.clear();
-                            a.received_total = u64::MAX; // corrupt echo: never completes
-                        }
+            let read = sock.recv(|data| {
+                let n = data.len();
+                if http {
+                    a.received_total += n as u64;
+                    a.received.extend_from_slice(data);
+                } else if a.received_total == u64::MAX {
+                    // After a corrupt echo only the count goes on.
+                    a.received.extend_from_slice(data);
+                } else {
+                    // An echo is checked against the payload as it arrives, not kept.
+                    let at = a.received_total as usize;
+                    a.received_total += n as u64;
+                    if a.payload.get(at..at + n) != Some(data) {
+                        a.received.clear();
+                        a.received_total = u64::MAX; // corrupt echo: never completes
                     }
                 }
+                (n, n)
+            });
+            if !matches!(read, Ok(n) if n > 0) {
+                break;
             }
         }
         if upload && !a.fin_sent && a.sent == a.payload.len() {

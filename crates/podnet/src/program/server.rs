@@ -156,30 +156,29 @@ fn echo(sock: &mut tcp::Socket<'_>, st: &mut ConnState) {
     flush(sock, st);
     while st.pending.is_empty() && sock.can_recv() && sock.can_send() {
         let room = sock.send_capacity() - sock.send_queue();
-        let mut buf = [0u8; 4096];
-        let want = room.min(buf.len());
-        let Ok(n) = sock.recv_slice(&mut buf[..want]) else {
-            break;
-        };
-        if n == 0 {
+        let want = room.min(4096);
+        let read = sock.recv(|data| {
+            let n = data.len().min(want);
+            st.pending.extend_from_slice(&data[..n]);
+            (n, n)
+        });
+        if !matches!(read, Ok(n) if n > 0) {
             break;
         }
-        st.pending.extend_from_slice(&buf[..n]);
         flush(sock, st);
     }
 }
 
 fn http(sock: &mut tcp::Socket<'_>, st: &mut ConnState, body: &[u8]) {
     flush(sock, st);
-    let mut buf = [0u8; 2048];
     while sock.can_recv() {
-        let Ok(n) = sock.recv_slice(&mut buf) else {
-            break;
-        };
-        if n == 0 {
+        let read = sock.recv(|data| {
+            st.request.extend_from_slice(data);
+            (data.len(), data.len())
+        });
+        if !matches!(read, Ok(n) if n > 0) {
             break;
         }
-        st.request.extend_from_slice(&buf[..n]);
     }
     while let Some(end) = find(&st.request, b"\r\n\r\n") {
         st.request.drain(..end + 4);
@@ -207,15 +206,14 @@ fn http(sock: &mut tcp::Socket<'_>, st: &mut ConnState, body: &[u8]) {
 
 fn dns(sock: &mut tcp::Socket<'_>, st: &mut ConnState, zone: &super::dns::Zone) {
     flush(sock, st);
-    let mut buf = [0u8; 2048];
     while sock.can_recv() {
-        let Ok(n) = sock.recv_slice(&mut buf) else {
-            break;
-        };
-        if n == 0 {
+        let read = sock.recv(|data| {
+            st.request.extend_from_slice(data);
+            (data.len(), data.len())
+        });
+        if !matches!(read, Ok(n) if n > 0) {
             break;
         }
-        st.request.extend_from_slice(&buf[..n]);
     }
     super::dns::serve_tcp(zone, &mut st.request, &mut st.pending);
     flush(sock, st);
