@@ -9,7 +9,7 @@ use podnet_scenario::session::Session;
 use crate::api::*;
 
 fn lower_debug(v: impl core::fmt::Debug) -> String {
-    format!("{v:?}").to_lowercase()
+    format!("{v:?}").to_ascii_lowercase()
 }
 
 /// The topology of `s` now.
@@ -96,7 +96,7 @@ pub fn topology(s: &Session) -> Topology {
                     name: (!p.name.is_empty()).then(|| p.name.clone()),
                     port: p.port,
                     target_port: p.target_port,
-                    protocol: p.protocol.name().to_uppercase(),
+                    protocol: p.protocol.name().to_ascii_uppercase(),
                     node_port: p.node_port,
                 })
                 .collect(),
@@ -153,7 +153,7 @@ pub fn topology(s: &Session) -> Topology {
                 port: f.port,
                 protocol: def.map_or_else(
                     || String::from("TCP"),
-                    |d| lower_debug(d.protocol).to_uppercase(),
+                    |d| lower_debug(d.protocol).to_ascii_uppercase(),
                 ),
                 to_text: def.map_or_else(String::new, |d| d.to_text.clone()),
             }
