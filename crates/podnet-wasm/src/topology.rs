@@ -18,16 +18,14 @@ pub fn topology(s: &Session) -> Topology {
     let sc = &s.scenario;
     let cfg = c.config();
     let ifaces: Vec<&str> = c.trace().ifaces().map(|(_, n)| n).collect();
-    let known: BTreeSet<&str> = ifaces.iter().copied().collect();
-    let externals: BTreeSet<PodId> = s.index.external_ids.iter().copied().collect();
+    // `extend`s, not `collect`s: collecting into a B-tree sorts, one more sort in the module.
+    let mut known: BTreeSet<&str> = BTreeSet::new();
+    known.extend(ifaces.iter().copied());
+    let mut externals: BTreeSet<PodId> = BTreeSet::new();
+    externals.extend(s.index.external_ids.iter().copied());
     // Pod id -> its definition in the scenario (scaled replicas: their Deployment's first).
-    let mut defs: BTreeMap<PodId, usize> = s
-        .index
-        .pod_ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (*id, i))
-        .collect();
+    let mut defs: BTreeMap<PodId, usize> = BTreeMap::new();
+    defs.extend(s.index.pod_ids.iter().enumerate().map(|(i, id)| (*id, i)));
     for (d, dep) in sc.deployments.iter().enumerate() {
         if let Some(first) = dep.pods.first() {
             for id in podnet_scenario::replicas(c, sc, d) {
