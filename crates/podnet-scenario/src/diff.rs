@@ -131,10 +131,11 @@ pub fn diff(
         connections_compared: 0,
         connections: Vec::new(),
     };
-    let targets: BTreeSet<(u16, L4)> = matrix::targets(before, opts)
-        .into_iter()
-        .chain(matrix::targets(after, opts))
-        .collect();
+    // `extend`s rather than `collect`s into B-trees here and below: collecting sorts, and
+    // each sorted type is one more copy of the sort in the WebAssembly module.
+    let mut targets: BTreeSet<(u16, L4)> = BTreeSet::new();
+    targets.extend(matrix::targets(before, opts));
+    targets.extend(matrix::targets(after, opts));
     let mut only: BTreeSet<String> = BTreeSet::new();
     for (port, protocol) in targets {
         let one = MatrixOptions {
@@ -189,11 +190,14 @@ fn first_table(sc: &Scenario, opts: &MatrixOptions) -> Result<Option<matrix::Tab
 }
 
 fn columns(t: &matrix::Table) -> BTreeMap<(&str, &str), usize> {
-    t.columns
-        .iter()
-        .enumerate()
-        .map(|(j, c)| ((c.name.as_str(), c.kind), j))
-        .collect()
+    let mut m = BTreeMap::new();
+    m.extend(
+        t.columns
+            .iter()
+            .enumerate()
+            .map(|(j, c)| ((c.name.as_str(), c.kind), j)),
+    );
+    m
 }
 
 fn traffic_diff(

@@ -68,7 +68,7 @@ pub fn fault_events(sc: &Scenario) -> Vec<FaultEvent> {
             });
         }
     }
-    out.sort_by_key(|e| order(e.at, e.step, e.fault));
+    podnet::sort::sort_by_key(&mut out, |e| order(e.at, e.step, e.fault));
     out
 }
 

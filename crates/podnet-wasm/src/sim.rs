@@ -402,7 +402,7 @@ impl SimCore {
             }
         }
         for v in self.conns.values_mut() {
-            v.sort();
+            podnet::sort::sort(v);
         }
         self.conns_at = Some(n);
     }
@@ -457,7 +457,9 @@ fn parse_cilium_ct_line(line: &str) -> ConntrackEntry {
         .as_deref()
         .is_some_and(|f| f.split(' ').any(|w| w == "SeenReply"));
     ConntrackEntry {
-        proto: words.first().map_or_else(String::new, |w| w.to_lowercase()),
+        proto: words
+            .first()
+            .map_or_else(String::new, |w| w.to_ascii_lowercase()),
         state: flags,
         timeout: words
             .iter()

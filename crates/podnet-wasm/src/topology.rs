@@ -9,7 +9,7 @@ use podnet_scenario::session::Session;
 use crate::api::*;
 
 fn lower_debug(v: impl core::fmt::Debug) -> String {
-    format!("{v:?}").to_lowercase()
+    format!("{v:?}").to_ascii_lowercase()
 }
 
 /// The topology of `s` now.
@@ -18,16 +18,14 @@ pub fn topology(s: &Session) -> Topology {
     let sc = &s.scenario;
     let cfg = c.config();
     let ifaces: Vec<&str> = c.trace().ifaces().map(|(_, n)| n).collect();
-    let known: BTreeSet<&str> = ifaces.iter().copied().collect();
-    let externals: BTreeSet<PodId> = s.index.external_ids.iter().copied().collect();
+    // `extend`s, not `collect`s: collecting into a B-tree sorts, one more sort in the module.
+    let mut known: BTreeSet<&str> = BTreeSet::new();
+    known.extend(ifaces.iter().copied());
+    let mut externals: BTreeSet<PodId> = BTreeSet::new();
+    externals.extend(s.index.external_ids.iter().copied());
     // Pod id -> its definition in the scenario (scaled replicas: their Deployment's first).
-    let mut defs: BTreeMap<PodId, usize> = s
-        .index
-        .pod_ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (*id, i))
-        .collect();
+    let mut defs: BTreeMap<PodId, usize> = BTreeMap::new();
+    defs.extend(s.index.pod_ids.iter().enumerate().map(|(i, id)| (*id, i)));
     for (d, dep) in sc.deployments.iter().enumerate() {
         if let Some(first) = dep.pods.first() {
             for id in podnet_scenario::replicas(c, sc, d) {
@@ -96,7 +94,7 @@ pub fn topology(s: &Session) -> Topology {
                     name: (!p.name.is_empty()).then(|| p.name.clone()),
                     port: p.port,
                     target_port: p.target_port,
-                    protocol: p.protocol.name().to_uppercase(),
+                    protocol: p.protocol.name().to_ascii_uppercase(),
                     node_port: p.node_port,
                 })
                 .collect(),
@@ -153,7 +151,7 @@ pub fn topology(s: &Session) -> Topology {
                 port: f.port,
                 protocol: def.map_or_else(
                     || String::from("TCP"),
-                    |d| lower_debug(d.protocol).to_uppercase(),
+                    |d| lower_debug(d.protocol).to_ascii_uppercase(),
                 ),
                 to_text: def.map_or_else(String::new, |d| d.to_text.clone()),
             }

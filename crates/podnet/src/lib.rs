@@ -21,6 +21,7 @@ pub mod policy;
 pub mod program;
 pub mod rng;
 pub mod route;
+pub mod sort;
 pub mod tcpdump;
 pub mod trace;
 

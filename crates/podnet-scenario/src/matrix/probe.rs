@@ -67,7 +67,9 @@ fn probe_world(sc: &Scenario, targets: &[(u16, L4)], opts: &MatrixOptions) -> Sc
     let mut w = sc.clone();
     w.flows.clear();
     w.faults.clear();
-    let mut serve: Vec<BTreeSet<(u16, L4)>> = vec![targets.iter().copied().collect(); w.pods.len()];
+    let mut targets_set = BTreeSet::new(); // not `collect`: that sorts (one more sort instance)
+    targets_set.extend(targets.iter().copied());
+    let mut serve: Vec<BTreeSet<(u16, L4)>> = vec![targets_set; w.pods.len()];
     if opts.services {
         for s in &sc.services {
             for p in &s.ports {

@@ -308,7 +308,7 @@ impl Session {
             }
         });
         let mut records = self.index.records(&self.cluster, flow);
-        records.sort_by_key(|r| (r.started, r.id));
+        podnet::sort::sort_by_key(&mut records, |r| (r.started, r.id));
         (proto, records)
     }
 

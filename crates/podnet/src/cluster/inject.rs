@@ -67,6 +67,7 @@ impl Cluster {
 mod tests {
     use super::*;
     use crate::trace::{EventKind, TraceConfig};
+    use alloc::collections::BTreeMap;
     use alloc::vec;
     use smoltcp::wire::{
         ArpOperation, ArpPacket, ArpRepr, EthernetFrame, EthernetProtocol, EthernetRepr,

@@ -23,7 +23,7 @@
 //! assert!(flow.records().iter().all(|r| r.outcome == podnet::Outcome::Ok));
 //! ```
 
-use alloc::collections::{BTreeMap, BinaryHeap};
+use alloc::collections::{BTreeSet, BinaryHeap};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::cmp::Reverse;
@@ -120,8 +120,8 @@ pub struct Cluster {
     links: Vec<Link>,
     switch: Bridge,
     trace: Trace,
-    names: BTreeMap<String, ()>,
-    ips: BTreeMap<Ipv4Address, ()>,
+    names: BTreeSet<String>,
+    ips: BTreeSet<Ipv4Address>,
     out: Output,
     events_run: u64,
     /// Client programs not finished, over all pods (kept by `service_pod`).
@@ -195,8 +195,8 @@ impl Cluster {
             links: Vec::new(),
             switch: Bridge::new(None),
             trace,
-            names: BTreeMap::new(),
-            ips: BTreeMap::new(),
+            names: BTreeSet::new(),
+            ips: BTreeSet::new(),
             out: Vec::new(),
             events_run: 0,
             unfinished_clients: 0,
@@ -262,7 +262,7 @@ impl Cluster {
     }
 
     fn claim_name(&mut self, name: &str) -> Result<(), Error> {
-        if self.names.contains_key(name) {
+        if self.names.contains(name) {
             return Err(Error::DuplicateName(name.to_string()));
         }
         Ok(())
@@ -305,7 +305,7 @@ impl Cluster {
                 return Err(Error::BadNodeIp(spec.ip, alloc::format!("not on the nodes' underlay {shared} (host-gw routing needs one L2 segment)")));
             }
         }
-        if self.ips.contains_key(&spec.ip) {
+        if self.ips.contains(&spec.ip) {
             return Err(Error::DuplicateIp(spec.ip));
         }
         let pod_cidr = match spec.pod_cidr {
@@ -421,9 +421,9 @@ impl Cluster {
             edge,
             last_ip: None,
         });
-        self.names.insert(spec.name, ());
-        self.ips.insert(spec.ip, ());
-        self.ips.insert(addrs.gateway(), ());
+        self.names.insert(spec.name);
+        self.ips.insert(spec.ip);
+        self.ips.insert(addrs.gateway());
         if !edge && self.edge.is_none() {
             self.add_edge(underlay)?;
         }
@@ -473,7 +473,7 @@ impl Cluster {
         };
         let ip = match spec.ip {
             Some(ip) if !usable(ip) => return Err(Error::PodIpOutsideCidr(ip, cidr)),
-            Some(ip) if self.ips.contains_key(&ip) => return Err(Error::DuplicateIp(ip)),
+            Some(ip) if self.ips.contains(&ip) => return Err(Error::DuplicateIp(ip)),
             Some(ip) => ip,
             None => {
                 // Like the host-local IPAM plugin: the next free address after the one last
@@ -486,7 +486,7 @@ impl Cluster {
                 let ip = (start..last)
                     .chain(first..start)
                     .map(Ipv4Address::from)
-                    .find(|ip| !self.ips.contains_key(ip))
+                    .find(|ip| !self.ips.contains(ip))
                     .ok_or(Error::PodCidrExhausted(cidr))?;
                 self.nodes[node_id.0 as usize].last_ip = Some(ip);
                 ip
@@ -540,8 +540,8 @@ impl Cluster {
                 ports: spec.ports,
             },
         }));
-        self.names.insert(spec.name, ());
-        self.ips.insert(ip, ());
+        self.names.insert(spec.name);
+        self.ips.insert(ip);
         self.resync_policies();
         self.service_pod(id);
         Ok(id)

@@ -311,7 +311,7 @@ impl Cluster {
         let ip = (u32::from(net.address()) + 1..u32::from(broadcast(net)))
             .rev()
             .map(Ipv4Address::from)
-            .find(|ip| !self.ips.contains_key(ip))
+            .find(|ip| !self.ips.contains(ip))
             .ok_or_else(|| {
                 Error::BadNodeIp(
                     underlay.address(),

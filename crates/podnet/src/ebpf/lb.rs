@@ -305,7 +305,7 @@ impl LbMaps {
             String::from("SERVICE ADDRESS              BACKEND ADDRESS (REVNAT_ID) (SLOT)\n");
         for (i, s) in self.svcs.iter().enumerate() {
             let p = &s.port;
-            let proto = p.protocol.name().to_uppercase();
+            let proto = p.protocol.name().to_ascii_uppercase();
             let mut fronts = alloc::vec![(p.cluster_ip, p.port, "ClusterIP")];
             if let Some(np) = p.node_port {
                 for a in self.node_ips {

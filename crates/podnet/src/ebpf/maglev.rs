@@ -152,7 +152,7 @@ impl Maglev {
         }
         // Turns in the order of the identities; a duplicate sits next to its twin.
         let mut order: Vec<u32> = (0..backends.len() as u32).collect();
-        order.sort_unstable_by_key(|&i| (backends[i as usize], i));
+        crate::sort::sort_by_key(&mut order, |&i| (backends[i as usize], i));
         for w in order.windows(2) {
             if backends[w[0] as usize] == backends[w[1] as usize] {
                 return Err(MaglevError::DuplicateBackend(w[0] as usize, w[1] as usize));

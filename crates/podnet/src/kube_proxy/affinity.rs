@@ -115,10 +115,13 @@ pub(crate) struct Registry {
 impl Registry {
     /// Adopts the names of a new sync (index = id), keeping the state of names that persist.
     pub fn resync(&mut self, names: Vec<String>) {
-        let mut old: BTreeMap<String, Table> = core::mem::take(&mut self.names)
-            .into_iter()
-            .zip(core::mem::take(&mut self.tables))
-            .collect();
+        // `extend`, not `collect` (which sorts: one more sort in the wasm module).
+        let mut old: BTreeMap<String, Table> = BTreeMap::new();
+        old.extend(
+            core::mem::take(&mut self.names)
+                .into_iter()
+                .zip(core::mem::take(&mut self.tables)),
+        );
         self.tables = names
             .iter()
             .map(|n| old.remove(n).unwrap_or_default())

@@ -208,7 +208,7 @@ pub(crate) fn save_rule(
 /// sorted by name (strcmp).
 pub(crate) fn save_order(t: &Table) -> alloc::vec::Vec<ChainId> {
     let mut order: alloc::vec::Vec<ChainId> = (0..t.chains.len() as ChainId).collect();
-    order.sort_by(|&a, &b| {
+    crate::sort::sort_by(&mut order, |&a, &b| {
         let (ca, cb) = (&t.chains[a as usize], &t.chains[b as usize]);
         match (ca.builtin, cb.builtin) {
             (true, true) => a.cmp(&b),

@@ -264,7 +264,7 @@ pub(crate) fn list(
                         (key, s)
                     })
                     .collect();
-                keyed.sort_by_key(|(k, _)| *k);
+                crate::sort::sort_by_key(&mut keyed, |(k, _)| *k);
                 items.extend(keyed.into_iter().map(|(_, s)| s));
                 1
             }
@@ -280,7 +280,7 @@ pub(crate) fn list(
                         (key, s)
                     })
                     .collect();
-                keyed.sort_by_key(|(k, _)| *k);
+                crate::sort::sort_by_key(&mut keyed, |(k, _)| *k);
                 items.extend(keyed.into_iter().map(|(_, s)| s));
                 1
             }

@@ -443,12 +443,13 @@ impl Ruleset {
                 },
             );
         }
-        let node_ips = cfg
-            .node_ips
-            .iter()
-            .copied()
-            .filter(|a| a.octets()[0] != 127)
-            .collect();
+        let mut node_ips = BTreeSet::new();
+        node_ips.extend(
+            cfg.node_ips
+                .iter()
+                .copied()
+                .filter(|a| a.octets()[0] != 127),
+        );
         rs.set(
             "nodeport-ips",
             "IPs that accept NodePort traffic",
@@ -506,18 +507,18 @@ impl Ruleset {
                 set.index = Some(DestIndex::build(m));
             }
             if let SetData::Addrs(a) = &set.data {
-                let m: BTreeMap<(Ipv4Address, u8, u16), Elem> = a
-                    .iter()
-                    .map(|ip| {
-                        (
-                            (*ip, 0, 0),
-                            Elem {
-                                verdict: Verdict::Return,
-                                comment: None,
-                            },
-                        )
-                    })
-                    .collect();
+                // `extend` rather than `collect`: collecting into a BTreeMap sorts, one more
+                // copy of the sort in the WebAssembly module (see `crate::sort`).
+                let mut m: BTreeMap<(Ipv4Address, u8, u16), Elem> = BTreeMap::new();
+                m.extend(a.iter().map(|ip| {
+                    (
+                        (*ip, 0, 0),
+                        Elem {
+                            verdict: Verdict::Return,
+                            comment: None,
+                        },
+                    )
+                }));
                 set.index = Some(DestIndex::build(&m));
             }
         }

@@ -130,7 +130,9 @@ fn sorted_endpoints(svc: &ServicePort) -> Vec<u32> {
         .enumerate()
         .map(|(i, e)| (EpText::new(e.ip, e.port), i as u32))
         .collect();
-    keyed.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()).then(a.1.cmp(&b.1)));
+    crate::sort::sort_by(&mut keyed, |a, b| {
+        a.0.as_str().cmp(b.0.as_str()).then(a.1.cmp(&b.1))
+    });
     keyed.dedup_by(|a, b| a.0.as_str() == b.0.as_str());
     keyed.into_iter().map(|(_, i)| i).collect()
 }
