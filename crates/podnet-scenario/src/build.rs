@@ -159,7 +159,9 @@ pub fn build_observed(
     let cluster_loc = sc.cluster_loc.clone().unwrap_or_default();
     for n in &sc.nodes {
         let loc = n.loc.clone().unwrap_or_else(|| cluster_loc.clone());
-        let spec = NodeSpec::new(&n.name, n.ip).pod_cidr(n.pod_cidr);
+        let spec = NodeSpec::new(&n.name, n.ip)
+            .pod_cidr(n.pod_cidr)
+            .cpus(n.cpus);
         let id = c
             .add_node(spec)
             .map_err(|e| core_err(&loc, &format!("node {}", n.name), e))?;

@@ -327,6 +327,7 @@ pub(crate) fn podnet_fields(
                     "link",
                     "nodes",
                     "external",
+                    "kernel",
                 ],
             ),
             ("spec.masquerade", &["randomFully", "all"]),

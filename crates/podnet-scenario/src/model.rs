@@ -107,6 +107,8 @@ pub struct NodeDef {
     pub ip: Ipv4Address,
     /// Its pod CIDR.
     pub pod_cidr: Ipv4Cidr,
+    /// CPUs handling its packets.
+    pub cpus: u32,
     /// Where it came from.
     pub origin: NodeOrigin,
     /// Where it was written.

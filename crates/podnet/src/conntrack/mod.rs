@@ -8,11 +8,13 @@
 //! leaves the hooks ([`Conntrack::confirm`]), so a packet dropped on the way leaves no entry.
 //! `conntrack -L` and `conntrack -S` renderings follow conntrack-tools.
 
+mod kernel;
 mod life;
 pub mod table;
 pub mod tcp;
 pub mod tuple;
 
+pub use kernel::Kernel;
 pub use life::CtLife;
 use life::Gone;
 
@@ -52,6 +54,8 @@ pub struct CtConfig {
     pub icmp: u32,
     /// `generic_timeout`, seconds.
     pub generic: u32,
+    /// The kernel's version: how an insert clash is handled ([`Kernel`]).
+    pub kernel: Kernel,
 }
 
 impl Default for CtConfig {
@@ -67,6 +71,7 @@ impl Default for CtConfig {
             udp_stream: 120,
             icmp: 30,
             generic: 600,
+            kernel: Kernel::default(),
         }
     }
 }
@@ -90,7 +95,7 @@ pub struct CtStats {
     pub early_drop: u64,
     /// Packets conntrack could not parse.
     pub error: u64,
-    /// Lookups restarted (never, single CPU).
+    /// Lookups restarted (never here).
     pub search_restart: u64,
     /// Clashes resolved by reusing the existing entry (UDP).
     pub clash_resolve: u64,
@@ -188,9 +193,28 @@ impl CtDrop {
     pub fn reason(self) -> &'static str {
         match self {
             CtDrop::TableFull => "nf_conntrack: table full, dropping packet",
-            CtDrop::InsertClash => "nf_conntrack: insert clash",
+            CtDrop::InsertClash => "nf_conntrack: insert clash (insert_failed)",
         }
     }
+}
+
+/// What confirmation did with a new entry (`__nf_conntrack_confirm`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Confirmed {
+    /// Inserted into the hash.
+    Inserted,
+    /// It clashed with entry `winner`, which the packet now carries instead (its own entry
+    /// is freed): a UDP clash with an entry without NAT, or with an identical one.
+    Reused {
+        /// The entry the packet carries now.
+        winner: u32,
+    },
+    /// It clashed (UDP, other NAT) and was inserted by its REPLY tuple only, for 1 s, so
+    /// that the answer to this packet still finds its way back (Linux 5.6+).
+    ReplyOnly {
+        /// The entry holding its ORIGINAL tuple.
+        winner: u32,
+    },
 }
 
 /// One node's connection tracker.
@@ -198,7 +222,13 @@ impl CtDrop {
 pub struct Conntrack {
     config: CtConfig,
     table: Table,
-    stats: CtStats,
+    /// `conntrack -S` counters, one set per CPU (at least one).
+    stats: alloc::vec::Vec<CtStats>,
+    /// The CPU the packet being handled runs on (an index into `stats`).
+    cpu: usize,
+    /// Entries the packet being handled cannot see: another CPU confirmed them after this
+    /// packet's lookup had begun ([`Conntrack::hide`]).
+    hidden: alloc::vec::Vec<u32>,
     life: CtLife,
     /// The latest time the table was used at. Expiries are kept on a wrapping millisecond
     /// clock (like jiffies), valid while no entry is looked at more than 24.8 days after it
@@ -289,7 +319,9 @@ impl Conntrack {
         Conntrack {
             table: Table::new(config.max, config.buckets, seed),
             config,
-            stats: CtStats::default(),
+            stats: alloc::vec![CtStats::default()],
+            cpu: 0,
+            hidden: alloc::vec::Vec::new(),
             life: CtLife::default(),
             last: Instant::ZERO,
             last_sweep: Instant::ZERO,
@@ -364,9 +396,72 @@ impl Conntrack {
         &self.config
     }
 
-    /// Counters.
+    /// Counters, summed over the CPUs.
     pub fn stats(&self) -> CtStats {
-        self.stats
+        let mut t = CtStats::default();
+        for s in &self.stats {
+            t.found += s.found;
+            t.invalid += s.invalid;
+            t.insert += s.insert;
+            t.insert_failed += s.insert_failed;
+            t.drop += s.drop;
+            t.early_drop += s.early_drop;
+            t.error += s.error;
+            t.search_restart += s.search_restart;
+            t.clash_resolve += s.clash_resolve;
+            t.chaintoolong += s.chaintoolong;
+        }
+        t
+    }
+
+    /// Counters of each CPU.
+    pub fn stats_per_cpu(&self) -> &[CtStats] {
+        &self.stats
+    }
+
+    fn st(&mut self) -> &mut CtStats {
+        &mut self.stats[self.cpu]
+    }
+
+    /// Sets the number of CPUs (one `conntrack -S` line each; at least 1).
+    pub fn set_cpus(&mut self, cpus: u32) {
+        self.stats.resize(cpus.max(1) as usize, CtStats::default());
+        self.cpu = self.cpu.min(self.stats.len() - 1);
+    }
+
+    /// The CPUs.
+    pub fn cpus(&self) -> u32 {
+        self.stats.len() as u32
+    }
+
+    /// The packets handled from now on run on `cpu` (their counters go there).
+    pub fn on_cpu(&mut self, cpu: u32) {
+        self.cpu = (cpu as usize).min(self.stats.len() - 1);
+    }
+
+    /// The packet being handled sees every entry again.
+    pub fn unhide_all(&mut self) {
+        self.hidden.clear();
+    }
+
+    /// The CPU of the packet being handled.
+    pub fn cpu(&self) -> u32 {
+        self.cpu as u32
+    }
+
+    /// Makes entry `idx` invisible to the packet being handled, until it confirms: another
+    /// CPU's packet confirmed it after this packet's lookup had already begun, so neither the
+    /// lookup nor NAT's search for a free tuple (`nf_nat_used_tuple`, which sees only
+    /// confirmed entries) could find it. Confirmation sees it, and clashes.
+    pub fn hide(&mut self, idx: u32) {
+        if !self.hidden.contains(&idx) {
+            self.hidden.push(idx);
+        }
+    }
+
+    /// The entries hidden from the packet being handled.
+    pub fn hidden(&self) -> &[u32] {
+        &self.hidden
     }
 
     /// Entries in the table.
@@ -408,7 +503,7 @@ impl Conntrack {
     }
 
     fn find(&mut self, now: Instant, t: &Tuple) -> Option<(u32, Dir)> {
-        let (idx, dir) = self.table.lookup(t)?;
+        let (idx, dir) = self.table.lookup_except(t, &self.hidden)?;
         if self.is_expired(idx, now) {
             self.free(idx, Gone::Expired);
             return None;
@@ -421,7 +516,7 @@ impl Conntrack {
     pub fn tuple_taken(&mut self, now: Instant, t: &Tuple) -> bool {
         self.touch(now);
         let taken = self.find(now, t).is_some();
-        self.stats.found += u64::from(taken);
+        self.st().found += u64::from(taken);
         taken
     }
 
@@ -430,11 +525,11 @@ impl Conntrack {
     pub fn track(&mut self, now: Instant, ip: &[u8], verify: bool) -> Result<CtInfo, CtDrop> {
         self.touch(now);
         let Ok(pkt) = Ipv4Packet::new_checked(ip) else {
-            self.stats.error += 1;
+            self.st().error += 1;
             return Ok(CtInfo::invalid());
         };
         let Some(tuple) = Tuple::of_packet(ip) else {
-            self.stats.invalid += 1;
+            self.st().invalid += 1;
             return Ok(CtInfo::invalid());
         };
         let l4 = &ip[usize::from(pkt.header_len())..usize::from(pkt.total_len()).min(ip.len())];
@@ -455,7 +550,7 @@ impl Conntrack {
                     Proto::Tcp(t)
                 }
                 Err(_) => {
-                    self.stats.invalid += 1;
+                    self.st().invalid += 1;
                     return Ok(CtInfo::invalid());
                 }
             },
@@ -468,7 +563,7 @@ impl Conntrack {
                     Proto::Udp
                 }
                 Err(_) => {
-                    self.stats.invalid += 1;
+                    self.st().invalid += 1;
                     return Ok(CtInfo::invalid());
                 }
             },
@@ -478,7 +573,7 @@ impl Conntrack {
                     && smoltcp::wire::Icmpv4Packet::new_checked(l4)
                         .is_ok_and(|i| !i.verify_checksum())
                 {
-                    self.stats.invalid += 1;
+                    self.st().invalid += 1;
                     return Ok(CtInfo::invalid());
                 }
                 Proto::Icmp { t: l4[0] }
@@ -492,7 +587,7 @@ impl Conntrack {
         }
         let (idx, dir, created) = match self.find(now, &tuple) {
             Some(_) if bad => {
-                self.stats.invalid += 1;
+                self.st().invalid += 1;
                 return Ok(CtInfo::invalid());
             }
             Some((idx, dir)) => (idx, dir, false),
@@ -513,7 +608,7 @@ impl Conntrack {
                 };
                 if bad || !ok_new {
                     self.free(idx, Gone::Unconfirmed);
-                    self.stats.invalid += 1;
+                    self.st().invalid += 1;
                     return Ok(CtInfo::invalid());
                 }
                 (idx, Dir::Original, true)
@@ -524,11 +619,11 @@ impl Conntrack {
 
     fn create(&mut self, now: Instant, tuple: &Tuple) -> Result<u32, CtDrop> {
         if self.table.count() >= self.config.max && !self.early_drop(now, tuple) {
-            self.stats.drop += 1;
+            self.st().drop += 1;
             return Err(CtDrop::TableFull);
         }
         let idx = self.table.alloc(tuple, &tuple.invert()).ok_or_else(|| {
-            self.stats.drop += 1;
+            self.st().drop += 1;
             CtDrop::TableFull
         })?;
         self.life.created += 1;
@@ -555,7 +650,7 @@ impl Conntrack {
                 }
             }
             if dropped > 0 {
-                self.stats.early_drop += dropped;
+                self.st().early_drop += dropped;
                 return true;
             }
             if self.table.count() < self.config.max {
@@ -580,8 +675,12 @@ impl Conntrack {
         }
     }
 
-    /// Sets an entry's timeout (at most [`MAX_TIMEOUT_SECS`]).
+    /// Sets an entry's timeout (at most [`MAX_TIMEOUT_SECS`]); an `IPS_NAT_CLASH` entry keeps
+    /// its fixed one.
     fn refresh(&mut self, now: Instant, idx: u32, secs: u32) {
+        if self.table.get(idx).has(bits::NAT_CLASH) {
+            return;
+        }
         let secs = secs.min(MAX_TIMEOUT_SECS);
         self.table.get_mut(idx).expires_ms = ms(now).wrapping_add(secs.saturating_mul(1000));
     }
@@ -632,7 +731,7 @@ impl Conntrack {
                     }
                     tcp::Action::Ignore(_) => {}
                     tcp::Action::Invalid { shrink, .. } => {
-                        self.stats.invalid += 1;
+                        self.st().invalid += 1;
                         if created {
                             self.free(idx, Gone::Unconfirmed);
                         } else if shrink {
@@ -736,26 +835,63 @@ impl Conntrack {
         }
     }
 
-    /// Confirms an entry created by this packet (`__nf_conntrack_confirm`): into the hash, or a
-    /// clash with an entry holding one of its tuples.
-    pub fn confirm(&mut self, idx: u32) -> Result<(), CtDrop> {
+    /// Confirms an entry created by this packet (`__nf_conntrack_confirm`): into the hash, or
+    /// a clash with an entry holding one of its tuples, handled as [`CtConfig::kernel`] does
+    /// (`nf_ct_resolve_clash`, see [`Kernel`]). Whatever happens, the packet sees every entry
+    /// again afterwards.
+    pub fn confirm(&mut self, now: Instant, idx: u32) -> Result<Confirmed, CtDrop> {
+        self.hidden.clear();
         let e = self.table.get(idx);
         if e.has(bits::CONFIRMED) || e.has(bits::DYING) || !e.has(bits::USED) {
-            return Ok(());
+            return Ok(Confirmed::Inserted);
         }
         let (o, r) = (e.tuple(0), e.tuple(1));
-        if self.table.lookup(&o).is_some() || self.table.lookup(&r).is_some() {
+        let clash = self.table.lookup(&o).or_else(|| self.table.lookup(&r));
+        let Some((winner, _)) = clash else {
+            // Linux 6.x counts `insert` only for entries ctnetlink inserts
+            // (`nf_conntrack_hash_check_insert`), not here in `__nf_conntrack_confirm`. The
+            // timeout set by the packet already runs from now: a node handles a packet within
+            // one instant, so creation and confirmation happen at the same time.
+            self.table.link(idx);
+            return Ok(Confirmed::Inserted);
+        };
+        self.resolve_clash(now, idx, winner)
+    }
+
+    /// `nf_ct_resolve_clash`: entry `idx` (this packet's, unconfirmed) lost the race to
+    /// `winner`, which holds one of its tuples.
+    fn resolve_clash(&mut self, now: Instant, idx: u32, winner: u32) -> Result<Confirmed, CtDrop> {
+        let k = self.config.kernel;
+        let (e, w) = (*self.table.get(idx), *self.table.get(winner));
+        // Only UDP has `allow_clash` among the protocols modelled here.
+        let udp = e.proto == proto::UDP && !w.has(bits::DYING);
+        let nat = bits::SRC_NAT | bits::DST_NAT;
+        let matching = e.keys == w.keys;
+        let resolved = |me: &mut Self| {
+            if k.counts_clash_resolve() {
+                me.st().clash_resolve += 1;
+            } else {
+                // Before 5.10 every clash counted here, resolved or not.
+                me.st().insert_failed += 1;
+            }
+        };
+        if udp && (w.bits & nat == 0 || (matching && k.resolves_matching_clash())) {
+            // `__nf_ct_resolve_clash`: the packet carries the winner's entry.
             self.free(idx, Gone::Unconfirmed);
-            self.stats.insert_failed += 1;
-            self.stats.drop += 1;
-            return Err(CtDrop::InsertClash);
+            resolved(self);
+            return Ok(Confirmed::Reused { winner });
         }
-        // Linux 6.x counts `insert` only for entries ctnetlink inserts
-        // (`nf_conntrack_hash_check_insert`), not here in `__nf_conntrack_confirm`. The timeout
-        // set by the packet already runs from now: a node handles a packet within one instant,
-        // so creation and confirmation happen at the same time.
-        self.table.link(idx);
-        Ok(())
+        if udp && k.inserts_clashing_reply() && self.table.lookup(&e.tuple(1)).is_none() {
+            // `nf_ct_resolve_clash_harder`: in by the REPLY tuple only, gone within 1 s.
+            self.table.get_mut(idx).expires_ms = ms(now).wrapping_add(1000);
+            self.table.link_reply_only(idx);
+            resolved(self);
+            return Ok(Confirmed::ReplyOnly { winner });
+        }
+        self.free(idx, Gone::Unconfirmed);
+        self.st().insert_failed += 1;
+        self.st().drop += 1;
+        Err(CtDrop::InsertClash)
     }
 
     /// Called when the last packet holding entry `idx` leaves the hooks: frees it unless it
@@ -798,7 +934,8 @@ impl Conntrack {
         }
         for idx in self.table.used() {
             let e = self.table.get(idx);
-            if e.has(bits::CONFIRMED) && left_ms(e.expires_ms, now) > 0 {
+            // `IPS_NAT_CLASH` entries are hidden from ctnetlink dumps.
+            if e.has(bits::CONFIRMED) && !e.has(bits::NAT_CLASH) && left_ms(e.expires_ms, now) > 0 {
                 out.push_str(&self.line(idx, now));
                 out.push('\n');
             }
@@ -806,13 +943,17 @@ impl Conntrack {
         out
     }
 
-    /// `conntrack -S` (one CPU).
+    /// `conntrack -S`: one line per CPU.
     pub fn stats_text(&self) -> String {
-        let s = self.stats;
-        alloc::format!(
-            "cpu=0   \tfound={} invalid={} insert={} insert_failed={} drop={} early_drop={} error={} search_restart={} clash_resolve={} chaintoolong={} \n",
-            s.found, s.invalid, s.insert, s.insert_failed, s.drop, s.early_drop, s.error, s.search_restart, s.clash_resolve, s.chaintoolong
-        )
+        let mut out = String::new();
+        for (cpu, s) in self.stats.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "cpu={cpu:<4}\tfound={} invalid={} insert={} insert_failed={} drop={} early_drop={} error={} search_restart={} clash_resolve={} chaintoolong={} ",
+                s.found, s.invalid, s.insert, s.insert_failed, s.drop, s.early_drop, s.error, s.search_restart, s.clash_resolve, s.chaintoolong
+            );
+        }
+        out
     }
 }
 
