@@ -372,7 +372,12 @@ fn resolve_for(sc: &Scenario, ix: &Index, f: &FlowDef, src: &Source) -> Option<R
     };
     let text = f.to_text.trim();
     let host = text.rsplit_once(':').map_or(text, |(h, _)| h).trim();
-    Some(Resolve::cluster(host, server, &sc.pods[*p].namespace))
+    let pod = &sc.pods[*p];
+    let options = podnet::program::ResolvOptions {
+        unspec: f.unspec,
+        ..pod.dns
+    };
+    Some(Resolve::cluster(host, server, &pod.namespace).options(options))
 }
 
 fn destination(sc: &Scenario, c: &Cluster, ix: &Index, f: &FlowDef) -> Result<Ipv4Address, Error> {

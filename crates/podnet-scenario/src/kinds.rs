@@ -476,6 +476,14 @@ pub(crate) struct TrafficSpec {
     /// What every connection of the flow must end with; `podnet run` exits with 1 when one does
     /// not.
     pub expect: Option<Expect>,
+    /// The family the client's `getaddrinfo` asks for when it looks the Service name up:
+    /// `inet` (`AF_INET`: an `A` query) or `unspec` (`AF_UNSPEC`, what most applications use:
+    /// `A` and `AAAA` at once, from one socket). Default `inet`.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::address_family", default)
+    )]
+    pub address_family: Option<At<String>>,
 }
 
 impl_from_node!(TrafficSpec {
@@ -490,7 +498,8 @@ impl_from_node!(TrafficSpec {
     start: "start",
     interval: "interval",
     timeout: "timeout",
-    expect: "expect"
+    expect: "expect",
+    address_family: "addressFamily"
 });
 
 #[derive(Clone, Debug)]

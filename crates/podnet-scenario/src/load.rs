@@ -287,6 +287,7 @@ pub(crate) fn required_paths(kind: &str) -> &'static [&'static str] {
             "spec.containers",
             "spec.containers.*.name",
             "spec.containers.*.ports?.*.containerPort",
+            "spec.dnsConfig?.options?.*.name",
         ],
         "Deployment" => &[
             "spec",
@@ -296,6 +297,7 @@ pub(crate) fn required_paths(kind: &str) -> &'static [&'static str] {
             "spec.template.spec.containers",
             "spec.template.spec.containers.*.name",
             "spec.template.spec.containers.*.ports?.*.containerPort",
+            "spec.template.spec.dnsConfig?.options?.*.name",
         ],
         "Service" => &["spec", "spec.ports?.*.port"],
         "EndpointSlice" => &["addressType", "endpoints", "endpoints.*.addresses"],
@@ -368,6 +370,7 @@ pub(crate) fn podnet_fields(
                     "interval",
                     "timeout",
                     "expect",
+                    "addressFamily",
                 ],
             ),
         ],

@@ -175,6 +175,8 @@ pub struct PodDef {
     pub labels: BTreeMap<String, String>,
     /// The image of the first container.
     pub image: Option<String>,
+    /// Its `resolv.conf` options (`spec.dnsConfig.options`).
+    pub dns: podnet::program::ResolvOptions,
     /// Every container's ports.
     pub ports: Vec<ContainerPortDef>,
     /// What it runs.
@@ -408,6 +410,8 @@ pub struct FlowDef {
     pub interval: Duration,
     /// Per-connection timeout.
     pub timeout: Duration,
+    /// `addressFamily: unspec`: the client's lookup asks for `A` and `AAAA`.
+    pub unspec: bool,
     /// `expect.outcome`: the outcome every connection should have.
     pub expect: Option<String>,
     /// Where it was written.

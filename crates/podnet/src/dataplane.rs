@@ -426,8 +426,9 @@ impl Dataplane {
         self.begin();
         self.ct.unhide_all();
         if ctx.hook == Hook::Prerouting {
-            self.race
-                .hide_concurrent(&mut self.ct, ctx.now, ctx.explain.then_some(&mut *notes));
+            let t = Tuple::of_packet(packet);
+            let notes = ctx.explain.then_some(&mut *notes);
+            self.race.hide_concurrent(&mut self.ct, ctx.now, t, notes);
         }
         let attached = self.attached.take();
         let info = match attached {
@@ -698,6 +699,7 @@ impl Dataplane {
                 .explain
                 .then(|| self.race.explain_clash(&self.ct, ctx.now, idx))
                 .flatten();
+            let udp = self.ct.entry(idx).proto == crate::conntrack::proto::UDP;
             let done = self.ct.confirm(ctx.now, idx);
             if let Some(c) = clash {
                 notes.push(c);
@@ -705,9 +707,14 @@ impl Dataplane {
             match done {
                 Err(e) => {
                     if ctx.explain {
+                        let why = if udp {
+                            "UDP with another NAT"
+                        } else {
+                            "no clash resolution for this protocol"
+                        };
                         notes.push(format!(
-                            "conntrack: {} -> packet dropped (insert_failed, drop)",
-                            e.reason()
+                            "conntrack: not resolved ({why}, Linux {}): packet dropped, insert_failed and drop counted",
+                            self.ct.config().kernel
                         ));
                     }
                     return Verdict::Drop(e.reason().into());

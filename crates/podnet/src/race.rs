@@ -71,8 +71,15 @@ impl Race {
     }
 
     /// Before the lookup of a packet arriving at `now`: hides from it the entries another
-    /// CPU confirmed less than [`WINDOW`] ago. `notes` (when tracing) tells which.
-    pub fn hide_concurrent(&mut self, ct: &mut Conntrack, now: Instant, notes: Option<&mut Notes>) {
+    /// CPU confirmed less than [`WINDOW`] ago. `notes` (when tracing) tells the CPU, and which
+    /// of those entries hold the packet's own tuple `t` (the race it is in).
+    pub fn hide_concurrent(
+        &mut self,
+        ct: &mut Conntrack,
+        now: Instant,
+        t: Option<Tuple>,
+        notes: Option<&mut Notes>,
+    ) {
         if self.cpus <= 1 {
             return;
         }
@@ -86,7 +93,16 @@ impl Race {
         }
         if let Some(notes) = notes {
             notes.push(alloc::format!("conntrack: cpu {}", self.cpu));
-            for r in self.recent.iter().filter(|r| ct.hidden().contains(&r.idx)) {
+            let mine = |r: &&Recent| {
+                let e = ct.entry(r.idx);
+                t.is_some_and(|t| e.tuple(0) == t || e.tuple(1) == t)
+            };
+            for r in self
+                .recent
+                .iter()
+                .filter(|r| ct.hidden().contains(&r.idx))
+                .filter(mine)
+            {
                 notes.push(alloc::format!(
                     "conntrack: this lookup cannot see {}: cpu {} confirms it while this packet is on its way (they arrived {} us apart, less than the {} us from lookup to confirm)",
                     ct.line(r.idx, now),

@@ -171,6 +171,8 @@ pub(crate) struct Lookup {
     pub ended: Option<Instant>,
     /// How it ended.
     pub result: Option<Resolved>,
+    /// Every local port a query left from, in order.
+    pub ports: Vec<u16>,
 }
 
 impl Lookup {
@@ -188,6 +190,7 @@ impl Lookup {
             started: None,
             ended: None,
             result: None,
+            ports: Vec::new(),
         }
     }
 
@@ -239,13 +242,14 @@ impl Lookup {
     }
 
     /// Opens a socket on a new ephemeral port and sends `query` from it.
-    fn open(&self, query: &[u8], env: &mut PodEnv<'_>) -> Option<(SocketHandle, u16)> {
+    fn open(&mut self, query: &[u8], env: &mut PodEnv<'_>) -> Option<(SocketHandle, u16)> {
         let port = pick_port(env)?;
         let mut s = env.pool.udp();
         if s.bind(port).is_err() || s.send_slice(query, self.server()).is_err() {
             return None;
         }
         env.ports.insert(port);
+        self.ports.push(port);
         Some((env.sockets.add(s), port))
     }
 
