@@ -958,4 +958,6 @@ impl Conntrack {
 }
 
 #[cfg(test)]
+mod clash_tests;
+#[cfg(test)]
 pub(crate) mod tests;
