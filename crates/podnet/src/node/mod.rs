@@ -5,6 +5,7 @@
 //! [`Node::uplink_input`] (from the underlay), timers run in [`Node::poll`], and every frame the
 //! node sends is pushed to an output list as an [`Egress`] for the cluster to put on a link.
 
+mod cpus;
 mod hooks;
 mod neigh;
 pub mod reply;
@@ -133,17 +134,7 @@ pub struct Node {
     /// VXLAN device.
     fdb: Option<BTreeMap<EthernetAddress, Ipv4Address>>,
     /// The CPUs packets are steered to ([`Node::set_cpus`]).
-    cpus: Cpus,
-}
-
-/// A node's CPUs and how packets are spread over them.
-#[derive(Debug)]
-struct Cpus {
-    count: u32,
-    /// The scheduler's choices (which CPU a pod's sending thread ran on).
-    rng: Option<crate::rng::SimRng>,
-    /// The NIC's RSS hash key.
-    rss_key: u64,
+    cpus: cpus::Cpus,
 }
 
 impl fmt::Debug for Node {
@@ -197,11 +188,7 @@ impl Node {
             ip_ident: 0,
             stats: NodeStats::default(),
             fdb: ifaces.flannel.map(|_| BTreeMap::new()),
-            cpus: Cpus {
-                count: 1,
-                rng: None,
-                rss_key: 0,
-            },
+            cpus: cpus::Cpus::default(),
         })
     }
 
@@ -213,61 +200,6 @@ impl Node {
     /// The node's addresses.
     pub fn addrs(&self) -> &NodeAddrs {
         &self.addrs
-    }
-
-    /// Gives the node `cpus` CPUs (at least 1). A frame from a pod's veth is handled on the
-    /// CPU its sender's thread ran on (`veth_xmit` queues it to the current CPU's backlog; veth
-    /// has no RSS), which `rng` draws per frame (the scheduler's choice); a frame from `eth0`
-    /// on the CPU the NIC's RSS hash of its addresses and ports (keyed by `rss_key`) picks,
-    /// so a flow always lands on one CPU. With one CPU nothing is drawn.
-    pub fn set_cpus(&mut self, cpus: u32, rng: crate::rng::SimRng, rss_key: u64) {
-        self.cpus = Cpus {
-            count: cpus.max(1),
-            rng: (cpus > 1).then_some(rng),
-            rss_key,
-        };
-    }
-
-    /// The node's CPUs.
-    pub fn cpus(&self) -> u32 {
-        self.cpus.count
-    }
-
-    /// Tells the modules which CPU the frame arriving at `now` runs on.
-    fn steer(&mut self, now: Instant, cpu: u32) {
-        for h in self.hooks.iter_mut() {
-            h.steer(now, cpu);
-        }
-    }
-
-    /// The CPU of a frame from a pod's veth: its sender's, drawn from the seed.
-    fn sender_cpu(&mut self) -> u32 {
-        match self.cpus.rng.as_mut() {
-            Some(rng) => rng.range_inclusive(0, self.cpus.count - 1),
-            None => 0,
-        }
-    }
-
-    /// The CPU RSS picks for a frame from `eth0`: a keyed hash of its IPv4 addresses and, for
-    /// TCP and UDP, ports.
-    fn rss_cpu(&self, frame: &[u8]) -> u32 {
-        if self.cpus.count <= 1 {
-            return 0;
-        }
-        let t = frame
-            .get(ETH_HDR..)
-            .and_then(crate::conntrack::Tuple::of_packet);
-        let Some(t) = t else { return 0 };
-        let mut h = self.cpus.rss_key;
-        for v in [
-            u64::from(u32::from(t.src)),
-            u64::from(u32::from(t.dst)),
-            u64::from(t.sport) << 16 | u64::from(t.dport),
-            u64::from(t.proto),
-        ] {
-            h = (h ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
-        }
-        ((h >> 32) % u64::from(self.cpus.count)) as u32
     }
 
     /// The node's interface identities.
