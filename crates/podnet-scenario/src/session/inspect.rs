@@ -494,20 +494,27 @@ pub(super) fn check(l: &Session) -> String {
     let c = &l.cluster;
     let mut out = String::new();
     let cfg = c.config();
-    let _ = writeln!(
+    let _ = write!(
         out,
         "cluster {} seed {} podCIDR {} serviceCIDR {} proxy {:?}",
         l.scenario.name, cfg.seed, cfg.pod_cidr, cfg.service_cidr, cfg.proxy
     );
-    let _ = writeln!(out, "\nNODE             IP                POD CIDR");
+    if cfg.conntrack.kernel != podnet::conntrack::Kernel::default() {
+        let _ = write!(out, " kernel {}", cfg.conntrack.kernel);
+    }
+    let _ = writeln!(out, "\n\nNODE             IP                POD CIDR");
     for (_, n) in c.nodes() {
-        let _ = writeln!(
+        let _ = write!(
             out,
             "{:<16} {:<17} {}",
             n.name(),
             n.addrs().eth0.address(),
             n.addrs().pod_cidr
         );
+        if n.cpus() > 1 {
+            let _ = write!(out, "  ({} CPUs)", n.cpus());
+        }
+        let _ = writeln!(out);
     }
     let _ = writeln!(out, "\nPOD                        NODE             IP");
     for (id, p) in c.pods() {
