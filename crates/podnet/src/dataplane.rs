@@ -701,34 +701,16 @@ impl Dataplane {
                 .flatten();
             let udp = self.ct.entry(idx).proto == crate::conntrack::proto::UDP;
             let done = self.ct.confirm(ctx.now, idx);
-            if let Some(c) = clash {
-                notes.push(c);
+            if ctx.explain {
+                notes.extend(clash);
+                notes.push(crate::race::confirm_note(
+                    &self.ct, ctx.now, idx, udp, &done,
+                ));
             }
             match done {
-                Err(e) => {
-                    if ctx.explain {
-                        let why = if udp {
-                            "UDP with another NAT"
-                        } else {
-                            "no clash resolution for this protocol"
-                        };
-                        notes.push(format!(
-                            "conntrack: not resolved ({why}, Linux {}): packet dropped, insert_failed and drop counted",
-                            self.ct.config().kernel
-                        ));
-                    }
-                    return Verdict::Drop(e.reason().into());
-                }
-                Ok(Confirmed::Reused { winner }) => {
-                    if ctx.explain {
-                        notes.push(format!(
-                            "conntrack: clash resolved: the packet takes the winner's entry {}",
-                            self.ct.line(winner, ctx.now)
-                        ));
-                    }
-                    return Verdict::Accept;
-                }
-                Ok(how) => {
+                Err(e) => return Verdict::Drop(e.reason().into()),
+                Ok(Confirmed::Reused { .. }) => return Verdict::Accept,
+                Ok(_) => {
                     self.race.confirmed(&self.ct, ctx.now, idx);
                     let e = self.ct.entry(idx);
                     self.events.push(NewConnection {
@@ -736,15 +718,6 @@ impl Dataplane {
                         orig: e.tuple(0),
                         reply: e.tuple(1),
                     });
-                    if ctx.explain {
-                        notes.push(match how {
-                            Confirmed::ReplyOnly { .. } => format!(
-                                "conntrack: clash resolved: inserted by its REPLY tuple only, for 1 s (IPS_NAT_CLASH): {}",
-                                self.ct.line(idx, ctx.now)
-                            ),
-                            _ => format!("conntrack: confirmed {}", self.ct.line(idx, ctx.now)),
-                        });
-                    }
                 }
             }
         }

@@ -24,12 +24,43 @@ use alloc::vec::Vec;
 use smoltcp::time::{Duration, Instant};
 
 use crate::conntrack::table::bits;
-use crate::conntrack::{proto, Conntrack, Kernel, Tuple};
+use crate::conntrack::{proto, Confirmed, Conntrack, CtDrop, Kernel, Tuple};
 use crate::netfilter::Notes;
 
 /// How long a packet's walk from its conntrack lookup to its confirmation takes: two packets
 /// arriving on two CPUs closer together than this overlap.
 pub const WINDOW: Duration = Duration::from_micros(10);
+
+/// The trace note of confirming entry `idx` (of a `udp` packet) at `now`, which ended as
+/// `done`.
+pub fn confirm_note(
+    ct: &Conntrack,
+    now: Instant,
+    idx: u32,
+    udp: bool,
+    done: &Result<Confirmed, CtDrop>,
+) -> String {
+    match done {
+        Err(_) => alloc::format!(
+            "conntrack: not resolved ({}, Linux {}): packet dropped, insert_failed and drop counted",
+            if udp {
+                "UDP with another NAT"
+            } else {
+                "no clash resolution for this protocol"
+            },
+            ct.config().kernel
+        ),
+        Ok(Confirmed::Reused { winner }) => alloc::format!(
+            "conntrack: clash resolved: the packet takes the winner's entry {}",
+            ct.line(*winner, now)
+        ),
+        Ok(Confirmed::ReplyOnly { .. }) => alloc::format!(
+            "conntrack: clash resolved: inserted by its REPLY tuple only, for 1 s (IPS_NAT_CLASH): {}",
+            ct.line(idx, now)
+        ),
+        Ok(Confirmed::Inserted) => alloc::format!("conntrack: confirmed {}", ct.line(idx, now)),
+    }
+}
 
 /// An entry confirmed lately.
 #[derive(Clone, Copy, Debug)]
