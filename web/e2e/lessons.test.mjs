@@ -74,6 +74,7 @@ const ANSWERS = {
   },
   full: async (page) => /drop=(\d+)/.exec(await text(page, "ct-stats"))[1],
   nodeport: async (page) => header((await currentHop(page))[2]).src,
+  races: async (page) => /^(\d+)\./.exec((await currentHop(page))[0])[1],
 };
 
 /** Where an element is against the viewport. */

@@ -2,6 +2,7 @@
 // steps are in lessons-*.ts; their types in lesson-types.ts.
 import { CLUSTER_LESSONS } from "./lessons-cluster";
 import { EGRESS_LESSON, FULL_TABLE_LESSON, NODEPORT_LESSON, POLICY_LESSON } from "./lessons-edge";
+import { RACE_LESSON } from "./lessons-races";
 import { CONNTRACK_REPLY_LESSON, SERVICE_LESSONS } from "./lessons-service";
 import type { Lesson } from "./lesson-types";
 
@@ -15,4 +16,5 @@ export const LESSONS: Lesson[] = [
   CONNTRACK_REPLY_LESSON,
   FULL_TABLE_LESSON,
   NODEPORT_LESSON,
+  RACE_LESSON,
 ];

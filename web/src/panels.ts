@@ -53,6 +53,8 @@ export function renderConntrack(): void {
   $("ct-stats").textContent =
     `${entries.length}${ct ? `/${ct.max}` : ""} entries` +
     (stats ? `  insert=${stats.insert} drop=${stats.drop} early_drop=${stats.early_drop}` : "") +
+    (stats?.insert_failed ? ` insert_failed=${stats.insert_failed}` : "") +
+    (stats?.clash_resolve ? ` clash_resolve=${stats.clash_resolve}` : "") +
     (entries.length > shown.length ? `  (first ${shown.length} shown)` : "");
 }
 

@@ -19,6 +19,10 @@ pub struct ScenarioArgs {
     /// Overrides the Cluster's seed.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Overrides the Cluster's kernel version (4.19, 5.15, 6.6): how conntrack handles an
+    /// insert clash between two CPUs.
+    #[arg(long, value_name = "VERSION", value_parser = parse_kernel)]
+    pub kernel: Option<podnet::conntrack::Kernel>,
     /// Virtual time the run may last at most (Go duration: 500ms, 30s, 1m30s).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub until: Duration,
@@ -29,6 +33,19 @@ pub struct ScenarioArgs {
     /// default: 80% of this machine's memory), instead of being killed.
     #[arg(long, value_name = "SIZE", value_parser = crate::budget::parse_limit)]
     pub max_memory: Option<crate::budget::Limit>,
+}
+
+/// A kernel version argument.
+fn parse_kernel(s: &str) -> Result<podnet::conntrack::Kernel, String> {
+    use podnet::conntrack::Kernel;
+    Kernel::parse(s)
+        .filter(|k| *k >= Kernel::OLDEST)
+        .ok_or_else(|| {
+            format!(
+                "not a Linux version MAJOR.MINOR, {} or later",
+                Kernel::OLDEST
+            )
+        })
 }
 
 /// A Go-style duration argument.
@@ -52,6 +69,9 @@ pub fn load_observed(
     let mut scenario = loaded.scenario;
     if let Some(seed) = args.seed {
         scenario.config.seed = seed;
+    }
+    if let Some(k) = args.kernel {
+        scenario.config.conntrack.kernel = k;
     }
     let trace = &mut scenario.config.trace;
     (trace.frames, trace.hooks, trace.pcap) = (false, false, false);

@@ -63,6 +63,9 @@ enum Command {
         /// Which of its connections (0-based, in start order).
         #[arg(long, default_value_t = 0)]
         conn: usize,
+        /// Trace the DNS lookup the connection waited for instead (its queries and answers).
+        #[arg(long)]
+        dns: bool,
     },
     /// tcpdump-style lines (-n, virtual timestamps) for a pcap-filter subset: host, src, dst,
     /// net, port, tcp, udp, icmp, arp, and, or, not, parentheses.
@@ -274,16 +277,25 @@ fn scenario_command(command: Command) -> Result<ExitCode, Failure> {
             scenario,
             flow,
             conn,
+            dns,
         } => {
             // First the run recording nothing, to find the connection and the tuples its
             // packets carry; then the same world again, recording only those packets.
             let mut first = load(&scenario)?;
             run(&mut first, &scenario, scenario.until, scenario.quiet)?;
             let (proto, r) = first.connection(&flow, conn)?;
-            let tuples = first.connection_tuples(&r, proto);
+            let tuples = if dns {
+                first.dns_tuples(&r)
+            } else {
+                first.connection_tuples(&r, proto)
+            };
             let mut l = first.rebuild_recording(tuples)?;
             run(&mut l, &scenario, scenario.until, scenario.quiet)?;
-            out!("{}", l.trace(&flow, conn)?);
+            if dns {
+                out!("{}", l.trace_dns(&flow, conn)?);
+            } else {
+                out!("{}", l.trace(&flow, conn)?);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Tcpdump {

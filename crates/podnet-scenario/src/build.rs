@@ -159,7 +159,9 @@ pub fn build_observed(
     let cluster_loc = sc.cluster_loc.clone().unwrap_or_default();
     for n in &sc.nodes {
         let loc = n.loc.clone().unwrap_or_else(|| cluster_loc.clone());
-        let spec = NodeSpec::new(&n.name, n.ip).pod_cidr(n.pod_cidr);
+        let spec = NodeSpec::new(&n.name, n.ip)
+            .pod_cidr(n.pod_cidr)
+            .cpus(n.cpus);
         let id = c
             .add_node(spec)
             .map_err(|e| core_err(&loc, &format!("node {}", n.name), e))?;
@@ -370,7 +372,12 @@ fn resolve_for(sc: &Scenario, ix: &Index, f: &FlowDef, src: &Source) -> Option<R
     };
     let text = f.to_text.trim();
     let host = text.rsplit_once(':').map_or(text, |(h, _)| h).trim();
-    Some(Resolve::cluster(host, server, &sc.pods[*p].namespace))
+    let pod = &sc.pods[*p];
+    let options = podnet::program::ResolvOptions {
+        unspec: f.unspec,
+        ..pod.dns
+    };
+    Some(Resolve::cluster(host, server, &pod.namespace).options(options))
 }
 
 fn destination(sc: &Scenario, c: &Cluster, ix: &Index, f: &FlowDef) -> Result<Ipv4Address, Error> {

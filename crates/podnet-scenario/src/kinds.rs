@@ -80,6 +80,13 @@ pub(crate) struct ClusterSpec {
     pub nodes: Option<At<Vec<At<NodeEntry>>>>,
     /// Hosts outside the cluster, in `externalCIDR`, behind the edge router. None by default.
     pub external: Vec<At<ExternalEntry>>,
+    /// The Linux version of every node, `MAJOR.MINOR` (4.7 or later): how conntrack resolves
+    /// an insert clash between two CPUs and where MASQUERADE starts looking for a free port.
+    /// `4.19`: a UDP clash with a different DNAT is dropped (`insert_failed`), and every clash
+    /// counts in `insert_failed`; `5.6`+: such a clash is inserted by its reply tuple;
+    /// `5.10`+: resolved clashes count in `clash_resolve`. TCP clashes are always dropped.
+    /// Default `6.6`.
+    pub kernel: Option<At<String>>,
 }
 
 impl_from_node!(
@@ -97,7 +104,8 @@ impl_from_node!(
         ebpf: "ebpf",
         link: "link",
         nodes: "nodes",
-        external: "external"
+        external: "external",
+        kernel: "kernel"
     }
 );
 
@@ -339,12 +347,22 @@ pub(crate) struct NodeEntry {
     )]
     #[cfg_attr(feature = "schema", serde(rename = "podCIDR"))]
     pub pod_cidr: Option<At<String>>,
+    /// CPUs handling its packets (1 to 64). A packet from a pod runs on the CPU its sender ran
+    /// on (drawn from the seed), one from `eth0` on the CPU the NIC's RSS hash of its flow
+    /// picks; packets on two CPUs can race in conntrack between lookup and confirmation (see
+    /// `kernel`). `conntrack -S` prints one line per CPU. Default 1: one packet at a time.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(range(min = 1, max = crate::resolve_nodes::MAX_CPUS), default)
+    )]
+    pub cpus: Option<At<u32>>,
 }
 
 impl_from_node!(NodeEntry {
     name: "name",
     ip: "ip",
-    pod_cidr: "podCIDR"
+    pod_cidr: "podCIDR",
+    cpus: "cpus"
 });
 
 #[derive(Clone, Debug)]
@@ -458,6 +476,14 @@ pub(crate) struct TrafficSpec {
     /// What every connection of the flow must end with; `podnet run` exits with 1 when one does
     /// not.
     pub expect: Option<Expect>,
+    /// The family the client's `getaddrinfo` asks for when it looks the Service name up:
+    /// `inet` (`AF_INET`: an `A` query) or `unspec` (`AF_UNSPEC`, what most applications use:
+    /// `A` and `AAAA` at once, from one socket). Default `inet`.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::address_family", default)
+    )]
+    pub address_family: Option<At<String>>,
 }
 
 impl_from_node!(TrafficSpec {
@@ -472,7 +498,8 @@ impl_from_node!(TrafficSpec {
     start: "start",
     interval: "interval",
     timeout: "timeout",
-    expect: "expect"
+    expect: "expect",
+    address_family: "addressFamily"
 });
 
 #[derive(Clone, Debug)]

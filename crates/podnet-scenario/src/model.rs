@@ -107,6 +107,8 @@ pub struct NodeDef {
     pub ip: Ipv4Address,
     /// Its pod CIDR.
     pub pod_cidr: Ipv4Cidr,
+    /// CPUs handling its packets.
+    pub cpus: u32,
     /// Where it came from.
     pub origin: NodeOrigin,
     /// Where it was written.
@@ -173,6 +175,8 @@ pub struct PodDef {
     pub labels: BTreeMap<String, String>,
     /// The image of the first container.
     pub image: Option<String>,
+    /// Its `resolv.conf` options (`spec.dnsConfig.options`).
+    pub dns: podnet::program::ResolvOptions,
     /// Every container's ports.
     pub ports: Vec<ContainerPortDef>,
     /// What it runs.
@@ -406,6 +410,8 @@ pub struct FlowDef {
     pub interval: Duration,
     /// Per-connection timeout.
     pub timeout: Duration,
+    /// `addressFamily: unspec`: the client's lookup asks for `A` and `AAAA`.
+    pub unspec: bool,
     /// `expect.outcome`: the outcome every connection should have.
     pub expect: Option<String>,
     /// Where it was written.

@@ -230,6 +230,21 @@ fn cluster_config(o: &Object, s: &ClusterSpec) -> Result<ClusterConfig, Error> {
     if let Some(v) = ct.tcp_be_liberal {
         c.conntrack.tcp_be_liberal = v;
     }
+    if let Some(k) = &s.kernel {
+        c.conntrack.kernel = podnet::conntrack::Kernel::parse(&k.value)
+            .filter(|v| *v >= podnet::conntrack::Kernel::OLDEST)
+            .ok_or_else(|| {
+                at_err(
+                    o,
+                    k.pos,
+                    format!(
+                        "kernel: {:?} is not a Linux version MAJOR.MINOR, {} or later (e.g. 4.19, 5.15, 6.6)",
+                        k.value,
+                        podnet::conntrack::Kernel::OLDEST
+                    ),
+                )
+            })?;
+    }
     if let Some(v) = ct.tcp_loose {
         c.conntrack.tcp_loose = v;
     }

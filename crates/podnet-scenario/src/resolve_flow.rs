@@ -354,6 +354,17 @@ fn flow(cx: &mut Ctx<'_>, o: &Object, t: &TrafficSpec) -> Result<FlowDef, Error>
             "timeout must be longer than 0s",
         ));
     }
+    let unspec = match &t.address_family {
+        None => false,
+        Some(f) if f.value == "inet" => false,
+        Some(f) if f.value == "unspec" => true,
+        Some(f) => {
+            return Err(Error::at(
+                &loc(o, f.pos),
+                format!("unknown addressFamily {:?} (inet or unspec)", f.value),
+            ))
+        }
+    };
     let expect = match t.expect.as_ref().and_then(|e| e.outcome.as_ref()) {
         None => None,
         Some(v) if OUTCOMES.contains(&v.value.as_str()) => Some(v.value.clone()),
@@ -382,6 +393,7 @@ fn flow(cx: &mut Ctx<'_>, o: &Object, t: &TrafficSpec) -> Result<FlowDef, Error>
         start: duration(o, &t.start, Duration::ZERO)?,
         interval: duration(o, &t.interval, Duration::ZERO)?,
         timeout,
+        unspec,
         expect,
         loc: o.loc(),
     })

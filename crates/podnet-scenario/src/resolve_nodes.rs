@@ -10,6 +10,9 @@ use crate::resolve::{at_err, Ctx, MAX_NODES};
 use crate::units::{contains, overlaps, parse_cidr, parse_ip};
 use crate::Error;
 
+/// The most CPUs a node may have.
+pub(crate) const MAX_CPUS: u32 = 64;
+
 fn slots(range: Ipv4Cidr) -> impl Iterator<Item = Ipv4Cidr> {
     let base = u32::from(range.network().address());
     let n = if range.prefix_len() >= 24 {
@@ -27,6 +30,7 @@ struct NodeDraft {
     cidr: Option<Ipv4Cidr>,
     /// A pod address the CIDR should hold, for nodes named by pods.
     hint: Option<Ipv4Address>,
+    cpus: u32,
     origin: NodeOrigin,
     loc: Option<Loc>,
 }
@@ -49,11 +53,23 @@ pub(crate) fn nodes(
                 None => None,
                 Some(c) => Some(parse_cidr(&c.value).map_err(|m| at_err(o, c.pos, m))?),
             };
+            let cpus = match &e.cpus {
+                None => 1,
+                Some(c) if (1..=MAX_CPUS).contains(&c.value) => c.value,
+                Some(c) => {
+                    return Err(at_err(
+                        o,
+                        c.pos,
+                        format!("cpus: must be between 1 and {MAX_CPUS}"),
+                    ))
+                }
+            };
             drafts.push(NodeDraft {
                 name: e.name.value.clone(),
                 ip,
                 cidr,
                 hint: None,
+                cpus,
                 origin: NodeOrigin::Cluster,
                 loc: Some(o.loc_at(n.pos)),
             });
@@ -93,6 +109,7 @@ pub(crate) fn nodes(
                 ip,
                 cidr,
                 hint: None,
+                cpus: 1,
                 origin: NodeOrigin::NodeObject,
                 loc: Some(o.loc()),
             });
@@ -123,6 +140,7 @@ pub(crate) fn nodes(
                         ip: Ipv4Address::from(u32::from(Ipv4Address::new(192, 168, 1, 100)) + i),
                         cidr: None,
                         hint,
+                        cpus: 1,
                         origin: NodeOrigin::PodNodeName,
                         loc: None,
                     });
@@ -136,6 +154,7 @@ pub(crate) fn nodes(
                     ip: Ipv4Address::new(192, 168, 1, last),
                     cidr: None,
                     hint: None,
+                    cpus: 1,
                     origin: NodeOrigin::Default,
                     loc: None,
                 });
@@ -231,6 +250,7 @@ pub(crate) fn nodes(
             name: d.name,
             ip: d.ip,
             pod_cidr,
+            cpus: d.cpus,
             origin: d.origin,
             loc: d.loc,
         });

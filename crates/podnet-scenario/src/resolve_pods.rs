@@ -346,6 +346,7 @@ pub(crate) fn pods(cx: &mut Ctx<'_>) -> Result<(), Error> {
                 ));
             }
         }
+        let dns = dns_options(o, d.base, d.spec)?;
         let containers: &[Container] = d.spec.map_or(&[], |s| &s.containers);
         let ports = container_ports(o, d.base, containers)?;
         let image = containers.iter().find_map(|c| c.image.clone());
@@ -374,6 +375,7 @@ pub(crate) fn pods(cx: &mut Ctx<'_>) -> Result<(), Error> {
             ip: d.ip.map(|(ip, _)| ip),
             labels: d.labels,
             image,
+            dns,
             ports,
             apps,
             deployment: d.deployment,
@@ -381,6 +383,62 @@ pub(crate) fn pods(cx: &mut Ctx<'_>) -> Result<(), Error> {
         });
     }
     Ok(())
+}
+
+/// A pod's `spec.dnsConfig.options`, as glibc reads them from `resolv.conf`.
+fn dns_options(
+    o: &Object,
+    base: &str,
+    spec: Option<&K8sPodSpec>,
+) -> Result<podnet::program::ResolvOptions, Error> {
+    let mut r = podnet::program::ResolvOptions::default();
+    let opts = spec
+        .and_then(|s| s.dns_config.as_ref())
+        .and_then(|c| c.options.as_deref())
+        .unwrap_or(&[]);
+    for (i, opt) in opts.iter().enumerate() {
+        let at = o.loc_of(&format!("{base}.dnsConfig.options.{i}"));
+        let num = |max: u32| -> Result<u32, Error> {
+            let v = opt.value.as_deref().unwrap_or("").trim();
+            match v.parse::<u32>() {
+                Ok(n) if n >= 1 => Ok(n.min(max)),
+                _ => Err(Error::at(
+                    &at,
+                    format!(
+                        "{}: value {v:?} is not a whole number of at least 1",
+                        opt.name
+                    ),
+                )),
+            }
+        };
+        match opt.name.as_str() {
+            // glibc caps them: RES_MAXRETRANS 30 s, RES_MAXRETRY 5.
+            "timeout" => r.timeout = podnet::Duration::from_secs(u64::from(num(30)?)),
+            "attempts" => r.attempts = num(5)? as u8,
+            "single-request" => r.single_request = true,
+            "single-request-reopen" => r.single_request_reopen = true,
+            "ndots" if num(15)? == 5 => {}
+            "ndots" => {
+                return Err(Error::at(
+                    &at,
+                    "ndots: only 5 (what the kubelet writes) is supported",
+                ))
+            }
+            "use-vc" => {
+                return Err(Error::at(
+                    &at,
+                    "use-vc (DNS over TCP) is not supported yet",
+                ))
+            }
+            other => {
+                return Err(Error::at(
+                    &at,
+                    format!("unknown resolv.conf option {other:?} (timeout, attempts, single-request, single-request-reopen, ndots)"),
+                ))
+            }
+        }
+    }
+    Ok(r)
 }
 
 /// Pod names in the core are global: a pod whose name is also another pod's (in another

@@ -444,6 +444,8 @@ string_enums! {
     l4: ["TCP", "UDP"];
     netpol_protocol: ["TCP", "UDP", "SCTP"];
     outcome: crate::OUTCOMES;
+    /// `getaddrinfo`'s family in a Traffic.
+    address_family: ["inet", "unspec"];
     service_type: ["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"];
     session_affinity: ["None", "ClientIP"];
     traffic_policy: ["Cluster", "Local"];

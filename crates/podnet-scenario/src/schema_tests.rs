@@ -250,6 +250,7 @@ fn every_enumerated_value_loads() {
         ("EbpfLb", "algorithm", format!("{cluster}{{proxy: ebpf, ebpf: {{loadBalancer: {{algorithm: @V@}}}}}}")),
         ("EbpfLb", "mode", format!("{cluster}{{proxy: ebpf, ebpf: {{loadBalancer: {{mode: @V@}}}}}}")),
         ("Expect", "outcome", format!("{pods}apiVersion: podnet.dev/v1alpha1\nkind: Traffic\nmetadata: {{name: t}}\nspec: {{from: web, to: 'web:80', expect: {{outcome: @V@}}}}\n")),
+        ("TrafficSpec", "addressFamily", format!("{pods}apiVersion: podnet.dev/v1alpha1\nkind: Traffic\nmetadata: {{name: t}}\nspec: {{from: web, to: 'web:80', addressFamily: @V@}}\n")),
         ("TrafficSpec", "protocol", format!("{pods}apiVersion: podnet.dev/v1alpha1\nkind: Traffic\nmetadata: {{name: t}}\nspec: {{from: web, to: 'web:80', protocol: @V@}}\n")),
         ("ServiceSpec", "type", format!("{pods}apiVersion: v1\nkind: Service\nmetadata: {{name: s}}\nspec: {{type: @V@, selector: {{app: web}}, ports: [{{port: 80}}]}}\n")),
         ("ServiceSpec", "sessionAffinity", format!("{pods}apiVersion: v1\nkind: Service\nmetadata: {{name: s}}\nspec: {{sessionAffinity: @V@, selector: {{app: web}}, ports: [{{port: 80}}]}}\n")),

@@ -169,7 +169,8 @@ fn filled(n: u32) -> Conntrack {
             None,
         );
         let syn = ct.track(at(0), &pkt, false).expect("room for every flow");
-        ct.confirm(syn.entry.expect("an entry")).expect("no clash");
+        ct.confirm(Instant::ZERO, syn.entry.expect("an entry"))
+            .expect("no clash");
         segment(
             &mut pkt,
             SERVER,

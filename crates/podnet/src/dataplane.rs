@@ -11,7 +11,7 @@
 use alloc::format;
 
 use crate::conntrack::table::bits;
-use crate::conntrack::{Conntrack, CtConfig, CtInfo, CtState, Dir, Tuple};
+use crate::conntrack::{Confirmed, Conntrack, CtConfig, CtInfo, CtState, Dir, Tuple};
 use crate::ebpf::datapath::EbpfDatapath;
 use crate::kube_proxy::{self, Action, KubeProxy, Packet, ProxyConfig, ServicePort};
 use crate::nat::{self, Manip};
@@ -89,6 +89,8 @@ pub struct Dataplane {
     /// The Cilium-style eBPF programs replacing kube-proxy and Linux conntrack for pod
     /// traffic (`proxy: ebpf`).
     bpf: Option<alloc::boxed::Box<EbpfDatapath>>,
+    /// The node's CPUs, and the entries confirmed lately on each ([`crate::race`]).
+    race: crate::race::Race,
 }
 
 impl Dataplane {
@@ -111,6 +113,7 @@ impl Dataplane {
             policy: None,
             denied: alloc::vec::Vec::new(),
             bpf: None,
+            race: crate::race::Race::default(),
         }
     }
 
@@ -126,6 +129,13 @@ impl Dataplane {
         );
         dp.bpf = Some(alloc::boxed::Box::new(bpf));
         dp
+    }
+
+    /// Gives the node `cpus` CPUs: one `conntrack -S` line each, and packets on different
+    /// CPUs can race between lookup and confirmation ([`crate::race`]).
+    pub fn set_cpus(&mut self, cpus: u32) {
+        self.ct.set_cpus(cpus);
+        self.race.cpus = cpus.max(1);
     }
 
     /// The eBPF datapath, in `proxy: ebpf` mode.
@@ -414,6 +424,12 @@ impl Dataplane {
     /// conntrack at PREROUTING / OUTPUT, then the nat table for new connections.
     fn pre(&mut self, ctx: &HookCtx<'_>, packet: &mut [u8], notes: &mut Notes) -> Verdict {
         self.begin();
+        self.ct.unhide_all();
+        if ctx.hook == Hook::Prerouting {
+            let t = Tuple::of_packet(packet);
+            let notes = ctx.explain.then_some(&mut *notes);
+            self.race.hide_concurrent(&mut self.ct, ctx.now, t, notes);
+        }
         let attached = self.attached.take();
         let info = match attached {
             // `nf_conntrack_in` leaves a packet that already has its entry alone.
@@ -607,6 +623,7 @@ impl Dataplane {
             if let (Some(m), Some(addr)) = (masq, ctx.out_addr) {
                 bound = true;
                 let reply = self.ct.entry(idx).tuple(1);
+                let rover = self.race.rover(self.ct.config().kernel, reply.proto);
                 match nat::unique_snat(
                     &mut self.ct,
                     ctx.now,
@@ -614,6 +631,7 @@ impl Dataplane {
                     addr,
                     None,
                     m.random_fully,
+                    rover,
                     &mut self.rng,
                 ) {
                     Some(r) => {
@@ -653,7 +671,8 @@ impl Dataplane {
             return;
         };
         let reply = self.ct.entry(idx).tuple(1);
-        if let Some(r) = nat::null_binding(&mut self.ct, ctx.now, &reply, &mut self.rng) {
+        let rover = self.race.rover(self.ct.config().kernel, reply.proto);
+        if let Some(r) = nat::null_binding(&mut self.ct, ctx.now, &reply, rover, &mut self.rng) {
             if ctx.explain {
                 notes.push(format!(
                     "nat {}: null binding, reply tuple taken: {} -> {}",
@@ -676,20 +695,30 @@ impl Dataplane {
             self.ct.discard(idx);
         }
         if let (Some(idx), true) = (inf.info.entry, inf.info.created) {
-            if let Err(e) = self.ct.confirm(idx) {
-                return Verdict::Drop(e.reason().into());
-            }
-            let e = self.ct.entry(idx);
-            self.events.push(NewConnection {
-                at: ctx.now,
-                orig: e.tuple(0),
-                reply: e.tuple(1),
-            });
+            let clash = ctx
+                .explain
+                .then(|| self.race.explain_clash(&self.ct, ctx.now, idx))
+                .flatten();
+            let udp = self.ct.entry(idx).proto == crate::conntrack::proto::UDP;
+            let done = self.ct.confirm(ctx.now, idx);
             if ctx.explain {
-                notes.push(format!(
-                    "conntrack: confirmed {}",
-                    self.ct.line(idx, ctx.now)
+                notes.extend(clash);
+                notes.push(crate::race::confirm_note(
+                    &self.ct, ctx.now, idx, udp, &done,
                 ));
+            }
+            match done {
+                Err(e) => return Verdict::Drop(e.reason().into()),
+                Ok(Confirmed::Reused { .. }) => return Verdict::Accept,
+                Ok(_) => {
+                    self.race.confirmed(&self.ct, ctx.now, idx);
+                    let e = self.ct.entry(idx);
+                    self.events.push(NewConnection {
+                        at: ctx.now,
+                        orig: e.tuple(0),
+                        reply: e.tuple(1),
+                    });
+                }
             }
         }
         Verdict::Accept
@@ -752,6 +781,11 @@ impl NetfilterHook for Dataplane {
         if self.bpf.is_none() {
             Dataplane::attach(self);
         }
+    }
+
+    fn steer(&mut self, now: smoltcp::time::Instant, cpu: u32) {
+        self.ct.on_cpu(cpu);
+        self.race.steer(now, cpu);
     }
 
     fn as_any(&self) -> Option<&dyn core::any::Any> {

@@ -19,6 +19,7 @@ pub mod pcap;
 pub mod pod;
 pub mod policy;
 pub mod program;
+pub mod race;
 pub mod rng;
 pub mod route;
 pub mod sort;

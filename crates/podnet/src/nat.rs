@@ -201,6 +201,7 @@ fn l4proto_unique(
     now: Instant,
     mut cand: Tuple,
     range: Option<PortRange>,
+    mut rover: Option<&mut u16>,
     rng: &mut SimRng,
 ) -> (Tuple, bool) {
     let Some(cur) = key(&cand) else {
@@ -216,16 +217,24 @@ fn l4proto_unique(
         None if cur < 1024 => (600, 1023 - 600 + 1),
         None => (1024, 65535 - 1024 + 1),
     };
-    // `off` is a u16 in Linux: it wraps at 65536, not at the range's size.
-    let mut off = rng.next_u64() as u16;
+    // `off` is a u16 in Linux: it wraps at 65536, not at the range's size. Before 5.0 the
+    // search started at the protocol's "rover", the offset of the last port it chose, shared
+    // by every CPU (see [`crate::conntrack::Kernel::nat_port_rover`]).
+    let mut off = match rover.as_deref() {
+        Some(r) => *r,
+        None => rng.next_u64() as u16,
+    };
     let mut attempts = size.min(MAX_ATTEMPTS);
     loop {
         for _ in 0..attempts {
             set_key(&mut cand, (min + u32::from(off) % size) as u16);
-            off = off.wrapping_add(1);
             if !ct.tuple_taken(now, &cand) {
+                if let Some(r) = rover.as_deref_mut() {
+                    *r = off;
+                }
                 return (cand, true);
             }
+            off = off.wrapping_add(1);
         }
         if attempts >= size || attempts < 16 {
             return (cand, false);
@@ -238,8 +247,10 @@ fn l4proto_unique(
 /// Chooses the source port (or ICMP id) for a connection whose REPLY tuple would be `reply`
 /// after SNAT to `to` (`get_unique_tuple` for MASQUERADE / SNAT): the port kept when it is in
 /// the range and the tuple is free, unless `random_fully` (`NF_NAT_RANGE_PROTO_RANDOM_ALL`
-/// skips that shortcut), else [`l4proto_unique`]. Returns the REPLY tuple to bind, or `None`
+/// skips that shortcut), else [`l4proto_unique`], starting at `rover` when given (kernels
+/// before 5.0; `--random-fully` never used it). Returns the REPLY tuple to bind, or `None`
 /// when no port is free.
+#[allow(clippy::too_many_arguments)]
 pub fn unique_snat(
     ct: &mut Conntrack,
     now: Instant,
@@ -247,6 +258,7 @@ pub fn unique_snat(
     to: Ipv4Address,
     range: Option<PortRange>,
     random_fully: bool,
+    rover: Option<&mut u16>,
     rng: &mut SimRng,
 ) -> Option<Tuple> {
     let mut cand = *reply;
@@ -260,7 +272,8 @@ pub fn unique_snat(
             return Some(cand);
         }
     }
-    let (got, free) = l4proto_unique(ct, now, cand, range, rng);
+    let rover = if random_fully { None } else { rover };
+    let (got, free) = l4proto_unique(ct, now, cand, range, rover, rng);
     free.then_some(got)
 }
 
@@ -281,13 +294,14 @@ pub fn null_binding(
     ct: &mut Conntrack,
     now: Instant,
     reply: &Tuple,
+    rover: Option<&mut u16>,
     rng: &mut SimRng,
 ) -> Option<Tuple> {
     if !ct.tuple_taken(now, reply) {
         return None;
     }
     ct.tuple_taken(now, reply);
-    let got = l4proto_unique(ct, now, *reply, None, rng).0;
+    let got = l4proto_unique(ct, now, *reply, None, rover, rng).0;
     (got != *reply).then_some(got)
 }
 
@@ -382,18 +396,18 @@ mod tests {
             dport: 40000,
             proto: proto::TCP,
         };
-        let got = unique_snat(&mut ct, now, &reply, NODE, None, false, &mut rng).unwrap();
+        let got = unique_snat(&mut ct, now, &reply, NODE, None, false, None, &mut rng).unwrap();
         assert_eq!((got.dst, got.dport), (NODE, 40000), "port preserved");
         // Occupy that reply tuple with a confirmed entry.
         let p = tcp(C, 40000, B, 80, "S", 1, 0, 0);
         let info = ct.track(now, &p, true).unwrap();
         ct.bind_nat(info.entry.unwrap(), &got);
-        ct.confirm(info.entry.unwrap()).unwrap();
+        ct.confirm(Instant::ZERO, info.entry.unwrap()).unwrap();
         let other = Tuple {
             dst: Ipv4Address::new(10, 244, 0, 6),
             ..reply
         };
-        let moved = unique_snat(&mut ct, now, &other, NODE, None, false, &mut rng).unwrap();
+        let moved = unique_snat(&mut ct, now, &other, NODE, None, false, None, &mut rng).unwrap();
         assert_ne!(moved.dport, 40000);
         assert!((1024..=65535).contains(&moved.dport));
         // Another destination: the same port is free again (uniqueness is per reply tuple).
@@ -402,7 +416,7 @@ mod tests {
             ..other
         };
         assert_eq!(
-            unique_snat(&mut ct, now, &elsewhere, NODE, None, false, &mut rng)
+            unique_snat(&mut ct, now, &elsewhere, NODE, None, false, None, &mut rng)
                 .unwrap()
                 .dport,
             40000
@@ -412,7 +426,7 @@ mod tests {
             dport: 700,
             ..reply
         };
-        let p = unique_snat(&mut ct, now, &low, NODE, None, true, &mut rng)
+        let p = unique_snat(&mut ct, now, &low, NODE, None, true, None, &mut rng)
             .unwrap()
             .dport;
         assert!((600..=1023).contains(&p), "{p}");
@@ -431,9 +445,18 @@ mod tests {
         };
         let kept = (0..50)
             .filter(|_| {
-                unique_snat(&mut ct, Instant::ZERO, &reply, NODE, None, true, &mut rng)
-                    .unwrap()
-                    .dport
+                unique_snat(
+                    &mut ct,
+                    Instant::ZERO,
+                    &reply,
+                    NODE,
+                    None,
+                    true,
+                    None,
+                    &mut rng,
+                )
+                .unwrap()
+                .dport
                     == 40000
             })
             .count();
@@ -457,11 +480,12 @@ mod tests {
                 dport: sport,
                 proto: proto::TCP,
             };
-            let got = unique_snat(&mut ct, now, &reply, NODE, range, false, &mut rng).unwrap();
+            let got =
+                unique_snat(&mut ct, now, &reply, NODE, range, false, None, &mut rng).unwrap();
             let p = tcp(C, sport, B, 80, "S", 1, 0, 0);
             let e = ct.track(now, &p, true).unwrap().entry.unwrap();
             ct.bind_nat(e, &got);
-            ct.confirm(e).unwrap();
+            ct.confirm(Instant::ZERO, e).unwrap();
         }
         let reply = Tuple {
             src: B,
@@ -471,7 +495,7 @@ mod tests {
             proto: proto::TCP,
         };
         assert_eq!(
-            unique_snat(&mut ct, now, &reply, NODE, range, false, &mut rng),
+            unique_snat(&mut ct, now, &reply, NODE, range, false, None, &mut rng),
             None
         );
     }
@@ -495,11 +519,11 @@ mod tests {
         let e = ct.track(now, &req, true).unwrap().entry.unwrap();
         let reply = ct.entry(e).tuple(1);
         assert_eq!((reply.sport, reply.dport), (7, 0));
-        let kept = unique_snat(&mut ct, now, &reply, NODE, None, false, &mut rng).unwrap();
+        let kept = unique_snat(&mut ct, now, &reply, NODE, None, false, None, &mut rng).unwrap();
         assert_eq!((kept.dst, kept.sport, kept.dport), (NODE, 7, 0), "id kept");
         let mut ids = alloc::vec::Vec::new();
         for _ in 0..50 {
-            let r = unique_snat(&mut ct, now, &reply, NODE, None, true, &mut rng).unwrap();
+            let r = unique_snat(&mut ct, now, &reply, NODE, None, true, None, &mut rng).unwrap();
             assert_eq!((r.dst, r.dport), (NODE, 0), "type and code untouched");
             ids.push(r.sport);
         }
@@ -511,7 +535,7 @@ mod tests {
         ct.bind_nat(e, &r);
         assert!(ct.entry(e).has(crate::conntrack::table::bits::SRC_NAT));
         assert!(!ct.entry(e).has(crate::conntrack::table::bits::DST_NAT));
-        ct.confirm(e).unwrap();
+        ct.confirm(Instant::ZERO, e).unwrap();
         assert!(
             ct.line(e, now).contains(
                 "src=10.244.0.5 dst=203.0.113.10 type=8 code=0 id=7 [UNREPLIED] \
@@ -565,7 +589,7 @@ mod tests {
             .unwrap()
             .entry
             .unwrap();
-        ct.confirm(own).unwrap();
+        ct.confirm(Instant::ZERO, own).unwrap();
         let e = ct
             .track(now, &tcp(C, 40000, VIP, 80, "S", 9, 0, 0), true)
             .unwrap()
@@ -579,7 +603,7 @@ mod tests {
         ct.bind_nat(e, &dnat);
         assert_eq!(dnat, ct.entry(own).tuple(0));
         let found = ct.stats().found;
-        let moved = null_binding(&mut ct, now, &dnat, &mut rng).unwrap();
+        let moved = null_binding(&mut ct, now, &dnat, None, &mut rng).unwrap();
         assert_eq!((moved.src, moved.sport, moved.dst), (B, 8080, C));
         assert!((1024..=65535).contains(&moved.dport) && moved.dport != 40000);
         // nf_nat_used_tuple_new and nf_nat_used_tuple each found it taken.
@@ -587,7 +611,7 @@ mod tests {
         ct.bind_nat(e, &moved);
         let bits = crate::conntrack::table::bits::SRC_NAT | crate::conntrack::table::bits::DST_NAT;
         assert!(ct.entry(e).bits & bits == bits);
-        ct.confirm(e).unwrap();
+        ct.confirm(Instant::ZERO, e).unwrap();
         assert_eq!(ct.stats().insert_failed, 0);
         // Free: nothing changes, nothing counted.
         let found = ct.stats().found;
@@ -595,7 +619,7 @@ mod tests {
             dport: 40001,
             ..dnat
         };
-        assert_eq!(null_binding(&mut ct, now, &free, &mut rng), None);
+        assert_eq!(null_binding(&mut ct, now, &free, None, &mut rng), None);
         assert_eq!(ct.stats().found, found);
         // Ports below 1024 stay in their class.
         let low = ct
@@ -603,9 +627,11 @@ mod tests {
             .unwrap()
             .entry
             .unwrap();
-        ct.confirm(low).unwrap();
+        ct.confirm(Instant::ZERO, low).unwrap();
         let taken = ct.entry(low).tuple(0);
-        let p = null_binding(&mut ct, now, &taken, &mut rng).unwrap().dport;
+        let p = null_binding(&mut ct, now, &taken, None, &mut rng)
+            .unwrap()
+            .dport;
         assert!((600..=1023).contains(&p), "{p}");
         // ICMP: the id moves, over the whole 0-65535 range.
         let ping = ct
@@ -613,9 +639,9 @@ mod tests {
             .unwrap()
             .entry
             .unwrap();
-        ct.confirm(ping).unwrap();
+        ct.confirm(Instant::ZERO, ping).unwrap();
         let mine = ct.entry(ping).tuple(0);
-        let r = null_binding(&mut ct, now, &mine, &mut rng).unwrap();
+        let r = null_binding(&mut ct, now, &mine, None, &mut rng).unwrap();
         assert_eq!((r.dport, r.src, r.dst), (mine.dport, B, C));
         assert_ne!(r.sport, 3);
     }

@@ -145,6 +145,11 @@ pub trait NetfilterHook {
     /// up. Called only when that packet is sent.
     fn attach(&mut self) {}
 
+    /// The next packet (until the next call) arrived at `now` and runs on CPU `cpu` of the
+    /// node (see [`crate::node::Node::set_cpus`]). Packets the node builds itself run on the
+    /// CPU of the packet that caused them.
+    fn steer(&mut self, _now: Instant, _cpu: u32) {}
+
     /// Lets callers reach the concrete module (`node.hooks()` then downcast), e.g. to read a
     /// conntrack table.
     fn as_any(&self) -> Option<&dyn core::any::Any> {

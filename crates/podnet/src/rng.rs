@@ -18,6 +18,8 @@ pub enum Stream {
     Pod(u32),
     /// A node's own choices.
     Node(u32),
+    /// Which CPU of a node handles a packet.
+    Cpu(u32),
 }
 
 impl SimRng {
@@ -27,6 +29,7 @@ impl SimRng {
             Stream::Link(i) => (1u64, i),
             Stream::Pod(i) => (2, i),
             Stream::Node(i) => (3, i),
+            Stream::Cpu(i) => (4, i),
         };
         let mixed = splitmix(splitmix(seed) ^ (tag << 32 | u64::from(id)));
         SimRng(Xoshiro256PlusPlus::seed_from_u64(mixed))

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 
 use podnet::conntrack::table::bits;
-use podnet::conntrack::{proto, Conntrack, CtConfig, Tuple};
+use podnet::conntrack::{proto, Confirmed, Conntrack, CtConfig, Tuple};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use smoltcp::time::Instant;
@@ -287,7 +287,7 @@ impl Sim {
                 prop_assert!(!self.pending.contains(&idx), "slot {idx} handed out twice");
                 if hold {
                     self.pending.push(idx);
-                } else if self.ct.confirm(idx).is_err() {
+                } else if self.ct.confirm(Instant::ZERO, idx).is_err() {
                     prop_assert!(!self.ct.entry(idx).has(bits::USED), "clash left {idx}");
                 }
             }
@@ -422,10 +422,16 @@ impl Sim {
             }
             Op::Confirm(i) => {
                 if let Some(idx) = self.take_pending(i) {
-                    if self.ct.confirm(idx).is_ok() {
-                        prop_assert!(self.ct.entry(idx).has(bits::CONFIRMED));
-                    } else {
-                        prop_assert!(!self.ct.entry(idx).has(bits::USED), "clash left {idx}");
+                    match self.ct.confirm(Instant::ZERO, idx) {
+                        Ok(Confirmed::Reused { winner }) => {
+                            // A UDP clash resolved: the packet took the winner's entry.
+                            prop_assert!(!self.ct.entry(idx).has(bits::USED), "loser kept {idx}");
+                            prop_assert!(self.ct.entry(winner).has(bits::CONFIRMED));
+                        }
+                        Ok(_) => prop_assert!(self.ct.entry(idx).has(bits::CONFIRMED)),
+                        Err(_) => {
+                            prop_assert!(!self.ct.entry(idx).has(bits::USED), "clash left {idx}")
+                        }
                     }
                 }
             }
@@ -499,7 +505,11 @@ fn check_table(ct: &Conntrack) -> Result<(), TestCaseError> {
         let (o, r) = (e.tuple(0), e.tuple(1));
         if e.has(bits::CONFIRMED) {
             confirmed += 1;
-            for (dir, tup) in [(0, o), (1, r)] {
+            // The loser of a UDP clash is in the hash by its REPLY tuple only; its ORIGINAL
+            // tuple is the winner's.
+            let clash = e.has(bits::NAT_CLASH);
+            let dirs: &[(usize, Tuple)] = if clash { &[(1, r)] } else { &[(0, o), (1, r)] };
+            for &(dir, tup) in dirs {
                 let found = t.lookup(&tup);
                 if o == r {
                     // A tuple that is its own inverse: one entry, either direction.
@@ -568,7 +578,8 @@ fn check_table(ct: &Conntrack) -> Result<(), TestCaseError> {
     );
     for (&idx, &k) in &in_chains {
         let e = t.get(idx);
-        let want = if t.bucket_of(&e.tuple(0)) == t.bucket_of(&e.tuple(1)) {
+        let want = if e.has(bits::NAT_CLASH) || t.bucket_of(&e.tuple(0)) == t.bucket_of(&e.tuple(1))
+        {
             1
         } else {
             2
@@ -669,7 +680,7 @@ fn a_reply_after_fifty_days_of_virtual_time_is_established() {
     let q = ct
         .track(Instant::from_millis(t0), &udp(c, 5353, s, 53), true)
         .unwrap();
-    ct.confirm(q.entry.unwrap()).unwrap();
+    ct.confirm(Instant::ZERO, q.entry.unwrap()).unwrap();
     let a = ct
         .track(Instant::from_millis(t0 + 1), &udp(s, 53, c, 5353), true)
         .unwrap();

@@ -148,7 +148,78 @@ pub(super) fn explain_conn(l: &Session, flow: &str, conn: usize) -> Result<Strin
 /// The packet walk of one connection; with `explain`, the route each node chose is added
 /// after its PREROUTING.
 fn walk(l: &Session, r: &ConnRecord, proto: u8, header: &str, explain: bool) -> String {
-    let tuples = tuples_of(l, r, proto);
+    walk_tuples(l, r, &tuples_of(l, r, proto), header, explain)
+}
+
+/// The tuples the DNS queries of connection `r`'s lookup carry: from each of its source
+/// ports to the nameserver, and to every pod behind the nameserver's Service (where DNAT
+/// sends them, also those dropped before their entry was confirmed), both ways.
+pub(super) fn dns_tuples(l: &Session, r: &ConnRecord) -> BTreeSet<Tuple> {
+    let mut set = BTreeSet::new();
+    let Some(server) = l.index.dns_server else {
+        return set;
+    };
+    let client = v4(r.local.addr);
+    let mut dsts = vec![server];
+    for s in l
+        .cluster
+        .services()
+        .iter()
+        .filter(|s| s.cluster_ip() == server)
+    {
+        for p in &s.spec.backends {
+            if let Some(pod) = l.cluster.pod(*p) {
+                dsts.push(v4(pod.addrs().ip.address()));
+            }
+        }
+    }
+    for &port in &r.dns_ports {
+        for &dst in &dsts {
+            let t = Tuple {
+                src: client,
+                dst,
+                sport: port,
+                dport: 53,
+                proto: podnet::conntrack::proto::UDP,
+            };
+            set.insert(t);
+            set.insert(t.invert());
+        }
+    }
+    set
+}
+
+/// `podnet trace --dns`: the packet walk of the DNS lookup connection `conn` of flow `flow`
+/// waited for: every query and answer, and, on a node with several CPUs, the CPU each ran on,
+/// what its lookup could not see yet and the insert clash that dropped it.
+pub(super) fn trace_dns(l: &Session, flow: &str, conn: usize) -> Result<String, Failure> {
+    let (_, r) = record(l, flow, conn)?;
+    if r.dns_ports.is_empty() {
+        return Err(Failure::input(format!(
+            "flow {flow} connection {conn} did not look a name up over DNS"
+        )));
+    }
+    let header = format!(
+        "flow {flow} connection {conn}, its DNS lookup ({}{})",
+        r.dns_time
+            .map(|t| format!("took {}", super::fmt_duration(t)))
+            .unwrap_or_default(),
+        if r.dns_ports.len() > 1 {
+            format!(", from ports {:?}", r.dns_ports)
+        } else {
+            String::new()
+        }
+    );
+    Ok(walk_tuples(l, &r, &dns_tuples(l, &r), &header, false))
+}
+
+fn walk_tuples(
+    l: &Session,
+    r: &ConnRecord,
+    tuples: &BTreeSet<Tuple>,
+    header: &str,
+    explain: bool,
+) -> String {
     let names = l.cluster.trace().iface_table();
     let mut f = Formatter::new();
     let mut out = String::new();
@@ -199,7 +270,7 @@ fn walk(l: &Session, r: &ConnRecord, proto: u8, header: &str, explain: bool) -> 
     }
     for e in l.recorded_events() {
         let ev = e.view();
-        if !belongs(&tuples, &ev) {
+        if !belongs(tuples, &ev) {
             continue;
         }
         match ev {
@@ -423,20 +494,27 @@ pub(super) fn check(l: &Session) -> String {
     let c = &l.cluster;
     let mut out = String::new();
     let cfg = c.config();
-    let _ = writeln!(
+    let _ = write!(
         out,
         "cluster {} seed {} podCIDR {} serviceCIDR {} proxy {:?}",
         l.scenario.name, cfg.seed, cfg.pod_cidr, cfg.service_cidr, cfg.proxy
     );
-    let _ = writeln!(out, "\nNODE             IP                POD CIDR");
+    if cfg.conntrack.kernel != podnet::conntrack::Kernel::default() {
+        let _ = write!(out, " kernel {}", cfg.conntrack.kernel);
+    }
+    let _ = writeln!(out, "\n\nNODE             IP                POD CIDR");
     for (_, n) in c.nodes() {
-        let _ = writeln!(
+        let _ = write!(
             out,
             "{:<16} {:<17} {}",
             n.name(),
             n.addrs().eth0.address(),
             n.addrs().pod_cidr
         );
+        if n.cpus() > 1 {
+            let _ = write!(out, "  ({} CPUs)", n.cpus());
+        }
+        let _ = writeln!(out);
     }
     let _ = writeln!(out, "\nPOD                        NODE             IP");
     for (id, p) in c.pods() {

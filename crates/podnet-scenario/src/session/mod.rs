@@ -346,6 +346,18 @@ impl Session {
         inspect::tuples_of(self, r, proto)
     }
 
+    /// The tuples the DNS lookup of connection `r` carries (see [`Session::trace_dns`]).
+    pub fn dns_tuples(&self, r: &ConnRecord) -> BTreeSet<Tuple> {
+        inspect::dns_tuples(self, r)
+    }
+
+    /// `podnet trace --dns`: the walk of the DNS queries connection `conn` of flow `flow`
+    /// waited for (on a node with several CPUs: each packet's CPU, and the insert clash that
+    /// dropped one).
+    pub fn trace_dns(&self, flow: &str, conn: usize) -> Result<String, Failure> {
+        inspect::trace_dns(self, flow, conn)
+    }
+
     /// The node named `name`.
     pub fn node(&self, name: &str) -> Result<NodeId, Failure> {
         self.cluster.node_by_name(name).ok_or_else(|| {

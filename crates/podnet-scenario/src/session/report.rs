@@ -467,6 +467,42 @@ pub(super) fn report(l: &Session) -> Report {
 }
 
 /// The human summary: one block per flow, conntrack per node, drops by reason.
+/// A flow's DNS lookups that waited for a resolver timeout (over 1 s; a lookup answered at
+/// once takes a millisecond): `dns: 7 of 24 lookups took over 1s (max 5.003s)`. One lookup per
+/// client (its connections share it). `None` when there was none.
+fn slow_lookups(f: &Flow) -> Option<String> {
+    fn secs(t: &str) -> f64 {
+        match t.strip_suffix("ms") {
+            Some(ms) => ms.parse::<f64>().unwrap_or(0.0) / 1000.0,
+            None => t.trim_end_matches('s').parse().unwrap_or(0.0),
+        }
+    }
+    let mut lookups = std::collections::BTreeMap::new();
+    for c in &f.connections {
+        if let Some(t) = &c.dns_time {
+            let client = c
+                .from
+                .rsplit_once(':')
+                .map_or(c.from.as_str(), |(ip, _)| ip);
+            lookups.insert(client, t.as_str());
+        }
+    }
+    let slow: Vec<&str> = lookups
+        .values()
+        .copied()
+        .filter(|t| secs(t) > 1.0)
+        .collect();
+    let max = slow
+        .iter()
+        .copied()
+        .max_by(|a, b| secs(a).total_cmp(&secs(b)))?;
+    Some(format!(
+        "  dns: {} of {} lookups took over 1s (max {max})",
+        slow.len(),
+        lookups.len()
+    ))
+}
+
 pub(super) fn summary(l: &Session, r: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -517,6 +553,9 @@ pub(super) fn summary(l: &Session, r: &Report) -> String {
                 f.connections.len() - 20
             );
         }
+        if let Some(line) = slow_lookups(f) {
+            let _ = writeln!(out, "{line}");
+        }
     }
     for e in &r.connectivity {
         let _ = writeln!(
@@ -566,11 +605,15 @@ pub(super) fn summary(l: &Session, r: &Report) -> String {
         }
         if let Some(ct) = &n.conntrack {
             let s = &ct.stats;
-            let _ = writeln!(
+            let _ = write!(
                 out,
                 "{}: conntrack {}/{} entries, insert={} invalid={} drop={} early_drop={} insert_failed={}",
                 n.name, ct.count, ct.max, s.insert, s.invalid, s.drop, s.early_drop, s.insert_failed
             );
+            if s.clash_resolve > 0 {
+                let _ = write!(out, " clash_resolve={}", s.clash_resolve);
+            }
+            let _ = writeln!(out);
         }
     }
     if !r.drops.is_empty() {

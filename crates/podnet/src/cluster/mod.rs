@@ -406,11 +406,18 @@ impl Cluster {
                 .map_err(|_| Error::RouteTableFull(spec.name.clone()))?;
         }
         if !edge {
-            if let Some(dp) =
+            if let Some(mut dp) =
                 self.new_dataplane(id, &spec.name, spec.ip, addrs.gateway(), addrs.pod_cidr)
             {
+                dp.set_cpus(spec.cpus);
                 node.register_hook(alloc::boxed::Box::new(dp));
             }
+            let seed = self.config.seed;
+            node.set_cpus(
+                spec.cpus,
+                SimRng::derive(seed, Stream::Cpu(id.0)),
+                SimRng::derive(seed, Stream::Cpu(id.0)).next_u64() ^ 0x5253_5300,
+            );
         }
         let uplink = self.new_link((Attach::Uplink(id), eth0), (Attach::Switch, swport));
         self.switch.add_port(uplink);

@@ -323,6 +323,7 @@ impl Cluster {
             ip,
             underlay_prefix: underlay.prefix_len(),
             pod_cidr: Some(outside),
+            cpus: 1,
         };
         self.building_edge = true;
         let id = self.add_node(spec);

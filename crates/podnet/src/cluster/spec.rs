@@ -116,6 +116,8 @@ pub struct NodeSpec {
     pub underlay_prefix: u8,
     /// The node's pod CIDR (`None`: the next /24 of the cluster's range).
     pub pod_cidr: Option<Ipv4Cidr>,
+    /// CPUs handling its packets (at least 1; see [`crate::race`]).
+    pub cpus: u32,
 }
 
 impl NodeSpec {
@@ -126,7 +128,14 @@ impl NodeSpec {
             ip: ip.into(),
             underlay_prefix: 24,
             pod_cidr: None,
+            cpus: 1,
         }
+    }
+
+    /// Sets the number of CPUs.
+    pub fn cpus(mut self, cpus: u32) -> Self {
+        self.cpus = cpus.max(1);
+        self
     }
 
     /// Sets the pod CIDR.

@@ -8,11 +8,15 @@
 //! leaves the hooks ([`Conntrack::confirm`]), so a packet dropped on the way leaves no entry.
 //! `conntrack -L` and `conntrack -S` renderings follow conntrack-tools.
 
+mod clash;
+mod kernel;
 mod life;
 pub mod table;
 pub mod tcp;
 pub mod tuple;
 
+pub use clash::Confirmed;
+pub use kernel::Kernel;
 pub use life::CtLife;
 use life::Gone;
 
@@ -52,6 +56,8 @@ pub struct CtConfig {
     pub icmp: u32,
     /// `generic_timeout`, seconds.
     pub generic: u32,
+    /// The kernel's version: how an insert clash is handled ([`Kernel`]).
+    pub kernel: Kernel,
 }
 
 impl Default for CtConfig {
@@ -67,6 +73,7 @@ impl Default for CtConfig {
             udp_stream: 120,
             icmp: 30,
             generic: 600,
+            kernel: Kernel::default(),
         }
     }
 }
@@ -90,7 +97,7 @@ pub struct CtStats {
     pub early_drop: u64,
     /// Packets conntrack could not parse.
     pub error: u64,
-    /// Lookups restarted (never, single CPU).
+    /// Lookups restarted (never here).
     pub search_restart: u64,
     /// Clashes resolved by reusing the existing entry (UDP).
     pub clash_resolve: u64,
@@ -188,7 +195,7 @@ impl CtDrop {
     pub fn reason(self) -> &'static str {
         match self {
             CtDrop::TableFull => "nf_conntrack: table full, dropping packet",
-            CtDrop::InsertClash => "nf_conntrack: insert clash",
+            CtDrop::InsertClash => "nf_conntrack: insert clash (insert_failed)",
         }
     }
 }
@@ -198,7 +205,13 @@ impl CtDrop {
 pub struct Conntrack {
     config: CtConfig,
     table: Table,
-    stats: CtStats,
+    /// `conntrack -S` counters, one set per CPU (at least one).
+    stats: alloc::vec::Vec<CtStats>,
+    /// The CPU the packet being handled runs on (an index into `stats`).
+    cpu: usize,
+    /// Entries the packet being handled cannot see: another CPU confirmed them after this
+    /// packet's lookup had begun ([`Conntrack::hide`]).
+    hidden: alloc::vec::Vec<u32>,
     life: CtLife,
     /// The latest time the table was used at. Expiries are kept on a wrapping millisecond
     /// clock (like jiffies), valid while no entry is looked at more than 24.8 days after it
@@ -289,7 +302,9 @@ impl Conntrack {
         Conntrack {
             table: Table::new(config.max, config.buckets, seed),
             config,
-            stats: CtStats::default(),
+            stats: alloc::vec![CtStats::default()],
+            cpu: 0,
+            hidden: alloc::vec::Vec::new(),
             life: CtLife::default(),
             last: Instant::ZERO,
             last_sweep: Instant::ZERO,
@@ -364,9 +379,9 @@ impl Conntrack {
         &self.config
     }
 
-    /// Counters.
+    /// Counters, summed over the CPUs.
     pub fn stats(&self) -> CtStats {
-        self.stats
+        self.stats.iter().fold(CtStats::default(), |t, s| t.plus(s))
     }
 
     /// Entries in the table.
@@ -408,7 +423,7 @@ impl Conntrack {
     }
 
     fn find(&mut self, now: Instant, t: &Tuple) -> Option<(u32, Dir)> {
-        let (idx, dir) = self.table.lookup(t)?;
+        let (idx, dir) = self.table.lookup_except(t, &self.hidden)?;
         if self.is_expired(idx, now) {
             self.free(idx, Gone::Expired);
             return None;
@@ -421,7 +436,7 @@ impl Conntrack {
     pub fn tuple_taken(&mut self, now: Instant, t: &Tuple) -> bool {
         self.touch(now);
         let taken = self.find(now, t).is_some();
-        self.stats.found += u64::from(taken);
+        self.st().found += u64::from(taken);
         taken
     }
 
@@ -430,11 +445,11 @@ impl Conntrack {
     pub fn track(&mut self, now: Instant, ip: &[u8], verify: bool) -> Result<CtInfo, CtDrop> {
         self.touch(now);
         let Ok(pkt) = Ipv4Packet::new_checked(ip) else {
-            self.stats.error += 1;
+            self.st().error += 1;
             return Ok(CtInfo::invalid());
         };
         let Some(tuple) = Tuple::of_packet(ip) else {
-            self.stats.invalid += 1;
+            self.st().invalid += 1;
             return Ok(CtInfo::invalid());
         };
         let l4 = &ip[usize::from(pkt.header_len())..usize::from(pkt.total_len()).min(ip.len())];
@@ -455,7 +470,7 @@ impl Conntrack {
                     Proto::Tcp(t)
                 }
                 Err(_) => {
-                    self.stats.invalid += 1;
+                    self.st().invalid += 1;
                     return Ok(CtInfo::invalid());
                 }
             },
@@ -468,7 +483,7 @@ impl Conntrack {
                     Proto::Udp
                 }
                 Err(_) => {
-                    self.stats.invalid += 1;
+                    self.st().invalid += 1;
                     return Ok(CtInfo::invalid());
                 }
             },
@@ -478,7 +493,7 @@ impl Conntrack {
                     && smoltcp::wire::Icmpv4Packet::new_checked(l4)
                         .is_ok_and(|i| !i.verify_checksum())
                 {
-                    self.stats.invalid += 1;
+                    self.st().invalid += 1;
                     return Ok(CtInfo::invalid());
                 }
                 Proto::Icmp { t: l4[0] }
@@ -492,7 +507,7 @@ impl Conntrack {
         }
         let (idx, dir, created) = match self.find(now, &tuple) {
             Some(_) if bad => {
-                self.stats.invalid += 1;
+                self.st().invalid += 1;
                 return Ok(CtInfo::invalid());
             }
             Some((idx, dir)) => (idx, dir, false),
@@ -513,7 +528,7 @@ impl Conntrack {
                 };
                 if bad || !ok_new {
                     self.free(idx, Gone::Unconfirmed);
-                    self.stats.invalid += 1;
+                    self.st().invalid += 1;
                     return Ok(CtInfo::invalid());
                 }
                 (idx, Dir::Original, true)
@@ -524,11 +539,11 @@ impl Conntrack {
 
     fn create(&mut self, now: Instant, tuple: &Tuple) -> Result<u32, CtDrop> {
         if self.table.count() >= self.config.max && !self.early_drop(now, tuple) {
-            self.stats.drop += 1;
+            self.st().drop += 1;
             return Err(CtDrop::TableFull);
         }
         let idx = self.table.alloc(tuple, &tuple.invert()).ok_or_else(|| {
-            self.stats.drop += 1;
+            self.st().drop += 1;
             CtDrop::TableFull
         })?;
         self.life.created += 1;
@@ -555,7 +570,7 @@ impl Conntrack {
                 }
             }
             if dropped > 0 {
-                self.stats.early_drop += dropped;
+                self.st().early_drop += dropped;
                 return true;
             }
             if self.table.count() < self.config.max {
@@ -580,8 +595,12 @@ impl Conntrack {
         }
     }
 
-    /// Sets an entry's timeout (at most [`MAX_TIMEOUT_SECS`]).
+    /// Sets an entry's timeout (at most [`MAX_TIMEOUT_SECS`]); an `IPS_NAT_CLASH` entry keeps
+    /// its fixed one.
     fn refresh(&mut self, now: Instant, idx: u32, secs: u32) {
+        if self.table.get(idx).has(bits::NAT_CLASH) {
+            return;
+        }
         let secs = secs.min(MAX_TIMEOUT_SECS);
         self.table.get_mut(idx).expires_ms = ms(now).wrapping_add(secs.saturating_mul(1000));
     }
@@ -632,7 +651,7 @@ impl Conntrack {
                     }
                     tcp::Action::Ignore(_) => {}
                     tcp::Action::Invalid { shrink, .. } => {
-                        self.stats.invalid += 1;
+                        self.st().invalid += 1;
                         if created {
                             self.free(idx, Gone::Unconfirmed);
                         } else if shrink {
@@ -736,28 +755,6 @@ impl Conntrack {
         }
     }
 
-    /// Confirms an entry created by this packet (`__nf_conntrack_confirm`): into the hash, or a
-    /// clash with an entry holding one of its tuples.
-    pub fn confirm(&mut self, idx: u32) -> Result<(), CtDrop> {
-        let e = self.table.get(idx);
-        if e.has(bits::CONFIRMED) || e.has(bits::DYING) || !e.has(bits::USED) {
-            return Ok(());
-        }
-        let (o, r) = (e.tuple(0), e.tuple(1));
-        if self.table.lookup(&o).is_some() || self.table.lookup(&r).is_some() {
-            self.free(idx, Gone::Unconfirmed);
-            self.stats.insert_failed += 1;
-            self.stats.drop += 1;
-            return Err(CtDrop::InsertClash);
-        }
-        // Linux 6.x counts `insert` only for entries ctnetlink inserts
-        // (`nf_conntrack_hash_check_insert`), not here in `__nf_conntrack_confirm`. The timeout
-        // set by the packet already runs from now: a node handles a packet within one instant,
-        // so creation and confirmation happen at the same time.
-        self.table.link(idx);
-        Ok(())
-    }
-
     /// Called when the last packet holding entry `idx` leaves the hooks: frees it unless it
     /// is in the hash. That is an entry never confirmed (its packet was dropped on the way,
     /// or it rode on an error the node built about that packet, [`CtInfo::attached`]) or one
@@ -798,7 +795,8 @@ impl Conntrack {
         }
         for idx in self.table.used() {
             let e = self.table.get(idx);
-            if e.has(bits::CONFIRMED) && left_ms(e.expires_ms, now) > 0 {
+            // `IPS_NAT_CLASH` entries are hidden from ctnetlink dumps.
+            if e.has(bits::CONFIRMED) && !e.has(bits::NAT_CLASH) && left_ms(e.expires_ms, now) > 0 {
                 out.push_str(&self.line(idx, now));
                 out.push('\n');
             }
@@ -806,15 +804,21 @@ impl Conntrack {
         out
     }
 
-    /// `conntrack -S` (one CPU).
+    /// `conntrack -S`: one line per CPU.
     pub fn stats_text(&self) -> String {
-        let s = self.stats;
-        alloc::format!(
-            "cpu=0   \tfound={} invalid={} insert={} insert_failed={} drop={} early_drop={} error={} search_restart={} clash_resolve={} chaintoolong={} \n",
-            s.found, s.invalid, s.insert, s.insert_failed, s.drop, s.early_drop, s.error, s.search_restart, s.clash_resolve, s.chaintoolong
-        )
+        let mut out = String::new();
+        for (cpu, s) in self.stats.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "cpu={cpu:<4}\tfound={} invalid={} insert={} insert_failed={} drop={} early_drop={} error={} search_restart={} clash_resolve={} chaintoolong={} ",
+                s.found, s.invalid, s.insert, s.insert_failed, s.drop, s.early_drop, s.error, s.search_restart, s.clash_resolve, s.chaintoolong
+            );
+        }
+        out
     }
 }
 
+#[cfg(test)]
+mod clash_tests;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -108,6 +108,9 @@ pub mod bits {
     /// Killed (`nf_ct_kill`): out of the hash, held only by the packet in flight until it
     /// leaves the hooks; never confirmed again.
     pub const DYING: u16 = 1 << 12;
+    /// IPS_NAT_CLASH: the loser of a UDP insert race, in the hash by its REPLY tuple only,
+    /// with a fixed 1 s timeout; `conntrack -L` does not show it.
+    pub const NAT_CLASH: u16 = 1 << 13;
 }
 
 impl Entry {
@@ -300,17 +303,34 @@ impl Table {
 
     /// Finds the confirmed entry holding `t` in either direction: (index, direction).
     pub fn lookup(&self, t: &Tuple) -> Option<(u32, usize)> {
+        self.lookup_except(t, &[])
+    }
+
+    /// [`Table::lookup`] that does not see the entries in `skip` (entries another CPU confirmed
+    /// after this packet's lookup began: see [`super::Conntrack::hide`]).
+    pub fn lookup_except(&self, t: &Tuple, skip: &[u32]) -> Option<(u32, usize)> {
         let key = Key::of(t);
         let mut cur = self.buckets[self.bucket_of(t) as usize];
         while cur != NIL {
             let (ci, cd) = (cur >> 1, (cur & 1) as usize);
             let e = &self.entries[ci as usize];
-            if e.proto == t.proto && e.keys[cd] == key {
+            if e.proto == t.proto && e.keys[cd] == key && !skip.contains(&ci) {
                 return Some((ci, cd));
             }
             cur = e.next[cd];
         }
         None
+    }
+
+    /// Confirms an entry by its REPLY tuple only (`nf_ct_resolve_clash_harder`: the ORIGINAL
+    /// tuple is another entry's), marked [`bits::NAT_CLASH`].
+    pub fn link_reply_only(&mut self, idx: u32) {
+        let dir = 1;
+        let b = self.bucket_of(&self.entries[idx as usize].tuple(dir)) as usize;
+        self.entries[idx as usize].next[dir] = self.buckets[b];
+        self.buckets[b] = idx << 1 | dir as u32;
+        self.entries[idx as usize].next[0] = NIL;
+        self.entries[idx as usize].bits |= bits::CONFIRMED | bits::NAT_CLASH;
     }
 
     /// The entries (index) linked in bucket `b`, each once, in chain order.

@@ -31,7 +31,7 @@ fn ct(max: u32) -> Conntrack {
 fn pass(c: &mut Conntrack, now: Instant, p: &[u8]) -> CtInfo {
     let info = c.track(now, p, true).expect("not dropped");
     if info.created {
-        c.confirm(info.entry.unwrap()).unwrap();
+        c.confirm(Instant::ZERO, info.entry.unwrap()).unwrap();
     }
     if let Some(idx) = info.entry {
         c.discard(idx);
@@ -178,7 +178,7 @@ fn a_killed_entry_still_serves_its_rst_until_the_packet_leaves() {
     let mut reply = c.entry(idx).tuple(1);
     (reply.src, reply.sport) = (B, 8080);
     c.bind_nat(idx, &reply);
-    c.confirm(idx).unwrap();
+    c.confirm(Instant::ZERO, idx).unwrap();
     let rst = c
         .track(t(1), &tcp(B, 8080, C, 40005, "RA", 0, 1001, 0), true)
         .unwrap();
@@ -189,7 +189,7 @@ fn a_killed_entry_still_serves_its_rst_until_the_packet_leaves() {
     assert_eq!(e.tuple(1), reply);
     assert_eq!(c.list(t(1)), "", "out of the table at once");
     assert!(!c.tuple_taken(t(1), &reply), "no lookup finds it");
-    assert!(c.confirm(idx).is_ok() && !c.entry(idx).has(bits::CONFIRMED));
+    assert!(c.confirm(Instant::ZERO, idx).is_ok() && !c.entry(idx).has(bits::CONFIRMED));
     assert_eq!(c.count(), 1);
     c.discard(idx);
     assert_eq!(c.count(), 0, "freed when the RST leaves the hooks");
@@ -368,7 +368,7 @@ fn nat_binding_is_found_by_the_translated_reply() {
         proto: proto::TCP,
     };
     c.bind_nat(idx, &reply);
-    c.confirm(idx).unwrap();
+    c.confirm(Instant::ZERO, idx).unwrap();
     assert!(c.entry(idx).has(bits::DST_NAT) && !c.entry(idx).has(bits::SRC_NAT));
     let back = c
         .track(t(1), &tcp(S, 8080, C, 40000, "SA", 9, 2, 0), true)
@@ -391,8 +391,11 @@ fn unconfirmed_entries_vanish_when_discarded_and_clashes_are_counted() {
     let y = c
         .track(t(0), &tcp(C, 2, S, 80, "S", 1, 0, 0), true)
         .unwrap();
-    c.confirm(x.entry.unwrap()).unwrap();
-    assert_eq!(c.confirm(y.entry.unwrap()), Err(CtDrop::InsertClash));
+    c.confirm(Instant::ZERO, x.entry.unwrap()).unwrap();
+    assert_eq!(
+        c.confirm(Instant::ZERO, y.entry.unwrap()),
+        Err(CtDrop::InsertClash)
+    );
     assert_eq!(
         (c.stats().insert, c.stats().insert_failed, c.stats().drop),
         (0, 1, 1)

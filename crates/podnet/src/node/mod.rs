@@ -5,6 +5,7 @@
 //! [`Node::uplink_input`] (from the underlay), timers run in [`Node::poll`], and every frame the
 //! node sends is pushed to an output list as an [`Egress`] for the cluster to put on a link.
 
+mod cpus;
 mod hooks;
 mod neigh;
 pub mod reply;
@@ -132,6 +133,8 @@ pub struct Node {
     /// `flannel.1`'s forwarding database (remote VTEP MAC -> remote node IP); `None` without a
     /// VXLAN device.
     fdb: Option<BTreeMap<EthernetAddress, Ipv4Address>>,
+    /// The CPUs packets are steered to ([`Node::set_cpus`]).
+    cpus: cpus::Cpus,
 }
 
 impl fmt::Debug for Node {
@@ -185,6 +188,7 @@ impl Node {
             ip_ident: 0,
             stats: NodeStats::default(),
             fdb: ifaces.flannel.map(|_| BTreeMap::new()),
+            cpus: cpus::Cpus::default(),
         })
     }
 
@@ -352,6 +356,10 @@ impl Node {
         };
         let (src, dst) = (eth.src_addr(), eth.dst_addr());
         let ipv4 = eth.ethertype() == EthernetProtocol::Ipv4 && !self.hooks.is_empty();
+        if ipv4 && self.cpus.count > 1 {
+            let cpu = self.sender_cpu();
+            self.steer(now, cpu);
+        }
         let fwd = self.bridge.forward(now, BridgePort::Port(port), src, dst);
         match fwd {
             Forward::One(BridgePort::Port(to)) if ipv4 => {
@@ -718,6 +726,10 @@ impl Node {
         out: &mut Output,
         trace: &mut Trace,
     ) {
+        if self.cpus.count > 1 && !self.hooks.is_empty() {
+            let cpu = self.rss_cpu(&frame);
+            self.steer(now, cpu);
+        }
         match EthernetFrame::new_checked(&frame[..]) {
             Ok(eth) if eth.dst_addr() == self.addrs.eth0_mac || eth.dst_addr().is_broadcast() => {
                 self.host_input(now, Dev::Eth0, frame, out, trace)

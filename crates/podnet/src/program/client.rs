@@ -103,6 +103,9 @@ pub struct ConnRecord {
     /// waiting for the lookup; zero when the answer was already known (cached). `None` without
     /// name resolution.
     pub dns_time: Option<Duration>,
+    /// With [`ClientSpec::resolve`]: the local UDP ports the lookup's queries left from, in
+    /// order (a new socket per name tried, or per reopen); empty without name resolution.
+    pub dns_ports: Vec<u16>,
 }
 
 #[derive(Debug)]
@@ -563,6 +566,11 @@ impl Client {
             bytes_received: received,
             error: None,
             dns_time: None,
+            dns_ports: self
+                .lookup
+                .as_deref()
+                .map(|l| l.ports.clone())
+                .unwrap_or_default(),
         }
     }
 

@@ -19,7 +19,7 @@ use smoltcp::time::Instant;
 use smoltcp::wire::Ipv4Address;
 
 pub use client::{Client, ClientSpec, ConnRecord, Outcome, Protocol, Request};
-pub use dns::Resolve;
+pub use dns::{ResolvOptions, Resolve};
 
 use crate::rng::SimRng;
 

@@ -129,6 +129,8 @@ pub mod v1 {
         pub node_name: Option<String>,
         /// `true`: the pod is skipped with a warning (host-network pods are not simulated).
         pub host_network: Option<bool>,
+        /// What the kubelet adds to the pod's `resolv.conf`: only `options` is used.
+        pub dns_config: Option<PodDnsConfig>,
     }
 
     impl_from_node!(
@@ -136,7 +138,49 @@ pub mod v1 {
         default {
             containers: "containers",
             node_name: "nodeName",
-            host_network: "hostNetwork"
+            host_network: "hostNetwork",
+            dns_config: "dnsConfig"
+        }
+    );
+
+    #[derive(Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
+    pub struct PodDnsConfig {
+        /// Extra `nameservers` (ignored: the pod asks the cluster's DNS Service).
+        pub nameservers: Option<Vec<String>>,
+        /// Extra search domains (ignored).
+        pub searches: Option<Vec<String>>,
+        /// `resolv.conf` options: `timeout` (seconds, default 5), `attempts` (default 2),
+        /// `single-request`, `single-request-reopen` (glibc's workarounds for the parallel
+        /// A/AAAA race), `ndots` (only 5, the kubelet's). `use-vc` (DNS over TCP) is refused.
+        pub options: Option<Vec<PodDnsConfigOption>>,
+    }
+
+    impl_from_node!(
+        PodDnsConfig,
+        default {
+            nameservers: "nameservers",
+            searches: "searches",
+            options: "options"
+        }
+    );
+
+    #[derive(Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
+    pub struct PodDnsConfigOption {
+        /// The option's name; required.
+        pub name: String,
+        /// Its value, for `timeout`, `attempts` and `ndots`.
+        pub value: Option<String>,
+    }
+
+    impl_from_node!(
+        PodDnsConfigOption,
+        default {
+            name: "name",
+            value: "value"
         }
     );
 

@@ -547,8 +547,8 @@ pub(crate) fn serve_tcp(zone: &Zone, request: &mut Vec<u8>, pending: &mut Vec<u8
 }
 
 mod resolver;
-pub use resolver::Resolve;
 pub(crate) use resolver::{Lookup, Resolved};
+pub use resolver::{ResolvOptions, Resolve};
 
 #[cfg(test)]
 mod tests;
