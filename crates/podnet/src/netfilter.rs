@@ -145,6 +145,12 @@ pub trait NetfilterHook {
     /// up. Called only when that packet is sent.
     fn attach(&mut self) {}
 
+    /// After an accepted walk of PREROUTING: whether the packet goes to the node's L7 proxy
+    /// instead of being routed (Cilium's TPROXY redirect); clears the request.
+    fn take_redirect(&mut self) -> bool {
+        false
+    }
+
     /// Lets callers reach the concrete module (`node.hooks()` then downcast), e.g. to read a
     /// conntrack table.
     fn as_any(&self) -> Option<&dyn core::any::Any> {

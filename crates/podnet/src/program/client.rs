@@ -103,6 +103,8 @@ pub struct ConnRecord {
     /// waiting for the lookup; zero when the answer was already known (cached). `None` without
     /// name resolution.
     pub dns_time: Option<Duration>,
+    /// HTTP requests: the status code of the response's status line, if one arrived.
+    pub http_status: Option<u16>,
 }
 
 #[derive(Debug)]
@@ -561,6 +563,7 @@ impl Client {
             bytes_received: received,
             error: None,
             dns_time: None,
+            http_status: None,
         }
     }
 
@@ -593,6 +596,14 @@ impl Client {
         rec.local = local.unwrap_or_else(|| IpEndpoint::new(pod_addr(env), a.local_port));
         rec.dns_time = a.dns_time;
         rec.peer = a.peer;
+        if matches!(self.spec.request, Request::Http { .. }) {
+            // `HTTP/1.1 403 Forbidden`: the three digits after the version.
+            rec.http_status = a
+                .received
+                .get(9..12)
+                .filter(|_| a.received.starts_with(b"HTTP/"))
+                .and_then(|d| core::str::from_utf8(d).ok()?.parse().ok());
+        }
         rec.error = a.error.or_else(|| match outcome {
             Outcome::Ok => None,
             Outcome::Refused => Some(String::from("ECONNREFUSED: RST")),
