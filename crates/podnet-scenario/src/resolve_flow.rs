@@ -383,6 +383,7 @@ fn flow(cx: &mut Ctx<'_>, o: &Object, t: &TrafficSpec) -> Result<FlowDef, Error>
         interval: duration(o, &t.interval, Duration::ZERO)?,
         timeout,
         expect,
+        expect_status: t.expect.as_ref().and_then(|e| e.http_status),
         loc: o.loc(),
     })
 }

@@ -290,7 +290,12 @@ impl Dataplane {
                     judged: *t,
                     reason: v.reason.clone(),
                 });
-                return Verdict::Drop(format!("NetworkPolicy: {}", v.reason).into());
+                let what = if world.cilium.is_some() {
+                    "Policy denied"
+                } else {
+                    "NetworkPolicy"
+                };
+                return Verdict::Drop(format!("{what}: {}", v.reason).into());
             }
         }
         Verdict::Accept

@@ -350,19 +350,52 @@ pub(super) fn explain_record(l: &Session, r: &ConnRecord, proto: u8, header: &st
         proto,
         dport,
     });
+    let cilium = !l.cluster.cilium_policies().is_empty();
     let _ = writeln!(
         out,
-        "\nNetworkPolicy (judged after DNAT, against {dst}:{dport}): {}",
+        "\n{} (judged after DNAT, against {dst}:{dport}): {}",
+        if cilium {
+            "Policy (Cilium: by security identity, with the NetworkPolicies)"
+        } else {
+            "NetworkPolicy"
+        },
         if v.allowed { "allowed" } else { "DENIED" }
     );
     for (dir, d) in [("egress of", &v.egress), ("ingress of", &v.ingress)] {
         let who = d.pod.clone().unwrap_or_else(|| String::from("(not a pod)"));
+        if cilium {
+            let _ = writeln!(out, "  {dir} {who}: {}", d.reason);
+            for line in &d.details {
+                let _ = writeln!(out, "    {line}");
+            }
+            continue;
+        }
         let sel = if d.selecting.is_empty() {
             String::from("no policy selects it")
         } else {
             format!("selected by {}", d.selecting.join(", "))
         };
         let _ = writeln!(out, "  {dir} {who}: {sel}; {}", d.reason);
+    }
+    for (node, e) in l
+        .cluster
+        .l7_access_log()
+        .iter()
+        .filter(|(_, e)| e.client == r.local && e.at >= r.started && e.at <= r.ended)
+    {
+        let _ = writeln!(
+            out,
+            "  L7 proxy on {node}: {} {} -> {} ({}); {}",
+            e.method,
+            e.path,
+            e.status.map_or(String::from("no response"), |s| format!("HTTP {s}")),
+            if e.allowed {
+                "allowed, relayed to the backend on the proxy's own connection"
+            } else {
+                "denied: the proxy answered 403 Access denied itself"
+            },
+            e.rule
+        );
     }
     out
 }

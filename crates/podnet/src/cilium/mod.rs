@@ -298,7 +298,7 @@ impl Engine {
         };
         let lookup = map.lookup(egress, peer_id, flow.proto, flow.dport);
         v.details.push(format!(
-            "policy map of {key} (identity {own_id}), {dir} lookup ({peer_id}, {}/{}): {} entr{} cover it",
+            "policy map of {key} (identity {own_id}), {dir} lookup ({peer_id}, {}/{}): {} entr{} it",
             flow.dport,
             match flow.proto {
                 6 => "TCP",
@@ -307,7 +307,11 @@ impl Engine {
                 _ => "ANY",
             },
             lookup.consulted.len(),
-            if lookup.consulted.len() == 1 { "y" } else { "ies" }
+            if lookup.consulted.len() == 1 {
+                "y covers"
+            } else {
+                "ies cover"
+            }
         ));
         for (k, e) in &lookup.consulted {
             v.details.push(format!(

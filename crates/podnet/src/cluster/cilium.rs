@@ -34,7 +34,10 @@ impl Cluster {
         self.netpol.cilium.retain(|p| p.key() != key);
         self.netpol.cilium.push(policy);
         if l7 && self.config.proxy == Proxy::Ebpf {
+            // No policy is pushed while the proxies are added: they have no identity.
+            self.netpol.quiet = true;
             self.ensure_l7_proxies();
+            self.netpol.quiet = false;
         }
         self.resync_policies();
     }

@@ -43,6 +43,8 @@ pub(super) struct State {
     pub cilium: Vec<crate::cilium::CiliumPolicy>,
     /// Security identities handed out so far (kept when pods go, so they come back).
     pub identities: crate::cilium::identity::Allocator,
+    /// Set while the L7 proxies are added (policies are pushed once they are).
+    pub quiet: bool,
 }
 
 fn dataplane(slot: &NodeSlot) -> Option<&Dataplane> {
@@ -177,7 +179,10 @@ impl Cluster {
     /// policy: the dataplanes then enforce none).
     pub(super) fn resync_policies(&mut self) {
         let none = self.netpol.policies.is_empty() && self.netpol.cilium.is_empty();
-        if self.config.proxy == Proxy::None || (none && !self.netpol.any_denied) {
+        if self.config.proxy == Proxy::None
+            || (none && !self.netpol.any_denied)
+            || self.netpol.quiet
+        {
             return;
         }
         let world = (!none).then(|| self.policy_world());
