@@ -400,6 +400,36 @@ pub(super) fn explain_record(l: &Session, r: &ConnRecord, proto: u8, header: &st
     out
 }
 
+/// With Cilium policies: the ipcache and the policy map of each endpoint of node `id`
+/// (`cilium bpf ipcache list`, `cilium bpf policy get`); empty otherwise.
+fn policy_maps(l: &Session, id: podnet::NodeId) -> String {
+    let w = l.cluster.policy_world();
+    let Some(e) = w.cilium.as_ref() else {
+        return String::new();
+    };
+    let mut out = String::from("\n# Security identities of the endpoints (cilium bpf ipcache list):\n");
+    for (ip, ident) in &e.pods {
+        let _ = writeln!(out, "{ip}/32 identity={ident} ({})", e.identities.labels_text(*ident));
+    }
+    for (cidr, ident) in e.cidrs.entries() {
+        let _ = writeln!(out, "{cidr} identity={ident} ({})", e.identities.labels_text(*ident));
+    }
+    for (ip, pod) in w.pods.iter().filter(|(_, p)| p.node == id.0) {
+        let Some(map) = e.map_of(*ip) else { continue };
+        let _ = write!(
+            out,
+            "\n# Policy map of {}/{} ({ip}, identity {}; cilium bpf policy get): ingress {}, egress {}\n{}",
+            pod.namespace,
+            pod.name,
+            e.pods[ip],
+            if map.ingress_enforced { "enforced" } else { "not enforced" },
+            if map.egress_enforced { "enforced" } else { "not enforced" },
+            map.render(&e.identities)
+        );
+    }
+    out
+}
+
 pub(super) fn frame_tuple_ip(ip: &[u8]) -> Option<Tuple> {
     let hl = usize::from(*ip.first()? & 0x0f) * 4;
     Tuple::of_packet(ip.get(hl + 8..)?)
@@ -443,8 +473,9 @@ pub(super) fn rules(l: &Session, node_name: &str, counters: bool) -> Result<Stri
         (Proxy::Nftables, _) => dp.proxy().nft_ruleset(),
         (_, Some(bpf)) => format!(
             "# {node_name}: kube-proxy is not running (proxy: ebpf); no iptables rule handles \
-             Services.\n# Services are entries of the eBPF maps (cilium bpf lb list):\n{}",
-            bpf.lb().lb_list()
+             Services.\n# Services are entries of the eBPF maps (cilium bpf lb list):\n{}{}",
+            bpf.lb().lb_list(),
+            policy_maps(l, id)
         ),
         _ if counters => dp.proxy().iptables_save_counters(),
         _ => dp.proxy().iptables_save(),
