@@ -48,7 +48,7 @@ export const CILIUM_LESSON: Lesson = {
       text:
         "The second request opens a connection the policy map allows, but no HTTP rule matches GET /admin: the proxy answers " +
         "HTTP/1.1 403 Forbidden, Access denied, itself. The backend never sees it; the report gives the status of each request.",
-      find: (e) => e.kind === "received" && e.host === "client" && e.conn?.flow === "admin" && e.packet.flags.includes("P"),
+      find: (e) => e.kind === "received" && e.host === "client" && e.conn?.flow === "admin" && e.packet.sport === 80 && e.packet.len > 100,
       look: ["policy", "report"],
       tcpdump: { iface: "backend/eth0", filter: "port 80" },
     },
