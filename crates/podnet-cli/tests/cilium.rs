@@ -55,16 +55,26 @@ fn l7_example_reports_each_status_and_what_the_backend_saw() {
         public["from"].as_str().unwrap(),
         public["seenByBackend"].as_str().unwrap(),
     );
-    assert_eq!(from.split(':').next(), seen.split(':').next(), "the client's address");
+    assert_eq!(
+        from.split(':').next(),
+        seen.split(':').next(),
+        "the client's address"
+    );
     assert_ne!(from, seen, "but the proxy's own connection (another port)");
     let admin = conn(&r, "admin");
     assert_eq!(admin["outcome"], "ok", "the connection itself is allowed");
     assert_eq!(admin["httpStatus"], 403);
-    assert!(admin["seenByBackend"].is_null(), "the backend never saw /admin");
+    assert!(
+        admin["seenByBackend"].is_null(),
+        "the backend never saw /admin"
+    );
     let intruder = conn(&r, "intruder");
     assert_eq!(intruder["outcome"], "denied");
     assert!(intruder.get("httpStatus").is_none());
-    assert!(intruder["error"].as_str().unwrap().contains("no policy map entry allows identity"));
+    assert!(intruder["error"]
+        .as_str()
+        .unwrap()
+        .contains("no policy map entry allows identity"));
     // Without L7 policies the report has no httpStatus (existing reports are unchanged).
     let seed = report("examples/seed.yaml");
     assert!(conn(&seed, "web").get("httpStatus").is_none());
@@ -110,11 +120,23 @@ fn explain_names_identities_entries_and_the_l7_rule() {
         "web:80",
     ]);
     assert_eq!(code, 0);
-    assert!(out.contains("10.244.0.5 is 256 (k8s:app=client,k8s:io.kubernetes.pod.namespace=default)"), "{out}");
+    assert!(
+        out.contains("10.244.0.5 is 256 (k8s:app=client,k8s:io.kubernetes.pod.namespace=default)"),
+        "{out}"
+    );
     assert!(out.contains("Allow  Ingress  256"), "{out}");
-    assert!(out.contains("redirected to the L7 proxy (port 10000)"), "{out}");
-    assert!(out.contains("L7 proxy on node-b: GET / -> HTTP 403"), "{out}");
-    assert!(out.contains("method GET path /public (CiliumNetworkPolicy default/web-l7 ingress[0])"), "{out}");
+    assert!(
+        out.contains("redirected to the L7 proxy (port 10000)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("L7 proxy on node-b: GET / -> HTTP 403"),
+        "{out}"
+    );
+    assert!(
+        out.contains("method GET path /public (CiliumNetworkPolicy default/web-l7 ingress[0])"),
+        "{out}"
+    );
     let (_, out, _) = podnet(&[
         "explain",
         "examples/cilium-l7.yaml",

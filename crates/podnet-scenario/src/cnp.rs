@@ -1,7 +1,7 @@
 //! CiliumNetworkPolicy and CiliumClusterwideNetworkPolicy objects converted to the core's
 //! [`podnet::cilium::CiliumPolicy`].
 
-use crate::k8s::api::cilium::v2::{CiliumNetworkPolicy, CiliumRule, CidrRule, PortRule};
+use crate::k8s::api::cilium::v2::{CidrRule, CiliumNetworkPolicy, CiliumRule, PortRule};
 use crate::k8s::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use crate::k8s::apimachinery::pkg::util::intstr::IntOrString;
 use crate::load::{Object, ObjectKind};
@@ -58,9 +58,13 @@ fn port_rule(p: &PortRule, source: &str, deny: bool) -> Result<cilium::PortRule,
     for pp in p.ports.iter().flatten() {
         let port = match &pp.port {
             None => 0,
-            Some(IntOrString::Int(n)) => u16::try_from(*n).map_err(|_| format!("port {n} out of range"))?,
+            Some(IntOrString::Int(n)) => {
+                u16::try_from(*n).map_err(|_| format!("port {n} out of range"))?
+            }
             Some(IntOrString::String(s)) => s.parse::<u16>().map_err(|_| {
-                format!("port {s:?}: podnet reads port numbers only (named ports are not supported)")
+                format!(
+                    "port {s:?}: podnet reads port numbers only (named ports are not supported)"
+                )
             })?,
         };
         let end_port = match pp.end_port {
@@ -103,9 +107,27 @@ fn port_rule(p: &PortRule, source: &str, deny: bool) -> Result<cilium::PortRule,
 
 fn rule(r: &CiliumRule, egress: bool, source: &str, deny: bool) -> Result<PolicyRule, String> {
     let (eps, ents, cidrs, sets, wrong) = if egress {
-        (&r.to_endpoints, &r.to_entities, &r.to_cidr, &r.to_cidr_set, r.from_endpoints.is_some() || r.from_entities.is_some() || r.from_cidr.is_some() || r.from_cidr_set.is_some())
+        (
+            &r.to_endpoints,
+            &r.to_entities,
+            &r.to_cidr,
+            &r.to_cidr_set,
+            r.from_endpoints.is_some()
+                || r.from_entities.is_some()
+                || r.from_cidr.is_some()
+                || r.from_cidr_set.is_some(),
+        )
     } else {
-        (&r.from_endpoints, &r.from_entities, &r.from_cidr, &r.from_cidr_set, r.to_endpoints.is_some() || r.to_entities.is_some() || r.to_cidr.is_some() || r.to_cidr_set.is_some())
+        (
+            &r.from_endpoints,
+            &r.from_entities,
+            &r.from_cidr,
+            &r.from_cidr_set,
+            r.to_endpoints.is_some()
+                || r.to_entities.is_some()
+                || r.to_cidr.is_some()
+                || r.to_cidr_set.is_some(),
+        )
     };
     if wrong {
         return Err(format!(
@@ -188,7 +210,10 @@ pub(crate) fn policies(objects: &[Object], ebpf: bool) -> Result<Vec<CiliumPolic
         if !ebpf {
             return Err(Error::at(
                 &o.loc(),
-                format!("{kind} {}: Cilium policies need `proxy: ebpf` in the Cluster", o.name),
+                format!(
+                    "{kind} {}: Cilium policies need `proxy: ebpf` in the Cluster",
+                    o.name
+                ),
             ));
         }
         let ns = (kind == "CiliumNetworkPolicy").then(|| o.ns());

@@ -2,9 +2,9 @@
 //! dispatched on its `apiVersion` and `kind` to a Kubernetes type (`k8s`) or a podnet kind.
 
 use crate::k8s::api::apps::v1::Deployment;
+use crate::k8s::api::cilium::v2::CiliumNetworkPolicy;
 use crate::k8s::api::core::v1::{Namespace, Node as K8sNode, Pod, Service};
 use crate::k8s::api::discovery::v1::EndpointSlice;
-use crate::k8s::api::cilium::v2::CiliumNetworkPolicy;
 use crate::k8s::api::networking::v1::NetworkPolicy;
 
 use crate::de::{from_node, DeError, FromNode};

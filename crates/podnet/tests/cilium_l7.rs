@@ -93,14 +93,22 @@ fn public_passes_admin_gets_403_from_the_proxy() {
     assert_eq!(ok.outcome, Outcome::Ok, "{ok:?}");
     assert_eq!(ok.http_status, Some(200));
     let denied = get(&mut c, client, "/admin");
-    assert_eq!(denied.outcome, Outcome::Ok, "the connection itself is allowed");
+    assert_eq!(
+        denied.outcome,
+        Outcome::Ok,
+        "the connection itself is allowed"
+    );
     assert_eq!(denied.http_status, Some(403));
     let log = c.l7_access_log();
     assert_eq!(log.len(), 2, "{log:?}");
     assert_eq!(log[0].0, "node-b");
     assert!(log[0].1.allowed && log[0].1.status == Some(200));
     assert!(!log[1].1.allowed && log[1].1.status == Some(403));
-    assert!(log[1].1.rule.contains("no HTTP rule matches GET /admin"), "{}", log[1].1.rule);
+    assert!(
+        log[1].1.rule.contains("no HTTP rule matches GET /admin"),
+        "{}",
+        log[1].1.rule
+    );
     // The backend only ever saw the proxy's connection for /public: from the client's
     // address, but another port than the client's.
     let up = log[0].1.upstream_port.expect("an upstream connection");
@@ -108,10 +116,15 @@ fn public_passes_admin_gets_403_from_the_proxy() {
     let web_rx: Vec<_> = c.trace().tcp_received_on("web/eth0").collect();
     assert!(web_rx.iter().all(|t| t.src == v4(ok.local.addr)));
     assert!(web_rx.iter().any(|t| t.sport == up), "{web_rx:?}");
-    assert!(!web_rx.iter().any(|t| t.sport == ok.local.port || t.sport == denied.local.port));
+    assert!(!web_rx
+        .iter()
+        .any(|t| t.sport == ok.local.port || t.sport == denied.local.port));
     // The client's own connection reached node-b's eth0 (and the proxy), not the backend.
     let b_rx: Vec<_> = c.trace().tcp_received_on("node-b/eth0").collect();
-    assert!(b_rx.iter().any(|t| t.sport == ok.local.port && t.syn), "{b_rx:?}");
+    assert!(
+        b_rx.iter().any(|t| t.sport == ok.local.port && t.syn),
+        "{b_rx:?}"
+    );
 }
 
 fn v4(a: IpAddress) -> Ipv4Address {
@@ -147,4 +160,3 @@ fn identity_survives_restart_and_follows_labels() {
     assert_ne!(c.pod_identity(ip2), Some(id));
     assert_eq!(get(&mut c, again, "/public").outcome, Outcome::Denied);
 }
-

@@ -388,7 +388,8 @@ pub(super) fn explain_record(l: &Session, r: &ConnRecord, proto: u8, header: &st
             "  L7 proxy on {node}: {} {} -> {} ({}); {}",
             e.method,
             e.path,
-            e.status.map_or(String::from("no response"), |s| format!("HTTP {s}")),
+            e.status
+                .map_or(String::from("no response"), |s| format!("HTTP {s}")),
             if e.allowed {
                 "allowed, relayed to the backend on the proxy's own connection"
             } else {
@@ -407,12 +408,21 @@ fn policy_maps(l: &Session, id: podnet::NodeId) -> String {
     let Some(e) = w.cilium.as_ref() else {
         return String::new();
     };
-    let mut out = String::from("\n# Security identities of the endpoints (cilium bpf ipcache list):\n");
+    let mut out =
+        String::from("\n# Security identities of the endpoints (cilium bpf ipcache list):\n");
     for (ip, ident) in &e.pods {
-        let _ = writeln!(out, "{ip}/32 identity={ident} ({})", e.identities.labels_text(*ident));
+        let _ = writeln!(
+            out,
+            "{ip}/32 identity={ident} ({})",
+            e.identities.labels_text(*ident)
+        );
     }
     for (cidr, ident) in e.cidrs.entries() {
-        let _ = writeln!(out, "{cidr} identity={ident} ({})", e.identities.labels_text(*ident));
+        let _ = writeln!(
+            out,
+            "{cidr} identity={ident} ({})",
+            e.identities.labels_text(*ident)
+        );
     }
     for (ip, pod) in w.pods.iter().filter(|(_, p)| p.node == id.0) {
         let Some(map) = e.map_of(*ip) else { continue };

@@ -356,7 +356,11 @@ pub(super) fn report(l: &Session) -> Report {
     };
     for (i, f) in l.index.flows.iter().enumerate() {
         let (proto, records) = l.connections(i);
-        let status = l7 || l.scenario.flows.get(i).is_some_and(|d| d.expect_status.is_some());
+        let status = l7
+            || l.scenario
+                .flows
+                .get(i)
+                .is_some_and(|d| d.expect_status.is_some());
         let connections = records
             .iter()
             .enumerate()

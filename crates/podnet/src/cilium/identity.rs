@@ -229,8 +229,14 @@ mod tests {
     #[test]
     fn ipcache_longest_prefix_else_world() {
         let mut c = IpCache::default();
-        c.insert(Ipv4Cidr::new(Ipv4Address::new(203, 0, 113, 0), 24), 16_777_216);
-        c.insert(Ipv4Cidr::new(Ipv4Address::new(203, 0, 113, 128), 25), 16_777_217);
+        c.insert(
+            Ipv4Cidr::new(Ipv4Address::new(203, 0, 113, 0), 24),
+            16_777_216,
+        );
+        c.insert(
+            Ipv4Cidr::new(Ipv4Address::new(203, 0, 113, 128), 25),
+            16_777_217,
+        );
         c.insert_host(Ipv4Address::new(10, 244, 0, 5), 256);
         assert_eq!(c.lookup(Ipv4Address::new(10, 244, 0, 5)), 256);
         assert_eq!(c.lookup(Ipv4Address::new(203, 0, 113, 7)), 16_777_216);

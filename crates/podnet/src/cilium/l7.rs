@@ -75,7 +75,10 @@ pub fn rule_matches(rule: &HttpRule, req: &RequestHead) -> bool {
     rule.method
         .as_deref()
         .is_none_or(|m| full_match(m, &req.method))
-        && rule.path.as_deref().is_none_or(|p| full_match(p, &req.path))
+        && rule
+            .path
+            .as_deref()
+            .is_none_or(|p| full_match(p, &req.path))
         && rule.headers.iter().all(|h| match h.split_once(':') {
             Some((k, v)) => req.header(k.trim()) == Some(v.trim()),
             None => req.header(h.trim()).is_some(),
@@ -179,7 +182,9 @@ impl Parser<'_> {
                     self.i += 1;
                     escape_class(e).unwrap_or(Node::Char(e))
                 }
-                '*' | '+' | '?' | '{' => return Err(alloc::format!("nothing to repeat before {c}")),
+                '*' | '+' | '?' | '{' => {
+                    return Err(alloc::format!("nothing to repeat before {c}"))
+                }
                 c => Node::Char(c),
             };
             seq.push(self.quantified(atom)?);
@@ -336,8 +341,8 @@ mod tests {
 
     #[test]
     fn rules_on_a_request() {
-        let req = RequestHead::parse(b"GET /admin HTTP/1.1\r\nHost: web\r\nX-Token: 1\r\n\r\n")
-            .unwrap();
+        let req =
+            RequestHead::parse(b"GET /admin HTTP/1.1\r\nHost: web\r\nX-Token: 1\r\n\r\n").unwrap();
         assert_eq!((req.method.as_str(), req.path.as_str()), ("GET", "/admin"));
         let rule = |m: Option<&str>, p: Option<&str>, h: &[&str]| HttpRule {
             method: m.map(String::from),
@@ -345,7 +350,10 @@ mod tests {
             headers: h.iter().map(|s| String::from(*s)).collect(),
             source: String::new(),
         };
-        assert!(!rule_matches(&rule(Some("GET"), Some("/public"), &[]), &req));
+        assert!(!rule_matches(
+            &rule(Some("GET"), Some("/public"), &[]),
+            &req
+        ));
         assert!(rule_matches(&rule(Some("GET"), Some("/ad.*"), &[]), &req));
         assert!(rule_matches(&rule(None, None, &["x-token"]), &req));
         assert!(rule_matches(&rule(None, None, &["X-Token: 1"]), &req));

@@ -159,7 +159,9 @@ impl Engine {
                 let cidr_ids = || self.cidrs.entries().map(|(_, id)| *id);
                 match ent {
                     Entity::All => Vec::from([0]),
-                    Entity::World => core::iter::once(identity::WORLD).chain(cidr_ids()).collect(),
+                    Entity::World => core::iter::once(identity::WORLD)
+                        .chain(cidr_ids())
+                        .collect(),
                     Entity::Cluster => [1, 3, 4, 5, 6, 7, 8]
                         .into_iter()
                         .chain(pods.keys().copied())
@@ -190,7 +192,10 @@ impl Engine {
 
     /// The policy map of an endpoint with identity labels `labels`.
     fn compute(&self, labels: &Labels, pods: &BTreeMap<Identity, Labels>) -> PolicyMap {
-        let ns = labels.get(identity::NAMESPACE_LABEL).cloned().unwrap_or_default();
+        let ns = labels
+            .get(identity::NAMESPACE_LABEL)
+            .cloned()
+            .unwrap_or_default();
         let mut map = PolicyMap::default();
         for p in self.policies.iter().filter(|p| {
             p.namespace.as_ref().is_none_or(|n| *n == ns) && p.endpoint_selector.matches(labels)
@@ -258,7 +263,12 @@ impl Engine {
                 port: 0,
                 end_port: 0,
             };
-            map.add(key, false, None, "allow-localhost (the node reaches its endpoints)");
+            map.add(
+                key,
+                false,
+                None,
+                "allow-localhost (the node reaches its endpoints)",
+            );
         }
         map
     }

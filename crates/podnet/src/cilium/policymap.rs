@@ -206,8 +206,14 @@ mod tests {
         let mut m = PolicyMap::default();
         m.add(key(false, 0, 6, 80), false, None, "l4");
         m.add(key(false, 256, 0, 0), false, None, "l3");
-        assert_eq!(m.lookup(false, 256, 6, 80).decided.unwrap().0, key(false, 256, 0, 0));
-        assert_eq!(m.lookup(false, 257, 6, 80).decided.unwrap().0, key(false, 0, 6, 80));
+        assert_eq!(
+            m.lookup(false, 256, 6, 80).decided.unwrap().0,
+            key(false, 256, 0, 0)
+        );
+        assert_eq!(
+            m.lookup(false, 257, 6, 80).decided.unwrap().0,
+            key(false, 0, 6, 80)
+        );
         assert!(m.lookup(false, 257, 6, 81).decided.is_none());
         assert!(m.lookup(true, 256, 6, 80).decided.is_none());
         m.add(key(false, 256, 6, 80), true, None, "deny");
@@ -224,7 +230,7 @@ mod tests {
             method: Some("GET".into()),
             ..HttpRule::default()
         };
-        m.add(key(false, 256, 6, 80), false, Some(&[r.clone()]), "a");
+        m.add(key(false, 256, 6, 80), false, Some(core::slice::from_ref(&r)), "a");
         let e = &m.entries[&key(false, 256, 6, 80)];
         assert_eq!(e.proxy_port(false), Some(PROXY_PORT_INGRESS));
         assert!(!e.l7_allow_all);

@@ -46,8 +46,10 @@ fn base() -> World {
     pod(OTHER, "default", "other", "other", 0);
     pod(WEB, "default", "web", "web", 1);
     pod(PROD, "prod", "client", "client", 1);
-    w.node_ips.insert(0, vec![ip(192, 168, 1, 100), ip(10, 244, 0, 1)]);
-    w.node_ips.insert(1, vec![ip(192, 168, 1, 101), ip(10, 244, 1, 1)]);
+    w.node_ips
+        .insert(0, vec![ip(192, 168, 1, 100), ip(10, 244, 0, 1)]);
+    w.node_ips
+        .insert(1, vec![ip(192, 168, 1, 101), ip(10, 244, 1, 1)]);
     w
 }
 
@@ -101,9 +103,17 @@ fn identities_and_from_endpoints_in_the_policy_namespace() {
     );
     let e = w.cilium.as_ref().unwrap();
     // One identity per label set (the two `client` pods differ by namespace).
-    let ids: Vec<_> = [CLIENT, OTHER, WEB, PROD].iter().map(|o| e.pods[&a(*o)]).collect();
+    let ids: Vec<_> = [CLIENT, OTHER, WEB, PROD]
+        .iter()
+        .map(|o| e.pods[&a(*o)])
+        .collect();
     assert!(ids.iter().all(|i| *i >= identity::FIRST_CLUSTER_LOCAL));
-    assert_eq!(ids.iter().collect::<alloc::collections::BTreeSet<_>>().len(), 4);
+    assert_eq!(
+        ids.iter()
+            .collect::<alloc::collections::BTreeSet<_>>()
+            .len(),
+        4
+    );
     assert_eq!(
         alloc.labels_text(e.pods[&a(CLIENT)]),
         "k8s:app=client,k8s:io.kubernetes.pod.namespace=default"
@@ -111,12 +121,23 @@ fn identities_and_from_endpoints_in_the_policy_namespace() {
     assert!(allowed(&w, a(CLIENT), a(WEB), 80));
     assert!(!allowed(&w, a(CLIENT), a(WEB), 81), "port not in toPorts");
     assert!(!allowed(&w, a(OTHER), a(WEB), 80), "other labels");
-    assert!(!allowed(&w, a(PROD), a(WEB), 80), "app=client of another namespace");
+    assert!(
+        !allowed(&w, a(PROD), a(WEB), 80),
+        "app=client of another namespace"
+    );
     // The endpoint not selected is not enforced.
     assert!(allowed(&w, a(WEB), a(OTHER), 9));
     let v = policy::verdict(&w, &flow(a(CLIENT), a(WEB), 80));
-    assert!(v.ingress.details[0].contains("identities: 10.244.1.20 is"), "{:?}", v.ingress.details);
-    assert!(v.ingress.reason.contains("allowed by policy map entry"), "{}", v.ingress.reason);
+    assert!(
+        v.ingress.details[0].contains("identities: 10.244.1.20 is"),
+        "{:?}",
+        v.ingress.details
+    );
+    assert!(
+        v.ingress.reason.contains("allowed by policy map entry"),
+        "{}",
+        v.ingress.reason
+    );
 }
 
 #[test]
@@ -171,7 +192,11 @@ fn entities_and_host() {
             })],
             vec![],
         );
-        assert_eq!(allowed(&w, ip(203, 0, 113, 10), a(WEB), 80), world_ok, "{ent:?}");
+        assert_eq!(
+            allowed(&w, ip(203, 0, 113, 10), a(WEB), 80),
+            world_ok,
+            "{ent:?}"
+        );
         assert_eq!(allowed(&w, a(CLIENT), a(WEB), 80), pod_ok, "{ent:?}");
     }
 }
@@ -196,13 +221,19 @@ fn cidr_with_except_and_not_pods() {
     });
     let (w, alloc) = with(vec![p], vec![]);
     assert!(allowed(&w, a(CLIENT), ip(203, 0, 113, 10), 443));
-    assert!(!allowed(&w, a(CLIENT), ip(203, 0, 113, 200), 443), "in except");
+    assert!(
+        !allowed(&w, a(CLIENT), ip(203, 0, 113, 200), 443),
+        "in except"
+    );
     assert!(!allowed(&w, a(CLIENT), ip(8, 8, 8, 8), 443), "world");
     // 10/8 covers the pod CIDR, but pods have their own identity: CIDR rules do not select them.
     assert!(!allowed(&w, a(CLIENT), a(WEB), 80));
     assert!(allowed(&w, a(CLIENT), ip(10, 1, 2, 3), 80));
     let e = w.cilium.as_ref().unwrap();
-    assert_eq!(e.identity_of(&w, ip(203, 0, 113, 10), 0), identity::FIRST_LOCAL_CIDR);
+    assert_eq!(
+        e.identity_of(&w, ip(203, 0, 113, 10), 0),
+        identity::FIRST_LOCAL_CIDR
+    );
     assert_eq!(
         alloc.labels_text(identity::FIRST_LOCAL_CIDR),
         "cidr:203.0.113.0/24,reserved:world"
@@ -224,7 +255,11 @@ fn deny_takes_precedence() {
     assert!(!allowed(&w, a(OTHER), a(WEB), 80));
     assert!(allowed(&w, a(OTHER), a(WEB), 81));
     let v = policy::verdict(&w, &flow(a(OTHER), a(WEB), 80));
-    assert!(v.ingress.reason.contains("deny wins"), "{}", v.ingress.reason);
+    assert!(
+        v.ingress.reason.contains("deny wins"),
+        "{}",
+        v.ingress.reason
+    );
     // A deny-only policy makes the endpoint default deny too (enableDefaultDeny's default).
     let mut d = CiliumPolicy::new(Some("default"), "d", Selector::label("app", "web"));
     d.ingress_deny.push(PolicyRule {
@@ -308,7 +343,13 @@ fn l7_rules_redirect_to_the_proxy() {
     assert_eq!(l7.proxy_port, policymap::PROXY_PORT_INGRESS);
     assert!(!l7.allow_all);
     assert!(v.egress.l7.is_none());
-    let map = w.cilium.as_ref().unwrap().map_of(a(WEB)).unwrap().render(&alloc);
+    let map = w
+        .cilium
+        .as_ref()
+        .unwrap()
+        .map_of(a(WEB))
+        .unwrap()
+        .render(&alloc);
     assert!(map.contains("80/TCP       10000"), "{map}");
     assert!(map.contains("reserved:host"), "{map}");
 }

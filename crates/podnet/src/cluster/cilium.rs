@@ -86,7 +86,12 @@ impl Cluster {
         let mut out = Vec::new();
         for s in self.pods.iter().flatten().filter(|s| s.meta.l7_proxy) {
             let node = String::from(self.nodes[s.node.0 as usize].node.name());
-            out.extend(s.pod.l7_access_log().iter().map(|l| (node.clone(), l.clone())));
+            out.extend(
+                s.pod
+                    .l7_access_log()
+                    .iter()
+                    .map(|l| (node.clone(), l.clone())),
+            );
         }
         out.sort_by_key(|(_, l)| l.at);
         out
@@ -105,8 +110,7 @@ impl Cluster {
             }
             let name = format!("cilium-envoy-{}", self.nodes[i].node.name());
             let mut spec = PodSpec::new(&name, node).namespace("kube-system");
-            spec.labels
-                .insert("k8s-app".into(), "cilium-envoy".into());
+            spec.labels.insert("k8s-app".into(), "cilium-envoy".into());
             spec.programs.push(Program::L7Proxy);
             let Ok(id) = self.add_pod(spec) else { continue };
             let Some(slot) = self.pods[id.0 as usize].as_mut() else {

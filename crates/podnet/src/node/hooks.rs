@@ -110,7 +110,7 @@ impl Node {
                     && self.l7_proxy.is_some()
                     && self.hooks.iter_mut().any(|h| h.take_redirect()) =>
             {
-                !self.to_l7_proxy(now, frame, out, trace)
+                !self.redirect_to_l7_proxy(now, frame, out, trace)
             }
             Verdict::Accept => true,
             Verdict::Drop(reason) => {

@@ -259,7 +259,7 @@ impl Node {
 
     /// Hands a redirected frame to the L7 proxy, as TPROXY does: unchanged but for the
     /// Ethernet header.
-    pub(super) fn to_l7_proxy(
+    pub(super) fn redirect_to_l7_proxy(
         &mut self,
         now: Instant,
         frame: &Frame,

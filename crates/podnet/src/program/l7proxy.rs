@@ -130,10 +130,10 @@ impl L7Proxy {
             }
         }
         for &port in &self.ports {
-            if !self.listening.contains_key(&port) {
+            if let alloc::collections::btree_map::Entry::Vacant(slot) = self.listening.entry(port) {
                 let mut sock = env.pool.tcp();
                 if sock.listen(port).is_ok() {
-                    self.listening.insert(port, env.sockets.add(sock));
+                    slot.insert(env.sockets.add(sock));
                 }
             }
         }
@@ -245,7 +245,12 @@ impl L7Proxy {
                 c.judged = true;
                 let head = RequestHead::parse(&c.request[..end + 4]);
                 let (allowed, rule, method, path) = match &head {
-                    None => (false, String::from("not an HTTP request"), String::new(), String::new()),
+                    None => (
+                        false,
+                        String::from("not an HTTP request"),
+                        String::new(),
+                        String::new(),
+                    ),
                     Some(h) => {
                         let (ok, why) = self.judge(client, server, h);
                         (ok, why, h.method.clone(), h.path.clone())
@@ -329,6 +334,8 @@ impl L7Proxy {
             }
             return true;
         }
-        !down.is_open() && c.up.is_none_or(|(h, _)| !env.sockets.get::<tcp::Socket>(h).is_open())
+        !down.is_open()
+            && c.up
+                .is_none_or(|(h, _)| !env.sockets.get::<tcp::Socket>(h).is_open())
     }
 }

@@ -175,12 +175,7 @@ pub mod v2 {
         pub http: Option<Vec<HttpRule>>,
     }
 
-    impl_from_node!(
-        L7Rules,
-        default {
-            http: "http"
-        }
-    );
+    impl_from_node!(L7Rules, default { http: "http" });
 
     #[derive(Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
