@@ -100,7 +100,8 @@ enum Command {
         #[arg(short = 'S')]
         stats: bool,
     },
-    /// A node's generated rules: iptables-save (proxy iptables) or nft list ruleset (nftables).
+    /// A node's generated rules: iptables-save (proxy iptables) or nft list ruleset (nftables);
+    /// in eBPF mode the Service map, and with Cilium policies the ipcache and policy maps.
     #[command(
         name = "iptables-save",
         after_help = "Without -c the rules are printed as built, without running the traffic.\n\
