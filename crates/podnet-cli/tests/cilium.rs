@@ -283,3 +283,19 @@ fn bad_cilium_policies_are_input_errors() {
         assert!(err.contains("s.yaml:"), "{tag}: a position: {err}");
     }
 }
+
+#[test]
+fn egress_l7_rules_go_through_the_source_nodes_proxy() {
+    let policy = "metadata: {name: web-l7}\nspec:\n  endpointSelector: {matchLabels: {app: web}}\n  ingress:\n    - fromEndpoints: [{matchLabels: {app: client}}]";
+    let egress = "metadata: {name: client-l7}\nspec:\n  endpointSelector: {matchLabels: {app: client}}\n  egress:\n    - toEndpoints: [{matchLabels: {app: web}}]";
+    let s = common::EditedCopy::new("egress-l7", "examples/cilium-l7.yaml", policy, egress);
+    let (code, out, _) = podnet(&["run", s.path(), "--json", "--quiet"]);
+    assert_eq!(code, 1, "the intruder is no longer denied: {out}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(conn(&r, "public")["httpStatus"], 200);
+    assert_eq!(conn(&r, "admin")["httpStatus"], 403);
+    assert_eq!(conn(&r, "intruder")["outcome"], "ok", "its egress is not enforced");
+    let (_, dump, _) = podnet(&["tcpdump", s.path(), "-i", "any", "--", "port", "80"]);
+    assert!(dump.contains("cilium-envoy-node-a/eth0 In "), "node-a's proxy: {dump}");
+    assert!(!dump.contains("cilium-envoy-node-b/eth0 In "), "not node-b's");
+}
