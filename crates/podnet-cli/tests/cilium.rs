@@ -294,8 +294,112 @@ fn egress_l7_rules_go_through_the_source_nodes_proxy() {
     let r: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(conn(&r, "public")["httpStatus"], 200);
     assert_eq!(conn(&r, "admin")["httpStatus"], 403);
-    assert_eq!(conn(&r, "intruder")["outcome"], "ok", "its egress is not enforced");
+    assert_eq!(
+        conn(&r, "intruder")["outcome"],
+        "ok",
+        "its egress is not enforced"
+    );
     let (_, dump, _) = podnet(&["tcpdump", s.path(), "-i", "any", "--", "port", "80"]);
-    assert!(dump.contains("cilium-envoy-node-a/eth0 In "), "node-a's proxy: {dump}");
-    assert!(!dump.contains("cilium-envoy-node-b/eth0 In "), "not node-b's");
+    assert!(
+        dump.contains("cilium-envoy-node-a/eth0 In "),
+        "node-a's proxy: {dump}"
+    );
+    assert!(
+        !dump.contains("cilium-envoy-node-b/eth0 In "),
+        "not node-b's"
+    );
+}
+
+const RESTART: &str = r#"
+apiVersion: podnet.dev/v1alpha1
+kind: Cluster
+metadata: {name: restart}
+spec:
+  proxy: ebpf
+  nodes:
+    - {name: node-a, ip: 192.168.1.100}
+    - {name: node-b, ip: 192.168.1.101}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: nginx, ports: [{containerPort: 80}]}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec: {clusterIP: 10.96.0.10, selector: {app: web}, ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client, labels: {app: client}}
+spec: {nodeName: node-a, containers: [{name: c, image: curlimages/curl}]}
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web-from-client}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress: [{fromEndpoints: [{matchLabels: {app: client}}]}]
+---
+apiVersion: podnet.dev/v1alpha1
+kind: Fault
+metadata: {name: replica-dies}
+spec: {at: 1s, deletePod: web-1}
+---
+apiVersion: podnet.dev/v1alpha1
+kind: Fault
+metadata: {name: replaced}
+spec: {at: 1500ms, scale: {deployment: web, replicas: 2}}
+---
+apiVersion: podnet.dev/v1alpha1
+kind: Traffic
+metadata: {name: calls}
+spec: {from: client, to: "web:80", count: 20, start: 1600ms, interval: 10ms, expect: {outcome: ok}}
+"#;
+
+#[test]
+fn a_replaced_pod_keeps_its_identity_at_a_new_address() {
+    let s = Scenario::new("restart", RESTART);
+    let (code, out, err) = podnet(&["run", s.path()]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let ipcache = |at: &str| {
+        let (code, out, err) = podnet(&[
+            "iptables-save",
+            s.path(),
+            "--node",
+            "node-b",
+            "-c",
+            "--at",
+            at,
+        ]);
+        assert_eq!(code, 0, "{err}");
+        out.lines()
+            .filter(|l| l.contains("identity=") && l.contains("k8s:app=web"))
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let before = ipcache("500ms");
+    let after = ipcache("2s");
+    assert!(
+        before
+            .iter()
+            .any(|l| l.starts_with("10.244.1.2/32 identity=257")),
+        "{before:?}"
+    );
+    assert!(
+        after
+            .iter()
+            .any(|l| l.starts_with("10.244.1.3/32 identity=257")),
+        "{after:?}"
+    );
+    assert!(
+        !after.iter().any(|l| l.starts_with("10.244.1.2/32")),
+        "{after:?}"
+    );
 }

@@ -230,7 +230,12 @@ mod tests {
             method: Some("GET".into()),
             ..HttpRule::default()
         };
-        m.add(key(false, 256, 6, 80), false, Some(core::slice::from_ref(&r)), "a");
+        m.add(
+            key(false, 256, 6, 80),
+            false,
+            Some(core::slice::from_ref(&r)),
+            "a",
+        );
         let e = &m.entries[&key(false, 256, 6, 80)];
         assert_eq!(e.proxy_port(false), Some(PROXY_PORT_INGRESS));
         assert!(!e.l7_allow_all);
