@@ -147,6 +147,32 @@ fn explain_names_identities_entries_and_the_l7_rule() {
     ]);
     assert!(out.contains("): DENIED"), "{out}");
     assert!(out.contains("0 entries cover it"), "{out}");
+    let (code, out, _) = podnet(&[
+        "explain",
+        "examples/cilium-l7.yaml",
+        "--from",
+        "client",
+        "--to",
+        "web:80",
+        "--path",
+        "/public",
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("L7 proxy on node-b: GET /public -> HTTP 200 (allowed"),
+        "{out}"
+    );
+    let (code, _, err) = podnet(&[
+        "explain",
+        "examples/cilium-l7.yaml",
+        "--from",
+        "client",
+        "--to",
+        "web:80",
+        "--path",
+        "public",
+    ]);
+    assert_eq!(code, 2, "{err}");
 }
 
 const MIX: &str = r#"

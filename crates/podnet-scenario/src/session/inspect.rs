@@ -287,8 +287,14 @@ pub(super) fn explain_start(
     l: &mut Session,
     from: &str,
     to: &str,
+    path: &str,
     limit: podnet::Duration,
 ) -> Result<ConnRecord, Failure> {
+    if !path.starts_with('/') || path.contains(char::is_whitespace) {
+        return Err(Failure::input(format!(
+            "--path {path:?}: expected a path like /public"
+        )));
+    }
     let (host, port) = to
         .rsplit_once(':')
         .ok_or_else(|| Failure::input(format!("--to {to:?}: expected HOST:PORT")))?;
@@ -320,7 +326,13 @@ pub(super) fn explain_start(
         .pod_by_name(from)
         .ok_or_else(|| Failure::input(format!("--from {from:?}: no such pod or external host")))?;
     let before = l.cluster.pod(pod).map_or(0, |p| p.clients().count());
-    let spec = podnet::ClientSpec::http("explain", ip, port).start(l.cluster.now());
+    let mut spec = podnet::ClientSpec::http("explain", ip, port).start(l.cluster.now());
+    if path != "/" {
+        spec = spec.request(podnet::Request::Http {
+            host: host.into(),
+            path: path.into(),
+        });
+    }
     l.cluster
         .start_program(pod, podnet::Program::Client(spec))
         .map_err(|e| Failure::input(e.to_string()))?;
