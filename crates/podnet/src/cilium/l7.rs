@@ -261,6 +261,9 @@ pub fn check(pattern: &str) -> Result<(), String> {
 
 fn compile(pattern: &str) -> Result<Vec<Vec<Node>>, String> {
     let chars: Vec<char> = pattern.chars().collect();
+    if chars.len() > 256 {
+        return Err("longer than 256 characters".into());
+    }
     let mut p = Parser { s: &chars, i: 0 };
     let alts = p.alternatives()?;
     if p.i != chars.len() {
@@ -269,16 +272,32 @@ fn compile(pattern: &str) -> Result<Vec<Vec<Node>>, String> {
     Ok(alts)
 }
 
-fn seq(nodes: &[Node], s: &[char], pos: usize, k: &dyn Fn(usize) -> bool) -> bool {
+/// Matching steps allowed per match: a pattern that backtracks more (`(a*)*b`) fails to
+/// match rather than hold the simulation.
+const STEP_BUDGET: u32 = 200_000;
+/// The longest value matched (longer ones match no pattern).
+pub const MAX_MATCH_LEN: usize = 2048;
+
+struct Text<'a> {
+    s: &'a [char],
+    steps: core::cell::Cell<u32>,
+}
+
+fn seq(nodes: &[Node], t: &Text<'_>, pos: usize, k: &dyn Fn(usize) -> bool) -> bool {
     let Some((first, rest)) = nodes.split_first() else {
         return k(pos);
     };
-    let next = |p: usize| seq(rest, s, p, k);
+    if t.steps.get() >= STEP_BUDGET {
+        return false;
+    }
+    t.steps.set(t.steps.get() + 1);
+    let s = t.s;
+    let next = |p: usize| seq(rest, t, p, k);
     match first {
         Node::Start => pos == 0 && next(pos),
         Node::End => pos == s.len() && next(pos),
-        Node::Group(alts) => alts.iter().any(|a| seq(a, s, pos, &next)),
-        Node::Repeat(n, min, max) => repeat(n, *min, *max, 0, s, pos, &next),
+        Node::Group(alts) => alts.iter().any(|a| seq(a, t, pos, &next)),
+        Node::Repeat(n, min, max) => repeat(n, *min, *max, 0, t, pos, &next),
         n => s.get(pos).is_some_and(|c| n.one(*c)) && next(pos + 1),
     }
 }
@@ -288,27 +307,36 @@ fn repeat(
     min: u32,
     max: Option<u32>,
     count: u32,
-    s: &[char],
+    t: &Text<'_>,
     pos: usize,
     k: &dyn Fn(usize) -> bool,
 ) -> bool {
     // Greedy: one more (if it consumes something), else stop here.
     if max.is_none_or(|m| count < m) {
-        let more = |p: usize| p > pos && repeat(n, min, max, count + 1, s, p, k);
-        if seq(core::slice::from_ref(n), s, pos, &more) {
+        let more = |p: usize| p > pos && repeat(n, min, max, count + 1, t, p, k);
+        if seq(core::slice::from_ref(n), t, pos, &more) {
             return true;
         }
     }
     count >= min && k(pos)
 }
 
-/// Whether `pattern` matches all of `text` (an invalid pattern matches nothing).
+/// Whether `pattern` matches all of `text` (an invalid pattern matches nothing, nor does a
+/// text over [`MAX_MATCH_LEN`] characters or a match needing more than a fixed number of
+/// backtracking steps).
 pub fn full_match(pattern: &str, text: &str) -> bool {
     let Ok(alts) = compile(pattern) else {
         return false;
     };
     let s: Vec<char> = text.chars().collect();
-    alts.iter().any(|a| seq(a, &s, 0, &|p| p == s.len()))
+    if s.len() > MAX_MATCH_LEN {
+        return false;
+    }
+    let t = Text {
+        s: &s,
+        steps: core::cell::Cell::new(0),
+    };
+    alts.iter().any(|a| seq(a, &t, 0, &|p| p == s.len()))
 }
 
 #[cfg(test)]
@@ -337,6 +365,15 @@ mod tests {
         }
         assert!(check("(a").is_err());
         assert!(check("*a").is_err());
+        assert!(check(&"(".repeat(300)).is_err());
+        // Catastrophic backtracking ends (no match) instead of holding the simulation.
+        let long = "a".repeat(40);
+        assert!(!full_match("(a*)*b", &long));
+        assert!(full_match("(a*)*", &long));
+        assert!(!full_match(
+            "/.*",
+            &alloc::format!("/{}", "x".repeat(MAX_MATCH_LEN))
+        ));
     }
 
     #[test]
