@@ -75,6 +75,12 @@ const ANSWERS = {
   full: async (page) => /drop=(\d+)/.exec(await text(page, "ct-stats"))[1],
   nodeport: async (page) => header((await currentHop(page))[2]).src,
   races: async (page) => /^(\d+)\./.exec((await currentHop(page))[0])[1],
+  cilium: async (page) => {
+    // The pods show their identities; the backend's capture shows the proxy's port.
+    assert.match(await page.locator('g.pod[data-pod="client"] [data-testid="pod-identity"]').textContent(), /identity 256/);
+    const first = (await text(page, "tcpdump-output")).split("\n").find((l) => l.includes("> 10.244.1.20.80:"));
+    return /10\.244\.0\.5\.(\d+) > /.exec(first)[1];
+  },
 };
 
 /** Where an element is against the viewport. */

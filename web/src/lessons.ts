@@ -1,5 +1,6 @@
 // Guided lessons: the seed document's story, one claim each, in its order. Each lesson's
 // steps are in lessons-*.ts; their types in lesson-types.ts.
+import { CILIUM_LESSON } from "./lessons-cilium";
 import { CLUSTER_LESSONS } from "./lessons-cluster";
 import { EGRESS_LESSON, FULL_TABLE_LESSON, NODEPORT_LESSON, POLICY_LESSON } from "./lessons-edge";
 import { RACE_LESSON } from "./lessons-races";
@@ -17,4 +18,5 @@ export const LESSONS: Lesson[] = [
   FULL_TABLE_LESSON,
   NODEPORT_LESSON,
   RACE_LESSON,
+  CILIUM_LESSON,
 ];

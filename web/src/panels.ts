@@ -112,7 +112,9 @@ export function renderPolicy(): void {
   const items: HTMLElement[] = [];
   if (app.selected) {
     const notes = app.selected.connEvents.flatMap((e) =>
-      e.notes.filter((n) => n.startsWith("NetworkPolicy")).map((n) => ({ e, n })),
+      e.notes
+        .filter((n) => n.startsWith("NetworkPolicy") || n.startsWith("policy:") || n.includes("L7 proxy"))
+        .map((n) => ({ e, n })),
     );
     const seen = new Set<string>();
     for (const { e, n } of notes) {
@@ -126,6 +128,10 @@ export function renderPolicy(): void {
   const denied = (reportOf()?.flows ?? []).flatMap((f) => f.connections.filter((c) => c.outcome === "denied").map((c) => ({ f, c })));
   for (const { f, c } of denied) {
     items.push(h("div", { class: "verdict denied", testid: "policy-denied", text: `flow ${f.name} #${c.id} ${c.from} → ${c.to}: denied` }));
+  }
+  const refused = (reportOf()?.flows ?? []).flatMap((f) => f.connections.filter((c) => c.httpStatus === 403).map((c) => ({ f, c })));
+  for (const { f, c } of refused) {
+    items.push(h("div", { class: "verdict denied", testid: "policy-l7", text: `flow ${f.name} #${c.id} ${c.from} → ${c.to}: HTTP 403 from the L7 proxy (connection allowed, request denied)` }));
   }
   if (items.length === 0) {
     items.push(h("p", { class: "hint", text: "No policy verdict for the selected connection, and no connection denied so far." }));

@@ -75,6 +75,8 @@ export class TopologyView {
   private ifaces = new Map<string, Point>();
   private hostPos = new Map<string, Point>();
   private center: Point;
+  /** Pod box height (taller when pods show their security identity). */
+  private podH = POD_H;
 
   constructor(
     readonly topo: Topology,
@@ -88,6 +90,16 @@ export class TopologyView {
     }
     const podIp = new Map<string, string>();
     for (const p of topo.pods) podIp.set(p.name, p.ip);
+    // Cilium policies: each pod shows its security identity, its labels in a tooltip.
+    const identity = new Map<string, { id: number; labels: string }>();
+    for (const p of topo.pods) {
+      if (p.identity === null || p.identity === undefined) continue;
+      const labels = Object.entries(p.labels).map(([k, v]) => `k8s:${k}=${v}`);
+      labels.push(`k8s:io.kubernetes.pod.namespace=${p.namespace}`);
+      identity.set(p.name, { id: p.identity, labels: labels.join(", ") });
+    }
+    const podH = identity.size > 0 ? POD_H + 14 : POD_H;
+    this.podH = podH;
     for (const e of topo.externals) podIp.set(e.name, e.ip);
 
     // Nodes first, the edge router last.
@@ -101,7 +113,7 @@ export class TopologyView {
       const rows = Math.max(1, Math.ceil(pods.length / PODS_PER_ROW));
       const w = Math.max(200, perRow * (POD_W + POD_GAP) - POD_GAP + 2 * NODE_PAD);
       const podsTop = TOP + 44;
-      const bridgeY = podsTop + rows * (POD_H + POD_GAP) + 34;
+      const bridgeY = podsTop + rows * (podH + POD_GAP) + 34;
       const eth0Y = bridgeY + 62;
       const h = eth0Y + 30 - TOP;
       const isEdge = node.role === "edge";
@@ -119,16 +131,21 @@ export class TopologyView {
         const inRow = Math.min(PODS_PER_ROW, pods.length - row * PODS_PER_ROW);
         const rowW = inRow * (POD_W + POD_GAP) - POD_GAP;
         const px = x + (w - rowW) / 2 + col * (POD_W + POD_GAP);
-        const py = podsTop + row * (POD_H + POD_GAP);
+        const py = podsTop + row * (podH + POD_GAP);
         const external = topo.externals.some((e) => e.name === name);
         const pg = svgEl("g", { class: `pod${external ? " external" : ""}`, "data-pod": name });
         pg.append(
-          svgEl("rect", { x: px, y: py, width: POD_W, height: POD_H, rx: 6 }),
+          svgEl("rect", { x: px, y: py, width: POD_W, height: podH, rx: 6 }),
           svgEl("text", { x: px + POD_W / 2, y: py + 18, "text-anchor": "middle", class: "pod-name" }, name),
           svgEl("text", { x: px + POD_W / 2, y: py + 34, "text-anchor": "middle", class: "pod-ip" }, podIp.get(name) ?? ""),
         );
+        const ident = identity.get(name);
+        if (ident) {
+          const t = svgEl("text", { x: px + POD_W / 2, y: py + 48, "text-anchor": "middle", class: "pod-identity", "data-testid": "pod-identity" }, `identity ${ident.id}`);
+          pg.append(t, svgEl("title", {}, `security identity ${ident.id}: ${ident.labels}`));
+        }
         g.append(pg);
-        const p = { x: px + POD_W / 2, y: py + POD_H };
+        const p = { x: px + POD_W / 2, y: py + podH };
         podPos.set(name, p);
         this.hostPos.set(name, p);
       });
@@ -189,7 +206,7 @@ export class TopologyView {
     // Services as virtual IPs.
     const podCenter = (name: string): Point | undefined => {
       const p = this.hostPos.get(name);
-      return p ? { x: p.x, y: p.y - POD_H } : undefined;
+      return p ? { x: p.x, y: p.y - this.podH } : undefined;
     };
     let sx = 20;
     const svcs = svgEl("g", { class: "services" });

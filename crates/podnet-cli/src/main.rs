@@ -105,7 +105,8 @@ enum Command {
         #[arg(short = 'S')]
         stats: bool,
     },
-    /// A node's generated rules: iptables-save (proxy iptables) or nft list ruleset (nftables).
+    /// A node's generated rules: iptables-save (proxy iptables) or nft list ruleset (nftables);
+    /// in eBPF mode the Service map, and with Cilium policies the ipcache and policy maps.
     #[command(
         name = "iptables-save",
         after_help = "Without -c the rules are printed as built, without running the traffic.\n\
@@ -134,7 +135,7 @@ Examples:\n  podnet iptables-save examples/three-endpoints.yaml --node node-a\n 
     },
     /// Why a connection goes where it goes: each node's route, the rules that matched, NAT.
     #[command(
-        after_help = "Examples:\n  podnet explain examples/seed.yaml --from pod-a --to web:80\n  podnet explain examples/nodeport.yaml --from internet --to 192.168.1.100:30080"
+        after_help = "Examples:\n  podnet explain examples/seed.yaml --from pod-a --to web:80\n  podnet explain examples/nodeport.yaml --from internet --to 192.168.1.100:30080\n  podnet explain examples/cilium-l7.yaml --from client --to web:80 --path /public"
     )]
     Explain {
         #[command(flatten)]
@@ -145,6 +146,9 @@ Examples:\n  podnet iptables-save examples/three-endpoints.yaml --node node-a\n 
         /// SERVICE:PORT, POD:PORT or IP:PORT.
         #[arg(long)]
         to: String,
+        /// The path of the HTTP request the connection sends (`GET PATH`), as L7 policies judge it.
+        #[arg(long, default_value = "/")]
+        path: String,
     },
     /// The NetworkPolicy connectivity matrix: every pod connects to every pod (and Service)
     /// on each port with a real connection; rows from, columns to; . allowed, X denied.
@@ -393,13 +397,18 @@ fn scenario_command(command: Command) -> Result<ExitCode, Failure> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Explain { scenario, from, to } => {
+        Command::Explain {
+            scenario,
+            from,
+            to,
+            path,
+        } => {
             // As for trace: a first run finds the connection, a second records its packets.
             let mut first = load(&scenario)?;
-            let r = first.explain_start(&from, &to, scenario.until)?;
+            let r = first.explain_start_path(&from, &to, &path, scenario.until)?;
             let tuples = first.connection_tuples(&r, 6);
             let mut l = first.rebuild_recording(tuples)?;
-            let r = l.explain_start(&from, &to, scenario.until)?;
+            let r = l.explain_start_path(&from, &to, &path, scenario.until)?;
             out!("{}", l.explain_text(&r, &from, &to));
             Ok(ExitCode::SUCCESS)
         }

@@ -204,6 +204,9 @@ pub fn build_observed(
     for p in &sc.network_policies {
         c.add_network_policy(p.core.clone());
     }
+    for p in &sc.cilium_policies {
+        c.add_cilium_policy(p.clone());
+    }
     services(sc, &mut c, &mut ix)?;
     dns(sc, &mut c, &mut ix)?;
     flows(sc, &mut c, &mut ix)?;

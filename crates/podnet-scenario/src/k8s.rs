@@ -165,6 +165,7 @@ pub mod apimachinery {
 }
 
 pub mod api {
+    pub mod cilium;
     pub mod core;
 
     pub mod apps {

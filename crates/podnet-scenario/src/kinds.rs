@@ -517,9 +517,16 @@ pub(crate) struct Expect {
         schemars(schema_with = "crate::schema::outcome", default)
     )]
     pub outcome: Option<At<String>>,
+    /// The HTTP status every connection's response must have (`200`; `403` when an L7
+    /// policy's proxy refused the request).
+    #[cfg_attr(feature = "schema", schemars(default))]
+    pub http_status: Option<u16>,
 }
 
-impl_from_node!(Expect { outcome: "outcome" });
+impl_from_node!(Expect {
+    outcome: "outcome",
+    http_status: "httpStatus"
+});
 
 /// `Fault.spec`: one thing that goes wrong at `at` (exactly one action: `link` with its
 /// changes, `deletePod`, `scale`, `conntrackFlush` or `conntrackMax`).

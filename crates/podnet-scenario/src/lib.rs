@@ -67,6 +67,7 @@
 #![warn(missing_docs)]
 
 mod build;
+mod cnp;
 mod de;
 pub mod diff;
 pub mod k8s;

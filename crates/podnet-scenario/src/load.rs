@@ -2,6 +2,7 @@
 //! dispatched on its `apiVersion` and `kind` to a Kubernetes type (`k8s`) or a podnet kind.
 
 use crate::k8s::api::apps::v1::Deployment;
+use crate::k8s::api::cilium::v2::CiliumNetworkPolicy;
 use crate::k8s::api::core::v1::{Namespace, Node as K8sNode, Pod, Service};
 use crate::k8s::api::discovery::v1::EndpointSlice;
 use crate::k8s::api::networking::v1::NetworkPolicy;
@@ -18,7 +19,7 @@ use crate::{Error, Warning};
 pub const PODNET_API: &str = "podnet.dev/v1alpha1";
 
 /// The kinds podnet reads, with the `apiVersion` each must have.
-pub(crate) const KINDS: [(&str, &str); 11] = [
+pub(crate) const KINDS: [(&str, &str); 13] = [
     ("Namespace", "v1"),
     ("Node", "v1"),
     ("Pod", "v1"),
@@ -26,6 +27,8 @@ pub(crate) const KINDS: [(&str, &str); 11] = [
     ("Deployment", "apps/v1"),
     ("EndpointSlice", "discovery.k8s.io/v1"),
     ("NetworkPolicy", "networking.k8s.io/v1"),
+    ("CiliumNetworkPolicy", "cilium.io/v2"),
+    ("CiliumClusterwideNetworkPolicy", "cilium.io/v2"),
     ("Cluster", PODNET_API),
     ("Traffic", PODNET_API),
     ("Fault", PODNET_API),
@@ -61,6 +64,7 @@ pub(crate) enum ObjectKind {
     Service(Box<Service>),
     EndpointSlice(Box<EndpointSlice>),
     NetworkPolicy(Box<NetworkPolicy>),
+    CiliumPolicy(Box<CiliumNetworkPolicy>),
     Cluster(Box<ClusterSpec>),
     Traffic(Box<TrafficSpec>),
     Fault(Box<FaultSpec>),
@@ -230,7 +234,10 @@ fn object(
                 .to_string(),
         ),
     };
-    let namespaced = !matches!(kind.as_str(), "Namespace" | "Node" | "Cluster");
+    let namespaced = !matches!(
+        kind.as_str(),
+        "Namespace" | "Node" | "Cluster" | "CiliumClusterwideNetworkPolicy"
+    );
     let namespace = namespace.filter(|_| namespaced);
     let kind_name = kind;
     let kind = match kind_name.as_str() {
@@ -241,6 +248,9 @@ fn object(
         "Service" => ObjectKind::Service(Box::new(typed(file, &node)?)),
         "EndpointSlice" => ObjectKind::EndpointSlice(Box::new(typed(file, &node)?)),
         "NetworkPolicy" => ObjectKind::NetworkPolicy(Box::new(typed(file, &node)?)),
+        "CiliumNetworkPolicy" | "CiliumClusterwideNetworkPolicy" => {
+            ObjectKind::CiliumPolicy(Box::new(typed(file, &node)?))
+        }
         "Cluster" => {
             let o: WithOptionalSpec<ClusterSpec> = typed(file, &node)?;
             ObjectKind::Cluster(Box::new(o.spec))

@@ -66,6 +66,8 @@ pub struct Scenario {
     pub services: Vec<ServiceDef>,
     /// NetworkPolicies, as read and converted for the core.
     pub network_policies: Vec<PolicyDef>,
+    /// CiliumNetworkPolicies and CiliumClusterwideNetworkPolicies, converted for the core.
+    pub cilium_policies: Vec<podnet::cilium::CiliumPolicy>,
     /// Traffic flows.
     pub flows: Vec<FlowDef>,
     /// Faults, in the order written.
@@ -414,6 +416,8 @@ pub struct FlowDef {
     pub unspec: bool,
     /// `expect.outcome`: the outcome every connection should have.
     pub expect: Option<String>,
+    /// `expect.httpStatus`: the HTTP status every connection should get.
+    pub expect_status: Option<u16>,
     /// Where it was written.
     pub loc: Loc,
 }

@@ -22,7 +22,7 @@ pub(crate) fn pod_spec(p: &PodDef, name: &str, node: podnet::NodeId) -> podnet::
     spec
 }
 
-fn selector(s: &LabelSelector) -> Result<Selector, String> {
+pub(crate) fn selector(s: &LabelSelector) -> Result<Selector, String> {
     let mut out = Selector::all();
     for (k, v) in s.match_labels.iter().flatten() {
         out = out.and_label(k, v);

@@ -91,6 +91,7 @@ pub(crate) fn resolve(objects: &[Object], warnings: &mut Vec<Warning>) -> Result
             deployments: Vec::new(),
             services: Vec::new(),
             network_policies: Vec::new(),
+            cilium_policies: Vec::new(),
             flows: Vec::new(),
             faults: Vec::new(),
             expectations: Vec::new(),
@@ -109,6 +110,8 @@ pub(crate) fn resolve(objects: &[Object], warnings: &mut Vec<Warning>) -> Result
     crate::resolve_pods::core_names(&mut cx);
     crate::resolve_net::services(&mut cx)?;
     crate::resolve_net::policies(&mut cx)?;
+    cx.sc.cilium_policies =
+        crate::cnp::policies(objects, cx.sc.config.proxy == podnet::Proxy::Ebpf)?;
     crate::resolve_flow::flows(&mut cx)?;
     crate::resolve_flow::faults(&mut cx)?;
     crate::resolve_expect::expectations(&mut cx)?;

@@ -395,6 +395,7 @@ fn flow(cx: &mut Ctx<'_>, o: &Object, t: &TrafficSpec) -> Result<FlowDef, Error>
         timeout,
         unspec,
         expect,
+        expect_status: t.expect.as_ref().and_then(|e| e.http_status),
         loc: o.loc(),
     })
 }

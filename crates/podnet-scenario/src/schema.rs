@@ -25,6 +25,7 @@ use serde_json::{json, Map, Value};
 
 use crate::de::At;
 use crate::k8s::api::apps::v1::Deployment;
+use crate::k8s::api::cilium::v2::CiliumNetworkPolicy;
 use crate::k8s::api::core::v1::{Namespace, Node, Pod, Service};
 use crate::k8s::api::discovery::v1::EndpointSlice;
 use crate::k8s::api::networking::v1::NetworkPolicy;
@@ -141,6 +142,9 @@ fn kind_type(g: &mut SchemaGenerator, kind: &str) -> Schema {
         "Deployment" => g.subschema_for::<Deployment>(),
         "EndpointSlice" => g.subschema_for::<EndpointSlice>(),
         "NetworkPolicy" => g.subschema_for::<NetworkPolicy>(),
+        "CiliumNetworkPolicy" | "CiliumClusterwideNetworkPolicy" => {
+            g.subschema_for::<CiliumNetworkPolicy>()
+        }
         "Cluster" => WithOptionalSpec::<ClusterSpec>::json_schema(g),
         "Traffic" => WithSpec::<TrafficSpec>::json_schema(g),
         "Fault" => WithOptionalSpec::<FaultSpec>::json_schema(g),
@@ -443,6 +447,7 @@ string_enums! {
     /// A protocol where podnet simulates TCP and UDP (ports, Traffic).
     l4: ["TCP", "UDP"];
     netpol_protocol: ["TCP", "UDP", "SCTP"];
+    cilium_protocol: ["TCP", "UDP", "SCTP", "ANY"];
     outcome: crate::OUTCOMES;
     /// `getaddrinfo`'s family in a Traffic.
     address_family: ["inet", "unspec"];

@@ -104,6 +104,8 @@ pub struct PodInfo {
     pub node: String,
     /// Its labels.
     pub labels: BTreeMap<String, String>,
+    /// Its security identity, with Cilium policies (`null` otherwise).
+    pub identity: Option<u32>,
 }
 
 /// A Service port.

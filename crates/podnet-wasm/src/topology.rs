@@ -65,6 +65,13 @@ pub fn topology(s: &Session) -> Topology {
             .and_then(|n| c.node(n))
             .map_or_else(String::new, |n| n.name().to_string())
     };
+    let world = c.policy_world();
+    let identities: BTreeMap<smoltcp::wire::IpAddress, u32> = world
+        .cilium
+        .iter()
+        .flat_map(|e| e.pods.iter())
+        .map(|(ip, id)| (smoltcp::wire::IpAddress::Ipv4(*ip), *id))
+        .collect();
     let pods = c
         .pods()
         .filter(|(id, _)| !externals.contains(id))
@@ -76,6 +83,7 @@ pub fn topology(s: &Session) -> Topology {
                 ip: p.addrs().ip.address().to_string(),
                 node: node_name(id),
                 labels: def.map(|d| d.labels.clone()).unwrap_or_default(),
+                identity: identities.get(&p.addrs().ip.address()).copied(),
             }
         })
         .collect();

@@ -91,6 +91,8 @@ pub struct Dataplane {
     bpf: Option<alloc::boxed::Box<EbpfDatapath>>,
     /// The node's CPUs, and the entries confirmed lately on each ([`crate::race`]).
     race: crate::race::Race,
+    /// The last policy check allowed the connection through the L7 proxy (Cilium).
+    l7_pending: bool,
 }
 
 impl Dataplane {
@@ -114,6 +116,7 @@ impl Dataplane {
             denied: alloc::vec::Vec::new(),
             bpf: None,
             race: crate::race::Race::default(),
+            l7_pending: false,
         }
     }
 
@@ -188,11 +191,17 @@ impl Dataplane {
         if nf.translated.dst != nf.orig.dst || nf.translated.dport != nf.orig.dport {
             self.stats.dnat += 1;
         }
-        if let v @ Verdict::Drop(_) = self.policy_check(ctx, Some(nf.orig), &nf.translated, notes) {
-            if let Some(b) = self.bpf.as_deref_mut() {
-                b.forget(&nf);
+        let from_proxy = self.bpf.as_deref().is_some_and(|b| b.from_proxy());
+        if !from_proxy {
+            if let v @ Verdict::Drop(_) =
+                self.policy_check(ctx, Some(nf.orig), &nf.translated, notes)
+            {
+                if let Some(b) = self.bpf.as_deref_mut() {
+                    b.forget(&nf);
+                }
+                return v;
             }
-            return v;
+            self.cilium_marks(ctx, &nf.translated, notes);
         }
         let idx = self.events.len() as u32;
         self.events.push(NewConnection {
@@ -204,6 +213,30 @@ impl Dataplane {
             b.set_event(&nf.translated, idx);
         }
         Verdict::Accept
+    }
+
+    /// Cilium: the source's identity in the CT entry, and the redirect to the L7 proxy when
+    /// the policy check asked for it.
+    fn cilium_marks(&mut self, ctx: &HookCtx<'_>, t: &Tuple, notes: &mut Notes) {
+        let l7 = core::mem::take(&mut self.l7_pending);
+        let Some((node, world)) = &self.policy else {
+            return;
+        };
+        let Some(engine) = &world.cilium else { return };
+        let id = engine.identity_of(world, t.src, *node);
+        let Some(b) = self.bpf.as_deref_mut() else {
+            return;
+        };
+        b.set_src_identity(t, id);
+        if l7 {
+            b.redirect_to_proxy(t);
+            if ctx.explain {
+                notes.push(format!(
+                    "bpf: policy verdict REDIRECTED: to the node's L7 proxy (TPROXY: the packet is not rewritten; the proxy's socket gets {}:{} as its local address)",
+                    t.dst, t.dport
+                ));
+            }
+        }
     }
 
     /// Sets the NetworkPolicies to enforce on node `node` (`None`: enforce none).
@@ -236,6 +269,7 @@ impl Dataplane {
         };
         let local = |ip| world.pods.get(&ip).is_some_and(|p| p.node == *node);
         let mut checks = alloc::vec::Vec::new();
+        self.l7_pending = false;
         if local(t.src) {
             checks.push(world.egress(&flow));
         }
@@ -244,8 +278,15 @@ impl Dataplane {
         }
         for v in checks {
             if ctx.explain {
-                notes.push(format!("NetworkPolicy: {}", v.reason));
+                let what = if world.cilium.is_some() {
+                    "policy"
+                } else {
+                    "NetworkPolicy"
+                };
+                notes.push(format!("{what}: {}", v.reason));
+                notes.extend(v.details.iter().map(|d| format!("{what}: {d}")));
             }
+            self.l7_pending |= v.allowed && v.l7.is_some();
             if !v.allowed {
                 let orig = orig.unwrap_or_else(|| {
                     self.cur
@@ -259,7 +300,12 @@ impl Dataplane {
                     judged: *t,
                     reason: v.reason.clone(),
                 });
-                return Verdict::Drop(format!("NetworkPolicy: {}", v.reason).into());
+                let what = if world.cilium.is_some() {
+                    "Policy denied"
+                } else {
+                    "NetworkPolicy"
+                };
+                return Verdict::Drop(format!("{what}: {}", v.reason).into());
             }
         }
         Verdict::Accept
@@ -786,6 +832,10 @@ impl NetfilterHook for Dataplane {
     fn steer(&mut self, now: smoltcp::time::Instant, cpu: u32) {
         self.ct.on_cpu(cpu);
         self.race.steer(now, cpu);
+    }
+
+    fn take_redirect(&mut self) -> bool {
+        self.bpf.as_deref_mut().is_some_and(|b| b.take_redirect())
     }
 
     fn as_any(&self) -> Option<&dyn core::any::Any> {

@@ -5,6 +5,7 @@
 extern crate alloc;
 
 pub mod bridge;
+pub mod cilium;
 pub mod cluster;
 pub mod conntrack;
 pub mod dataplane;

@@ -150,6 +150,12 @@ pub trait NetfilterHook {
     /// CPU of the packet that caused them.
     fn steer(&mut self, _now: Instant, _cpu: u32) {}
 
+    /// After an accepted walk of PREROUTING: whether the packet goes to the node's L7 proxy
+    /// instead of being routed (Cilium's TPROXY redirect); clears the request.
+    fn take_redirect(&mut self) -> bool {
+        false
+    }
+
     /// Lets callers reach the concrete module (`node.hooks()` then downcast), e.g. to read a
     /// conntrack table.
     fn as_any(&self) -> Option<&dyn core::any::Any> {

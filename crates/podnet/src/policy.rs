@@ -275,6 +275,9 @@ pub struct World {
     pub namespaces: BTreeMap<String, Labels>,
     /// Each node's own addresses.
     pub node_ips: BTreeMap<u32, Vec<Ipv4Address>>,
+    /// Cilium's policies and identities (`None`: no Cilium policy exists; verdicts are
+    /// Kubernetes NetworkPolicy's alone).
+    pub cilium: Option<alloc::boxed::Box<crate::cilium::Engine>>,
 }
 
 /// A connection as policies see it: after DNAT.
@@ -305,6 +308,10 @@ pub struct DirVerdict {
     pub allowed: bool,
     /// Why, in words.
     pub reason: String,
+    /// More lines for `podnet explain` (Cilium: identities and policy map entries).
+    pub details: Vec<String>,
+    /// Cilium: the connection is allowed at L3/L4 and redirected to the node's L7 proxy.
+    pub l7: Option<crate::cilium::L7Redirect>,
 }
 
 /// The verdict on a connection: the source's egress and the destination's ingress.
@@ -392,6 +399,14 @@ impl World {
     }
 
     fn direction(&self, egress: bool, flow: &Flow) -> DirVerdict {
+        match &self.cilium {
+            Some(c) => c.direction(self, egress, flow),
+            None => self.k8s_direction(egress, flow),
+        }
+    }
+
+    /// Kubernetes NetworkPolicy's verdict of one direction, alone.
+    pub fn k8s_direction(&self, egress: bool, flow: &Flow) -> DirVerdict {
         let (own, peer) = if egress {
             (flow.src, flow.dst)
         } else {
@@ -406,6 +421,8 @@ impl World {
                 allowed_by: None,
                 allowed: true,
                 reason: format!("{own} is not a pod"),
+                details: Vec::new(),
+                l7: None,
             };
         };
         let key = format!("{}/{}", pod.namespace, pod.name);
@@ -433,6 +450,8 @@ impl World {
             allowed_by: None,
             allowed: true,
             reason: String::new(),
+            details: Vec::new(),
+            l7: None,
         };
         if isolating.is_empty() {
             v.reason = if v.selecting.is_empty() {

@@ -358,8 +358,14 @@ pub(super) fn explain_start(
     l: &mut Session,
     from: &str,
     to: &str,
+    path: &str,
     limit: podnet::Duration,
 ) -> Result<ConnRecord, Failure> {
+    if !path.starts_with('/') || path.contains(char::is_whitespace) {
+        return Err(Failure::input(format!(
+            "--path {path:?}: expected a path like /public"
+        )));
+    }
     let (host, port) = to
         .rsplit_once(':')
         .ok_or_else(|| Failure::input(format!("--to {to:?}: expected HOST:PORT")))?;
@@ -391,7 +397,13 @@ pub(super) fn explain_start(
         .pod_by_name(from)
         .ok_or_else(|| Failure::input(format!("--from {from:?}: no such pod or external host")))?;
     let before = l.cluster.pod(pod).map_or(0, |p| p.clients().count());
-    let spec = podnet::ClientSpec::http("explain", ip, port).start(l.cluster.now());
+    let mut spec = podnet::ClientSpec::http("explain", ip, port).start(l.cluster.now());
+    if path != "/" {
+        spec = spec.request(podnet::Request::Http {
+            host: host.into(),
+            path: path.into(),
+        });
+    }
     l.cluster
         .start_program(pod, podnet::Program::Client(spec))
         .map_err(|e| Failure::input(e.to_string()))?;
@@ -421,19 +433,92 @@ pub(super) fn explain_record(l: &Session, r: &ConnRecord, proto: u8, header: &st
         proto,
         dport,
     });
+    let cilium = !l.cluster.cilium_policies().is_empty();
     let _ = writeln!(
         out,
-        "\nNetworkPolicy (judged after DNAT, against {dst}:{dport}): {}",
+        "\n{} (judged after DNAT, against {dst}:{dport}): {}",
+        if cilium {
+            "Policy (Cilium: by security identity, with the NetworkPolicies)"
+        } else {
+            "NetworkPolicy"
+        },
         if v.allowed { "allowed" } else { "DENIED" }
     );
     for (dir, d) in [("egress of", &v.egress), ("ingress of", &v.ingress)] {
         let who = d.pod.clone().unwrap_or_else(|| String::from("(not a pod)"));
+        if cilium {
+            let _ = writeln!(out, "  {dir} {who}: {}", d.reason);
+            for line in &d.details {
+                let _ = writeln!(out, "    {line}");
+            }
+            continue;
+        }
         let sel = if d.selecting.is_empty() {
             String::from("no policy selects it")
         } else {
             format!("selected by {}", d.selecting.join(", "))
         };
         let _ = writeln!(out, "  {dir} {who}: {sel}; {}", d.reason);
+    }
+    for (node, e) in l
+        .cluster
+        .l7_access_log()
+        .iter()
+        .filter(|(_, e)| e.client == r.local && e.at >= r.started && e.at <= r.ended)
+    {
+        let _ = writeln!(
+            out,
+            "  L7 proxy on {node}: {} {} -> {} ({}); {}",
+            e.method,
+            e.path,
+            e.status
+                .map_or(String::from("no response"), |s| format!("HTTP {s}")),
+            if e.allowed {
+                "allowed, relayed to the backend on the proxy's own connection"
+            } else {
+                "denied: the proxy answered 403 Access denied itself"
+            },
+            e.rule
+        );
+    }
+    out
+}
+
+/// With Cilium policies: the ipcache and the policy map of each endpoint of node `id`
+/// (`cilium bpf ipcache list`, `cilium bpf policy get`); empty otherwise.
+fn policy_maps(l: &Session, id: podnet::NodeId) -> String {
+    let w = l.cluster.policy_world();
+    let Some(e) = w.cilium.as_ref() else {
+        return String::new();
+    };
+    let mut out =
+        String::from("\n# Security identities of the endpoints (cilium bpf ipcache list):\n");
+    for (ip, ident) in &e.pods {
+        let _ = writeln!(
+            out,
+            "{ip}/32 identity={ident} ({})",
+            e.identities.labels_text(*ident)
+        );
+    }
+    for (cidr, ident) in e.cidrs.entries() {
+        let _ = writeln!(
+            out,
+            "{cidr} identity={ident} ({})",
+            e.identities.labels_text(*ident)
+        );
+    }
+    for (ip, pod) in w.pods.iter().filter(|(_, p)| p.node == id.0) {
+        let Some(map) = e.map_of(*ip) else { continue };
+        let _ = write!(
+            out,
+            "\n# Policy map of {}/{} ({ip}, identity {}; cilium bpf policy get): ingress {}, egress {}\n{}",
+            pod.namespace,
+            pod.name,
+            e.pods[ip],
+            if map.ingress_enforced { "enforced" } else { "not enforced" },
+            if map.egress_enforced { "enforced" } else { "not enforced" },
+            map.render(&e.identities)
+        );
     }
     out
 }
@@ -481,8 +566,9 @@ pub(super) fn rules(l: &Session, node_name: &str, counters: bool) -> Result<Stri
         (Proxy::Nftables, _) => dp.proxy().nft_ruleset(),
         (_, Some(bpf)) => format!(
             "# {node_name}: kube-proxy is not running (proxy: ebpf); no iptables rule handles \
-             Services.\n# Services are entries of the eBPF maps (cilium bpf lb list):\n{}",
-            bpf.lb().lb_list()
+             Services.\n# Services are entries of the eBPF maps (cilium bpf lb list):\n{}{}",
+            bpf.lb().lb_list(),
+            policy_maps(l, id)
         ),
         _ if counters => dp.proxy().iptables_save_counters(),
         _ => dp.proxy().iptables_save(),

@@ -407,7 +407,18 @@ impl Session {
         to: &str,
         limit: Duration,
     ) -> Result<ConnRecord, Failure> {
-        inspect::explain_start(self, from, to, limit)
+        inspect::explain_start(self, from, to, "/", limit)
+    }
+
+    /// [`Session::explain_start`] with the HTTP request `GET path` (what an L7 policy judges).
+    pub fn explain_start_path(
+        &mut self,
+        from: &str,
+        to: &str,
+        path: &str,
+        limit: Duration,
+    ) -> Result<ConnRecord, Failure> {
+        inspect::explain_start(self, from, to, path, limit)
     }
 
     /// The second half of [`Session::explain`]: the walk of `r` (started by

@@ -118,6 +118,10 @@ pub struct Connection {
     /// `EHOSTUNREACH: ICMP time exceeded from 10.244.0.1`); absent when it succeeded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The HTTP status of the response the client got (`200`, `403` from an L7 proxy);
+    /// present only in scenarios with L7 (HTTP) policies or an `expect.httpStatus`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
 }
 
 /// A node's conntrack figures.
@@ -344,13 +348,35 @@ pub(super) fn packet_summary(frame: &[u8]) -> String {
 pub(super) fn report(l: &Session) -> Report {
     let ix = NewConnections::of(l);
     let mut flows = Vec::new();
+    let l7 = l.cluster.pods().any(|(id, _)| l.cluster.is_l7_proxy(id));
+    let l7_log = if l7 {
+        l.cluster.l7_access_log()
+    } else {
+        Vec::new()
+    };
     for (i, f) in l.index.flows.iter().enumerate() {
         let (proto, records) = l.connections(i);
+        let status = l7
+            || l.scenario
+                .flows
+                .get(i)
+                .is_some_and(|d| d.expect_status.is_some());
         let connections = records
             .iter()
             .enumerate()
             .map(|(n, r)| {
-                let (backend, seen) = backend_of(&ix, r, proto);
+                let (backend, mut seen) = backend_of(&ix, r, proto);
+                // Through an L7 proxy, the backend saw the proxy's own connection (from the
+                // client's address, another port), or nothing when the proxy refused.
+                if let Some((_, e)) = l7_log
+                    .iter()
+                    .find(|(_, e)| e.client == r.local && e.at >= r.started && e.at <= r.ended)
+                {
+                    seen = e
+                        .upstream_port
+                        .filter(|_| e.allowed)
+                        .map(|p| format!("{}:{p}", e.client.addr));
+                }
                 Connection {
                     id: n as u32,
                     from: ep(&r.local),
@@ -363,6 +389,7 @@ pub(super) fn report(l: &Session) -> Report {
                     bytes_sent: r.bytes_sent,
                     bytes_received: r.bytes_received,
                     error: r.error.clone(),
+                    http_status: r.http_status.filter(|_| status),
                 }
             })
             .collect();
@@ -545,6 +572,10 @@ pub(super) fn summary(l: &Session, r: &Report) -> String {
                     .or(c.connect_time.as_deref())
                     .unwrap_or("")
             );
+            if let Some(s) = c.http_status {
+                out.pop();
+                let _ = writeln!(out, " HTTP {s}");
+            }
         }
         if f.connections.len() > 20 {
             let _ = writeln!(
@@ -640,6 +671,20 @@ pub(super) fn failed_expectations(l: &Session, r: &Report) -> Vec<String> {
         );
     }
     for (i, f) in r.flows.iter().enumerate() {
+        if let Some(want) = l.scenario.flows.get(i).and_then(|d| d.expect_status) {
+            let bad = f
+                .connections
+                .iter()
+                .filter(|c| c.http_status != Some(want))
+                .count();
+            if bad > 0 || f.connections.is_empty() {
+                out.push(format!(
+                    "flow {}: expected every connection to get HTTP {want}, {bad} of {} did not",
+                    f.name,
+                    f.connections.len()
+                ));
+            }
+        }
         let Some(want) = l.scenario.flows.get(i).and_then(|d| d.expect.clone()) else {
             continue;
         };

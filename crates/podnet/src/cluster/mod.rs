@@ -42,6 +42,7 @@ use crate::rng::{SimRng, Stream};
 use crate::route::{Dev, Route};
 use crate::trace::{IfaceId, Observer, Trace};
 
+mod cilium;
 mod inject;
 mod links;
 mod netpol;
@@ -545,6 +546,7 @@ impl Cluster {
                 namespace: spec.namespace,
                 labels: spec.labels,
                 ports: spec.ports,
+                l7_proxy: false,
             },
         }));
         self.names.insert(spec.name);

@@ -28,6 +28,8 @@ pub(super) struct Meta {
     pub namespace: String,
     pub labels: Labels,
     pub ports: Vec<NamedPort>,
+    /// The node's L7 proxy (no identity, no policy).
+    pub l7_proxy: bool,
 }
 
 /// The cluster's policies and namespaces.
@@ -37,6 +39,12 @@ pub(super) struct State {
     namespaces: BTreeMap<String, Labels>,
     /// Set once there are policies (and so maybe denied flows to look up).
     pub any_denied: bool,
+    /// CiliumNetworkPolicies and CiliumClusterwideNetworkPolicies.
+    pub cilium: Vec<crate::cilium::CiliumPolicy>,
+    /// Security identities handed out so far (kept when pods go, so they come back).
+    pub identities: crate::cilium::identity::Allocator,
+    /// Set while the L7 proxies are added (policies are pushed once they are).
+    pub quiet: bool,
 }
 
 fn dataplane(slot: &NodeSlot) -> Option<&Dataplane> {
@@ -134,7 +142,7 @@ impl Cluster {
             .pods
             .iter()
             .flatten()
-            .filter(|s| !self.nodes[s.node.0 as usize].edge)
+            .filter(|s| !self.nodes[s.node.0 as usize].edge && !s.meta.l7_proxy)
         {
             let IpAddress::Ipv4(ip) = s.pod.addrs().ip.address();
             w.pods.insert(
@@ -154,6 +162,11 @@ impl Cluster {
             let ips: Vec<Ipv4Address> = alloc::vec![a.eth0.address(), a.gateway()];
             w.node_ips.insert(i as u32, ips);
         }
+        if !self.netpol.cilium.is_empty() {
+            let mut ids = self.netpol.identities.clone();
+            let engine = crate::cilium::Engine::build(self.netpol.cilium.clone(), &mut ids, &w);
+            w.cilium = Some(alloc::boxed::Box::new(engine));
+        }
         w
     }
 
@@ -165,12 +178,18 @@ impl Cluster {
     /// Pushes policies and pod metadata to every node's dataplane (nothing while there is no
     /// policy: the dataplanes then enforce none).
     pub(super) fn resync_policies(&mut self) {
+        let none = self.netpol.policies.is_empty() && self.netpol.cilium.is_empty();
         if self.config.proxy == Proxy::None
-            || (self.netpol.policies.is_empty() && !self.netpol.any_denied)
+            || (none && !self.netpol.any_denied)
+            || self.netpol.quiet
         {
             return;
         }
-        let world = (!self.netpol.policies.is_empty()).then(|| self.policy_world());
+        let world = (!none).then(|| self.policy_world());
+        if let Some(e) = world.as_ref().and_then(|w| w.cilium.as_ref()) {
+            self.netpol.identities = e.identities.clone();
+        }
+        self.push_l7_policy(world.as_ref());
         self.netpol.any_denied = true;
         for (i, slot) in self.nodes.iter_mut().enumerate() {
             if let Some(dp) = slot

@@ -43,6 +43,13 @@ pub struct CtEntry {
     pub rx_closing: bool,
     /// Index of its `[NEW]` event in the dataplane's log.
     pub event: Option<u32>,
+    /// L7 policy: packets of the original direction go to the node's proxy (the client's
+    /// connection, which the proxy terminates).
+    pub proxy_redirect: bool,
+    /// The proxy's own connection to the backend: replies go to the proxy.
+    pub proxy_upstream: bool,
+    /// The source's security identity (Cilium policies only).
+    pub src_sec_id: Option<u32>,
 }
 
 impl CtEntry {
@@ -66,6 +73,9 @@ impl CtEntry {
             tx_closing: false,
             rx_closing: false,
             event: None,
+            proxy_redirect: false,
+            proxy_upstream: false,
+            src_sec_id: None,
         }
     }
 
@@ -137,6 +147,12 @@ pub(crate) fn format_entry(t: &Tuple, e: &CtEntry, now: Instant) -> String {
     if e.nodeport_snat {
         flags.push("NodePort");
     }
+    if e.proxy_redirect {
+        flags.push("ProxyRedirect");
+    }
+    if e.proxy_upstream {
+        flags.push("FromProxy");
+    }
     let mut s = format!(
         "{proto} OUT {} -> {} expires={left} TxPackets={} TxBytes={} RxPackets={} RxBytes={} Flags=[{}]",
         ep(t.src, t.sport),
@@ -158,6 +174,9 @@ pub(crate) fn format_entry(t: &Tuple, e: &CtEntry, now: Instant) -> String {
     }
     if let Some((a, p)) = e.dsr_option {
         s.push_str(&format!(" DSR={}", ep(a, p)));
+    }
+    if let Some(id) = e.src_sec_id {
+        s.push_str(&format!(" SourceSecurityID={id}"));
     }
     s
 }

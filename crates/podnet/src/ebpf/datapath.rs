@@ -100,6 +100,12 @@ pub struct EbpfDatapath {
     snat: LruMap<NatKey, (Ipv4Address, u16)>,
     rng: SimRng,
     stats: EbpfStats,
+    /// The node's L7 proxy, known by its MAC (Cilium marks the proxy's packets instead).
+    proxy_mac: Option<smoltcp::wire::EthernetAddress>,
+    /// The packet in flight came from the L7 proxy.
+    from_proxy: bool,
+    /// The packet in flight goes to the L7 proxy (TPROXY).
+    redirect: bool,
 }
 
 /// Cilium's SNAT port range for masquerading (`SNAT_MAPPING_MIN_PORT`..`MAX_PORT`) and its
@@ -139,7 +145,38 @@ impl EbpfDatapath {
             snat: LruMap::with_capacity(cfg.nat_max.max(2) as usize),
             rng,
             stats: EbpfStats::default(),
+            proxy_mac: None,
+            from_proxy: false,
+            redirect: false,
         }
+    }
+
+    /// Tells the programs the MAC of the node's L7 proxy.
+    pub fn set_proxy_mac(&mut self, mac: Option<smoltcp::wire::EthernetAddress>) {
+        self.proxy_mac = mac;
+    }
+
+    /// Whether the packet last processed came from the node's L7 proxy (policy was enforced
+    /// by the proxy: the datapath does not judge it again).
+    pub fn from_proxy(&self) -> bool {
+        self.from_proxy
+    }
+
+    /// Whether the packet last processed goes to the L7 proxy; clears the flag.
+    pub fn take_redirect(&mut self) -> bool {
+        core::mem::take(&mut self.redirect)
+    }
+
+    /// Marks a new connection for the L7 proxy: this packet and the later ones of its
+    /// original direction go to the proxy.
+    pub fn redirect_to_proxy(&mut self, t: &Tuple) {
+        self.ct_update(t, |e| e.proxy_redirect = true);
+        self.redirect = true;
+    }
+
+    /// Records the source's security identity in a connection's CT entry.
+    pub fn set_src_identity(&mut self, t: &Tuple, id: u32) {
+        self.ct_update(t, |e| e.src_sec_id = Some(id));
     }
 
     /// The settings.
@@ -250,6 +287,11 @@ impl EbpfDatapath {
         notes: &mut Notes,
     ) -> Outcome {
         let uplink = |d: Option<crate::route::Dev>| d == Some(crate::route::Dev::Eth0);
+        self.redirect = false;
+        self.from_proxy = ctx.hook == Hook::Prerouting
+            && self
+                .proxy_mac
+                .is_some_and(|m| frame.get(6..12) == Some(&m.0[..]));
         match ctx.hook {
             Hook::Prerouting if uplink(ctx.in_dev) => self.bpf_from_netdev(ctx, frame, l3, notes),
             Hook::Prerouting => {
@@ -360,6 +402,14 @@ impl EbpfDatapath {
             if ctx.explain {
                 notes.push(format!("{prog}: CT: established (original)"));
             }
+            if svc.proxy_redirect && !self.from_proxy {
+                self.redirect = true;
+                if ctx.explain {
+                    notes.push(format!(
+                        "{prog}: CT entry ProxyRedirect: to the L7 proxy (TPROXY, unchanged)"
+                    ));
+                }
+            }
             return Outcome::Pass(None);
         }
         // 2. A reply: reverse NAT to the frontend (and back from the hairpin source).
@@ -373,6 +423,14 @@ impl EbpfDatapath {
             }
             if let Some(client) = e.hairpin_client {
                 back.dst = client;
+            }
+            if e.proxy_upstream && !self.from_proxy {
+                self.redirect = true;
+                if ctx.explain {
+                    notes.push(format!(
+                        "{prog}: CT: reply to the L7 proxy's own connection: to the proxy"
+                    ));
+                }
             }
             if back != t {
                 nat::apply(ip, Manip::Src, &back);
@@ -478,6 +536,14 @@ impl EbpfDatapath {
             }
         }
         entry.account(now, t.proto, false, len, flags);
+        if self.from_proxy {
+            entry.proxy_upstream = true;
+            if ctx.explain {
+                notes.push(format!(
+                    "{prog}: from the L7 proxy: its own connection to the backend (policy already enforced by the proxy)"
+                ));
+            }
+        }
         self.ct_put(translated, entry);
         self.stats.ct_created += 1;
         if ctx.explain {

@@ -105,6 +105,13 @@ impl Node {
             );
         }
         match verdict {
+            Verdict::Accept
+                if hook == Hook::Prerouting
+                    && self.l7_proxy.is_some()
+                    && self.hooks.iter_mut().any(|h| h.take_redirect()) =>
+            {
+                !self.redirect_to_l7_proxy(now, frame, out, trace)
+            }
             Verdict::Accept => true,
             Verdict::Drop(reason) => {
                 self.drop_frame(now, dev, reason, frame, trace);

@@ -135,6 +135,8 @@ pub struct Node {
     fdb: Option<BTreeMap<EthernetAddress, Ipv4Address>>,
     /// The CPUs packets are steered to ([`Node::set_cpus`]).
     cpus: cpus::Cpus,
+    /// The node's L7 proxy: its `cni0` port and MAC.
+    l7_proxy: Option<(u32, EthernetAddress)>,
 }
 
 impl fmt::Debug for Node {
@@ -189,6 +191,7 @@ impl Node {
             stats: NodeStats::default(),
             fdb: ifaces.flannel.map(|_| BTreeMap::new()),
             cpus: cpus::Cpus::default(),
+            l7_proxy: None,
         })
     }
 
@@ -250,6 +253,33 @@ impl Node {
     /// host, and a packet DNATed to an address behind `cni0` bridged rather than routed.
     pub fn set_br_netfilter(&mut self, on: bool) {
         self.br_netfilter = on;
+    }
+
+    /// Sets the node's L7 proxy (its `cni0` port and MAC): packets the hooks redirect at
+    /// PREROUTING are handed to it unchanged.
+    pub fn set_l7_proxy(&mut self, proxy: Option<(u32, EthernetAddress)>) {
+        self.l7_proxy = proxy;
+    }
+
+    /// Hands a redirected frame to the L7 proxy, as TPROXY does: unchanged but for the
+    /// Ethernet header.
+    pub(super) fn redirect_to_l7_proxy(
+        &mut self,
+        now: Instant,
+        frame: &Frame,
+        out: &mut Output,
+        trace: &mut Trace,
+    ) -> bool {
+        let Some((port, mac)) = self.l7_proxy else {
+            return false;
+        };
+        let mut f = frame.clone();
+        let mut eth = EthernetFrame::new_unchecked(&mut f[..]);
+        eth.set_src_addr(self.addrs.cni0_mac);
+        eth.set_dst_addr(mac);
+        trace.sent(now, self.ifaces.cni0, &f);
+        out.push((Egress::Port(port), f));
+        true
     }
 
     /// Releases a veth host end.

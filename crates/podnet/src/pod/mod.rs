@@ -22,6 +22,7 @@ mod pool;
 mod timewait;
 #[cfg(test)]
 mod timewait_tests;
+mod transparent;
 
 pub(crate) use pool::SocketPool;
 pub use pool::UDP_QUEUE;
@@ -306,6 +307,9 @@ impl Pod {
 
     /// Queues an arriving frame; [`Pod::service`] processes it.
     pub fn deliver(&mut self, frame: Frame) {
+        if self.iface.any_ip() && !self.own_arp(&frame) {
+            return;
+        }
         self.device.rx.push_back(frame);
     }
 

@@ -106,6 +106,8 @@ pub struct ConnRecord {
     /// With [`ClientSpec::resolve`]: the local UDP ports the lookup's queries left from, in
     /// order (a new socket per name tried, or per reopen); empty without name resolution.
     pub dns_ports: Vec<u16>,
+    /// HTTP requests: the status code of the response's status line, if one arrived.
+    pub http_status: Option<u16>,
 }
 
 #[derive(Debug)]
@@ -571,6 +573,7 @@ impl Client {
                 .as_deref()
                 .map(|l| l.ports.clone())
                 .unwrap_or_default(),
+            http_status: None,
         }
     }
 
@@ -603,6 +606,14 @@ impl Client {
         rec.local = local.unwrap_or_else(|| IpEndpoint::new(pod_addr(env), a.local_port));
         rec.dns_time = a.dns_time;
         rec.peer = a.peer;
+        if matches!(self.spec.request, Request::Http { .. }) {
+            // `HTTP/1.1 403 Forbidden`: the three digits after the version.
+            rec.http_status = a
+                .received
+                .get(9..12)
+                .filter(|_| a.received.starts_with(b"HTTP/"))
+                .and_then(|d| core::str::from_utf8(d).ok()?.parse().ok());
+        }
         rec.error = a.error.or_else(|| match outcome {
             Outcome::Ok => None,
             Outcome::Refused => Some(String::from("ECONNREFUSED: RST")),

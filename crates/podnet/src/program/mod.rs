@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod dns;
+pub mod l7proxy;
 pub mod server;
 mod spec;
 
@@ -58,6 +59,8 @@ pub enum Program {
     },
     /// A client.
     Client(ClientSpec),
+    /// The node's L7 proxy (Cilium's Envoy): see [`l7proxy`].
+    L7Proxy,
 }
 
 /// What a program sees of its pod.
@@ -84,6 +87,7 @@ pub(crate) enum App {
     UdpEcho(server::UdpEcho),
     Dns(dns::DnsServer),
     Client(client::Client),
+    L7Proxy(alloc::boxed::Box<l7proxy::L7Proxy>),
 }
 
 impl App {
@@ -105,6 +109,7 @@ impl App {
                 App::Dns(dns::DnsServer::new(*port, records, env))
             }
             Program::Client(spec) => App::Client(client::Client::new(spec.clone())),
+            Program::L7Proxy => App::L7Proxy(alloc::boxed::Box::default()),
         }
     }
 
@@ -118,6 +123,7 @@ impl App {
         match self {
             App::Tcp(s) => s.before_syn(remote, port, env),
             App::Dns(d) => d.tcp.before_syn(remote, port, env),
+            App::L7Proxy(p) => p.before_syn(remote, port, env),
             App::UdpEcho(_) | App::Client(_) => {}
         }
     }
@@ -127,6 +133,7 @@ impl App {
         match self {
             App::Tcp(s) => s.rearm(env),
             App::Dns(d) => d.tcp.rearm(env),
+            App::L7Proxy(p) => p.rearm(env),
             App::UdpEcho(_) | App::Client(_) => {}
         }
     }
@@ -138,6 +145,7 @@ impl App {
             App::UdpEcho(s) => s.step(env),
             App::Dns(d) => d.step(env),
             App::Client(c) => c.step(env),
+            App::L7Proxy(p) => p.step(env),
         }
     }
 
