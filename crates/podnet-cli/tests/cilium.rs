@@ -429,3 +429,28 @@ fn a_replaced_pod_keeps_its_identity_at_a_new_address() {
         "{after:?}"
     );
 }
+
+#[test]
+fn pods_of_one_node_are_judged_by_cilium_policies_too() {
+    // The L7 example with the backend moved onto the clients' node: the connection never
+    // leaves node-a, and the identity policy and the L7 proxy decide as across nodes.
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/cilium-l7.yaml"
+    ))
+    .unwrap()
+    .replace("nodeName: node-b", "nodeName: node-a")
+    .replace("10.244.1.20", "10.244.0.20");
+    assert!(text.contains("10.244.0.20"));
+    let s = Scenario::new("same-node", &text);
+    let r = report(s.path());
+    assert_eq!(conn(&r, "public")["httpStatus"], 200);
+    assert_eq!(conn(&r, "admin")["httpStatus"], 403);
+    assert!(conn(&r, "admin")["seenByBackend"].is_null());
+    let intruder = conn(&r, "intruder");
+    assert_eq!(intruder["outcome"], "denied");
+    assert!(intruder["error"]
+        .as_str()
+        .unwrap()
+        .contains("no policy map entry allows identity 257"));
+}
