@@ -141,6 +141,14 @@ function advanceFrame(now: number): void {
       // Idle: find where the scenario ends, a few milliseconds of work per frame.
       app.tl.explore(8);
       renderCounters();
+    } else {
+      // Idle: park Sims along a long run (checkpoints), as much work per frame.
+      app.tl.park(8);
+      const ck = app.tl.checkpoints();
+      if (ck !== null && document.body.dataset.checkpoints !== ck) {
+        document.body.dataset.checkpoints = ck;
+        renderCounters();
+      }
     }
     if (app.needsDraw) {
       drawPackets();
