@@ -100,6 +100,33 @@ describe("playground", () => {
     await close();
   });
 
+  test("a seek back from a parked checkpoint lands in the same state as a re-run from time 0", async () => {
+    // `?checkpoints=N` parks N Sims along the run even when it is short (0: none).
+    const land = async (checkpoints, at) => {
+      const { page, close } = await open(`?example=three-endpoints&checkpoints=${checkpoints}`);
+      await waitForEnd(page);
+      await page.waitForFunction(() => /^(\d+)\/\1$/.test(document.body.dataset.checkpoints ?? ""), null, { timeout: 120_000 });
+      const slots = (await page.evaluate(() => document.body.dataset.checkpointTimes)).split(" ").filter(Boolean).map(Number);
+      const target = at ?? (slots[1] ?? 0) + 700;
+      const full = () => page.waitForFunction(() => /^(\d+)\/\1$/.test(document.body.dataset.checkpoints ?? ""), null, { timeout: 120_000 });
+      await seekTo(page, target + 5_000);
+      await full(); // a seek may use up checkpoints: they are parked again in the background
+      await seekTo(page, target);
+      const from = Number(await page.locator('[data-testid="replay-info"]').getAttribute("data-from"));
+      const got = { ...(await state(page)), report: await text(page, "report") };
+      await close();
+      return { slots, target, from, got };
+    };
+    const parked = await land(3);
+    assert.ok(parked.slots.length >= 2, `checkpoints at ${parked.slots}`);
+    assert.ok(parked.from > 0 && parked.from <= parked.target, `re-ran from ${parked.from} µs, not from a checkpoint`);
+    const fromZero = await land(0, parked.target);
+    assert.deepEqual(fromZero.slots, []);
+    assert.equal(fromZero.from, 0);
+    console.log(`# checkpoints at ${parked.slots.join(", ")} µs: ${parked.target} µs reached from ${parked.from} µs and from 0`);
+    assert.deepEqual(parked.got, fromZero.got);
+  });
+
   test("nftables mode: clicking the DNAT hook event lights the nft rules it matched", async () => {
     const { page, close } = await open("?example=seed");
     const yaml = await page.inputValue('[data-testid="yaml-editor"]');
@@ -371,7 +398,9 @@ describe("scale", () => {
       const step = async (what, act, want) => {
         if (errors.length > 0) throw new Error(`the page failed before ${what}: ${errors[0]}`);
         const r = await landing(page, act, want);
-        console.log(`# 30k: ${what} -> ${r.t} µs in ${r.ms.toFixed(0)} ms; wasm memory ${await mib()} MiB`);
+        const from = await page.locator('[data-testid="replay-info"]').getAttribute("data-from");
+        const ck = await page.evaluate(() => document.body.dataset.checkpoints);
+        console.log(`# 30k: ${what} -> ${r.t} µs in ${r.ms.toFixed(0)} ms (from ${from} µs; checkpoints ${ck}); wasm memory ${await mib()} MiB`);
       };
       await page.fill('[data-testid="yaml-editor"]', yaml);
       const t0 = Date.now();
@@ -379,6 +408,12 @@ describe("scale", () => {
       await page.waitForFunction(() => document.body.dataset.loaded === "three-endpoints");
       await waitForEnd(page);
       console.log(`# 30k: end ${await text(page, "end-time")} known after ${Date.now() - t0} ms; wasm memory ${await mib()} MiB`);
+      // The page parks Sims along the run in the background (checkpoints): wait for them all.
+      const t1 = Date.now();
+      await page.waitForFunction(() => /^(\d+)\/\1$/.test(document.body.dataset.checkpoints ?? ""), null, { timeout: 300_000 });
+      const parked = await page.evaluate(() => document.body.dataset.checkpoints);
+      const at = await page.evaluate(() => document.body.dataset.checkpointTimes);
+      console.log(`# 30k: checkpoints ${parked} at ${at} µs parked after ${Date.now() - t1} ms more; wasm memory ${await mib()} MiB`);
       // Play at 100 ms of virtual time per second for two seconds.
       await page.selectOption('[data-testid="speed"]', "100000");
       await page.click('[data-testid="play"]');

@@ -147,6 +147,7 @@ function advanceFrame(now: number): void {
       const ck = app.tl.checkpoints();
       if (ck !== null && document.body.dataset.checkpoints !== ck) {
         document.body.dataset.checkpoints = ck;
+        document.body.dataset.checkpointTimes = app.tl.checkpointTimes().join(" ");
         renderCounters();
       }
     }

@@ -37,6 +37,15 @@ export const BACK_US = 10_000;
 /** Wall ms a checkpoint must save over running on a Sim already there to be used. */
 const SAVE_MS = 50;
 
+/** What the panels read of `view` at one moment, read once. */
+interface Readouts {
+  sim: Sim;
+  at: number;
+  frames: number;
+  report?: Report;
+  summary?: string;
+}
+
 interface Pending {
   /** The simulation heading for `target` (a new one when going back). */
   sim: Sim;
@@ -72,6 +81,7 @@ export class Timeline {
   /** Checkpoints asked for (`?checkpoints=N`), else chosen from the run's cost. */
   private readonly checkpointCount: number | undefined;
   private planned = false;
+  private cache: Readouts | null = null;
   /** Virtual time the last seek back (or far forward) of `view` started from (0: a new Sim). */
   lastFrom = 0;
 
@@ -313,6 +323,11 @@ export class Timeline {
     return this.ckpt.fill(Math.max(0, budgetMs - (performance.now() - started)));
   }
 
+  /** The checkpoints' virtual times (µs). */
+  checkpointTimes(): readonly number[] {
+    return this.ckpt.slots();
+  }
+
   /** Checkpoints parked and planned ("3/6"), or null before they are planned. */
   checkpoints(): string | null {
     if (!this.planned) return null;
@@ -454,13 +469,30 @@ export class Timeline {
   /** Every interface a capture can be taken on. */
   interfaces(): string[] { return this.view.interfaces(); }
 
-  /** `podnet run --json` at the time shown. */
-  report(): Report { return this.view.report(); }
+  /** `podnet run --json` at the time shown (read once per moment: a big run's costs ~0.2 s). */
+  report(): Report {
+    const c = this.readouts();
+    return (c.report ??= this.view.report());
+  }
 
   /** The human summary of `podnet run` at the time shown. */
-  summary(): string { return this.view.summary(); }
+  summary(): string {
+    const c = this.readouts();
+    return (c.summary ??= this.view.summary());
+  }
 
   conntrack(node: string): ConntrackEntry[] { return this.view.conntrack(node); }
+
+  /** `conntrack -L` text (cheaper than conntrack() for a big table). */
+  conntrackText(node: string): string { return this.view.conntrackText(node); }
+
+  /** The readouts cached for `view`'s current moment (reset when it moves or is replaced). */
+  private readouts(): Readouts {
+    const v = this.view;
+    const c = this.cache;
+    if (c && c.sim === v && c.at === v.now() && c.frames === v.framesDelivered()) return c;
+    return (this.cache = { sim: v, at: v.now(), frames: v.framesDelivered() });
+  }
 
   /** The node's rules as `iptables-save` / `nft list ruleset` print them. */
   rules(node: string): string { return this.view.rules(node); }
