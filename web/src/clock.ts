@@ -143,13 +143,14 @@ function advanceFrame(now: number): void {
       renderCounters();
     } else {
       // Idle: park Sims along a long run (checkpoints), as much work per frame.
-      app.tl.park(8);
-      const ck = app.tl.checkpoints();
-      if (ck !== null && document.body.dataset.checkpoints !== ck) {
-        document.body.dataset.checkpoints = ck;
-        document.body.dataset.checkpointTimes = app.tl.checkpointTimes().join(" ");
-        renderCounters();
-      }
+      app.tl.park(10);
+    }
+    // How many are parked ("3/6"; seeks use them up).
+    const ck = app.tl.checkpoints();
+    if (ck !== null && document.body.dataset.checkpoints !== ck) {
+      document.body.dataset.checkpoints = ck;
+      document.body.dataset.checkpointTimes = app.tl.checkpointTimes().join(" ");
+      renderCounters();
     }
     if (app.needsDraw) {
       drawPackets();
