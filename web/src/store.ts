@@ -55,6 +55,8 @@ interface Pending {
   rebuild: { sim: Sim; from: number } | null;
   /** Virtual µs to run in all, for the progress shown. */
   total: number;
+  /** countAtKnown(target) in `ahead`'s recording `epoch`, once past the target. */
+  countAt?: { epoch: number; n: number };
 }
 
 export class Timeline {
@@ -82,7 +84,7 @@ export class Timeline {
   private readonly checkpointCount: number | undefined;
   private planned = false;
   private cache: Readouts | null = null;
-  /** Virtual time the last seek back (or far forward) of `view` started from (0: a new Sim). */
+  /** Virtual time the last seek's run of `view` started from (0: a new Sim). */
   lastFrom = 0;
 
   constructor(yaml: string, options: { checkpoints?: number } = {}) {
@@ -138,7 +140,7 @@ export class Timeline {
     // A replay in progress toward another time is dropped (its Sims go to the checkpoints).
     if (p && p.sim !== sim) this.dropReplay();
     if (!sim) sim = new Sim(this.yaml, { record: false });
-    if (sim !== this.view && sim !== p?.sim) this.lastFrom = sim.now();
+    if (sim !== p?.sim) this.lastFrom = sim.now();
     let rebuild = this.pending?.rebuild ?? null;
     const from = Math.max(0, t - BACK_US);
     if (rebuild && t < rebuild.sim.now()) {
@@ -205,6 +207,16 @@ export class Timeline {
     this.epoch += 1;
   }
 
+  /**
+   * countAtKnown(p.target) once `ahead` is past the target, read once per recording: reading
+   * events again after `ahead` ran on costs the wasm module a new index of the connections
+   * (about a second for 30,000 of them).
+   */
+  private countAtTarget(p: Pending): number {
+    if (p.countAt?.epoch !== this.epoch) p.countAt = { epoch: this.epoch, n: this.countAtKnown(p.target) };
+    return p.countAt.n;
+  }
+
   /** Work on the seek for at most `budgetMs`; true once `view` is at the target. */
   continueReplay(budgetMs: number): boolean {
     const p = this.pending;
@@ -220,7 +232,7 @@ export class Timeline {
         !rebuilding &&
         !aheadDone &&
         this.ahead.now() < p.target + LOOKAHEAD_US &&
-        (this.ahead.now() <= p.target || this.ahead.eventCount() - this.countAtKnown(p.target) < AHEAD_EVENTS);
+        (this.ahead.now() <= p.target || this.ahead.eventCount() - this.countAtTarget(p) < AHEAD_EVENTS);
       if (!rebuilding && r) {
         // Recording from the new start: it becomes `ahead`.
         if (r.sim !== this.ahead) {
