@@ -100,6 +100,33 @@ describe("playground", () => {
     await close();
   });
 
+  test("a seek back from a parked checkpoint lands in the same state as a re-run from time 0", async () => {
+    // `?checkpoints=N` parks N Sims along the run even when it is short (0: none).
+    const land = async (checkpoints, at) => {
+      const { page, close } = await open(`?example=three-endpoints&checkpoints=${checkpoints}`);
+      await waitForEnd(page);
+      await page.waitForFunction(() => /^(\d+)\/\1$/.test(document.body.dataset.checkpoints ?? ""), null, { timeout: 120_000 });
+      const slots = (await page.evaluate(() => document.body.dataset.checkpointTimes)).split(" ").filter(Boolean).map(Number);
+      const target = at ?? (slots[1] ?? 0) + 700;
+      const full = () => page.waitForFunction(() => /^(\d+)\/\1$/.test(document.body.dataset.checkpoints ?? ""), null, { timeout: 120_000 });
+      await seekTo(page, target + 5_000);
+      await full(); // a seek may use up checkpoints: they are parked again in the background
+      await seekTo(page, target);
+      const from = Number(await page.locator('[data-testid="replay-info"]').getAttribute("data-from"));
+      const got = { ...(await state(page)), report: await text(page, "report") };
+      await close();
+      return { slots, target, from, got };
+    };
+    const parked = await land(3);
+    assert.ok(parked.slots.length >= 2, `checkpoints at ${parked.slots}`);
+    assert.ok(parked.from > 0 && parked.from <= parked.target, `re-ran from ${parked.from} µs, not from a checkpoint`);
+    const fromZero = await land(0, parked.target);
+    assert.deepEqual(fromZero.slots, []);
+    assert.equal(fromZero.from, 0);
+    console.log(`# checkpoints at ${parked.slots.join(", ")} µs: ${parked.target} µs reached from ${parked.from} µs and from 0`);
+    assert.deepEqual(parked.got, fromZero.got);
+  });
+
   test("nftables mode: clicking the DNAT hook event lights the nft rules it matched", async () => {
     const { page, close } = await open("?example=seed");
     const yaml = await page.inputValue('[data-testid="yaml-editor"]');
@@ -366,12 +393,24 @@ describe("scale", () => {
     },
     async () => {
       assert.match(yaml, /count: 30000/);
-      const { page, errors, close } = await open("?example=seed");
+      // PODNET_E2E_CHECKPOINTS=N measures with N checkpoints instead of the page's choice.
+      const asked = process.env.PODNET_E2E_CHECKPOINTS;
+      const { page, errors, close } = await open(`?example=seed${asked ? `&checkpoints=${asked}` : ""}`);
       const mib = async () => (await page.evaluate(() => window.podnetMemory() / 2 ** 20)).toFixed(0);
-      const step = async (what, act, want) => {
+      const parkedAll = () =>
+        page.waitForFunction(() => /^(\d+)\/\1$/.test(document.body.dataset.checkpoints ?? ""), null, { timeout: 300_000 });
+      const step = async (what, act, want, rested = false) => {
         if (errors.length > 0) throw new Error(`the page failed before ${what}: ${errors[0]}`);
+        if (rested) {
+          // As after a pause: the checkpoints used up by the last moves are parked again.
+          const w0 = Date.now();
+          await parkedAll();
+          what += ` (rested ${Date.now() - w0} ms)`;
+        }
         const r = await landing(page, act, want);
-        console.log(`# 30k: ${what} -> ${r.t} µs in ${r.ms.toFixed(0)} ms; wasm memory ${await mib()} MiB`);
+        const from = await page.locator('[data-testid="replay-info"]').getAttribute("data-from");
+        const ck = await page.evaluate(() => document.body.dataset.checkpoints);
+        console.log(`# 30k: ${what} -> ${r.t} µs in ${r.ms.toFixed(0)} ms (from ${from} µs; checkpoints ${ck}); wasm memory ${await mib()} MiB`);
       };
       await page.fill('[data-testid="yaml-editor"]', yaml);
       const t0 = Date.now();
@@ -379,6 +418,12 @@ describe("scale", () => {
       await page.waitForFunction(() => document.body.dataset.loaded === "three-endpoints");
       await waitForEnd(page);
       console.log(`# 30k: end ${await text(page, "end-time")} known after ${Date.now() - t0} ms; wasm memory ${await mib()} MiB`);
+      // The page parks Sims along the run in the background (checkpoints): wait for them all.
+      const t1 = Date.now();
+      await parkedAll();
+      const parked = await page.evaluate(() => document.body.dataset.checkpoints);
+      const at = await page.evaluate(() => document.body.dataset.checkpointTimes);
+      console.log(`# 30k: checkpoints ${parked} at ${at} µs parked after ${Date.now() - t1} ms more; wasm memory ${await mib()} MiB`);
       // Play at 100 ms of virtual time per second for two seconds.
       await page.selectOption('[data-testid="speed"]', "100000");
       await page.click('[data-testid="play"]');
@@ -388,9 +433,12 @@ describe("scale", () => {
       const played = await page.locator('[data-testid="time"]').getAttribute("data-us");
       console.log(`# 30k: played to ${played} µs; wasm memory ${await mib()} MiB`);
       for (let i = 0; i < 3; i++) await step("step back", { click: "step-back" }, null);
-      for (const us of [5_000, 40_000, 150_000, 2_000_000, 30_000_000, 1_000, 90_000_000, 60_000_000]) {
-        await step(`scrub to ${us} µs`, { scrub: us }, us);
-      }
+      const scrubs = [5_000, 40_000, 150_000, 2_000_000, 30_000_000, 1_000, 90_000_000, 60_000_000];
+      // Back to back, then each after the checkpoints are parked again.
+      for (const us of scrubs) await step(`scrub to ${us} µs`, { scrub: us }, us);
+      await seekTo(page, Math.floor(Number(played)));
+      for (let i = 0; i < 3; i++) await step("step back", { click: "step-back" }, null, true);
+      for (const us of scrubs) await step(`scrub to ${us} µs`, { scrub: us }, us, true);
       await shot(page, "scale-30k");
       const peak = Number(await mib());
       assert.ok(peak <= 512, `wasm memory ${peak} MiB > 512 MiB`);

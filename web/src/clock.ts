@@ -141,6 +141,16 @@ function advanceFrame(now: number): void {
       // Idle: find where the scenario ends, a few milliseconds of work per frame.
       app.tl.explore(8);
       renderCounters();
+    } else {
+      // Idle: park Sims along a long run (checkpoints), as much work per frame.
+      app.tl.park(10);
+    }
+    // How many are parked ("3/6"; seeks use them up).
+    const ck = app.tl.checkpoints();
+    if (ck !== null && document.body.dataset.checkpoints !== ck) {
+      document.body.dataset.checkpoints = ck;
+      document.body.dataset.checkpointTimes = app.tl.checkpointTimes().join(" ");
+      renderCounters();
     }
     if (app.needsDraw) {
       drawPackets();

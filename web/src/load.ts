@@ -25,7 +25,9 @@ export function load(yaml: string): boolean {
   }
   let next: Timeline;
   try {
-    next = new Timeline(yaml);
+    // `?checkpoints=N` parks N Sims along the run whatever its cost (0: none).
+    const asked = new URLSearchParams(location.search).get("checkpoints");
+    next = new Timeline(yaml, asked !== null ? { checkpoints: Number(asked) } : {});
   } catch (e) {
     editor.show([
       { severity: "error", file: "scenario.yaml", line: null, column: null, message: errorText(e), text: errorText(e) },
@@ -35,6 +37,7 @@ export function load(yaml: string): boolean {
   }
   app.tl?.free();
   app.tl = next;
+  delete document.body.dataset.checkpoints;
   app.T = 0;
   app.replayTarget = null;
   app.playing = false;

@@ -31,19 +31,21 @@ export function renderConntrack(): void {
     tbody.replaceChildren();
     return;
   }
-  let entries: ConntrackEntry[];
+  let entries: ConntrackEntry[] | string[];
   try {
-    entries = app.tl.conntrack(app.ctNode);
+    // Without a selection only the lines are shown: the text is much cheaper to read.
+    entries = app.selected ? app.tl.conntrack(app.ctNode) : app.tl.conntrackText(app.ctNode).split("\n").filter((l) => l !== "");
   } catch (e) {
     tbody.replaceChildren(h("tr", {}, h("td", { class: "error", text: errorText(e) })));
     return;
   }
-  const hit = entries.filter(ctSelected);
-  const shown = [...hit, ...entries.filter((c) => !ctSelected(c)).slice(0, Math.max(0, 200 - hit.length))];
+  const rows = entries.map((c) => (typeof c === "string" ? { text: c, hit: false } : { text: c.text, hit: ctSelected(c) }));
+  const hit = rows.filter((r) => r.hit);
+  const shown = [...hit, ...rows.filter((r) => !r.hit).slice(0, Math.max(0, 200 - hit.length))];
   tbody.replaceChildren(
-    ...shown.map((c) => {
-      const tr = h("tr", { testid: "ct-row", class: ctSelected(c) ? "selected" : "" });
-      tr.append(h("td", { text: c.text }));
+    ...shown.map((r) => {
+      const tr = h("tr", { testid: "ct-row", class: r.hit ? "selected" : "" });
+      tr.append(h("td", { text: r.text }));
       return tr;
     }),
   );

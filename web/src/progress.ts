@@ -20,8 +20,13 @@ export function showProgress(tl: Timeline, bar: HTMLProgressElement, info: HTMLE
     info.textContent = `· exploring the run: ${fmt(tl.knownTime())}`;
   } else {
     bar.hidden = true;
-    info.textContent = tl.replays > 0 ? `· last replay ${tl.lastReplayMs.toFixed(0)} ms` : "";
+    const ck = tl.checkpoints();
+    info.textContent =
+      (tl.replays > 0 ? `· last replay ${tl.lastReplayMs.toFixed(0)} ms` : "") +
+      (ck !== null && !ck.endsWith("/0") ? ` · checkpoints ${ck}` : "");
   }
+  // Where the last re-run of the time shown started: 0, or a checkpoint's time.
+  info.dataset.from = String(tl.lastFrom);
   const first = tl.windowFrom();
   windowInfo.textContent = first > 0 ? `· events kept from ${fmt(first)}` : "";
   windowInfo.dataset.us = String(first);

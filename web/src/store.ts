@@ -10,10 +10,14 @@
 //   packets drawn in flight, the event list, tcpdump, the pcap and packet walks read it. When
 //   the time shown leaves the window backwards, or jumps far forwards, `ahead` is rebuilt (or
 //   run on) unrecorded to BACK_US before the new time, and records from there.
-// - `scout` runs to the end once, unrecorded, so the page knows how long the run is; it is
-//   freed when done.
+// - `scout` runs to the end once, unrecorded, so the page knows how long the run is and what
+//   each stretch of it costs to re-run; it is freed when done.
+// - A long run then gets parked Sims (`Checkpoints`, checkpoints.ts) spread over it by cost:
+//   going back (or far forward) starts from the latest one at or before the target instead
+//   of from time 0, and Sims let go return there.
 // Event indices are those of `ahead`'s current recording: numbered from 0 where it began
 // (`epoch` changes when it begins again; cached events and selections are then stale).
+import { Checkpoints } from "./checkpoints";
 import { Sim } from "./podnet";
 import type { ConntrackEntry, Report, SimEvent, Topology } from "./podnet";
 
@@ -30,6 +34,17 @@ export const RUN_LIMIT_US = 120_000_000;
 export const WINDOW_EVENTS = 100_000;
 /** How much virtual time before the displayed time a new recording starts. */
 export const BACK_US = 10_000;
+/** Wall ms a checkpoint must save over running on a Sim already there to be used. */
+const SAVE_MS = 50;
+
+/** What the panels read of `view` at one moment, read once. */
+interface Readouts {
+  sim: Sim;
+  at: number;
+  frames: number;
+  report?: Report;
+  summary?: string;
+}
 
 interface Pending {
   /** The simulation heading for `target` (a new one when going back). */
@@ -40,6 +55,8 @@ interface Pending {
   rebuild: { sim: Sim; from: number } | null;
   /** Virtual µs to run in all, for the progress shown. */
   total: number;
+  /** countAtKnown(target) in `ahead`'s recording `epoch`, once past the target. */
+  countAt?: { epoch: number; n: number };
 }
 
 export class Timeline {
@@ -60,9 +77,20 @@ export class Timeline {
   private replayChunk = 100;
   /** Virtual µs `scout` runs per call (adapts to the scenario). */
   private exploreChunk = 2_000;
+  /** The scout's wall cost: (virtual µs, wall ms since time 0), ascending. */
+  private profile: [number, number][] = [];
+  private ckpt: Checkpoints;
+  /** Checkpoints asked for (`?checkpoints=N`), else chosen from the run's cost. */
+  private readonly checkpointCount: number | undefined;
+  private planned = false;
+  private cache: Readouts | null = null;
+  /** Virtual time the last seek's run of `view` started from (0: a new Sim). */
+  lastFrom = 0;
 
-  constructor(yaml: string) {
+  constructor(yaml: string, options: { checkpoints?: number } = {}) {
     this.yaml = yaml;
+    this.checkpointCount = options.checkpoints;
+    this.ckpt = new Checkpoints(yaml);
     this.view = new Sim(yaml, { record: false });
     this.ahead = new Sim(yaml, { windowEvents: WINDOW_EVENTS });
     this.scout = new Sim(yaml, { record: false });
@@ -70,11 +98,18 @@ export class Timeline {
 
   free(): void {
     this.dropReplay();
+    this.ckpt.free();
     this.view.free();
     this.ahead.free();
     this.scout?.free();
     this.scout = null;
     this.chunks.clear();
+  }
+
+  /** A Sim no longer used: to the checkpoints (kept when it fills an empty slot). */
+  private release(sim: Sim): void {
+    if (sim.recordingSince() !== null) sim.setRecording(false);
+    this.ckpt.give(sim);
   }
 
   /** The earliest time from which `ahead`'s kept events are complete. */
@@ -97,36 +132,42 @@ export class Timeline {
     // The engine's clock counts whole microseconds (runUntil(250.5) stops at 250).
     const t = Math.floor(time);
     const p = this.pending;
-    let sim: Sim;
-    if (t >= this.view.now()) {
-      // Forward: run `view` itself (a replay in progress toward an earlier time is dropped).
-      if (p && p.sim !== this.view) this.dropReplay();
-      sim = this.view;
-    } else if (p && p.sim !== this.view && p.sim.now() <= t) {
-      sim = p.sim;
-    } else {
-      this.dropReplay();
-      sim = new Sim(this.yaml, { record: false });
-    }
+    // The Sim latest at or before `t`: `view` (forward), the replay in progress, a checkpoint,
+    // else a new one from time 0.
+    let sim: Sim | null = t >= this.view.now() ? this.view : null;
+    if (p && p.sim !== this.view && p.sim.now() <= t && (!sim || p.sim.now() > sim.now())) sim = p.sim;
+    sim = this.ckpt.take(t, this.worthAfter(sim?.now() ?? -1)) ?? sim;
+    // A replay in progress toward another time is dropped (its Sims go to the checkpoints).
+    if (p && p.sim !== sim) this.dropReplay();
+    if (!sim) sim = new Sim(this.yaml, { record: false });
+    if (sim !== p?.sim) this.lastFrom = sim.now();
     let rebuild = this.pending?.rebuild ?? null;
     const from = Math.max(0, t - BACK_US);
     if (rebuild && t < rebuild.sim.now()) {
-      if (rebuild.sim !== this.ahead) rebuild.sim.free();
+      if (rebuild.sim !== this.ahead) this.release(rebuild.sim);
       rebuild = null;
     }
     if (!rebuild) {
       const recording = this.ahead.recordingSince() !== null;
       const wf = this.windowFrom();
+      const stop = Math.max(0, from - 1);
       if (recording ? wf > 0 && t < wf + BACK_US : this.ahead.now() > from) {
-        // Before the window: a new `ahead`, unrecorded up to `from`.
-        rebuild = { sim: new Sim(this.yaml, { record: from === 0, windowEvents: WINDOW_EVENTS }), from };
+        // Before the window: a new `ahead` (from a checkpoint or time 0), unrecorded up to `from`.
+        const parked = from > 0 ? this.ckpt.take(stop) : null;
+        rebuild = { sim: parked ?? new Sim(this.yaml, { record: from === 0, windowEvents: WINDOW_EVENTS }), from };
       } else if (!recording || from > this.ahead.now() + BACK_US) {
-        // Far past the window: `ahead` stops recording and runs on to `from`.
-        if (recording) {
-          this.ahead.setRecording(false);
-          this.restarted();
+        // Far past the window: a checkpoint on the way, else `ahead` stops recording and runs
+        // on to `from`.
+        const parked = this.ckpt.take(stop, this.worthAfter(this.ahead.now()));
+        if (parked) {
+          rebuild = { sim: parked, from };
+        } else {
+          if (recording) {
+            this.ahead.setRecording(false);
+            this.restarted();
+          }
+          rebuild = { sim: this.ahead, from };
         }
-        rebuild = { sim: this.ahead, from };
       }
     } else {
       rebuild.from = Math.max(rebuild.sim.now(), Math.min(rebuild.from, from));
@@ -138,10 +179,42 @@ export class Timeline {
     return this.continueReplay(budgetMs);
   }
 
+  /**
+   * A checkpoint replaces a Sim at `base` only when it is later than this: when it saves at
+   * least SAVE_MS of running by the scout's measure (playing on does not use them up).
+   */
+  private worthAfter(base: number): number {
+    if (base < 0) return -1;
+    const p = this.profile;
+    const first = (f: (e: [number, number]) => boolean): number => {
+      let lo = 0;
+      let hi = p.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (f(p[mid] as [number, number])) hi = mid;
+        else lo = mid + 1;
+      }
+      return lo;
+    };
+    const cost = p[first((e) => e[0] >= base)]?.[1];
+    if (cost === undefined) return Infinity;
+    return p[first((e) => e[1] >= cost + SAVE_MS)]?.[0] ?? Infinity;
+  }
+
   /** `ahead` began a new recording: indices start over. */
   private restarted(): void {
     this.chunks.clear();
     this.epoch += 1;
+  }
+
+  /**
+   * countAtKnown(p.target) once `ahead` is past the target, read once per recording: reading
+   * events again after `ahead` ran on costs the wasm module a new index of the connections
+   * (about a second for 30,000 of them).
+   */
+  private countAtTarget(p: Pending): number {
+    if (p.countAt?.epoch !== this.epoch) p.countAt = { epoch: this.epoch, n: this.countAtKnown(p.target) };
+    return p.countAt.n;
   }
 
   /** Work on the seek for at most `budgetMs`; true once `view` is at the target. */
@@ -159,11 +232,11 @@ export class Timeline {
         !rebuilding &&
         !aheadDone &&
         this.ahead.now() < p.target + LOOKAHEAD_US &&
-        (this.ahead.now() <= p.target || this.ahead.eventCount() - this.countAtKnown(p.target) < AHEAD_EVENTS);
+        (this.ahead.now() <= p.target || this.ahead.eventCount() - this.countAtTarget(p) < AHEAD_EVENTS);
       if (!rebuilding && r) {
         // Recording from the new start: it becomes `ahead`.
         if (r.sim !== this.ahead) {
-          this.ahead.free();
+          this.release(this.ahead);
           this.ahead = r.sim;
           this.restarted();
         }
@@ -193,7 +266,7 @@ export class Timeline {
     p.worked += performance.now() - start;
     this.pending = null;
     if (p.sim !== this.view) {
-      this.view.free();
+      this.release(this.view);
       this.view = p.sim;
       this.lastReplayMs = p.worked;
       this.replays += 1;
@@ -212,9 +285,9 @@ export class Timeline {
 
   private dropReplay(): void {
     const p = this.pending;
-    if (p && p.sim !== this.view) p.sim.free();
-    if (p?.rebuild && p.rebuild.sim !== this.ahead) p.rebuild.sim.free();
     this.pending = null;
+    if (p && p.sim !== this.view) this.release(p.sim);
+    if (p?.rebuild && p.rebuild.sim !== this.ahead) this.release(p.rebuild.sim);
   }
 
   /** How far the run is known to go (virtual µs): the end, or as far as explored. */
@@ -225,21 +298,53 @@ export class Timeline {
   /** Run the scout on for at most `budgetMs` to find the end; true once it is known. */
   explore(budgetMs: number): boolean {
     const started = performance.now();
-    while (this.endTime === null && this.scout && performance.now() - started < budgetMs) {
-      const t0 = performance.now();
-      const s = this.scout;
-      const before = s.now();
-      const done = s.runToEnd(Math.max(1, Math.min(this.exploreChunk, RUN_LIMIT_US - before)));
-      if (done || (s.now() <= before && s.nextEventTime() === null) || s.now() >= RUN_LIMIT_US) this.endTime = s.now();
-      const took = performance.now() - t0;
-      if (took < 0.5) this.exploreChunk = Math.min(this.exploreChunk * 2, 5_000_000);
-      else if (took > 6) this.exploreChunk = Math.max(this.exploreChunk / 2, 100);
-    }
-    if (this.endTime !== null && this.scout) {
-      this.scout.free();
-      this.scout = null;
-    }
+    while (this.endTime === null && this.scout && performance.now() - started < budgetMs) this.scoutStep();
     return this.endTime !== null;
+  }
+
+  /** One slice of the scout's run, its wall cost noted; at its end the checkpoints are planned. */
+  private scoutStep(): void {
+    const s = this.scout;
+    if (!s) return;
+    const t0 = performance.now();
+    const before = s.now();
+    const done = s.runToEnd(Math.max(1, Math.min(this.exploreChunk, RUN_LIMIT_US - before)));
+    const took = performance.now() - t0;
+    this.profile.push([s.now(), (this.profile[this.profile.length - 1]?.[1] ?? 0) + took]);
+    if (done || (s.now() <= before && s.nextEventTime() === null) || s.now() >= RUN_LIMIT_US) {
+      this.endTime ??= s.now();
+      s.free();
+      this.scout = null;
+      this.ckpt.plan(this.profile, this.checkpointCount);
+      this.planned = true;
+    }
+    if (took < 0.5) this.exploreChunk = Math.min(this.exploreChunk * 2, 5_000_000);
+    else if (took > 6) this.exploreChunk = Math.max(this.exploreChunk / 2, 100);
+  }
+
+  /**
+   * Background work once the end is known and no seek is going on, for at most `budgetMs`:
+   * the scout's run to the end (when `ahead` found the end first), then filling the
+   * checkpoints. True when there is nothing left to do.
+   */
+  park(budgetMs: number): boolean {
+    if (this.endTime === null || this.pending) return false;
+    const started = performance.now();
+    while (!this.planned && performance.now() - started < budgetMs) this.scoutStep();
+    if (!this.planned) return false;
+    return this.ckpt.fill(Math.max(0, budgetMs - (performance.now() - started)));
+  }
+
+  /** The checkpoints' virtual times (µs). */
+  checkpointTimes(): readonly number[] {
+    return this.ckpt.slots();
+  }
+
+  /** Checkpoints parked and planned ("3/6"), or null before they are planned. */
+  checkpoints(): string | null {
+    if (!this.planned) return null;
+    const [filled, all] = this.ckpt.filled();
+    return `${filled}/${all}`;
   }
 
   /**
@@ -376,13 +481,30 @@ export class Timeline {
   /** Every interface a capture can be taken on. */
   interfaces(): string[] { return this.view.interfaces(); }
 
-  /** `podnet run --json` at the time shown. */
-  report(): Report { return this.view.report(); }
+  /** `podnet run --json` at the time shown (read once per moment: a big run's costs ~0.2 s). */
+  report(): Report {
+    const c = this.readouts();
+    return (c.report ??= this.view.report());
+  }
 
   /** The human summary of `podnet run` at the time shown. */
-  summary(): string { return this.view.summary(); }
+  summary(): string {
+    const c = this.readouts();
+    return (c.summary ??= this.view.summary());
+  }
 
   conntrack(node: string): ConntrackEntry[] { return this.view.conntrack(node); }
+
+  /** `conntrack -L` text (cheaper than conntrack() for a big table). */
+  conntrackText(node: string): string { return this.view.conntrackText(node); }
+
+  /** The readouts cached for `view`'s current moment (reset when it moves or is replaced). */
+  private readouts(): Readouts {
+    const v = this.view;
+    const c = this.cache;
+    if (c && c.sim === v && c.at === v.now() && c.frames === v.framesDelivered()) return c;
+    return (this.cache = { sim: v, at: v.now(), frames: v.framesDelivered() });
+  }
 
   /** The node's rules as `iptables-save` / `nft list ruleset` print them. */
   rules(node: string): string { return this.view.rules(node); }

@@ -1,0 +1,184 @@
+// Parked simulations ("checkpoints") of a long run, so that going back in time re-runs from a
+// moment shortly before the target instead of from time 0.
+//
+// A smoltcp socket cannot be copied, so neither can a Sim: a checkpoint is a whole Sim of the
+// same scenario, unrecorded, stopped at its slot's virtual time. The slots are spaced by wall
+// cost (measured while the scout ran to the end), so that each gap costs about the same to
+// re-run. A seek takes the latest parked Sim at or before its target (it is consumed: it runs
+// on and becomes `view` or `ahead`); Sims the timeline lets go (the old `view`, the old `ahead`,
+// a re-run dropped half-way) fill an empty slot they happen to fall in. Empty slots are filled
+// again in the background, one at a time and highest first, by running the parked Sim just
+// below up to the empty slot (the empty slot moves down, one gap at a time, until a new Sim
+// from time 0 fills the lowest): only one gap is ever missing at once, for the cost of one gap.
+// The Sim on its way to a slot can be taken by a seek as well.
+import { Sim } from "./podnet";
+
+/** At most this many parked Sims (each holds the world's state at its time: ~35 MiB for
+ * three-endpoints at 30,000 connections, mostly its open sockets' buffers). */
+export const MAX_CHECKPOINTS = 6;
+/** Runs that cost less than this (wall ms) to run to the end get no checkpoints. */
+export const MIN_RUN_MS = 1_000;
+/** Aimed-for wall cost of the gap between two checkpoints (fewer, wider gaps past MAX). */
+export const GAP_MS = 250;
+
+export class Checkpoints {
+  private readonly yaml: string;
+  /** Each slot's virtual time (µs), ascending, all > 0. */
+  private times: number[] = [];
+  private parked: (Sim | null)[] = [];
+  /** The Sim running to an empty slot in the background. */
+  private builder: { sim: Sim; slot: number } | null = null;
+  /** Virtual µs the builder runs per call (adapts to the scenario). */
+  private chunk = 100;
+  /** The scout's cost profile, and the wall cost of one gap (ms). */
+  private profile: [number, number][] = [];
+  private gapMs = 0;
+
+  constructor(yaml: string) {
+    this.yaml = yaml;
+  }
+
+  /**
+   * Choose the slots from the scout's cost profile: `profile` holds (virtual µs, wall ms spent
+   * since time 0), ascending. `count` forces that many slots (the page's `?checkpoints=N`);
+   * else there are none below MIN_RUN_MS, and one per GAP_MS of cost up to MAX_CHECKPOINTS.
+   */
+  plan(profile: [number, number][], count?: number): void {
+    this.free();
+    this.times = [];
+    const [end, total] = profile[profile.length - 1] ?? [0, 0];
+    const k = count ?? (total < MIN_RUN_MS ? 0 : Math.min(MAX_CHECKPOINTS, Math.floor(total / GAP_MS)));
+    this.profile = profile;
+    this.gapMs = total / (k + 1);
+    let at = 0;
+    for (let i = 1; i <= k; i++) {
+      const want = (i * total) / (k + 1);
+      while (at < profile.length - 1 && (profile[at]?.[1] ?? 0) < want) at++;
+      const t = Math.floor(profile[at]?.[0] ?? 0);
+      if (t > (this.times[this.times.length - 1] ?? 0) && t < end) this.times.push(t);
+    }
+    this.parked = this.times.map(() => null);
+  }
+
+  /** Slots filled, and slots in all. */
+  filled(): [number, number] {
+    return [this.parked.filter((s) => s !== null).length, this.times.length];
+  }
+
+  /** Slot times (virtual µs). */
+  slots(): readonly number[] {
+    return this.times;
+  }
+
+  /** Take the parked (or on its way) Sim latest at or before `t` and later than `after`;
+   * null when there is none. */
+  take(t: number, after = -1): Sim | null {
+    let best = -1;
+    let bestNow = after;
+    this.parked.forEach((s, i) => {
+      const now = s?.now() ?? Infinity;
+      if (now <= t && now > bestNow) (best = i), (bestNow = now);
+    });
+    const b = this.builder;
+    if (b && b.sim.now() <= t && b.sim.now() > bestNow) {
+      this.builder = null;
+      return b.sim;
+    }
+    if (best < 0) return null;
+    const s = this.parked[best] ?? null;
+    this.parked[best] = null;
+    return s;
+  }
+
+  /** A Sim the timeline lets go (not recording): parked when it is within a quarter gap's
+   * cost after a slot's time and the slot is empty or held by a later Sim (the later one
+   * goes); freed otherwise. */
+  give(sim: Sim): void {
+    const now = sim.now();
+    let i = this.times.length - 1;
+    while (i >= 0 && (this.times[i] ?? 0) > now) i--;
+    const near = i >= 0 && this.costAt(now) - this.costAt(this.times[i] ?? 0) <= this.gapMs / 4;
+    const held = near ? this.parked[i] : undefined;
+    if (held === null || (held && held.now() > now)) {
+      held?.free();
+      this.parked[i] = sim;
+    } else {
+      sim.free();
+    }
+  }
+
+  /** Fill empty slots for at most `budgetMs`; true when every slot is filled. */
+  fill(budgetMs: number): boolean {
+    const start = performance.now();
+    while (performance.now() - start < budgetMs) {
+      let b = this.builder;
+      if (b && this.parked[b.slot] !== null) {
+        // Its slot was filled meanwhile: on to the highest empty slot after it, if any.
+        const slot = this.highestEmpty(b.sim.now());
+        if (slot < 0) {
+          this.builder = null;
+          this.give(b.sim);
+          continue;
+        }
+        b.slot = slot;
+      }
+      if (!b) {
+        const slot = this.highestEmpty(0);
+        if (slot < 0) return true;
+        // From the parked Sim just below (that slot empties in turn), else from time 0.
+        let below = slot - 1;
+        while (below >= 0 && this.parked[below] === null) below--;
+        let sim: Sim;
+        if (below >= 0) {
+          sim = this.parked[below] as Sim;
+          this.parked[below] = null;
+        } else {
+          sim = new Sim(this.yaml, { record: false });
+        }
+        b = this.builder = { sim, slot };
+        this.chunk = 100;
+      }
+      const target = this.times[b.slot] ?? 0;
+      if (b.sim.now() >= target) {
+        this.builder = null;
+        this.give(b.sim);
+        continue;
+      }
+      const t0 = performance.now();
+      b.sim.runUntil(Math.min(target, b.sim.now() + this.chunk));
+      const took = performance.now() - t0;
+      if (took < 1) this.chunk = Math.min(this.chunk * 2, 10_000_000);
+      else if (took > 6) this.chunk = Math.max(this.chunk / 2, 20);
+    }
+    return this.highestEmpty(0) < 0 && this.builder === null;
+  }
+
+  /** Wall ms the scout took to reach virtual time `t`. */
+  private costAt(t: number): number {
+    const p = this.profile;
+    let lo = 0;
+    let hi = p.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((p[mid]?.[0] ?? 0) >= t) hi = mid;
+      else lo = mid + 1;
+    }
+    return p[lo]?.[1] ?? p[p.length - 1]?.[1] ?? 0;
+  }
+
+  /** The highest empty slot whose time is at or after `from`, or -1. */
+  private highestEmpty(from: number): number {
+    for (let i = this.times.length - 1; i >= 0 && (this.times[i] ?? 0) >= from; i--) {
+      if (this.parked[i] === null) return i;
+    }
+    return -1;
+  }
+
+  /** Free every parked Sim (the slots stay, empty). */
+  free(): void {
+    for (const s of this.parked) s?.free();
+    this.parked = this.parked.map(() => null);
+    this.builder?.sim.free();
+    this.builder = null;
+  }
+}
