@@ -118,13 +118,16 @@ impl Bridge {
         dst: EthernetAddress,
     ) -> Forward {
         if src.is_unicast() && Some(src) != self.mac.filter(|_| ingress != BridgePort::Local) {
-            self.fdb.insert(
-                src,
-                FdbEntry {
-                    port: ingress,
-                    seen: now,
-                },
-            );
+            let learned = FdbEntry {
+                port: ingress,
+                seen: now,
+            };
+            match self.fdb.get_mut(&src) {
+                Some(e) => *e = learned,
+                None => {
+                    self.fdb.insert(src, learned);
+                }
+            }
         }
         if Some(dst) == self.mac {
             return if ingress == BridgePort::Local {

@@ -471,8 +471,8 @@ impl Dataplane {
     fn pre(&mut self, ctx: &HookCtx<'_>, packet: &mut [u8], notes: &mut Notes) -> Verdict {
         self.begin();
         self.ct.unhide_all();
-        if ctx.hook == Hook::Prerouting {
-            let t = Tuple::of_packet(packet);
+        let pre_tuple = (ctx.hook == Hook::Prerouting).then(|| Tuple::of_packet(packet));
+        if let Some(t) = pre_tuple {
             let notes = ctx.explain.then_some(&mut *notes);
             self.race.hide_concurrent(&mut self.ct, ctx.now, t, notes);
         }
@@ -522,7 +522,7 @@ impl Dataplane {
         }
         if ctx.hook == Hook::Prerouting {
             // nftables' filter-prerouting (dstnat - 10): before DNAT, every packet.
-            if let (Some(t), Some(state)) = (Tuple::of_packet(packet), self.rules_state()) {
+            if let (Some(Some(t)), Some(state)) = (pre_tuple, self.rules_state()) {
                 let d =
                     self.proxy
                         .filter(Hook::Prerouting, &Self::packet_of(&t, packet), state, false);

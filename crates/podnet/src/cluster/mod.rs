@@ -23,10 +23,9 @@
 //! assert!(flow.records().iter().all(|r| r.outcome == podnet::Outcome::Ok));
 //! ```
 
-use alloc::collections::{BTreeSet, BinaryHeap};
+use alloc::collections::BTreeSet;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use core::cmp::Reverse;
 use core::fmt;
 
 use smoltcp::time::{Duration, Instant};
@@ -46,6 +45,7 @@ mod cilium;
 mod inject;
 mod links;
 mod netpol;
+mod queue;
 mod run;
 mod service;
 mod spec;
@@ -115,7 +115,7 @@ pub struct Cluster {
     config: ClusterConfig,
     now: Instant,
     seq: u64,
-    queue: BinaryHeap<Reverse<(Instant, u64, Ev)>>,
+    queue: queue::EventQueue<Ev>,
     nodes: Vec<NodeSlot>,
     pods: Vec<Option<PodSlot>>,
     links: Vec<Link>,
@@ -190,7 +190,7 @@ impl Cluster {
             config,
             now: Instant::ZERO,
             seq: 0,
-            queue: BinaryHeap::new(),
+            queue: queue::EventQueue::new(),
             nodes: Vec::new(),
             pods: Vec::new(),
             links: Vec::new(),

@@ -6,17 +6,17 @@ use super::*;
 impl Cluster {
     pub(super) fn schedule(&mut self, at: Instant, ev: Ev) {
         self.seq += 1;
-        self.queue.push(Reverse((at, self.seq, ev)));
+        self.queue.push(at, self.seq, ev);
     }
 
     /// The time of the next event, if any.
     pub fn next_event(&self) -> Option<Instant> {
-        self.queue.peek().map(|Reverse((at, _, _))| *at)
+        self.queue.peek_at()
     }
 
     /// Processes the next event; returns false when nothing is left to do.
     pub fn step(&mut self) -> bool {
-        let Some(Reverse((at, _, ev))) = self.queue.pop() else {
+        let Some((at, _, ev)) = self.queue.pop() else {
             return false;
         };
         if at > self.now {

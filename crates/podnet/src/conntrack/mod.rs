@@ -9,6 +9,7 @@
 //! `conntrack -L` and `conntrack -S` renderings follow conntrack-tools.
 
 mod clash;
+mod csum;
 mod kernel;
 mod life;
 pub mod table;
@@ -465,7 +466,9 @@ impl Conntrack {
         let p = match pkt.next_header() {
             IpProtocol::Tcp => match TcpPacket::new_checked(l4) {
                 Ok(t) => {
-                    let bad_sum = verify && self.config.checksum && !t.verify_checksum(&src, &dst);
+                    let bad_sum = verify
+                        && self.config.checksum
+                        && !csum::valid(6, pkt.src_addr(), pkt.dst_addr(), l4);
                     bad = !tcp::valid_flags(flags_of(&t)) || bad_sum;
                     Proto::Tcp(t)
                 }

@@ -964,7 +964,7 @@ impl Node {
             return;
         }
         self.stats.forwarded += 1;
-        self.postrouting(now, Some(in_dev), frame, out, trace);
+        self.postrouting_via(now, Some(in_dev), Some((dst, route)), frame, out, trace);
     }
 
     /// POSTROUTING, then the neighbour layer. Routes again: a hook may have rewritten the
@@ -973,12 +973,29 @@ impl Node {
         &mut self,
         now: Instant,
         in_dev: Option<Dev>,
+        frame: Frame,
+        out: &mut Output,
+        trace: &mut Trace,
+    ) {
+        self.postrouting_via(now, in_dev, None, frame, out, trace)
+    }
+
+    /// [`Node::postrouting`] for a packet already routed to `routed` (its destination then).
+    fn postrouting_via(
+        &mut self,
+        now: Instant,
+        in_dev: Option<Dev>,
+        routed: Option<(Ipv4Address, Route)>,
         mut frame: Frame,
         out: &mut Output,
         trace: &mut Trace,
     ) {
         let dst = Ipv4Packet::new_unchecked(&frame[ETH_HDR..]).dst_addr();
-        let Some(route) = self.routes.lookup(dst).copied() else {
+        let route = match routed {
+            Some((to, route)) if to == dst => Some(route),
+            _ => self.routes.lookup(dst).copied(),
+        };
+        let Some(route) = route else {
             self.drop_frame(
                 now,
                 in_dev.unwrap_or(Dev::Eth0),

@@ -119,7 +119,7 @@ struct Active {
     connected: Option<Instant>,
     /// The backend the socket-level load balancer connected the socket to.
     peer: Option<IpEndpoint>,
-    payload: Vec<u8>,
+    payload: Payload,
     sent: usize,
     received: Vec<u8>,
     received_total: u64,
@@ -148,6 +148,78 @@ fn pattern(len: usize, id: u32) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u32).wrapping_mul(31).wrapping_add(id) as u8)
         .collect()
+}
+
+/// What a connection sends: its bytes, or a bulk pattern made as it is sent (a 64 MiB
+/// upload never holds its 64 MiB). The pattern repeats every 256 bytes: two periods are kept,
+/// so any offset starts a run of 256 bytes.
+#[derive(Debug)]
+enum Payload {
+    Bytes(Vec<u8>),
+    Pattern {
+        len: usize,
+        id: u32,
+        periods: alloc::boxed::Box<[u8; 512]>,
+    },
+}
+
+impl Payload {
+    fn pattern(len: usize, id: u32) -> Self {
+        let mut periods = alloc::boxed::Box::new([0u8; 512]);
+        periods.copy_from_slice(&pattern(512, id));
+        Payload::Pattern { len, id, periods }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Payload::Bytes(b) => b.len(),
+            Payload::Pattern { len, .. } => *len,
+        }
+    }
+
+    /// The payload's bytes from offset `at` on, at most `max` of them (one period for a
+    /// pattern).
+    fn run(&self, at: usize, max: usize) -> &[u8] {
+        let n = max.min(self.len().saturating_sub(at));
+        match self {
+            Payload::Bytes(b) => &b[at..at + n],
+            Payload::Pattern { periods, .. } => &periods[at % 256..][..n.min(256)],
+        }
+    }
+
+    /// Writes the bytes from offset `at` into `buf`; returns how many.
+    fn fill(&self, at: usize, buf: &mut [u8]) -> usize {
+        let mut done = 0;
+        while done < buf.len() {
+            let run = self.run(at + done, buf.len() - done);
+            if run.is_empty() {
+                break;
+            }
+            buf[done..done + run.len()].copy_from_slice(run);
+            done += run.len();
+        }
+        done
+    }
+
+    /// Whether `data` is what the payload holds at offset `at`.
+    fn holds(&self, at: usize, data: &[u8]) -> bool {
+        let mut done = 0;
+        while done < data.len() {
+            let run = self.run(at + done, data.len() - done);
+            if run.is_empty() || data[done..done + run.len()] != *run {
+                return false;
+            }
+            done += run.len();
+        }
+        true
+    }
+
+    fn to_vec(&self) -> Vec<u8> {
+        match self {
+            Payload::Bytes(b) => b.clone(),
+            Payload::Pattern { len, id, .. } => pattern(*len, *id),
+        }
+    }
 }
 
 impl Client {
@@ -275,16 +347,18 @@ impl Client {
         false
     }
 
-    fn payload(&self, id: u32) -> Vec<u8> {
-        match &self.spec.request {
+    fn payload(&self, id: u32) -> Payload {
+        Payload::Bytes(match &self.spec.request {
             Request::Http { host, path } => alloc::format!(
                 "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: podnet\r\nAccept: */*\r\n\r\n"
             )
             .into_bytes(),
             Request::Echo(b) => b.clone(),
-            Request::Bulk(n) | Request::Upload(n) => pattern(*n, id),
+            Request::Bulk(n) | Request::Upload(n) => {
+                return Payload::pattern(*n, id);
+            }
             Request::Connect => Vec::new(),
-        }
+        })
     }
 
     pub(crate) fn step(&mut self, env: &mut PodEnv<'_>) {
@@ -403,7 +477,7 @@ impl Client {
             Protocol::Udp => {
                 let mut s = env.pool.udp();
                 s.set_hop_limit(self.spec.ttl);
-                if s.bind(port).is_err() || s.send_slice(&payload, to).is_err() {
+                if s.bind(port).is_err() || s.send_slice(&payload.to_vec(), to).is_err() {
                     return self.failed(id, port, env.now, "ENETUNREACH: no route");
                 }
                 env.sockets.add(s)
@@ -451,7 +525,13 @@ impl Client {
             a.connected = Some(env.now);
         }
         while a.sent < a.payload.len() && sock.can_send() {
-            match sock.send_slice(&a.payload[a.sent..]) {
+            // Straight into the socket's buffer (as `send_slice` would copy it, in one or two
+            // pieces).
+            let (payload, sent) = (&a.payload, a.sent);
+            match sock.send(|buf| {
+                let n = payload.fill(sent, buf);
+                (n, n)
+            }) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => a.sent += n,
             }
@@ -470,7 +550,7 @@ impl Client {
                     // An echo is checked against the payload as it arrives, not kept.
                     let at = a.received_total as usize;
                     a.received_total += n as u64;
-                    if a.payload.get(at..at + n) != Some(data) {
+                    if !a.payload.holds(at, data) {
                         a.received.clear();
                         a.received_total = u64::MAX; // corrupt echo: never completes
                     }
