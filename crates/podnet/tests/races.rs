@@ -197,15 +197,3 @@ fn the_interleaving_follows_the_seed() {
         "the seed changes who races"
     );
 }
-
-#[test]
-#[ignore]
-fn show() {
-    for (k, opt) in [
-        (Kernel::new(4, 19), unspec()),
-        (Kernel::new(6, 6), unspec()),
-    ] {
-        let (t, st, text) = dns(k, 2, opt, 1).finish();
-        println!("{k}: slow {} of {}: {st:?}\n{text}", slow(&t), t.len());
-    }
-}
