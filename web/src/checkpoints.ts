@@ -13,13 +13,13 @@
 // The Sim on its way to a slot can be taken by a seek as well.
 import { Sim } from "./podnet";
 
-/** At most this many parked Sims (each holds the world's state at its time: ~35 MiB for
+/** At most this many parked Sims (each holds the world's state at its time: ~15 MiB for
  * three-endpoints at 30,000 connections, mostly its open sockets' buffers). */
-export const MAX_CHECKPOINTS = 6;
+export const MAX_CHECKPOINTS = 8;
 /** Runs that cost less than this (wall ms) to run to the end get no checkpoints. */
 export const MIN_RUN_MS = 1_000;
 /** Aimed-for wall cost of the gap between two checkpoints (fewer, wider gaps past MAX). */
-export const GAP_MS = 250;
+export const GAP_MS = 120;
 
 export class Checkpoints {
   private readonly yaml: string;

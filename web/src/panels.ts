@@ -4,7 +4,7 @@
 import { $, errorText, fmtTime, h } from "./dom";
 import { drawPackets } from "./draw";
 import { renderPacket } from "./packet-view";
-import type { ConntrackEntry, Report } from "./podnet";
+import type { ConntrackEntry, Flow, NodeReport } from "./podnet";
 import { showProgress } from "./progress";
 import { ruleKey, select } from "./selection";
 import { app, connKey } from "./state";
@@ -17,11 +17,19 @@ function ctSelected(c: ConntrackEntry): boolean {
   return app.selected.tuples.has(o) || app.selected.tuples.has(r);
 }
 
-export function reportOf(): Report | null {
+function nodeReportsOf(): NodeReport[] {
   try {
-    return app.tl?.report() ?? null;
+    return app.tl?.nodeReports() ?? [];
   } catch {
-    return null;
+    return [];
+  }
+}
+
+function flaggedOf(): { denied: Flow[]; forbidden: Flow[] } {
+  try {
+    return app.tl?.flaggedConnections() ?? { denied: [], forbidden: [] };
+  } catch {
+    return { denied: [], forbidden: [] };
   }
 }
 
@@ -49,7 +57,7 @@ export function renderConntrack(): void {
       return tr;
     }),
   );
-  const node = reportOf()?.nodes.find((n) => n.name === app.ctNode);
+  const node = nodeReportsOf().find((n) => n.name === app.ctNode);
   const ct = node?.conntrack;
   const stats = ct?.stats;
   $("ct-stats").textContent =
@@ -127,11 +135,12 @@ export function renderPolicy(): void {
       items.push(h("div", { class: `verdict ${denied ? "denied" : "allowed"}`, testid: "policy-verdict", text: `${e.host} ${e.hook ?? ""}: ${n}` }));
     }
   }
-  const denied = (reportOf()?.flows ?? []).flatMap((f) => f.connections.filter((c) => c.outcome === "denied").map((c) => ({ f, c })));
+  const flagged = flaggedOf();
+  const denied = flagged.denied.flatMap((f) => f.connections.map((c) => ({ f, c })));
   for (const { f, c } of denied) {
     items.push(h("div", { class: "verdict denied", testid: "policy-denied", text: `flow ${f.name} #${c.id} ${c.from} → ${c.to}: denied` }));
   }
-  const refused = (reportOf()?.flows ?? []).flatMap((f) => f.connections.filter((c) => c.httpStatus === 403).map((c) => ({ f, c })));
+  const refused = flagged.forbidden.flatMap((f) => f.connections.map((c) => ({ f, c })));
   for (const { f, c } of refused) {
     items.push(h("div", { class: "verdict denied", testid: "policy-l7", text: `flow ${f.name} #${c.id} ${c.from} → ${c.to}: HTTP 403 from the L7 proxy (connection allowed, request denied)` }));
   }

@@ -9,7 +9,7 @@
 //   window of trace events (the wasm module lets the oldest go past WINDOW_EVENTS): the
 //   packets drawn in flight, the event list, tcpdump, the pcap and packet walks read it. When
 //   the time shown leaves the window backwards, or jumps far forwards, `ahead` is rebuilt (or
-//   run on) unrecorded to BACK_US before the new time, and records from there.
+//   run on) unrecorded to a little before the new time (backUs), and records from there.
 // - `scout` runs to the end once, unrecorded, so the page knows how long the run is and what
 //   each stretch of it costs to re-run; it is freed when done.
 // - A long run then gets parked Sims (`Checkpoints`, checkpoints.ts) spread over it by cost:
@@ -19,7 +19,7 @@
 // (`epoch` changes when it begins again; cached events and selections are then stale).
 import { Checkpoints } from "./checkpoints";
 import { Sim } from "./podnet";
-import type { ConntrackEntry, Report, SimEvent, Topology } from "./podnet";
+import type { ConntrackEntry, Flow, NodeReport, Report, SimEvent, Topology } from "./podnet";
 
 const CHUNK = 256;
 const MAX_CHUNKS = 200; // ~51k events kept in JS at most
@@ -31,9 +31,14 @@ export const AHEAD_EVENTS = 4_000;
 /** The same bound `podnet run` uses when a scenario never finishes. */
 export const RUN_LIMIT_US = 120_000_000;
 /** Events the wasm module keeps at most (the oldest quarter goes past it). */
-export const WINDOW_EVENTS = 100_000;
-/** How much virtual time before the displayed time a new recording starts. */
+export const WINDOW_EVENTS = 50_000;
+/** How much virtual time before the displayed time a new recording starts, at most... */
 export const BACK_US = 10_000;
+/** ...or as far back as about this many frames where the run is dense (recording runs slower
+ * than a run unrecorded, and a step back finds thousands of events in that stretch)... */
+const BACK_FRAMES = 3_000;
+/** ...but never less than this: frames in flight at the time shown were sent in it. */
+const MIN_BACK_US = 2_000;
 /** Wall ms a checkpoint must save over running on a Sim already there to be used. */
 const SAVE_MS = 50;
 
@@ -44,6 +49,8 @@ interface Readouts {
   frames: number;
   report?: Report;
   summary?: string;
+  nodes?: NodeReport[];
+  flagged?: { denied: Flow[]; forbidden: Flow[] };
 }
 
 interface Pending {
@@ -55,8 +62,6 @@ interface Pending {
   rebuild: { sim: Sim; from: number } | null;
   /** Virtual µs to run in all, for the progress shown. */
   total: number;
-  /** countAtKnown(target) in `ahead`'s recording `epoch`, once past the target. */
-  countAt?: { epoch: number; n: number };
 }
 
 export class Timeline {
@@ -79,6 +84,8 @@ export class Timeline {
   private exploreChunk = 2_000;
   /** The scout's wall cost: (virtual µs, wall ms since time 0), ascending. */
   private profile: [number, number][] = [];
+  /** The scout's frames delivered: (virtual µs, frames since time 0), ascending. */
+  private frameProfile: [number, number][] = [];
   private ckpt: Checkpoints;
   /** Checkpoints asked for (`?checkpoints=N`), else chosen from the run's cost. */
   private readonly checkpointCount: number | undefined;
@@ -142,7 +149,8 @@ export class Timeline {
     if (!sim) sim = new Sim(this.yaml, { record: false });
     if (sim !== p?.sim) this.lastFrom = sim.now();
     let rebuild = this.pending?.rebuild ?? null;
-    const from = Math.max(0, t - BACK_US);
+    const back = this.backUs(t);
+    const from = Math.max(0, t - back);
     if (rebuild && t < rebuild.sim.now()) {
       if (rebuild.sim !== this.ahead) this.release(rebuild.sim);
       rebuild = null;
@@ -151,11 +159,11 @@ export class Timeline {
       const recording = this.ahead.recordingSince() !== null;
       const wf = this.windowFrom();
       const stop = Math.max(0, from - 1);
-      if (recording ? wf > 0 && t < wf + BACK_US : this.ahead.now() > from) {
+      if (recording ? wf > 0 && t < wf + back : this.ahead.now() > from) {
         // Before the window: a new `ahead` (from a checkpoint or time 0), unrecorded up to `from`.
         const parked = from > 0 ? this.ckpt.take(stop) : null;
         rebuild = { sim: parked ?? new Sim(this.yaml, { record: from === 0, windowEvents: WINDOW_EVENTS }), from };
-      } else if (!recording || from > this.ahead.now() + BACK_US) {
+      } else if (!recording || from > this.ahead.now() + back) {
         // Far past the window: a checkpoint on the way, else `ahead` stops recording and runs
         // on to `from`.
         const parked = this.ckpt.take(stop, this.worthAfter(this.ahead.now()));
@@ -177,6 +185,34 @@ export class Timeline {
     // Start each seek with small steps: the last one may have grown them over a quiet stretch.
     this.replayChunk = 100;
     return this.continueReplay(budgetMs);
+  }
+
+  /**
+   * How far before `t` a new recording starts: BACK_US, or where the scout's run delivered
+   * BACK_FRAMES fewer frames when that is later (a dense run), but at least MIN_BACK_US.
+   */
+  private backUs(t: number): number {
+    const p = this.frameProfile;
+    const last = p[p.length - 1];
+    if (!last || last[0] < t) return BACK_US;
+    // Frames delivered by virtual time x, linear between the scout's samples.
+    const at = (x: number): number => {
+      let lo = 0;
+      while (lo < p.length - 1 && (p[lo] as [number, number])[0] < x) lo++;
+      const [t1, f1] = p[lo] as [number, number];
+      const [t0, f0] = lo > 0 ? (p[lo - 1] as [number, number]) : [0, 0];
+      return t1 <= t0 || x >= t1 ? f1 : f0 + ((f1 - f0) * (x - t0)) / (t1 - t0);
+    };
+    const want = at(t) - BACK_FRAMES;
+    let lo = Math.max(0, t - BACK_US);
+    if (at(lo) >= want) return BACK_US;
+    let hi = t;
+    while (hi - lo > 50) {
+      const mid = (lo + hi) / 2;
+      if (at(mid) < want) lo = mid;
+      else hi = mid;
+    }
+    return Math.min(BACK_US, Math.max(MIN_BACK_US, Math.ceil(t - lo)));
   }
 
   /**
@@ -207,16 +243,6 @@ export class Timeline {
     this.epoch += 1;
   }
 
-  /**
-   * countAtKnown(p.target) once `ahead` is past the target, read once per recording: reading
-   * events again after `ahead` ran on costs the wasm module a new index of the connections
-   * (about a second for 30,000 of them).
-   */
-  private countAtTarget(p: Pending): number {
-    if (p.countAt?.epoch !== this.epoch) p.countAt = { epoch: this.epoch, n: this.countAtKnown(p.target) };
-    return p.countAt.n;
-  }
-
   /** Work on the seek for at most `budgetMs`; true once `view` is at the target. */
   continueReplay(budgetMs: number): boolean {
     const p = this.pending;
@@ -232,7 +258,7 @@ export class Timeline {
         !rebuilding &&
         !aheadDone &&
         this.ahead.now() < p.target + LOOKAHEAD_US &&
-        (this.ahead.now() <= p.target || this.ahead.eventCount() - this.countAtTarget(p) < AHEAD_EVENTS);
+        (this.ahead.now() <= p.target || this.ahead.eventCount() - this.countAtKnown(p.target) < AHEAD_EVENTS);
       if (!rebuilding && r) {
         // Recording from the new start: it becomes `ahead`.
         if (r.sim !== this.ahead) {
@@ -311,6 +337,7 @@ export class Timeline {
     const done = s.runToEnd(Math.max(1, Math.min(this.exploreChunk, RUN_LIMIT_US - before)));
     const took = performance.now() - t0;
     this.profile.push([s.now(), (this.profile[this.profile.length - 1]?.[1] ?? 0) + took]);
+    this.frameProfile.push([s.now(), s.framesDelivered()]);
     if (done || (s.now() <= before && s.nextEventTime() === null) || s.now() >= RUN_LIMIT_US) {
       this.endTime ??= s.now();
       s.free();
@@ -432,15 +459,7 @@ export class Timeline {
 
   /** countAt() among the events known so far, without running the simulation. */
   countAtKnown(t: number): number {
-    let lo = this.ahead.eventBase();
-    let hi = this.ahead.eventCount();
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      const e = this.chunk(Math.floor(mid / CHUNK))[mid % CHUNK];
-      if (e && e.time <= t) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+    return this.ahead.countAt(t);
   }
 
   /** Time of the first event strictly after `t`, or null at the end. */
@@ -485,6 +504,18 @@ export class Timeline {
   report(): Report {
     const c = this.readouts();
     return (c.report ??= this.view.report());
+  }
+
+  /** The report's nodes alone (cheap: no connections). */
+  nodeReports(): NodeReport[] {
+    const c = this.readouts();
+    return (c.nodes ??= this.view.nodeReports());
+  }
+
+  /** The connections a policy denied and those an L7 proxy answered 403, per flow. */
+  flaggedConnections(): { denied: Flow[]; forbidden: Flow[] } {
+    const c = this.readouts();
+    return (c.flagged ??= { denied: this.view.connectionsWith("denied"), forbidden: this.view.connectionsWith(undefined, 403) });
   }
 
   /** The human summary of `podnet run` at the time shown. */

@@ -8,13 +8,14 @@
 //! The logic lives in [`sim::SimCore`], plain Rust tested natively; [`Sim`] only converts.
 
 pub mod api;
+pub mod conn_index;
 pub mod examples;
 pub mod packet;
 pub mod sim;
 pub mod topology;
 
 use podnet_scenario::diff::Diff;
-use podnet_scenario::session::{Failure, Report};
+use podnet_scenario::session::{Failure, Flow, NodeReport, Report};
 use tsify::{Ts, Tsify};
 use wasm_bindgen::prelude::*;
 
@@ -180,14 +181,43 @@ impl Sim {
         self.core.events(from, to).iter().map(ts).collect()
     }
 
-    /// The report, exactly as `podnet run --json`.
-    pub fn report(&self) -> Result<Ts<Report>, JsError> {
-        ts(&self.core.report())
+    /// The report, exactly as `podnet run --json` (built once per moment).
+    pub fn report(&mut self) -> Result<Ts<Report>, JsError> {
+        ts(self.core.report())
     }
 
     /// The human summary of `podnet run`.
-    pub fn summary(&self) -> String {
+    pub fn summary(&mut self) -> String {
         self.core.summary()
+    }
+
+    /// Each node's part of the report alone (`report().nodes`, much cheaper with many
+    /// connections).
+    #[wasm_bindgen(js_name = nodeReports)]
+    pub fn node_reports(&self) -> Result<Vec<Ts<NodeReport>>, JsError> {
+        self.core.node_reports().iter().map(ts).collect()
+    }
+
+    /// The report's flows with only the connections that ended with `outcome` (when given)
+    /// and got HTTP status `httpStatus` (when given); flows left with none are left out.
+    #[wasm_bindgen(js_name = connectionsWith)]
+    pub fn connections_with(
+        &mut self,
+        outcome: Option<String>,
+        #[wasm_bindgen(js_name = httpStatus)] http_status: Option<u16>,
+    ) -> Result<Vec<Ts<Flow>>, JsError> {
+        self.core
+            .connections_with(outcome.as_deref(), http_status)
+            .iter()
+            .map(ts)
+            .collect()
+    }
+
+    /// The number of the first kept event later than `us` (`eventCount()` when none is, the
+    /// first kept one's when all are): a binary search in the module, no events read.
+    #[wasm_bindgen(js_name = countAt)]
+    pub fn count_at(&self, us: f64) -> f64 {
+        self.core.count_at(us)
     }
 
     /// `podnet trace --flow F --conn N`.

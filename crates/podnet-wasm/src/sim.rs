@@ -2,20 +2,19 @@
 //! [`podnet_scenario::session::Session`] and turns its state into the [`crate::api`] values.
 
 use std::any::Any;
-use std::collections::BTreeMap;
 
-use podnet::conntrack::Tuple;
 use podnet::trace::{EventKind, Observer, Snapshot, TraceConfig};
 use podnet::{Duration, Instant};
 use podnet_scenario::diff::{diff, Diff};
 use podnet_scenario::matrix::MatrixOptions;
 use podnet_scenario::session::{
-    packet_tuple, DropRecorder, Failure, NewConnections, Report, Session, TcpdumpWriter,
-    WindowRecorder,
+    packet_tuple, Connection, DropRecorder, Failure, Flow, NodeReport, Report, Session,
+    TcpdumpWriter, WindowRecorder,
 };
 use podnet_scenario::Scenario;
 
 use crate::api::*;
+use crate::conn_index::ConnIndex;
 use crate::packet::packet_info;
 
 /// The default limit of [`SimCore::run_to_end`], as `podnet run --until`'s default.
@@ -37,10 +36,11 @@ pub const DEFAULT_WINDOW_EVENTS: usize = 100_000;
 /// there unrecorded, then recording.
 pub struct SimCore {
     session: Session,
-    /// Packet tuples to the connections (flow, id, start time) that carried them, built for
-    /// the window as it was when it ended at event `conns_at`.
-    conns: BTreeMap<Tuple, Vec<(Instant, usize, u32)>>,
-    conns_at: Option<u64>,
+    /// Packet tuples to the connections that carried them (brought up to date when events
+    /// are read).
+    conns: ConnIndex,
+    /// The report of the moment, once asked for (let go when the simulation moves).
+    report: Option<Report>,
     snaplen: usize,
     window: usize,
 }
@@ -77,8 +77,8 @@ impl SimCore {
         session.check_faults()?;
         let mut core = SimCore {
             session,
-            conns: BTreeMap::new(),
-            conns_at: None,
+            conns: ConnIndex::default(),
+            report: None,
             snaplen,
             window: opts
                 .window_events
@@ -94,7 +94,6 @@ impl SimCore {
         if on == self.recording() {
             return;
         }
-        self.conns_at = None;
         if on {
             let now = self.session.now();
             let w = WindowRecorder::new(now, self.snaplen, self.window);
@@ -130,6 +129,7 @@ impl SimCore {
 
     /// Moves the events of the last run into the window (and lets the oldest go).
     fn settle(&mut self) {
+        self.report = None;
         if let Some(w) = self.session.cluster.observer_mut::<WindowRecorder>() {
             w.settle();
         }
@@ -199,15 +199,54 @@ impl SimCore {
         self.window().map_or(0.0, |w| w.end() as f64)
     }
 
-    /// The report, as `podnet run --json`.
-    pub fn report(&self) -> Report {
-        self.session.report()
+    /// The report, as `podnet run --json` (built once per moment).
+    pub fn report(&mut self) -> &Report {
+        self.report.get_or_insert_with(|| self.session.report())
     }
 
     /// The human summary of `podnet run`.
-    pub fn summary(&self) -> String {
-        let r = self.session.report();
-        self.session.summary(&r)
+    pub fn summary(&mut self) -> String {
+        self.report();
+        match &self.report {
+            Some(r) => self.session.summary(r),
+            None => String::new(),
+        }
+    }
+
+    /// Each node's part of the report alone (frames, conntrack, Service lookup, eBPF maps):
+    /// much cheaper than the whole report with many connections.
+    pub fn node_reports(&self) -> Vec<NodeReport> {
+        self.session.node_reports()
+    }
+
+    /// The report's flows with only the connections that ended with `outcome` (when given)
+    /// and got HTTP status `http_status` (when given); flows with none left out.
+    pub fn connections_with(
+        &mut self,
+        outcome: Option<&str>,
+        http_status: Option<u16>,
+    ) -> Vec<Flow> {
+        let keep = |c: &Connection| {
+            outcome.is_none_or(|o| c.outcome == o)
+                && http_status.is_none_or(|h| c.http_status == Some(h))
+        };
+        self.report()
+            .flows
+            .iter()
+            .map(|f| Flow {
+                name: f.name.clone(),
+                connections: f.connections.iter().filter(|c| keep(c)).cloned().collect(),
+            })
+            .filter(|f| !f.connections.is_empty())
+            .collect()
+    }
+
+    /// The number of the first kept event later than `t` µs (`event_count` when none is;
+    /// the first kept one's when every kept event is later).
+    pub fn count_at(&self, t: f64) -> f64 {
+        let kept = self.kept();
+        let t = instant(t);
+        self.event_base() + kept.partition_point(|e| e.time <= t) as f64
     }
 
     /// `podnet trace --flow F --conn N`.
@@ -382,29 +421,9 @@ impl SimCore {
         out
     }
 
-    /// (Re)builds the packet-tuple-to-connection map when the window grew.
+    /// Brings the packet-tuple-to-connection index up to date (cheap when nothing finished).
     fn index_connections(&mut self) {
-        let n = self.event_count() as u64;
-        if self.conns_at == Some(n) {
-            return;
-        }
-        self.conns.clear();
-        let new_conns = NewConnections::of(&self.session);
-        for fi in 0..self.session.index.flows.len() {
-            let (proto, records) = self.session.connections(fi);
-            for (id, r) in records.iter().enumerate() {
-                for t in new_conns.tuples(r, proto) {
-                    self.conns
-                        .entry(t)
-                        .or_default()
-                        .push((r.started, fi, id as u32));
-                }
-            }
-        }
-        for v in self.conns.values_mut() {
-            podnet::sort::sort(v);
-        }
-        self.conns_at = Some(n);
+        self.conns.update(&self.session);
     }
 
     /// The connection a packet at `time` belongs to: of those whose packets carry its tuple,
@@ -415,13 +434,7 @@ impl SimCore {
         } else {
             snap.bytes.get(14..)?
         };
-        let t = packet_tuple(bytes)?;
-        let list = self.conns.get(&t)?;
-        let &(_, fi, id) = list
-            .iter()
-            .rev()
-            .find(|(started, _, _)| *started <= time)
-            .or(list.first())?;
+        let (fi, id) = self.conns.conn_of(&packet_tuple(bytes)?, time)?;
         Some(ConnRef {
             flow: self.session.index.flows.get(fi)?.name.clone(),
             id,

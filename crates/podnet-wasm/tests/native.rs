@@ -365,3 +365,43 @@ fn what_if_of_bad_yaml_fails_with_the_line_of_the_error() {
     let diags = check(&after, DEFAULT_FILE);
     assert_eq!(diags.last().unwrap().text, e.message);
 }
+
+/// The packet-to-connection index kept up to date as a run goes (read after every slice)
+/// gives every event the same connection as one built once, at the same moment; and most
+/// events have one (hairpin: DNAT and masquerade on one node; nodeport: a tuple translated on
+/// two nodes; three-endpoints: ports reused).
+#[test]
+fn the_connection_index_read_as_the_run_goes_equals_one_built_at_once() {
+    for name in [
+        "three-endpoints",
+        "hairpin",
+        "nodeport",
+        "masquerade-all",
+        "pod-replaced",
+    ] {
+        let yaml = EXAMPLES.iter().find(|(n, _)| *n == name).unwrap().1;
+        let yaml = yaml.replace("count: 3000\n", "count: 400\n");
+        let mut step = sim(&yaml);
+        let mut t = 0.0;
+        while !step.finished() && t < 30e6 {
+            t += 700.0;
+            step.run_until(t).unwrap();
+            let n = step.event_count();
+            step.events(n - 1.0, None);
+        }
+        let mut once = sim(&yaml);
+        once.run_until(t).unwrap();
+        let a = step.events(0.0, None);
+        let b = once.events(0.0, None);
+        assert_eq!(a.len(), b.len(), "{name}");
+        let with = a.iter().filter(|e| e.conn.is_some()).count();
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.conn, y.conn, "{name}: event {}", x.index);
+        }
+        assert!(
+            with > a.len() / 2,
+            "{name}: only {with} of {} events with a connection",
+            a.len()
+        );
+    }
+}

@@ -18,23 +18,46 @@ pub(super) fn tuples_of(l: &Session, r: &ConnRecord, proto: u8) -> BTreeSet<Tupl
 }
 
 /// Every node's conntrack NEW events (in node order) by original tuple: the translations a
-/// connection's tuples are looked up in, indexed once for many connections.
-pub struct NewConnections(Vec<BTreeMap<Tuple, Vec<(Instant, Tuple)>>>);
+/// connection's tuples are looked up in, indexed once for many connections. The events are
+/// append-only, so [`NewConnections::update`] takes in only those that came since.
+#[derive(Default)]
+pub struct NewConnections {
+    nodes: Vec<BTreeMap<Tuple, Vec<(Instant, Tuple)>>>,
+    /// How many of each node's events are in.
+    seen: Vec<usize>,
+}
 
 impl NewConnections {
     /// The index of `l`'s nodes' NEW events now.
     pub fn of(l: &Session) -> Self {
-        let mut nodes = Vec::new();
+        let mut ix = NewConnections::default();
+        ix.update(l, |_| {});
+        ix
+    }
+
+    /// Takes in the NEW events `l`'s nodes confirmed since the last update (or since `of`),
+    /// calling `added` with each one's original tuple.
+    pub fn update(&mut self, l: &Session, mut added: impl FnMut(&Tuple)) {
+        let mut n = 0;
         for (id, _) in l.cluster.nodes() {
-            if let Some(dp) = l.cluster.dataplane(id) {
-                let mut by_orig: BTreeMap<Tuple, Vec<(Instant, Tuple)>> = BTreeMap::new();
-                for e in dp.new_connections() {
-                    by_orig.entry(e.orig).or_default().push((e.at, e.reply));
-                }
-                nodes.push(by_orig);
+            let Some(dp) = l.cluster.dataplane(id) else {
+                continue;
+            };
+            if self.nodes.len() == n {
+                self.nodes.push(BTreeMap::new());
+                self.seen.push(0);
             }
+            let events = dp.new_connections();
+            for e in events.get(self.seen[n]..).unwrap_or_default() {
+                self.nodes[n]
+                    .entry(e.orig)
+                    .or_default()
+                    .push((e.at, e.reply));
+                added(&e.orig);
+            }
+            self.seen[n] = events.len();
+            n += 1;
         }
-        NewConnections(nodes)
     }
 
     /// For each node (in order) that saw `orig` as a new connection at or after `since`, the
@@ -44,7 +67,7 @@ impl NewConnections {
         orig: &'a Tuple,
         since: Instant,
     ) -> impl Iterator<Item = Tuple> + 'a {
-        self.0.iter().filter_map(move |by_orig| {
+        self.nodes.iter().filter_map(move |by_orig| {
             by_orig
                 .get(orig)?
                 .iter()
@@ -62,7 +85,7 @@ impl NewConnections {
         let mut set = BTreeSet::from([orig, orig.invert()]);
         // Twice: a tuple translated on one node can be translated again on another (NodePort).
         for _ in 0..2 {
-            for by_orig in &self.0 {
+            for by_orig in &self.nodes {
                 let found: Vec<(Tuple, Tuple)> = set
                     .iter()
                     .filter_map(|t| Some((*t, by_orig.get(t)?)))

@@ -300,16 +300,21 @@ impl Session {
 
     /// Flow `flow`'s IP protocol number and its connection records, in start order.
     pub fn connections(&self, flow: usize) -> (u8, Vec<ConnRecord>) {
-        let proto = self.scenario.flows.get(flow).map_or(6, |d| {
+        let proto = self.connections_proto(flow);
+        let mut records = self.index.records(&self.cluster, flow);
+        podnet::sort::sort_by_key(&mut records, |r| (r.started, r.id));
+        (proto, records)
+    }
+
+    /// The IP protocol number of flow `flow`'s connections (TCP, or UDP).
+    pub fn connections_proto(&self, flow: usize) -> u8 {
+        self.scenario.flows.get(flow).map_or(6, |d| {
             if d.protocol == podnet::Protocol::Udp {
                 17
             } else {
                 6
             }
-        });
-        let mut records = self.index.records(&self.cluster, flow);
-        podnet::sort::sort_by_key(&mut records, |r| (r.started, r.id));
-        (proto, records)
+        })
     }
 
     /// Connection `conn` (0-based, in start order) of flow `flow`, and the flow's IP protocol
@@ -373,6 +378,11 @@ impl Session {
     /// The report of the run so far (`podnet run --json`).
     pub fn report(&self) -> Report {
         report::report(self)
+    }
+
+    /// Each node's part of [`Session::report`] alone (much cheaper with many connections).
+    pub fn node_reports(&self) -> Vec<NodeReport> {
+        report::node_reports(self)
     }
 
     /// The human summary `podnet run` prints.

@@ -46,7 +46,7 @@ pub struct Report {
 }
 
 /// One Traffic flow.
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Clone, Debug)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify), tsify(missing_as_null))]
 pub struct Flow {
@@ -58,7 +58,7 @@ pub struct Flow {
 }
 
 /// One connection (or datagram exchange).
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Clone, Debug)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify), tsify(missing_as_null))]
 #[serde(rename_all = "camelCase")]
@@ -344,62 +344,9 @@ pub(super) fn packet_summary(frame: &[u8]) -> String {
     }
 }
 
-/// Builds the report of a finished run.
-pub(super) fn report(l: &Session) -> Report {
-    let ix = NewConnections::of(l);
-    let mut flows = Vec::new();
-    let l7 = l.cluster.pods().any(|(id, _)| l.cluster.is_l7_proxy(id));
-    let l7_log = if l7 {
-        l.cluster.l7_access_log()
-    } else {
-        Vec::new()
-    };
-    for (i, f) in l.index.flows.iter().enumerate() {
-        let (proto, records) = l.connections(i);
-        let status = l7
-            || l.scenario
-                .flows
-                .get(i)
-                .is_some_and(|d| d.expect_status.is_some());
-        let connections = records
-            .iter()
-            .enumerate()
-            .map(|(n, r)| {
-                let (backend, mut seen) = backend_of(&ix, r, proto);
-                // Through an L7 proxy, the backend saw the proxy's own connection (from the
-                // client's address, another port), or nothing when the proxy refused.
-                if let Some((_, e)) = l7_log
-                    .iter()
-                    .find(|(_, e)| e.client == r.local && e.at >= r.started && e.at <= r.ended)
-                {
-                    seen = e
-                        .upstream_port
-                        .filter(|_| e.allowed)
-                        .map(|p| format!("{}:{p}", e.client.addr));
-                }
-                Connection {
-                    id: n as u32,
-                    from: ep(&r.local),
-                    to: ep(&r.remote),
-                    backend,
-                    seen_by_backend: seen,
-                    outcome: r.outcome.as_str(),
-                    connect_time: r.connect_time.map(fmt_duration),
-                    dns_time: r.dns_time.map(fmt_duration),
-                    bytes_sent: r.bytes_sent,
-                    bytes_received: r.bytes_received,
-                    error: r.error.clone(),
-                    http_status: r.http_status.filter(|_| status),
-                }
-            })
-            .collect();
-        flows.push(Flow {
-            name: f.name.clone(),
-            connections,
-        });
-    }
-    let nodes = l
-        .cluster
+/// Each node's part of the report (frames, conntrack, Service lookup, eBPF maps), now.
+pub(super) fn node_reports(l: &Session) -> Vec<NodeReport> {
+    l.cluster
         .nodes()
         .map(|(id, n)| NodeReport {
             name: n.name().to_string(),
@@ -468,7 +415,64 @@ pub(super) fn report(l: &Session) -> Report {
                 }
             }),
         })
-        .collect();
+        .collect()
+}
+
+/// Builds the report of a finished run.
+pub(super) fn report(l: &Session) -> Report {
+    let ix = NewConnections::of(l);
+    let mut flows = Vec::new();
+    let l7 = l.cluster.pods().any(|(id, _)| l.cluster.is_l7_proxy(id));
+    let l7_log = if l7 {
+        l.cluster.l7_access_log()
+    } else {
+        Vec::new()
+    };
+    for (i, f) in l.index.flows.iter().enumerate() {
+        let (proto, records) = l.connections(i);
+        let status = l7
+            || l.scenario
+                .flows
+                .get(i)
+                .is_some_and(|d| d.expect_status.is_some());
+        let connections = records
+            .iter()
+            .enumerate()
+            .map(|(n, r)| {
+                let (backend, mut seen) = backend_of(&ix, r, proto);
+                // Through an L7 proxy, the backend saw the proxy's own connection (from the
+                // client's address, another port), or nothing when the proxy refused.
+                if let Some((_, e)) = l7_log
+                    .iter()
+                    .find(|(_, e)| e.client == r.local && e.at >= r.started && e.at <= r.ended)
+                {
+                    seen = e
+                        .upstream_port
+                        .filter(|_| e.allowed)
+                        .map(|p| format!("{}:{p}", e.client.addr));
+                }
+                Connection {
+                    id: n as u32,
+                    from: ep(&r.local),
+                    to: ep(&r.remote),
+                    backend,
+                    seen_by_backend: seen,
+                    outcome: r.outcome.as_str(),
+                    connect_time: r.connect_time.map(fmt_duration),
+                    dns_time: r.dns_time.map(fmt_duration),
+                    bytes_sent: r.bytes_sent,
+                    bytes_received: r.bytes_received,
+                    error: r.error.clone(),
+                    http_status: r.http_status.filter(|_| status),
+                }
+            })
+            .collect();
+        flows.push(Flow {
+            name: f.name.clone(),
+            connections,
+        });
+    }
+    let nodes = node_reports(l);
     // The drops a [`DropRecorder`] kept as they happened, else those the trace recorded.
     let drops = match l.cluster.observer::<DropRecorder>() {
         Some(d) => d.drops().to_vec(),

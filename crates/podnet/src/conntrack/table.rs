@@ -140,11 +140,13 @@ pub struct Table {
 }
 
 impl Table {
-    /// A table of `capacity` entries hashed into `buckets` chains (at least 1).
+    /// A table of `capacity` entries hashed into `buckets` chains (at least 1). The buckets
+    /// are allocated now, the entries as they are first needed (as the kernel allocates
+    /// `nf_conn`s from its slab on demand): a big `max` costs no memory until it fills.
     pub fn new(capacity: u32, buckets: u32, seed: u64) -> Self {
         Table {
-            entries: Vec::with_capacity(capacity as usize),
-            tcp: Vec::with_capacity(capacity as usize),
+            entries: Vec::new(),
+            tcp: Vec::new(),
             free: NIL,
             buckets: alloc::vec![NIL; buckets.max(1) as usize],
             count: 0,
@@ -168,7 +170,7 @@ impl Table {
         self.buckets.len() as u32
     }
 
-    /// Bytes reserved by the table (entries and their TCP state at capacity, plus buckets).
+    /// Bytes the table takes when full (entries and their TCP state at capacity, plus buckets).
     pub fn reserved_bytes(&self) -> usize {
         self.capacity as usize * (core::mem::size_of::<Entry>() + core::mem::size_of::<TcpExt>())
             + self.buckets.len() * 4
@@ -369,11 +371,6 @@ impl Table {
     /// Changes the capacity, keeping the entries (like writing `nf_conntrack_max`: the entries
     /// above a smaller maximum stay until they expire; new ones are refused meanwhile).
     pub fn set_capacity(&mut self, capacity: u32) {
-        if capacity as usize > self.entries.capacity() {
-            self.entries
-                .reserve_exact(capacity as usize - self.entries.len());
-            self.tcp.reserve_exact(capacity as usize - self.tcp.len());
-        }
         self.capacity = capacity;
     }
 }
