@@ -30,9 +30,6 @@ export class Checkpoints {
   private builder: { sim: Sim; slot: number } | null = null;
   /** Virtual µs the builder runs per call (adapts to the scenario). */
   private chunk = 100;
-  /** The scout's cost profile, and the wall cost of one gap (ms). */
-  private profile: [number, number][] = [];
-  private gapMs = 0;
 
   constructor(yaml: string) {
     this.yaml = yaml;
@@ -48,8 +45,6 @@ export class Checkpoints {
     this.times = [];
     const [end, total] = profile[profile.length - 1] ?? [0, 0];
     const k = count ?? (total < MIN_RUN_MS ? 0 : Math.min(MAX_CHECKPOINTS, Math.floor(total / GAP_MS)));
-    this.profile = profile;
-    this.gapMs = total / (k + 1);
     let at = 0;
     for (let i = 1; i <= k; i++) {
       const want = (i * total) / (k + 1);
@@ -90,15 +85,15 @@ export class Checkpoints {
     return s;
   }
 
-  /** A Sim the timeline lets go (not recording): parked when it is within a quarter gap's
-   * cost after a slot's time and the slot is empty or held by a later Sim (the later one
-   * goes); freed otherwise. */
+  /** A Sim the timeline lets go (not recording): parked in the slot it falls in (the last
+   * one whose time is at or before its own) when that slot is empty or held by a later Sim
+   * (the later one goes); freed otherwise. Parked late in its slot it still serves every
+   * moment after it, and a seek that used a slot up often gives one back this way. */
   give(sim: Sim): void {
     const now = sim.now();
     let i = this.times.length - 1;
     while (i >= 0 && (this.times[i] ?? 0) > now) i--;
-    const near = i >= 0 && this.costAt(now) - this.costAt(this.times[i] ?? 0) <= this.gapMs / 4;
-    const held = near ? this.parked[i] : undefined;
+    const held = i >= 0 ? this.parked[i] : undefined;
     if (held === null || (held && held.now() > now)) {
       held?.free();
       this.parked[i] = sim;
@@ -151,19 +146,6 @@ export class Checkpoints {
       else if (took > 6) this.chunk = Math.max(this.chunk / 2, 20);
     }
     return this.highestEmpty(0) < 0 && this.builder === null;
-  }
-
-  /** Wall ms the scout took to reach virtual time `t`. */
-  private costAt(t: number): number {
-    const p = this.profile;
-    let lo = 0;
-    let hi = p.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if ((p[mid]?.[0] ?? 0) >= t) hi = mid;
-      else lo = mid + 1;
-    }
-    return p[lo]?.[1] ?? p[p.length - 1]?.[1] ?? 0;
   }
 
   /** The highest empty slot whose time is at or after `from`, or -1. */
