@@ -89,7 +89,8 @@ impl SimCore {
     }
 
     /// Turns recording on (from now, numbering events from 0 again, when it was off) or off
-    /// (the kept events are let go).
+    /// (the kept events are let go, and the packet-to-connection index with them: a parked
+    /// simulation holds only its world).
     pub fn set_recording(&mut self, on: bool) {
         if on == self.recording() {
             return;
@@ -99,6 +100,7 @@ impl SimCore {
             let w = WindowRecorder::new(now, self.snaplen, self.window);
             self.session.cluster.add_observer(Box::new(w));
         } else {
+            self.conns = ConnIndex::default();
             for o in self.session.cluster.take_observers() {
                 let any: &dyn Any = &*o;
                 if !any.is::<WindowRecorder>() {

@@ -405,3 +405,36 @@ fn the_connection_index_read_as_the_run_goes_equals_one_built_at_once() {
         );
     }
 }
+
+/// Recording turned off lets the connection index go; turned on again later, the events read
+/// get the same connections as those of a simulation that only began recording then.
+#[test]
+fn a_recording_begun_again_indexes_connections_as_a_fresh_one() {
+    let yaml = EXAMPLES
+        .iter()
+        .find(|(n, _)| *n == "three-endpoints")
+        .unwrap()
+        .1
+        .replace("count: 3000\n", "count: 600\n");
+    let mut a = sim(&yaml);
+    a.run_until(3_000.0).unwrap();
+    assert!(!a.events(0.0, None).is_empty());
+    a.set_recording(false);
+    a.run_until(6_000.0).unwrap();
+    a.set_recording(true);
+    a.run_until(9_000.0).unwrap();
+    let opts = SimOptions {
+        record: Some(false),
+        ..Default::default()
+    };
+    let mut b = SimCore::new(&yaml, &opts).unwrap();
+    b.run_until(6_000.0).unwrap();
+    b.set_recording(true);
+    b.run_until(9_000.0).unwrap();
+    let (ea, eb) = (a.events(0.0, None), b.events(0.0, None));
+    assert_eq!(ea.len(), eb.len());
+    assert!(ea.iter().filter(|e| e.conn.is_some()).count() > ea.len() / 2);
+    for (x, y) in ea.iter().zip(&eb) {
+        assert_eq!(x.conn, y.conn, "event {}", x.index);
+    }
+}
