@@ -8,6 +8,9 @@
 //! PREROUTING/OUTPUT, source fields at POSTROUTING/INPUT. ICMP errors RELATED to a connection
 //! get the packet they quote translated back too.
 
+mod bpf;
+mod netpol;
+
 use alloc::format;
 
 use crate::conntrack::table::bits;
@@ -16,7 +19,7 @@ use crate::ebpf::datapath::EbpfDatapath;
 use crate::kube_proxy::{self, Action, KubeProxy, Packet, ProxyConfig, ServicePort};
 use crate::nat::{self, Manip};
 use crate::netfilter::{Hook, HookCtx, NetfilterHook, Notes, RejectWith, Verdict};
-use crate::policy::{self, World};
+use crate::policy::World;
 use crate::rng::SimRng;
 
 /// Per-packet state carried from one hook to the next (the skb's `nfct` and mark).
@@ -157,158 +160,6 @@ impl Dataplane {
             Some(b) => b.lb_mut().set_services(ports),
             None => self.proxy.set_services(ports),
         }
-    }
-
-    /// The eBPF programs at one hook: CT, load balancing and NAT by the programs, then
-    /// NetworkPolicy for new connections and the `[NEW]` log, as the Linux path does.
-    fn process_bpf(
-        &mut self,
-        ctx: &HookCtx<'_>,
-        frame: &mut alloc::vec::Vec<u8>,
-        l3: usize,
-        notes: &mut Notes,
-    ) -> Verdict {
-        let Some(bpf) = self.bpf.as_deref_mut() else {
-            return Verdict::Accept;
-        };
-        let nf = match bpf.process(ctx, frame, l3, notes) {
-            crate::ebpf::datapath::Outcome::Drop(why) => return Verdict::Drop(why.into()),
-            crate::ebpf::datapath::Outcome::Pass(None) => return Verdict::Accept,
-            crate::ebpf::datapath::Outcome::Pass(Some(nf)) => nf,
-        };
-        if ctx.hook == Hook::Postrouting {
-            // A new SNAT mapping: the connection's [NEW] event gets its final reply tuple.
-            let ev = bpf.peek(&nf.orig).and_then(|e| e.event);
-            if let Some(e) = ev.and_then(|i| self.events.get_mut(i as usize)) {
-                e.reply.dst = nf.translated.src;
-                e.reply.dport = nf.translated.sport;
-            }
-            self.stats.masquerade += 1;
-            return Verdict::Accept;
-        }
-        self.stats.first_packets += 1;
-        self.stats.last_rules_walked = 0;
-        if nf.translated.dst != nf.orig.dst || nf.translated.dport != nf.orig.dport {
-            self.stats.dnat += 1;
-        }
-        let from_proxy = self.bpf.as_deref().is_some_and(|b| b.from_proxy());
-        if !from_proxy {
-            if let v @ Verdict::Drop(_) =
-                self.policy_check(ctx, Some(nf.orig), &nf.translated, notes)
-            {
-                if let Some(b) = self.bpf.as_deref_mut() {
-                    b.forget(&nf);
-                }
-                return v;
-            }
-            self.cilium_marks(ctx, &nf.translated, notes);
-        }
-        let idx = self.events.len() as u32;
-        self.events.push(NewConnection {
-            at: ctx.now,
-            orig: nf.orig,
-            reply: nf.translated.invert(),
-        });
-        if let Some(b) = self.bpf.as_deref_mut() {
-            b.set_event(&nf.translated, idx);
-        }
-        Verdict::Accept
-    }
-
-    /// Cilium: the source's identity in the CT entry, and the redirect to the L7 proxy when
-    /// the policy check asked for it.
-    fn cilium_marks(&mut self, ctx: &HookCtx<'_>, t: &Tuple, notes: &mut Notes) {
-        let l7 = core::mem::take(&mut self.l7_pending);
-        let Some((node, world)) = &self.policy else {
-            return;
-        };
-        let Some(engine) = &world.cilium else { return };
-        let id = engine.identity_of(world, t.src, *node);
-        let Some(b) = self.bpf.as_deref_mut() else {
-            return;
-        };
-        b.set_src_identity(t, id);
-        if l7 {
-            b.redirect_to_proxy(t);
-            if ctx.explain {
-                notes.push(format!(
-                    "bpf: policy verdict REDIRECTED: to the node's L7 proxy (TPROXY: the packet is not rewritten; the proxy's socket gets {}:{} as its local address)",
-                    t.dst, t.dport
-                ));
-            }
-        }
-    }
-
-    /// Sets the NetworkPolicies to enforce on node `node` (`None`: enforce none).
-    pub fn set_policies(&mut self, node: u32, world: Option<World>) {
-        self.policy = world.map(|w| (node, w));
-    }
-
-    /// New connections NetworkPolicies dropped here, in order.
-    pub fn denied(&self) -> &[DeniedFlow] {
-        &self.denied
-    }
-
-    /// NetworkPolicy for a NEW connection (the packet after DNAT): egress when the source is
-    /// a pod of this node, ingress when the destination is.
-    fn policy_check(
-        &mut self,
-        ctx: &HookCtx<'_>,
-        orig: Option<Tuple>,
-        t: &Tuple,
-        notes: &mut Notes,
-    ) -> Verdict {
-        let Some((node, world)) = &self.policy else {
-            return Verdict::Accept;
-        };
-        let flow = policy::Flow {
-            src: t.src,
-            dst: t.dst,
-            proto: t.proto,
-            dport: t.dport,
-        };
-        let local = |ip| world.pods.get(&ip).is_some_and(|p| p.node == *node);
-        let mut checks = alloc::vec::Vec::new();
-        self.l7_pending = false;
-        if local(t.src) {
-            checks.push(world.egress(&flow));
-        }
-        if local(t.dst) {
-            checks.push(world.ingress(&flow));
-        }
-        for v in checks {
-            if ctx.explain {
-                let what = if world.cilium.is_some() {
-                    "policy"
-                } else {
-                    "NetworkPolicy"
-                };
-                notes.push(format!("{what}: {}", v.reason));
-                notes.extend(v.details.iter().map(|d| format!("{what}: {d}")));
-            }
-            self.l7_pending |= v.allowed && v.l7.is_some();
-            if !v.allowed {
-                let orig = orig.unwrap_or_else(|| {
-                    self.cur
-                        .and_then(|c| c.info.entry)
-                        .map(|i| self.ct.entry(i).tuple(0))
-                        .unwrap_or(*t)
-                });
-                self.denied.push(DeniedFlow {
-                    at: ctx.now,
-                    orig,
-                    judged: *t,
-                    reason: v.reason.clone(),
-                });
-                let what = if world.cilium.is_some() {
-                    "Policy denied"
-                } else {
-                    "NetworkPolicy"
-                };
-                return Verdict::Drop(format!("{what}: {}", v.reason).into());
-            }
-        }
-        Verdict::Accept
     }
 
     /// The conntrack table.
