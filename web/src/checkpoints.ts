@@ -26,6 +26,9 @@ export class Checkpoints {
   /** Each slot's virtual time (µs), ascending, all > 0. */
   private times: number[] = [];
   private parked: (Sim | null)[] = [];
+  /** The scout's cost profile (virtual µs, wall ms since 0), and one gap's wall cost (ms). */
+  private profile: [number, number][] = [];
+  private gapMs = 0;
   /** The Sim running to an empty slot in the background. */
   private builder: { sim: Sim; slot: number } | null = null;
   /** Virtual µs the builder runs per call (adapts to the scenario). */
@@ -45,6 +48,8 @@ export class Checkpoints {
     this.times = [];
     const [end, total] = profile[profile.length - 1] ?? [0, 0];
     const k = count ?? (total < MIN_RUN_MS ? 0 : Math.min(MAX_CHECKPOINTS, Math.floor(total / GAP_MS)));
+    this.profile = profile;
+    this.gapMs = total / (k + 1);
     let at = 0;
     for (let i = 1; i <= k; i++) {
       const want = (i * total) / (k + 1);
@@ -57,7 +62,7 @@ export class Checkpoints {
 
   /** Slots filled, and slots in all. */
   filled(): [number, number] {
-    return [this.parked.filter((s) => s !== null).length, this.times.length];
+    return [this.times.filter((_, i) => !this.needs(i)).length, this.times.length];
   }
 
   /** Slot times (virtual µs). */
@@ -102,14 +107,14 @@ export class Checkpoints {
     }
   }
 
-  /** Fill empty slots for at most `budgetMs`; true when every slot is filled. */
+  /** Fill the slots that need a Sim for at most `budgetMs`; true when none does. */
   fill(budgetMs: number): boolean {
     const start = performance.now();
     while (performance.now() - start < budgetMs) {
       let b = this.builder;
-      if (b && this.parked[b.slot] !== null) {
+      if (b && !this.needs(b.slot)) {
         // Its slot was filled meanwhile: on to the highest empty slot after it, if any.
-        const slot = this.highestEmpty(b.sim.now());
+        const slot = this.highestNeeding(b.sim.now());
         if (slot < 0) {
           this.builder = null;
           this.give(b.sim);
@@ -118,7 +123,7 @@ export class Checkpoints {
         b.slot = slot;
       }
       if (!b) {
-        const slot = this.highestEmpty(0);
+        const slot = this.highestNeeding(0);
         if (slot < 0) return true;
         // From the parked Sim just below (that slot empties in turn), else from time 0.
         let below = slot - 1;
@@ -145,15 +150,38 @@ export class Checkpoints {
       if (took < 1) this.chunk = Math.min(this.chunk * 2, 10_000_000);
       else if (took > 6) this.chunk = Math.max(this.chunk / 2, 20);
     }
-    return this.highestEmpty(0) < 0 && this.builder === null;
+    return this.highestNeeding(0) < 0 && this.builder === null;
   }
 
-  /** The highest empty slot whose time is at or after `from`, or -1. */
-  private highestEmpty(from: number): number {
+  /** The highest slot that needs a Sim (see `needs`) whose time is at or after `from`, or -1. */
+  private highestNeeding(from: number): number {
     for (let i = this.times.length - 1; i >= 0 && (this.times[i] ?? 0) >= from; i--) {
-      if (this.parked[i] === null) return i;
+      if (this.needs(i)) return i;
     }
     return -1;
+  }
+
+  /** Whether slot `i` is empty, or held by a Sim let go late in it (more than a quarter gap's
+   * cost after its time): that one serves the moments after it until the background work
+   * parks one at the slot's time in its place. */
+  private needs(i: number): boolean {
+    const s = this.parked[i];
+    if (s === undefined) return false;
+    if (s === null) return true;
+    return this.costAt(s.now()) - this.costAt(this.times[i] ?? 0) > this.gapMs / 4;
+  }
+
+  /** Wall ms the scout took to reach virtual time `t`. */
+  private costAt(t: number): number {
+    const p = this.profile;
+    let lo = 0;
+    let hi = p.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((p[mid]?.[0] ?? 0) >= t) hi = mid;
+      else lo = mid + 1;
+    }
+    return p[lo]?.[1] ?? p[p.length - 1]?.[1] ?? 0;
   }
 
   /** Free every parked Sim (the slots stay, empty). */
