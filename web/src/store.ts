@@ -159,8 +159,11 @@ export class Timeline {
       const recording = this.ahead.recordingSince() !== null;
       const wf = this.windowFrom();
       const stop = Math.max(0, from - 1);
-      if (recording ? wf > 0 && t < wf + back : this.ahead.now() > from) {
-        // Before the window: a new `ahead` (from a checkpoint or time 0), unrecorded up to `from`.
+      if (recording ? wf > 0 && t < wf + back / 2 : this.ahead.now() > from) {
+        // Before the window, or less than half the usual run-up after its start (frames in
+        // flight at `t` may have been sent before it): a new `ahead` (from a checkpoint or
+        // time 0), unrecorded up to `from`. A few steps back after a landing stay in the
+        // window and need only `view` re-run.
         const parked = from > 0 ? this.ckpt.take(stop) : null;
         rebuild = { sim: parked ?? new Sim(this.yaml, { record: from === 0, windowEvents: WINDOW_EVENTS }), from };
       } else if (!recording || from > this.ahead.now() + back) {
