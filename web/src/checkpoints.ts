@@ -12,6 +12,7 @@
 // from time 0 fills the lowest): only one gap is ever missing at once, for the cost of one gap.
 // The Sim on its way to a slot can be taken by a seek as well.
 import { Sim } from "./podnet";
+import { firstIndex } from "./profile";
 
 /** At most this many parked Sims (each holds the world's state at its time: ~15 MiB for
  * three-endpoints at 30,000 connections, mostly its open sockets' buffers). */
@@ -174,14 +175,7 @@ export class Checkpoints {
   /** Wall ms the scout took to reach virtual time `t`. */
   private costAt(t: number): number {
     const p = this.profile;
-    let lo = 0;
-    let hi = p.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if ((p[mid]?.[0] ?? 0) >= t) hi = mid;
-      else lo = mid + 1;
-    }
-    return p[lo]?.[1] ?? p[p.length - 1]?.[1] ?? 0;
+    return p[firstIndex(p, (e) => e[0] >= t)]?.[1] ?? p[p.length - 1]?.[1] ?? 0;
   }
 
   /** Free every parked Sim (the slots stay, empty). */

@@ -18,6 +18,7 @@
 // Event indices are those of `ahead`'s current recording: numbered from 0 where it began
 // (`epoch` changes when it begins again; cached events and selections are then stale).
 import { Checkpoints } from "./checkpoints";
+import { firstIndex, lerp } from "./profile";
 import { Sim } from "./podnet";
 import type { ConntrackEntry, Flow, NodeReport, Report, SimEvent, Topology } from "./podnet";
 
@@ -198,24 +199,10 @@ export class Timeline {
     const p = this.frameProfile;
     const last = p[p.length - 1];
     if (!last || last[0] < t) return BACK_US;
-    // Frames delivered by virtual time x, linear between the scout's samples.
-    const at = (x: number): number => {
-      let lo = 0;
-      while (lo < p.length - 1 && (p[lo] as [number, number])[0] < x) lo++;
-      const [t1, f1] = p[lo] as [number, number];
-      const [t0, f0] = lo > 0 ? (p[lo - 1] as [number, number]) : [0, 0];
-      return t1 <= t0 || x >= t1 ? f1 : f0 + ((f1 - f0) * (x - t0)) / (t1 - t0);
-    };
-    const want = at(t) - BACK_FRAMES;
-    let lo = Math.max(0, t - BACK_US);
-    if (at(lo) >= want) return BACK_US;
-    let hi = t;
-    while (hi - lo > 50) {
-      const mid = (lo + hi) / 2;
-      if (at(mid) < want) lo = mid;
-      else hi = mid;
-    }
-    return Math.min(BACK_US, Math.max(MIN_BACK_US, Math.ceil(t - lo)));
+    const want = lerp(p, t, 0) - BACK_FRAMES;
+    if (want <= 0) return BACK_US;
+    const start = lerp(p, want, 1);
+    return Math.min(BACK_US, Math.max(MIN_BACK_US, Math.ceil(t - start)));
   }
 
   /**
@@ -225,19 +212,9 @@ export class Timeline {
   private worthAfter(base: number): number {
     if (base < 0) return -1;
     const p = this.profile;
-    const first = (f: (e: [number, number]) => boolean): number => {
-      let lo = 0;
-      let hi = p.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (f(p[mid] as [number, number])) hi = mid;
-        else lo = mid + 1;
-      }
-      return lo;
-    };
-    const cost = p[first((e) => e[0] >= base)]?.[1];
+    const cost = p[firstIndex(p, (e) => e[0] >= base)]?.[1];
     if (cost === undefined) return Infinity;
-    return p[first((e) => e[1] >= cost + SAVE_MS)]?.[0] ?? Infinity;
+    return p[firstIndex(p, (e) => e[1] >= cost + SAVE_MS)]?.[0] ?? Infinity;
   }
 
   /** `ahead` began a new recording: indices start over. */

@@ -89,14 +89,22 @@ impl Index {
     /// Every finished connection of flow `flow`, client by client, each client's in the order
     /// they finished.
     pub fn records(&self, cluster: &Cluster, flow: usize) -> Vec<ConnRecord> {
-        let Some(f) = self.flows.get(flow) else {
-            return Vec::new();
-        };
-        f.clients
-            .iter()
-            .filter_map(|(pod, i)| cluster.pod(*pod)?.clients().nth(*i))
+        let n = self.flows.get(flow).map_or(0, |f| f.clients.len());
+        (0..n)
+            .filter_map(|c| self.client(cluster, flow, c))
             .flat_map(|c| c.records().iter().cloned())
             .collect()
+    }
+
+    /// Client `client` (in [`FlowIndex::clients`] order) of flow `flow`.
+    pub fn client<'a>(
+        &self,
+        cluster: &'a Cluster,
+        flow: usize,
+        client: usize,
+    ) -> Option<&'a podnet::program::Client> {
+        let &(pod, i) = self.flows.get(flow)?.clients.get(client)?;
+        cluster.pod(pod)?.clients().nth(i)
     }
 }
 

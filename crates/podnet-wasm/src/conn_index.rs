@@ -43,20 +43,20 @@ pub struct ConnIndex {
 impl ConnIndex {
     /// Takes in what `session` did since the last update.
     pub fn update(&mut self, session: &Session) {
-        let mut origs = BTreeSet::new();
-        self.nc.update(session, |t| {
-            origs.insert(*t);
-        });
         // Connections already in whose tuples a new NEW event starts from: their sets grow.
         let mut again = BTreeSet::new();
-        for t in &origs {
-            if let Some(list) = self.conns.get(t) {
+        let conns = &self.conns;
+        self.nc.update(session, |t| {
+            if let Some(list) = conns.get(t) {
                 again.extend(list.iter().copied());
             }
-        }
+        });
         for c in again {
-            if let Some(r) = record(session, c) {
-                self.add(c, r, proto(session, c.flow as usize));
+            let client = session
+                .index
+                .client(&session.cluster, c.flow as usize, c.client as usize);
+            if let Some(r) = client.and_then(|cl| cl.records().get(c.pos as usize)) {
+                self.add(c, r, session.connections_proto(c.flow as usize));
             }
         }
         // Connections finished since.
@@ -64,10 +64,10 @@ impl ConnIndex {
         self.seen.resize(flows.len(), Vec::new());
         self.order.resize(flows.len(), Vec::new());
         for (fi, f) in flows.iter().enumerate() {
-            let proto = proto(session, fi);
+            let proto = session.connections_proto(fi);
             self.seen[fi].resize(f.clients.len(), 0);
-            for (ci, &(pod, i)) in f.clients.iter().enumerate() {
-                let Some(client) = session.cluster.pod(pod).and_then(|p| p.clients().nth(i)) else {
+            for ci in 0..f.clients.len() {
+                let Some(client) = session.index.client(&session.cluster, fi, ci) else {
                     continue;
                 };
                 let records = client.records();
@@ -115,21 +115,4 @@ impl ConnIndex {
         let n = order.partition_point(|k| *k < (c.started, c.id, c.client));
         Some((c.flow as usize, n as u32))
     }
-}
-
-/// Connection `c`'s record.
-fn record(session: &Session, c: Conn) -> Option<&ConnRecord> {
-    let &(pod, i) = session
-        .index
-        .flows
-        .get(c.flow as usize)?
-        .clients
-        .get(c.client as usize)?;
-    let client = session.cluster.pod(pod)?.clients().nth(i)?;
-    client.records().get(c.pos as usize)
-}
-
-/// Flow `fi`'s IP protocol number.
-fn proto(session: &Session, fi: usize) -> u8 {
-    session.connections_proto(fi)
 }

@@ -208,11 +208,8 @@ impl SimCore {
 
     /// The human summary of `podnet run`.
     pub fn summary(&mut self) -> String {
-        self.report();
-        match &self.report {
-            Some(r) => self.session.summary(r),
-            None => String::new(),
-        }
+        let r = self.report.get_or_insert_with(|| self.session.report());
+        self.session.summary(r)
     }
 
     /// Each node's part of the report alone (frames, conntrack, Service lookup, eBPF maps):
