@@ -152,6 +152,39 @@ pub fn ipv4_only(ns: &str) -> Result<(), String> {
     .map(|_| ())
 }
 
+fn enslave(dev: &str) -> String {
+    format!("link set {dev} master cni0\nlink set {dev} type bridge_slave hairpin on learning on\n")
+}
+
+/// A pod created during the run: its port (made, up, outside the bridge since the start)
+/// joins `cni0`, with the static forwarding entry of its MAC.
+pub fn attach_port(n: &NodePlan, node_ns: &str, dev: &str) -> Result<(), String> {
+    run("ip", &["-n", node_ns, "-batch", "-"], Some(&enslave(dev)))?;
+    // The port forwards at once (no STP, carrier up since the start); checked.
+    let start = std::time::Instant::now();
+    while !run("bridge", &["-n", node_ns, "link", "show", "dev", dev], None)?
+        .contains("state forwarding")
+    {
+        if start.elapsed() > std::time::Duration::from_secs(10) {
+            return Err(format!(
+                "{node_ns}: {dev} not forwarding 10s after joining cni0"
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    if let Some((_, m)) = n.ports.iter().find(|p| p.dev == dev).and_then(|p| p.pod) {
+        let b = format!("fdb replace {} dev {dev} master static\n", mac(m));
+        run("bridge", &["-n", node_ns, "-batch", "-"], Some(&b))?;
+    }
+    Ok(())
+}
+
+/// A pod deleted during the run: its port leaves `cni0` (the CNI deletes the veth; its
+/// forwarding entries go with it).
+pub fn detach_port(node_ns: &str, dev: &str) -> Result<(), String> {
+    run("ip", &["-n", node_ns, "link", "set", dev, "nomaster"], None).map(|_| ())
+}
+
 /// Builds node `n` in namespace `node_ns` with its wires' other ends in `wire_ns`, and loads
 /// its rules. Returns the wire interface names (same names on both sides).
 pub fn build_node(
@@ -184,12 +217,16 @@ pub fn build_node(
             d = p.dev
         );
         b += &format!(
-            "link set {d} address 02:6b:64:00:{:02x}:{:02x} mtu {} master cni0\nlink set {d} type bridge_slave hairpin on learning on\n",
+            "link set {d} address 02:6b:64:00:{:02x}:{:02x} mtu {}\n",
             (i >> 8) & 0xff,
             i & 0xff,
             n.pod_mtu,
             d = p.dev
         );
+        // A pod created during the run joins the bridge then (`attach_port`).
+        if p.at_start {
+            b += &enslave(&p.dev);
+        }
         wires.push(p.dev.clone());
     }
     for w in &wires {
@@ -219,7 +256,7 @@ pub fn build_node(
     // bridge never floods a frame for a pod that has not spoken yet), VXLAN FDB, routes,
     // neighbours.
     let mut b = String::new();
-    for p in &n.ports {
+    for p in n.ports.iter().filter(|p| p.at_start) {
         if let Some((_, m)) = p.pod {
             b += &format!("fdb replace {} dev {} master static\n", mac(m), p.dev);
         }
@@ -273,15 +310,17 @@ pub fn build_node(
             .map_err(|e| format!("{node_ns}: tx off on {w}: {e}"))?;
     }
 
-    wait_ready(node_ns, wire_ns, &wires, !n.ports.is_empty())?;
+    let at_start = n.ports.iter().filter(|p| p.at_start).count();
+    wait_ready(node_ns, wire_ns, &wires, at_start)?;
 
     // Rules.
-    if !n.iptables.trim().is_empty() {
-        ns_run(node_ns, "iptables-restore", &[], Some(&n.iptables))
+    let r = &n.rules;
+    if !r.iptables.trim().is_empty() {
+        ns_run(node_ns, "iptables-restore", &[], Some(&r.iptables))
             .map_err(|e| format!("{}: loading podnet's iptables rules: {e}", n.name))?;
     }
     if mode == Mode::Nftables {
-        if let Some(nft) = n.nft_load.as_ref().or(n.nft.as_ref()) {
+        if let Some(nft) = r.nft_load.as_ref().or(r.nft.as_ref()) {
             ns_run(
                 node_ns,
                 "nft",
@@ -297,7 +336,7 @@ pub fn build_node(
 /// Waits until every wire is up on both sides and every bridge port forwards: a new veth's
 /// carrier reaches the bridge through linkwatch, up to a second later, and until then the
 /// port drops what it receives.
-fn wait_ready(node_ns: &str, wire_ns: &str, wires: &[String], bridge: bool) -> Result<(), String> {
+fn wait_ready(node_ns: &str, wire_ns: &str, wires: &[String], ports: usize) -> Result<(), String> {
     let start = std::time::Instant::now();
     loop {
         let node_links = run("ip", &["-n", node_ns, "-o", "link", "show"], None)?;
@@ -314,10 +353,10 @@ fn wait_ready(node_ns: &str, wire_ns: &str, wires: &[String], bridge: bool) -> R
         let links_up = wires
             .iter()
             .all(|w| up(&node_links, w) && up(&wire_links, w));
-        let ports_ok = !bridge || {
-            let ports = run("bridge", &["-n", node_ns, "link", "show"], None)?;
-            ports.lines().filter(|l| l.contains("master cni0")).count() + 1 >= wires.len()
-                && ports
+        let ports_ok = ports == 0 || {
+            let listed = run("bridge", &["-n", node_ns, "link", "show"], None)?;
+            listed.lines().filter(|l| l.contains("master cni0")).count() >= ports
+                && listed
                     .lines()
                     .filter(|l| l.contains("master cni0"))
                     .all(|l| l.contains("state forwarding"))

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use podnet::conntrack::Kernel;
 use podnet::conntrack::Tuple;
 use podnet::route::Dev;
 use podnet::trace::{EventKind, TraceConfig};
@@ -45,8 +46,26 @@ pub struct RoutePlan {
 pub struct PortPlan {
     /// The Linux name, podnet's: `veth00000000`.
     pub dev: String,
-    /// The pod behind it (gone when the pod was deleted during the run).
+    /// The pod behind it.
     pub pod: Option<(Ipv4Address, EthernetAddress)>,
+    /// Whether the pod is there from the start (otherwise a [`Resync`] attaches it).
+    pub at_start: bool,
+}
+
+/// A pod's port on its node: (veth name, pod IP, pod MAC).
+pub type Port = (String, Ipv4Address, EthernetAddress);
+
+/// The veth ports of node `id`'s pods now.
+fn ports_of(cluster: &podnet::Cluster, id: NodeId) -> Vec<Port> {
+    cluster
+        .pods()
+        .filter(|(p, _)| cluster.pod_node(*p) == Some(id))
+        .map(|(p, pod)| {
+            let a = pod.addrs();
+            let smoltcp::wire::IpCidr::Ipv4(c) = a.ip;
+            (format!("veth{:08x}", p.0), c.address(), a.mac)
+        })
+        .collect()
 }
 
 /// flannel.1 of a VXLAN node.
@@ -81,8 +100,11 @@ pub enum Choice {
         /// connection of the same tuple, so the forced rule matches this one only.
         seq: Option<u32>,
     },
-    /// `MASQUERADE --random-fully` in `chain`: the kernel gets an exact-tuple `SNAT` to the
-    /// address and port podnet picked, inserted just before the MASQUERADE rule.
+    /// `MASQUERADE --random-fully` in `chain`, or a `MASQUERADE` that had to move the source
+    /// port (its search starts at a random offset in Linux 5.x and later): the kernel gets
+    /// an exact-tuple `SNAT` to the address and port podnet picked, inserted just before the
+    /// MASQUERADE rule. A port podnet took that was not free (two CPUs' races: the same
+    /// search from the same rover) makes the kernel's insert clash at confirm too.
     IptMasq {
         /// Table (`nat`).
         table: String,
@@ -96,6 +118,9 @@ pub enum Choice {
         seq: Option<u32>,
         /// The source podnet gave it.
         to: (Ipv4Address, u16),
+        /// Taken tuples podnet's port search met (`conntrack -S found`), which the forced
+        /// kernel never searches for.
+        found: u64,
     },
     /// nftables `numgen random mod N vmap { ... }` in `chain`: the kernel gets an exact-tuple
     /// rule before it that goes to `target`, the endpoint chain podnet entered.
@@ -138,7 +163,8 @@ pub enum Choice {
         /// The source podnet gave it.
         to: (Ipv4Address, u16),
     },
-    /// nftables `masquerade fully-random` in `chain`.
+    /// nftables `masquerade fully-random` in `chain`, or a `masquerade` that moved the port
+    /// (see `IptMasq`).
     NftMasq {
         /// `masquerading`.
         chain: String,
@@ -150,6 +176,8 @@ pub enum Choice {
         seq: Option<u32>,
         /// The source podnet gave it.
         to: (Ipv4Address, u16),
+        /// See `IptMasq`.
+        found: u64,
     },
 }
 
@@ -176,6 +204,78 @@ pub struct Step {
     pub hits: Vec<RuleHit>,
     /// Dropped with this reason somewhere in the node (trace `Dropped` events).
     pub dropped: Vec<String>,
+    /// Its conntrack lookup could not see an entry of its own tuple that another CPU was
+    /// confirming (podnet's two-CPU race).
+    pub raced: bool,
+}
+
+/// A node's rules at one moment, as the replay loads and compares them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rules {
+    /// `iptables-restore` input: kube-proxy's (iptables mode) or flannel's (both modes).
+    pub iptables: String,
+    /// kube-proxy's own `iptables-restore --noflush` input for a re-sync (iptables mode): the
+    /// chains it declares are flushed and refilled, the others keep their rules and counters.
+    pub restore: String,
+    /// `nft list table ip kube-proxy` as podnet generated it (nftables mode).
+    pub nft: Option<String>,
+    /// The same with a `counter packets 0 bytes 0` where podnet counts each rule: what is
+    /// loaded, so that the kernel counts where podnet does (nftables mode).
+    pub nft_load: Option<String>,
+}
+
+impl Rules {
+    /// The rules of node `id` of `cluster` now, in `mode`.
+    fn of(cluster: &podnet::Cluster, id: NodeId, mode: Mode) -> Result<Rules, String> {
+        let dp = cluster
+            .dataplane(id)
+            .ok_or_else(|| "this scenario runs no Service proxy (proxy: none)".to_string())?;
+        let p = dp.proxy();
+        Ok(match mode {
+            Mode::Iptables => Rules {
+                iptables: p.iptables_save(),
+                restore: p.iptables_restore(),
+                nft: None,
+                nft_load: None,
+            },
+            Mode::Nftables => Rules {
+                iptables: p.iptables_save(),
+                restore: String::new(),
+                nft: Some(p.nft_ruleset()),
+                nft_load: Some(zero_counters(&p.nft_ruleset_counters())),
+            },
+        })
+    }
+}
+
+/// A Fault deleted a pod or scaled a Deployment during the run: pods left or joined the
+/// node's bridge, and kube-proxy re-synced its rules. The replay carries it out before the
+/// node's step `before_step`.
+#[derive(Clone, Debug)]
+pub struct Resync {
+    /// The first step (index into [`NodePlan::steps`]) that meets the change.
+    pub before_step: usize,
+    /// The virtual time of the change.
+    pub time: Instant,
+    /// The rules from then on (the same as before when only pods changed).
+    pub rules: Rules,
+    /// Ports of pods created then (veth name).
+    pub attach: Vec<String>,
+    /// Ports of pods deleted then.
+    pub detach: Vec<String>,
+}
+
+/// The rules of every node at one point of the trace: from the trace event `from_event` on.
+#[derive(Clone, Debug)]
+pub struct Epoch {
+    /// Index of the first trace event that meets these rules.
+    pub from_event: usize,
+    /// The virtual time the rules were synced.
+    pub time: Instant,
+    /// Per node, in `cluster.nodes()` order.
+    pub rules: Vec<Rules>,
+    /// Per node, its pods' ports.
+    pub ports: Vec<Vec<Port>>,
 }
 
 /// A node, as the kernel namespace must reproduce it, and its traffic.
@@ -201,13 +301,10 @@ pub struct NodePlan {
     pub routes: Vec<RoutePlan>,
     /// Every neighbour podnet resolved: (device, address, MAC).
     pub neigh: Vec<(String, Ipv4Address, EthernetAddress)>,
-    /// `iptables-restore` input: kube-proxy's (iptables mode) or flannel's (both modes).
-    pub iptables: String,
-    /// `nft list table ip kube-proxy` as podnet generated it (nftables mode).
-    pub nft: Option<String>,
-    /// The same with a `counter packets 0 bytes 0` where podnet counts each rule: what is
-    /// loaded, so that the kernel counts where podnet does (nftables mode).
-    pub nft_load: Option<String>,
+    /// The rules the node starts with (its first step meets them).
+    pub rules: Rules,
+    /// Later re-syncs, in order.
+    pub resyncs: Vec<Resync>,
     /// podnet's per-rule counters after the run.
     pub counters: Vec<podnet::kube_proxy::RuleCounters>,
     /// The frames it received, in order.
@@ -228,6 +325,13 @@ pub struct NodePlan {
     pub ct_sysctls: Vec<(String, u32)>,
 }
 
+impl NodePlan {
+    /// The rules at the end of the run (after the last re-sync).
+    pub fn final_rules(&self) -> &Rules {
+        self.resyncs.last().map_or(&self.rules, |r| &r.rules)
+    }
+}
+
 /// A scenario in one mode, ready to replay.
 #[derive(Clone, Debug)]
 pub struct Plan {
@@ -237,6 +341,33 @@ pub struct Plan {
     pub mode: Mode,
     /// Nodes.
     pub nodes: Vec<NodePlan>,
+    /// What was changed to make the scenario comparable on this machine (printed).
+    pub notes: Vec<String>,
+}
+
+/// This machine's Linux version, `MAJOR.MINOR` of `/proc/sys/kernel/osrelease`.
+pub fn host_kernel() -> Option<Kernel> {
+    let rel = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    let mut it = rel.trim().split(|c: char| !c.is_ascii_digit());
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next()?.parse().ok()?;
+    Some(Kernel::new(major, minor))
+}
+
+/// The version-dependent conntrack and NAT rules podnet applies for `k`, named.
+fn kernel_rules(k: Kernel) -> [(&'static str, bool); 4] {
+    [
+        ("the shared port rover", k.nat_port_rover()),
+        (
+            "UDP clashes resolved for identical NAT",
+            k.resolves_matching_clash(),
+        ),
+        (
+            "UDP clashes with other NAT inserted by reply",
+            k.inserts_clashing_reply(),
+        ),
+        ("the clash_resolve counter", k.counts_clash_resolve()),
+    ]
 }
 
 /// Virtual time podnet runs a scenario (what `podnet run` does by default).
@@ -247,6 +378,11 @@ pub const RUN_LIMIT_SECS: u64 = 30;
 pub fn load(path: &str, text: &str, mode: Mode, full: bool) -> Result<Session, String> {
     let loaded = podnet_scenario::load(&[(path, text)]).map_err(|e| e.to_string())?;
     let mut scenario = loaded.scenario;
+    // The kernel replays as the version it is: podnet runs the scenario as that version too
+    // (`build` notes when the scenario asked for one whose rules differ).
+    if let Some(host) = host_kernel() {
+        scenario.config.conntrack.kernel = host;
+    }
     scenario.config.proxy = match mode {
         Mode::Iptables => Proxy::Iptables,
         Mode::Nftables => Proxy::Nftables,
@@ -275,10 +411,55 @@ fn mac_of(a: EthernetAddress) -> EthernetAddress {
 /// Runs `text` in podnet in `mode` and cuts the trace into node plans.
 pub fn build(path: &str, text: &str, mode: Mode) -> Result<Plan, String> {
     let mut s = load(path, text, mode, true)?;
-    s.run(podnet::Duration::from_secs(RUN_LIMIT_SECS))
-        .map_err(|e| e.to_string())?;
+    // The run as `podnet run` makes it, stopped at each fault to note the rules kube-proxy
+    // re-synced then (a stop changes nothing: a run to a time always gives the same state).
+    let rules_now = |s: &Session| -> Result<Vec<Rules>, String> {
+        s.cluster
+            .nodes()
+            .map(|(id, _)| Rules::of(&s.cluster, id, mode))
+            .collect()
+    };
+    let ports_now = |s: &Session| -> Vec<Vec<Port>> {
+        s.cluster
+            .nodes()
+            .map(|(id, _)| ports_of(&s.cluster, id))
+            .collect()
+    };
+    let mut epochs = vec![Epoch {
+        from_event: 0,
+        time: s.now(),
+        rules: rules_now(&s)?,
+        ports: ports_now(&s),
+    }];
+    let end = Instant::ZERO + podnet::Duration::from_secs(RUN_LIMIT_SECS);
+    let mut done = false;
+    while let Some(t) = s.next_fault_time().filter(|&t| t <= end && !done) {
+        // To the fault's time (its events included), then the fault itself.
+        done = s.advance(t).map_err(|e| e.to_string())?;
+        if done {
+            break;
+        }
+        let from_event = s.cluster.trace().events().len();
+        done = s.advance(t).map_err(|e| e.to_string())?;
+        let rules = rules_now(&s)?;
+        let ports = ports_now(&s);
+        if epochs
+            .last()
+            .is_some_and(|e| e.rules != rules || e.ports != ports)
+        {
+            epochs.push(Epoch {
+                from_event,
+                time: t,
+                rules,
+                ports,
+            });
+        }
+    }
+    if !done {
+        s.advance(end).map_err(|e| e.to_string())?;
+    }
     let cluster = &s.cluster;
-    let (mut nodes, ids) = cut(cluster, mode)?;
+    let (mut nodes, ids) = cut(cluster, mode, &epochs)?;
 
     // podnet's conntrack after each node's last frame: a second, untraced run to that instant
     // (a replay to a time always gives the same state).
@@ -303,34 +484,59 @@ pub fn build(path: &str, text: &str, mode: Mode) -> Result<Plan, String> {
         nodes[n].ct_stats = stats;
     }
 
+    let mut notes = Vec::new();
+    let asked = podnet_scenario::load(&[(path, text)])
+        .map_err(|e| e.to_string())?
+        .scenario
+        .config
+        .conntrack
+        .kernel;
+    if let Some(host) = host_kernel().filter(|&h| h != asked) {
+        let differ: Vec<&str> = kernel_rules(asked)
+            .iter()
+            .zip(kernel_rules(host))
+            .filter(|(a, h)| a.1 != h.1)
+            .map(|(a, _)| a.0)
+            .collect();
+        if !differ.is_empty() {
+            notes.push(format!(
+                "the scenario's nodes run Linux {asked}, this machine {host}: podnet ran it as \
+                 {host} (they differ in {}; podnet's unit tests cover {asked})",
+                differ.join(", ")
+            ));
+        }
+    }
     Ok(Plan {
         scenario: path.to_string(),
         mode,
         nodes,
+        notes,
     })
 }
 
 /// Cuts the full trace of `cluster` (run in `mode`) into one [`NodePlan`] per node, with
 /// their ids; each node's conntrack listing and counters are left empty for the caller.
-pub fn cut(cluster: &podnet::Cluster, mode: Mode) -> Result<(Vec<NodePlan>, Vec<NodeId>), String> {
+/// `epochs`: the rules of every node from the start and after each re-sync (empty: the rules
+/// never changed, the cluster's are the ones).
+pub fn cut(
+    cluster: &podnet::Cluster,
+    mode: Mode,
+    epochs: &[Epoch],
+) -> Result<(Vec<NodePlan>, Vec<NodeId>), String> {
     let trace = cluster.trace();
 
     // Interface id -> (node index, Linux name, is a wire interface).
     let mut node_index: BTreeMap<String, usize> = BTreeMap::new();
     let mut nodes: Vec<NodePlan> = Vec::new();
     let mut ids: Vec<NodeId> = Vec::new();
-    for (id, node) in cluster.nodes() {
+    for (ni, (id, node)) in cluster.nodes().enumerate() {
         let a = node.addrs();
         let dp = cluster
             .dataplane(id)
             .ok_or_else(|| "this scenario runs no Service proxy (proxy: none)".to_string())?;
-        let (iptables, nft, nft_load) = match mode {
-            Mode::Iptables => (dp.proxy().iptables_save(), None, None),
-            Mode::Nftables => (
-                dp.proxy().iptables_save(),
-                Some(dp.proxy().nft_ruleset()),
-                Some(zero_counters(&dp.proxy().nft_ruleset_counters())),
-            ),
+        let rules = match epochs.first().and_then(|e| e.rules.get(ni)) {
+            Some(r) => r.clone(),
+            None => Rules::of(cluster, id, mode)?,
         };
         let counters = dp.proxy().rule_counters();
         let vxlan = node.ifaces().flannel.map(|_| VxlanPlan {
@@ -404,9 +610,8 @@ pub fn cut(cluster: &podnet::Cluster, mode: Mode) -> Result<(Vec<NodePlan>, Vec<
             vxlan,
             routes,
             neigh,
-            iptables,
-            nft,
-            nft_load,
+            rules,
+            resyncs: Vec::new(),
             counters,
             steps: Vec::new(),
             timer_sent: Vec::new(),
@@ -434,6 +639,7 @@ pub fn cut(cluster: &podnet::Cluster, mode: Mode) -> Result<(Vec<NodePlan>, Vec<
         let wire = dev == "eth0" || dev.starts_with("veth");
         iface_node[idx] = Some((n, dev.to_string(), wire));
         if let Some(hex) = dev.strip_prefix("veth") {
+            // The pod's addresses: now, or when it was last there.
             let pod = u32::from_str_radix(hex, 16)
                 .ok()
                 .and_then(|p| cluster.pod(PodId(p)))
@@ -441,10 +647,23 @@ pub fn cut(cluster: &podnet::Cluster, mode: Mode) -> Result<(Vec<NodePlan>, Vec<
                     let a = p.addrs();
                     let smoltcp::wire::IpCidr::Ipv4(c) = a.ip;
                     (c.address(), a.mac)
+                })
+                .or_else(|| {
+                    epochs
+                        .iter()
+                        .rev()
+                        .filter_map(|e| e.ports.get(n)?.iter().find(|p| p.0 == dev))
+                        .map(|p| (p.1, p.2))
+                        .next()
                 });
+            let at_start = epochs
+                .first()
+                .and_then(|e| e.ports.get(n))
+                .is_none_or(|ps| ps.iter().any(|p| p.0 == dev));
             nodes[n].ports.push(PortPlan {
                 dev: dev.to_string(),
                 pod,
+                at_start,
             });
         }
     }
@@ -453,7 +672,36 @@ pub fn cut(cluster: &podnet::Cluster, mode: Mode) -> Result<(Vec<NodePlan>, Vec<
     let mut current: Vec<Option<usize>> = vec![None; nodes.len()];
     // Hook notes of a step that name a numgen rule wait for the endpoint chain entered next.
     let mut pending_numgen: Vec<Option<(String, String, Tuple)>> = vec![None; nodes.len()];
-    for ev in trace.events() {
+    // The rules each node's current step meets (the choices depend on them).
+    let mut next_epoch = 1;
+    for (ei, ev) in trace.events().iter().enumerate() {
+        while let Some(e) = epochs.get(next_epoch).filter(|e| e.from_event <= ei) {
+            let before = &epochs[next_epoch - 1];
+            for (n, node) in nodes.iter_mut().enumerate() {
+                let (Some(r), Some(now), Some(was)) =
+                    (e.rules.get(n), e.ports.get(n), before.ports.get(n))
+                else {
+                    continue;
+                };
+                let names = |ps: &[Port], not: &[Port]| -> Vec<String> {
+                    ps.iter()
+                        .filter(|p| !not.iter().any(|q| q.0 == p.0))
+                        .map(|p| p.0.clone())
+                        .collect()
+                };
+                let (attach, detach) = (names(now, was), names(was, now));
+                if r != node.final_rules() || !attach.is_empty() || !detach.is_empty() {
+                    node.resyncs.push(Resync {
+                        before_step: node.steps.len(),
+                        time: e.time,
+                        rules: r.clone(),
+                        attach,
+                        detach,
+                    });
+                }
+            }
+            next_epoch += 1;
+        }
         match &ev.kind {
             EventKind::Received { iface, frame } => {
                 let Some(Some((n, dev, true))) = iface_node.get(iface.0 as usize) else {
@@ -468,6 +716,7 @@ pub fn cut(cluster: &podnet::Cluster, mode: Mode) -> Result<(Vec<NodePlan>, Vec<
                     ct_new: Vec::new(),
                     hits: Vec::new(),
                     dropped: Vec::new(),
+                    raced: false,
                 });
                 current[*n] = Some(nodes[*n].steps.len() - 1);
                 pending_numgen[*n] = None;
@@ -513,6 +762,25 @@ pub fn cut(cluster: &podnet::Cluster, mode: Mode) -> Result<(Vec<NodePlan>, Vec<
                 }
                 let tuple = frame::ip_tuple(&before.bytes);
                 let seq = tcp_seq(&before.bytes);
+                let clash = notes
+                    .iter()
+                    .any(|n| n.starts_with("conntrack: insert clash"));
+                if notes
+                    .iter()
+                    .any(|n| n.starts_with("conntrack: this lookup cannot see "))
+                {
+                    nodes[*n].steps[i].raced = true;
+                }
+                let found = notes
+                    .iter()
+                    .find_map(|n| {
+                        n.strip_prefix("MASQUERADE: the port search met ")?
+                            .split(' ')
+                            .next()?
+                            .parse()
+                            .ok()
+                    })
+                    .unwrap_or(0);
                 let after_tuple = after.as_ref().and_then(|a| frame::ip_tuple(&a.bytes));
                 let node = &mut nodes[*n];
                 let step = &mut node.steps[i];
@@ -560,10 +828,20 @@ pub fn cut(cluster: &podnet::Cluster, mode: Mode) -> Result<(Vec<NodePlan>, Vec<
                     }
                     step.hits.push((table.clone(), chain.clone(), body.clone()));
                     let Some(t) = tuple else { continue };
+                    // A masquerade that moved the source port searched for a free one: from a
+                    // random offset in Linux 5.x and later (from the shared rover in 4.19;
+                    // anywhere with --random-fully), so the kernel cannot be expected to land
+                    // on podnet's port and gets it forced. One that kept the port is compared.
+                    // So does one whose port was taken by an entry the packet could not see
+                    // (another CPU confirmed it meanwhile): serially, the kernel would see it
+                    // and move the port; forced, it clashes at confirm as podnet's did.
+                    let moved = after_tuple.is_some_and(|a| a.sport != t.sport) || clash;
                     if mode == Mode::Nftables && !is_ipt_rule(note) {
                         if body.starts_with("numgen random") {
                             pending_numgen[*n] = Some((chain.clone(), body.clone(), t));
-                        } else if body.contains("masquerade fully-random") {
+                        } else if body.contains("masquerade fully-random")
+                            || (moved && body.contains("masquerade"))
+                        {
                             if let Some(a) = after_tuple {
                                 step.choices.push(Choice::NftMasq {
                                     chain: chain.clone(),
@@ -571,12 +849,14 @@ pub fn cut(cluster: &podnet::Cluster, mode: Mode) -> Result<(Vec<NodePlan>, Vec<
                                     tuple: t,
                                     seq,
                                     to: (a.src, a.sport),
+                                    found,
                                 });
                             }
                         }
                         continue;
                     }
-                    if body.contains("-j MASQUERADE") && body.contains("--random-fully") {
+                    if body.contains("-j MASQUERADE") && (body.contains("--random-fully") || moved)
+                    {
                         if let Some(a) = after_tuple {
                             step.choices.push(Choice::IptMasq {
                                 table: table.clone(),
@@ -585,10 +865,16 @@ pub fn cut(cluster: &podnet::Cluster, mode: Mode) -> Result<(Vec<NodePlan>, Vec<
                                 tuple: t,
                                 seq,
                                 to: (a.src, a.sport),
+                                found,
                             });
                         }
                     } else if let Some(target) = jump_target(&body) {
-                        if crate::rules::chain_has_statistic(&node.iptables, &table, &chain) {
+                        // The rules now (not `final_rules()`: `step` borrows the steps).
+                        let ipt = node
+                            .resyncs
+                            .last()
+                            .map_or(&node.rules.iptables, |r| &r.rules.iptables);
+                        if crate::rules::chain_has_statistic(ipt, &table, &chain) {
                             step.choices.push(Choice::IptJump {
                                 table: table.clone(),
                                 chain: chain.clone(),

@@ -369,7 +369,7 @@ pub fn run(script: &Script) -> Result<(Plan, RunFigures), String> {
     }
     let end = rn.cl.now();
     let cl = &*rn.cl;
-    let (mut nodes, ids) = plan::cut(cl, script.mode)?;
+    let (mut nodes, ids) = plan::cut(cl, script.mode, &[])?;
     for (n, id) in ids.iter().enumerate() {
         let ct = cl.conntrack(*id).ok_or("no conntrack")?;
         nodes[n].ct_list = ct.list(end);
@@ -382,6 +382,7 @@ pub fn run(script: &Script) -> Result<(Plan, RunFigures), String> {
             scenario: script.name.clone(),
             mode: script.mode,
             nodes,
+            notes: Vec::new(),
         },
         fig,
     ))

@@ -13,7 +13,7 @@ use podnet::conntrack::Tuple;
 use crate::ctlimit;
 use crate::frame;
 use crate::netns::{self, ns_run, Namespaces};
-use crate::plan::{Mode, NodePlan, Plan};
+use crate::plan::{Mode, NodePlan, Plan, Rules};
 use crate::rules::{self, Harness, HarnessBuilder};
 use crate::sys::{self, PacketSocket};
 
@@ -140,7 +140,10 @@ pub fn replay(plan: &Plan, settings: &Settings) -> Result<Outcome, String> {
 }
 
 fn replay_in(plan: &Plan, settings: &Settings, ns: &mut Namespaces) -> Result<Outcome, String> {
-    let mut out = Outcome::default();
+    let mut out = Outcome {
+        notes: plan.notes.clone(),
+        ..Outcome::default()
+    };
     for (i, node) in plan.nodes.iter().enumerate() {
         if sys::interrupted() {
             return Err("interrupted".into());
@@ -253,7 +256,7 @@ fn replay_node(
     let name = node.name.as_str();
 
     // The rules as the kernel lists them back, against podnet's text.
-    compare_rules(plan.mode, node, node_ns, &mut fig, out)?;
+    compare_rules(plan.mode, node, &node.rules, "", node_ns, &mut fig, out)?;
 
     // Sockets on the wire ends.
     let socks: Vec<PacketSocket> = {
@@ -270,57 +273,23 @@ fn replay_node(
         .collect();
     let all: Vec<&PacketSocket> = socks.iter().collect();
 
-    // Harness rules: a connection's first occurrence is loaded up front; a tuple that comes
-    // back with another choice gets its rule just before its frame (inserted above the
-    // earlier one).
-    let nft_handles = if plan.mode == Mode::Nftables {
-        ns_run(
-            node_ns,
-            "nft",
-            &["-a", "list", "table", "ip", "kube-proxy"],
-            None,
-        )?
-    } else {
-        String::new()
-    };
-    let mut hb = HarnessBuilder::new(&node.iptables, &nft_handles);
+    // Harness rules: within the steps that meet the same rules (all of them, unless kube-proxy
+    // re-synced during the run), a connection's first occurrence is loaded up front; a tuple
+    // that comes back with another choice gets its rule just before its frame (inserted above
+    // the earlier one).
+    let mut hb = HarnessBuilder::new(&node.rules.iptables, &nft_listing(plan.mode, node_ns)?);
     let mut harness: Vec<Harness> = Vec::new();
-    let mut seen_choice: BTreeSet<String> = BTreeSet::new();
     let mut late_choice: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    let mut upfront: Vec<usize> = Vec::new();
-    let mut deferred: Vec<(usize, &crate::plan::Choice)> = Vec::new();
-    for (si, step) in node.steps.iter().enumerate() {
-        for c in &step.choices {
-            let key = choice_key(c);
-            // A null binding happens because of what came before (the reply tuple is taken
-            // by then); the same tuple earlier was not moved, so its rule waits for its step.
-            let now_only = matches!(c, crate::plan::Choice::NullBinding { .. });
-            if seen_choice.insert(key) && !now_only {
-                if let Some(h) = hb.rule(c) {
-                    upfront.push(harness.len());
-                    harness.push(h);
-                }
-            } else {
-                deferred.push((si, c));
-            }
-        }
-    }
-    {
-        let hs: Vec<&Harness> = upfront.iter().map(|&i| &harness[i]).collect();
-        load_harness(node_ns, &hs)?;
-    }
-    for (si, c) in deferred {
-        if let Some(h) = hb.rule(c) {
-            late_choice.entry(si).or_default().push(harness.len());
-            harness.push(h);
-        }
-    }
-    for u in &hb.unforced {
-        out.notes.push(format!(
-            "{name}: random choice not forced on the kernel: {u}"
-        ));
-    }
-    fig.harness = harness.len();
+    let first_end = node
+        .resyncs
+        .first()
+        .map_or(node.steps.len(), |r| r.before_step);
+    let upfront = plan_harness(node, 0..first_end, &mut hb, &mut harness, &mut late_choice);
+    load_harness(
+        node_ns,
+        &upfront.iter().map(|&i| &harness[i]).collect::<Vec<_>>(),
+    )?;
+    let mut next_resync = 0;
 
     let mut extras: Vec<Extra> = Vec::new();
     let mut bad: BTreeSet<usize> = BTreeSet::new();
@@ -344,10 +313,49 @@ fn replay_node(
         // Timers: an entry podnet created anew for a tuple it had tracked before had expired
         // in podnet's virtual time; the replay runs in milliseconds, so the kernel forgets
         // it too.
+        // Not so for an entry podnet created because its lookup could not see the live one
+        // (another CPU was confirming it): the kernel's is live.
         for t in &step.ct_new {
-            if !ct_seen.insert(*t) && forget(node_ns, t)? {
+            if !ct_seen.insert(*t) && !step.raced && forget(node_ns, t)? {
                 fig.ct_forgotten += 1;
             }
+        }
+        // kube-proxy re-synced before this frame: the kernel gets the new rules the way
+        // kube-proxy writes them, then this stretch's harness rules.
+        while let Some(r) = node
+            .resyncs
+            .get(next_resync)
+            .filter(|r| r.before_step == si)
+        {
+            let prev = match next_resync {
+                0 => &node.rules,
+                i => &node.resyncs[i - 1].rules,
+            };
+            next_resync += 1;
+            for d in &r.detach {
+                netns::detach_port(node_ns, d)?;
+            }
+            for d in &r.attach {
+                netns::attach_port(node, node_ns, d)?;
+            }
+            let flushed = resync(plan.mode, node_ns, prev, &r.rules)
+                .map_err(|e| format!("{name}: the re-sync at {}: {e}", r.time))?;
+            let when = format!(" after the re-sync at {}", r.time);
+            compare_rules(plan.mode, node, &r.rules, &when, node_ns, &mut fig, out)?;
+            hb.resync(
+                &r.rules.iptables,
+                &nft_listing(plan.mode, node_ns)?,
+                &flushed,
+            );
+            let end = node
+                .resyncs
+                .get(next_resync)
+                .map_or(node.steps.len(), |r| r.before_step);
+            let up = plan_harness(node, si..end, &mut hb, &mut harness, &mut late_choice);
+            load_harness(
+                node_ns,
+                &up.iter().map(|&i| &harness[i]).collect::<Vec<_>>(),
+            )?;
         }
         if let Some(hs) = late_choice.get(&si) {
             let hs: Vec<&Harness> = hs.iter().map(|&i| &harness[i]).collect();
@@ -484,6 +492,12 @@ fn replay_node(
         );
     }
 
+    for u in &hb.unforced {
+        out.notes.push(format!(
+            "{name}: random choice not forced on the kernel: {u}"
+        ));
+    }
+    fig.harness = harness.len();
     fig.frames_agreed = fig.frames - bad.len();
     fig.connections = node.steps.iter().map(|s| s.ct_new.len()).sum();
     compare_conntrack(node, node_ns, &vxlan_ports, &mut fig, out)?;
@@ -504,6 +518,89 @@ fn choice_key(c: &crate::plan::Choice) -> String {
         PolicyDrop { hook, tuple, .. } => format!("policy {hook} {tuple}"),
         NullBinding { tuple, .. } => format!("null {tuple}"),
     }
+}
+
+/// Builds the harness rules for the choices of `steps` (which meet the same rules): the
+/// indices in `harness` of those to load now; the others go to `late` under their step.
+fn plan_harness(
+    node: &NodePlan,
+    steps: std::ops::Range<usize>,
+    hb: &mut HarnessBuilder,
+    harness: &mut Vec<Harness>,
+    late: &mut BTreeMap<usize, Vec<usize>>,
+) -> Vec<usize> {
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut upfront = Vec::new();
+    let mut deferred: Vec<(usize, &crate::plan::Choice)> = Vec::new();
+    for si in steps {
+        for c in &node.steps[si].choices {
+            // A null binding happens because of what came before (the reply tuple is taken
+            // by then); the same tuple earlier was not moved, so its rule waits for its step.
+            let now_only = matches!(c, crate::plan::Choice::NullBinding { .. });
+            if seen.insert(choice_key(c)) && !now_only {
+                if let Some(h) = hb.rule(c) {
+                    upfront.push(harness.len());
+                    harness.push(h);
+                }
+            } else {
+                deferred.push((si, c));
+            }
+        }
+    }
+    for (si, c) in deferred {
+        if let Some(h) = hb.rule(c) {
+            late.entry(si).or_default().push(harness.len());
+            harness.push(h);
+        }
+    }
+    upfront
+}
+
+/// `nft -a list table ip kube-proxy` (nftables mode; empty otherwise).
+fn nft_listing(mode: Mode, node_ns: &str) -> Result<String, String> {
+    if mode != Mode::Nftables {
+        return Ok(String::new());
+    }
+    ns_run(
+        node_ns,
+        "nft",
+        &["-a", "list", "table", "ip", "kube-proxy"],
+        None,
+    )
+}
+
+/// Loads a re-sync's rules as kube-proxy does: in iptables mode its `iptables-restore
+/// --noflush` input, which flushes and refills the chains it declares, with the chains it
+/// no longer writes flushed and deleted (`-X`, as `syncProxyRules` deletes stale chains); in
+/// nftables mode its table anew (its sync flushes every chain and refills it). Returns the
+/// (table, chain) pairs whose rules were replaced.
+fn resync(
+    mode: Mode,
+    node_ns: &str,
+    prev: &Rules,
+    next: &Rules,
+) -> Result<BTreeSet<(String, String)>, String> {
+    let mut flushed = BTreeSet::new();
+    if mode == Mode::Iptables && prev.restore != next.restore {
+        let input = rules::restore_with_stale(&prev.restore, &next.restore, &mut flushed);
+        ns_run(node_ns, "iptables-restore", &["--noflush"], Some(&input))
+            .map_err(|e| format!("iptables-restore --noflush: {e}\n{input}"))?;
+    } else if prev.iptables != next.iptables {
+        // flannel's rules (nftables mode): not re-synced by kube-proxy; a full restore.
+        ns_run(node_ns, "iptables-restore", &[], Some(&next.iptables))
+            .map_err(|e| format!("iptables-restore: {e}"))?;
+        for (table, chain) in rules::IptRules::parse(&prev.iptables).chains() {
+            flushed.insert((table, chain));
+        }
+    }
+    if mode == Mode::Nftables && prev.nft != next.nft {
+        if let Some(nft) = next.nft_load.as_ref().or(next.nft.as_ref()) {
+            let input = format!("delete table ip kube-proxy\n{}", rules::nft_loadable(nft));
+            ns_run(node_ns, "nft", &["-f", "-"], Some(&input))
+                .map_err(|e| format!("nft -f: {e}"))?;
+        }
+    }
+    Ok(flushed)
 }
 
 fn load_harness(node_ns: &str, hs: &[&Harness]) -> Result<(), String> {

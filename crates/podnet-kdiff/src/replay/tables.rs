@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{disagree, Kind, NodeFigures, Outcome};
 use crate::netns::ns_run;
-use crate::plan::{Mode, NodePlan};
+use crate::plan::{Mode, NodePlan, Rules};
 use crate::rules::{self, Harness, IptRules};
 
 /// A podnet `conntrack -L` line with its VXLAN source ports mapped to the kernel's.
@@ -146,10 +146,22 @@ pub(super) fn compare_conntrack(
         .flat_map(|s| &s.choices)
         .filter(|c| matches!(c, crate::plan::Choice::NullBinding { .. }))
         .count() as u64;
+    // A masquerade the harness forced to podnet's port never searched: the taken tuples
+    // podnet's search met are added back.
+    let forced_masq: u64 = node
+        .steps
+        .iter()
+        .flat_map(|s| &s.choices)
+        .map(|c| match c {
+            crate::plan::Choice::IptMasq { found, .. }
+            | crate::plan::Choice::NftMasq { found, .. } => *found,
+            _ => 0,
+        })
+        .sum();
     for (k, v) in podnet {
         let mut kv = sum.get(k).copied().unwrap_or(0);
         if k == "found" {
-            kv += 2 * forced_null;
+            kv += 2 * forced_null + forced_masq;
         }
         if kv != v {
             disagree(
@@ -166,16 +178,18 @@ pub(super) fn compare_conntrack(
 pub(super) fn compare_rules(
     mode: Mode,
     node: &NodePlan,
+    set: &Rules,
+    when: &str,
     node_ns: &str,
     fig: &mut NodeFigures,
     out: &mut Outcome,
 ) -> Result<(), String> {
     let name = node.name.as_str();
     let mut pairs: Vec<(&str, Vec<String>, Vec<String>)> = Vec::new();
-    if !node.iptables.trim().is_empty() {
+    if !set.iptables.trim().is_empty() {
         let kernel = ns_run(node_ns, "iptables-save", &[], None)?;
         let mut k = rules::normalize_ipt(&kernel);
-        let p = rules::normalize_ipt(&node.iptables);
+        let p = rules::normalize_ipt(&set.iptables);
         // iptables-save also lists tables that exist but podnet does not write (none here
         // unless another tool made them).
         let tables: BTreeSet<&str> = p.iter().filter_map(|l| l.strip_prefix('*')).collect();
@@ -189,7 +203,7 @@ pub(super) fn compare_rules(
         pairs.push(("iptables-save", p, k));
     }
     if mode == Mode::Nftables {
-        if let Some(nft) = &node.nft {
+        if let Some(nft) = &set.nft {
             let kernel = ns_run(node_ns, "nft", &["list", "table", "ip", "kube-proxy"], None)?;
             pairs.push((
                 "nft list table ip kube-proxy",
@@ -209,11 +223,11 @@ pub(super) fn compare_rules(
                 out,
                 Kind::Rules,
                 name,
-                format!("{what}: same lines, in another order"),
+                format!("{what}{when}: same lines, in another order"),
             );
             continue;
         }
-        let mut text = format!("{what}: the kernel lists the rules differently");
+        let mut text = format!("{what}{when}: the kernel lists the rules differently");
         for l in only_p.iter().take(10) {
             text += &format!("\n    podnet: {l}");
         }
@@ -236,16 +250,17 @@ pub(super) fn compare_counters(
     use podnet::kube_proxy::CounterTable;
     let name = node.name.as_str();
     let mut kernel = BTreeMap::new();
-    if !node.iptables.trim().is_empty() {
+    let last = node.final_rules();
+    if !last.iptables.trim().is_empty() {
         let save_c = ns_run(node_ns, "iptables-save", &["-c"], None)?;
         kernel.extend(rules::kernel_ipt_counters(
             &save_c,
             harness,
-            &IptRules::parse(&node.iptables),
+            &IptRules::parse(&last.iptables),
         ));
     }
     if mode == Mode::Nftables {
-        if let Some(plain) = &node.nft {
+        if let Some(plain) = &last.nft {
             let listing = ns_run(node_ns, "nft", &["list", "table", "ip", "kube-proxy"], None)?;
             kernel.extend(rules::kernel_nft_counters(&listing, harness, plain));
         }

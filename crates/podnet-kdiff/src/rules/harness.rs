@@ -109,6 +109,20 @@ impl HarnessBuilder {
         }
     }
 
+    /// After kube-proxy re-synced: the node's iptables rules are now `ipt_text`, its nft
+    /// listing `nft_handles_text`; the harness rules in the chains of `flushed` (table,
+    /// chain) went with the chain's old rules.
+    pub fn resync(
+        &mut self,
+        ipt_text: &str,
+        nft_handles_text: &str,
+        flushed: &std::collections::BTreeSet<(String, String)>,
+    ) {
+        self.ipt = IptRules::parse(ipt_text);
+        self.nft_handles = parse_nft_handles(nft_handles_text);
+        self.inserted.retain(|k, _| !flushed.contains(k));
+    }
+
     /// The harness rule for one choice.
     pub fn rule(&mut self, c: &Choice) -> Option<Harness> {
         let id = self.next;
@@ -148,6 +162,7 @@ impl HarnessBuilder {
                 tuple,
                 seq,
                 to,
+                ..
             } => {
                 let rules = self.ipt.chain(table, chain);
                 let Some(base) = rules.iter().position(|r| r == rule) else {
@@ -257,6 +272,7 @@ impl HarnessBuilder {
                 tuple,
                 seq,
                 to,
+                ..
             } => {
                 let Some(&handle) = self.nft_handles.get(&(chain.clone(), rule.clone())) else {
                     self.unforced

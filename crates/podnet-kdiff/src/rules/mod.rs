@@ -58,6 +58,65 @@ impl IptRules {
     }
 }
 
+impl IptRules {
+    /// Every (table, chain).
+    pub fn chains(&self) -> impl Iterator<Item = (String, String)> + '_ {
+        self.tables
+            .iter()
+            .flat_map(|(t, cs)| cs.iter().map(move |(c, _)| (t.clone(), c.clone())))
+    }
+}
+
+/// kube-proxy's `iptables-restore --noflush` input `next` for a sync after `prev`, with the
+/// chains `prev` declared and `next` does not flushed and deleted (`:CHAIN - [0:0]` and
+/// `-X CHAIN` before the table's `COMMIT`, as `syncProxyRules` writes for stale chains).
+/// Adds every (table, chain) whose rules it replaces to `flushed`.
+pub fn restore_with_stale(
+    prev: &str,
+    next: &str,
+    flushed: &mut std::collections::BTreeSet<(String, String)>,
+) -> String {
+    let declared = |text: &str| {
+        let mut d: Vec<(String, String)> = Vec::new();
+        let mut table = "";
+        for l in text.lines() {
+            if let Some(t) = l.strip_prefix('*') {
+                table = t;
+            } else if let Some(c) = l.strip_prefix(':') {
+                let name = c.split_whitespace().next().unwrap_or("");
+                d.push((table.to_string(), name.to_string()));
+            }
+        }
+        d
+    };
+    let now = declared(next);
+    let stale: Vec<(String, String)> = declared(prev)
+        .into_iter()
+        .filter(|c| !now.contains(c))
+        .collect();
+    flushed.extend(now.iter().cloned());
+    flushed.extend(stale.iter().cloned());
+    let mut out = String::new();
+    let mut table = String::new();
+    for l in next.lines() {
+        if let Some(t) = l.strip_prefix('*') {
+            table = t.to_string();
+        }
+        if l == "COMMIT" {
+            let gone = stale.iter().filter(|(t, _)| *t == table);
+            for (_, c) in gone.clone() {
+                out += &format!(":{c} - [0:0]\n");
+            }
+            for (_, c) in gone {
+                out += &format!("-X {c}\n");
+            }
+        }
+        out += l;
+        out.push('\n');
+    }
+    out
+}
+
 fn strip_counters(line: &str) -> &str {
     if line.starts_with('[') {
         if let Some((_, rest)) = line.split_once("] ") {
@@ -506,5 +565,26 @@ mod tests {
         let l = nft_loadable(t);
         assert!(l.contains("hook output priority -110;"), "{l}");
         assert!(l.contains("hook prerouting priority dstnat;"), "{l}");
+    }
+    #[test]
+    fn a_resync_deletes_the_chains_it_no_longer_writes() {
+        let prev = "*filter\n:KUBE-SERVICES - [0:0]\nCOMMIT\n*nat\n:KUBE-SVC-A - [0:0]\n:KUBE-SEP-OLD - [0:0]\n-A KUBE-SVC-A -j KUBE-SEP-OLD\nCOMMIT\n";
+        let next = "*filter\n:KUBE-SERVICES - [0:0]\nCOMMIT\n*nat\n:KUBE-SVC-A - [0:0]\n:KUBE-SEP-NEW - [0:0]\n-A KUBE-SVC-A -j KUBE-SEP-NEW\nCOMMIT\n";
+        let mut flushed = std::collections::BTreeSet::new();
+        let input = super::restore_with_stale(prev, next, &mut flushed);
+        assert_eq!(
+            input,
+            "*filter\n:KUBE-SERVICES - [0:0]\nCOMMIT\n*nat\n:KUBE-SVC-A - [0:0]\n:KUBE-SEP-NEW - [0:0]\n-A KUBE-SVC-A -j KUBE-SEP-NEW\n:KUBE-SEP-OLD - [0:0]\n-X KUBE-SEP-OLD\nCOMMIT\n"
+        );
+        let names: Vec<&str> = flushed.iter().map(|(_, c)| c.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "KUBE-SERVICES",
+                "KUBE-SEP-NEW",
+                "KUBE-SEP-OLD",
+                "KUBE-SVC-A"
+            ]
+        );
     }
 }

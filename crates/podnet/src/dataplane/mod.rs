@@ -521,7 +521,8 @@ impl Dataplane {
                 bound = true;
                 let reply = self.ct.entry(idx).tuple(1);
                 let rover = self.race.rover(self.ct.config().kernel, reply.proto);
-                match nat::unique_snat(
+                let found = ctx.explain.then(|| self.ct.stats().found);
+                let got = nat::unique_snat(
                     &mut self.ct,
                     ctx.now,
                     &reply,
@@ -530,7 +531,14 @@ impl Dataplane {
                     m.random_fully,
                     rover,
                     &mut self.rng,
-                ) {
+                );
+                if let Some(taken) = found.map(|f| self.ct.stats().found - f).filter(|&n| n > 0) {
+                    notes.push(format!(
+                        "MASQUERADE: the port search met {taken} taken tuple{} (conntrack -S found)",
+                        if taken == 1 { "" } else { "s" }
+                    ));
+                }
+                match got {
                     Some(r) => {
                         self.ct.bind_nat(idx, &r);
                         self.stats.masquerade += 1;
