@@ -43,6 +43,9 @@ only the corpus, N traces of seed S (default 1); --corpus-trace I: only trace I.
         "network-policy.yaml",
         "dns.yaml",
         "vxlan.yaml",
+        "pod-replaced.yaml",
+        "snat-clash.yaml",
+        "dns-5s.yaml",
     ];
 
     struct Args {

@@ -500,8 +500,8 @@ pub fn build(path: &str, text: &str, mode: Mode) -> Result<Plan, String> {
             .collect();
         if !differ.is_empty() {
             notes.push(format!(
-                "the scenario's nodes run Linux {asked}, this machine {host}: podnet ran it as \
-                 {host} (they differ in {}; podnet's unit tests cover {asked})",
+                "the scenario's nodes run Linux {asked}, this machine {host}: replayed as \
+                 {host} on both sides (they differ in {}; podnet's unit tests cover {asked})",
                 differ.join(", ")
             ));
         }

@@ -3,6 +3,7 @@
 //! tables, conntrack counters, rules and per-rule packet counters.
 
 mod frames;
+mod race;
 mod tables;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -291,6 +292,35 @@ fn replay_node(
     )?;
     let mut next_resync = 0;
 
+    // Races: a raced step `l` and the latest step `w` before it that created an entry of the
+    // same tuple (the one its lookup could not see), with no re-sync between them, replay
+    // with both held (see `race`): `l` is injected right after `w` (the steps between are
+    // other flows of the same few microseconds) and released at its own turn.
+    let mut race_pairs: BTreeMap<usize, usize> = BTreeMap::new();
+    for (l, ls) in node.steps.iter().enumerate().filter(|(_, s)| s.raced) {
+        let Some(w) = (0..l)
+            .rev()
+            .find(|&w| ls.ct_new.iter().any(|t| node.steps[w].ct_new.contains(t)))
+        else {
+            continue;
+        };
+        let resync_between = node
+            .resyncs
+            .iter()
+            .any(|r| r.before_step > w && r.before_step <= l);
+        let in_pair = race_pairs.contains_key(&w) || race_pairs.values().any(|&x| x == w);
+        if !resync_between && !in_pair {
+            race_pairs.insert(w, l);
+        }
+    }
+    let mut racer = match race_pairs.is_empty() {
+        true => None,
+        false => Some(race::Racer::open(node_ns)?),
+    };
+    // Raced steps already injected, with their packet held (None: it was not held).
+    let mut raced: Vec<(usize, Option<race::Held>, Tuple)> = Vec::new();
+    let race_wait = settings.timeout.max(Duration::from_millis(500));
+
     let mut extras: Vec<Extra> = Vec::new();
     let mut bad: BTreeSet<usize> = BTreeSet::new();
     // VXLAN outer source ports: podnet's -> the kernel's (a flow hash with a random seed).
@@ -357,16 +387,57 @@ fn replay_node(
                 &up.iter().map(|&i| &harness[i]).collect::<Vec<_>>(),
             )?;
         }
-        if let Some(hs) = late_choice.get(&si) {
-            let hs: Vec<&Harness> = hs.iter().map(|&i| &harness[i]).collect();
-            load_harness(node_ns, &hs)?;
-        }
-        let Some(&sock) = sock_of.get(step.dev.as_str()) else {
-            return Err(format!("{name}: no wire {}", step.dev));
+        let inject = |si: usize| -> Result<(), String> {
+            let step = &node.steps[si];
+            if let Some(hs) = late_choice.get(&si) {
+                let hs: Vec<&Harness> = hs.iter().map(|&i| &harness[i]).collect();
+                load_harness(node_ns, &hs)?;
+            }
+            let Some(&sock) = sock_of.get(step.dev.as_str()) else {
+                return Err(format!("{name}: no wire {}", step.dev));
+            };
+            socks[sock]
+                .send(&step.frame)
+                .map_err(|e| format!("{name}: injecting on {}: {e}", step.dev))
         };
-        socks[sock]
-            .send(&step.frame)
-            .map_err(|e| format!("{name}: injecting on {}: {e}", step.dev))?;
+        if let Some(p) = raced.iter().position(|r| r.0 == si) {
+            // A raced packet, injected and held with the one its lookup missed: it goes on.
+            let (_, held, t) = raced.remove(p);
+            let rc = racer.as_mut().ok_or("no NFQUEUE")?;
+            if let Some(h) = held {
+                rc.release(h)?;
+            }
+            rc.hold(&t, false)?;
+        } else if let (Some(&l), Some(rc)) = (race_pairs.get(&si), racer.as_mut()) {
+            let t = node.steps[l]
+                .ct_new
+                .iter()
+                .find(|t| step.ct_new.contains(t))
+                .copied()
+                .ok_or("a race pair without a tuple")?;
+            rc.hold(&t, true)?;
+            inject(si)?;
+            let w = rc.wait(race_wait)?;
+            inject(l)?;
+            let lh = rc.wait(race_wait)?;
+            if w.is_none() || lh.is_none() {
+                out.notes.push(format!(
+                    "{name}: the race of frames #{si} and #{l} was not held in the kernel \
+                     ({} held): replayed one after the other",
+                    match (w.is_some(), lh.is_some()) {
+                        (true, _) => "only the first",
+                        (_, true) => "only the second",
+                        _ => "neither",
+                    }
+                ));
+            }
+            if let Some(h) = w {
+                rc.release(h)?;
+            }
+            raced.push((l, lh, t));
+        } else {
+            inject(si)?;
+        }
 
         // podnet's answer, without the ARP requests it needed (the kernel has permanent
         // neighbours). When the ingress frame is ARP (a reply releasing packets podnet

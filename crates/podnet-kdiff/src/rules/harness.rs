@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use podnet::conntrack::Tuple;
 
-use super::{parse_nft_handles, IptRules, HARNESS_TAG};
+use super::{parse_nft_handles, IptRules, NftPlace, HARNESS_TAG};
 use crate::plan::Choice;
 
 /// What a forced rule can match a tuple by.
@@ -91,7 +91,7 @@ pub struct HarnessBuilder {
     /// (table, chain) -> base positions of the harness rules inserted so far.
     inserted: BTreeMap<(String, String), Vec<usize>>,
     /// nft (chain, rule body) -> handle.
-    nft_handles: BTreeMap<(String, String), u64>,
+    nft_handles: BTreeMap<(String, String), NftPlace>,
     next: usize,
     policy_table: bool,
     /// Choices that could not be forced (protocol without ports), with why.
@@ -191,7 +191,7 @@ impl HarnessBuilder {
                 tuple,
                 seq,
             } => {
-                let Some(&handle) = self.nft_handles.get(&(chain.clone(), rule.clone())) else {
+                let Some(place) = self.nft_handles.get(&(chain.clone(), rule.clone())) else {
                     self.unforced
                         .push(format!("{c:?}: rule not found in the kernel's listing"));
                     return None;
@@ -208,7 +208,8 @@ impl HarnessBuilder {
                     stands_for: Some(("kube-proxy".into(), chain.clone(), rule.clone())),
                     table: String::new(),
                     line: format!(
-                        "insert rule ip kube-proxy {chain} position {handle} {m} counter goto {target} comment \"{tag}\""
+                        "{} {m} counter goto {target} comment \"{tag}\"",
+                        place.before(chain)
                     ),
                     nft: true,
                 }
@@ -274,7 +275,7 @@ impl HarnessBuilder {
                 to,
                 ..
             } => {
-                let Some(&handle) = self.nft_handles.get(&(chain.clone(), rule.clone())) else {
+                let Some(place) = self.nft_handles.get(&(chain.clone(), rule.clone())) else {
                     self.unforced
                         .push(format!("{c:?}: rule not found in the kernel's listing"));
                     return None;
@@ -291,8 +292,10 @@ impl HarnessBuilder {
                     stands_for: Some(("kube-proxy".into(), chain.clone(), rule.clone())),
                     table: String::new(),
                     line: format!(
-                        "insert rule ip kube-proxy {chain} position {handle} {m} counter snat to {}:{} comment \"{tag}\"",
-                        to.0, to.1
+                        "{} {m} counter snat to {}:{} comment \"{tag}\"",
+                        place.before(chain),
+                        to.0,
+                        to.1
                     ),
                     nft: true,
                 }

@@ -138,14 +138,37 @@ pub fn chain_has_statistic(text: &str, table: &str, chain: &str) -> bool {
         .any(|r| r.contains("-m statistic"))
 }
 
-/// `nft -a list table ...` -> (chain, rule body) -> handle.
-pub fn parse_nft_handles(text: &str) -> BTreeMap<(String, String), u64> {
+/// A rule's handle, and the handle of the rule before it in its chain (none: the first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NftPlace {
+    /// The rule's handle.
+    pub handle: u64,
+    /// The previous rule's.
+    pub prev: Option<u64>,
+}
+
+impl NftPlace {
+    /// The start of an nft command that puts a rule just before this one, above any rule put
+    /// there before (`add ... position PREV` goes right after the previous rule; `insert`
+    /// without a position goes first in the chain).
+    pub fn before(&self, chain: &str) -> String {
+        match self.prev {
+            Some(p) => format!("add rule ip kube-proxy {chain} position {p}"),
+            None => format!("insert rule ip kube-proxy {chain}"),
+        }
+    }
+}
+
+/// `nft -a list table ...` -> (chain, rule body) -> its place.
+pub fn parse_nft_handles(text: &str) -> BTreeMap<(String, String), NftPlace> {
     let mut out = BTreeMap::new();
     let mut chain: Option<String> = None;
+    let mut prev: Option<u64> = None;
     for line in text.lines() {
         let l = line.trim();
         if let Some(rest) = l.strip_prefix("chain ") {
             chain = rest.split_whitespace().next().map(str::to_string);
+            prev = None;
             continue;
         }
         if l == "}" {
@@ -163,7 +186,9 @@ pub fn parse_nft_handles(text: &str) -> BTreeMap<(String, String), u64> {
             // Rules are loaded with counters (so that the kernel counts where podnet does);
             // podnet's trace names them without.
             let (body, _) = strip_nft_counter(body.trim());
-            out.entry((c.clone(), body)).or_insert(h);
+            out.entry((c.clone(), body))
+                .or_insert(NftPlace { handle: h, prev });
+            prev = Some(h);
         }
     }
     out
@@ -549,14 +574,32 @@ mod tests {
         assert_eq!(c, Some((3, 180)));
         assert_eq!(text, "jump services # handle 7");
         let h = parse_nft_handles(listing);
-        assert_eq!(h.get(&("c".into(), "jump services".into())), Some(&7));
+        let first = h.get(&("c".into(), "jump services".into())).copied();
         assert_eq!(
-            h.get(&(
-                "c".into(),
-                "numgen random mod 2 vmap { 0 : goto e0, 1 : goto e1 }".into()
-            )),
-            Some(&8)
+            first,
+            Some(NftPlace {
+                handle: 7,
+                prev: None
+            })
         );
+        let numgen = h
+            .get(&(
+                "c".into(),
+                "numgen random mod 2 vmap { 0 : goto e0, 1 : goto e1 }".into(),
+            ))
+            .copied();
+        assert_eq!(
+            numgen,
+            Some(NftPlace {
+                handle: 8,
+                prev: Some(7)
+            })
+        );
+        assert_eq!(
+            numgen.unwrap().before("c"),
+            "add rule ip kube-proxy c position 7"
+        );
+        assert_eq!(first.unwrap().before("c"), "insert rule ip kube-proxy c");
     }
 
     #[test]

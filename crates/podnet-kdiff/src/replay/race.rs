@@ -1,0 +1,111 @@
+//! Two-CPU races, replayed as races. podnet handles one packet at a time; on a node with
+//! several CPUs, a packet `L` whose conntrack lookup came before another CPU confirmed the
+//! entry of the packet `W` just before it cannot see that entry (see podnet's `race` module),
+//! creates its own, and its confirmation then clashes. Injected one after the other, the
+//! kernel would confirm `W` before `L`'s lookup and never race. So the replay holds both in
+//! an NFQUEUE between their lookup (and DNAT) and their confirmation: an `iptables -t mangle
+//! ... -j NFQUEUE` rule for the flow's original tuple in `POSTROUTING` and `INPUT` (priority
+//! -150, after DNAT, before SNAT at 100 and the confirmation last), `W` injected and held, `L`
+//! injected and held (its lookup misses `W`'s unconfirmed entry, as podnet's did), then `W`
+//! released (it confirms), then `L` released: the kernel's own `__nf_conntrack_confirm` meets
+//! the clash and resolves it, or drops the packet, as the kernel it is does.
+
+use std::time::{Duration, Instant};
+
+use podnet::conntrack::Tuple;
+
+use crate::netns::ns_run;
+use crate::sys;
+
+/// The NFQUEUE number the harness uses.
+const QUEUE: u16 = 4711;
+
+/// A held packet.
+pub struct Held(nfq::Message);
+
+/// The queue of one node's namespace.
+pub struct Racer {
+    q: nfq::Queue,
+    node_ns: String,
+}
+
+impl Racer {
+    /// Opens and binds the queue in `node_ns`.
+    pub fn open(node_ns: &str) -> Result<Racer, String> {
+        let mut q = {
+            let _g = sys::enter_netns(node_ns).map_err(|e| format!("setns {node_ns}: {e}"))?;
+            nfq::Queue::open().map_err(|e| format!("{node_ns}: NFQUEUE socket: {e}"))?
+        };
+        q.bind(QUEUE)
+            .map_err(|e| format!("{node_ns}: binding NFQUEUE {QUEUE}: {e}"))?;
+        q.set_nonblocking(true);
+        Ok(Racer {
+            q,
+            node_ns: node_ns.to_string(),
+        })
+    }
+
+    /// Adds (or with `add` false, deletes) the rules that hold packets of original tuple `t`.
+    pub fn hold(&self, t: &Tuple, add: bool) -> Result<(), String> {
+        let proto = match t.proto {
+            6 => "tcp",
+            17 => "udp",
+            p => return Err(format!("no race replay for protocol {p}")),
+        };
+        let (src, dst) = (t.src.to_string(), t.dst.to_string());
+        let (sp, dp) = (t.sport.to_string(), t.dport.to_string());
+        let q = QUEUE.to_string();
+        for chain in ["POSTROUTING", "INPUT"] {
+            let op = if add { "-I" } else { "-D" };
+            let args = [
+                "-t",
+                "mangle",
+                op,
+                chain,
+                "-p",
+                proto,
+                "-m",
+                "conntrack",
+                "--ctorigsrc",
+                &src,
+                "--ctorigdst",
+                &dst,
+                "--ctorigsrcport",
+                &sp,
+                "--ctorigdstport",
+                &dp,
+                "-j",
+                "NFQUEUE",
+                "--queue-num",
+                &q,
+            ];
+            ns_run(&self.node_ns, "iptables", &args, None)?;
+        }
+        Ok(())
+    }
+
+    /// The next packet the queue holds, within `timeout`.
+    pub fn wait(&mut self, timeout: Duration) -> Result<Option<Held>, String> {
+        let start = Instant::now();
+        loop {
+            match self.q.recv() {
+                Ok(m) => return Ok(Some(Held(m))),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(format!("{}: NFQUEUE recv: {e}", self.node_ns)),
+            }
+            if start.elapsed() > timeout {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// Lets a held packet go on (`NF_ACCEPT`: the hooks after the queue's).
+    pub fn release(&mut self, h: Held) -> Result<(), String> {
+        let mut m = h.0;
+        m.set_verdict(nfq::Verdict::Accept);
+        self.q
+            .verdict(m)
+            .map_err(|e| format!("{}: NFQUEUE verdict: {e}", self.node_ns))
+    }
+}
