@@ -104,6 +104,16 @@ pub fn node_built(frame: &[u8], ingress: &[u8]) -> bool {
     }
 }
 
+/// The IPv4 packet of a frame as the node's hooks see it: the frame's own, or the one a
+/// VXLAN frame encapsulates.
+pub fn hooked_ip(frame: &[u8]) -> Option<&[u8]> {
+    if is_vxlan(frame) {
+        let ihl = usize::from(frame[ETH] & 0x0f) * 4;
+        return ip_of(frame.get(ETH + ihl + 16..)?);
+    }
+    ip_of(frame)
+}
+
 /// Whether `frame` is VXLAN (UDP to port 8472) over IPv4.
 pub fn is_vxlan(frame: &[u8]) -> bool {
     let Some(ip) = ip_of(frame) else { return false };

@@ -313,12 +313,50 @@ fn replay_node(
             race_pairs.insert(w, l);
         }
     }
+    // Without NFQUEUE in this kernel (nfnetlink_queue, the xt NFQUEUE target), the races
+    // replay one after the other, and the run says so.
+    // A pod's stack leaves the IP ID at 0, so a packet is told from the other packets of its
+    // flow by what NAT leaves alone: a TCP segment's sequence number, a UDP datagram's first
+    // four payload bytes (a DNS query's id and flags).
+    let ip_id = |si: usize| -> Option<u32> {
+        let ip = frame::hooked_ip(&node.steps[si].frame)?;
+        let l4 = usize::from(ip[0] & 0x0f) * 4;
+        let at = match ip[9] {
+            6 => l4 + 4,
+            17 => l4 + 8,
+            _ => return None,
+        };
+        Some(u32::from_be_bytes(ip.get(at..at + 4)?.try_into().ok()?))
+    };
+    let mut held: Vec<(Tuple, u32)> = Vec::new();
+    race_pairs.retain(|&w, &mut l| {
+        let t = node.steps[l]
+            .ct_new
+            .iter()
+            .find(|t| node.steps[w].ct_new.contains(t));
+        match (t, ip_id(w), ip_id(l)) {
+            (Some(t), Some(a), Some(b)) if a != b => {
+                held.extend([(*t, a), (*t, b)]);
+                true
+            }
+            _ => false,
+        }
+    });
     let mut racer = match race_pairs.is_empty() {
         true => None,
-        false => Some(race::Racer::open(node_ns)?),
+        false => match race::Racer::open(node_ns).and_then(|r| r.hold(&held).map(|()| r)) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                out.notes.push(format!(
+                    "{name}: no NFQUEUE ({e}): its {} races replayed one after the other",
+                    race_pairs.len()
+                ));
+                None
+            }
+        },
     };
     // Raced steps already injected, with their packet held (None: it was not held).
-    let mut raced: Vec<(usize, Option<race::Held>, Tuple)> = Vec::new();
+    let mut raced: Vec<(usize, Option<race::Held>)> = Vec::new();
     let race_wait = settings.timeout.max(Duration::from_millis(500));
 
     let mut extras: Vec<Extra> = Vec::new();
@@ -402,20 +440,12 @@ fn replay_node(
         };
         if let Some(p) = raced.iter().position(|r| r.0 == si) {
             // A raced packet, injected and held with the one its lookup missed: it goes on.
-            let (_, held, t) = raced.remove(p);
+            let (_, held) = raced.remove(p);
             let rc = racer.as_mut().ok_or("no NFQUEUE")?;
             if let Some(h) = held {
                 rc.release(h)?;
             }
-            rc.hold(&t, false)?;
         } else if let (Some(&l), Some(rc)) = (race_pairs.get(&si), racer.as_mut()) {
-            let t = node.steps[l]
-                .ct_new
-                .iter()
-                .find(|t| step.ct_new.contains(t))
-                .copied()
-                .ok_or("a race pair without a tuple")?;
-            rc.hold(&t, true)?;
             inject(si)?;
             let w = rc.wait(race_wait)?;
             inject(l)?;
@@ -434,7 +464,7 @@ fn replay_node(
             if let Some(h) = w {
                 rc.release(h)?;
             }
-            raced.push((l, lh, t));
+            raced.push((l, lh));
         } else {
             inject(si)?;
         }

@@ -3,9 +3,10 @@
 //! entry of the packet `W` just before it cannot see that entry (see podnet's `race` module),
 //! creates its own, and its confirmation then clashes. Injected one after the other, the
 //! kernel would confirm `W` before `L`'s lookup and never race. So the replay holds both in
-//! an NFQUEUE between their lookup (and DNAT) and their confirmation: an `iptables -t mangle
-//! ... -j NFQUEUE` rule for the flow's original tuple in `POSTROUTING` and `INPUT` (priority
-//! -150, after DNAT, before SNAT at 100 and the confirmation last), `W` injected and held, `L`
+//! an NFQUEUE between their lookup (and DNAT) and their confirmation: `iptables -t mangle ...
+//! -j NFQUEUE` rules for each packet (its flow's original tuple and its IP ID) in `POSTROUTING`
+//! and `INPUT` (priority -150, after DNAT, before SNAT at 100 and the confirmation last),
+//! loaded once for the node; `W` injected and held, `L`
 //! injected and held (its lookup misses `W`'s unconfirmed entry, as podnet's did), then `W`
 //! released (it confirms), then `L` released: the kernel's own `__nf_conntrack_confirm` meets
 //! the clash and resolves it, or drops the packet, as the kernel it is does.
@@ -39,49 +40,43 @@ impl Racer {
         q.bind(QUEUE)
             .map_err(|e| format!("{node_ns}: binding NFQUEUE {QUEUE}: {e}"))?;
         q.set_nonblocking(true);
-        Ok(Racer {
+        let r = Racer {
             q,
             node_ns: node_ns.to_string(),
-        })
+        };
+        Ok(r)
     }
 
-    /// Adds (or with `add` false, deletes) the rules that hold packets of original tuple `t`.
-    pub fn hold(&self, t: &Tuple, add: bool) -> Result<(), String> {
-        let proto = match t.proto {
-            6 => "tcp",
-            17 => "udp",
-            p => return Err(format!("no race replay for protocol {p}")),
-        };
-        let (src, dst) = (t.src.to_string(), t.dst.to_string());
-        let (sp, dp) = (t.sport.to_string(), t.dport.to_string());
-        let q = QUEUE.to_string();
-        for chain in ["POSTROUTING", "INPUT"] {
-            let op = if add { "-I" } else { "-D" };
-            let args = [
-                "-t",
-                "mangle",
-                op,
-                chain,
-                "-p",
-                proto,
-                "-m",
-                "conntrack",
-                "--ctorigsrc",
-                &src,
-                "--ctorigdst",
-                &dst,
-                "--ctorigsrcport",
-                &sp,
-                "--ctorigdstport",
-                &dp,
-                "-j",
-                "NFQUEUE",
-                "--queue-num",
-                &q,
-            ];
-            ns_run(&self.node_ns, "iptables", &args, None)?;
+    /// Loads the rules that hold the packets of `held`, each given by its connection's
+    /// original tuple and the four bytes NAT leaves alone that tell it from the flow's other
+    /// packets (a TCP sequence number, a UDP payload's first four bytes), in one
+    /// `iptables-restore`.
+    pub fn hold(&self, held: &[(Tuple, u32)]) -> Result<(), String> {
+        let mut input = String::from("*mangle\n");
+        for (t, id) in held {
+            let (proto, at) = match t.proto {
+                6 => ("tcp", 4),
+                17 => ("udp", 8),
+                p => return Err(format!("no race replay for protocol {p}")),
+            };
+            for chain in ["POSTROUTING", "INPUT"] {
+                input += &format!(
+                    "-A {chain} -p {proto} -m conntrack --ctorigsrc {} --ctorigdst {} \
+                     --ctorigsrcport {} --ctorigdstport {} --ctdir ORIGINAL -m u32 --u32 \
+                     \"0x0>>0x16&0x3c@{at:#x}={id:#x}\" -j NFQUEUE --queue-num {QUEUE}\n",
+                    t.src, t.dst, t.sport, t.dport
+                );
+            }
         }
-        Ok(())
+        input += "COMMIT\n";
+        ns_run(
+            &self.node_ns,
+            "iptables-restore",
+            &["--noflush"],
+            Some(&input),
+        )
+        .map(|_| ())
+        .map_err(|e| format!("{}: loading the NFQUEUE rules: {e}", self.node_ns))
     }
 
     /// The next packet the queue holds, within `timeout`.
