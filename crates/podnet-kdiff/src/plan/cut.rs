@@ -217,6 +217,7 @@ pub fn cut(
                     hits: Vec::new(),
                     dropped: Vec::new(),
                     raced: false,
+                    clash_reply_only: false,
                 });
                 current[*n] = Some(nodes[*n].steps.len() - 1);
                 pending_numgen[*n] = None;
@@ -270,6 +271,12 @@ pub fn cut(
                     .any(|n| n.starts_with("conntrack: this lookup cannot see "))
                 {
                     nodes[*n].steps[i].raced = true;
+                }
+                if notes
+                    .iter()
+                    .any(|n| n.contains("inserted by its REPLY tuple only"))
+                {
+                    nodes[*n].steps[i].clash_reply_only = true;
                 }
                 let found = notes
                     .iter()

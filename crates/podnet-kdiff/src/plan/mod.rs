@@ -206,6 +206,9 @@ pub struct Step {
     /// Its conntrack lookup could not see an entry of its own tuple that another CPU was
     /// confirming (podnet's two-CPU race).
     pub raced: bool,
+    /// Its entry's insertion clashed and was resolved by inserting it by its reply tuple
+    /// only, for a fixed second (`IPS_NAT_CLASH`).
+    pub clash_reply_only: bool,
 }
 
 /// A node's rules at one moment, as the replay loads and compares them.
@@ -605,6 +608,10 @@ mod tests {
         let a = &plan.nodes[0];
         let raced: Vec<usize> = (0..a.steps.len()).filter(|&i| a.steps[i].raced).collect();
         assert!(raced.len() >= 24, "{} raced steps", raced.len());
+        // As Linux 5.6 and later resolve it: the loser inserted by its reply tuple for 1 s.
+        if super::host_kernel().is_some_and(|k| k >= podnet::conntrack::Kernel::new(5, 6)) {
+            assert!(raced.iter().any(|&l| a.steps[l].clash_reply_only));
+        }
         for &l in &raced {
             let t = &a.steps[l].ct_new;
             assert!(!t.is_empty(), "step {l}: a raced lookup creates an entry");

@@ -357,6 +357,10 @@ fn replay_node(
     };
     // Raced steps already injected, with their packet held (None: it was not held).
     let mut raced: Vec<(usize, Option<race::Held>)> = Vec::new();
+    // Entries the kernel inserted by their reply tuple for one second of wall clock (a UDP
+    // clash with other NAT), when: a reply that comes later in the replay finds none, where
+    // podnet's virtual second is not over. Said in a note, not hidden.
+    let mut clash_entries: Vec<(Tuple, std::time::Instant, podnet::Instant)> = Vec::new();
     let race_wait = settings.timeout.max(Duration::from_millis(500));
 
     let mut extras: Vec<Extra> = Vec::new();
@@ -369,6 +373,21 @@ fn replay_node(
             return Err("interrupted".into());
         }
         fig.frames += 1;
+        if let Some(t) = frame::hooked_ip(&step.frame).and_then(frame::ip_tuple) {
+            for (c, at, virt) in &clash_entries {
+                let reply = t.proto == c.proto && t.dst == c.src && t.dport == c.sport;
+                let alive = step.time < *virt + podnet::Duration::from_secs(1);
+                if reply && alive && at.elapsed() >= Duration::from_millis(900) {
+                    out.notes.push(format!(
+                        "{name}: frame #{si} answers {c}, whose clash entry the kernel keeps \
+                         for 1 s of wall clock: {:.2} s have passed in the replay, {} in \
+                         podnet's virtual time, so the kernel may have let it go",
+                        at.elapsed().as_secs_f64(),
+                        step.time - *virt
+                    ));
+                }
+            }
+        }
         // Frames that came after the previous step's grace period belong to it.
         let late = collect(&all, wires, 0, Duration::ZERO, Duration::ZERO)?;
         for (dev, f) in late {
@@ -444,6 +463,11 @@ fn replay_node(
             let rc = racer.as_mut().ok_or("no NFQUEUE")?;
             if let Some(h) = held {
                 rc.release(h)?;
+            }
+            if step.clash_reply_only {
+                if let Some(t) = step.ct_new.first() {
+                    clash_entries.push((*t, std::time::Instant::now(), step.time));
+                }
             }
         } else if let (Some(&l), Some(rc)) = (race_pairs.get(&si), racer.as_mut()) {
             inject(si)?;
