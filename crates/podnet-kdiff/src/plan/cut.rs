@@ -190,13 +190,19 @@ pub fn cut(
                         .collect()
                 };
                 let (attach, detach) = (names(now, was), names(was, now));
-                if r != node.final_rules() || !attach.is_empty() || !detach.is_empty() {
+                let flush_conntrack = e.flush.get(n).copied().unwrap_or(false);
+                if r != node.final_rules()
+                    || !attach.is_empty()
+                    || !detach.is_empty()
+                    || flush_conntrack
+                {
                     node.resyncs.push(Resync {
                         before_step: node.steps.len(),
                         time: e.time,
                         rules: r.clone(),
                         attach,
                         detach,
+                        flush_conntrack,
                     });
                 }
             }

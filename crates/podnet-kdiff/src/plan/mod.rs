@@ -8,6 +8,7 @@ use podnet::conntrack::Tuple;
 use podnet::trace::TraceConfig;
 use podnet::{Instant, NodeId, Proxy};
 use podnet_scenario::session::Session;
+use podnet_scenario::FaultAction;
 use smoltcp::wire::{EthernetAddress, Ipv4Address};
 
 mod cut;
@@ -265,6 +266,8 @@ pub struct Resync {
     pub attach: Vec<String>,
     /// Ports of pods deleted then.
     pub detach: Vec<String>,
+    /// A Fault flushed the node's conntrack table then (`conntrack -F`).
+    pub flush_conntrack: bool,
 }
 
 /// The rules of every node at one point of the trace: from the trace event `from_event` on.
@@ -278,6 +281,8 @@ pub struct Epoch {
     pub rules: Vec<Rules>,
     /// Per node, its pods' ports.
     pub ports: Vec<Vec<Port>>,
+    /// Per node, whether a Fault flushed its conntrack table then.
+    pub flush: Vec<bool>,
 }
 
 /// A node, as the kernel namespace must reproduce it, and its traffic.
@@ -427,11 +432,26 @@ pub fn build(path: &str, text: &str, mode: Mode) -> Result<Plan, String> {
             .map(|(id, _)| ports_of(&s.cluster, id))
             .collect()
     };
+    // The nodes (in `cluster.nodes()` order) whose conntrack a Fault flushes at `t`.
+    let flushed_at = |s: &Session, t: Instant| -> Vec<bool> {
+        s.cluster
+            .nodes()
+            .map(|(id, _)| {
+                s.scenario.faults.iter().any(|f| match f.action {
+                    FaultAction::ConntrackFlush { node } => {
+                        Instant::ZERO + f.at == t && s.index.node_ids.get(node) == Some(&id)
+                    }
+                    _ => false,
+                })
+            })
+            .collect()
+    };
     let mut epochs = vec![Epoch {
         from_event: 0,
         time: s.now(),
         rules: rules_now(&s)?,
         ports: ports_now(&s),
+        flush: Vec::new(),
     }];
     let end = Instant::ZERO + podnet::Duration::from_secs(RUN_LIMIT_SECS);
     let mut done = false;
@@ -445,15 +465,18 @@ pub fn build(path: &str, text: &str, mode: Mode) -> Result<Plan, String> {
         done = s.advance(t).map_err(|e| e.to_string())?;
         let rules = rules_now(&s)?;
         let ports = ports_now(&s);
-        if epochs
-            .last()
-            .is_some_and(|e| e.rules != rules || e.ports != ports)
+        let flush = flushed_at(&s, t);
+        if flush.contains(&true)
+            || epochs
+                .last()
+                .is_some_and(|e| e.rules != rules || e.ports != ports)
         {
             epochs.push(Epoch {
                 from_event,
                 time: t,
                 rules,
                 ports,
+                flush,
             });
         }
     }
@@ -658,5 +681,27 @@ mod tests {
             }
         }
         assert!(forced > 0);
+    }
+    #[test]
+    fn a_conntrack_flush_is_replayed_on_its_node_only() {
+        let path = format!("{}/../../examples/seed.yaml", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).expect("example").replace("count: 3", "count: 6")
+            + "---\napiVersion: podnet.dev/v1alpha1\nkind: Fault\nmetadata: {name: flush}\nspec: {at: 25ms, conntrackFlush: node-a}\n";
+        let plan = super::build("flush.yaml", &text, super::Mode::Iptables).expect("plan");
+        for n in &plan.nodes {
+            let flushes: Vec<String> = n
+                .resyncs
+                .iter()
+                .filter(|r| r.flush_conntrack)
+                .map(|r| r.time.to_string())
+                .collect();
+            let want: &[&str] = if n.name == "node-a" { &["0.025s"] } else { &[] };
+            assert_eq!(flushes, want, "{}", n.name);
+            // Nothing else changed: the rules stay.
+            assert!(n
+                .resyncs
+                .iter()
+                .all(|r| r.rules == n.rules && r.attach.is_empty()));
+        }
     }
 }

@@ -419,6 +419,10 @@ fn replay_node(
                 i => &node.resyncs[i - 1].rules,
             };
             next_resync += 1;
+            if r.flush_conntrack {
+                ns_run(node_ns, "conntrack", &["-F"], None)
+                    .map_err(|e| format!("{name}: the conntrack flush at {}: {e}", r.time))?;
+            }
             for d in &r.detach {
                 netns::detach_port(node_ns, d)?;
             }
