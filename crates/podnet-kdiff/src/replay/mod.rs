@@ -296,52 +296,9 @@ fn replay_node(
     // same tuple (the one its lookup could not see), with no re-sync between them, replay
     // with both held (see `race`): `l` is injected right after `w` (the steps between are
     // other flows of the same few microseconds) and released at its own turn.
-    let mut race_pairs: BTreeMap<usize, usize> = BTreeMap::new();
-    for (l, ls) in node.steps.iter().enumerate().filter(|(_, s)| s.raced) {
-        let Some(w) = (0..l)
-            .rev()
-            .find(|&w| ls.ct_new.iter().any(|t| node.steps[w].ct_new.contains(t)))
-        else {
-            continue;
-        };
-        let resync_between = node
-            .resyncs
-            .iter()
-            .any(|r| r.before_step > w && r.before_step <= l);
-        let in_pair = race_pairs.contains_key(&w) || race_pairs.values().any(|&x| x == w);
-        if !resync_between && !in_pair {
-            race_pairs.insert(w, l);
-        }
-    }
+    let (race_pairs, held) = race::pairs(node);
     // Without NFQUEUE in this kernel (nfnetlink_queue, the xt NFQUEUE target), the races
     // replay one after the other, and the run says so.
-    // A pod's stack leaves the IP ID at 0, so a packet is told from the other packets of its
-    // flow by what NAT leaves alone: a TCP segment's sequence number, a UDP datagram's first
-    // four payload bytes (a DNS query's id and flags).
-    let ip_id = |si: usize| -> Option<u32> {
-        let ip = frame::hooked_ip(&node.steps[si].frame)?;
-        let l4 = usize::from(ip[0] & 0x0f) * 4;
-        let at = match ip[9] {
-            6 => l4 + 4,
-            17 => l4 + 8,
-            _ => return None,
-        };
-        Some(u32::from_be_bytes(ip.get(at..at + 4)?.try_into().ok()?))
-    };
-    let mut held: Vec<(Tuple, u32)> = Vec::new();
-    race_pairs.retain(|&w, &mut l| {
-        let t = node.steps[l]
-            .ct_new
-            .iter()
-            .find(|t| node.steps[w].ct_new.contains(t));
-        match (t, ip_id(w), ip_id(l)) {
-            (Some(t), Some(a), Some(b)) if a != b => {
-                held.extend([(*t, a), (*t, b)]);
-                true
-            }
-            _ => false,
-        }
-    });
     let mut racer = match race_pairs.is_empty() {
         true => None,
         false => match race::Racer::open(node_ns).and_then(|r| r.hold(&held).map(|()| r)) {
@@ -373,7 +330,10 @@ fn replay_node(
             return Err("interrupted".into());
         }
         fig.frames += 1;
-        if let Some(t) = frame::hooked_ip(&step.frame).and_then(frame::ip_tuple) {
+        let frame_tuple = (!clash_entries.is_empty())
+            .then(|| frame::hooked_ip(&step.frame).and_then(frame::ip_tuple))
+            .flatten();
+        if let Some(t) = frame_tuple {
             for (c, at, virt) in &clash_entries {
                 let reply = t.proto == c.proto && t.dst == c.src && t.dport == c.sport;
                 let alive = step.time < *virt + podnet::Duration::from_secs(1);

@@ -11,15 +11,68 @@
 //! released (it confirms), then `L` released: the kernel's own `__nf_conntrack_confirm` meets
 //! the clash and resolves it, or drops the packet, as the kernel it is does.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use podnet::conntrack::Tuple;
 
+use crate::frame;
 use crate::netns::ns_run;
+use crate::plan::NodePlan;
 use crate::sys;
 
 /// The NFQUEUE number the harness uses.
 const QUEUE: u16 = 4711;
+
+/// The races of `node` to replay held: raced step `l` by the latest step `w` before it that
+/// created an entry of the same tuple (the one its lookup could not see), with no re-sync
+/// between them and neither in another pair, as `w -> l`; and the packets to hold, each by
+/// its flow's original tuple and its [`hold_key`].
+pub fn pairs(node: &NodePlan) -> (BTreeMap<usize, usize>, Vec<(Tuple, u32)>) {
+    let mut pairs: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut held = Vec::new();
+    let key = |si: usize| hold_key(&node.steps[si].frame);
+    for (l, ls) in node.steps.iter().enumerate().filter(|(_, s)| s.raced) {
+        let Some((w, t)) = (0..l).rev().find_map(|w| {
+            let t = ls
+                .ct_new
+                .iter()
+                .find(|t| node.steps[w].ct_new.contains(t))?;
+            Some((w, *t))
+        }) else {
+            continue;
+        };
+        let resync_between = node
+            .resyncs
+            .iter()
+            .any(|r| r.before_step > w && r.before_step <= l);
+        let in_pair = pairs.contains_key(&w) || pairs.values().any(|&x| x == w);
+        if resync_between || in_pair {
+            continue;
+        }
+        if let (Some(a), Some(b)) = (key(w), key(l)) {
+            if a != b {
+                pairs.insert(w, l);
+                held.extend([(t, a), (t, b)]);
+            }
+        }
+    }
+    (pairs, held)
+}
+
+/// What tells a packet from the other packets of its flow and survives NAT (a pod's stack
+/// leaves the IP ID at 0): a TCP segment's sequence number, a UDP datagram's first four
+/// payload bytes (a DNS query's id and flags).
+fn hold_key(frame: &[u8]) -> Option<u32> {
+    let ip = frame::hooked_ip(frame)?;
+    let l4 = usize::from(ip[0] & 0x0f) * 4;
+    let at = match ip[9] {
+        6 => l4 + 4,
+        17 => l4 + 8,
+        _ => return None,
+    };
+    Some(u32::from_be_bytes(ip.get(at..at + 4)?.try_into().ok()?))
+}
 
 /// A held packet.
 pub struct Held(nfq::Message);
