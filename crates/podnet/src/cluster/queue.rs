@@ -1,105 +1,110 @@
 //! The event queue: entries `(at, seq, event)` popped in `(at, seq)` order, exactly as a
 //! binary heap of them would pop them.
 //!
-//! A pod's wake-up is queued again each time its next timer changes, and the entry it replaces
-//! stays queued (popping it does nothing but count as an event). On a bulk transfer every ACK
-//! moves the sender's retransmission timer, so thousands of such entries wait far in the future
-//! while the next few microseconds hold a handful of live ones. A single heap of all of them
-//! makes every push and pop walk its full height; here only entries due before a horizon are in
-//! the heap ("near"), the rest wait unsorted ("far") until the near ones have all been popped.
+//! Entries come in a few streams, each pushed in time order: frame arrivals (now plus the
+//! links' latency), delayed ACKs (now plus 10 ms), retransmission timers (now plus a second or
+//! more). A pod's wake-up is queued again each time its next timer changes, and the entry it
+//! replaces stays queued (popping it does nothing but count as an event), so on a bulk
+//! transfer tens of thousands of such entries wait while the next few microseconds hold a
+//! handful of live ones. In one heap of all of them every push and pop walks its full height.
+//! Here each stream fills a run of its own, in time order: a push appends to the run whose
+//! last entry is the latest one not after it, a pop takes the smallest of the runs' first
+//! entries, both a few comparisons. An entry that fits no run (out of order with every one,
+//! all runs taken) goes to a heap, and the heap's top competes with the runs' first entries.
 
-use alloc::collections::BinaryHeap;
+use alloc::collections::{BinaryHeap, VecDeque};
 use alloc::vec::Vec;
 use core::cmp::Reverse;
 
-use smoltcp::time::{Duration, Instant};
+use smoltcp::time::Instant;
 
-/// The horizon's first distance past the earliest far entry.
-const FIRST_WINDOW: Duration = Duration::from_millis(1);
-/// Bounds of that distance as it adapts.
-const MIN_WINDOW: Duration = Duration::from_micros(1);
-const MAX_WINDOW: Duration = Duration::from_secs(3600);
-/// Near entries taken from far in one refill above which the window halves.
-const MAX_REFILL: usize = 256;
-/// A refill that scans more far entries than this many times the pops since the previous one
-/// doubles the window (so the scans cost at most a few steps per pop).
-const SCAN_PER_POP: u64 = 8;
+/// Runs in time order, at most.
+const RUNS: usize = 6;
 
-/// A priority queue of `(at, seq, event)`, smallest `(at, seq)` first (`seq` is unique).
+/// A priority queue of `(at, seq, event)`, smallest `(at, seq)` first. `seq` must be unique
+/// and grow with every push, so a run in time order is in `(at, seq)` order.
 #[derive(Debug)]
 pub(super) struct EventQueue<E> {
-    /// Every entry due before `horizon`.
-    near: BinaryHeap<Reverse<(Instant, u64, E)>>,
-    /// Every entry due at or after `horizon`, unsorted.
-    far: Vec<(Instant, u64, E)>,
-    horizon: Instant,
-    window: Duration,
-    /// Pops since the last refill.
-    pops: u64,
+    /// Runs in `(at, seq)` order (an empty run is free for the next push that fits no other).
+    runs: Vec<VecDeque<(Instant, u64, E)>>,
+    /// The entries that fit no run.
+    rest: BinaryHeap<Reverse<(Instant, u64, E)>>,
+    /// [`first`](Self::first), kept up to date (a step peeks before it pops).
+    head: Head,
 }
+
+/// Where the smallest entry is (`None`: in `rest`, or the queue is empty), and its
+/// `(at, seq)`.
+type Head = (Option<usize>, Option<(Instant, u64)>);
 
 impl<E: Ord + Copy> EventQueue<E> {
     pub(super) fn new() -> Self {
         EventQueue {
-            near: BinaryHeap::new(),
-            far: Vec::new(),
-            horizon: Instant::ZERO,
-            window: FIRST_WINDOW,
-            pops: 0,
+            runs: Vec::new(),
+            rest: BinaryHeap::new(),
+            head: (None, None),
         }
     }
 
     pub(super) fn push(&mut self, at: Instant, seq: u64, ev: E) {
-        if self.near.is_empty() && self.far.is_empty() {
-            self.horizon = at + self.window;
+        let e = (at, seq, ev);
+        // The run whose last entry is the latest not after `at`, else an empty one.
+        let mut best: Option<(Instant, usize)> = None;
+        let mut free = None;
+        for (i, r) in self.runs.iter().enumerate() {
+            match r.back() {
+                Some(b) if b.0 <= at && best.is_none_or(|(t, _)| b.0 > t) => best = Some((b.0, i)),
+                Some(_) => {}
+                None => free = free.or(Some(i)),
+            }
         }
-        if at < self.horizon {
-            self.near.push(Reverse((at, seq, ev)));
-        } else {
-            self.far.push((at, seq, ev));
+        let at_run = match best.map(|(_, i)| i).or(free) {
+            Some(i) => {
+                self.runs[i].push_back(e);
+                Some(i)
+            }
+            None if self.runs.len() < RUNS => {
+                self.runs.push(VecDeque::from([e]));
+                Some(self.runs.len() - 1)
+            }
+            None => {
+                self.rest.push(Reverse(e));
+                None
+            }
+        };
+        // A new smallest entry is the first of its run (or the top of `rest`).
+        if self.head.1.is_none_or(|h| (at, seq) < h) {
+            self.head = (at_run, Some((at, seq)));
         }
+    }
+
+    /// Which run holds the smallest entry (`None`: `rest` does, or the queue is empty), and
+    /// that entry's `(at, seq)`.
+    fn first(&self) -> Head {
+        let mut best = (None, self.rest.peek().map(|Reverse(e)| (e.0, e.1)));
+        for (i, r) in self.runs.iter().enumerate() {
+            if let Some(e) = r.front() {
+                if best.1.is_none_or(|b| (e.0, e.1) < b) {
+                    best = (Some(i), Some((e.0, e.1)));
+                }
+            }
+        }
+        best
     }
 
     /// The smallest entry's time.
     pub(super) fn peek_at(&self) -> Option<Instant> {
-        match self.near.peek() {
-            Some(Reverse((at, _, _))) => Some(*at),
-            None => self.far.iter().map(|e| e.0).min(),
-        }
+        self.head.1.map(|(at, _)| at)
     }
 
     /// Takes the smallest entry.
     pub(super) fn pop(&mut self) -> Option<(Instant, u64, E)> {
-        if self.near.is_empty() {
-            if self.far.is_empty() {
-                return None;
-            }
-            self.refill();
-        }
-        self.pops += 1;
-        self.near.pop().map(|Reverse(e)| e)
-    }
-
-    /// Moves the far entries due before a new horizon (past the earliest of them) to `near`.
-    fn refill(&mut self) {
-        if self.far.len() as u64 > SCAN_PER_POP * self.pops {
-            self.window = (self.window * 2).min(MAX_WINDOW);
-        }
-        self.pops = 0;
-        let first = self.far.iter().map(|e| e.0).min().unwrap_or(self.horizon);
-        self.horizon = first + self.window;
-        let horizon = self.horizon;
-        let mut i = 0;
-        while i < self.far.len() {
-            if self.far[i].0 < horizon {
-                self.near.push(Reverse(self.far.swap_remove(i)));
-            } else {
-                i += 1;
-            }
-        }
-        if self.near.len() > MAX_REFILL {
-            self.window = (self.window / 2).max(MIN_WINDOW);
-        }
+        let e = match self.head.0 {
+            Some(i) => self.runs[i].pop_front(),
+            None => self.rest.pop().map(|Reverse(e)| e),
+        };
+        self.head = self.first();
+        e
     }
 }
 
@@ -107,6 +112,7 @@ impl<E: Ord + Copy> EventQueue<E> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use smoltcp::time::Duration;
 
     /// Pushes (a time offset from the clock) and pops, in any mix.
     #[derive(Clone, Debug)]
