@@ -102,6 +102,11 @@ pub struct HookCtx<'a> {
     pub bridged: bool,
     /// Whether notes are wanted (tracing is on); modules skip building them otherwise.
     pub explain: bool,
+    /// Whether the packet's checksums were filled in by the sending pod's own stack and have
+    /// not crossed a wire since (the kernel's `CHECKSUM_PARTIAL` of a frame off a veth):
+    /// conntrack does not verify them at PREROUTING, as `nf_ip_checksum` does not. Frames
+    /// from the uplink, and crafted ones ([`crate::cluster::Cluster::inject`]), are verified.
+    pub csum_partial: bool,
 }
 
 /// Lines a module writes about what it did to a packet (`DNAT 10.96.0.10:80 -> 10.244.1.20:80`),

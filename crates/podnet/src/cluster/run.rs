@@ -138,7 +138,7 @@ impl Cluster {
             }
             Attach::NodePort(n) => {
                 let mut out = core::mem::take(&mut self.out);
-                self.nodes[n.0 as usize].node.bridge_input(
+                self.nodes[n.0 as usize].node.pod_input(
                     self.now,
                     link,
                     frame,

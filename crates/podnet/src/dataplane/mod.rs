@@ -335,7 +335,8 @@ impl Dataplane {
                 if let Some(idx) = attached.and_then(|a| a.info.entry) {
                     self.ct.discard(idx);
                 }
-                match self.ct.track(ctx.now, packet, ctx.hook == Hook::Prerouting) {
+                let verify = ctx.hook == Hook::Prerouting && !ctx.csum_partial;
+                match self.ct.track(ctx.now, packet, verify) {
                     Ok(i) => i,
                     Err(drop) => {
                         if ctx.explain {

@@ -267,6 +267,7 @@ fn only_the_first_packet_of_a_connection_walks_the_nat_table() {
                 local_addrs: [NODE_IP, ip(10, 244, 0, 1)],
                 bridged: false,
                 explain: false,
+                csum_partial: false,
             };
             let v = dp.process(&ctx, packet, &mut Notes::new());
             assert_eq!(v, Verdict::Accept, "{hook:?}");
@@ -329,6 +330,7 @@ fn a_bridged_first_packet_walks_nat_prerouting() {
                 local_addrs: [NODE_IP, ip(10, 244, 0, 1)],
                 bridged: true,
                 explain: false,
+                csum_partial: false,
             };
             let v = dp.process(&ctx, packet, &mut Notes::new());
             assert_eq!(v, Verdict::Accept, "{hook:?}");

@@ -470,6 +470,7 @@ fn a_dnat_whose_reply_tuple_is_taken_gets_a_new_source_port() {
                 local_addrs: [NODE_IP, ip(10, 244, 0, 1)],
                 bridged: false,
                 explain: false,
+                csum_partial: false,
             };
             let v = dp.process(&ctx, packet, &mut Notes::new());
             assert_eq!(v, Verdict::Accept, "{hook:?}");

@@ -80,6 +80,7 @@ impl Node {
             local_addrs: [self.addrs.eth0.address(), self.addrs.gateway()],
             bridged,
             explain: tracing,
+            csum_partial: hook == Hook::Prerouting && core::mem::take(&mut self.csum_partial),
         };
         let mut verdict = Verdict::Accept;
         let mut notes = Notes::new();

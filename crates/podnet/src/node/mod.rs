@@ -129,6 +129,9 @@ pub struct Node {
     /// The hooks see bridged IPv4 the way `br_netfilter` shows it to iptables (PREROUTING at
     /// the bridge, and a DNAT back behind `cni0` stays bridged); off for the eBPF datapath.
     br_netfilter: bool,
+    /// The frame being handled came off a pod's veth, its checksums filled in by the pod's
+    /// stack ([`crate::netfilter::HookCtx::csum_partial`]); cleared by its PREROUTING.
+    csum_partial: bool,
     ip_ident: u16,
     stats: NodeStats,
     /// `flannel.1`'s forwarding database (remote VTEP MAC -> remote node IP); `None` without a
@@ -188,6 +191,7 @@ impl Node {
             neigh: Neighbours::default(),
             hooks: Vec::new(),
             br_netfilter: true,
+            csum_partial: false,
             ip_ident: 0,
             stats: NodeStats::default(),
             fdb: ifaces.flannel.map(|_| BTreeMap::new()),

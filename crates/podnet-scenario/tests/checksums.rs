@@ -1,0 +1,85 @@
+//! Every frame a pod's own stack sends carries valid IPv4 and TCP/UDP/ICMP checksums. Nodes
+//! rely on it: conntrack does not verify the checksums of a frame that came off a pod's veth
+//! (the kernel's `CHECKSUM_PARTIAL`), so if a pod ever sent a bad one, podnet would track a
+//! packet Linux with `nf_conntrack_checksum` would find just as valid only by luck.
+
+use podnet::trace::{EventKind, TraceConfig};
+use podnet::Duration;
+use smoltcp::wire::{
+    EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket,
+};
+
+/// Whether an Ethernet frame's IPv4 header and transport checksums (TCP, UDP unless zero,
+/// ICMP) are valid; non-IPv4 frames are.
+fn checksums_valid(frame: &[u8]) -> bool {
+    let Ok(eth) = EthernetFrame::new_checked(frame) else {
+        return false;
+    };
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
+        return true;
+    }
+    let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+        return false;
+    };
+    if !ip.verify_checksum() {
+        return false;
+    }
+    let (src, dst) = (
+        IpAddress::Ipv4(ip.src_addr()),
+        IpAddress::Ipv4(ip.dst_addr()),
+    );
+    let l4 = ip.payload();
+    match ip.next_header() {
+        IpProtocol::Tcp => TcpPacket::new_checked(l4).is_ok_and(|t| t.verify_checksum(&src, &dst)),
+        IpProtocol::Udp => UdpPacket::new_checked(l4)
+            .is_ok_and(|u| u.checksum() == 0 || u.verify_checksum(&src, &dst)),
+        IpProtocol::Icmp => {
+            smoltcp::wire::Icmpv4Packet::new_checked(l4).is_ok_and(|i| i.verify_checksum())
+        }
+        _ => true,
+    }
+}
+
+#[test]
+fn every_frame_a_pod_sends_has_valid_checksums() {
+    let dir = format!("{}/../../examples", env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 10, "{files:?}");
+    let mut checked = 0u64;
+    for path in files {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut sc = podnet_scenario::load_str(&name, &text).unwrap().scenario;
+        sc.config.trace = TraceConfig {
+            pcap: false,
+            ..TraceConfig::full()
+        };
+        let mut s = podnet_scenario::session::Session::new(sc).unwrap();
+        s.run(Duration::from_secs(30)).unwrap();
+        let trace = s.cluster.trace();
+        for e in trace.events() {
+            // What a pod's stack sent: frames leaving a pod's own interface.
+            let EventKind::Sent { iface, frame } = &e.kind else {
+                continue;
+            };
+            if trace.iface_table().node(*iface).is_some() || !trace.name(*iface).ends_with("/eth0")
+            {
+                continue;
+            }
+            checked += 1;
+            assert!(
+                checksums_valid(&frame.bytes),
+                "{name}: {} sent a frame with a bad checksum at {}: {:02x?}",
+                trace.name(*iface),
+                e.time,
+                frame.bytes
+            );
+        }
+    }
+    assert!(checked > 10_000, "only {checked} frames checked");
+}
