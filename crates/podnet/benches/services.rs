@@ -197,6 +197,8 @@ fn forward_ctxs(now: Instant) -> [HookCtx<'static>; 3] {
         local_addrs: [NODE_A, NODE_A_GW],
         bridged: false,
         explain: false,
+        // Off a pod's veth: conntrack leaves its checksums alone (as `Node::pod_input`).
+        csum_partial: hook == Hook::Prerouting,
     };
     [
         ctx(Hook::Prerouting, None),
