@@ -20,6 +20,10 @@
 //!
 //! Run with `cargo bench -p podnet --bench engine`. After each group a `ratio` line compares the
 //! mean time per iteration of both sides over every batch criterion ran (warm-up included).
+//! Criterion measures one side after the other, so a change in the machine's speed between
+//! them (another process, a VM neighbour) moves that ratio by 10% or more from run to run. An
+//! `interleaved` line follows: both sides again, a block of runs of each in turn (ABBA), and the median
+//! of the pairs' ratios, which such drift hits on both sides alike.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -599,6 +603,55 @@ fn report(group: &str, podnet: &Tally, bare: &Tally, unit: impl Fn(StdDuration) 
     );
 }
 
+/// `rounds` pairs of a block of `a` and a block of `b` (each `block` runs, its median kept),
+/// alternating which block goes first (ABBA), so that a change in the machine's speed during
+/// the run (another process, the CPU clock) hits both sides alike while each block still runs
+/// with its own side's caches warm after its first run, as criterion's loop does. Returns the
+/// median of each side's blocks and the median of the pairs' ratios a/b with its quartiles.
+fn paired(
+    rounds: usize,
+    block: usize,
+    a: impl Fn() -> StdDuration,
+    b: impl Fn() -> StdDuration,
+) -> (StdDuration, StdDuration, [f64; 3]) {
+    let median = |f: &dyn Fn() -> StdDuration| {
+        let mut t: Vec<StdDuration> = (0..block).map(|_| f()).collect();
+        t.sort();
+        t[block / 2]
+    };
+    let (mut ta, mut tb, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..rounds {
+        let (x, y) = if i % 2 == 0 {
+            let x = median(&a);
+            (x, median(&b))
+        } else {
+            let y = median(&b);
+            (median(&a), y)
+        };
+        ratios.push(x.as_secs_f64() / y.as_secs_f64());
+        ta.push(x);
+        tb.push(y);
+    }
+    ta.sort();
+    tb.sort();
+    ratios.sort_by(f64::total_cmp);
+    let q = |k: usize| ratios[(ratios.len() - 1) * k / 4];
+    (ta[rounds / 2], tb[rounds / 2], [q(1), q(2), q(3)])
+}
+
+/// Prints [`paired`]'s figures for `group`.
+fn report_paired(
+    group: &str,
+    names: [&str; 2],
+    rounds: usize,
+    (a, b, [q1, q2, q3]): (StdDuration, StdDuration, [f64; 3]),
+) {
+    println!(
+        "{group} interleaved ({rounds} pairs): median {} {a:.2?}, {} {b:.2?}; ratio of each pair: median {q2:.2}x (quartiles {q1:.2}x to {q3:.2}x)",
+        names[0], names[1]
+    );
+}
+
 fn connect_request_close(c: &mut Criterion) {
     let (podnet, bare) = (Tally::default(), Tally::default());
     let mut g = c.benchmark_group("connect_request_close");
@@ -616,6 +669,21 @@ fn connect_request_close(c: &mut Criterion) {
     report("connect_request_close", &podnet, &bare, |d| {
         format!("{:.0} conn/s", 1.0 / d.as_secs_f64())
     });
+    if podnet.per_iter().is_zero() {
+        return; // filtered out
+    }
+    let rounds = 21;
+    report_paired(
+        "connect_request_close",
+        ["podnet", "bare pair"],
+        rounds,
+        paired(
+            rounds,
+            3,
+            || podnet_http(CONNS_PER_RUN).div_f64(CONNS_PER_RUN as f64),
+            || bare::http(CONNS_PER_RUN).div_f64(CONNS_PER_RUN as f64),
+        ),
+    );
 }
 
 fn bulk_throughput(c: &mut Criterion) {
@@ -640,6 +708,16 @@ fn bulk_throughput(c: &mut Criterion) {
         )
     };
     report("bulk_throughput", &podnet, &bare, mib_s);
+    if podnet.per_iter().is_zero() {
+        return; // filtered out
+    }
+    let rounds = 41;
+    report_paired(
+        "bulk_throughput",
+        ["podnet", "bare pair"],
+        rounds,
+        paired(rounds, 9, podnet_bulk, || bare::bulk(BULK_BYTES)),
+    );
 }
 
 /// Sockets the client pod leaves in TIME-WAIT before the measured connections: as many as fit
@@ -727,6 +805,21 @@ fn idle_sockets(c: &mut Criterion) {
     println!(
         "time_wait_idle: next connection {q:.2?} with no socket in TIME-WAIT, {w:.2?} with {IDLE_TIME_WAIT} (ratio {:.2}x; the aim is at most 1.10x)",
         w.as_secs_f64() / q.as_secs_f64()
+    );
+    if quiet.per_iter().is_zero() {
+        return; // filtered out
+    }
+    let rounds = 9;
+    report_paired(
+        "time_wait_idle",
+        ["25k in TIME-WAIT", "none"],
+        rounds,
+        paired(
+            rounds,
+            1,
+            || podnet_after_idle(IDLE_TIME_WAIT, PER_RUN),
+            || podnet_after_idle(0, PER_RUN),
+        ),
     );
 }
 
