@@ -102,10 +102,12 @@ pub struct HookCtx<'a> {
     pub bridged: bool,
     /// Whether notes are wanted (tracing is on); modules skip building them otherwise.
     pub explain: bool,
-    /// Whether the packet's checksums were filled in by the sending pod's own stack and have
-    /// not crossed a wire since (the kernel's `CHECKSUM_PARTIAL` of a frame off a veth):
-    /// conntrack does not verify them at PREROUTING, as `nf_ip_checksum` does not. Frames
-    /// from the uplink, and crafted ones ([`crate::cluster::Cluster::inject`]), are verified.
+    /// Whether the packet's checksums need no verification: filled in by the sending pod's
+    /// own stack and handed on by its veth (the kernel's `CHECKSUM_PARTIAL`), or verified by
+    /// the NIC of the node's uplink (`CHECKSUM_UNNECESSARY`): conntrack does not verify them
+    /// at PREROUTING, as `nf_ip_checksum` does not. Crafted frames
+    /// ([`crate::cluster::Cluster::inject`]), every uplink frame once one has been injected,
+    /// and a VXLAN packet's inner frame are verified.
     pub csum_partial: bool,
 }
 

@@ -32,6 +32,7 @@ impl Cluster {
         if self.links[link as usize].deleted {
             return None;
         }
+        self.crafted = true;
         let now = self.now;
         let iface = self.links[link as usize].ends[node_end].1;
         self.trace.received(now, iface, &frame);

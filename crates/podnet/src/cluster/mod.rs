@@ -132,6 +132,10 @@ pub struct Cluster {
     building_edge: bool,
     /// NetworkPolicies and namespace labels.
     netpol: netpol::State,
+    /// A crafted frame has been handed to a node ([`Cluster::inject`]): from then on frames
+    /// delivered over the underlay may carry a checksum no stack wrote, and the nodes verify
+    /// them all (see [`Node::uplink_input_offloaded`]).
+    crafted: bool,
 }
 
 impl fmt::Debug for Cluster {
@@ -205,6 +209,7 @@ impl Cluster {
             edge: None,
             building_edge: false,
             netpol: netpol::State::default(),
+            crafted: false,
         }
     }
 

@@ -149,12 +149,12 @@ impl Cluster {
             }
             Attach::Uplink(n) => {
                 let mut out = core::mem::take(&mut self.out);
-                self.nodes[n.0 as usize].node.uplink_input(
-                    self.now,
-                    frame,
-                    &mut out,
-                    &mut self.trace,
-                );
+                let node = &mut self.nodes[n.0 as usize].node;
+                if self.crafted {
+                    node.uplink_input(self.now, frame, &mut out, &mut self.trace);
+                } else {
+                    node.uplink_input_offloaded(self.now, frame, &mut out, &mut self.trace);
+                }
                 self.flush_node(n, out);
             }
             Attach::Switch => self.switch_input(link, frame),

@@ -129,8 +129,9 @@ pub struct Node {
     /// The hooks see bridged IPv4 the way `br_netfilter` shows it to iptables (PREROUTING at
     /// the bridge, and a DNAT back behind `cni0` stays bridged); off for the eBPF datapath.
     br_netfilter: bool,
-    /// The frame being handled came off a pod's veth, its checksums filled in by the pod's
-    /// stack ([`crate::netfilter::HookCtx::csum_partial`]); cleared by its PREROUTING.
+    /// The frame being handled needs no checksum verification: it came off a pod's veth, its
+    /// checksums filled in by the pod's stack, or off the uplink from a NIC that verified them
+    /// ([`crate::netfilter::HookCtx::csum_partial`]); cleared by its PREROUTING.
     csum_partial: bool,
     ip_ident: u16,
     stats: NodeStats,
@@ -370,7 +371,27 @@ impl Node {
         trace.dropped(now, self.iface(dev), reason, frame);
     }
 
-    /// A frame arrived on the uplink `eth0`.
+    /// [`Node::uplink_input`] for a frame whose checksums a NIC has verified
+    /// (`CHECKSUM_UNNECESSARY`, or `CHECKSUM_PARTIAL` over a kind node's veth): conntrack does
+    /// not verify them again, as `nf_ip_checksum` does not. The cluster hands frames on this
+    /// way while every frame on its wires was built by its own stacks, which always fill
+    /// checksums in correctly; once a crafted frame has been injected it uses
+    /// [`Node::uplink_input`], so a bad checksum is still found (a NIC leaves such a frame
+    /// `CHECKSUM_NONE` and the kernel verifies it in software). A VXLAN packet's inner frame
+    /// is verified either way.
+    pub fn uplink_input_offloaded(
+        &mut self,
+        now: Instant,
+        frame: Frame,
+        out: &mut Output,
+        trace: &mut Trace,
+    ) {
+        self.csum_partial = true;
+        self.uplink_input(now, frame, out, trace);
+        self.csum_partial = false;
+    }
+
+    /// A frame arrived on the uplink `eth0`; conntrack verifies its checksums.
     pub fn uplink_input(
         &mut self,
         now: Instant,
