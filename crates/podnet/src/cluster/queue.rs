@@ -21,12 +21,24 @@ use smoltcp::time::Instant;
 /// Runs in time order, at most.
 const RUNS: usize = 6;
 
+/// The key of an empty run's first entry: after every real one.
+const NO_FRONT: (Instant, u64) = (Instant::from_micros_const(i64::MAX), u64::MAX);
+
+/// The time of an empty run's last entry: before every real one, so an empty run is taken
+/// only when no run with entries fits.
+const NO_BACK: Instant = Instant::from_micros_const(i64::MIN);
+
 /// A priority queue of `(at, seq, event)`, smallest `(at, seq)` first. `seq` must be unique
 /// and grow with every push, so a run in time order is in `(at, seq)` order.
 #[derive(Debug)]
 pub(super) struct EventQueue<E> {
     /// Runs in `(at, seq)` order (an empty run is free for the next push that fits no other).
-    runs: Vec<VecDeque<(Instant, u64, E)>>,
+    runs: [VecDeque<(Instant, u64, E)>; RUNS],
+    /// Each run's first entry's `(at, seq)` ([`NO_FRONT`] when empty) and last entry's time
+    /// ([`NO_BACK`] when empty), side by side so that a push or pop compares a few words
+    /// without touching the runs.
+    fronts: [(Instant, u64); RUNS],
+    backs: [Instant; RUNS],
     /// The entries that fit no run.
     rest: BinaryHeap<Reverse<(Instant, u64, E)>>,
     /// [`first`](Self::first), kept up to date (a step peeks before it pops).
@@ -40,7 +52,9 @@ type Head = (Option<usize>, Option<(Instant, u64)>);
 impl<E: Ord + Copy> EventQueue<E> {
     pub(super) fn new() -> Self {
         EventQueue {
-            runs: Vec::new(),
+            runs: core::array::from_fn(|_| VecDeque::new()),
+            fronts: [NO_FRONT; RUNS],
+            backs: [NO_BACK; RUNS],
             rest: BinaryHeap::new(),
             head: (None, None),
         }
@@ -48,24 +62,21 @@ impl<E: Ord + Copy> EventQueue<E> {
 
     pub(super) fn push(&mut self, at: Instant, seq: u64, ev: E) {
         let e = (at, seq, ev);
-        // The run whose last entry is the latest not after `at`, else an empty one.
-        let mut best: Option<(Instant, usize)> = None;
-        let mut free = None;
-        for (i, r) in self.runs.iter().enumerate() {
-            match r.back() {
-                Some(b) if b.0 <= at && best.is_none_or(|(t, _)| b.0 > t) => best = Some((b.0, i)),
-                Some(_) => {}
-                None => free = free.or(Some(i)),
+        // The run whose last entry is the latest not after `at`, else the first empty one.
+        let mut best: Option<usize> = None;
+        for (i, &b) in self.backs.iter().enumerate() {
+            if b <= at && best.is_none_or(|j| b > self.backs[j]) {
+                best = Some(i);
             }
         }
-        let at_run = match best.map(|(_, i)| i).or(free) {
+        let at_run = match best {
             Some(i) => {
                 self.runs[i].push_back(e);
+                if self.backs[i] == NO_BACK {
+                    self.fronts[i] = (at, seq);
+                }
+                self.backs[i] = at;
                 Some(i)
-            }
-            None if self.runs.len() < RUNS => {
-                self.runs.push(VecDeque::from([e]));
-                Some(self.runs.len() - 1)
             }
             None => {
                 self.rest.push(Reverse(e));
@@ -81,15 +92,17 @@ impl<E: Ord + Copy> EventQueue<E> {
     /// Which run holds the smallest entry (`None`: `rest` does, or the queue is empty), and
     /// that entry's `(at, seq)`.
     fn first(&self) -> Head {
-        let mut best = (None, self.rest.peek().map(|Reverse(e)| (e.0, e.1)));
-        for (i, r) in self.runs.iter().enumerate() {
-            if let Some(e) = r.front() {
-                if best.1.is_none_or(|b| (e.0, e.1) < b) {
-                    best = (Some(i), Some((e.0, e.1)));
-                }
+        let mut best = (None, NO_FRONT);
+        for (i, &f) in self.fronts.iter().enumerate() {
+            if f < best.1 {
+                best = (Some(i), f);
             }
         }
-        best
+        match self.rest.peek() {
+            Some(Reverse(e)) if (e.0, e.1) < best.1 => (None, Some((e.0, e.1))),
+            _ if best.0.is_some() => (best.0, Some(best.1)),
+            _ => (None, None),
+        }
     }
 
     /// The smallest entry's time.
@@ -100,7 +113,15 @@ impl<E: Ord + Copy> EventQueue<E> {
     /// Takes the smallest entry.
     pub(super) fn pop(&mut self) -> Option<(Instant, u64, E)> {
         let e = match self.head.0 {
-            Some(i) => self.runs[i].pop_front(),
+            Some(i) => {
+                let r = &mut self.runs[i];
+                let e = r.pop_front();
+                match r.front() {
+                    Some(f) => self.fronts[i] = (f.0, f.1),
+                    None => (self.fronts[i], self.backs[i]) = (NO_FRONT, NO_BACK),
+                }
+                e
+            }
             None => self.rest.pop().map(|Reverse(e)| e),
         };
         self.head = self.first();
