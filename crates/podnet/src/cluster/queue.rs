@@ -13,7 +13,6 @@
 //! all runs taken) goes to a heap, and the heap's top competes with the runs' first entries.
 
 use alloc::collections::{BinaryHeap, VecDeque};
-use alloc::vec::Vec;
 use core::cmp::Reverse;
 
 use smoltcp::time::Instant;
