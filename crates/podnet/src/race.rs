@@ -103,12 +103,12 @@ impl Race {
 
     /// Before the lookup of a packet arriving at `now`: hides from it the entries another
     /// CPU confirmed less than [`WINDOW`] ago. `notes` (when tracing) tells the CPU, and which
-    /// of those entries hold the packet's own tuple `t` (the race it is in).
+    /// of those entries hold the tuple of `packet` (the race it is in).
     pub fn hide_concurrent(
         &mut self,
         ct: &mut Conntrack,
         now: Instant,
-        t: Option<Tuple>,
+        packet: &[u8],
         notes: Option<&mut Notes>,
     ) {
         if self.cpus <= 1 {
@@ -123,6 +123,7 @@ impl Race {
             }
         }
         if let Some(notes) = notes {
+            let t = Tuple::of_packet(packet);
             notes.push(alloc::format!("conntrack: cpu {}", self.cpu));
             let mine = |r: &&Recent| {
                 let e = ct.entry(r.idx);

@@ -322,10 +322,10 @@ impl Dataplane {
     fn pre(&mut self, ctx: &HookCtx<'_>, packet: &mut [u8], notes: &mut Notes) -> Verdict {
         self.begin();
         self.ct.unhide_all();
-        let pre_tuple = (ctx.hook == Hook::Prerouting).then(|| Tuple::of_packet(packet));
-        if let Some(t) = pre_tuple {
+        if ctx.hook == Hook::Prerouting {
             let notes = ctx.explain.then_some(&mut *notes);
-            self.race.hide_concurrent(&mut self.ct, ctx.now, t, notes);
+            self.race
+                .hide_concurrent(&mut self.ct, ctx.now, packet, notes);
         }
         let attached = self.attached.take();
         let info = match attached {
@@ -372,9 +372,9 @@ impl Dataplane {
                 None => format!("conntrack: {}", info.state.name()),
             });
         }
-        if ctx.hook == Hook::Prerouting {
+        if ctx.hook == Hook::Prerouting && self.proxy.filters_at(Hook::Prerouting) {
             // nftables' filter-prerouting (dstnat - 10): before DNAT, every packet.
-            if let (Some(Some(t)), Some(state)) = (pre_tuple, self.rules_state()) {
+            if let (Some(t), Some(state)) = (Tuple::of_packet(packet), self.rules_state()) {
                 let d =
                     self.proxy
                         .filter(Hook::Prerouting, &Self::packet_of(&t, packet), state, false);

@@ -481,6 +481,16 @@ impl KubeProxy {
         d
     }
 
+    /// Whether [`KubeProxy::filter`] has any chain to walk at `hook` (iptables has no filter
+    /// PREROUTING; nftables mode has kube-proxy's `filter-prerouting`).
+    pub fn filters_at(&self, hook: Hook) -> bool {
+        iptables::filter_chain(hook).is_some()
+            || self
+                .nft
+                .as_ref()
+                .is_some_and(|n| !n.filter_chains(hook).is_empty())
+    }
+
     /// The filter table at `hook` for a packet as it is there (after DNAT at INPUT, FORWARD
     /// and OUTPUT): the REJECT / DROP of Services without (local) endpoints, `KUBE-FORWARD`
     /// (`--ctstate INVALID` DROP unless [`ProxyConfig::tcp_be_liberal`], the masquerade mark and
