@@ -34,15 +34,17 @@ fn ct_bit(s: CtState) -> u8 {
 fn matches(rule: &Rule, env: &mut Env<'_>) -> bool {
     let pkt = env.pkt;
     // The IP header part first.
-    for a in &rule.args {
-        let ok = match a {
-            Arg::Src(addr) => addr.matches(pkt.src),
-            Arg::Dst(addr) => addr.matches(pkt.dst),
-            Arg::Proto(p) => pkt.proto == p.number(),
-            _ => true,
-        };
-        if !ok {
-            return false;
+    if rule.ip_part {
+        for a in &rule.args {
+            let ok = match a {
+                Arg::Src(addr) => addr.matches(pkt.src),
+                Arg::Dst(addr) => addr.matches(pkt.dst),
+                Arg::Proto(p) => pkt.proto == p.number(),
+                _ => true,
+            };
+            if !ok {
+                return false;
+            }
         }
     }
     for a in &rule.args {

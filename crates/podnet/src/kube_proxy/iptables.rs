@@ -179,6 +179,8 @@ pub(crate) enum Target {
 pub(crate) struct Rule {
     pub args: Vec<Arg>,
     pub target: Target,
+    /// Whether `args` has an IP header part (`-s`, `-d`, `-p`), checked before the matches.
+    pub ip_part: bool,
 }
 
 #[derive(Debug)]
@@ -216,7 +218,14 @@ impl Table {
         if restore {
             self.restore_rules.push((chain, rules.len() as u32));
         }
-        rules.push(Rule { args, target });
+        let ip_part = args
+            .iter()
+            .any(|a| matches!(a, Arg::Src(_) | Arg::Dst(_) | Arg::Proto(_)));
+        rules.push(Rule {
+            args,
+            target,
+            ip_part,
+        });
     }
 
     fn rule_count(&self) -> usize {
