@@ -55,7 +55,14 @@ pub struct Bridge {
     ports: Vec<u32>,
     /// Ports in hairpin mode.
     hairpin: Vec<u32>,
-    fdb: BTreeMap<EthernetAddress, FdbEntry>,
+    /// Keyed by [`mac_key`] (the same order as the addresses' bytes, compared as one word).
+    fdb: BTreeMap<u64, FdbEntry>,
+}
+
+/// A MAC address as a number whose order is the order of its bytes.
+fn mac_key(mac: EthernetAddress) -> u64 {
+    let [a, b, c, d, e, f] = mac.0;
+    u64::from_be_bytes([0, 0, a, b, c, d, e, f])
 }
 
 impl Bridge {
@@ -99,7 +106,7 @@ impl Bridge {
     /// The learned port of a MAC, if fresh.
     pub fn lookup(&self, now: Instant, mac: EthernetAddress) -> Option<BridgePort> {
         self.fdb
-            .get(&mac)
+            .get(&mac_key(mac))
             .filter(|e| now - e.seen < AGEING_TIME || now < e.seen)
             .map(|e| e.port)
     }
@@ -122,10 +129,11 @@ impl Bridge {
                 port: ingress,
                 seen: now,
             };
-            match self.fdb.get_mut(&src) {
+            let key = mac_key(src);
+            match self.fdb.get_mut(&key) {
                 Some(e) => *e = learned,
                 None => {
-                    self.fdb.insert(src, learned);
+                    self.fdb.insert(key, learned);
                 }
             }
         }
