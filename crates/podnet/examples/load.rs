@@ -3,6 +3,9 @@
 //!
 //! `cargo run --release -p podnet --example load -- conns 10000`
 //! `cargo run --release -p podnet --example load -- bulk 67108864`
+//! `cargo run --release -p podnet --example load -- tw 1000 25000`: 1,000 connections from a
+//! pod that has 25,000 sockets in TIME-WAIT (opened by an earlier client, one every 200 µs);
+//! the wall time is of the 1,000 alone.
 
 use std::time::Instant as StdInstant;
 
@@ -16,6 +19,9 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let what = args.first().map_or("conns", |s| s.as_str());
     let n: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let idle: u32 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(0);
+    // In `tw` mode the measured connections start once the idle ones are all in TIME-WAIT.
+    let measured_from = podnet::Instant::from_secs(if what == "tw" { 6 } else { 0 });
     let mut c = Cluster::new(ClusterConfig {
         trace: TraceConfig::off(),
         ..ClusterConfig::default()
@@ -40,11 +46,23 @@ fn main() {
             .request(Request::Bulk(n as usize))
             .timeout(Duration::from_secs(3600))
     } else {
-        ClientSpec::http("web", to, 80).count(n as u32)
+        ClientSpec::http("web", to, 80)
+            .count(n as u32)
+            .start(measured_from)
     };
-    let client = c
-        .add_pod(PodSpec::new("client", a).program(Program::Client(spec)))
-        .expect("client");
+    let mut pod = PodSpec::new("client", a).program(Program::Client(spec));
+    if what == "tw" && idle > 0 {
+        pod = pod.program(Program::Client(
+            ClientSpec::http("idle", to, 80)
+                .count(idle)
+                .interval(Duration::from_micros(200))
+                .concurrency(64),
+        ));
+    }
+    let client = c.add_pod(pod).expect("client");
+    if measured_from > podnet::Instant::ZERO {
+        c.run_until(measured_from - Duration::from_micros(1));
+    }
     let start = StdInstant::now();
     let done = c.run_until_done(Duration::from_secs(36_000));
     let wall = start.elapsed();
@@ -58,6 +76,6 @@ fn main() {
     println!(
         "{what} {n}: done={done} ok={ok}/{recs} wall {wall:.3?} virtual {} ({:.2} us per connection)",
         c.now(),
-        wall.as_secs_f64() * 1e6 / recs.max(1) as f64
+        wall.as_secs_f64() * 1e6 / if what == "tw" { n } else { recs.max(1) as u64 } as f64
     );
 }
