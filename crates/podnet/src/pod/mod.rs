@@ -6,8 +6,8 @@
 
 use alloc::collections::{BTreeSet, VecDeque};
 use alloc::string::String;
-use alloc::vec;
 use alloc::vec::Vec;
+use core::cell::RefCell;
 
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
@@ -41,9 +41,16 @@ pub const POD_MTU: usize = 1500;
 pub struct PodDevice {
     rx: VecDeque<Frame>,
     tx: Vec<Frame>,
+    /// Buffers of frames the pod has received, kept for the next frames it sends (a bulk
+    /// transfer then allocates and frees no buffer per frame). Shared by the receive and the
+    /// transmit token of one `receive`, hence the cell.
+    spare: RefCell<Vec<Frame>>,
     /// IP MTU.
     mtu: usize,
 }
+
+/// Spare buffers a pod keeps at most ([`PodDevice`]).
+const SPARE_FRAMES: usize = 16;
 
 impl Default for PodDevice {
     fn default() -> Self {
@@ -57,43 +64,85 @@ impl PodDevice {
         PodDevice {
             rx: VecDeque::new(),
             tx: Vec::new(),
+            spare: RefCell::new(Vec::new()),
             mtu,
+        }
+    }
+
+    /// Keeps the buffer of a frame the pod is done with for a frame it sends.
+    fn recycle(spare: &RefCell<Vec<Frame>>, frame: Frame, mtu: usize) {
+        let mut spare = spare.borrow_mut();
+        if spare.len() < SPARE_FRAMES && frame.capacity() >= mtu + 14 {
+            spare.push(frame);
         }
     }
 }
 
-/// Receive token: owns one arriving frame.
-pub struct RxToken(Frame);
+/// Receive token: owns one arriving frame; its buffer goes to the device's spares after.
+pub struct RxToken<'a> {
+    frame: Frame,
+    spare: &'a RefCell<Vec<Frame>>,
+    mtu: usize,
+}
 
-/// Transmit token: appends one frame to the device's output.
-pub struct TxToken<'a>(&'a mut Vec<Frame>);
+/// Transmit token: appends one frame to the device's output, in a spare buffer if there is
+/// one. Every buffer holds a whole Ethernet frame of the MTU, so any can be reused.
+pub struct TxToken<'a> {
+    tx: &'a mut Vec<Frame>,
+    spare: &'a RefCell<Vec<Frame>>,
+    mtu: usize,
+}
 
-impl phy::RxToken for RxToken {
+impl phy::RxToken for RxToken<'_> {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(&self.0)
+        let r = f(&self.frame);
+        PodDevice::recycle(self.spare, self.frame, self.mtu);
+        r
     }
 }
 
 impl phy::TxToken for TxToken<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut frame = vec![0u8; len];
+        let mut frame = self
+            .spare
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(len.max(self.mtu + 14)));
+        // Zeroed as a fresh buffer would be: smoltcp leaves some bytes alone (the padding
+        // after a TCP option list's end, for one).
+        frame.clear();
+        frame.resize(len, 0);
         let r = f(&mut frame);
-        self.0.push(frame);
+        self.tx.push(frame);
         r
     }
 }
 
 impl Device for PodDevice {
-    type RxToken<'a> = RxToken;
+    type RxToken<'a> = RxToken<'a>;
     type TxToken<'a> = TxToken<'a>;
 
-    fn receive(&mut self, _now: Instant) -> Option<(RxToken, TxToken<'_>)> {
+    fn receive(&mut self, _now: Instant) -> Option<(RxToken<'_>, TxToken<'_>)> {
         let frame = self.rx.pop_front()?;
-        Some((RxToken(frame), TxToken(&mut self.tx)))
+        let rx = RxToken {
+            frame,
+            spare: &self.spare,
+            mtu: self.mtu,
+        };
+        let tx = TxToken {
+            tx: &mut self.tx,
+            spare: &self.spare,
+            mtu: self.mtu,
+        };
+        Some((rx, tx))
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<TxToken<'_>> {
-        Some(TxToken(&mut self.tx))
+        Some(TxToken {
+            tx: &mut self.tx,
+            spare: &self.spare,
+            mtu: self.mtu,
+        })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -525,5 +574,32 @@ impl Pod {
     /// Sockets created so far (buffers allocated) and sockets reused from the pod's pool.
     pub fn sockets_created_reused(&self) -> (u64, u64) {
         (self.pool.created, self.pool.reused)
+    }
+}
+
+#[cfg(test)]
+mod device_tests {
+    use super::*;
+    use smoltcp::phy::{RxToken as _, TxToken as _};
+
+    #[test]
+    fn a_frame_sent_in_a_reused_buffer_starts_zeroed_like_a_fresh_one() {
+        let mut dev = PodDevice::default();
+        dev.rx.push_back(alloc::vec![0xff; 1514]);
+        let (rx, tx) = dev.receive(Instant::ZERO).unwrap();
+        assert_eq!(rx.consume(|f| f.len()), 1514);
+        // The received buffer is now the spare one the next frame is built in.
+        let spare = tx.spare.borrow().len();
+        tx.consume(60, |f| f[..14].fill(1));
+        assert_eq!((spare, dev.spare.borrow().len()), (1, 0));
+        let sent = &dev.tx[0];
+        assert_eq!(sent.len(), 60);
+        assert!(sent[..14].iter().all(|&b| b == 1));
+        assert!(sent[14..].iter().all(|&b| b == 0), "{sent:?}");
+        // A frame too small to hold a whole one of the MTU is not kept.
+        dev.rx.push_back(alloc::vec![0; 60]);
+        let (rx, _) = dev.receive(Instant::ZERO).unwrap();
+        rx.consume(|_| ());
+        assert_eq!(dev.spare.borrow().len(), 0);
     }
 }
