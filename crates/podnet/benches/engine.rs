@@ -25,9 +25,12 @@
 //! `interleaved` line follows: both sides again, a block of runs of each in turn (ABBA), and the median
 //! of the pairs' ratios, which such drift hits on both sides alike.
 
-use std::cell::Cell;
-use std::rc::Rc;
+#[path = "common/measure.rs"]
+mod measure;
+
 use std::time::{Duration as StdDuration, Instant as StdInstant};
+
+use measure::{in_batches, interleaved, report, Tally};
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use podnet::{
@@ -560,96 +563,12 @@ mod bare {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Measurement
-
-/// Wall time and iterations a benchmark ran, over every batch (for the ratio line).
-#[derive(Clone, Default)]
-struct Tally(Rc<Cell<(StdDuration, u64)>>);
-
-impl Tally {
-    fn add(&self, d: StdDuration, iters: u64) -> StdDuration {
-        let (t, n) = self.0.get();
-        self.0.set((t + d, n + iters));
-        d
-    }
-
-    fn per_iter(&self) -> StdDuration {
-        let (t, n) = self.0.get();
-        t.div_f64(n.max(1) as f64)
-    }
-}
+// Measurement (in common/measure.rs)
 
 /// Time for `iters` connections, run as whole batches of [`CONNS_PER_RUN`] (so every batch
 /// amortizes its first connection's ARP the same way) and scaled to `iters`.
 fn per_connection(iters: u64, run: fn(u64) -> StdDuration) -> StdDuration {
     in_batches(iters, CONNS_PER_RUN, run)
-}
-
-/// The time of `iters` connections run in fresh clusters of `per_run` each (the last batch
-/// scaled down to `iters`).
-fn in_batches(iters: u64, per_run: u64, run: impl Fn(u64) -> StdDuration) -> StdDuration {
-    let batches = iters.div_ceil(per_run);
-    let total: StdDuration = (0..batches).map(|_| run(per_run)).sum();
-    total.mul_f64(iters as f64 / (batches * per_run) as f64)
-}
-
-fn report(group: &str, podnet: &Tally, bare: &Tally, unit: impl Fn(StdDuration) -> String) {
-    let (p, b) = (podnet.per_iter(), bare.per_iter());
-    println!(
-        "{group}: podnet {} ({p:.2?}), bare pair {} ({b:.2?}), ratio podnet/bare {:.2}x",
-        unit(p),
-        unit(b),
-        p.as_secs_f64() / b.as_secs_f64()
-    );
-}
-
-/// `rounds` pairs of a block of `a` and a block of `b` (each `block` runs, its median kept),
-/// alternating which block goes first (ABBA), so that a change in the machine's speed during
-/// the run (another process, the CPU clock) hits both sides alike while each block still runs
-/// with its own side's caches warm after its first run, as criterion's loop does. Returns the
-/// median of each side's blocks and the median of the pairs' ratios a/b with its quartiles.
-fn paired(
-    rounds: usize,
-    block: usize,
-    a: impl Fn() -> StdDuration,
-    b: impl Fn() -> StdDuration,
-) -> (StdDuration, StdDuration, [f64; 3]) {
-    let median = |f: &dyn Fn() -> StdDuration| {
-        let mut t: Vec<StdDuration> = (0..block).map(|_| f()).collect();
-        t.sort();
-        t[block / 2]
-    };
-    let (mut ta, mut tb, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for i in 0..rounds {
-        let (x, y) = if i % 2 == 0 {
-            let x = median(&a);
-            (x, median(&b))
-        } else {
-            let y = median(&b);
-            (median(&a), y)
-        };
-        ratios.push(x.as_secs_f64() / y.as_secs_f64());
-        ta.push(x);
-        tb.push(y);
-    }
-    ta.sort();
-    tb.sort();
-    ratios.sort_by(f64::total_cmp);
-    let q = |k: usize| ratios[(ratios.len() - 1) * k / 4];
-    (ta[rounds / 2], tb[rounds / 2], [q(1), q(2), q(3)])
-}
-
-/// Prints [`paired`]'s figures for `group`.
-fn report_paired(
-    group: &str,
-    names: [&str; 2],
-    rounds: usize,
-    (a, b, [q1, q2, q3]): (StdDuration, StdDuration, [f64; 3]),
-) {
-    println!(
-        "{group} interleaved ({rounds} pairs): median {} {a:.2?}, {} {b:.2?}; ratio of each pair: median {q2:.2}x (quartiles {q1:.2}x to {q3:.2}x)",
-        names[0], names[1]
-    );
 }
 
 fn connect_request_close(c: &mut Criterion) {
@@ -672,17 +591,12 @@ fn connect_request_close(c: &mut Criterion) {
     if podnet.per_iter().is_zero() {
         return; // filtered out
     }
-    let rounds = 21;
-    report_paired(
+    interleaved(
         "connect_request_close",
         ["podnet", "bare pair"],
-        rounds,
-        paired(
-            rounds,
-            3,
-            || podnet_http(CONNS_PER_RUN).div_f64(CONNS_PER_RUN as f64),
-            || bare::http(CONNS_PER_RUN).div_f64(CONNS_PER_RUN as f64),
-        ),
+        (21, 3),
+        || podnet_http(CONNS_PER_RUN).div_f64(CONNS_PER_RUN as f64),
+        || bare::http(CONNS_PER_RUN).div_f64(CONNS_PER_RUN as f64),
     );
 }
 
@@ -711,12 +625,12 @@ fn bulk_throughput(c: &mut Criterion) {
     if podnet.per_iter().is_zero() {
         return; // filtered out
     }
-    let rounds = 41;
-    report_paired(
+    interleaved(
         "bulk_throughput",
         ["podnet", "bare pair"],
-        rounds,
-        paired(rounds, 9, podnet_bulk, || bare::bulk(BULK_BYTES)),
+        (41, 9),
+        podnet_bulk,
+        || bare::bulk(BULK_BYTES),
     );
 }
 
@@ -809,17 +723,12 @@ fn idle_sockets(c: &mut Criterion) {
     if quiet.per_iter().is_zero() {
         return; // filtered out
     }
-    let rounds = 9;
-    report_paired(
+    interleaved(
         "time_wait_idle",
         ["25k in TIME-WAIT", "none"],
-        rounds,
-        paired(
-            rounds,
-            1,
-            || podnet_after_idle(IDLE_TIME_WAIT, PER_RUN),
-            || podnet_after_idle(0, PER_RUN),
-        ),
+        (9, 1),
+        || podnet_after_idle(IDLE_TIME_WAIT, PER_RUN),
+        || podnet_after_idle(0, PER_RUN),
     );
 }
 
