@@ -18,7 +18,7 @@ use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{IpAddress, IpEndpoint};
 
-use super::client::pick_port;
+use super::ports::pick_port;
 use super::server::find;
 use super::PodEnv;
 use crate::cilium::l7::{self, RequestHead};

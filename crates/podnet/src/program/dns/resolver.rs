@@ -9,7 +9,8 @@ use smoltcp::time::Instant;
 use smoltcp::wire::{IpAddress, IpEndpoint, IpProtocol, Ipv4Address};
 
 use super::*;
-use crate::program::client::{pick_port, Outcome};
+use crate::program::client::Outcome;
+use crate::program::ports::pick_port;
 use crate::program::PodEnv;
 
 /// Name resolution before a client connects: the address it connects to is the first `A`
