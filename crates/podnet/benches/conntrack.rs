@@ -169,7 +169,7 @@ fn filled(n: u32) -> Conntrack {
             None,
         );
         let syn = ct.track(at(0), &pkt, false).expect("room for every flow");
-        ct.confirm(Instant::ZERO, syn.entry.expect("an entry"))
+        ct.confirm(at(0), syn.entry.expect("an entry"))
             .expect("no clash");
         segment(
             &mut pkt,

@@ -402,7 +402,7 @@ mod tests {
         let p = tcp(C, 40000, B, 80, "S", 1, 0, 0);
         let info = ct.track(now, &p, true).unwrap();
         ct.bind_nat(info.entry.unwrap(), &got);
-        ct.confirm(Instant::ZERO, info.entry.unwrap()).unwrap();
+        ct.confirm(now, info.entry.unwrap()).unwrap();
         let other = Tuple {
             dst: Ipv4Address::new(10, 244, 0, 6),
             ..reply
@@ -485,7 +485,7 @@ mod tests {
             let p = tcp(C, sport, B, 80, "S", 1, 0, 0);
             let e = ct.track(now, &p, true).unwrap().entry.unwrap();
             ct.bind_nat(e, &got);
-            ct.confirm(Instant::ZERO, e).unwrap();
+            ct.confirm(now, e).unwrap();
         }
         let reply = Tuple {
             src: B,

@@ -287,7 +287,7 @@ impl Sim {
                 prop_assert!(!self.pending.contains(&idx), "slot {idx} handed out twice");
                 if hold {
                     self.pending.push(idx);
-                } else if self.ct.confirm(Instant::ZERO, idx).is_err() {
+                } else if self.ct.confirm(self.now(), idx).is_err() {
                     prop_assert!(!self.ct.entry(idx).has(bits::USED), "clash left {idx}");
                 }
             }
@@ -422,7 +422,7 @@ impl Sim {
             }
             Op::Confirm(i) => {
                 if let Some(idx) = self.take_pending(i) {
-                    match self.ct.confirm(Instant::ZERO, idx) {
+                    match self.ct.confirm(self.now(), idx) {
                         Ok(Confirmed::Reused { winner }) => {
                             // A UDP clash resolved: the packet took the winner's entry.
                             prop_assert!(!self.ct.entry(idx).has(bits::USED), "loser kept {idx}");
@@ -680,7 +680,8 @@ fn a_reply_after_fifty_days_of_virtual_time_is_established() {
     let q = ct
         .track(Instant::from_millis(t0), &udp(c, 5353, s, 53), true)
         .unwrap();
-    ct.confirm(Instant::ZERO, q.entry.unwrap()).unwrap();
+    ct.confirm(Instant::from_millis(t0), q.entry.unwrap())
+        .unwrap();
     let a = ct
         .track(Instant::from_millis(t0 + 1), &udp(s, 53, c, 5353), true)
         .unwrap();

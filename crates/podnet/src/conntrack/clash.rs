@@ -107,12 +107,15 @@ impl Conntrack {
             return Ok(Confirmed::Inserted);
         }
         let (o, r) = (e.tuple(0), e.tuple(1));
+        // The timeout the packet set runs from now (see `refresh`), which is this table's
+        // latest use.
+        self.touch(now);
+        let e = self.table.get_mut(idx);
+        e.expires_ms = e.expires_ms.wrapping_add(ms(now));
         let clash = self.table.lookup(&o).or_else(|| self.table.lookup(&r));
         let Some((winner, _)) = clash else {
             // Linux 6.x counts `insert` only for entries ctnetlink inserts
-            // (`nf_conntrack_hash_check_insert`), not here in `__nf_conntrack_confirm`. The
-            // timeout set by the packet already runs from now: a node handles a packet within
-            // one instant, so creation and confirmation happen at the same time.
+            // (`nf_conntrack_hash_check_insert`), not here in `__nf_conntrack_confirm`.
             self.table.link(idx);
             return Ok(Confirmed::Inserted);
         };

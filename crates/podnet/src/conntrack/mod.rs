@@ -574,7 +574,13 @@ impl Conntrack {
         let e = self.table.get(idx);
         let mut s = String::new();
         let t = e.tuple(0);
-        let left = left_ms(e.expires_ms, now).max(0) / 1000;
+        // An unconfirmed entry's timeout has not started (see `refresh`).
+        let left = if e.has(bits::CONFIRMED) {
+            left_ms(e.expires_ms, now)
+        } else {
+            e.expires_ms as i32
+        };
+        let left = left.max(0) / 1000;
         let _ = write!(s, "{:<8} {} {} ", t.proto_name(), t.proto, left);
         if e.proto == proto::TCP {
             let _ = write!(s, "{} ", State::from_bits(e.bits).name());

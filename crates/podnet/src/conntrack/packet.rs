@@ -69,13 +69,22 @@ pub(super) enum Proto<'a> {
 
 impl Conntrack {
     /// Sets an entry's timeout (at most [`MAX_TIMEOUT_SECS`]); an `IPS_NAT_CLASH` entry keeps
-    /// its fixed one.
+    /// its fixed one. An unconfirmed entry keeps it relative, and [`Conntrack::confirm`] starts
+    /// it then (`__nf_ct_refresh_acct`, and `ct->timeout += nfct_time_stamp` in
+    /// `__nf_conntrack_confirm`: "relative to confirmation time, not original setting time,
+    /// otherwise we'd get timer wrap in weird delay cases").
     fn refresh(&mut self, now: Instant, idx: u32, secs: u32) {
-        if self.table.get(idx).has(bits::NAT_CLASH) {
+        let e = self.table.get(idx);
+        if e.has(bits::NAT_CLASH) {
             return;
         }
-        let secs = secs.min(MAX_TIMEOUT_SECS);
-        self.table.get_mut(idx).expires_ms = ms(now).wrapping_add(secs.saturating_mul(1000));
+        let confirmed = e.has(bits::CONFIRMED);
+        let ms_left = secs.min(MAX_TIMEOUT_SECS).saturating_mul(1000);
+        self.table.get_mut(idx).expires_ms = if confirmed {
+            ms(now).wrapping_add(ms_left)
+        } else {
+            ms_left
+        };
     }
 
     pub(super) fn packet(

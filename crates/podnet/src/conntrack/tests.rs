@@ -31,7 +31,7 @@ fn ct(max: u32) -> Conntrack {
 fn pass(c: &mut Conntrack, now: Instant, p: &[u8]) -> CtInfo {
     let info = c.track(now, p, true).expect("not dropped");
     if info.created {
-        c.confirm(Instant::ZERO, info.entry.unwrap()).unwrap();
+        c.confirm(now, info.entry.unwrap()).unwrap();
     }
     if let Some(idx) = info.entry {
         c.discard(idx);
@@ -323,6 +323,31 @@ fn udp_unreplied_then_stream_after_two_seconds() {
         "{}",
         c.line(idx, t(2500))
     );
+}
+
+/// An entry's timeout starts when it is confirmed, not when its packet set it: a packet held
+/// for 20 days between the two (longer than the clock's wrap at 2^31 ms minus the timeout)
+/// leaves a 30 s entry that expires 30 s after its confirmation (`__nf_conntrack_confirm`).
+#[test]
+fn the_timeout_runs_from_confirmation() {
+    let mut c = ct(16);
+    let q = c.track(t(0), &udp(C, 5353, S, 53), true).unwrap();
+    let idx = q.entry.unwrap();
+    assert!(c.line(idx, t(5_000)).starts_with("udp      17 30 "));
+    let day = 86_400_000;
+    c.confirm(t(20 * day), idx).unwrap();
+    c.discard(idx);
+    assert!(c.line(idx, t(20 * day)).starts_with("udp      17 30 "));
+    c.expire(t(20 * day + 29_999));
+    assert_eq!(c.count(), 1);
+    c.expire(t(20 * day + 30_000));
+    assert_eq!(c.count(), 0);
+    // Past the wrap of the clock from the packet's time, too.
+    let q = c.track(t(0), &udp(C, 5354, S, 53), true).unwrap();
+    c.confirm(t(20 * day), q.entry.unwrap()).unwrap();
+    c.discard(q.entry.unwrap());
+    c.expire(t(25 * day));
+    assert_eq!(c.count(), 0);
 }
 
 #[test]
