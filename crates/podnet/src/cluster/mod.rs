@@ -134,7 +134,8 @@ pub struct Cluster {
     netpol: netpol::State,
     /// A crafted frame has been handed to a node ([`Cluster::inject`]): from then on frames
     /// delivered over the underlay may carry a checksum no stack wrote, and the nodes verify
-    /// them all (see [`Node::uplink_input_offloaded`]).
+    /// them all (see [`Node::uplink_input_offloaded`]), as do the pods what reaches them (see
+    /// [`Pod::deliver_offloaded`]).
     crafted: bool,
 }
 

@@ -132,7 +132,11 @@ impl Cluster {
         match attach {
             Attach::Pod(id) => {
                 if let Some(Some(slot)) = self.pods.get_mut(id.0 as usize) {
-                    slot.pod.deliver(frame);
+                    if self.crafted {
+                        slot.pod.deliver(frame);
+                    } else {
+                        slot.pod.deliver_offloaded(frame);
+                    }
                     self.service_pod(id);
                 }
             }

@@ -10,12 +10,12 @@ use alloc::vec::Vec;
 use core::cell::RefCell;
 
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
-use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
+use smoltcp::phy::{self, Checksum, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{
-    EthernetAddress, EthernetFrame, EthernetProtocol, HardwareAddress, IpAddress, IpCidr,
-    IpEndpoint, IpProtocol, Ipv4Address, Ipv4Packet, TcpPacket,
+    EthernetAddress, EthernetFrame, EthernetProtocol, HardwareAddress, Icmpv4Packet, IpAddress,
+    IpCidr, IpEndpoint, IpProtocol, Ipv4Address, Ipv4Packet, TcpPacket, UdpPacket,
 };
 
 mod pool;
@@ -149,6 +149,14 @@ impl Device for PodDevice {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = self.mtu + 14;
+        // Filled in on transmit, never verified on receive: a frame reaches a pod's stack
+        // verified or trusted, as a veth or an offloading NIC hands the kernel's TCP a
+        // `CHECKSUM_PARTIAL` or `CHECKSUM_UNNECESSARY` skb ([`Pod::deliver`] verifies the
+        // rest).
+        caps.checksum.ipv4 = Checksum::Tx;
+        caps.checksum.tcp = Checksum::Tx;
+        caps.checksum.udp = Checksum::Tx;
+        caps.checksum.icmpv4 = Checksum::Tx;
         caps
     }
 }
@@ -236,6 +244,41 @@ pub(crate) fn tcp_of(frame: &[u8]) -> Option<(IpEndpoint, u16, bool, bool)> {
     let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
     let from = IpEndpoint::new(IpAddress::Ipv4(ip.src_addr()), tcp.src_port());
     Some((from, tcp.dst_port(), tcp.syn(), tcp.ack()))
+}
+
+/// Whether the checksums smoltcp verifies with its default capabilities hold: the IPv4
+/// header's, then the TCP segment's, UDP datagram's (an unused 0 holds) or ICMP message's,
+/// over the packet's payload as it stands (smoltcp here does not reassemble fragments).
+/// A frame that does not parse that far holds: the stack drops it for what it is.
+pub(crate) fn checksums_hold(frame: &[u8]) -> bool {
+    let Ok(eth) = EthernetFrame::new_checked(frame) else {
+        return true;
+    };
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
+        return true;
+    }
+    let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+        return true;
+    };
+    if !ip.verify_checksum() {
+        return false;
+    }
+    let (src, dst) = (
+        IpAddress::Ipv4(ip.src_addr()),
+        IpAddress::Ipv4(ip.dst_addr()),
+    );
+    match ip.next_header() {
+        IpProtocol::Tcp => {
+            TcpPacket::new_checked(ip.payload()).map_or(true, |t| t.verify_checksum(&src, &dst))
+        }
+        IpProtocol::Udp => {
+            UdpPacket::new_checked(ip.payload()).map_or(true, |u| u.verify_checksum(&src, &dst))
+        }
+        IpProtocol::Icmp => {
+            Icmpv4Packet::new_checked(ip.payload()).map_or(true, |i| i.verify_checksum())
+        }
+        _ => true,
+    }
 }
 
 /// The sender and destination port of a TCP SYN without ACK.
@@ -354,8 +397,22 @@ impl Pod {
         &self.addrs
     }
 
-    /// Queues an arriving frame; [`Pod::service`] processes it.
+    /// Queues an arriving frame; [`Pod::service`] processes it. A frame whose IPv4 header,
+    /// TCP, UDP or ICMP checksum does not hold is dropped here, silently, as the stack would
+    /// drop it (a NIC hands the kernel such a frame `CHECKSUM_NONE`, and its software check
+    /// fails).
     pub fn deliver(&mut self, frame: Frame) {
+        if checksums_hold(&frame) {
+            self.deliver_offloaded(frame);
+        }
+    }
+
+    /// [`Pod::deliver`] for a frame whose checksums are known to hold: written by a stack of
+    /// this world, which fills them in correctly, and rewritten since only by NAT, which
+    /// keeps them correct. Linux's TCP does not verify such a segment either: a veth hands
+    /// it on `CHECKSUM_PARTIAL`, a NIC that verified it on `CHECKSUM_UNNECESSARY`. The
+    /// cluster delivers this way until a crafted frame has been injected.
+    pub fn deliver_offloaded(&mut self, frame: Frame) {
         if self.iface.any_ip() && !self.own_arp(&frame) {
             return;
         }
@@ -580,7 +637,93 @@ impl Pod {
 #[cfg(test)]
 mod device_tests {
     use super::*;
+    use crate::program::Program;
+    use crate::rng::Stream;
     use smoltcp::phy::{RxToken as _, TxToken as _};
+    use smoltcp::wire::{EthernetRepr, Ipv4Cidr};
+
+    const CLIENT: Ipv4Address = Ipv4Address::new(10, 244, 0, 2);
+    const SERVER: Ipv4Address = Ipv4Address::new(10, 244, 0, 3);
+    const SERVER_MAC: EthernetAddress = EthernetAddress([2, 0, 10, 244, 0, 3]);
+
+    /// `ip` in an Ethernet frame from the client to the server.
+    fn framed(ip: &[u8]) -> Frame {
+        let mut f = alloc::vec![0; 14 + ip.len()];
+        EthernetRepr {
+            src_addr: EthernetAddress([2, 0, 10, 244, 0, 2]),
+            dst_addr: SERVER_MAC,
+            ethertype: EthernetProtocol::Ipv4,
+        }
+        .emit(&mut EthernetFrame::new_unchecked(&mut f[..]));
+        f[14..].copy_from_slice(ip);
+        f
+    }
+
+    fn syn() -> Frame {
+        framed(&crate::packet::tcp(
+            CLIENT, 40000, SERVER, 80, "S", 1000, 0, 0,
+        ))
+    }
+
+    /// The frames a fresh HTTP server pod sends after `frame` arrives (its SYN-ACK, or first
+    /// the ARP request for the client).
+    fn answers(frame: Frame, offloaded: bool) -> usize {
+        let now = Instant::ZERO;
+        let mut pod = Pod::new(
+            String::from("server"),
+            PodAddrs {
+                ip: IpCidr::Ipv4(Ipv4Cidr::new(SERVER, 24)),
+                mac: SERVER_MAC,
+                gateway: Ipv4Address::new(10, 244, 0, 1),
+            },
+            &[Program::HttpServer { port: 80 }],
+            SimRng::derive(1, Stream::Pod(1)),
+            65536,
+            POD_MTU,
+            now,
+        );
+        pod.service(now);
+        if offloaded {
+            pod.deliver_offloaded(frame);
+        } else {
+            pod.deliver(frame);
+        }
+        pod.service(now).len()
+    }
+
+    #[test]
+    fn checksums_are_those_smoltcp_verifies() {
+        let good = syn();
+        assert!(checksums_hold(&good));
+        // The TCP checksum, over the segment; the IPv4 header's.
+        let mut bad_tcp = good.clone();
+        bad_tcp[14 + 20 + 4] ^= 1;
+        assert!(!checksums_hold(&bad_tcp));
+        let mut bad_ip = good.clone();
+        bad_ip[14 + 8] ^= 1;
+        assert!(!checksums_hold(&bad_ip));
+        // UDP: a 0 checksum is none, a wrong one fails.
+        let mut udp = framed(&crate::packet::udp(CLIENT, 5353, SERVER, 53));
+        assert!(checksums_hold(&udp));
+        udp[14 + 20 + 6..14 + 20 + 8].fill(0);
+        assert!(checksums_hold(&udp));
+        udp[14 + 20 + 7] = 1;
+        assert!(!checksums_hold(&udp));
+        // What does not parse that far is the stack's to drop.
+        assert!(checksums_hold(&good[..30]));
+        assert!(checksums_hold(&[0u8; 60]));
+    }
+
+    #[test]
+    fn a_segment_with_a_bad_checksum_is_dropped_unless_offloaded() {
+        let mut bad = syn();
+        bad[14 + 20 + 16] ^= 0x40;
+        // Verified: the SYN is answered, the corrupt one is not even refused.
+        assert_eq!(answers(syn(), false), 1);
+        assert_eq!(answers(bad.clone(), false), 0);
+        // Trusted as the cluster's own frames are: the stack itself checks nothing.
+        assert_eq!(answers(bad, true), 1);
+    }
 
     #[test]
     fn a_frame_sent_in_a_reused_buffer_starts_zeroed_like_a_fresh_one() {
