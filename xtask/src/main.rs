@@ -159,6 +159,10 @@ fn ci() -> Result {
             ])),
         ),
     ];
+    // The API documentation: a broken intra-doc link fails.
+    let mut doc = cargo_with(&["doc", "--workspace", "--no-deps"]);
+    doc.env("RUSTDOCFLAGS", "-D warnings");
+    steps.push(("rustdoc", Step::Cmd(doc)));
     if has_cargo_subcommand("nextest") {
         let mut nextest = cargo_with(&["nextest", "run", "--workspace"]);
         // A workspace with no tests yet is fine. Older nextest ignores the variable.

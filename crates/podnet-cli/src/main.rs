@@ -124,7 +124,7 @@ Examples:\n  podnet iptables-save examples/three-endpoints.yaml --node node-a\n 
         /// The node.
         #[arg(long)]
         node: String,
-        /// Print packet and byte counters, as iptables-save -c does: [packets:bytes] before
+        /// Print packet and byte counters, as iptables-save -c does: `[packets:bytes]` before
         /// each rule and after each builtin chain's policy.
         #[arg(short = 'c', long)]
         counters: bool,

@@ -1,7 +1,7 @@
 //! Standard output that ends quietly when its reader goes away.
 //!
 //! `podnet run --json | head -1` closes the pipe while podnet still writes; Rust ignores
-//! SIGPIPE, so `print!` would panic. [`out!`] and [`outln!`] write through [`write`], which
+//! SIGPIPE, so `print!` would panic. `out!` and `outln!` write through [`write()`], which
 //! exits at once with 141 (128 + SIGPIPE, what the shell reports for a command killed by a
 //! broken pipe) and prints nothing more, and turns any other write error into a message and
 //! exit code 2.

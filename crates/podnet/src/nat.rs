@@ -247,7 +247,7 @@ fn l4proto_unique(
 /// Chooses the source port (or ICMP id) for a connection whose REPLY tuple would be `reply`
 /// after SNAT to `to` (`get_unique_tuple` for MASQUERADE / SNAT): the port kept when it is in
 /// the range and the tuple is free, unless `random_fully` (`NF_NAT_RANGE_PROTO_RANDOM_ALL`
-/// skips that shortcut), else [`l4proto_unique`], starting at `rover` when given (kernels
+/// skips that shortcut), else `l4proto_unique` (`nf_nat_l4proto_unique_tuple`), starting at `rover` when given (kernels
 /// before 5.0; `--random-fully` never used it). Returns the REPLY tuple to bind, or `None`
 /// when no port is free.
 #[allow(clippy::too_many_arguments)]
@@ -281,7 +281,7 @@ pub fn unique_snat(
 /// POSTROUTING / INPUT, through `nf_nat_setup_info` and `get_unique_tuple`): the source stays,
 /// unless the REPLY tuple is already held by another entry (a DNATed connection whose reply
 /// is another connection's tuple). Then the source port (ICMP: id) is remapped within its
-/// class by [`l4proto_unique`], as MASQUERADE without a range would. `None`: nothing changes;
+/// class by `l4proto_unique` (`nf_nat_l4proto_unique_tuple`), as MASQUERADE without a range would. `None`: nothing changes;
 /// otherwise the new REPLY tuple, which may still be taken when the class is exhausted (the
 /// confirmation then fails, as in Linux).
 ///

@@ -193,7 +193,7 @@ impl Table {
     }
 
     /// An entry by index, mutably. Do not change `keys` of a confirmed entry (use
-    /// [`Table::rehash_reply`]).
+    /// [`Table::set_reply`]).
     pub fn get_mut(&mut self, idx: u32) -> &mut Entry {
         &mut self.entries[idx as usize]
     }

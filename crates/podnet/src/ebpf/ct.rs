@@ -24,7 +24,7 @@ pub struct CtEntry {
     /// Replies get this source (the Service frontend: ClusterIP:port or node:nodePort).
     pub rev_nat: Option<(Ipv4Address, u16)>,
     /// Hairpin: the client's own address, which the source was replaced by
-    /// [`HAIRPIN_SOURCE`] (replies get it back as their destination).
+    /// [`HAIRPIN_SOURCE`](super::HAIRPIN_SOURCE) (replies get it back as their destination).
     pub hairpin_client: Option<Ipv4Address>,
     /// NodePort to a backend on another node in SNAT mode: the source is masqueraded at
     /// `to-netdev`.

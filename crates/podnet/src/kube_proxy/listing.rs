@@ -87,7 +87,7 @@ impl KubeProxy {
     ///   from it);
     /// - an nftables rule counts the packets that matched the expressions before its first
     ///   statement ([`KubeProxy::nft_ruleset_counters`]);
-    /// - bytes are [`Packet::len`];
+    /// - bytes are [`Packet::len`](super::Packet::len);
     /// - `nat` chains (and nftables `nat` chains) see only a connection's first packet,
     ///   `filter` chains every packet at their hook (it is the caller, the dataplane, that
     ///   calls the walks per packet).

@@ -14,7 +14,7 @@ use crate::program::ports::pick_port;
 use crate::program::PodEnv;
 
 /// Name resolution before a client connects: the address it connects to is the first `A`
-/// record of the answer instead of [`ClientSpec::to`](super::ClientSpec::to).
+/// record of the answer instead of [`ClientSpec::to`](crate::program::spec::ClientSpec::to).
 ///
 /// Like glibc's stub resolver with one `nameserver`: the names to try come from
 /// [`Resolve::candidates`]; each is asked for its `A` record (only: an `AF_INET` lookup) in a
