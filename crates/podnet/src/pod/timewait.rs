@@ -30,6 +30,9 @@
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
+use foldhash::fast::FixedState;
+use hashbrown::HashMap;
+
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::socket::tcp;
@@ -201,7 +204,10 @@ fn arriving(frame: &[u8], mac: EthernetAddress, ip: IpAddress) -> Option<(Key, T
 /// The TIME-WAIT connections of one pod.
 pub struct TimeWait {
     socks: BTreeMap<Key, (tcp::Socket<'static>, Instant)>,
-    records: BTreeMap<Key, (Record, Instant)>,
+    /// By key alone, never walked (so not ordered): every arriving frame of the pod looks its
+    /// connection up here while any is in TIME-WAIT, and a hash lookup stays one or two
+    /// cache lines however many there are.
+    records: HashMap<Key, (Record, Instant), FixedState>,
     deadlines: BTreeSet<(Instant, Key)>,
     /// Sockets taken out for frames of the current service, with their key.
     scratch: SocketSet<'static>,
@@ -218,7 +224,7 @@ impl Default for TimeWait {
     fn default() -> Self {
         TimeWait {
             socks: BTreeMap::new(),
-            records: BTreeMap::new(),
+            records: HashMap::with_hasher(FixedState::with_seed(0)),
             deadlines: BTreeSet::new(),
             scratch: SocketSet::new(Vec::new()),
             taken: Vec::new(),
