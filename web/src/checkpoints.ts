@@ -16,11 +16,36 @@ import { firstIndex } from "./profile";
 
 /** At most this many parked Sims (each holds the world's state at its time: ~15 MiB for
  * three-endpoints at 30,000 connections, mostly its open sockets' buffers). */
-export const MAX_CHECKPOINTS = 8;
+export const MAX_CHECKPOINTS = 7;
 /** Runs that cost less than this (wall ms) to run to the end get no checkpoints. */
 export const MIN_RUN_MS = 1_000;
 /** Aimed-for wall cost of the gap between two checkpoints (fewer, wider gaps past MAX). */
 export const GAP_MS = 120;
+/** Besides those, no stretch longer than this share of the run's virtual time is left without
+ * a slot (at most MAX_SPAN_CHECKPOINTS more): a run's cost is often all in its first moments
+ * (three-endpoints' 30,000 connections: the first 0.2 s of 120 s), while the timeline, and
+ * the scrubs, span all of it, and re-running a quiet minute still takes a few hundred ms.
+ * A slot late in a run is not small (it holds every connection's record so far: about
+ * 33 MiB for three-endpoints at 30,000 connections), hence only two, and one slot by cost
+ * fewer: together they stay within 512 MiB of wasm memory. */
+export const MAX_SPAN = 1 / 3;
+export const MAX_SPAN_CHECKPOINTS = 2;
+
+/** `times` (ascending, in (0, end)) with slots added, evenly in each gap between 0, them and
+ * `end` that is longer than MAX_SPAN of `end`, the first MAX_SPAN_CHECKPOINTS of them. */
+export function withSpanSlots(times: readonly number[], end: number): number[] {
+  const span = end * MAX_SPAN;
+  const bounds = [0, ...times, end];
+  const extra: number[] = [];
+  for (let j = 0; j + 1 < bounds.length; j++) {
+    const a = bounds[j] ?? 0;
+    const b = bounds[j + 1] ?? end;
+    const n = Math.ceil((b - a) / span) - 1;
+    for (let m = 1; m <= n; m++) extra.push(Math.floor(a + (m * (b - a)) / (n + 1)));
+  }
+  const all = [...times, ...extra.slice(0, MAX_SPAN_CHECKPOINTS)].sort((x, y) => x - y);
+  return all.filter((t, i) => t > 0 && t < end && t !== all[i - 1]);
+}
 
 export class Checkpoints {
   private readonly yaml: string;
@@ -42,7 +67,9 @@ export class Checkpoints {
   /**
    * Choose the slots from the scout's cost profile: `profile` holds (virtual µs, wall ms spent
    * since time 0), ascending. `count` forces that many slots (the page's `?checkpoints=N`);
-   * else there are none below MIN_RUN_MS, and one per GAP_MS of cost up to MAX_CHECKPOINTS.
+   * else there are none below MIN_RUN_MS, and one per GAP_MS of cost up to MAX_CHECKPOINTS,
+   * plus slots in virtual time where the others leave more than MAX_SPAN of the run without
+   * one (see MAX_SPAN).
    */
   plan(profile: [number, number][], count?: number): void {
     this.free();
@@ -58,6 +85,7 @@ export class Checkpoints {
       const t = Math.floor(profile[at]?.[0] ?? 0);
       if (t > (this.times[this.times.length - 1] ?? 0) && t < end) this.times.push(t);
     }
+    if (count === undefined && k > 0) this.times = withSpanSlots(this.times, end);
     this.parked = this.times.map(() => null);
   }
 
