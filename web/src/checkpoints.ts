@@ -17,8 +17,11 @@ import { firstIndex } from "./profile";
 /** At most this many parked Sims (each holds the world's state at its time: ~15 MiB for
  * three-endpoints at 30,000 connections, mostly its open sockets' buffers). */
 export const MAX_CHECKPOINTS = 7;
-/** Runs that cost less than this (wall ms) to run to the end get no checkpoints. */
-export const MIN_RUN_MS = 1_000;
+/** Runs that cost the scout less than this (wall ms) to run to the end get no checkpoints. A
+ * landing costs two to three times the scout's time for the same stretch (`view` and
+ * `ahead` both re-run it, `ahead` recording): three-endpoints at 30,000 connections, whose
+ * scout run took 0.9 s once the engine got faster, landed in up to 2.1 s from time 0. */
+export const MIN_RUN_MS = 300;
 /** Aimed-for wall cost of the gap between two checkpoints (fewer, wider gaps past MAX). */
 export const GAP_MS = 120;
 /** Besides those, no stretch longer than this share of the run's virtual time is left without
