@@ -36,7 +36,7 @@ export const MAX_SPAN_CHECKPOINTS = 2;
 
 /** `times` (ascending, in (0, end)) with slots added, evenly in each gap between 0, them and
  * `end` that is longer than MAX_SPAN of `end`, the first MAX_SPAN_CHECKPOINTS of them. */
-export function withSpanSlots(times: readonly number[], end: number): number[] {
+function withSpanSlots(times: readonly number[], end: number): number[] {
   const span = end * MAX_SPAN;
   const bounds = [0, ...times, end];
   const extra: number[] = [];

@@ -97,9 +97,10 @@ impl Conntrack {
     }
 
     /// Confirms an entry created by this packet (`__nf_conntrack_confirm`): into the hash, or
-    /// a clash with an entry holding one of its tuples, handled as [`CtConfig::kernel`](super::CtConfig::kernel) does
-    /// (`nf_ct_resolve_clash`, see [`Kernel`](super::Kernel)). Whatever happens, the packet sees every entry
-    /// again afterwards.
+    /// a clash with an entry holding one of its tuples, handled as
+    /// [`CtConfig::kernel`](super::CtConfig::kernel) does (`nf_ct_resolve_clash`, see
+    /// [`Kernel`](super::Kernel)). Whatever happens, the packet sees every entry again
+    /// afterwards.
     pub fn confirm(&mut self, now: Instant, idx: u32) -> Result<Confirmed, CtDrop> {
         self.hidden.clear();
         let e = self.table.get(idx);
