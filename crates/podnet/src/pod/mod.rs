@@ -9,7 +9,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 
-use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::iface::{Config, Interface};
 use smoltcp::phy::{self, Checksum, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
@@ -19,6 +19,7 @@ use smoltcp::wire::{
 };
 
 mod pool;
+mod sockets;
 mod timewait;
 #[cfg(test)]
 mod timewait_tests;
@@ -26,6 +27,7 @@ mod transparent;
 
 pub(crate) use pool::SocketPool;
 pub use pool::UDP_QUEUE;
+pub(crate) use sockets::{Handle, Sockets};
 use timewait::{Answered, Settled, TimeWait};
 
 use crate::link::Frame;
@@ -303,11 +305,11 @@ pub struct Pod {
     name: String,
     addrs: PodAddrs,
     iface: Interface,
-    sockets: SocketSet<'static>,
+    sockets: Sockets,
     device: PodDevice,
     apps: Vec<App>,
     ports: BTreeSet<u16>,
-    lingering: Vec<(SocketHandle, u16)>,
+    lingering: Vec<(Handle, u16)>,
     timewait: TimeWait,
     pool: SocketPool,
     rng: SimRng,
@@ -345,7 +347,7 @@ impl Pod {
             name,
             addrs,
             iface,
-            sockets: SocketSet::new(Vec::new()),
+            sockets: Sockets::default(),
             device,
             apps: Vec::new(),
             ports: BTreeSet::new(),
@@ -459,7 +461,10 @@ impl Pod {
                 Answered::No => {
                     let sockets = match tw_key.and_then(|k| self.timewait.claim(k)) {
                         Some(scratch) => scratch,
-                        None => &mut self.sockets,
+                        None => match self.device.rx.front() {
+                            Some(frame) => self.sockets.for_frame(&self.iface, frame),
+                            None => break,
+                        },
                     };
                     self.iface
                         .poll_ingress_single(now, &mut self.device, sockets);
@@ -485,11 +490,7 @@ impl Pod {
             self.apps = apps;
         }
         self.run_apps(now, sock_lb);
-        while self
-            .iface
-            .poll_egress(now, &mut self.device, &mut self.sockets)
-            == smoltcp::iface::PollResult::SocketStateChanged
-        {}
+        self.sockets.egress(&mut self.iface, now, &mut self.device);
         self.timewait
             .poll_egress(&mut self.iface, now, &mut self.device);
         self.reap(now);
@@ -566,7 +567,7 @@ impl Pod {
     /// When the pod next needs [`Pod::service`] without any frame arriving (a time in the
     /// past means now).
     pub fn poll_at(&mut self, now: Instant) -> Option<Instant> {
-        let stack = self.iface.poll_at(now, &self.sockets);
+        let stack = self.sockets.poll_at(&mut self.iface, now);
         [
             stack,
             self.apps.iter().filter_map(|a| a.next_wake()).min(),
@@ -614,7 +615,7 @@ impl Pod {
 
     /// Open sockets (listening, connected and lingering).
     pub fn socket_count(&self) -> usize {
-        self.sockets.iter().count() + self.timewait.len()
+        self.sockets.len() + self.timewait.len()
     }
 
     /// Sockets in TIME-WAIT (kept out of the stack's socket set, see `pod::timewait`).

@@ -16,7 +16,7 @@ mod spec;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use smoltcp::iface::{Interface, SocketSet};
+use smoltcp::iface::Interface;
 use smoltcp::time::Instant;
 use smoltcp::wire::Ipv4Address;
 
@@ -68,7 +68,7 @@ pub enum Program {
 pub(crate) struct PodEnv<'a> {
     pub now: Instant,
     pub iface: &'a mut Interface,
-    pub sockets: &'a mut SocketSet<'static>,
+    pub sockets: &'a mut crate::pod::Sockets,
     pub rng: &'a mut SimRng,
     pub pod_name: &'a str,
     /// Closed sockets for reuse (and where new ones are made).
@@ -76,7 +76,7 @@ pub(crate) struct PodEnv<'a> {
     /// Local ports in use by any program of the pod.
     pub ports: &'a mut alloc::collections::BTreeSet<u16>,
     /// Sockets closed by a program and left to finish (TIME-WAIT), with their local port.
-    pub lingering: &'a mut Vec<(smoltcp::iface::SocketHandle, u16)>,
+    pub lingering: &'a mut Vec<(crate::pod::Handle, u16)>,
     /// The node's socket-level load balancer (`cgroup/connect4`), in eBPF mode.
     pub sock_lb: Option<&'a mut (dyn crate::ebpf::SocketLb + 'static)>,
 }

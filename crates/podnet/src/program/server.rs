@@ -4,7 +4,7 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::fmt::Write as _;
 
-use smoltcp::iface::SocketHandle;
+use crate::pod::Handle as SocketHandle;
 use smoltcp::socket::{tcp, udp};
 use smoltcp::wire::IpEndpoint;
 

@@ -20,7 +20,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt::Write as _;
 
-use smoltcp::iface::SocketHandle;
+use crate::pod::Handle as SocketHandle;
 use smoltcp::socket::udp;
 use smoltcp::time::Duration;
 use smoltcp::wire::Ipv4Address;

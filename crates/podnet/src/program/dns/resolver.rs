@@ -3,7 +3,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use smoltcp::iface::SocketHandle;
+use crate::pod::Handle as SocketHandle;
 use smoltcp::socket::udp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{IpAddress, IpEndpoint, IpProtocol, Ipv4Address};
