@@ -454,9 +454,24 @@ export class Timeline {
    */
   prevTime(t: number): number {
     const i = this.countAt(t - 1);
-    if (i === 0) return 0;
-    const e = i > this.ahead.eventBase() ? this.event(i - 1) : null;
-    return e ? e.time : Math.max(0, t - 1);
+    if (i > this.ahead.eventBase()) return this.event(i - 1)?.time ?? Math.max(0, t - 1);
+    // No event of `ahead`'s window before `t`: none at all when it began at 0, else before it.
+    if ((this.ahead.recordingSince() ?? 0) === 0) return 0;
+    return this.afterLastFrameBefore(Math.min(t, this.windowFrom()));
+  }
+
+  /**
+   * A time shortly after the last frame delivered before `u`, read off the scout's frame
+   * profile (the first of its samples that counts that frame): landing there, the window
+   * recorded around it holds the frame, and the next step back lands on it exactly. 0 when
+   * no frame came before `u`.
+   */
+  private afterLastFrameBefore(u: number): number {
+    const p = this.frameProfile;
+    if (p.length === 0) return Math.max(0, u - 1);
+    const frames = p[firstIndex(p, (e) => e[0] > u) - 1]?.[1] ?? 0;
+    if (frames <= 0) return 0;
+    return Math.min(u - 1, p[firstIndex(p, (e) => e[1] >= frames)]?.[0] ?? u - 1);
   }
 
   /** First event index >= `from` that satisfies `pred`, scanning at most `limit` events. */
