@@ -71,6 +71,9 @@ struct Slot {
     /// smoltcp's `poll_at` for this socket after its last service (`Instant::ZERO`: now).
     at: Option<Instant>,
     mark: Mark,
+    /// Changes whenever the socket is served (a segment for it, or an egress), the only
+    /// times its state can change but by a program's own calls.
+    version: u64,
 }
 
 impl Slot {
@@ -111,6 +114,8 @@ pub struct Sockets {
     due: Vec<u32>,
     /// Sockets served by egresses so far (each counted once per egress).
     pub served: u64,
+    /// The last version given to a slot.
+    tick: u64,
 }
 
 impl Default for Sockets {
@@ -123,6 +128,7 @@ impl Default for Sockets {
             none: SocketSet::new(Vec::new()),
             due: Vec::new(),
             served: 0,
+            tick: 0,
         }
     }
 }
@@ -142,7 +148,9 @@ impl Sockets {
             },
             at: Some(Instant::ZERO),
             mark: Mark::Dirty,
+            version: self.tick + 1,
         };
+        self.tick += 1;
         slot.seen = slot.seen();
         let i = match self.free.pop_first() {
             Some(i) => {
@@ -210,6 +218,17 @@ impl Sockets {
         s.set.get_mut::<T>(s.inner)
     }
 
+    /// A number that changes whenever the socket behind `h` may have changed other than by
+    /// a program's own calls (a segment arrived for it, or it was served at an egress: its
+    /// timers, the segments it sent). A program that looked at a socket at one version and
+    /// finds the same one has nothing new to read from it.
+    ///
+    /// # Panics
+    /// As [`Sockets::get`].
+    pub fn version(&self, h: Handle) -> u64 {
+        self.slot(h).version
+    }
+
     /// How many sockets there are.
     pub fn len(&self) -> usize {
         self.slots.len() - self.free.len()
@@ -224,6 +243,8 @@ impl Sockets {
                 let Some(s) = self.slots[i as usize].as_mut() else {
                     return &mut self.none;
                 };
+                self.tick += 1;
+                s.version = self.tick;
                 if s.mark != Mark::Dirty {
                     if s.mark == Mark::Clean {
                         self.marked.push(i);
@@ -350,6 +371,8 @@ impl Sockets {
             if let Some(s) = self.slots[i as usize].as_mut() {
                 s.seen = s.seen();
                 s.at = iface.poll_at(now, &s.set);
+                self.tick += 1;
+                s.version = self.tick;
             }
         }
         // Every marked slot was served (new, reached, or changed) or is as it was served

@@ -131,6 +131,8 @@ struct Active {
     error: Option<String>,
     /// Time spent waiting for name resolution.
     dns_time: Option<Duration>,
+    /// The socket's version (`Sockets::version`) when `poll_tcp` last looked at it.
+    seen: u64,
 }
 
 /// A running client.
@@ -376,7 +378,20 @@ impl Client {
         let mut i = 0;
         while i < self.active.len() {
             let finished = match self.spec.protocol {
-                Protocol::Tcp => self.poll_tcp(i, env),
+                Protocol::Tcp => {
+                    // A socket unchanged since the last look, before the deadline: that look
+                    // read and sent all it could and found the connection going on (the
+                    // look is a function of the socket, the connection and the deadline).
+                    let a = &self.active[i];
+                    let version = env.sockets.version(a.handle);
+                    if version == a.seen && env.now < a.started + self.spec.timeout {
+                        None
+                    } else {
+                        let r = self.poll_tcp(i, env);
+                        self.active[i].seen = version;
+                        r
+                    }
+                }
                 Protocol::Udp => self.poll_udp(i, env),
             };
             match finished {
@@ -505,6 +520,7 @@ impl Client {
             fin_sent: false,
             error: None,
             dns_time,
+            seen: 0,
         });
     }
 

@@ -36,6 +36,8 @@ pub enum Mode {
 struct ConnState {
     request: Vec<u8>,
     pending: Vec<u8>,
+    /// The socket's version (`Sockets::version`) when `step` last looked at it.
+    seen: u64,
 }
 
 /// A TCP server on one port.
@@ -115,6 +117,12 @@ impl TcpServer {
     pub(crate) fn step(&mut self, env: &mut PodEnv<'_>) {
         let mut closed = Vec::new();
         for (&h, st) in self.conns.iter_mut() {
+            // Unchanged since the last look, which read, answered and closed all it could.
+            let version = env.sockets.version(h);
+            if version == st.seen {
+                continue;
+            }
+            st.seen = version;
             let sock = env.sockets.get_mut::<tcp::Socket>(h);
             if sock.state() == tcp::State::Closed {
                 closed.push(h);
