@@ -1,5 +1,6 @@
 //! A pod: a smoltcp [`Interface`] (Ethernet, its own MAC and IP, default route via the node's
-//! `cni0` address) with its own [`SocketSet`] and programs, behind its `eth0`.
+//! `cni0` address) with its own sockets (each in a `SocketSet` of its own) and
+//! programs, behind its `eth0`.
 //!
 //! The pod's device is a pair of frame queues: the cluster pushes arriving frames in, and
 //! takes the frames smoltcp transmitted out after each [`Pod::service`].
