@@ -437,8 +437,25 @@ describe("scale", () => {
       // Back to back, then each after the checkpoints are parked again.
       for (const us of scrubs) await step(`scrub to ${us} µs`, { scrub: us }, us);
       await seekTo(page, Math.floor(Number(played)));
-      for (let i = 0; i < 3; i++) await step("step back", { click: "step-back" }, null, true);
+      // Each step back lands on an earlier event, not at 0 (also where the time shown is in a
+      // quiet stretch, its window holding no event before it).
+      let shown = Number(await page.locator('[data-testid="time"]').getAttribute("data-us"));
+      for (let i = 0; i < 3; i++) {
+        await step("step back", { click: "step-back" }, null, true);
+        const now = Number(await page.locator('[data-testid="time"]').getAttribute("data-us"));
+        assert.ok(now > 0 && now < shown, `a step back from ${shown} µs landed at ${now} µs`);
+        shown = now;
+      }
       for (const us of scrubs) await step(`scrub to ${us} µs`, { scrub: us }, us, true);
+      shown = 60_000_000;
+      // The last scrub left the time shown in the quiet tail (60 s): two steps back reach the
+      // frame before it (the first lands after that frame, the second on it).
+      for (let i = 0; i < 2; i++) {
+        await step("step back", { click: "step-back" }, null);
+        const now = Number(await page.locator('[data-testid="time"]').getAttribute("data-us"));
+        assert.ok(now > 0 && now < shown, `a step back from ${shown} µs landed at ${now} µs`);
+        shown = now;
+      }
       await shot(page, "scale-30k");
       const peak = Number(await mib());
       assert.ok(peak <= 512, `wasm memory ${peak} MiB > 512 MiB`);

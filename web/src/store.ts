@@ -40,6 +40,8 @@ export const BACK_US = 10_000;
 const BACK_FRAMES = 3_000;
 /** ...but never less than this: frames in flight at the time shown were sent in it. */
 const MIN_BACK_US = 2_000;
+/** A step back's recording reaches at most this far back for the frame before it. */
+const MAX_STEP_BACK_US = 10_000_000;
 /** Wall ms a checkpoint must save over running on a Sim already there to be used. */
 const SAVE_MS = 50;
 
@@ -94,6 +96,9 @@ export class Timeline {
   private cache: Readouts | null = null;
   /** Virtual time the last seek's run of `view` started from (0: a new Sim). */
   lastFrom = 0;
+  /** A step back that landed after a frame before the window (`afterLastFrameBefore`): its
+   * time, and where its recording starts so as to hold that frame. */
+  private stepBack: { at: number; from: number } | null = null;
 
   constructor(yaml: string, options: { checkpoints?: number } = {}) {
     this.yaml = yaml;
@@ -196,6 +201,7 @@ export class Timeline {
    * BACK_FRAMES fewer frames when that is later (a dense run), but at least MIN_BACK_US.
    */
   private backUs(t: number): number {
+    if (this.stepBack?.at === t) return Math.max(MIN_BACK_US, t - this.stepBack.from);
     const p = this.frameProfile;
     const last = p[p.length - 1];
     if (!last || last[0] < t) return BACK_US;
@@ -461,17 +467,32 @@ export class Timeline {
   }
 
   /**
-   * A time shortly after the last frame delivered before `u`, read off the scout's frame
-   * profile (the first of its samples that counts that frame): landing there, the window
-   * recorded around it holds the frame, and the next step back lands on it exactly. 0 when
-   * no frame came before `u`.
+   * Where to step back to when `ahead`'s window holds no event before `u`: the last frame
+   * delivered before `u` lies in an interval between two samples of the scout's frame
+   * profile. When the interval around `u` counts a frame, it may be before `u`: land just
+   * before `u` with a recording from the interval's start. Else land at the end of the last
+   * interval before `u` that counts a frame, just after that frame, recording from the
+   * interval's start (`stepBack`). Either way the window then holds the frame, and the next
+   * step back lands on it exactly. 0 when no frame came before `u`.
    */
   private afterLastFrameBefore(u: number): number {
     const p = this.frameProfile;
     if (p.length === 0) return Math.max(0, u - 1);
-    const frames = p[firstIndex(p, (e) => e[0] > u) - 1]?.[1] ?? 0;
-    if (frames <= 0) return 0;
-    return Math.min(u - 1, p[firstIndex(p, (e) => e[1] >= frames)]?.[0] ?? u - 1);
+    const b = firstIndex(p, (e) => e[0] >= u);
+    const [ta, fa] = p[b - 1] ?? [0, 0];
+    const after = p[b];
+    let at: number;
+    let from: number;
+    if (after && after[1] > fa) {
+      [at, from] = [u - 1, ta];
+    } else if (fa <= 0) {
+      return 0;
+    } else {
+      const k = firstIndex(p, (e) => e[1] >= fa);
+      [at, from] = [Math.min(u - 1, p[k]?.[0] ?? u - 1), p[k - 1]?.[0] ?? 0];
+    }
+    this.stepBack = { at, from: Math.max(from, at - MAX_STEP_BACK_US) };
+    return at;
   }
 
   /** First event index >= `from` that satisfies `pred`, scanning at most `limit` events. */
