@@ -28,7 +28,6 @@
 //! smoltcp's `SocketSet::add` does, so handles (and the order of maps keyed by them) are the
 //! same as they were.
 
-use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 
 use smoltcp::iface::{Interface, PollResult, SocketHandle, SocketSet};
@@ -53,6 +52,8 @@ enum Mark {
     Touched,
     /// New, or a segment arrived for it: egress.
     Dirty,
+    /// To be served by the egress in progress.
+    Due,
 }
 
 /// What a program can change of a socket that makes it send: its state and its queues.
@@ -102,8 +103,8 @@ impl Slot {
 /// The sockets of one pod.
 pub struct Sockets {
     slots: Vec<Option<Slot>>,
-    /// Empty slots, for the lowest-first reuse.
-    free: BTreeSet<u32>,
+    /// Sockets in `slots`.
+    count: usize,
     /// Slots marked since the last egress.
     marked: Vec<u32>,
     /// The neighbour cache may have changed since the last egress.
@@ -122,7 +123,7 @@ impl Default for Sockets {
     fn default() -> Self {
         Sockets {
             slots: Vec::new(),
-            free: BTreeSet::new(),
+            count: 0,
             marked: Vec::new(),
             everything: false,
             none: SocketSet::new(Vec::new()),
@@ -152,16 +153,18 @@ impl Sockets {
         };
         self.tick += 1;
         slot.seen = slot.seen();
-        let i = match self.free.pop_first() {
+        // The first empty slot, as `SocketSet::add` finds it.
+        let i = match self.slots.iter().position(Option::is_none) {
             Some(i) => {
-                self.slots[i as usize] = Some(slot);
-                i
+                self.slots[i] = Some(slot);
+                i as u32
             }
             None => {
                 self.slots.push(Some(slot));
                 (self.slots.len() - 1) as u32
             }
         };
+        self.count += 1;
         self.marked.push(i);
         Handle(i)
     }
@@ -174,15 +177,10 @@ impl Sockets {
         let Some(mut slot) = self.slots.get_mut(h.0 as usize).and_then(Option::take) else {
             panic!("handle does not refer to a valid socket");
         };
-        if h.0 as usize + 1 == self.slots.len() {
+        while self.slots.last().is_some_and(Option::is_none) {
             self.slots.pop();
-            while self.slots.last().is_some_and(Option::is_none) {
-                self.slots.pop();
-                self.free.remove(&(self.slots.len() as u32));
-            }
-        } else {
-            self.free.insert(h.0);
         }
+        self.count -= 1;
         slot.set.remove(slot.inner)
     }
 
@@ -231,7 +229,7 @@ impl Sockets {
 
     /// How many sockets there are.
     pub fn len(&self) -> usize {
-        self.slots.len() - self.free.len()
+        self.count
     }
 
     /// The set to hand `frame` to (an arriving frame, before `poll_ingress_single`): that of
@@ -322,31 +320,20 @@ impl Sockets {
     ) {
         let mut due = core::mem::take(&mut self.due);
         due.clear();
-        if self.everything {
-            due.extend(
-                self.slots
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, s)| s.is_some())
-                    .map(|(i, _)| i as u32),
-            );
-        } else {
-            for &i in &self.marked {
-                if let Some(Some(s)) = self.slots.get(i as usize) {
-                    if s.mark == Mark::Dirty || (s.mark == Mark::Touched && s.seen() != s.seen) {
-                        due.push(i);
-                    }
+        for &i in &self.marked {
+            if let Some(Some(s)) = self.slots.get_mut(i as usize) {
+                if s.mark == Mark::Dirty || (s.mark == Mark::Touched && s.seen() != s.seen) {
+                    s.mark = Mark::Due;
                 }
             }
-            for (i, s) in self.slots.iter().enumerate() {
-                if let Some(s) = s {
-                    if s.mark != Mark::Dirty && s.at.is_some_and(|t| t <= now) {
-                        due.push(i as u32);
-                    }
+        }
+        // In handle order, as one set's poll visits them.
+        for (i, s) in self.slots.iter().enumerate() {
+            if let Some(s) = s {
+                if self.everything || s.mark == Mark::Due || s.at.is_some_and(|t| t <= now) {
+                    due.push(i as u32);
                 }
             }
-            due.sort_unstable();
-            due.dedup();
         }
         self.served += due.len() as u64;
         if due.is_empty() {
