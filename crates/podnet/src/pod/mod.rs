@@ -5,7 +5,7 @@
 //! The pod's device is a pair of frame queues: the cluster pushes arriving frames in, and
 //! takes the frames smoltcp transmitted out after each [`Pod::service`].
 
-use alloc::collections::{BTreeSet, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::RefCell;
@@ -309,7 +309,7 @@ pub struct Pod {
     sockets: Sockets,
     device: PodDevice,
     apps: Vec<App>,
-    ports: BTreeSet<u16>,
+    ports: crate::program::ports::PortSet,
     lingering: Vec<(Handle, u16)>,
     timewait: TimeWait,
     pool: SocketPool,
@@ -351,7 +351,7 @@ impl Pod {
             sockets: Sockets::default(),
             device,
             apps: Vec::new(),
-            ports: BTreeSet::new(),
+            ports: Default::default(),
             lingering: Vec::new(),
             timewait: TimeWait::default(),
             pool: SocketPool::new(tcp_buffer),

@@ -9,7 +9,7 @@
 pub mod client;
 pub mod dns;
 pub mod l7proxy;
-mod ports;
+pub(crate) mod ports;
 pub mod server;
 mod spec;
 
@@ -74,7 +74,7 @@ pub(crate) struct PodEnv<'a> {
     /// Closed sockets for reuse (and where new ones are made).
     pub pool: &'a mut crate::pod::SocketPool,
     /// Local ports in use by any program of the pod.
-    pub ports: &'a mut alloc::collections::BTreeSet<u16>,
+    pub ports: &'a mut ports::PortSet,
     /// Sockets closed by a program and left to finish (TIME-WAIT), with their local port.
     pub lingering: &'a mut Vec<(crate::pod::Handle, u16)>,
     /// The node's socket-level load balancer (`cgroup/connect4`), in eBPF mode.
