@@ -461,8 +461,9 @@ export class Timeline {
   prevTime(t: number): number {
     const i = this.countAt(t - 1);
     if (i > this.ahead.eventBase()) return this.event(i - 1)?.time ?? Math.max(0, t - 1);
-    // No event of `ahead`'s window before `t`: none at all when it began at 0, else before it.
-    if ((this.ahead.recordingSince() ?? 0) === 0) return 0;
+    // No event of `ahead`'s window before `t`: none at all when it began at 0 and kept every
+    // event, else before the window.
+    if (i === 0 && (this.ahead.recordingSince() ?? 0) === 0) return 0;
     return this.afterLastFrameBefore(Math.min(t, this.windowFrom()));
   }
 

@@ -243,12 +243,10 @@ impl Sockets {
                 };
                 self.tick += 1;
                 s.version = self.tick;
-                if s.mark != Mark::Dirty {
-                    if s.mark == Mark::Clean {
-                        self.marked.push(i);
-                    }
-                    s.mark = Mark::Dirty;
+                if s.mark == Mark::Clean {
+                    self.marked.push(i);
                 }
+                s.mark = Mark::Dirty;
                 &mut s.set
             }
             None => &mut self.none,

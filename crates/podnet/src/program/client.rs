@@ -19,7 +19,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::pod::Handle as SocketHandle;
+use crate::pod::Handle;
 use smoltcp::socket::{tcp, udp};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
@@ -114,7 +114,7 @@ pub struct ConnRecord {
 #[derive(Debug)]
 struct Active {
     id: u32,
-    handle: SocketHandle,
+    handle: Handle,
     local_port: u16,
     started: Instant,
     connected: Option<Instant>,

@@ -13,7 +13,7 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::pod::Handle as SocketHandle;
+use crate::pod::Handle;
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{IpAddress, IpEndpoint};
@@ -52,8 +52,8 @@ pub struct AccessLog {
 
 #[derive(Debug)]
 struct Conn {
-    down: SocketHandle,
-    up: Option<(SocketHandle, u16)>,
+    down: Handle,
+    up: Option<(Handle, u16)>,
     request: Vec<u8>,
     to_up: Vec<u8>,
     to_down: Vec<u8>,
@@ -68,7 +68,7 @@ pub struct L7Proxy {
     node: u32,
     world: Option<World>,
     ports: BTreeSet<u16>,
-    listening: BTreeMap<u16, SocketHandle>,
+    listening: BTreeMap<u16, Handle>,
     conns: Vec<Conn>,
     log: Vec<AccessLog>,
 }

@@ -4,7 +4,7 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::fmt::Write as _;
 
-use crate::pod::Handle as SocketHandle;
+use crate::pod::Handle;
 use smoltcp::socket::{tcp, udp};
 use smoltcp::wire::IpEndpoint;
 
@@ -45,8 +45,8 @@ struct ConnState {
 pub struct TcpServer {
     mode: Mode,
     port: u16,
-    listening: Vec<SocketHandle>,
-    conns: BTreeMap<SocketHandle, ConnState>,
+    listening: Vec<Handle>,
+    conns: BTreeMap<Handle, ConnState>,
     /// Connections accepted so far.
     pub accepted: u64,
 }
@@ -235,7 +235,7 @@ pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 /// A UDP echo server.
 #[derive(Debug)]
 pub struct UdpEcho {
-    handle: SocketHandle,
+    handle: Handle,
     /// Datagrams answered.
     pub answered: u64,
 }

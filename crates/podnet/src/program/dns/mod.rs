@@ -20,7 +20,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt::Write as _;
 
-use crate::pod::Handle as SocketHandle;
+use crate::pod::Handle;
 use smoltcp::socket::udp;
 use smoltcp::time::Duration;
 use smoltcp::wire::Ipv4Address;
@@ -489,7 +489,7 @@ impl Zone {
 /// The DNS server program: UDP and TCP on one port.
 #[derive(Debug)]
 pub struct DnsServer {
-    udp: SocketHandle,
+    udp: Handle,
     pub(crate) tcp: TcpServer,
     zone: Zone,
     /// UDP queries answered.

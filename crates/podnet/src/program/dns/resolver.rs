@@ -3,7 +3,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::pod::Handle as SocketHandle;
+use crate::pod::Handle;
 use smoltcp::socket::udp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{IpAddress, IpEndpoint, IpProtocol, Ipv4Address};
@@ -145,7 +145,7 @@ struct Query {
 
 #[derive(Debug)]
 struct Asking {
-    handle: SocketHandle,
+    handle: Handle,
     port: u16,
     name: String,
     queries: Vec<Query>,
@@ -223,7 +223,7 @@ impl Lookup {
         }
     }
 
-    fn close_socket(handle: SocketHandle, port: u16, env: &mut PodEnv<'_>) {
+    fn close_socket(handle: Handle, port: u16, env: &mut PodEnv<'_>) {
         env.pool.put(env.sockets.remove(handle));
         env.ports.remove(&port);
     }
@@ -243,7 +243,7 @@ impl Lookup {
     }
 
     /// Opens a socket on a new ephemeral port and sends `query` from it.
-    fn open(&mut self, query: &[u8], env: &mut PodEnv<'_>) -> Option<(SocketHandle, u16)> {
+    fn open(&mut self, query: &[u8], env: &mut PodEnv<'_>) -> Option<(Handle, u16)> {
         let port = pick_port(env)?;
         let mut s = env.pool.udp();
         if s.bind(port).is_err() || s.send_slice(query, self.server()).is_err() {
