@@ -335,7 +335,8 @@ fn namespaces(cx: &mut Ctx<'_>) -> Result<(), Error> {
     for o in cx.objects {
         let ns = o.ns().to_string();
         if o.namespace.is_some() && !cx.sc.namespaces.iter().any(|n| n.name == ns) {
-            let labels = BTreeMap::from([("kubernetes.io/metadata.name".to_string(), ns.clone())]);
+            let mut labels = BTreeMap::new();
+            labels.insert("kubernetes.io/metadata.name".to_string(), ns.clone());
             cx.sc.namespaces.push(NamespaceDef {
                 name: ns,
                 labels,
@@ -344,10 +345,11 @@ fn namespaces(cx: &mut Ctx<'_>) -> Result<(), Error> {
         }
     }
     if !cx.sc.namespaces.iter().any(|n| n.name == "default") {
-        let labels = BTreeMap::from([(
+        let mut labels = BTreeMap::new();
+        labels.insert(
             "kubernetes.io/metadata.name".to_string(),
             "default".to_string(),
-        )]);
+        );
         cx.sc.namespaces.insert(
             0,
             NamespaceDef {

@@ -66,12 +66,14 @@ pub fn topology(s: &Session) -> Topology {
             .map_or_else(String::new, |n| n.name().to_string())
     };
     let world = c.policy_world();
-    let identities: BTreeMap<smoltcp::wire::IpAddress, u32> = world
-        .cilium
-        .iter()
-        .flat_map(|e| e.pods.iter())
-        .map(|(ip, id)| (smoltcp::wire::IpAddress::Ipv4(*ip), *id))
-        .collect();
+    let mut identities: BTreeMap<smoltcp::wire::IpAddress, u32> = BTreeMap::new();
+    identities.extend(
+        world
+            .cilium
+            .iter()
+            .flat_map(|e| e.pods.iter())
+            .map(|(ip, id)| (smoltcp::wire::IpAddress::Ipv4(*ip), *id)),
+    );
     let pods = c
         .pods()
         .filter(|(id, _)| !externals.contains(id))

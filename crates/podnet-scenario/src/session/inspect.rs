@@ -82,7 +82,8 @@ impl NewConnections {
     /// a node that rewrites both addresses (DNAT then masquerade, as for a hairpin).
     pub fn tuples(&self, r: &ConnRecord, proto: u8) -> BTreeSet<Tuple> {
         let orig = client_tuple(r, proto);
-        let mut set = BTreeSet::from([orig, orig.invert()]);
+        let mut set = BTreeSet::new();
+        set.extend([orig, orig.invert()]);
         // Twice: a tuple translated on one node can be translated again on another (NodePort).
         for _ in 0..2 {
             for by_orig in &self.nodes {

@@ -109,10 +109,12 @@ impl Engine {
             }
         }
         e.identities = alloc.clone();
-        let maps: BTreeMap<Identity, PolicyMap> = labels_of
-            .iter()
-            .map(|(id, l)| (*id, e.compute(l, &labels_of)))
-            .collect();
+        let mut maps: BTreeMap<Identity, PolicyMap> = BTreeMap::new();
+        maps.extend(
+            labels_of
+                .iter()
+                .map(|(id, l)| (*id, e.compute(l, &labels_of))),
+        );
         e.maps = maps;
         e
     }
@@ -211,17 +213,17 @@ impl Engine {
             ] {
                 for (i, r) in rules.iter().enumerate() {
                     let source = format!("{} {sect}[{i}]", p.key());
-                    let ids: BTreeSet<Identity> = if r.peers.is_empty() {
+                    // Filled, not collected: collecting into a B-tree sorts (one more
+                    // sort instance in the wasm module).
+                    let mut ids: BTreeSet<Identity> = BTreeSet::new();
+                    if r.peers.is_empty() {
                         if r.to_ports.is_empty() {
                             continue;
                         }
-                        BTreeSet::from([0])
+                        ids.insert(0);
                     } else {
-                        r.peers
-                            .iter()
-                            .flat_map(|peer| self.peer_ids(p, peer, pods))
-                            .collect()
-                    };
+                        ids.extend(r.peers.iter().flat_map(|peer| self.peer_ids(p, peer, pods)));
+                    }
                     let any = [PortRule::default()];
                     let port_rules = if r.to_ports.is_empty() {
                         &any[..]

@@ -93,7 +93,7 @@ impl Cluster {
                     .map(|l| (node.clone(), l.clone())),
             );
         }
-        out.sort_by_key(|(_, l)| l.at);
+        crate::sort::sort_by_key(&mut out, |(_, l)| l.at);
         out
     }
 

@@ -82,18 +82,17 @@ impl L7Proxy {
     /// The policies of node `node` (the ports with L7 rules are listened on).
     pub(crate) fn set_world(&mut self, node: u32, world: Option<World>, env: &mut PodEnv<'_>) {
         self.node = node;
-        self.ports = world
-            .as_ref()
-            .and_then(|w| w.cilium.as_ref())
-            .map(|e| {
+        // Extended, not collected: collecting into a B-tree sorts (one more sort instance).
+        self.ports.clear();
+        if let Some(e) = world.as_ref().and_then(|w| w.cilium.as_ref()) {
+            self.ports.extend(
                 e.maps
                     .values()
                     .flat_map(|m| m.entries.iter())
                     .filter(|(k, e)| e.http.is_some() && k.port != 0)
-                    .map(|(k, _)| k.port)
-                    .collect()
-            })
-            .unwrap_or_default();
+                    .map(|(k, _)| k.port),
+            );
+        }
         self.world = world;
         self.rearm(env);
     }
