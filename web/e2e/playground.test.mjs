@@ -447,15 +447,18 @@ describe("scale", () => {
         shown = now;
       }
       for (const us of scrubs) await step(`scrub to ${us} µs`, { scrub: us }, us, true);
-      shown = 60_000_000;
-      // The last scrub left the time shown in the quiet tail (60 s): two steps back reach the
-      // frame before it (the first lands after that frame, the second on it).
-      for (let i = 0; i < 2; i++) {
-        await step("step back", { click: "step-back" }, null);
-        const now = Number(await page.locator('[data-testid="time"]').getAttribute("data-us"));
-        assert.ok(now > 0 && now < shown, `a step back from ${shown} µs landed at ${now} µs`);
-        shown = now;
-      }
+      // The last scrub left the time shown in the quiet tail (60 s), where the window holds no
+      // event before it: one step back lands on the last frame delivered before 60 s (as
+      // many frames delivered there as at 60 s, one more than a microsecond earlier).
+      const framesAt = async () => Number(await text(page, "event-count"));
+      const at60 = await framesAt();
+      await step("step back", { click: "step-back" }, null);
+      const back = Number(await page.locator('[data-testid="time"]').getAttribute("data-us"));
+      assert.ok(back > 0 && back < 60_000_000, `a step back from 60 s landed at ${back} µs`);
+      assert.equal(await framesAt(), at60, `frames delivered between ${back} µs and 60 s`);
+      await seekTo(page, back - 1);
+      await page.waitForFunction(() => document.body.dataset.replaying !== "true");
+      assert.ok((await framesAt()) < at60, `no frame delivered at ${back} µs, where the step back from 60 s landed`);
       await shot(page, "scale-30k");
       const peak = Number(await mib());
       assert.ok(peak <= 512, `wasm memory ${peak} MiB > 512 MiB`);

@@ -56,8 +56,20 @@ export function stepForward(): void {
 export function stepBack(): void {
   if (!app.tl) return;
   app.playing = false;
-  seek(app.tl.prevTime(targetTime()));
-  if (app.replayTarget === null) renderAll(); // else the frame loop renders once the re-run is done
+  backTo(app.tl, app.tl.prevTime(targetTime()), 3);
+}
+
+/**
+ * One step back: seek to `t`; where the window held no event before the time shown, `t` is
+ * where a recording that holds the last one starts, and the step goes on to that event
+ * (refineStepBack), a few landings at most.
+ */
+function backTo(tl: NonNullable<typeof app.tl>, t: number, rounds: number): void {
+  seekThen(t, () => {
+    const next = rounds > 0 && app.tl === tl ? tl.refineStepBack() : null;
+    if (next !== null && next !== app.T) backTo(tl, next, rounds - 1);
+    else if (app.replayTarget === null) renderAll(); // else the frame loop renders once the re-run is done
+  });
 }
 
 export function togglePlay(): void {

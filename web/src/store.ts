@@ -40,8 +40,6 @@ export const BACK_US = 10_000;
 const BACK_FRAMES = 3_000;
 /** ...but never less than this: frames in flight at the time shown were sent in it. */
 const MIN_BACK_US = 2_000;
-/** A step back's recording reaches at most this far back for the frame before it. */
-const MAX_STEP_BACK_US = 10_000_000;
 /** Wall ms a checkpoint must save over running on a Sim already there to be used. */
 const SAVE_MS = 50;
 
@@ -96,9 +94,10 @@ export class Timeline {
   private cache: Readouts | null = null;
   /** Virtual time the last seek's run of `view` started from (0: a new Sim). */
   lastFrom = 0;
-  /** A step back that landed after a frame before the window (`afterLastFrameBefore`): its
-   * time, and where its recording starts so as to hold that frame. */
-  private stepBack: { at: number; from: number } | null = null;
+  /** A step back to before the window (`afterLastFrameBefore`): where it lands, where its
+   * recording starts, and, until refineStepBack() found the event, the time before which
+   * the event is sought (no event lies between there and the time the step back left). */
+  private stepBack: { at: number; from: number; before: number | null } | null = null;
 
   constructor(yaml: string, options: { checkpoints?: number } = {}) {
     this.yaml = yaml;
@@ -455,8 +454,9 @@ export class Timeline {
   }
 
   /**
-   * Time of the last event strictly before `t`, or 0. Before the window's first event that
-   * is `t - 1` µs (the seek there records a new window, and the next step back finds it).
+   * Time of the last event strictly before `t`, or 0. When `ahead`'s window holds none before
+   * `t`, a time from which a recording holds it (afterLastFrameBefore), and refineStepBack()
+   * gives the event's time once `view` landed there.
    */
   prevTime(t: number): number {
     const i = this.countAt(t - 1);
@@ -470,11 +470,11 @@ export class Timeline {
   /**
    * Where to step back to when `ahead`'s window holds no event before `u`: the last frame
    * delivered before `u` lies in an interval between two samples of the scout's frame
-   * profile. When the interval around `u` counts a frame, it may be before `u`: land just
-   * before `u` with a recording from the interval's start. Else land at the end of the last
-   * interval before `u` that counts a frame, just after that frame, recording from the
-   * interval's start (`stepBack`). Either way the window then holds the frame, and the next
-   * step back lands on it exactly. 0 when no frame came before `u`.
+   * profile, the one around `u` when it counts a frame (that frame may be before `u`), else
+   * the last one before `u` that counts a frame. Land at that interval's start, recording
+   * from a little before it (`stepBack`): the window then holds the frame, and
+   * refineStepBack() finds the event to go on to (forward, a short run). 0 when no frame came
+   * before `u`.
    */
   private afterLastFrameBefore(u: number): number {
     const p = this.frameProfile;
@@ -483,17 +483,38 @@ export class Timeline {
     const [ta, fa] = p[b - 1] ?? [0, 0];
     const after = p[b];
     let at: number;
-    let from: number;
     if (after && after[1] > fa) {
-      [at, from] = [u - 1, ta];
+      at = ta;
     } else if (fa <= 0) {
       return 0;
     } else {
-      const k = firstIndex(p, (e) => e[1] >= fa);
-      [at, from] = [Math.min(u - 1, p[k]?.[0] ?? u - 1), p[k - 1]?.[0] ?? 0];
+      at = p[firstIndex(p, (e) => e[1] >= fa) - 1]?.[0] ?? 0;
     }
-    this.stepBack = { at, from: Math.max(from, at - MAX_STEP_BACK_US) };
+    // Whole µs, as seek() lands (the time shown can be fractional while playing).
+    at = Math.max(0, Math.floor(at));
+    this.stepBack = { at, from: Math.max(0, at - MIN_BACK_US), before: u };
     return at;
+  }
+
+  /**
+   * Once `view` has landed where afterLastFrameBefore() said: the time of the last event
+   * before the point sought, read from the new window (which holds it), or, when that
+   * stretch had no event after all, the next landing further back. Null when there is
+   * nothing to refine.
+   */
+  refineStepBack(): number | null {
+    const s = this.stepBack;
+    if (!s || s.before === null || this.view.now() !== s.at) return null;
+    const i = this.countAt(s.before - 1);
+    if (i <= this.ahead.eventBase()) {
+      if (i === 0 && s.from === 0) return null; // recorded from 0: no event at all before
+      return this.afterLastFrameBefore(Math.min(s.at, this.windowFrom()));
+    }
+    const exact = this.event(i - 1)?.time;
+    if (exact === undefined) return null;
+    // The recording from `s.from` holds it: seeking there keeps it (backUs).
+    this.stepBack = { at: exact, from: s.from, before: null };
+    return exact;
   }
 
   /** First event index >= `from` that satisfies `pred`, scanning at most `limit` events. */

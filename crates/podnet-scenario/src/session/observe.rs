@@ -29,6 +29,10 @@ impl DropRecorder {
 }
 
 impl Observer for DropRecorder {
+    fn wants_passing_frames(&self) -> bool {
+        false
+    }
+
     fn observe(&mut self, ifaces: &Ifaces, time: Instant, event: EventRef<'_>) {
         if let EventRef::Dropped {
             iface,

@@ -154,12 +154,20 @@ impl EventRef<'_> {
 
 /// Something that watches a cluster's events as they happen ([`crate::Cluster::add_observer`]).
 ///
-/// [`Observer::wants_frames`] and [`Observer::wants_hooks`] are asked once, when the
-/// observer is installed: the engine skips the work of events nobody wants (hook events need
-/// a copy of each packet before the modules run, and notes on what they did).
+/// [`Observer::wants_frames`], [`Observer::wants_passing_frames`] and
+/// [`Observer::wants_hooks`] are asked once, when the observer is installed: the engine
+/// skips the work of events nobody wants (hook events need a copy of each packet before the
+/// modules run, and notes on what they did).
 pub trait Observer: Any {
     /// Whether to be given frame events (sent, received, dropped). Default: yes.
     fn wants_frames(&self) -> bool {
+        true
+    }
+
+    /// With [`Observer::wants_frames`], whether to be given the frames sent and received too,
+    /// not only the drops. Default: yes. An observer of drops alone says no: a bulk transfer
+    /// then makes no call to it per frame and hop.
+    fn wants_passing_frames(&self) -> bool {
         true
     }
 
@@ -213,7 +221,9 @@ impl Ifaces {
 /// An installed observer and what it asked for.
 struct Installed {
     observer: Box<dyn Observer>,
+    /// Drops (and, with `passing`, frames sent and received).
     frames: bool,
+    passing: bool,
     hooks: bool,
 }
 
@@ -226,8 +236,9 @@ pub struct Trace {
     recorder: Recorder,
     pcaps: Vec<Option<PcapBuffer>>,
     observers: Vec<Installed>,
-    /// Whether any observer wants frames, hooks.
+    /// Whether any observer wants frames (drops at least), frames sent and received, hooks.
     observer_frames: bool,
+    observer_passing: bool,
     observer_hooks: bool,
     drops: u64,
     /// Frames received, per interface.
@@ -295,11 +306,14 @@ impl Trace {
     /// it wants, as it happens.
     pub fn add_observer(&mut self, observer: Box<dyn Observer>) {
         let (frames, hooks) = (observer.wants_frames(), observer.wants_hooks());
+        let passing = frames && observer.wants_passing_frames();
         self.observer_frames |= frames;
+        self.observer_passing |= passing;
         self.observer_hooks |= hooks;
         self.observers.push(Installed {
             observer,
             frames,
+            passing,
             hooks,
         });
     }
@@ -307,6 +321,7 @@ impl Trace {
     /// Removes every installed observer and returns them, in the order installed.
     pub fn take_observers(&mut self) -> Vec<Box<dyn Observer>> {
         self.observer_frames = false;
+        self.observer_passing = false;
         self.observer_hooks = false;
         self.observers.drain(..).map(|i| i.observer).collect()
     }
@@ -331,11 +346,12 @@ impl Trace {
     /// installed from the start, frames cut to the recorder's snapshot length).
     pub fn replay(&self, observer: &mut dyn Observer) {
         let (frames, hooks) = (observer.wants_frames(), observer.wants_hooks());
+        let passing = frames && observer.wants_passing_frames();
         for e in self.recorder.events() {
-            let wanted = if matches!(e.kind, EventKind::Hook { .. }) {
-                hooks
-            } else {
-                frames
+            let wanted = match e.kind {
+                EventKind::Hook { .. } => hooks,
+                EventKind::Dropped { .. } => frames,
+                _ => passing,
             };
             if wanted {
                 observer.observe(&self.ifaces, e.time, e.view());
@@ -438,10 +454,15 @@ impl Trace {
         }
     }
 
-    /// Hands a frame event to whoever wants frames.
+    /// Hands a frame event to whoever wants it.
     fn frame_event(&mut self, now: Instant, event: EventRef<'_>) {
-        if self.observer_frames {
-            for i in self.observers.iter_mut().filter(|i| i.frames) {
+        let passing = !matches!(event, EventRef::Dropped { .. });
+        if (passing && self.observer_passing) || (!passing && self.observer_frames) {
+            for i in self
+                .observers
+                .iter_mut()
+                .filter(|i| if passing { i.passing } else { i.frames })
+            {
                 i.observer.observe(&self.ifaces, now, event);
             }
         }
@@ -556,5 +577,83 @@ impl Trace {
             out.push('\n');
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::boxed::Box;
+    use alloc::string::{String, ToString};
+    use alloc::vec::Vec;
+
+    use smoltcp::time::Instant;
+
+    use super::{EventRef, Ifaces, Observer, Trace, TraceConfig};
+
+    /// What it was given: "sent", "received" or "dropped <reason>", in order.
+    struct Seen {
+        passing: bool,
+        seen: Vec<String>,
+    }
+
+    impl Observer for Seen {
+        fn wants_passing_frames(&self) -> bool {
+            self.passing
+        }
+
+        fn observe(&mut self, _: &Ifaces, _: Instant, event: EventRef<'_>) {
+            self.seen.push(match event {
+                EventRef::Sent { .. } => "sent".to_string(),
+                EventRef::Received { .. } => "received".to_string(),
+                EventRef::Dropped { reason, .. } => alloc::format!("dropped {reason}"),
+                EventRef::Hook { .. } => "hook".to_string(),
+            });
+        }
+    }
+
+    fn seen(passing: bool) -> Seen {
+        Seen {
+            passing,
+            seen: Vec::new(),
+        }
+    }
+
+    fn events(trace: &mut Trace) {
+        let eth0 = trace.register("a/eth0".to_string());
+        let t = Instant::from_micros(1);
+        trace.sent(t, eth0, &[0; 60]);
+        trace.received(t, eth0, &[0; 60]);
+        trace.dropped(t, eth0, "full", &[0; 60]);
+        trace.received(t, eth0, &[0; 60]);
+    }
+
+    #[test]
+    fn an_observer_of_drops_alone_is_given_only_the_drops_live_and_in_replay() {
+        let mut trace = Trace::new(TraceConfig::full());
+        trace.add_observer(Box::new(seen(false)));
+        trace.add_observer(Box::new(seen(true)));
+        events(&mut trace);
+        let all = ["sent", "received", "dropped full", "received"];
+        let observers = trace.take_observers();
+        let got: Vec<&Seen> = observers
+            .iter()
+            .map(|o| {
+                let any: &dyn core::any::Any = &**o;
+                any.downcast_ref::<Seen>().unwrap()
+            })
+            .collect();
+        assert_eq!(got[0].seen, ["dropped full"]);
+        assert_eq!(got[1].seen, all);
+        // Replayed from the recording: the same.
+        for (passing, want) in [(false, &["dropped full"][..]), (true, &all[..])] {
+            let mut o = seen(passing);
+            trace.replay(&mut o);
+            assert_eq!(o.seen, want);
+        }
+        // Frames are still delivered and counted with no observer of passing frames.
+        let mut quiet = Trace::new(TraceConfig::off());
+        quiet.add_observer(Box::new(seen(false)));
+        events(&mut quiet);
+        assert_eq!((quiet.frames_delivered(), quiet.drop_count()), (2, 1));
     }
 }
