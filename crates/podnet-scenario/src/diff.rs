@@ -3,9 +3,10 @@
 //! connections whose outcome differs reported, each with the NetworkPolicy verdict on both
 //! sides.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
+use litemap::LiteMap;
 use podnet::kube_proxy::L4;
 use podnet::policy::{self, Flow, World};
 use podnet::Duration;
@@ -132,12 +133,18 @@ pub fn diff(
         connections: Vec::new(),
     };
     // `extend`s rather than `collect`s into B-trees here and below: collecting sorts, and
-    // each sorted type is one more copy of the sort in the WebAssembly module.
-    let mut targets: BTreeSet<(u16, L4)> = BTreeSet::new();
-    targets.extend(matrix::targets(before, opts));
-    targets.extend(matrix::targets(after, opts));
+    // each sorted type is one more copy of the sort in the WebAssembly module. The flat
+    // sorted maps (`LiteMap`, small: ports, columns) are filled one by one, since their
+    // `extend` sorts too.
+    let mut targets: LiteMap<(u16, L4), ()> = LiteMap::new();
+    for t in matrix::targets(before, opts)
+        .into_iter()
+        .chain(matrix::targets(after, opts))
+    {
+        targets.insert(t, ());
+    }
     let mut only: BTreeSet<String> = BTreeSet::new();
-    for (port, protocol) in targets {
+    for ((port, protocol), ()) in targets {
         let one = MatrixOptions {
             ports: vec![port],
             protocols: vec![protocol],
@@ -146,8 +153,8 @@ pub fn diff(
         let (Some(b), Some(a)) = (first_table(before, &one)?, first_table(after, &one)?) else {
             continue;
         };
-        let col_b: BTreeMap<(&str, &str), usize> = columns(&b);
-        let col_a: BTreeMap<(&str, &str), usize> = columns(&a);
+        let col_b: LiteMap<(&str, &str), usize> = columns(&b);
+        let col_a: LiteMap<(&str, &str), usize> = columns(&a);
         for k in col_b.keys().filter(|k| !col_a.contains_key(*k)) {
             only.insert(format!("- {}", k.0));
         }
@@ -189,14 +196,11 @@ fn first_table(sc: &Scenario, opts: &MatrixOptions) -> Result<Option<matrix::Tab
     Ok(matrix::matrix(sc, opts)?.tables.into_iter().next())
 }
 
-fn columns(t: &matrix::Table) -> BTreeMap<(&str, &str), usize> {
-    let mut m = BTreeMap::new();
-    m.extend(
-        t.columns
-            .iter()
-            .enumerate()
-            .map(|(j, c)| ((c.name.as_str(), c.kind), j)),
-    );
+fn columns(t: &matrix::Table) -> LiteMap<(&str, &str), usize> {
+    let mut m = LiteMap::new();
+    for (j, c) in t.columns.iter().enumerate() {
+        m.insert((c.name.as_str(), c.kind), j);
+    }
     m
 }
 

@@ -12,8 +12,8 @@
 //! it, and a flood includes it. CNI bridge plugins set it on pod ports (`hairpinMode: true`) so
 //! that a pod can reach itself through its Service.
 
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
+use litemap::LiteMap;
 
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::EthernetAddress;
@@ -56,7 +56,7 @@ pub struct Bridge {
     /// Ports in hairpin mode.
     hairpin: Vec<u32>,
     /// Keyed by [`mac_key`] (the same order as the addresses' bytes, compared as one word).
-    fdb: BTreeMap<u64, FdbEntry>,
+    fdb: LiteMap<u64, FdbEntry>,
 }
 
 /// A MAC address as a number whose order is the order of its bytes.
@@ -72,7 +72,7 @@ impl Bridge {
             mac,
             ports: Vec::new(),
             hairpin: Vec::new(),
-            fdb: BTreeMap::new(),
+            fdb: LiteMap::new(),
         }
     }
 

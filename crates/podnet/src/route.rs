@@ -5,8 +5,8 @@
 //! table (one /24 per node) stays cheap. The capacity is fixed at construction; adding beyond
 //! it fails with [`RouteTableFull`], as smoltcp's route table does.
 
-use alloc::collections::BTreeMap;
 use core::fmt;
+use litemap::LiteMap;
 
 use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
 
@@ -90,7 +90,7 @@ impl fmt::Display for RouteTableFull {
 #[derive(Clone, Debug)]
 pub struct RouteTable {
     /// prefix length (longest first, via `Reverse` ordering) -> network -> route
-    by_len: BTreeMap<core::cmp::Reverse<u8>, BTreeMap<u32, Route>>,
+    by_len: LiteMap<core::cmp::Reverse<u8>, LiteMap<u32, Route>>,
     len: usize,
     capacity: usize,
 }
@@ -108,7 +108,7 @@ impl RouteTable {
     /// An empty table holding at most `capacity` routes.
     pub fn new(capacity: usize) -> Self {
         RouteTable {
-            by_len: BTreeMap::new(),
+            by_len: LiteMap::new(),
             len: 0,
             capacity,
         }

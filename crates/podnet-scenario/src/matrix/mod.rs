@@ -28,8 +28,7 @@ pub mod expect;
 mod probe;
 mod render;
 
-use std::collections::BTreeSet;
-
+use litemap::LiteMap;
 use podnet::kube_proxy::L4;
 use podnet::policy::Verdict;
 use podnet::{Duration, Outcome};
@@ -192,12 +191,12 @@ fn selected_pods(sc: &Scenario, opts: &MatrixOptions) -> Vec<usize> {
 }
 
 fn targets_of(sc: &Scenario, rows: &[usize], opts: &MatrixOptions) -> Vec<(u16, L4)> {
-    let mut set: BTreeSet<(u16, L4)> = BTreeSet::new();
+    let mut set: LiteMap<(u16, L4), ()> = LiteMap::new();
     if opts.ports.is_empty() {
         for &i in rows {
             for p in &sc.pods[i].ports {
                 if opts.protocols.is_empty() || opts.protocols.contains(&p.protocol) {
-                    set.insert((p.port, p.protocol));
+                    set.insert((p.port, p.protocol), ());
                 }
             }
         }
@@ -209,11 +208,11 @@ fn targets_of(sc: &Scenario, rows: &[usize], opts: &MatrixOptions) -> Vec<(u16, 
         };
         for &port in &opts.ports {
             for &proto in &protocols {
-                set.insert((port, proto));
+                set.insert((port, proto), ());
             }
         }
     }
-    set.into_iter().collect()
+    set.into_iter().map(|(t, ())| t).collect()
 }
 
 /// An error about no place in the files.

@@ -1,7 +1,6 @@
 //! Running the probes of the matrix in rounds (see the module docs of [`super`]).
 
-use std::collections::BTreeSet;
-
+use litemap::LiteMap;
 use podnet::kube_proxy::L4;
 use podnet::policy::{self, Flow, World};
 use podnet::{ClientSpec, Cluster, Duration, PodId, Program, Protocol, Request};
@@ -67,15 +66,18 @@ fn probe_world(sc: &Scenario, targets: &[(u16, L4)], opts: &MatrixOptions) -> Sc
     let mut w = sc.clone();
     w.flows.clear();
     w.faults.clear();
-    let mut targets_set = BTreeSet::new(); // not `collect`: that sorts (one more sort instance)
-    targets_set.extend(targets.iter().copied());
-    let mut serve: Vec<BTreeSet<(u16, L4)>> = vec![targets_set; w.pods.len()];
+    // A flat sorted map filled one by one (`collect` and `extend` sort: one more sort instance).
+    let mut targets_set = LiteMap::new();
+    for &t in targets {
+        targets_set.insert(t, ());
+    }
+    let mut serve: Vec<LiteMap<(u16, L4), ()>> = vec![targets_set; w.pods.len()];
     if opts.services {
         for s in &sc.services {
             for p in &s.ports {
                 if targets.contains(&(p.port, p.protocol)) {
                     for e in &p.endpoints {
-                        serve[e.pod].insert((e.port, p.protocol));
+                        serve[e.pod].insert((e.port, p.protocol), ());
                     }
                 }
             }
@@ -84,7 +86,7 @@ fn probe_world(sc: &Scenario, targets: &[(u16, L4)], opts: &MatrixOptions) -> Sc
     for (pod, ports) in w.pods.iter_mut().zip(serve) {
         pod.apps = ports
             .into_iter()
-            .map(|(port, proto)| match proto {
+            .map(|((port, proto), ())| match proto {
                 L4::Tcp => App::TcpEcho(port),
                 L4::Udp => App::UdpEcho(port),
             })

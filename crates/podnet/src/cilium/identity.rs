@@ -13,10 +13,10 @@
 //! An identity belongs to its labels, not to an address: a pod re-created with the same labels
 //! (and a new IP) gets the same identity back; a pod whose labels change gets another.
 
-use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use litemap::LiteMap;
 
 use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
 
@@ -94,9 +94,9 @@ pub enum Subject {
 /// set that comes back gets its number back).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Allocator {
-    by_labels: BTreeMap<Labels, Identity>,
-    by_cidr: BTreeMap<Ipv4Cidr, Identity>,
-    subjects: BTreeMap<Identity, Subject>,
+    by_labels: LiteMap<Labels, Identity>,
+    by_cidr: LiteMap<Ipv4Cidr, Identity>,
+    subjects: LiteMap<Identity, Subject>,
 }
 
 impl Allocator {
@@ -171,7 +171,7 @@ impl Allocator {
 /// covers is `world`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct IpCache {
-    entries: BTreeMap<Ipv4Cidr, Identity>,
+    entries: LiteMap<Ipv4Cidr, Identity>,
 }
 
 impl IpCache {

@@ -25,6 +25,7 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use litemap::LiteMap;
 
 use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
 
@@ -56,7 +57,7 @@ pub struct Engine {
     /// CIDR identities of the prefixes policies name.
     pub cidrs: IpCache,
     /// Each pod identity's policy map.
-    pub maps: BTreeMap<Identity, PolicyMap>,
+    pub maps: LiteMap<Identity, PolicyMap>,
 }
 
 fn subset(inner: &Ipv4Cidr, outer: &Ipv4Cidr) -> bool {
@@ -79,7 +80,7 @@ impl Engine {
             policies,
             ..Engine::default()
         };
-        let mut labels_of: BTreeMap<Identity, Labels> = BTreeMap::new();
+        let mut labels_of: LiteMap<Identity, Labels> = LiteMap::new();
         for (ip, pod) in &world.pods {
             let l = identity::pod_labels(
                 &pod.namespace,
@@ -109,12 +110,11 @@ impl Engine {
             }
         }
         e.identities = alloc.clone();
-        let mut maps: BTreeMap<Identity, PolicyMap> = BTreeMap::new();
-        maps.extend(
-            labels_of
-                .iter()
-                .map(|(id, l)| (*id, e.compute(l, &labels_of))),
-        );
+        // Inserted one by one: extending or collecting sorts (one more sort instance).
+        let mut maps: LiteMap<Identity, PolicyMap> = LiteMap::new();
+        for (id, l) in labels_of.iter() {
+            maps.insert(*id, e.compute(l, &labels_of));
+        }
         e.maps = maps;
         e
     }
@@ -140,7 +140,7 @@ impl Engine {
         &self,
         p: &CiliumPolicy,
         peer: &PeerSelector,
-        pods: &BTreeMap<Identity, Labels>,
+        pods: &LiteMap<Identity, Labels>,
     ) -> Vec<Identity> {
         match peer {
             PeerSelector::Endpoints(sel) => pods
@@ -193,7 +193,7 @@ impl Engine {
     }
 
     /// The policy map of an endpoint with identity labels `labels`.
-    fn compute(&self, labels: &Labels, pods: &BTreeMap<Identity, Labels>) -> PolicyMap {
+    fn compute(&self, labels: &Labels, pods: &LiteMap<Identity, Labels>) -> PolicyMap {
         let ns = labels
             .get(identity::NAMESPACE_LABEL)
             .cloned()

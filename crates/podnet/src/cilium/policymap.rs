@@ -7,10 +7,10 @@
 //! (Cilium's deny precedence); else the most specific allow decides (identity before port
 //! before protocol), which is what Cilium's lookup order (L3+L4, L4 only, L3 only, any) gives.
 
-use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use litemap::LiteMap;
 
 use super::identity::{Allocator, Identity};
 use super::rules::HttpRule;
@@ -95,7 +95,7 @@ impl Entry {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PolicyMap {
     /// Entries.
-    pub entries: BTreeMap<Key, Entry>,
+    pub entries: LiteMap<Key, Entry>,
     /// Ingress is default deny.
     pub ingress_enforced: bool,
     /// Egress is default deny.

@@ -15,10 +15,10 @@ pub mod vxlan;
 
 use alloc::borrow::Cow;
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
+use litemap::LiteMap;
 
 use smoltcp::time::Instant;
 use smoltcp::wire::{
@@ -122,7 +122,7 @@ pub struct Node {
     addrs: NodeAddrs,
     ifaces: NodeIfaces,
     bridge: Bridge,
-    port_ifaces: BTreeMap<u32, IfaceId>,
+    port_ifaces: LiteMap<u32, IfaceId>,
     routes: RouteTable,
     neigh: Neighbours,
     hooks: Vec<Box<dyn NetfilterHook>>,
@@ -137,7 +137,7 @@ pub struct Node {
     stats: NodeStats,
     /// `flannel.1`'s forwarding database (remote VTEP MAC -> remote node IP); `None` without a
     /// VXLAN device.
-    fdb: Option<BTreeMap<EthernetAddress, Ipv4Address>>,
+    fdb: Option<LiteMap<EthernetAddress, Ipv4Address>>,
     /// The CPUs packets are steered to ([`Node::set_cpus`]).
     cpus: cpus::Cpus,
     /// The node's L7 proxy: its `cni0` port and MAC.
@@ -187,7 +187,7 @@ impl Node {
             addrs,
             ifaces,
             bridge: Bridge::new(Some(addrs.cni0_mac)),
-            port_ifaces: BTreeMap::new(),
+            port_ifaces: LiteMap::new(),
             routes,
             neigh: Neighbours::default(),
             hooks: Vec::new(),
@@ -195,7 +195,7 @@ impl Node {
             csum_partial: false,
             ip_ident: 0,
             stats: NodeStats::default(),
-            fdb: ifaces.flannel.map(|_| BTreeMap::new()),
+            fdb: ifaces.flannel.map(|_| LiteMap::new()),
             cpus: cpus::Cpus::default(),
             l7_proxy: None,
         })

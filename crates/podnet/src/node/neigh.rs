@@ -8,8 +8,8 @@
 //! network never changes MACs behind an IP, so the difference is not observable here, except
 //! in the bridged DNAT path: see [`BridgedDnat`]).
 
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
+use litemap::LiteMap;
 
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, Ipv4Address};
@@ -94,7 +94,7 @@ pub struct Expired {
 /// The neighbour table of one node.
 #[derive(Debug, Default)]
 pub struct Neighbours {
-    table: BTreeMap<(Dev, Ipv4Address), State>,
+    table: LiteMap<(Dev, Ipv4Address), State>,
 }
 
 impl Neighbours {

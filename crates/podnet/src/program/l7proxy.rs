@@ -9,9 +9,9 @@
 //! The proxy judges the first request of each connection; what follows on an allowed
 //! connection is relayed as is.
 
-use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::vec::Vec;
+use litemap::LiteMap;
 
 use crate::pod::Handle;
 use smoltcp::socket::tcp;
@@ -67,8 +67,10 @@ struct Conn {
 pub struct L7Proxy {
     node: u32,
     world: Option<World>,
-    ports: BTreeSet<u16>,
-    listening: BTreeMap<u16, Handle>,
+    /// Ports with HTTP rules (a flat sorted map: few entries, and less code in the wasm
+    /// module than a B-tree instance).
+    ports: LiteMap<u16, ()>,
+    listening: LiteMap<u16, Handle>,
     conns: Vec<Conn>,
     log: Vec<AccessLog>,
 }
@@ -82,16 +84,17 @@ impl L7Proxy {
     /// The policies of node `node` (the ports with L7 rules are listened on).
     pub(crate) fn set_world(&mut self, node: u32, world: Option<World>, env: &mut PodEnv<'_>) {
         self.node = node;
-        // Extended, not collected: collecting into a B-tree sorts (one more sort instance).
+        // Inserted one by one: extending or collecting sorts (one more sort instance).
         self.ports.clear();
         if let Some(e) = world.as_ref().and_then(|w| w.cilium.as_ref()) {
-            self.ports.extend(
-                e.maps
-                    .values()
-                    .flat_map(|m| m.entries.iter())
-                    .filter(|(k, e)| e.http.is_some() && k.port != 0)
-                    .map(|(k, _)| k.port),
-            );
+            for (k, _) in e
+                .maps
+                .values()
+                .flat_map(|m| m.entries.iter())
+                .filter(|(k, e)| e.http.is_some() && k.port != 0)
+            {
+                self.ports.insert(k.port, ());
+            }
         }
         self.world = world;
         self.rearm(env);
@@ -107,7 +110,7 @@ impl L7Proxy {
         for port in stale {
             let h = self.listening[&port];
             let sock = env.sockets.get_mut::<tcp::Socket>(h);
-            if sock.state() == tcp::State::Closed && self.ports.contains(&port) {
+            if sock.state() == tcp::State::Closed && self.ports.contains_key(&port) {
                 let _ = sock.listen(port);
             }
             if !sock.is_listening() {
@@ -128,8 +131,8 @@ impl L7Proxy {
                 }
             }
         }
-        for &port in &self.ports {
-            if let alloc::collections::btree_map::Entry::Vacant(slot) = self.listening.entry(port) {
+        for &port in self.ports.keys() {
+            if let litemap::Entry::Vacant(slot) = self.listening.entry(port) {
                 let mut sock = env.pool.tcp();
                 if sock.listen(port).is_ok() {
                     slot.insert(env.sockets.add(sock));
