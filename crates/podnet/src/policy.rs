@@ -273,8 +273,8 @@ pub struct World {
     pub pods: BTreeMap<Ipv4Address, PodMeta>,
     /// Namespace labels (`kubernetes.io/metadata.name` is implied).
     pub namespaces: BTreeMap<String, Labels>,
-    /// Each node's own addresses.
-    pub node_ips: BTreeMap<u32, Vec<Ipv4Address>>,
+    /// Each node's own addresses (a flat sorted map: one entry per node, added in order).
+    pub node_ips: litemap::LiteMap<u32, Vec<Ipv4Address>>,
     /// Cilium's policies and identities (`None`: no Cilium policy exists; verdicts are
     /// Kubernetes NetworkPolicy's alone).
     pub cilium: Option<alloc::boxed::Box<crate::cilium::Engine>>,

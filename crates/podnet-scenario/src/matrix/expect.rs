@@ -1,7 +1,7 @@
 //! Checking `ConnectivityExpectation`s: the expected cells probed as the matrix probes them,
 //! and the ones that came out otherwise.
 
-use std::collections::BTreeMap;
+use litemap::LiteMap;
 use std::fmt::Write as _;
 
 use podnet::kube_proxy::L4;
@@ -54,7 +54,8 @@ pub struct Mismatch {
 /// and protocol they name) and reports the cells that differ.
 pub fn check(sc: &Scenario) -> Vec<ExpectationResult> {
     // Per port and protocol: whether a Service is probed, and which pods probe.
-    let mut groups: BTreeMap<(u16, L4), (bool, Vec<usize>)> = BTreeMap::new();
+    // Flat sorted maps: a few ports (less code in the wasm module than two B-tree instances).
+    let mut groups: LiteMap<(u16, L4), (bool, Vec<usize>)> = LiteMap::new();
     for c in sc.expectations.iter().flat_map(|e| &e.cells) {
         let (services, sources) = groups.entry((c.port, c.protocol)).or_default();
         *services |= matches!(c.to, ExpectTarget::Service(_));
@@ -62,7 +63,7 @@ pub fn check(sc: &Scenario) -> Vec<ExpectationResult> {
             sources.push(c.from);
         }
     }
-    let mut tables: BTreeMap<(u16, L4), Result<Table, String>> = BTreeMap::new();
+    let mut tables: LiteMap<(u16, L4), Result<Table, String>> = LiteMap::new();
     for (&(port, protocol), (services, sources)) in &groups {
         let opts = MatrixOptions {
             ports: vec![port],

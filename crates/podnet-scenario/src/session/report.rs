@@ -508,7 +508,7 @@ fn slow_lookups(f: &Flow) -> Option<String> {
             None => t.trim_end_matches('s').parse().unwrap_or(0.0),
         }
     }
-    let mut lookups = std::collections::BTreeMap::new();
+    let mut lookups: litemap::LiteMap<&str, &str> = litemap::LiteMap::new();
     for c in &f.connections {
         if let Some(t) = &c.dns_time {
             let client = c
@@ -549,7 +549,7 @@ pub(super) fn summary(l: &Session, r: &Report) -> String {
         }
     );
     for f in &r.flows {
-        let mut counts = std::collections::BTreeMap::new();
+        let mut counts: litemap::LiteMap<&str, usize> = litemap::LiteMap::new();
         for c in &f.connections {
             *counts.entry(c.outcome).or_insert(0) += 1;
         }
@@ -652,7 +652,7 @@ pub(super) fn summary(l: &Session, r: &Report) -> String {
         }
     }
     if !r.drops.is_empty() {
-        let mut by_reason = std::collections::BTreeMap::new();
+        let mut by_reason: litemap::LiteMap<&str, usize> = litemap::LiteMap::new();
         for d in &r.drops {
             *by_reason.entry(d.reason.as_str()).or_insert(0) += 1;
         }

@@ -10,17 +10,19 @@
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
+use litemap::LiteMap;
 
 /// `xt_recent`'s `ip_list_tot` module parameter default.
 pub(crate) const IP_LIST_TOT: usize = 100;
 
-/// One list / set.
+/// One list / set: flat sorted maps (a `recent` list holds at most 100 addresses; less code
+/// in the wasm module than two more B-tree instances).
 #[derive(Debug, Default)]
 pub(crate) struct Table {
     /// Source address -> (time of the last set/update in µs, LRU sequence number).
-    entries: BTreeMap<u32, (i64, u64)>,
+    entries: LiteMap<u32, (i64, u64)>,
     /// LRU order: sequence number -> address (`xt_recent`'s `lru_list`).
-    lru: BTreeMap<u64, u32>,
+    lru: LiteMap<u64, u32>,
     seq: u64,
 }
 
