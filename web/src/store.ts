@@ -507,7 +507,8 @@ export class Timeline {
     if (!s || s.before === null || this.view.now() !== s.at) return null;
     const i = this.countAt(s.before - 1);
     if (i <= this.ahead.eventBase()) {
-      if (i === 0 && s.from === 0) return null; // recorded from 0: no event at all before
+      // Recorded from 0 and no event before: time 0, as prevTime() says then.
+      if (i === 0 && s.from === 0) return s.at === 0 ? null : 0;
       return this.afterLastFrameBefore(Math.min(s.at, this.windowFrom()));
     }
     const exact = this.event(i - 1)?.time;
