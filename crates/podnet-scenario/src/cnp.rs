@@ -1,8 +1,6 @@
 //! CiliumNetworkPolicy and CiliumClusterwideNetworkPolicy objects converted to the core's
 //! [`podnet::cilium::CiliumPolicy`].
 
-use std::collections::BTreeMap;
-
 use crate::k8s::api::cilium::v2::{CidrRule, CiliumNetworkPolicy, CiliumRule, PortRule};
 use crate::k8s::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use crate::k8s::apimachinery::pkg::util::intstr::IntOrString;
@@ -21,10 +19,12 @@ fn key(k: &str) -> &str {
 
 fn selector(s: &LabelSelector) -> Result<Selector, String> {
     let mut sel = LabelSelector {
-        // Extended, not collected: collecting into a B-tree sorts (one more sort instance).
+        // Inserted one by one: collecting or extending sorts (one more sort instance).
         match_labels: s.match_labels.as_ref().map(|m| {
-            let mut labels = BTreeMap::new();
-            labels.extend(m.iter().map(|(k, v)| (key(k).into(), v.clone())));
+            let mut labels = podnet::policy::Labels::new();
+            for (k, v) in m.iter() {
+                labels.insert(key(k).into(), v.clone());
+            }
             labels
         }),
         match_expressions: s.match_expressions.clone(),

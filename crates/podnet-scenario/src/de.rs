@@ -258,6 +258,23 @@ impl<T: FromNode> FromNode for Vec<T> {
     }
 }
 
+/// Labels and other small string maps (`podnet::policy::Labels`): a flat sorted map, filled
+/// one key at a time (a later duplicate key wins, as for a `BTreeMap`).
+impl<T: FromNode> FromNode for litemap::LiteMap<String, T> {
+    fn from_node(n: &Node, path: Path<'_>) -> Result<Self, DeError> {
+        let Val::Map(entries) = &n.val else {
+            return Err(invalid_type(n, path, "a map"));
+        };
+        let mut out = litemap::LiteMap::new();
+        for (k, v) in entries {
+            let key = String::from_node(k, path)?;
+            let value = T::from_node(v, Path::Key(&path, k.as_str().unwrap_or("?")))?;
+            out.insert(key, value);
+        }
+        Ok(out)
+    }
+}
+
 impl<T: FromNode> FromNode for BTreeMap<String, T> {
     fn from_node(n: &Node, path: Path<'_>) -> Result<Self, DeError> {
         let Val::Map(entries) = &n.val else {

@@ -11,9 +11,14 @@
 
 #![allow(missing_docs)]
 
+#[cfg(feature = "schema")]
 use std::collections::BTreeMap;
 
 use crate::de::impl_from_node;
+
+/// Labels, annotations and selectors: a flat sorted map (`podnet::policy::Labels`); in the
+/// JSON Schema a map of strings.
+pub type StringMap = podnet::policy::Labels;
 
 pub mod apimachinery {
     pub mod pkg {
@@ -35,9 +40,17 @@ pub mod apimachinery {
                         pub namespace: Option<String>,
                         /// Labels, matched by Service selectors and NetworkPolicy pod and namespace
                         /// selectors.
-                        pub labels: Option<BTreeMap<String, String>>,
+                        #[cfg_attr(
+                            feature = "schema",
+                            schemars(with = "Option<BTreeMap<String, String>>")
+                        )]
+                        pub labels: Option<StringMap>,
                         /// Read, not used.
-                        pub annotations: Option<BTreeMap<String, String>>,
+                        #[cfg_attr(
+                            feature = "schema",
+                            schemars(with = "Option<BTreeMap<String, String>>")
+                        )]
+                        pub annotations: Option<StringMap>,
                         /// A pod owned by a ReplicaSet `DEPLOYMENT-HASH` is a replica of that
                         /// Deployment.
                         pub owner_references: Option<Vec<OwnerReference>>,
@@ -88,7 +101,11 @@ pub mod apimachinery {
                     #[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
                     pub struct LabelSelector {
                         /// Labels that must all be equal.
-                        pub match_labels: Option<BTreeMap<String, String>>,
+                        #[cfg_attr(
+                            feature = "schema",
+                            schemars(with = "Option<BTreeMap<String, String>>")
+                        )]
+                        pub match_labels: Option<StringMap>,
                         /// Requirements that must all hold.
                         pub match_expressions: Option<Vec<LabelSelectorRequirement>>,
                     }

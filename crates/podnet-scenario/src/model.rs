@@ -4,7 +4,6 @@
 //! [`crate::build`] (pods from their node's pod CIDR, ClusterIPs from the service CIDR);
 //! Traffic targets stay symbolic ([`Target`]) and get their address from the built cluster.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::k8s::api::networking::v1::NetworkPolicy;
@@ -82,7 +81,7 @@ pub struct NamespaceDef {
     /// Name.
     pub name: String,
     /// Labels, `kubernetes.io/metadata.name` included.
-    pub labels: BTreeMap<String, String>,
+    pub labels: podnet::policy::Labels,
     /// Where it was declared (`None`: implied).
     pub loc: Option<Loc>,
 }
@@ -174,7 +173,7 @@ pub struct PodDef {
     /// Address (`None`: allocated by the cluster).
     pub ip: Option<Ipv4Address>,
     /// Labels.
-    pub labels: BTreeMap<String, String>,
+    pub labels: podnet::policy::Labels,
     /// The image of the first container.
     pub image: Option<String>,
     /// Its `resolv.conf` options (`spec.dnsConfig.options`).
@@ -271,7 +270,7 @@ pub struct ServiceDef {
     /// Ports.
     pub ports: Vec<ServicePortDef>,
     /// The selector (`None`: none, endpoints only from EndpointSlices).
-    pub selector: Option<BTreeMap<String, String>>,
+    pub selector: Option<podnet::policy::Labels>,
     /// Whether the endpoints came from EndpointSlices.
     pub from_slices: bool,
     /// `sessionAffinity: ClientIP` with its timeout in seconds.

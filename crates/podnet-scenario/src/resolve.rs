@@ -335,7 +335,7 @@ fn namespaces(cx: &mut Ctx<'_>) -> Result<(), Error> {
     for o in cx.objects {
         let ns = o.ns().to_string();
         if o.namespace.is_some() && !cx.sc.namespaces.iter().any(|n| n.name == ns) {
-            let mut labels = BTreeMap::new();
+            let mut labels = podnet::policy::Labels::new();
             labels.insert("kubernetes.io/metadata.name".to_string(), ns.clone());
             cx.sc.namespaces.push(NamespaceDef {
                 name: ns,
@@ -345,7 +345,7 @@ fn namespaces(cx: &mut Ctx<'_>) -> Result<(), Error> {
         }
     }
     if !cx.sc.namespaces.iter().any(|n| n.name == "default") {
-        let mut labels = BTreeMap::new();
+        let mut labels = podnet::policy::Labels::new();
         labels.insert(
             "kubernetes.io/metadata.name".to_string(),
             "default".to_string(),

@@ -1,8 +1,6 @@
 //! Defaults and resolution, part two: Services, their endpoints (from EndpointSlices or the
 //! selector, with named target ports looked up per backend) and NetworkPolicies.
 
-use std::collections::BTreeMap;
-
 use crate::k8s::api::core::v1::Service;
 use crate::k8s::api::discovery::v1::EndpointSlice;
 use crate::k8s::apimachinery::pkg::util::intstr::IntOrString;
@@ -279,7 +277,7 @@ fn backend_port(pod: &PodDef, target: &TargetPort, protocol: L4) -> Option<u16> 
     }
 }
 
-fn matches(labels: &BTreeMap<String, String>, selector: &BTreeMap<String, String>) -> bool {
+fn matches(labels: &podnet::policy::Labels, selector: &podnet::policy::Labels) -> bool {
     selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 

@@ -1,7 +1,5 @@
 //! Defaults and resolution: pods (with programs chosen by image) and Deployment replicas.
 
-use std::collections::BTreeMap;
-
 use crate::k8s::api::core::v1::{Container, PodSpec as K8sPodSpec};
 use podnet::kube_proxy::L4;
 use smoltcp::wire::Ipv4Address;
@@ -111,7 +109,7 @@ struct PodDraft<'a> {
     o: &'a Object,
     name: String,
     spec: Option<&'a K8sPodSpec>,
-    labels: BTreeMap<String, String>,
+    labels: podnet::policy::Labels,
     ip: Option<(Ipv4Address, Loc)>,
     deployment: Option<usize>,
     /// Replica number for Deployment pods (round-robin from node 0).

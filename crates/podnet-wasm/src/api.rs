@@ -1,8 +1,6 @@
 //! The values the module hands to JavaScript. Each derives `Tsify`, so the package's
 //! `podnet_wasm.d.ts` declares them from these definitions (API.md is the contract).
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use tsify::Tsify;
 
@@ -103,7 +101,8 @@ pub struct PodInfo {
     /// Its node.
     pub node: String,
     /// Its labels.
-    pub labels: BTreeMap<String, String>,
+    #[tsify(type = "Record<string, string>")]
+    pub labels: podnet::policy::Labels,
     /// Its security identity, with Cilium policies (`null` otherwise).
     pub identity: Option<u32>,
 }

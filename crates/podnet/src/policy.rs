@@ -26,8 +26,10 @@ use alloc::vec::Vec;
 
 use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
 
-/// Labels of a pod or namespace.
-pub type Labels = BTreeMap<String, String>;
+/// Labels of a pod or namespace, in key order: a flat sorted map (a few entries each, one
+/// map per pod; a B-tree's first node is about 550 bytes for one label, and each B-tree
+/// type is more code in the wasm module).
+pub type Labels = litemap::LiteMap<String, String>;
 
 /// The label every namespace carries with its own name.
 pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";

@@ -2,8 +2,6 @@
 //! documentation (networking.k8s.io/v1 NetworkPolicy, "Network Policies" concept page),
 //! against the engine's, over random policies and flows. Zero disagreement allowed.
 
-use std::collections::BTreeMap;
-
 use podnet::policy::{
     verdict, Flow, Labels, NamedPort, Op, Peer, PodMeta, Policy, PortRule, PortSpec, Proto, Rule,
     Selector, Types, World,
@@ -33,7 +31,7 @@ fn addr(last: u8) -> Ipv4Address {
 }
 
 fn rand_labels(r: &mut Rng) -> Labels {
-    let mut l = BTreeMap::new();
+    let mut l = Labels::new();
     for k in KEYS {
         if r.chance(60) {
             l.insert(k.to_string(), r.word(&VALS).to_string());

@@ -311,7 +311,11 @@ pub mod v1 {
         pub ports: Option<Vec<ServicePort>>,
         /// The pods of the namespace it selects, when no EndpointSlice is labelled with its
         /// name.
-        pub selector: Option<BTreeMap<String, String>>,
+        #[cfg_attr(
+            feature = "schema",
+            schemars(with = "Option<BTreeMap<String, String>>")
+        )]
+        pub selector: Option<StringMap>,
         /// `None` (default) or `ClientIP` (kube-proxy's `recent` match: a client keeps its
         /// backend).
         #[cfg_attr(
