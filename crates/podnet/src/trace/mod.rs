@@ -180,6 +180,17 @@ pub trait Observer: Any {
     fn observe(&mut self, ifaces: &Ifaces, time: Instant, event: EventRef<'_>);
 }
 
+/// What `observer` asked for: frame events (drops at least), the frames sent and received
+/// too, hook events.
+fn wants(observer: &dyn Observer) -> (bool, bool, bool) {
+    let frames = observer.wants_frames();
+    (
+        frames,
+        frames && observer.wants_passing_frames(),
+        observer.wants_hooks(),
+    )
+}
+
 /// The registered interfaces: names, and the node each belongs to.
 #[derive(Clone, Debug, Default)]
 pub struct Ifaces {
@@ -305,8 +316,7 @@ impl Trace {
     /// Installs `observer` after those installed before: from now on it is given every event
     /// it wants, as it happens.
     pub fn add_observer(&mut self, observer: Box<dyn Observer>) {
-        let (frames, hooks) = (observer.wants_frames(), observer.wants_hooks());
-        let passing = frames && observer.wants_passing_frames();
+        let (frames, passing, hooks) = wants(&*observer);
         self.observer_frames |= frames;
         self.observer_passing |= passing;
         self.observer_hooks |= hooks;
@@ -345,8 +355,7 @@ impl Trace {
     /// Gives `observer` every recorded event it wants, in order (what it would have seen
     /// installed from the start, frames cut to the recorder's snapshot length).
     pub fn replay(&self, observer: &mut dyn Observer) {
-        let (frames, hooks) = (observer.wants_frames(), observer.wants_hooks());
-        let passing = frames && observer.wants_passing_frames();
+        let (frames, passing, hooks) = wants(observer);
         for e in self.recorder.events() {
             let wanted = match e.kind {
                 EventKind::Hook { .. } => hooks,
