@@ -743,3 +743,39 @@ fn a_closed_stdout_pipe_ends_the_run_quietly() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+/// A pod's successive connections to one Service take increasing even source ports, 2 to 16
+/// apart (Linux's `__inet_hash_connect`: a per-destination offset moved on after each
+/// connect); a connection to another Service starts elsewhere.
+#[test]
+fn source_ports_to_one_service_are_even_and_increase_by_2_to_16() {
+    let text = std::fs::read_to_string(root().join("examples/seed.yaml")).unwrap();
+    let many = text.replacen("count: 3\n", "count: 300\n", 1);
+    assert_ne!(many, text);
+    let file = std::env::temp_dir().join(format!("podnet-ports-{}.yaml", std::process::id()));
+    std::fs::write(&file, many).unwrap();
+    let (code, out, err) = podnet(&["run", file.to_str().unwrap(), "--json", "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let ports: Vec<u32> = r["flows"][0]["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let from = c["from"].as_str().unwrap();
+            from.rsplit(':').next().unwrap().parse().unwrap()
+        })
+        .collect();
+    assert_eq!(ports.len(), 300);
+    let mut gaps = std::collections::BTreeSet::new();
+    for w in ports.windows(2) {
+        assert!(
+            (32768..=60999).contains(&w[1]) && w[1].is_multiple_of(2),
+            "{w:?}"
+        );
+        let gap = (w[1] + 28_232 - w[0]) % 28_232;
+        assert!((2..=16).contains(&gap), "{w:?}");
+        gaps.insert(gap);
+    }
+    assert_eq!(gaps.len(), 8, "{gaps:?}");
+}

@@ -309,8 +309,8 @@ pub struct Pod {
     sockets: Sockets,
     device: PodDevice,
     apps: Vec<App>,
-    ports: crate::program::ports::PortSet,
-    lingering: Vec<(Handle, u16)>,
+    ports: crate::program::ports::Ports,
+    lingering: Vec<(Handle, crate::program::ports::Held)>,
     timewait: TimeWait,
     pool: SocketPool,
     rng: SimRng,
@@ -473,9 +473,9 @@ impl Pod {
                 Answered::Yes => {
                     self.device.rx.pop_front();
                 }
-                Answered::Closed(port) => {
+                Answered::Closed(key) => {
                     self.device.rx.pop_front();
-                    self.ports.remove(&port);
+                    self.ports.release_tcp(key);
                 }
             }
             let mut apps = core::mem::take(&mut self.apps);
@@ -517,32 +517,28 @@ impl Pod {
     /// and their socket, for reuse).
     fn reap(&mut self, now: Instant) {
         let mut settled = Vec::new();
-        for port in self.timewait.take_ended() {
-            self.ports.remove(&port);
+        for key in self.timewait.take_ended() {
+            self.ports.release_tcp(key);
         }
         let tx = &self.device.tx;
         self.timewait
             .put_back(&mut self.iface, now, tx, &mut settled);
         let mut i = 0;
         while i < self.lingering.len() {
-            let (h, port) = self.lingering[i];
+            let (h, key) = self.lingering[i];
             let sock = self.sockets.get::<tcp::Socket>(h);
             let waiting = sock.state() == tcp::State::TimeWait;
-            let remote = sock.remote_endpoint();
             if sock.state() == tcp::State::Closed {
                 self.lingering.remove(i);
-                self.ports.remove(&port);
+                self.ports.release_tcp(key);
                 self.pool.put(self.sockets.remove(h));
-            } else if let (true, Some(remote)) = (waiting, remote) {
+            } else if waiting {
                 self.lingering.remove(i);
                 let smoltcp::socket::Socket::Tcp(sock) = self.sockets.remove(h) else {
                     continue;
                 };
                 let tx = &self.device.tx;
-                if let Some(s) =
-                    self.timewait
-                        .settle(&mut self.iface, now, sock, (port, remote), tx)
-                {
+                if let Some(s) = self.timewait.settle(&mut self.iface, now, sock, key, tx) {
                     settled.push(s);
                 }
             } else {
@@ -551,15 +547,14 @@ impl Pod {
         }
         for s in settled {
             match s {
-                Settled::Closed(sock, port) => {
-                    self.ports.remove(&port);
+                Settled::Closed(sock, key) => {
+                    self.ports.release_tcp(key);
                     self.pool.put_tcp(sock);
                 }
                 Settled::Recorded(sock) => self.pool.put_tcp(sock),
-                Settled::Active(sock) => {
-                    let port = sock.local_endpoint().map_or(0, |e| e.port);
+                Settled::Active(sock, key) => {
                     let h = self.sockets.add(sock);
-                    self.lingering.push((h, port));
+                    self.lingering.push((h, key));
                 }
             }
         }

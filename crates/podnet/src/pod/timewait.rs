@@ -212,8 +212,8 @@ pub struct TimeWait {
     /// Sockets taken out for frames of the current service, with their key.
     scratch: SocketSet<'static>,
     taken: Vec<(Key, SocketHandle)>,
-    /// Local ports of records that ended, to free.
-    ended: Vec<u16>,
+    /// Keys of records that ended, whose ports to free.
+    ended: Vec<Key>,
     /// Keep every socket, never a record (for the differential test).
     keep_sockets: bool,
     /// Segments processed by connections here.
@@ -238,11 +238,11 @@ impl Default for TimeWait {
 /// What to do with a socket after [`TimeWait::settle`] looked at it.
 pub enum Settled {
     /// Closed: free its port, recycle it.
-    Closed(tcp::Socket<'static>, u16),
+    Closed(tcp::Socket<'static>, Key),
     /// Replaced by a record, which keeps its port: recycle it.
     Recorded(tcp::Socket<'static>),
     /// Not in TIME-WAIT with a future deadline: back to the pod's set.
-    Active(tcp::Socket<'static>),
+    Active(tcp::Socket<'static>, Key),
 }
 
 /// What [`TimeWait::answer`] did with an arriving frame.
@@ -251,8 +251,8 @@ pub enum Answered {
     No,
     /// Handled (the reply, if any, is in the device's output).
     Yes,
-    /// Handled, and the connection ended (an RST): free this port.
-    Closed(u16),
+    /// Handled, and the connection ended (an RST): free its port.
+    Closed(Key),
 }
 
 impl TimeWait {
@@ -314,7 +314,7 @@ impl TimeWait {
             Outcome::Closed => {
                 self.records.remove(&key);
                 self.deadlines.remove(&(before, key));
-                return Answered::Closed(key.0);
+                return Answered::Closed(key);
             }
         }
         if *at != before {
@@ -354,7 +354,7 @@ impl TimeWait {
                 let h = self.scratch.add(sock);
                 self.taken.push((key, h));
             } else if self.records.remove(&key).is_some() {
-                self.ended.push(key.0);
+                self.ended.push(key);
             }
         }
         if self.taken.is_empty() {
@@ -365,8 +365,8 @@ impl TimeWait {
         {}
     }
 
-    /// Local ports whose records ended since the last call.
-    pub fn take_ended(&mut self) -> Vec<u16> {
+    /// Keys of the records that ended since the last call.
+    pub fn take_ended(&mut self) -> Vec<Key> {
         core::mem::take(&mut self.ended)
     }
 
@@ -401,9 +401,9 @@ impl TimeWait {
         tx: &[Frame],
     ) -> Option<Settled> {
         match sock.state() {
-            tcp::State::Closed => return Some(Settled::Closed(sock, key.0)),
+            tcp::State::Closed => return Some(Settled::Closed(sock, key)),
             tcp::State::TimeWait => {}
-            _ => return Some(Settled::Active(sock)),
+            _ => return Some(Settled::Active(sock, key)),
         }
         let h = self.scratch.add(sock);
         let at = iface.poll_at(now, &self.scratch);
@@ -411,7 +411,7 @@ impl TimeWait {
         sock = sock_back;
         let at = match at {
             Some(at) if at > now => at,
-            _ => return Some(Settled::Active(sock)),
+            _ => return Some(Settled::Active(sock, key)),
         };
         self.deadlines.insert((at, key));
         // Its last segment left in this service, and what it waits for next is its close timer

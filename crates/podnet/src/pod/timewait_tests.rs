@@ -174,7 +174,8 @@ fn step(client: &mut Pod, now: Instant, frame: Option<Frame>, port: u16) -> Seen
         client.deliver(f);
     }
     let out = client.service(now);
-    let free = !client.ports.contains(&port);
+    let server = smoltcp::wire::IpEndpoint::new(SERVER.into(), 80);
+    let free = !client.ports.holds_tcp((port, server));
     (out, client.time_wait_count(), free, client.poll_at(now))
 }
 

@@ -25,7 +25,6 @@ use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 
 use super::dns::{Lookup, Resolved};
-use super::ports::pick_port;
 use super::server::find;
 use super::PodEnv;
 
@@ -120,6 +119,8 @@ struct Active {
     connected: Option<Instant>,
     /// The backend the socket-level load balancer connected the socket to.
     peer: Option<IpEndpoint>,
+    /// Where the socket is connected: `peer`, or the target.
+    remote: IpEndpoint,
     payload: Payload,
     sent: usize,
     received: Vec<u8>,
@@ -414,9 +415,11 @@ impl Client {
                 return;
             }
         }
-        let Some(i) = self.active.iter().position(|a| {
-            a.local_port == err.local_port && err.remote == a.peer.unwrap_or(self.remote())
-        }) else {
+        let Some(i) = self
+            .active
+            .iter()
+            .position(|a| a.local_port == err.local_port && err.remote == a.remote)
+        else {
             return;
         };
         let applies = match (self.spec.protocol, err.protocol) {
@@ -443,15 +446,9 @@ impl Client {
     fn open(&mut self, id: u32, env: &mut PodEnv<'_>) {
         let payload = self.payload(id);
         let dns_time = self.dns_wait(id, env.now);
-        let Some(port) = pick_port(env) else {
-            return self.failed(
-                id,
-                0,
-                env.now,
-                "EADDRNOTAVAIL: every ephemeral port is in use",
-            );
-        };
         // cgroup/connect4: the socket-level load balancer may connect the socket elsewhere.
+        // It runs before the socket has a port (`sport` 0), as in Linux, where the port is
+        // chosen for the destination the hook left.
         let mut peer = None;
         let client_addr = pod_addr(env);
         let now = env.now;
@@ -462,7 +459,7 @@ impl Client {
                 client: match client_addr {
                     IpAddress::Ipv4(a) => a,
                 },
-                sport: port,
+                sport: 0,
                 proto: match self.spec.protocol {
                     Protocol::Tcp => 6,
                     Protocol::Udp => 17,
@@ -475,31 +472,40 @@ impl Client {
                     peer = Some(IpEndpoint::new(IpAddress::Ipv4(sel.addr), sel.port));
                 }
                 crate::ebpf::SockXlate::Reject { error } => {
-                    return self.failed(id, port, env.now, &error);
+                    return self.failed(id, 0, env.now, &error);
                 }
                 crate::ebpf::SockXlate::Pass | crate::ebpf::SockXlate::SameNetns(_) => {}
             }
         }
         let to = peer.unwrap_or(self.remote());
-        let handle = match self.spec.protocol {
+        let no_port = "EADDRNOTAVAIL: every ephemeral port is in use";
+        let (handle, port) = match self.spec.protocol {
             Protocol::Tcp => {
+                let Some(choice) = env.ports.choose_tcp(env.rng, to) else {
+                    return self.failed(id, 0, env.now, no_port);
+                };
                 let mut s = env.pool.tcp();
                 s.set_hop_limit(self.spec.ttl);
-                if s.connect(env.iface.context(), to, port).is_err() {
-                    return self.failed(id, port, env.now, "ENETUNREACH: no route");
+                if s.connect(env.iface.context(), to, choice.port).is_err() {
+                    env.pool.put_tcp(s);
+                    return self.failed(id, choice.port, env.now, "ENETUNREACH: no route");
                 }
-                env.sockets.add(s)
+                env.ports.take_tcp(choice);
+                (env.sockets.add(s), choice.port)
             }
             Protocol::Udp => {
+                let Some(port) = env.ports.choose_udp(env.rng) else {
+                    return self.failed(id, 0, env.now, no_port);
+                };
                 let mut s = env.pool.udp();
                 s.set_hop_limit(self.spec.ttl);
                 if s.bind(port).is_err() || s.send_slice(&payload.to_vec(), to).is_err() {
                     return self.failed(id, port, env.now, "ENETUNREACH: no route");
                 }
-                env.sockets.add(s)
+                env.ports.bind_udp(port);
+                (env.sockets.add(s), port)
             }
         };
-        env.ports.insert(port);
         let sent = if self.spec.protocol == Protocol::Udp {
             payload.len()
         } else {
@@ -512,6 +518,7 @@ impl Client {
             started: env.now,
             connected: None,
             peer,
+            remote: to,
             payload,
             sent,
             received: Vec::new(),
@@ -721,9 +728,12 @@ impl Client {
         // A socket in TIME-WAIT stays until smoltcp closes it; the pod reaps it then.
         if outcome != Outcome::Ok || self.spec.protocol == Protocol::Udp {
             env.pool.put(env.sockets.remove(a.handle));
-            env.ports.remove(&a.local_port);
+            match self.spec.protocol {
+                Protocol::Tcp => env.ports.release_tcp((a.local_port, a.remote)),
+                Protocol::Udp => env.ports.unbind_udp(a.local_port),
+            }
         } else {
-            env.lingering.push((a.handle, a.local_port));
+            env.lingering.push((a.handle, (a.local_port, a.remote)));
         }
     }
 }

@@ -18,7 +18,6 @@ use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{IpAddress, IpEndpoint};
 
-use super::ports::pick_port;
 use super::server::find;
 use super::PodEnv;
 use crate::cilium::l7::{self, RequestHead};
@@ -53,7 +52,7 @@ pub struct AccessLog {
 #[derive(Debug)]
 struct Conn {
     down: Handle,
-    up: Option<(Handle, u16)>,
+    up: Option<(Handle, super::ports::Held)>,
     request: Vec<u8>,
     to_up: Vec<u8>,
     to_down: Vec<u8>,
@@ -205,14 +204,16 @@ impl L7Proxy {
         while i < self.conns.len() {
             if self.step_conn(i, env) {
                 let c = self.conns.remove(i);
-                let port = env
-                    .sockets
-                    .get::<tcp::Socket>(c.down)
-                    .local_endpoint()
-                    .map_or(0, |e| e.port);
-                env.lingering.push((c.down, port));
-                if let Some((h, p)) = c.up {
-                    env.lingering.push((h, p));
+                // An accepted socket: its port is the listener's, and no connect() holds it
+                // (freeing its key frees nothing).
+                let down = env.sockets.get::<tcp::Socket>(c.down);
+                let port = down.local_endpoint().map_or(0, |e| e.port);
+                let unspecified =
+                    IpEndpoint::new(smoltcp::wire::Ipv4Address::UNSPECIFIED.into(), 0);
+                let key = (port, down.remote_endpoint().unwrap_or(unspecified));
+                env.lingering.push((c.down, key));
+                if let Some(up) = c.up {
+                    env.lingering.push(up);
                 }
             } else {
                 i += 1;
@@ -272,13 +273,17 @@ impl L7Proxy {
                 };
                 if allowed {
                     c.to_up = core::mem::take(&mut c.request);
-                    if let Some(port) = pick_port(env) {
+                    // The upstream sockets borrow their clients' addresses; their ports are
+                    // chosen per server, as if the proxy had one address.
+                    if let Some(choice) = env.ports.choose_tcp(env.rng, server) {
                         let mut s = env.pool.tcp();
-                        let local = IpEndpoint::new(client.addr, port);
+                        let local = IpEndpoint::new(client.addr, choice.port);
                         if s.connect(env.iface.context(), server, local).is_ok() {
-                            env.ports.insert(port);
-                            c.up = Some((env.sockets.add(s), port));
-                            entry.upstream_port = Some(port);
+                            env.ports.take_tcp(choice);
+                            c.up = Some((env.sockets.add(s), (choice.port, server)));
+                            entry.upstream_port = Some(choice.port);
+                        } else {
+                            env.pool.put_tcp(s);
                         }
                     }
                 } else {

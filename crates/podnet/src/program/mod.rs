@@ -74,9 +74,10 @@ pub(crate) struct PodEnv<'a> {
     /// Closed sockets for reuse (and where new ones are made).
     pub pool: &'a mut crate::pod::SocketPool,
     /// Local ports in use by any program of the pod.
-    pub ports: &'a mut ports::PortSet,
-    /// Sockets closed by a program and left to finish (TIME-WAIT), with their local port.
-    pub lingering: &'a mut Vec<(crate::pod::Handle, u16)>,
+    pub ports: &'a mut ports::Ports,
+    /// Sockets closed by a program and left to finish (TIME-WAIT), with their local port and
+    /// peer.
+    pub lingering: &'a mut Vec<(crate::pod::Handle, ports::Held)>,
     /// The node's socket-level load balancer (`cgroup/connect4`), in eBPF mode.
     pub sock_lb: Option<&'a mut (dyn crate::ebpf::SocketLb + 'static)>,
 }

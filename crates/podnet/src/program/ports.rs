@@ -1,7 +1,12 @@
 //! Ephemeral ports for a pod's outgoing connections.
 
+use alloc::collections::BTreeMap;
+
+use litemap::LiteMap;
+use smoltcp::wire::{IpAddress, IpEndpoint};
+
 use super::client::EPHEMERAL_PORTS;
-use super::PodEnv;
+use crate::rng::{splitmix, SimRng};
 
 /// The ports a pod has in use: one bit for each of the 65,536, in a bitmap made when the first
 /// one is taken (8 KiB; a pod that never binds a port, like the idle pods of the memory
@@ -44,55 +49,203 @@ impl PortSet {
             .is_some_and(|bits| bits[usize::from(*port) / 64] & (1u64 << (port % 64)) != 0)
     }
 
-    /// The lowest port in `from..=to` not taken.
-    fn first_free(&self, from: u16, to: u16) -> Option<u16> {
-        if from > to {
-            return None;
-        }
-        let Some(bits) = &self.bits else {
-            return Some(from);
-        };
-        let (from, to) = (usize::from(from), usize::from(to));
-        let mut w = from / 64;
-        // The ports below `from` in its word count as taken.
-        let mut word = bits[w] | ((1u64 << (from % 64)) - 1);
-        loop {
-            if word != u64::MAX {
-                let port = w * 64 + (!word).trailing_zeros() as usize;
-                return (port <= to).then_some(port as u16);
-            }
-            w += 1;
-            if w * 64 > to {
-                return None;
-            }
-            word = bits[w];
-        }
+    /// The bits of ports `64 * w` to `64 * w + 63`.
+    fn word(&self, w: usize) -> u64 {
+        self.bits.as_ref().map_or(0, |bits| bits[w])
     }
 }
 
-/// A free ephemeral port, from a random offset in [`EPHEMERAL_PORTS`].
+/// A TCP connection's key for port bookkeeping: its local port and its peer.
+pub(crate) type Held = (u16, IpEndpoint);
+
+/// The ports a pod's programs hold, and the state Linux keeps to choose the next one.
 ///
-/// The first port not in use from that offset on, wrapping around once: what probing each
-/// port in turn finds.
-pub(crate) fn pick_port(env: &mut PodEnv<'_>) -> Option<u16> {
-    let (lo, hi) = EPHEMERAL_PORTS;
-    let span = u32::from(hi - lo) + 1;
-    let first = lo + env.rng.range_inclusive(0, span - 1) as u16;
-    let ports = &*env.ports;
-    ports
-        .first_free(first, hi)
-        .or_else(|| ports.first_free(lo, first - 1))
+/// TCP and UDP ports are apart, as Linux keeps them. A TCP port a program bound (a server's
+/// listening port) is its alone. A TCP port a `connect()` chose is held for that peer only:
+/// Linux's `__inet_hash_connect` lets another connection to a different peer take the same
+/// port, since the 4-tuples differ (the bind bucket's `fastreuse` is -1). So a pod runs out
+/// of ephemeral ports at 28,232 connections to one peer at once, TIME-WAIT included, not at
+/// 28,232 in all.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Ports {
+    /// TCP ports a program bound.
+    bound: PortSet,
+    /// UDP ports in use.
+    udp: PortSet,
+    /// The TCP ports connect()s took, per peer, with the peer's offset counter.
+    peers: BTreeMap<IpEndpoint, Peer>,
+    /// The key of the hash that places a peer's first port (Linux's `net_secret`), drawn
+    /// from the pod's seeded stream at its first connect.
+    secret: Option<u64>,
+}
+
+/// What a pod keeps per peer it connected to.
+#[derive(Clone, Debug, Default)]
+struct Peer {
+    /// Linux's `table_perturb[]` entry for this peer: added to the hash's offset, and moved
+    /// on after each connect by the distance searched plus 2, at least 2 to 16 at random.
+    perturb: u32,
+    /// The ports held to this peer, 64 to a word, by `port / 64`.
+    words: LiteMap<u16, u64>,
+}
+
+impl Peer {
+    fn word(&self, w: usize) -> u64 {
+        self.words.get(&(w as u16)).copied().unwrap_or(0)
+    }
+}
+
+/// A port [`Ports::choose_tcp`] found, taken by [`Ports::take_tcp`] once the socket
+/// connected.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Choice {
+    pub port: u16,
+    peer: IpEndpoint,
+    /// What the peer's counter moves on by.
+    step: u32,
+}
+
+impl Ports {
+    /// Takes TCP port `port` for a program that binds it (a listening server).
+    pub fn bind_tcp(&mut self, port: u16) {
+        self.bound.insert(port);
+    }
+
+    /// Takes UDP port `port`.
+    pub fn bind_udp(&mut self, port: u16) {
+        self.udp.insert(port);
+    }
+
+    /// Frees UDP port `port`.
+    pub fn unbind_udp(&mut self, port: u16) {
+        self.udp.remove(&port);
+    }
+
+    /// A free ephemeral UDP port: the first not in use from a random offset in
+    /// [`EPHEMERAL_PORTS`] on, wrapping around once. (Linux's `udp_lib_get_port` also starts
+    /// at random; it then walks the ports that share a hash slot, which this does not model.)
+    pub fn choose_udp(&self, rng: &mut SimRng) -> Option<u16> {
+        let (lo, hi) = EPHEMERAL_PORTS;
+        let span = u32::from(hi - lo) + 1;
+        let first = lo + rng.range_inclusive(0, span - 1) as u16;
+        let taken = |w: usize| self.udp.word(w);
+        first_free(first, hi, taken).or_else(|| first_free(lo, first - 1, taken))
+    }
+
+    /// The port a TCP `connect()` to `peer` gets, as Linux's `__inet_hash_connect` (4.6 and
+    /// later) chooses it: from an offset (a keyed hash of the peer plus the peer's counter,
+    /// modulo the range's 28,232 ports, made even), the even ports in turn, wrapping around
+    /// once, then the odd ones from the offset plus one (`inet_csk_get_port`, for a bind,
+    /// prefers the odd half). A port is free unless a program bound it or a connection to
+    /// the same peer holds it. So a pod's successive connections to one peer take increasing
+    /// even ports, 2 to 16 apart. None when every port is taken (`EADDRNOTAVAIL`).
+    pub fn choose_tcp(&mut self, rng: &mut SimRng, peer: IpEndpoint) -> Option<Choice> {
+        let (lo, hi) = EPHEMERAL_PORTS;
+        let remaining = u32::from(hi - lo) + 1;
+        let secret = *self.secret.get_or_insert_with(|| rng.next_u64());
+        let IpAddress::Ipv4(addr) = peer.addr;
+        let hash = splitmix(secret ^ (u64::from(addr.to_bits()) << 16 | u64::from(peer.port)));
+        let state = self.peers.get(&peer);
+        let perturb = state.map_or(0, |p| p.perturb);
+        let offset = (perturb.wrapping_add((hash >> 32) as u32) % remaining) & !1;
+        let bound = &self.bound;
+        for (first, skip) in [(offset, ODD), (offset + 1, EVEN)] {
+            let start = lo + first as u16;
+            let taken = |w: usize| bound.word(w) | state.map_or(0, |p| p.word(w)) | skip;
+            let Some(port) =
+                first_free(start, hi, taken).or_else(|| first_free(lo, start - 1, taken))
+            else {
+                continue;
+            };
+            // How far the search went, then at least 0 to 14 more at random.
+            let searched = (u32::from(port) + remaining - u32::from(start)) % remaining;
+            let step = searched.max(rng.range_inclusive(0, 7) * 2) + 2;
+            return Some(Choice { port, peer, step });
+        }
+        None
+    }
+
+    /// Takes the port of `choice` (the socket connected) and moves its peer's counter on.
+    pub fn take_tcp(&mut self, choice: Choice) {
+        let p = self.peers.entry(choice.peer).or_default();
+        p.perturb = p.perturb.wrapping_add(choice.step);
+        let w = choice.port / 64;
+        let bits = 1u64 << (choice.port % 64);
+        match p.words.get_mut(&w) {
+            Some(word) => *word |= bits,
+            None => {
+                p.words.insert(w, bits);
+            }
+        }
+    }
+
+    /// Frees TCP port `port` held to `peer` (a no-op when no connection holds it, like an
+    /// accepted connection's: its port is its server's).
+    pub fn release_tcp(&mut self, (port, peer): Held) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let w = port / 64;
+        if let Some(word) = p.words.get_mut(&w) {
+            *word &= !(1u64 << (port % 64));
+            if *word == 0 {
+                p.words.remove(&w);
+            }
+        }
+    }
+
+    /// Whether a connection to `peer` holds TCP port `port`.
+    #[cfg(test)]
+    pub(crate) fn holds_tcp(&self, (port, peer): Held) -> bool {
+        self.peers
+            .get(&peer)
+            .is_some_and(|p| p.word(usize::from(port / 64)) & (1u64 << (port % 64)) != 0)
+    }
+}
+
+/// Masks for [`first_free`]'s `taken`: the odd ports (to find even ones), the even ports (to
+/// find odd ones). A word holds 64 ports from a multiple of 64, so bit parity is port parity.
+const ODD: u64 = 0xAAAA_AAAA_AAAA_AAAA;
+const EVEN: u64 = 0x5555_5555_5555_5555;
+
+/// The lowest port in `from..=to` whose bit is clear in `taken(port / 64)`.
+fn first_free(from: u16, to: u16, taken: impl Fn(usize) -> u64) -> Option<u16> {
+    if from > to {
+        return None;
+    }
+    let (from, to) = (usize::from(from), usize::from(to));
+    let mut w = from / 64;
+    // The ports below `from` in its word count as taken.
+    let mut word = taken(w) | ((1u64 << (from % 64)) - 1);
+    loop {
+        if word != u64::MAX {
+            let port = w * 64 + (!word).trailing_zeros() as usize;
+            return (port <= to).then_some(port as u16);
+        }
+        w += 1;
+        if w * 64 > to {
+            return None;
+        }
+        word = taken(w);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use smoltcp::wire::Ipv4Address;
 
     #[test]
     fn the_first_free_port_is_what_probing_each_in_turn_finds() {
-        let probe = |used: &PortSet, from: u16, to: u16| (from..=to).find(|p| !used.contains(p));
+        let probe = |used: &PortSet, from: u16, to: u16, keep: &dyn Fn(u16) -> bool| {
+            (from..=to).find(|p| !used.contains(p) && keep(*p))
+        };
+        let none = PortSet::default();
+        assert_eq!(first_free(3, 9, |w| none.word(w)), Some(3));
+        assert_eq!(first_free(3, 9, |w| none.word(w) | ODD), Some(4));
+        assert_eq!(first_free(3, 9, |w| none.word(w) | EVEN), Some(3));
+        assert_eq!(first_free(4, 4, |w| none.word(w) | EVEN), None);
         let mut used = PortSet::default();
-        assert_eq!(used.first_free(3, 9), Some(3));
         // Runs across word boundaries (63, 64, 127, 128, ...).
         for p in [
             5, 6, 7, 9, 10, 12, 20, 62, 63, 64, 65, 126, 127, 128, 191, 192,
@@ -100,24 +253,104 @@ mod tests {
             assert!(used.insert(p));
         }
         assert!(!used.insert(5));
+        let all = |_: u16| true;
+        let even = |p: u16| p.is_multiple_of(2);
+        let odd = |p: u16| p % 2 == 1;
         for from in 0..200 {
             for to in from..200 {
-                assert_eq!(
-                    used.first_free(from, to),
-                    probe(&used, from, to),
-                    "{from}..={to}"
-                );
+                let any = first_free(from, to, |w| used.word(w));
+                assert_eq!(any, probe(&used, from, to, &all), "{from}..={to}");
+                let e = first_free(from, to, |w| used.word(w) | ODD);
+                assert_eq!(e, probe(&used, from, to, &even), "even in {from}..={to}");
+                let o = first_free(from, to, |w| used.word(w) | EVEN);
+                assert_eq!(o, probe(&used, from, to, &odd), "odd in {from}..={to}");
             }
         }
         for p in 0..=u16::MAX {
             used.insert(p);
         }
-        assert_eq!(used.first_free(0, u16::MAX), None);
-        assert_eq!(used.first_free(7, 3), None);
+        assert_eq!(first_free(0, u16::MAX, |w| used.word(w)), None);
+        assert_eq!(first_free(7, 3, |w| used.word(w)), None);
         assert!(used.remove(&u16::MAX));
         assert!(!used.remove(&u16::MAX));
-        assert_eq!(used.first_free(60_000, u16::MAX), Some(u16::MAX));
+        assert_eq!(
+            first_free(60_000, u16::MAX, |w| used.word(w)),
+            Some(u16::MAX)
+        );
         assert!(used.remove(&64));
-        assert_eq!(used.first_free(0, 200), Some(64));
+        assert_eq!(first_free(0, 200, |w| used.word(w)), Some(64));
+    }
+
+    fn peer(last: u8, port: u16) -> IpEndpoint {
+        IpEndpoint::new(IpAddress::Ipv4(Ipv4Address::new(10, 96, 0, last)), port)
+    }
+
+    fn connect(ports: &mut Ports, rng: &mut SimRng, to: IpEndpoint) -> Option<u16> {
+        let c = ports.choose_tcp(rng, to)?;
+        ports.take_tcp(c);
+        Some(c.port)
+    }
+
+    #[test]
+    fn connects_to_one_peer_take_increasing_even_ports_2_to_16_apart() {
+        let mut rng = SimRng::derive(7, crate::rng::Stream::Pod(0));
+        let mut ports = Ports::default();
+        let to = peer(10, 80);
+        let (lo, hi) = EPHEMERAL_PORTS;
+        let mut last: Option<u16> = None;
+        let mut gaps = alloc::collections::BTreeSet::new();
+        for _ in 0..2000 {
+            let p = connect(&mut ports, &mut rng, to).unwrap();
+            assert!((lo..=hi).contains(&p) && p.is_multiple_of(2), "{p}");
+            if let Some(l) = last {
+                // Forward, modulo the range (it wraps past 60999 to 32768).
+                let gap = (u32::from(p) + 28_232 - u32::from(l)) % 28_232;
+                assert!((2..=16).contains(&gap), "{l} -> {p}");
+                gaps.insert(gap);
+            }
+            last = Some(p);
+            // Closed at once: the ports never run out.
+            ports.release_tcp((p, to));
+        }
+        assert_eq!(
+            gaps.len(),
+            8,
+            "every even gap from 2 to 16 occurs: {gaps:?}"
+        );
+    }
+
+    #[test]
+    fn a_port_is_shared_by_peers_and_the_odd_half_follows_the_even() {
+        let mut rng = SimRng::derive(3, crate::rng::Stream::Pod(1));
+        let mut ports = Ports::default();
+        let (a, b) = (peer(10, 80), peer(11, 80));
+        // Hold every port to peer a: all 14,116 even ports first, then the 14,116 odd ones.
+        let mut held = alloc::vec::Vec::new();
+        for i in 0..28_232u32 {
+            let p = connect(&mut ports, &mut rng, a).unwrap();
+            assert_eq!(
+                u32::from(p % 2),
+                u32::from(i >= 14_116),
+                "connection {i}: {p}"
+            );
+            assert!(ports.holds_tcp((p, a)));
+            held.push(p);
+        }
+        held.sort_unstable();
+        held.dedup();
+        assert_eq!(held.len(), 28_232);
+        assert_eq!(connect(&mut ports, &mut rng, a), None, "EADDRNOTAVAIL");
+        // Another peer still gets ports: the 4-tuples differ.
+        let p = connect(&mut ports, &mut rng, b).unwrap();
+        assert!(ports.holds_tcp((p, a)) && ports.holds_tcp((p, b)));
+        // A port freed to peer a is the one it gets next; a bound port is never chosen.
+        ports.release_tcp((40_000, a));
+        assert!(!ports.holds_tcp((40_000, a)));
+        assert_eq!(connect(&mut ports, &mut rng, a), Some(40_000));
+        ports.release_tcp((40_002, a));
+        ports.bind_tcp(40_002);
+        assert_eq!(connect(&mut ports, &mut rng, a), None);
+        // Releasing what no connection holds changes nothing.
+        ports.release_tcp((80, peer(99, 1)));
     }
 }

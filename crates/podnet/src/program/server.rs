@@ -53,7 +53,7 @@ pub struct TcpServer {
 
 impl TcpServer {
     pub(crate) fn new(mode: Mode, port: u16, env: &mut PodEnv<'_>) -> Self {
-        env.ports.insert(port);
+        env.ports.bind_tcp(port);
         let mut s = TcpServer {
             mode,
             port,
@@ -246,7 +246,7 @@ impl UdpEcho {
     pub(crate) fn new(port: u16, env: &mut PodEnv<'_>) -> Self {
         let mut sock = env.pool.udp();
         let _ = sock.bind(port);
-        env.ports.insert(port);
+        env.ports.bind_udp(port);
         UdpEcho {
             handle: env.sockets.add(sock),
             answered: 0,

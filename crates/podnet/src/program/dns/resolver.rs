@@ -10,7 +10,6 @@ use smoltcp::wire::{IpAddress, IpEndpoint, IpProtocol, Ipv4Address};
 
 use super::*;
 use crate::program::client::Outcome;
-use crate::program::ports::pick_port;
 use crate::program::PodEnv;
 
 /// Name resolution before a client connects: the address it connects to is the first `A`
@@ -225,7 +224,7 @@ impl Lookup {
 
     fn close_socket(handle: Handle, port: u16, env: &mut PodEnv<'_>) {
         env.pool.put(env.sockets.remove(handle));
-        env.ports.remove(&port);
+        env.ports.unbind_udp(port);
     }
 
     fn finish(&mut self, result: Resolved, env: &mut PodEnv<'_>) {
@@ -244,12 +243,12 @@ impl Lookup {
 
     /// Opens a socket on a new ephemeral port and sends `query` from it.
     fn open(&mut self, query: &[u8], env: &mut PodEnv<'_>) -> Option<(Handle, u16)> {
-        let port = pick_port(env)?;
+        let port = env.ports.choose_udp(env.rng)?;
         let mut s = env.pool.udp();
         if s.bind(port).is_err() || s.send_slice(query, self.server()).is_err() {
             return None;
         }
-        env.ports.insert(port);
+        env.ports.bind_udp(port);
         self.ports.push(port);
         Some((env.sockets.add(s), port))
     }
