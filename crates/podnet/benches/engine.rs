@@ -634,14 +634,17 @@ fn bulk_throughput(c: &mut Criterion) {
     );
 }
 
-/// Sockets the client pod leaves in TIME-WAIT before the measured connections: as many as fit
-/// in one pod's ephemeral port range (28,232 ports; podnet gives each socket of a pod its own
-/// local port) with room to spare for the connections measured.
-const IDLE_TIME_WAIT: u32 = 25_000;
+/// Sockets the client pod leaves in TIME-WAIT before the measured connections: 25,000 to
+/// each of [`IDLE_PEERS`] servers. A pod's TCP source port is held per peer (as in Linux, two
+/// connections to different peers may share one), and one peer's 28,232 ports leave room for
+/// the connections measured, which go to the first server: its range is the fullest.
+const IDLE_TIME_WAIT: u32 = 100_000;
+/// The servers the idle connections went to.
+const IDLE_PEERS: u32 = 4;
 
-/// `n` HTTP connections from a pod that has `idle` sockets in TIME-WAIT (opened by an earlier
-/// client of the same pod, one every 200 µs, all closed 6 s before the measured ones start):
-/// the wall time of the `n` connections alone.
+/// `n` HTTP connections from a pod that has `idle` sockets in TIME-WAIT (opened by earlier
+/// clients of the same pod, one per [`IDLE_PEERS`] server, each opening one every 200 µs, all
+/// closed 6 s before the measured ones start): the wall time of the `n` connections alone.
 fn podnet_after_idle(idle: u32, n: u64) -> StdDuration {
     let mut c = Cluster::new(ClusterConfig {
         trace: TraceConfig::off(),
@@ -653,10 +656,15 @@ fn podnet_after_idle(idle: u32, n: u64) -> StdDuration {
     let b = c
         .add_node(NodeSpec::new("node-b", [192, 168, 1, 101]))
         .unwrap();
-    let web = c
-        .add_pod(PodSpec::new("web", b).program(Program::HttpServer { port: 80 }))
-        .unwrap();
-    let IpAddress::Ipv4(to) = c.pod(web).unwrap().addrs().ip.address();
+    let mut servers = Vec::new();
+    for i in 0..IDLE_PEERS {
+        let web = c
+            .add_pod(PodSpec::new(&format!("web-{i}"), b).program(Program::HttpServer { port: 80 }))
+            .unwrap();
+        let IpAddress::Ipv4(addr) = c.pod(web).unwrap().addrs().ip.address();
+        servers.push(addr);
+    }
+    let to = servers[0];
     let measured_from = podnet::Instant::from_secs(6);
     let mut pod = PodSpec::new("client", a).program(Program::Client(
         ClientSpec::http("next", to, 80)
@@ -664,12 +672,14 @@ fn podnet_after_idle(idle: u32, n: u64) -> StdDuration {
             .start(measured_from),
     ));
     if idle > 0 {
-        pod = pod.program(Program::Client(
-            ClientSpec::http("idle", to, 80)
-                .count(idle)
-                .interval(Duration::from_micros(200))
-                .concurrency(64),
-        ));
+        for (i, server) in servers.iter().enumerate() {
+            pod = pod.program(Program::Client(
+                ClientSpec::http(&format!("idle-{i}"), *server, 80)
+                    .count(idle / IDLE_PEERS)
+                    .interval(Duration::from_micros(200))
+                    .concurrency(64),
+            ));
+        }
     }
     let client = c.add_pod(pod).unwrap();
     c.run_until(measured_from - Duration::from_micros(1));
@@ -711,7 +721,7 @@ fn idle_sockets(c: &mut Criterion) {
     g.bench_function("no_idle_sockets", |b| {
         b.iter_custom(|iters| quiet.add(per_conn(0, iters), iters))
     });
-    g.bench_function("25k_in_time_wait", |b| {
+    g.bench_function("100k_in_time_wait", |b| {
         b.iter_custom(|iters| busy.add(per_conn(IDLE_TIME_WAIT, iters), iters))
     });
     g.finish();
@@ -725,7 +735,7 @@ fn idle_sockets(c: &mut Criterion) {
     }
     interleaved(
         "time_wait_idle",
-        ["25k in TIME-WAIT", "none"],
+        ["100k in TIME-WAIT", "none"],
         (9, 1),
         || podnet_after_idle(IDLE_TIME_WAIT, PER_RUN),
         || podnet_after_idle(0, PER_RUN),
