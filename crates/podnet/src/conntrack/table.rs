@@ -75,8 +75,6 @@ pub struct Seen {
 pub struct Entry {
     /// ORIGINAL and REPLY keys.
     pub keys: [Key; 2],
-    /// Next chain node for each direction's hash chain.
-    next: [u32; 2],
     /// Expiry, in milliseconds of virtual time.
     pub expires_ms: u32,
     /// TCP per-direction tracking (UDP keeps its stream timestamp in `seen[0].end`).
@@ -125,10 +123,23 @@ impl Entry {
     }
 }
 
+/// One direction of an entry in its hash chain: the next node, and a tag (32 more bits of
+/// the tuple's hash) that a lookup compares before it reads the entry.
+#[derive(Clone, Copy, Debug, Default)]
+struct Link {
+    tag: u32,
+    next: u32,
+}
+
 /// The table.
 #[derive(Debug)]
 pub struct Table {
     entries: Vec<Entry>,
+    /// The chain links of each entry slot (`links[i]` belongs to `entries[i]`; a free slot's
+    /// `[0].next` is the next free one), apart from the entries: a chain walk reads 8 bytes a
+    /// node and touches an entry only when its tag matches, so a table holding 100,000
+    /// connections costs a lookup little more than an empty one.
+    links: Vec<[Link; 2]>,
     /// TCP state beyond the window edges, one per entry slot (`tcp[i]` belongs to
     /// `entries[i]`), apart so that chain walks touch only the 64-byte entries.
     tcp: Vec<TcpExt>,
@@ -146,6 +157,7 @@ impl Table {
     pub fn new(capacity: u32, buckets: u32, seed: u64) -> Self {
         Table {
             entries: Vec::new(),
+            links: Vec::new(),
             tcp: Vec::new(),
             free: NIL,
             buckets: alloc::vec![NIL; buckets.max(1) as usize],
@@ -172,19 +184,29 @@ impl Table {
 
     /// Bytes the table takes when full (entries and their TCP state at capacity, plus buckets).
     pub fn reserved_bytes(&self) -> usize {
-        self.capacity as usize * (core::mem::size_of::<Entry>() + core::mem::size_of::<TcpExt>())
+        self.capacity as usize
+            * (core::mem::size_of::<Entry>()
+                + core::mem::size_of::<[Link; 2]>()
+                + core::mem::size_of::<TcpExt>())
             + self.buckets.len() * 4
     }
 
     /// The bucket of a tuple.
     pub fn bucket_of(&self, t: &Tuple) -> u32 {
+        self.place(t).0
+    }
+
+    /// The bucket of a tuple and its tag.
+    fn place(&self, t: &Tuple) -> (u32, u32) {
         let a = u64::from(u32::from(t.src)) | u64::from(u32::from(t.dst)) << 32;
         let b = u64::from(t.sport) | u64::from(t.dport) << 16 | u64::from(t.proto) << 32;
         let mut h = (a ^ self.seed).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         h ^= h >> 29;
         h = (h ^ b).wrapping_mul(0xd6e8_feb8_6659_fd93);
+        let tag = (h >> 32) as u32;
         h ^= h >> 32;
-        ((u64::from(h as u32) * self.buckets.len() as u64) >> 32) as u32
+        let bucket = ((u64::from(h as u32) * self.buckets.len() as u64) >> 32) as u32;
+        (bucket, tag)
     }
 
     /// An entry by index.
@@ -215,20 +237,21 @@ impl Table {
         }
         let entry = Entry {
             keys: [Key::of(orig), Key::of(reply)],
-            next: [NIL; 2],
             proto: orig.proto,
             bits: bits::USED,
             ..Entry::default()
         };
         let idx = if self.free != NIL {
             let idx = self.free;
-            self.free = self.entries[idx as usize].next[0];
+            self.free = self.links[idx as usize][0].next;
             self.entries[idx as usize] = entry;
+            self.links[idx as usize] = [Link::default(); 2];
             self.tcp[idx as usize] = TcpExt::default();
             idx
         } else {
             // Within the capacity reserved at construction: no reallocation.
             self.entries.push(entry);
+            self.links.push([Link::default(); 2]);
             self.tcp.push(TcpExt::default());
             self.entries.len() as u32 - 1
         };
@@ -239,9 +262,10 @@ impl Table {
     /// Links a new entry into both chains (confirmation).
     pub fn link(&mut self, idx: u32) {
         for dir in 0..2 {
-            let b = self.bucket_of(&self.entries[idx as usize].tuple(dir)) as usize;
-            self.entries[idx as usize].next[dir] = self.buckets[b];
-            self.buckets[b] = idx << 1 | dir as u32;
+            let (b, tag) = self.place(&self.entries[idx as usize].tuple(dir));
+            let next = self.buckets[b as usize];
+            self.links[idx as usize][dir] = Link { tag, next };
+            self.buckets[b as usize] = idx << 1 | dir as u32;
         }
         self.entries[idx as usize].bits |= bits::CONFIRMED;
     }
@@ -249,19 +273,19 @@ impl Table {
     fn unlink_dir(&mut self, idx: u32, dir: usize) {
         let node = idx << 1 | dir as u32;
         let b = self.bucket_of(&self.entries[idx as usize].tuple(dir)) as usize;
-        let after = self.entries[idx as usize].next[dir];
+        let after = self.links[idx as usize][dir].next;
         if self.buckets[b] == node {
             self.buckets[b] = after;
             return;
         }
         let mut cur = self.buckets[b];
         while cur != NIL {
-            let (ci, cd) = ((cur >> 1) as usize, (cur & 1) as usize);
-            if self.entries[ci].next[cd] == node {
-                self.entries[ci].next[cd] = after;
+            let link = &mut self.links[(cur >> 1) as usize][(cur & 1) as usize];
+            if link.next == node {
+                link.next = after;
                 return;
             }
-            cur = self.entries[ci].next[cd];
+            cur = link.next;
         }
     }
 
@@ -290,9 +314,14 @@ impl Table {
             self.unlink_dir(idx, 0);
             self.unlink_dir(idx, 1);
         }
-        let e = &mut self.entries[idx as usize];
-        e.bits = 0;
-        e.next = [self.free, NIL];
+        self.entries[idx as usize].bits = 0;
+        self.links[idx as usize] = [
+            Link {
+                tag: 0,
+                next: self.free,
+            },
+            Link::default(),
+        ];
         self.free = idx;
         self.count -= 1;
     }
@@ -312,14 +341,18 @@ impl Table {
     /// after this packet's lookup began: see [`super::Conntrack::hide`]).
     pub fn lookup_except(&self, t: &Tuple, skip: &[u32]) -> Option<(u32, usize)> {
         let key = Key::of(t);
-        let mut cur = self.buckets[self.bucket_of(t) as usize];
+        let (b, tag) = self.place(t);
+        let mut cur = self.buckets[b as usize];
         while cur != NIL {
             let (ci, cd) = (cur >> 1, (cur & 1) as usize);
-            let e = &self.entries[ci as usize];
-            if e.proto == t.proto && e.keys[cd] == key && !skip.contains(&ci) {
-                return Some((ci, cd));
+            let link = self.links[ci as usize][cd];
+            if link.tag == tag {
+                let e = &self.entries[ci as usize];
+                if e.proto == t.proto && e.keys[cd] == key && !skip.contains(&ci) {
+                    return Some((ci, cd));
+                }
             }
-            cur = e.next[cd];
+            cur = link.next;
         }
         None
     }
@@ -328,10 +361,13 @@ impl Table {
     /// tuple is another entry's), marked [`bits::NAT_CLASH`].
     pub fn link_reply_only(&mut self, idx: u32) {
         let dir = 1;
-        let b = self.bucket_of(&self.entries[idx as usize].tuple(dir)) as usize;
-        self.entries[idx as usize].next[dir] = self.buckets[b];
-        self.buckets[b] = idx << 1 | dir as u32;
-        self.entries[idx as usize].next[0] = NIL;
+        let (b, tag) = self.place(&self.entries[idx as usize].tuple(dir));
+        let next = self.buckets[b as usize];
+        self.links[idx as usize] = [
+            Link { tag: 0, next: NIL },
+            Link { tag, next },
+        ];
+        self.buckets[b as usize] = idx << 1 | dir as u32;
         self.entries[idx as usize].bits |= bits::CONFIRMED | bits::NAT_CLASH;
     }
 
@@ -345,7 +381,7 @@ impl Table {
                 out[n] = ci;
                 n += 1;
             }
-            cur = self.entries[ci as usize].next[(cur & 1) as usize];
+            cur = self.links[ci as usize][(cur & 1) as usize].next;
         }
         n
     }
@@ -362,6 +398,7 @@ impl Table {
     /// Removes everything.
     pub fn clear(&mut self) {
         self.entries.clear();
+        self.links.clear();
         self.tcp.clear();
         self.free = NIL;
         self.buckets.iter_mut().for_each(|b| *b = NIL);
