@@ -14,9 +14,13 @@
 import { Sim } from "./podnet";
 import { firstIndex } from "./profile";
 
-/** At most this many parked Sims (each holds the world's state at its time: ~15 MiB for
- * three-endpoints at 30,000 connections, mostly its open sockets' buffers). */
-export const MAX_CHECKPOINTS = 7;
+/** At most this many parked Sims by cost (each holds the world's state at its time: ~15 MiB
+ * for three-endpoints at 30,000 connections early in the run, mostly its open sockets'
+ * buffers, ~33 MiB late, with every connection's record). Seven, with that run's cost split
+ * between its first 0.2 s and its last 0.33 s, put three of the big late ones in its final
+ * burst: the page then peaked at 467 to 471 MiB of wasm memory in the e2e test, against 433
+ * to 435 with six, for landings no faster. */
+export const MAX_CHECKPOINTS = 6;
 /** Runs that cost the scout less than this (wall ms) to run to the end get no checkpoints. A
  * landing costs two to three times the scout's time for the same stretch (`view` and
  * `ahead` both re-run it, `ahead` recording): three-endpoints at 30,000 connections, whose
