@@ -1,6 +1,8 @@
 //! The conntrack table: a fixed-capacity slab of 64-byte entries and a hash of `buckets`
 //! chains in which every entry is linked twice, by its ORIGINAL and by its REPLY tuple (Linux's
-//! two `tuplehash` nodes). All memory is reserved at construction; the packet path never
+//! two `tuplehash` nodes). The links live in a parallel array of 8-byte nodes, each with a
+//! 32-bit tag of its tuple's hash: a lookup walks the links and reads an entry only when the
+//! tag matches. All memory is reserved at construction; the packet path never
 //! allocates. Entries are referred to by index; a chain node is `index << 1 | direction`.
 
 use alloc::vec::Vec;
@@ -69,7 +71,8 @@ pub struct Seen {
     pub maxwin: u32,
 }
 
-/// One connection. 64 bytes: two keys, two chain links, expiry, TCP tracking, flag bits.
+/// One connection. 64 bytes (56 used, aligned to a cache line): two keys, expiry, TCP
+/// tracking, flag bits.
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(align(64))]
 pub struct Entry {
@@ -363,10 +366,7 @@ impl Table {
         let dir = 1;
         let (b, tag) = self.place(&self.entries[idx as usize].tuple(dir));
         let next = self.buckets[b as usize];
-        self.links[idx as usize] = [
-            Link { tag: 0, next: NIL },
-            Link { tag, next },
-        ];
+        self.links[idx as usize] = [Link { tag: 0, next: NIL }, Link { tag, next }];
         self.buckets[b as usize] = idx << 1 | dir as u32;
         self.entries[idx as usize].bits |= bits::CONFIRMED | bits::NAT_CLASH;
     }

@@ -262,7 +262,7 @@ pub mod flag {
 /// What Linux's `ip_ct_tcp` keeps besides the window edges held in the entry itself: the
 /// highest ACK each side sent, the per-direction flags and the last segment seen (for
 /// retransmission counting, ignored-SYN resynchronisation and RST checks). Kept in a slab
-/// parallel to the entries so lookups walk only the 64-byte entries.
+/// parallel to the entries: lookups never read it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TcpExt {
     /// `td_maxack` per direction.
