@@ -280,11 +280,9 @@ impl Client {
     }
 
     pub(crate) fn next_wake(&self) -> Option<Instant> {
-        let deadline = self
-            .active
-            .iter()
-            .map(|a| a.started + self.spec.timeout)
-            .min();
+        // Connections open in order of their start and leave in any order, so the first one
+        // left is the one whose timeout comes first.
+        let deadline = self.active.first().map(|a| a.started + self.spec.timeout);
         // While the name resolves, connections wait for the answer, not for their start time.
         let resolving = self.lookup.as_deref().is_some_and(Lookup::pending);
         let next_start = (!resolving
