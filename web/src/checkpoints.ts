@@ -29,7 +29,7 @@ export const MIN_RUN_MS = 300;
 /** Aimed-for wall cost of the gap between two checkpoints (fewer, wider gaps past MAX). It
  * was 120 ms: when the engine got twice as fast for three-endpoints at 30,000 connections
  * (sockets served only when busy) the scout took half the time, and 120 ms gaps left it
- * four slots by cost where memory allows seven, and landings no faster. */
+ * four slots by cost where memory allowed seven (six since), and landings no faster. */
 export const GAP_MS = 60;
 /** Besides those, no stretch longer than this share of the run's virtual time is left without
  * a slot (at most MAX_SPAN_CHECKPOINTS more): a run's cost is often all in its first moments
