@@ -274,7 +274,8 @@ export class Timeline {
       } else if (!this.advanceAhead(Math.min(this.replayChunk, Math.max(1, p.target + LOOKAHEAD_US - this.ahead.now())))) {
         // `ahead` needs to reach no further than the lookahead past the target: a chunk grown
         // over a quiet stretch would otherwise record the burst after it (from 9 s in
-        // three-endpoints at 30,000 connections: 1.2 s recording 10 s to 10.33 s).
+        // three-endpoints at 30,000 connections, when TIME-WAIT was 10 s: 1.2 s recording 10 s
+        // to 10.33 s).
         aheadDone = true;
       }
       const took = performance.now() - t0;
@@ -328,8 +329,8 @@ export class Timeline {
     const before = s.now();
     // The slice starts at the next event: a quiet stretch costs nothing to cross, and a slice
     // that crossed one into a burst would note the burst's cost at its own end, out of the
-    // checkpoint plan's reach (three-endpoints at 30,000 connections: quiet from 7.2 s, then
-    // 600,000 frames from 10 s to its end at 10.33 s).
+    // checkpoint plan's reach (three-endpoints at 30,000 connections: quiet from 57.2 s, then
+    // 600,000 frames from 60 s to its end at 60.32 s).
     const next = s.nextEventTime();
     const idle = next !== null && next > before ? next - before : 0;
     const done = s.runToEnd(Math.max(1, Math.min(idle + this.exploreChunk, RUN_LIMIT_US - before)));

@@ -389,7 +389,7 @@ fn time_wait_sockets_leave_the_set_and_still_answer() {
         assert_eq!(ok_count(&c, client), 100, "seed {seed}");
         let waiting = c.pod(client).unwrap().time_wait_count();
         assert!(waiting > 0, "seed {seed}: the last connections wait");
-        // Past every TIME-WAIT (10 s in smoltcp) and every FIN retransmission.
+        // Past every TIME-WAIT (60 s, as in Linux) and every FIN retransmission.
         c.run_until(c.now() + Duration::from_secs(200));
         let pod = c.pod(client).unwrap();
         assert_eq!(pod.socket_count(), 0, "seed {seed}");

@@ -18,6 +18,13 @@
 //!   processed by the same smoltcp socket, placed alone in a scratch set, and it is polled once
 //!   at its deadline, where it closes as it would in the full set.
 //!
+//! A connection waits 60 s, Linux's `TCP_TIMEWAIT_LEN`, where smoltcp closes its socket after
+//! 10 s (`CLOSE_DELAY`): a record's deadline is smoltcp's plus 50 s, and each restart (a
+//! retransmitted FIN, another segment outside the window) sets it 60 s on. A socket kept as a
+//! socket closes when smoltcp closes it; its connection is then held, port and count, for the
+//! 50 s left, without a socket to answer a late segment (the pod's stack sends a RST, where
+//! Linux's TIME-WAIT would send an ACK).
+//!
 //! Where a record differs from the socket it replaces (smoltcp keeps these private):
 //! - its challenge-ACK rate limit starts fresh, as if the connection sent no challenge ACK in
 //!   its last second;
@@ -47,7 +54,10 @@ use crate::link::Frame;
 /// (local port, remote endpoint).
 pub type Key = (u16, IpEndpoint);
 
-/// smoltcp's TIME-WAIT length (`CLOSE_DELAY`), restarted by out-of-window segments.
+/// Linux's TIME-WAIT length (`TCP_TIMEWAIT_LEN`), restarted by out-of-window segments.
+const TIME_WAIT_LEN: Duration = Duration::from_secs(60);
+/// smoltcp's TIME-WAIT length (`CLOSE_DELAY`): a socket kept as a socket closes then, and its
+/// connection is held (port and count) for the rest of Linux's length.
 const CLOSE_DELAY: Duration = Duration::from_secs(10);
 /// smoltcp's challenge-ACK rate limit: one a second.
 const CHALLENGE_EVERY: Duration = Duration::from_secs(1);
@@ -147,7 +157,7 @@ impl Record {
             if repr.control == TcpControl::Rst {
                 return Outcome::Ignore;
             }
-            *deadline = now + CLOSE_DELAY;
+            *deadline = now + TIME_WAIT_LEN;
             let data = !repr.payload.is_empty()
                 && matches!(
                     repr.control,
@@ -209,9 +219,13 @@ pub struct TimeWait {
     /// cache lines however many there are.
     records: HashMap<Key, (Record, Instant), FixedState>,
     deadlines: BTreeSet<(Instant, Key)>,
-    /// Sockets taken out for frames of the current service, with their key.
+    /// Sockets taken out for frames of the current service, with their key and the time
+    /// smoltcp closes them.
     scratch: SocketSet<'static>,
-    taken: Vec<(Key, SocketHandle)>,
+    taken: Vec<(Key, SocketHandle, Instant)>,
+    /// Connections whose socket smoltcp closed at the end of its 10 s, held until Linux's 60 s
+    /// are over: their port stays taken, and they count as waiting.
+    held: BTreeSet<Key>,
     /// Keys of records that ended, whose ports to free.
     ended: Vec<Key>,
     /// Keep every socket, never a record (for the differential test).
@@ -228,6 +242,7 @@ impl Default for TimeWait {
             deadlines: BTreeSet::new(),
             scratch: SocketSet::new(Vec::new()),
             taken: Vec::new(),
+            held: BTreeSet::new(),
             ended: Vec::new(),
             keep_sockets: false,
             segments: 0,
@@ -239,7 +254,8 @@ impl Default for TimeWait {
 pub enum Settled {
     /// Closed: free its port, recycle it.
     Closed(tcp::Socket<'static>, Key),
-    /// Replaced by a record, which keeps its port: recycle it.
+    /// Replaced by a record, or closed at the end of smoltcp's TIME-WAIT and held for the rest
+    /// of Linux's: the port stays taken; recycle the socket.
     Recorded(tcp::Socket<'static>),
     /// Not in TIME-WAIT with a future deadline: back to the pod's set.
     Active(tcp::Socket<'static>, Key),
@@ -262,15 +278,15 @@ impl TimeWait {
         self.keep_sockets = true;
     }
 
-    /// Connections held as records and as sockets.
+    /// Connections held as records, as sockets, and past their socket's close.
     #[cfg(test)]
-    pub fn kinds(&self) -> (usize, usize) {
-        (self.records.len(), self.socks.len())
+    pub fn kinds(&self) -> (usize, usize, usize) {
+        (self.records.len(), self.socks.len(), self.held.len())
     }
 
     /// Connections waiting.
     pub fn len(&self) -> usize {
-        self.socks.len() + self.records.len() + self.taken.len()
+        self.socks.len() + self.records.len() + self.taken.len() + self.held.len()
     }
 
     /// The earliest deadline.
@@ -327,11 +343,11 @@ impl TimeWait {
     /// When the segment with `key` belongs to a socket here, the set to process it with (the
     /// socket alone).
     pub fn claim(&mut self, key: Key) -> Option<&mut SocketSet<'static>> {
-        if !self.taken.iter().any(|(k, _)| *k == key) {
+        if !self.taken.iter().any(|(k, _, _)| *k == key) {
             let (sock, at) = self.socks.remove(&key)?;
             self.deadlines.remove(&(at, key));
             let h = self.scratch.add(sock);
-            self.taken.push((key, h));
+            self.taken.push((key, h, at));
         }
         self.segments += 1;
         Some(&mut self.scratch)
@@ -352,8 +368,8 @@ impl TimeWait {
             self.deadlines.pop_first();
             if let Some((sock, _)) = self.socks.remove(&key) {
                 let h = self.scratch.add(sock);
-                self.taken.push((key, h));
-            } else if self.records.remove(&key).is_some() {
+                self.taken.push((key, h, at));
+            } else if self.records.remove(&key).is_some() || self.held.remove(&key) {
                 self.ended.push(key);
             }
         }
@@ -379,10 +395,18 @@ impl TimeWait {
         tx: &[Frame],
         out: &mut Vec<Settled>,
     ) {
-        for (key, h) in core::mem::take(&mut self.taken) {
+        for (key, h, closes) in core::mem::take(&mut self.taken) {
             let Some(sock) = into_tcp(self.scratch.remove(h)) else {
                 continue;
             };
+            // Closed by its timer (not by an RST): Linux would keep the connection 50 s more.
+            if sock.state() == tcp::State::Closed && now >= closes {
+                self.held.insert(key);
+                self.deadlines
+                    .insert((closes + (TIME_WAIT_LEN - CLOSE_DELAY), key));
+                out.push(Settled::Recorded(sock));
+                continue;
+            }
             if let Some(s) = self.settle(iface, now, sock, key, tx) {
                 out.push(s);
             }
@@ -413,18 +437,21 @@ impl TimeWait {
             Some(at) if at > now => at,
             _ => return Some(Settled::Active(sock, key)),
         };
-        self.deadlines.insert((at, key));
         // Its last segment left in this service, and what it waits for next is its close timer
         // (a pending delayed ACK, 10 ms, would come first).
         let last = (!self.keep_sockets && at >= now + CHALLENGE_EVERY)
             .then(|| tx.iter().rev().find(|f| sent_by(f, key)))
             .flatten();
         if let Some(rec) = last.and_then(|f| Record::capture(&sock, f)) {
+            // smoltcp's 10 s timer, lengthened to Linux's 60 s.
+            let at = at + (TIME_WAIT_LEN - CLOSE_DELAY);
+            self.deadlines.insert((at, key));
             self.records.insert(key, (rec, at));
             // The record answers from now on; the socket is only buffers to reuse.
             sock.abort();
             return Some(Settled::Recorded(sock));
         }
+        self.deadlines.insert((at, key));
         self.socks.insert(key, (sock, at));
         None
     }
