@@ -333,6 +333,13 @@ export class Timeline {
     // 600,000 frames from 60 s to its end at 60.32 s).
     const next = s.nextEventTime();
     const idle = next !== null && next > before ? next - before : 0;
+    if (next !== null && idle > 0) {
+      // Nothing happens before `next`: a sample there, at the cost and frames so far, puts the
+      // slice's work after it (a step back into a quiet stretch then lands where its last
+      // frames are, not at the stretch's start).
+      this.profile.push([next, this.profile[this.profile.length - 1]?.[1] ?? 0]);
+      this.frameProfile.push([next, s.framesDelivered()]);
+    }
     const done = s.runToEnd(Math.max(1, Math.min(idle + this.exploreChunk, RUN_LIMIT_US - before)));
     const took = performance.now() - t0;
     this.profile.push([s.now(), (this.profile[this.profile.length - 1]?.[1] ?? 0) + took]);
