@@ -7,6 +7,9 @@
 //! a pod that has 100,000 sockets in TIME-WAIT, 25,000 to each of 4 web pods (opened by
 //! earlier clients, one per web pod, each opening one every 200 µs); the wall time is of the
 //! 1,000 alone, which go to the first web pod.
+//!
+//! To profile the measured part alone: `mkfifo ctl ack`, then
+//! `PERF_CTL=ctl PERF_ACK=ack perf record -D -1 --control fifo:ctl,ack ... load tw ...`.
 
 use std::time::Instant as StdInstant;
 
@@ -76,6 +79,13 @@ fn main() {
     }
     let start = StdInstant::now();
     eprintln!("measuring");
+    // `perf record -D -1 --control fifo:CTL,ACK` with `PERF_CTL=CTL PERF_ACK=ACK` in the
+    // environment: the profile holds the measured part only.
+    if let (Ok(ctl), Ok(ack)) = (std::env::var("PERF_CTL"), std::env::var("PERF_ACK")) {
+        std::fs::write(ctl, "enable\n").expect("perf control fifo");
+        let mut reply = [0u8; 5]; // "ack\n\0"
+        let _ = std::io::Read::read(&mut std::fs::File::open(ack).expect("ack fifo"), &mut reply);
+    }
     let done = c.run_until_done(Duration::from_secs(36_000));
     let wall = start.elapsed();
     let recs = c.pod(client).expect("client").connections().count();
