@@ -91,6 +91,9 @@ export class Timeline {
   private profile: [number, number][] = [];
   /** The scout's frames delivered: (virtual µs, frames since time 0), ascending. */
   private frameProfile: [number, number][] = [];
+  /** For each sample of `frameProfile`, when the first and the last frame since the sample
+   * before it were delivered ([-1, -1]: none was). */
+  private frameSpans: [number, number][] = [];
   private ckpt: Checkpoints;
   /** Checkpoints asked for (`?checkpoints=N`), else chosen from the run's cost. */
   private readonly checkpointCount: number | undefined;
@@ -339,11 +342,15 @@ export class Timeline {
       // frames are, not at the stretch's start).
       this.profile.push([next, this.profile[this.profile.length - 1]?.[1] ?? 0]);
       this.frameProfile.push([next, s.framesDelivered()]);
+      this.frameSpans.push([-1, -1]);
     }
+    s.markDeliveries();
     const done = s.runToEnd(Math.max(1, Math.min(idle + this.exploreChunk, RUN_LIMIT_US - before)));
     const took = performance.now() - t0;
     this.profile.push([s.now(), (this.profile[this.profile.length - 1]?.[1] ?? 0) + took]);
     this.frameProfile.push([s.now(), s.framesDelivered()]);
+    const span = s.deliveriesSinceMark();
+    this.frameSpans.push([span?.[0] ?? -1, span?.[1] ?? -1]);
     if (done || (s.now() <= before && s.nextEventTime() === null) || s.now() >= RUN_LIMIT_US) {
       this.endTime ??= s.now();
       s.free();
@@ -490,26 +497,30 @@ export class Timeline {
 
   /**
    * Where to step back to when `ahead`'s window holds no event before `u`: the last frame
-   * delivered before `u` lies in an interval between two samples of the scout's frame
-   * profile, the one around `u` when it counts a frame (that frame may be before `u`), else
-   * the last one before `u` that counts a frame. Land at that interval's start, recording
-   * from a little before it (`stepBack`): the window then holds the frame, and
-   * refineStepBack() finds the event to go on to (forward, a short run). 0 when no frame came
-   * before `u`.
+   * delivered before `u`, found in the scout's samples, each of which notes when the first
+   * and the last frame since the sample before it were delivered. In the stretch between
+   * samples around `u`: its last frame when that is before `u`, else its first when that is
+   * (the last before `u` is then between the two); else the last frame of the last stretch
+   * before it that had any. Land there, recording from a little before it (`stepBack`): the
+   * window then holds that frame and whatever else happened up to `u`, and refineStepBack()
+   * finds the last event before `u` (forward, a short run). 0 when no frame came before `u`.
    */
   private afterLastFrameBefore(u: number): number {
     const p = this.frameProfile;
+    const spans = this.frameSpans;
     if (p.length === 0) return Math.max(0, u - 1);
+    const grew = (j: number) => (p[j]?.[1] ?? 0) > (p[j - 1]?.[1] ?? 0);
     const b = firstIndex(p, (e) => e[0] >= u);
-    const [ta, fa] = p[b - 1] ?? [0, 0];
-    const after = p[b];
+    const [first, last] = spans[b] ?? [-1, -1];
     let at: number;
-    if (after && after[1] > fa) {
-      at = ta;
-    } else if (fa <= 0) {
-      return 0;
+    if (b < p.length && grew(b) && first >= 0 && first < u) {
+      at = last < u ? last : first;
     } else {
-      at = p[firstIndex(p, (e) => e[1] >= fa) - 1]?.[0] ?? 0;
+      let j = b - 1;
+      while (j >= 0 && !grew(j)) j--;
+      const end = spans[j]?.[1] ?? -1;
+      if (j < 0 || end < 0) return 0;
+      at = end;
     }
     // Whole µs, as seek() lands (the time shown can be fractional while playing).
     at = Math.max(0, Math.floor(at));

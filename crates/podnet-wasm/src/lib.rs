@@ -175,6 +175,21 @@ impl Sim {
         self.core.frames_delivered()
     }
 
+    /// Starts a new span of deliveries: `deliveriesSinceMark()` then tells when the first and
+    /// the last frame after this call were delivered.
+    #[wasm_bindgen(js_name = markDeliveries)]
+    pub fn mark_deliveries(&mut self) {
+        self.core.mark_deliveries();
+    }
+
+    /// `[first, last]`: when (virtual µs) the first and the last frame since
+    /// `markDeliveries()` were delivered; undefined when none was. Counted whether or not
+    /// events are recorded.
+    #[wasm_bindgen(js_name = deliveriesSinceMark)]
+    pub fn deliveries_since_mark(&self) -> Option<Vec<f64>> {
+        self.core.deliveries_since_mark().map(Vec::from)
+    }
+
     /// Kept events numbered `[from, to)` in order (`to` defaults to the end; clamped to the
     /// kept ones, `eventBase()` to `eventCount()`).
     pub fn events(&mut self, from: f64, to: Option<f64>) -> Result<Vec<Ts<SimEvent>>, JsError> {

@@ -147,6 +147,20 @@ impl SimCore {
         self.session.cluster.frames_delivered() as f64
     }
 
+    /// Starts a new span of deliveries (see [`SimCore::deliveries_since_mark`]).
+    pub fn mark_deliveries(&mut self) {
+        self.session.cluster.mark_deliveries();
+    }
+
+    /// When (µs) the first and the last frame since [`SimCore::mark_deliveries`] were
+    /// delivered, if any was.
+    pub fn deliveries_since_mark(&self) -> Option<[f64; 2]> {
+        self.session
+            .cluster
+            .deliveries_since_mark()
+            .map(|(first, last)| [us(first), us(last)])
+    }
+
     /// The session.
     pub fn session(&self) -> &Session {
         &self.session

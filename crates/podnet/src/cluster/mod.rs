@@ -257,6 +257,17 @@ impl Cluster {
         self.trace.frames_delivered()
     }
 
+    /// Starts a new span of deliveries (see [`Trace::deliveries_since_mark`]).
+    pub fn mark_deliveries(&mut self) {
+        self.trace.mark_deliveries();
+    }
+
+    /// When the first and the last frame since [`Cluster::mark_deliveries`] were delivered
+    /// (see [`Trace::deliveries_since_mark`]).
+    pub fn deliveries_since_mark(&self) -> Option<(Instant, Instant)> {
+        self.trace.deliveries_since_mark()
+    }
+
     /// Frames delivered to node `node`'s interfaces so far (see
     /// [`Trace::frames_delivered_to`]).
     pub fn frames_delivered_to(&self, node: NodeId) -> u64 {

@@ -254,6 +254,8 @@ pub struct Trace {
     drops: u64,
     /// Frames received, per interface.
     delivered: Vec<u64>,
+    /// The first and the last delivery since [`Trace::mark_deliveries`].
+    since_mark: Option<(Instant, Instant)>,
 }
 
 impl core::fmt::Debug for Trace {
@@ -424,6 +426,20 @@ impl Trace {
         self.delivered.iter().sum()
     }
 
+    /// Starts a new span for [`Trace::deliveries_since_mark`].
+    pub fn mark_deliveries(&mut self) {
+        self.since_mark = None;
+    }
+
+    /// When the first and the last frame since the last [`Trace::mark_deliveries`] (or since
+    /// the start) were delivered; `None` when none was. Counted whether or not anything is
+    /// recorded: a run that keeps no events can still tell where its frames were (the
+    /// playground's scout notes it, so that a step back lands on the last frame before the
+    /// time shown).
+    pub fn deliveries_since_mark(&self) -> Option<(Instant, Instant)> {
+        self.since_mark
+    }
+
     /// Frames delivered to interface `iface` so far.
     pub fn frames_delivered_on(&self, iface: IfaceId) -> u64 {
         self.delivered.get(iface.0 as usize).copied().unwrap_or(0)
@@ -491,6 +507,7 @@ impl Trace {
         if let Some(n) = self.delivered.get_mut(iface.0 as usize) {
             *n += 1;
         }
+        self.since_mark = Some((self.since_mark.map_or(now, |(first, _)| first), now));
         self.capture(now, iface, frame);
         self.frame_event(now, EventRef::Received { iface, frame });
     }
@@ -664,5 +681,24 @@ mod tests {
         quiet.add_observer(Box::new(seen(false)));
         events(&mut quiet);
         assert_eq!((quiet.frames_delivered(), quiet.drop_count()), (2, 1));
+    }
+
+    #[test]
+    fn deliveries_since_a_mark_span_the_first_to_the_last_frame_received() {
+        let mut trace = Trace::new(TraceConfig::off());
+        let eth0 = trace.register("a/eth0".to_string());
+        let at = Instant::from_micros;
+        trace.received(at(5), eth0, &[0; 60]);
+        assert_eq!(trace.deliveries_since_mark(), Some((at(5), at(5))));
+        trace.mark_deliveries();
+        assert_eq!(trace.deliveries_since_mark(), None);
+        // Frames sent or dropped are not delivered.
+        trace.sent(at(7), eth0, &[0; 60]);
+        trace.dropped(at(8), eth0, "full", &[0; 60]);
+        assert_eq!(trace.deliveries_since_mark(), None);
+        trace.received(at(9), eth0, &[0; 60]);
+        trace.received(at(12), eth0, &[0; 60]);
+        trace.received(at(12), eth0, &[0; 60]);
+        assert_eq!(trace.deliveries_since_mark(), Some((at(9), at(12))));
     }
 }
