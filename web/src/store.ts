@@ -162,7 +162,12 @@ export class Timeline {
     if (sim !== p?.sim) this.lastFrom = sim.now();
     let rebuild = this.pending?.rebuild ?? null;
     const back = this.backUs(t);
-    const from = Math.max(0, t - back);
+    let from = Math.max(0, t - back);
+    // In a quiet stretch, a new recording starts BACK_US before its last frame (crossing a
+    // quiet stretch costs nothing): a step back from here then finds that frame in the window,
+    // and only `view` re-runs.
+    const quiet = this.stepBack?.at === t ? null : this.frameBefore(t);
+    if (quiet?.last && quiet.at >= 0 && t - quiet.at > back) from = Math.max(0, Math.min(from, Math.floor(quiet.at) - BACK_US));
     if (rebuild && t < rebuild.sim.now()) {
       if (rebuild.sim !== this.ahead) this.release(rebuild.sim);
       rebuild = null;
@@ -506,26 +511,34 @@ export class Timeline {
    * finds the last event before `u` (forward, a short run). 0 when no frame came before `u`.
    */
   private afterLastFrameBefore(u: number): number {
+    const f = this.frameBefore(u);
+    if (f === null) return Math.max(0, u - 1);
+    if (f.at < 0) return 0;
+    // Whole µs, as seek() lands (the time shown can be fractional while playing).
+    const at = Math.max(0, Math.floor(f.at));
+    this.stepBack = { at, from: Math.max(0, at - MIN_BACK_US), before: u };
+    return at;
+  }
+
+  /**
+   * A frame delivered before `u`, by the scout's samples (see afterLastFrameBefore): `last`
+   * when it is the last one before `u`, else the first of the stretch around `u` (one that
+   * came before `u`); `at` -1 when no frame came before `u`; null before the scout's first
+   * sample.
+   */
+  private frameBefore(u: number): { at: number; last: boolean } | null {
     const p = this.frameProfile;
     const spans = this.frameSpans;
-    if (p.length === 0) return Math.max(0, u - 1);
+    if (p.length === 0) return null;
     const grew = (j: number) => (p[j]?.[1] ?? 0) > (p[j - 1]?.[1] ?? 0);
     const b = firstIndex(p, (e) => e[0] >= u);
     const [first, last] = spans[b] ?? [-1, -1];
-    let at: number;
     if (b < p.length && grew(b) && first >= 0 && first < u) {
-      at = last < u ? last : first;
-    } else {
-      let j = b - 1;
-      while (j >= 0 && !grew(j)) j--;
-      const end = spans[j]?.[1] ?? -1;
-      if (j < 0 || end < 0) return 0;
-      at = end;
+      return last < u ? { at: last, last: true } : { at: first, last: false };
     }
-    // Whole µs, as seek() lands (the time shown can be fractional while playing).
-    at = Math.max(0, Math.floor(at));
-    this.stepBack = { at, from: Math.max(0, at - MIN_BACK_US), before: u };
-    return at;
+    let j = b - 1;
+    while (j >= 0 && !grew(j)) j--;
+    return { at: j < 0 ? -1 : (spans[j]?.[1] ?? -1), last: true };
   }
 
   /**
