@@ -309,6 +309,11 @@ impl Table {
     }
 
     /// The link of a chain node.
+    fn node_link(&self, node: u32) -> &Link {
+        &self.links[(node >> 1) as usize][(node & 1) as usize]
+    }
+
+    /// The link of a chain node, to change it.
     fn link_of(&mut self, node: u32) -> &mut Link {
         &mut self.links[(node >> 1) as usize][(node & 1) as usize]
     }
@@ -335,18 +340,18 @@ impl Table {
             self.link_of(bucket.nodes[at - 1]).next = after;
         }
         // The bucket keeps the chain's first nodes: close the gap and take in the node that
-        // now comes fourth.
+        // now comes last of those kept.
         let last = if at == WAYS - 1 {
             after
         } else if bucket.nodes[WAYS - 1] == NIL {
             NIL
         } else {
-            self.link_of(bucket.nodes[WAYS - 1]).next
+            self.node_link(bucket.nodes[WAYS - 1]).next
         };
         let last_tag = if last == NIL {
             0
         } else {
-            self.link_of(last).tag as u16
+            self.node_link(last).tag as u16
         };
         let bucket = &mut self.buckets[b];
         bucket.tags.copy_within(at + 1.., at);
@@ -408,29 +413,29 @@ impl Table {
     pub fn lookup_except(&self, t: &Tuple, skip: &[u32]) -> Option<(u32, usize)> {
         let key = Key::of(t);
         let (b, tag) = self.place(t);
+        // A node whose tag matched: its entry holds `t` in its direction (and is not skipped).
+        let found = |node: u32| {
+            let (ci, cd) = (node >> 1, (node & 1) as usize);
+            let e = &self.entries[ci as usize];
+            (e.proto == t.proto && e.keys[cd] == key && !skip.contains(&ci)).then_some((ci, cd))
+        };
         let bucket = &self.buckets[b as usize];
         for (&node, &node_tag) in bucket.nodes.iter().zip(&bucket.tags) {
             if node == NIL {
                 return None;
             }
             if node_tag == tag as u16 {
-                let (ci, cd) = (node >> 1, (node & 1) as usize);
-                let e = &self.entries[ci as usize];
-                if e.proto == t.proto && e.keys[cd] == key && !skip.contains(&ci) {
-                    return Some((ci, cd));
+                if let Some(hit) = found(node) {
+                    return Some(hit);
                 }
             }
         }
-        let mut cur = self.links[(bucket.nodes[WAYS - 1] >> 1) as usize]
-            [(bucket.nodes[WAYS - 1] & 1) as usize]
-            .next;
+        let mut cur = self.node_link(bucket.nodes[WAYS - 1]).next;
         while cur != NIL {
-            let (ci, cd) = (cur >> 1, (cur & 1) as usize);
-            let link = self.links[ci as usize][cd];
+            let link = self.node_link(cur);
             if link.tag == tag {
-                let e = &self.entries[ci as usize];
-                if e.proto == t.proto && e.keys[cd] == key && !skip.contains(&ci) {
-                    return Some((ci, cd));
+                if let Some(hit) = found(cur) {
+                    return Some(hit);
                 }
             }
             cur = link.next;
