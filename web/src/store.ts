@@ -530,14 +530,11 @@ export class Timeline {
     const p = this.frameProfile;
     const spans = this.frameSpans;
     if (p.length === 0) return null;
-    const grew = (j: number) => (p[j]?.[1] ?? 0) > (p[j - 1]?.[1] ?? 0);
     const b = firstIndex(p, (e) => e[0] >= u);
     const [first, last] = spans[b] ?? [-1, -1];
-    if (b < p.length && grew(b) && first >= 0 && first < u) {
-      return last < u ? { at: last, last: true } : { at: first, last: false };
-    }
+    if (first >= 0 && first < u) return last < u ? { at: last, last: true } : { at: first, last: false };
     let j = b - 1;
-    while (j >= 0 && !grew(j)) j--;
+    while (j >= 0 && (spans[j]?.[1] ?? -1) < 0) j--;
     return { at: j < 0 ? -1 : (spans[j]?.[1] ?? -1), last: true };
   }
 
