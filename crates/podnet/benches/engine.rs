@@ -50,27 +50,39 @@ const TCP_BUFFER: usize = 64 * 1024;
 // ---------------------------------------------------------------------------------------------
 // podnet
 
-/// node-a and node-b on one underlay; a "web" pod on node-b runs `server`, a "client" pod on
-/// node-a runs the client that `client` makes for the web pod's address.
-fn podnet_cluster(
-    server: Program,
-    client: impl FnOnce(Ipv4Address) -> ClientSpec,
-) -> (Cluster, podnet::PodId) {
+/// A cluster without a trace: node-a and node-b on one underlay.
+fn two_nodes() -> (Cluster, podnet::NodeId, podnet::NodeId) {
     let mut c = Cluster::new(ClusterConfig {
         trace: TraceConfig::off(),
         ..ClusterConfig::default()
     });
-    assert_eq!(
-        c.config().tcp_buffer,
-        TCP_BUFFER,
-        "the bare pair uses the same buffers"
-    );
     let a = c
         .add_node(NodeSpec::new("node-a", [192, 168, 1, 100]))
         .unwrap();
     let b = c
         .add_node(NodeSpec::new("node-b", [192, 168, 1, 101]))
         .unwrap();
+    (c, a, b)
+}
+
+/// A pod's address.
+fn addr_of(c: &Cluster, pod: podnet::PodId) -> Ipv4Address {
+    let IpAddress::Ipv4(a) = c.pod(pod).unwrap().addrs().ip.address();
+    a
+}
+
+/// node-a and node-b on one underlay; a "web" pod on node-b runs `server`, a "client" pod on
+/// node-a runs the client that `client` makes for the web pod's address.
+fn podnet_cluster(
+    server: Program,
+    client: impl FnOnce(Ipv4Address) -> ClientSpec,
+) -> (Cluster, podnet::PodId) {
+    let (mut c, a, b) = two_nodes();
+    assert_eq!(
+        c.config().tcp_buffer,
+        TCP_BUFFER,
+        "the bare pair uses the same buffers"
+    );
     let server = c.add_pod(PodSpec::new("web", b).program(server)).unwrap();
     let IpAddress::Ipv4(to) = c.pod(server).unwrap().addrs().ip.address();
     let client = c
@@ -646,23 +658,13 @@ const IDLE_PEERS: u32 = 4;
 /// clients of the same pod, one per [`IDLE_PEERS`] server, each opening one every 200 µs, all
 /// closed 6 s before the measured ones start): the wall time of the `n` connections alone.
 fn podnet_after_idle(idle: u32, n: u64) -> StdDuration {
-    let mut c = Cluster::new(ClusterConfig {
-        trace: TraceConfig::off(),
-        ..ClusterConfig::default()
-    });
-    let a = c
-        .add_node(NodeSpec::new("node-a", [192, 168, 1, 100]))
-        .unwrap();
-    let b = c
-        .add_node(NodeSpec::new("node-b", [192, 168, 1, 101]))
-        .unwrap();
+    let (mut c, a, b) = two_nodes();
     let mut servers = Vec::new();
     for i in 0..IDLE_PEERS {
         let web = c
             .add_pod(PodSpec::new(&format!("web-{i}"), b).program(Program::HttpServer { port: 80 }))
             .unwrap();
-        let IpAddress::Ipv4(addr) = c.pod(web).unwrap().addrs().ip.address();
-        servers.push(addr);
+        servers.push(addr_of(&c, web));
     }
     let to = servers[0];
     let measured_from = podnet::Instant::from_secs(6);
@@ -705,40 +707,140 @@ fn podnet_after_idle(idle: u32, n: u64) -> StdDuration {
     elapsed
 }
 
-/// The cost of a connection does not depend on how many sockets of its pod wait in
-/// TIME-WAIT: 0 against [`IDLE_TIME_WAIT`], per connection, in one run.
-fn idle_sockets(c: &mut Criterion) {
+/// Connections the client pod holds open in SYN-SENT before the measured ones: to a pod whose
+/// link is down, so every SYN is lost and each socket waits for its next retransmission.
+const IDLE_SYN_SENT: u32 = 20_000;
+
+/// `n` HTTP connections from a pod that has `idle` connections open and waiting in SYN-SENT
+/// (all opened at 0 to a "sink" pod on node-b whose link is down; their retransmissions go
+/// out at 1 s and 3 s): the wall time of the `n` connections alone, which start at 1.5 s and
+/// end before 3 s.
+fn podnet_with_syn_sent(idle: u32, n: u64) -> StdDuration {
+    let (mut c, a, b) = two_nodes();
+    let web = c
+        .add_pod(PodSpec::new("web", b).program(Program::HttpServer { port: 80 }))
+        .unwrap();
+    let sink = c
+        .add_pod(PodSpec::new("sink", b).program(Program::HttpServer { port: 80 }))
+        .unwrap();
+    let (to, sink_addr) = (addr_of(&c, web), addr_of(&c, sink));
+    assert!(c.set_pod_link_down(sink, true));
+    let measured_from = podnet::Instant::from_millis(1500);
+    let mut pod = PodSpec::new("client", a).program(Program::Client(
+        ClientSpec::http("next", to, 80)
+            .count(n as u32)
+            .start(measured_from),
+    ));
+    if idle > 0 {
+        pod = pod.program(Program::Client(
+            ClientSpec::http("idle", sink_addr, 80)
+                .count(idle)
+                .concurrency(idle)
+                .timeout(Duration::from_secs(60)),
+        ));
+    }
+    let client = c.add_pod(pod).unwrap();
+    c.run_until(measured_from - Duration::from_micros(1));
+    let open = c.pod(client).unwrap().socket_count();
+    assert!(open as u32 >= idle, "{open} sockets open, {idle} expected");
+    let start = StdInstant::now();
+    let done = |c: &Cluster| {
+        c.pod(client)
+            .unwrap()
+            .connections()
+            .filter(|r| r.outcome == Outcome::Ok)
+            .count() as u64
+            >= n
+    };
+    while !done(&c) {
+        let next = c.now() + Duration::from_millis(10);
+        c.run_until(next);
+        assert!(
+            c.now() < podnet::Instant::from_secs(3),
+            "the measured connections did not finish before the idle ones retransmit again"
+        );
+    }
+    start.elapsed()
+}
+
+/// What one idle-socket group compares: the same `n` connections from a pod with `idle`
+/// sockets (`run(idle, n)`) and without.
+struct IdleGroup {
+    name: &'static str,
+    /// The two benchmarks' names: with the idle sockets, without.
+    ids: [&'static str; 2],
+    /// The idle sockets, in words (`100000 in TIME-WAIT`).
+    what: String,
+    idle: u32,
+    run: fn(u32, u64) -> StdDuration,
+}
+
+/// The cost of a connection with `g.idle` sockets of its pod idle against none, per
+/// connection, in one run (criterion, then interleaved).
+fn idle_group(c: &mut Criterion, g: IdleGroup) {
     let (busy, quiet) = (Tally::default(), Tally::default());
-    let mut g = c.benchmark_group("time_wait_idle");
-    g.warm_up_time(StdDuration::from_secs(1))
+    let mut group = c.benchmark_group(g.name);
+    group
+        .warm_up_time(StdDuration::from_secs(1))
         .measurement_time(StdDuration::from_secs(5))
         .sample_size(10)
         .sampling_mode(SamplingMode::Flat)
         .throughput(Throughput::Elements(1));
     const PER_RUN: u64 = 1000;
-    let per_conn =
-        |idle: u32, iters: u64| in_batches(iters, PER_RUN, |n| podnet_after_idle(idle, n));
-    g.bench_function("no_idle_sockets", |b| {
+    let per_conn = |idle: u32, iters: u64| in_batches(iters, PER_RUN, |n| (g.run)(idle, n));
+    group.bench_function(g.ids[1], |b| {
         b.iter_custom(|iters| quiet.add(per_conn(0, iters), iters))
     });
-    g.bench_function("100k_in_time_wait", |b| {
-        b.iter_custom(|iters| busy.add(per_conn(IDLE_TIME_WAIT, iters), iters))
+    group.bench_function(g.ids[0], |b| {
+        b.iter_custom(|iters| busy.add(per_conn(g.idle, iters), iters))
     });
-    g.finish();
+    group.finish();
     let (q, w) = (quiet.per_iter(), busy.per_iter());
     println!(
-        "time_wait_idle: next connection {q:.2?} with no socket in TIME-WAIT, {w:.2?} with {IDLE_TIME_WAIT} (ratio {:.2}x; the aim is at most 1.10x)",
+        "{}: next connection {q:.2?} with none, {w:.2?} with {} (ratio {:.2}x; the aim is at most 1.10x)",
+        g.name,
+        g.what,
         w.as_secs_f64() / q.as_secs_f64()
     );
     if quiet.per_iter().is_zero() {
         return; // filtered out
     }
     interleaved(
-        "time_wait_idle",
-        ["100k in TIME-WAIT", "none"],
+        g.name,
+        [g.what.as_str(), "none"],
         (9, 1),
-        || podnet_after_idle(IDLE_TIME_WAIT, PER_RUN),
-        || podnet_after_idle(0, PER_RUN),
+        || (g.run)(g.idle, PER_RUN),
+        || (g.run)(0, PER_RUN),
+    );
+}
+
+/// The cost of a connection does not depend on how many sockets of its pod wait in
+/// TIME-WAIT: 0 against [`IDLE_TIME_WAIT`].
+fn idle_sockets(c: &mut Criterion) {
+    idle_group(
+        c,
+        IdleGroup {
+            name: "time_wait_idle",
+            ids: ["100k_in_time_wait", "no_idle_sockets"],
+            what: format!("{IDLE_TIME_WAIT} in TIME-WAIT"),
+            idle: IDLE_TIME_WAIT,
+            run: podnet_after_idle,
+        },
+    );
+}
+
+/// The cost of a connection does not depend on how many other connections of its pod are
+/// open and waiting: 0 against [`IDLE_SYN_SENT`] in SYN-SENT.
+fn open_idle_sockets(c: &mut Criterion) {
+    idle_group(
+        c,
+        IdleGroup {
+            name: "syn_sent_idle",
+            ids: ["20k_in_syn_sent", "no_open_sockets"],
+            what: format!("{IDLE_SYN_SENT} in SYN-SENT"),
+            idle: IDLE_SYN_SENT,
+            run: podnet_with_syn_sent,
+        },
     );
 }
 
@@ -746,6 +848,7 @@ criterion_group!(
     benches,
     connect_request_close,
     bulk_throughput,
-    idle_sockets
+    idle_sockets,
+    open_idle_sockets
 );
 criterion_main!(benches);

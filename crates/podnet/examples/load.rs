@@ -26,7 +26,11 @@ fn main() {
     let idle: u32 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(0);
     let peers: u32 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1).max(1);
     // In `tw` mode the measured connections start once the idle ones are all in TIME-WAIT.
-    let measured_from = podnet::Instant::from_secs(if what == "tw" { 6 } else { 0 });
+    let measured_from = match what {
+        "tw" => podnet::Instant::from_secs(6),
+        "syn" => podnet::Instant::from_millis(1500),
+        _ => podnet::Instant::ZERO,
+    };
     let mut c = Cluster::new(ClusterConfig {
         trace: TraceConfig::off(),
         ..ClusterConfig::default()
@@ -73,6 +77,18 @@ fn main() {
             ));
         }
     }
+    if what == "syn" && idle > 0 {
+        let sink = PodSpec::new("sink", b).program(Program::HttpServer { port: 80 });
+        let sink = c.add_pod(sink).expect("sink");
+        let IpAddress::Ipv4(addr) = c.pod(sink).expect("sink").addrs().ip.address();
+        c.set_pod_link_down(sink, true);
+        pod = pod.program(Program::Client(
+            ClientSpec::http("idle", addr, 80)
+                .count(idle)
+                .concurrency(idle)
+                .timeout(Duration::from_secs(60)),
+        ));
+    }
     let client = c.add_pod(pod).expect("client");
     if measured_from > podnet::Instant::ZERO {
         c.run_until(measured_from - Duration::from_micros(1));
@@ -86,7 +102,23 @@ fn main() {
         let mut reply = [0u8; 5]; // "ack\n\0"
         let _ = std::io::Read::read(&mut std::fs::File::open(ack).expect("ack fifo"), &mut reply);
     }
-    let done = c.run_until_done(Duration::from_secs(36_000));
+    let done = if what == "syn" {
+        // The idle connections last 60 s: stop once the measured ones are in.
+        let measured = |c: &Cluster| {
+            c.pod(client)
+                .expect("client")
+                .clients()
+                .find(|cl| cl.spec().name == "web")
+                .is_some_and(|cl| cl.done())
+        };
+        while !measured(&c) && c.now() < podnet::Instant::from_secs(30) {
+            let next = c.now() + Duration::from_millis(10);
+            c.run_until(next);
+        }
+        measured(&c)
+    } else {
+        c.run_until_done(Duration::from_secs(36_000))
+    };
     let wall = start.elapsed();
     let recs = c.pod(client).expect("client").connections().count();
     let ok = c
@@ -98,7 +130,12 @@ fn main() {
     println!(
         "{what} {n}: done={done} ok={ok}/{recs} wall {wall:.3?} virtual {} ({:.2} us per connection)",
         c.now(),
-        wall.as_secs_f64() * 1e6 / if what == "tw" { n } else { recs.max(1) as u64 } as f64
+        wall.as_secs_f64() * 1e6
+            / if what == "tw" || what == "syn" {
+                n
+            } else {
+                recs.max(1) as u64
+            } as f64
     );
     // Skip tearing the world down: a profile of the measured part stays clean.
     std::mem::forget(c);

@@ -66,7 +66,7 @@ enum State {
     Incomplete {
         probes: u8,
         next_probe: Instant,
-        queue: Vec<Pending>,
+        queue: alloc::collections::VecDeque<Pending>,
         queued_bytes: usize,
     },
 }
@@ -124,9 +124,11 @@ impl Neighbours {
                 ..
             }) => {
                 *queued_bytes += frame.frame.len();
-                queue.push(frame);
+                queue.push_back(frame);
                 while *queued_bytes > UNRES_QLEN_BYTES && queue.len() > 1 {
-                    let old = queue.remove(0);
+                    let Some(old) = queue.pop_front() else {
+                        break;
+                    };
                     *queued_bytes -= old.frame.len();
                     evicted.push(old);
                 }
@@ -139,7 +141,7 @@ impl Neighbours {
                     State::Incomplete {
                         probes: 1,
                         next_probe: now + RETRANS_TIME,
-                        queue: alloc::vec![frame],
+                        queue: alloc::collections::VecDeque::from([frame]),
                         queued_bytes: len,
                     },
                 );
@@ -151,7 +153,7 @@ impl Neighbours {
     /// Records that `ip` on `dev` is at `mac`; returns the packets that waited for it.
     pub fn learn(&mut self, dev: Dev, ip: Ipv4Address, mac: EthernetAddress) -> Vec<Pending> {
         match self.table.insert((dev, ip), State::Reachable(mac)) {
-            Some(State::Incomplete { queue, .. }) => queue,
+            Some(State::Incomplete { queue, .. }) => queue.into(),
             _ => Vec::new(),
         }
     }

@@ -301,6 +301,30 @@ pub struct PodAddrs {
     pub gateway: Ipv4Address,
 }
 
+/// Sockets a program closed and left to finish (to TIME-WAIT or closed), with their local
+/// port and peer.
+#[derive(Default)]
+pub(crate) struct Lingering {
+    /// In the order they came; each socket's tag (`Sockets::set_tag`) is its number here.
+    by_order: alloc::collections::BTreeMap<u32, (Handle, crate::program::ports::Held)>,
+    /// The next number.
+    next: u32,
+    /// Handed over since the last reap.
+    new: Vec<(Handle, crate::program::ports::Held)>,
+    /// Scratch list of the numbers one reap looks at.
+    look: Vec<u32>,
+}
+
+impl Lingering {
+    /// Hands over a socket (closed by its program) with its local port and peer.
+    pub(crate) fn push(&mut self, h: Handle, held: crate::program::ports::Held) {
+        self.new.push((h, held));
+    }
+}
+
+/// The tag owner (`Sockets::set_tag`) of lingering sockets; programs are 1 and up.
+const LINGERING: u32 = 0;
+
 /// One pod.
 pub struct Pod {
     name: String,
@@ -310,10 +334,14 @@ pub struct Pod {
     device: PodDevice,
     apps: Vec<App>,
     ports: crate::program::ports::Ports,
-    lingering: Vec<(Handle, crate::program::ports::Held)>,
+    lingering: Lingering,
     timewait: TimeWait,
     pool: SocketPool,
     rng: SimRng,
+    /// The sockets served since the programs last ran (scratch, reused).
+    changed: Vec<Handle>,
+    /// The tag owner of the next program started.
+    next_owner: u32,
 }
 
 impl core::fmt::Debug for Pod {
@@ -352,10 +380,12 @@ impl Pod {
             device,
             apps: Vec::new(),
             ports: Default::default(),
-            lingering: Vec::new(),
+            lingering: Lingering::default(),
             timewait: TimeWait::default(),
             pool: SocketPool::new(tcp_buffer),
             rng,
+            changed: Vec::new(),
+            next_owner: LINGERING + 1,
         };
         for p in programs {
             pod.start(p, now);
@@ -365,8 +395,11 @@ impl Pod {
 
     /// Starts a program.
     pub fn start(&mut self, program: &Program, now: Instant) {
+        let owner = self.next_owner;
+        self.next_owner += 1;
         let app = {
             let mut env = self.env(now, None);
+            env.owner = owner;
             App::start(program, &mut env)
         };
         self.apps.push(app);
@@ -378,6 +411,8 @@ impl Pod {
         sock_lb: Option<&'a mut (dyn crate::ebpf::SocketLb + 'static)>,
     ) -> PodEnv<'a> {
         PodEnv {
+            changed: &[],
+            owner: LINGERING,
             now,
             iface: &mut self.iface,
             sockets: &mut self.sockets,
@@ -504,13 +539,17 @@ impl Pod {
         sock_lb: Option<&mut (dyn crate::ebpf::SocketLb + 'static)>,
     ) {
         let mut apps = core::mem::take(&mut self.apps);
+        let mut changed = core::mem::take(&mut self.changed);
+        self.sockets.take_changed(&mut changed);
         {
             let mut env = self.env(now, sock_lb);
+            env.changed = &changed;
             for app in apps.iter_mut() {
                 app.step(&mut env);
             }
         }
         self.apps = apps;
+        self.changed = changed;
     }
 
     /// Moves sockets that reached TIME-WAIT to the store, frees those that closed (their port
@@ -523,17 +562,46 @@ impl Pod {
         let tx = &self.device.tx;
         self.timewait
             .put_back(&mut self.iface, now, tx, &mut settled);
-        let mut i = 0;
-        while i < self.lingering.len() {
-            let (h, key) = self.lingering[i];
+        // The lingering sockets to look at, in the order they came: those handed over since
+        // the last reap and those served since (by the ingress the programs saw, or by the
+        // egress just done). Any other is as the last reap found it: neither closed nor in
+        // TIME-WAIT.
+        let ling = &mut self.lingering;
+        let mut look = core::mem::take(&mut ling.look);
+        look.clear();
+        for (h, key) in ling.new.drain(..) {
+            let n = ling.next;
+            ling.next = ling.next.wrapping_add(1);
+            self.sockets.set_tag(h, (LINGERING, n));
+            ling.by_order.insert(n, (h, key));
+            look.push(n);
+        }
+        for h in self
+            .changed
+            .iter()
+            .copied()
+            .chain(self.sockets.changed_since_taken())
+        {
+            if let Some((LINGERING, n)) = self.sockets.tag(h) {
+                if ling.by_order.get(&n).is_some_and(|&(mine, _)| mine == h) {
+                    look.push(n);
+                }
+            }
+        }
+        look.sort_unstable();
+        look.dedup();
+        for &n in &look {
+            let Some(&(h, key)) = self.lingering.by_order.get(&n) else {
+                continue;
+            };
             let sock = self.sockets.get::<tcp::Socket>(h);
             let waiting = sock.state() == tcp::State::TimeWait;
             if sock.state() == tcp::State::Closed {
-                self.lingering.remove(i);
+                self.lingering.by_order.remove(&n);
                 self.ports.release_tcp(key);
                 self.pool.put(self.sockets.remove(h));
             } else if waiting {
-                self.lingering.remove(i);
+                self.lingering.by_order.remove(&n);
                 let smoltcp::socket::Socket::Tcp(sock) = self.sockets.remove(h) else {
                     continue;
                 };
@@ -541,10 +609,9 @@ impl Pod {
                 if let Some(s) = self.timewait.settle(&mut self.iface, now, sock, key, tx) {
                     settled.push(s);
                 }
-            } else {
-                i += 1;
             }
         }
+        self.lingering.look = look;
         for s in settled {
             match s {
                 Settled::Closed(sock, key) => {
@@ -554,7 +621,7 @@ impl Pod {
                 Settled::Recorded(sock) => self.pool.put_tcp(sock),
                 Settled::Active(sock, key) => {
                     let h = self.sockets.add(sock);
-                    self.lingering.push((h, key));
+                    self.lingering.push(h, key);
                 }
             }
         }

@@ -28,15 +28,17 @@
 //! smoltcp's `SocketSet::add` does, so handles (and the order of maps keyed by them) are the
 //! same as they were.
 
+use alloc::collections::{BTreeSet, BinaryHeap};
 use alloc::vec::Vec;
+use core::cmp::Reverse;
 
 use smoltcp::iface::{Interface, PollResult, SocketHandle, SocketSet};
 use smoltcp::phy::Device;
-use smoltcp::socket::{tcp, AnySocket, Socket};
+use smoltcp::socket::{tcp, udp, AnySocket, Socket};
 use smoltcp::time::Instant;
 use smoltcp::wire::{
-    EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Address, Ipv4Packet, TcpPacket,
-    UdpPacket,
+    EthernetFrame, EthernetProtocol, IpAddress, IpEndpoint, IpProtocol, Ipv4Address, Ipv4Packet,
+    TcpPacket, UdpPacket,
 };
 
 /// A socket of a pod.
@@ -75,6 +77,59 @@ struct Slot {
     /// Changes whenever the socket is served (a segment for it, or an egress), the only
     /// times its state can change but by a program's own calls.
     version: u64,
+    /// Where the socket is in `Sockets::index`, as of its last refresh.
+    key: Key,
+    /// In `Sockets::stale`: may have changed since `key` was computed.
+    stale: bool,
+    /// In `Sockets::changed`: served since the programs last looked.
+    logged: bool,
+    /// Who holds the socket and its number there (`Sockets::set_tag`).
+    tag: (u32, u32),
+}
+
+/// What a socket can take, as an index key: the frames it can take all carry it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Key {
+    /// Nothing (a closed TCP socket without a peer, an ICMP socket).
+    None,
+    /// A TCP socket with a peer: segments from `remote` to `local`. The peer comes first so
+    /// that a server can find its connections from one peer.
+    Tcp {
+        raddr: u32,
+        rport: u16,
+        lport: u16,
+        laddr: u32,
+    },
+    /// A TCP socket without a peer that is not closed (listening): SYNs to this port.
+    TcpListen(u16),
+    /// A UDP socket: datagrams to this port.
+    Udp(u16),
+}
+
+impl Key {
+    fn of(socket: &Socket<'static>) -> Key {
+        match socket {
+            Socket::Tcp(s) => match (s.local_endpoint(), s.remote_endpoint()) {
+                (Some(l), Some(r)) => Key::Tcp {
+                    raddr: bits(r.addr),
+                    rport: r.port,
+                    lport: l.port,
+                    laddr: bits(l.addr),
+                },
+                _ if s.state() == tcp::State::Closed => Key::None,
+                _ => Key::TcpListen(s.listen_endpoint().port),
+            },
+            Socket::Udp(s) => Key::Udp(s.endpoint().port),
+            #[allow(unreachable_patterns)]
+            _ => Key::None,
+        }
+    }
+}
+
+fn bits(a: IpAddress) -> u32 {
+    match a {
+        IpAddress::Ipv4(a) => a.to_bits(),
+    }
 }
 
 impl Slot {
@@ -103,6 +158,17 @@ impl Slot {
 /// The sockets of one pod.
 pub struct Sockets {
     slots: Vec<Option<Slot>>,
+    /// Empty slots below `slots.len()`, lowest first (some may be taken or gone: checked).
+    free: BinaryHeap<Reverse<u32>>,
+    /// Every slot by what it can take (`Key::None` left out): finds the socket an arriving
+    /// segment is for without looking at the others.
+    index: BTreeSet<(Key, u32)>,
+    /// Slots whose `key` may be out of date: refreshed before `index` is read.
+    stale: Vec<u32>,
+    /// Every slot by its `at`: the sockets due at an egress, and the pod's next wake-up.
+    timers: BTreeSet<(Instant, u32)>,
+    /// Slots served since the programs last looked ([`Sockets::take_changed`]).
+    changed: Vec<u32>,
     /// Sockets in `slots`.
     count: usize,
     /// Slots marked since the last egress.
@@ -123,6 +189,11 @@ impl Default for Sockets {
     fn default() -> Self {
         Sockets {
             slots: Vec::new(),
+            free: BinaryHeap::new(),
+            index: BTreeSet::new(),
+            stale: Vec::new(),
+            timers: BTreeSet::new(),
+            changed: Vec::new(),
             count: 0,
             marked: Vec::new(),
             everything: false,
@@ -150,22 +221,31 @@ impl Sockets {
             at: Some(Instant::ZERO),
             mark: Mark::Dirty,
             version: self.tick + 1,
+            key: Key::None,
+            stale: true,
+            logged: false,
+            tag: (u32::MAX, 0),
         };
         self.tick += 1;
         slot.seen = slot.seen();
         // The first empty slot, as `SocketSet::add` finds it.
-        let i = match self.slots.iter().position(Option::is_none) {
-            Some(i) => {
-                self.slots[i] = Some(slot);
-                i as u32
-            }
-            None => {
-                self.slots.push(Some(slot));
-                (self.slots.len() - 1) as u32
+        let i = loop {
+            match self.free.pop() {
+                Some(Reverse(i)) if matches!(self.slots.get(i as usize), Some(None)) => {
+                    self.slots[i as usize] = Some(slot);
+                    break i;
+                }
+                Some(_) => {}
+                None => {
+                    self.slots.push(Some(slot));
+                    break (self.slots.len() - 1) as u32;
+                }
             }
         };
         self.count += 1;
         self.marked.push(i);
+        self.stale.push(i);
+        self.timers.insert((Instant::ZERO, i));
         Handle(i)
     }
 
@@ -177,8 +257,18 @@ impl Sockets {
         let Some(mut slot) = self.slots.get_mut(h.0 as usize).and_then(Option::take) else {
             panic!("handle does not refer to a valid socket");
         };
+        if slot.key != Key::None {
+            self.index.remove(&(slot.key, h.0));
+        }
+        if let Some(at) = slot.at {
+            self.timers.remove(&(at, h.0));
+        }
+        self.free.push(Reverse(h.0));
         while self.slots.last().is_some_and(Option::is_none) {
             self.slots.pop();
+        }
+        if self.slots.is_empty() {
+            self.free.clear();
         }
         self.count -= 1;
         slot.set.remove(slot.inner)
@@ -213,6 +303,10 @@ impl Sockets {
             s.mark = Mark::Touched;
             self.marked.push(h.0);
         }
+        if !s.stale {
+            s.stale = true;
+            self.stale.push(h.0);
+        }
         s.set.get_mut::<T>(s.inner)
     }
 
@@ -227,6 +321,151 @@ impl Sockets {
         self.slot(h).version
     }
 
+    /// Sets who holds the socket behind `h` (a program, or the pod) and its number there
+    /// (`(u32::MAX, 0)` until set), which [`Sockets::tag`] gives back: what
+    /// `epoll_event.data` is to Linux's `epoll`. A program told of a changed socket
+    /// ([`Sockets::take_changed`]) knows from it, without a search, whether and where it holds
+    /// it.
+    ///
+    /// # Panics
+    /// As [`Sockets::get`].
+    pub fn set_tag(&mut self, h: Handle, tag: (u32, u32)) {
+        if let Some(Some(s)) = self.slots.get_mut(h.0 as usize) {
+            s.tag = tag;
+        } else {
+            panic!("handle does not refer to a valid socket");
+        }
+    }
+
+    /// The tag set for the socket behind `h`, if there is a socket there.
+    pub fn tag(&self, h: Handle) -> Option<(u32, u32)> {
+        match self.slots.get(h.0 as usize) {
+            Some(Some(s)) => Some(s.tag),
+            _ => None,
+        }
+    }
+
+    /// The sockets served (a segment arrived for them, or an egress served them) since the
+    /// last call, in handle order, into `out` (cleared first): the only sockets whose
+    /// [`Sockets::version`] changed, as `epoll_wait` gives the sockets with news. Some may
+    /// have been removed since, or be new sockets in a freed slot.
+    pub fn take_changed(&mut self, out: &mut Vec<Handle>) {
+        out.clear();
+        for &i in &self.changed {
+            if let Some(Some(s)) = self.slots.get_mut(i as usize) {
+                s.logged = false;
+            }
+            out.push(Handle(i));
+        }
+        self.changed.clear();
+        out.sort_unstable();
+        out.dedup();
+    }
+
+    /// The sockets served since the last [`Sockets::take_changed`] (in no order, some more
+    /// than once).
+    pub fn changed_since_taken(&self) -> impl Iterator<Item = Handle> + '_ {
+        self.changed.iter().map(|&i| Handle(i))
+    }
+
+    /// Notes that slot `i` was served: a new version, in the changed list, and its key to
+    /// refresh.
+    fn served(&mut self, i: u32) {
+        let Some(Some(s)) = self.slots.get_mut(i as usize) else {
+            return;
+        };
+        self.tick += 1;
+        s.version = self.tick;
+        if !s.logged {
+            s.logged = true;
+            self.changed.push(i);
+        }
+        if !s.stale {
+            s.stale = true;
+            self.stale.push(i);
+        }
+    }
+
+    /// Sets slot `i`'s `at`, in `timers` too.
+    fn set_at(&mut self, i: u32, at: Option<Instant>) {
+        let Some(Some(s)) = self.slots.get_mut(i as usize) else {
+            return;
+        };
+        if s.at == at {
+            return;
+        }
+        if let Some(old) = s.at {
+            self.timers.remove(&(old, i));
+        }
+        if let Some(new) = at {
+            self.timers.insert((new, i));
+        }
+        s.at = at;
+    }
+
+    /// Brings `index` up to date with the sockets that may have changed.
+    fn refresh(&mut self) {
+        for i in core::mem::take(&mut self.stale) {
+            let Some(Some(s)) = self.slots.get_mut(i as usize) else {
+                continue;
+            };
+            if !s.stale {
+                continue;
+            }
+            s.stale = false;
+            let key = Key::of(s.set.get::<Socket<'static>>(s.inner));
+            if key != s.key {
+                if s.key != Key::None {
+                    self.index.remove(&(s.key, i));
+                }
+                if key != Key::None {
+                    self.index.insert((key, i));
+                }
+                s.key = key;
+            }
+        }
+    }
+
+    /// The first socket, in handle order, under `key` that `takes` the frame.
+    fn first(&self, key: Key, mut takes: impl FnMut(&Socket<'static>) -> bool) -> Option<u32> {
+        self.index
+            .range((key, 0)..=(key, u32::MAX))
+            .find_map(|&(_, i)| {
+                let s = self.slots.get(i as usize)?.as_ref()?;
+                takes(s.set.get::<Socket<'static>>(s.inner)).then_some(i)
+            })
+    }
+
+    /// The TCP sockets with peer `remote` and local port `port`, in handle order, with their
+    /// tags (a program finds its own connection to a peer without looking at the others).
+    pub fn tcp_peers(
+        &mut self,
+        remote: IpEndpoint,
+        port: u16,
+    ) -> impl Iterator<Item = (Handle, (u32, u32))> + '_ {
+        self.refresh();
+        let (raddr, rport) = (bits(remote.addr), remote.port);
+        let from = Key::Tcp {
+            raddr,
+            rport,
+            lport: port,
+            laddr: 0,
+        };
+        let to = Key::Tcp {
+            raddr,
+            rport,
+            lport: port,
+            laddr: u32::MAX,
+        };
+        let slots = &self.slots;
+        self.index
+            .range((from, 0)..=(to, u32::MAX))
+            .filter_map(move |&(_, i)| {
+                let s = slots.get(i as usize)?.as_ref()?;
+                Some((Handle(i), s.tag))
+            })
+    }
+
     /// How many sockets there are.
     pub fn len(&self) -> usize {
         self.count
@@ -236,20 +475,19 @@ impl Sockets {
     /// the socket smoltcp would give it to, else an empty one. The socket is served at the
     /// next egress.
     pub fn for_frame(&mut self, iface: &Interface, frame: &[u8]) -> &mut SocketSet<'static> {
-        match self.taker(iface, frame) {
-            Some(i) => {
-                let Some(s) = self.slots[i as usize].as_mut() else {
-                    return &mut self.none;
-                };
-                self.tick += 1;
-                s.version = self.tick;
+        let Some(i) = self.taker(iface, frame) else {
+            return &mut self.none;
+        };
+        self.served(i);
+        match self.slots.get_mut(i as usize) {
+            Some(Some(s)) => {
                 if s.mark == Mark::Clean {
                     self.marked.push(i);
                 }
                 s.mark = Mark::Dirty;
                 &mut s.set
             }
-            None => &mut self.none,
+            _ => &mut self.none,
         }
     }
 
@@ -267,16 +505,27 @@ impl Sockets {
         }
         let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
         let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        self.refresh();
         match ip.next_header() {
             IpProtocol::Tcp => {
                 let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
                 // smoltcp's `TcpControl::Rst` (other flag mixes with RST do not parse).
                 let rst = tcp.rst() && !tcp.syn() && !tcp.fin();
                 let (sport, dport, ack) = (tcp.src_port(), tcp.dst_port(), tcp.ack());
-                self.position(|s| match s {
+                let takes = |s: &Socket<'static>| match s {
                     Socket::Tcp(s) => tcp_accepts(s, (src, sport), (dst, dport), ack, rst),
                     _ => false,
-                })
+                };
+                // Every socket that can take it is under one of these two keys.
+                let connected = Key::Tcp {
+                    raddr: src.to_bits(),
+                    rport: sport,
+                    lport: dport,
+                    laddr: dst.to_bits(),
+                };
+                let a = self.first(connected, takes);
+                let b = self.first(Key::TcpListen(dport), takes);
+                a.into_iter().chain(b).min()
             }
             IpProtocol::Udp => {
                 let udp = UdpPacket::new_checked(ip.payload()).ok()?;
@@ -285,27 +534,13 @@ impl Sockets {
                     || iface.ip_addrs().iter().any(|c| match c {
                         smoltcp::wire::IpCidr::Ipv4(c) => c.broadcast() == Some(dst),
                     });
-                self.position(|s| match s {
-                    Socket::Udp(s) => {
-                        let e = s.endpoint();
-                        e.port == dport
-                            && (e.addr.is_none()
-                                || e.addr == Some(IpAddress::Ipv4(dst))
-                                || broadcast
-                                || dst.is_multicast())
-                    }
+                self.first(Key::Udp(dport), |s| match s {
+                    Socket::Udp(s) => udp_accepts(s, dst, dport, broadcast),
                     _ => false,
                 })
             }
             _ => None,
         }
-    }
-
-    fn position(&self, mut takes: impl FnMut(&Socket<'static>) -> bool) -> Option<u32> {
-        self.slots.iter().enumerate().find_map(|(i, s)| {
-            let s = s.as_ref()?;
-            takes(s.set.get::<Socket<'static>>(s.inner)).then_some(i as u32)
-        })
     }
 
     /// Transmits what the sockets have to send, as `poll_egress` on one set of them all would,
@@ -318,20 +553,22 @@ impl Sockets {
     ) {
         let mut due = core::mem::take(&mut self.due);
         due.clear();
-        for &i in &self.marked {
-            if let Some(Some(s)) = self.slots.get_mut(i as usize) {
-                if s.mark == Mark::Dirty || (s.mark == Mark::Touched && s.seen() != s.seen) {
-                    s.mark = Mark::Due;
+        if self.everything {
+            due.extend((0..self.slots.len() as u32).filter(|&i| self.slots[i as usize].is_some()));
+        } else {
+            for &i in &self.marked {
+                if let Some(Some(s)) = self.slots.get_mut(i as usize) {
+                    if s.mark == Mark::Dirty || (s.mark == Mark::Touched && s.seen() != s.seen) {
+                        s.mark = Mark::Due;
+                        due.push(i);
+                    }
                 }
             }
-        }
-        // In handle order, as one set's poll visits them.
-        for (i, s) in self.slots.iter().enumerate() {
-            if let Some(s) = s {
-                if self.everything || s.mark == Mark::Due || s.at.is_some_and(|t| t <= now) {
-                    due.push(i as u32);
-                }
-            }
+            let last = (now, u32::MAX);
+            due.extend(self.timers.range(..=last).map(|&(_, i)| i));
+            // In handle order, as one set's poll visits them.
+            due.sort_unstable();
+            due.dedup();
         }
         self.served += due.len() as u64;
         if due.is_empty() {
@@ -353,12 +590,15 @@ impl Sockets {
             }
         }
         for &i in &due {
-            if let Some(s) = self.slots[i as usize].as_mut() {
-                s.seen = s.seen();
-                s.at = iface.poll_at(now, &s.set);
-                self.tick += 1;
-                s.version = self.tick;
-            }
+            let at = match self.slots[i as usize].as_mut() {
+                Some(s) => {
+                    s.seen = s.seen();
+                    iface.poll_at(now, &s.set)
+                }
+                None => continue,
+            };
+            self.set_at(i, at);
+            self.served(i);
         }
         // Every marked slot was served (new, reached, or changed) or is as it was served
         // last (borrowed, unchanged: its `poll_at` stands).
@@ -377,19 +617,32 @@ impl Sockets {
     pub fn poll_at(&mut self, iface: &mut Interface, now: Instant) -> Option<Instant> {
         // Sockets marked since the last egress (added or changed after it): their current
         // `poll_at` (they stay marked: the next egress serves them).
-        for &i in &self.marked {
-            if let Some(Some(s)) = self.slots.get_mut(i as usize) {
-                s.at = iface.poll_at(now, &s.set);
-            }
+        for k in 0..self.marked.len() {
+            let i = self.marked[k];
+            let at = match self.slots.get(i as usize) {
+                Some(Some(s)) => iface.poll_at(now, &s.set),
+                _ => continue,
+            };
+            self.set_at(i, at);
         }
         let own = iface.poll_at(now, &self.none);
-        self.slots
-            .iter()
-            .flatten()
-            .filter_map(|s| s.at)
+        self.timers
+            .first()
+            .map(|&(t, _)| t)
+            .into_iter()
             .chain(own)
             .min()
     }
+}
+
+/// smoltcp 0.14's `udp::Socket::accepts` (crate-private), from the socket's public state.
+fn udp_accepts(s: &udp::Socket<'_>, dst: Ipv4Address, dport: u16, broadcast: bool) -> bool {
+    let e = s.endpoint();
+    e.port == dport
+        && (e.addr.is_none()
+            || e.addr == Some(IpAddress::Ipv4(dst))
+            || broadcast
+            || dst.is_multicast())
 }
 
 /// smoltcp 0.14's `tcp::Socket::accepts` (crate-private), from the socket's public state.
@@ -612,5 +865,139 @@ mod tests {
         let (x, y) = (set.add(socket()), ours.add(socket()));
         assert_eq!(alloc::format!("{x}"), alloc::format!("#{}", y.0));
         assert_eq!(ours.len(), 7);
+    }
+
+    /// What the index must find: the first socket in handle order that takes the segment, by
+    /// looking at every one (as smoltcp's `process_tcp` and `process_udp` do).
+    fn every_socket(
+        socks: &Sockets,
+        tcp: Option<(bool, bool)>,
+        src: (Ipv4Address, u16),
+        dst: (Ipv4Address, u16),
+    ) -> Option<u32> {
+        socks.slots.iter().enumerate().find_map(|(i, s)| {
+            let s = s.as_ref()?;
+            let takes = match (s.set.get::<Socket<'static>>(s.inner), tcp) {
+                (Socket::Tcp(t), Some((ack, rst))) => tcp_accepts(t, src, dst, ack, rst),
+                (Socket::Udp(u), None) => udp_accepts(u, dst.0, dst.1, dst.0.is_broadcast()),
+                _ => false,
+            };
+            takes.then_some(i as u32)
+        })
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Listen(u16, bool),
+        Connect(u8, u16, u16),
+        Udp(u16),
+        Close(usize),
+        Abort(usize),
+        Remove(usize),
+        Segment(u8, u16, u16, u8),
+        Datagram(u8, u16, u16),
+        Egress(u16),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        let port = || 79u16..83;
+        prop_oneof![
+            (port(), any::<bool>()).prop_map(|(p, a)| Op::Listen(p, a)),
+            (0u8..3, port(), 40_000u16..40_004).prop_map(|(h, r, l)| Op::Connect(h, r, l)),
+            port().prop_map(Op::Udp),
+            (0usize..16).prop_map(Op::Close),
+            (0usize..16).prop_map(Op::Abort),
+            (0usize..16).prop_map(Op::Remove),
+            (
+                0u8..3,
+                prop_oneof![port(), 40_000u16..40_004],
+                prop_oneof![port(), 40_000u16..40_004],
+                0u8..6
+            )
+                .prop_map(|(h, s, d, f)| Op::Segment(h, s, d, f)),
+            (0u8..3, 50u16..52, port()).prop_map(|(h, s, d)| Op::Datagram(h, s, d)),
+            (0u16..3000).prop_map(Op::Egress),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Through any mix of listening, connecting, UDP, closed, aborted and removed sockets,
+        /// and segments that move them (SYNs to listeners, answers, resets), the index finds
+        /// the socket a segment or datagram is for that a look at every socket finds.
+        #[test]
+        fn the_index_finds_the_socket_every_socket_would(ops in proptest::collection::vec(op(), 1..60)) {
+            let mut dev = PodDevice::default();
+            let mut ifc = iface(&mut dev);
+            let mut socks = Sockets::default();
+            let mut live: Vec<Handle> = Vec::new();
+            let mut now = Instant::ZERO;
+            let host = |h: u8| Ipv4Address::new(10, 244, 1, 5 + h);
+            dev.rx.push_back(arp_reply());
+            let s = socks.for_frame(&ifc, dev.rx.front().unwrap());
+            ifc.poll_ingress_single(now, &mut dev, s);
+            for op in ops {
+                match op {
+                    Op::Listen(port, any) => {
+                        let mut s = socket();
+                        if any { s.listen(port).unwrap() } else { s.listen((ME, port)).unwrap() }
+                        live.push(socks.add(s));
+                    }
+                    Op::Connect(h, rport, lport) => {
+                        let mut s = socket();
+                        if s.connect(ifc.context(), (host(h), rport), lport).is_ok() {
+                            live.push(socks.add(s));
+                        }
+                    }
+                    Op::Udp(port) => {
+                        let mut s = smoltcp::socket::udp::Socket::new(
+                            udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 4], vec![0; 1024]),
+                            udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 4], vec![0; 1024]),
+                        );
+                        s.bind(port).unwrap();
+                        live.push(socks.add(s));
+                    }
+                    Op::Close(k) | Op::Abort(k) if !live.is_empty() => {
+                        let h = live[k % live.len()];
+                        if let Socket::Tcp(t) = socks.get_mut::<Socket<'static>>(h) {
+                            if matches!(op, Op::Close(_)) { t.close() } else { t.abort() }
+                        }
+                    }
+                    Op::Remove(k) if !live.is_empty() => {
+                        let h = live.swap_remove(k % live.len());
+                        socks.remove(h);
+                    }
+                    Op::Segment(h, sport, dport, f) => {
+                        let (flags, ack, rst) = match f {
+                            0 => ("S", false, false),
+                            1 => ("SA", true, false),
+                            2 => ("A", true, false),
+                            3 => ("R", false, true),
+                            4 => ("RA", true, true),
+                            _ => ("FA", true, false),
+                        };
+                        let ip = crate::packet::tcp(host(h), sport, ME, dport, flags, 7, 0, 0);
+                        let frame = ethernet(EthernetProtocol::Ipv4, &ip);
+                        let want = every_socket(&socks, Some((ack, rst)), (host(h), sport), (ME, dport));
+                        proptest::prop_assert_eq!(socks.taker(&ifc, &frame), want);
+                        dev.rx.push_back(frame);
+                        let s = socks.for_frame(&ifc, dev.rx.front().unwrap());
+                        ifc.poll_ingress_single(now, &mut dev, s);
+                    }
+                    Op::Datagram(h, sport, dport) => {
+                        let ip = crate::packet::udp(host(h), sport, ME, dport);
+                        let frame = ethernet(EthernetProtocol::Ipv4, &ip);
+                        let want = every_socket(&socks, None, (host(h), sport), (ME, dport));
+                        proptest::prop_assert_eq!(socks.taker(&ifc, &frame), want);
+                    }
+                    Op::Egress(ms) => {
+                        now += smoltcp::time::Duration::from_millis(u64::from(ms));
+                        socks.egress(&mut ifc, now, &mut dev);
+                        dev.tx.clear();
+                    }
+                    _ => {}
+                }
+            }
+        }
     }
 }

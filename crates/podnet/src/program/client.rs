@@ -15,6 +15,7 @@
 //! `NXDOMAIN`; `EAI_NODATA` when one existed without an `A` record), or `timeout` with
 //! `EAI_AGAIN: NAME` (no answer after every attempt).
 
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -141,7 +142,12 @@ struct Active {
 pub struct Client {
     spec: ClientSpec,
     next_id: u32,
-    active: Vec<Active>,
+    /// Open connections by id: in the order they opened.
+    active: BTreeMap<u32, Active>,
+    /// Scratch list of the connections one `step` looks at.
+    look: Vec<u32>,
+    /// Its sockets' tag owner (`Sockets::set_tag`; their number is the connection's id).
+    owner: u32,
     records: Vec<ConnRecord>,
     lookup: Option<alloc::boxed::Box<Lookup>>,
     /// Records already checked against the NetworkPolicy deny log.
@@ -227,7 +233,7 @@ impl Payload {
 }
 
 impl Client {
-    pub(crate) fn new(spec: ClientSpec) -> Self {
+    pub(crate) fn new(spec: ClientSpec, owner: u32) -> Self {
         Client {
             lookup: spec
                 .resolve
@@ -235,7 +241,9 @@ impl Client {
                 .map(|r| alloc::boxed::Box::new(Lookup::new(r))),
             spec,
             next_id: 0,
-            active: Vec::new(),
+            active: BTreeMap::new(),
+            look: Vec::new(),
+            owner,
             records: Vec::new(),
             reviewed: 0,
         }
@@ -282,7 +290,10 @@ impl Client {
     pub(crate) fn next_wake(&self) -> Option<Instant> {
         // Connections open in order of their start and leave in any order, so the first one
         // left is the one whose timeout comes first.
-        let deadline = self.active.first().map(|a| a.started + self.spec.timeout);
+        let deadline = self
+            .active
+            .first_key_value()
+            .map(|(_, a)| a.started + self.spec.timeout);
         // While the name resolves, connections wait for the answer, not for their start time.
         let resolving = self.lookup.as_deref().is_some_and(Lookup::pending);
         let next_start = (!resolving
@@ -365,6 +376,7 @@ impl Client {
 
     pub(crate) fn step(&mut self, env: &mut PodEnv<'_>) {
         let ready = self.resolve(env);
+        let opened = self.next_id;
         while ready
             && self.next_id < self.spec.count
             && (self.active.len() as u32) < self.spec.concurrency
@@ -374,33 +386,60 @@ impl Client {
             self.next_id += 1;
             self.open(id, env);
         }
-        let mut i = 0;
-        while i < self.active.len() {
+        // The connections to look at, in the order they opened: those past their deadline
+        // (they opened first), those opened just now and those whose socket was served since
+        // the last step. Any other TCP connection is as the last look left it. A UDP
+        // client looks at all of them (a handful).
+        let mut look = core::mem::take(&mut self.look);
+        look.clear();
+        match self.spec.protocol {
+            Protocol::Udp => look.extend(self.active.keys()),
+            Protocol::Tcp => {
+                let timeout = self.spec.timeout;
+                look.extend(
+                    self.active
+                        .iter()
+                        .take_while(|(_, a)| env.now >= a.started + timeout)
+                        .map(|(&id, _)| id),
+                );
+                look.extend(self.active.range(opened..).map(|(&id, _)| id));
+                for &h in env.changed {
+                    if let Some((owner, id)) = env.sockets.tag(h) {
+                        if owner == self.owner {
+                            look.push(id);
+                        }
+                    }
+                }
+                look.sort_unstable();
+                look.dedup();
+            }
+        }
+        for &id in &look {
+            let Some(a) = self.active.get_mut(&id) else {
+                continue;
+            };
             let finished = match self.spec.protocol {
                 Protocol::Tcp => {
                     // A socket unchanged since the last look, before the deadline: that look
                     // read and sent all it could and found the connection going on (the
                     // look is a function of the socket, the connection and the deadline).
-                    let a = &self.active[i];
                     let version = env.sockets.version(a.handle);
                     if version == a.seen && env.now < a.started + self.spec.timeout {
                         None
                     } else {
-                        let r = self.poll_tcp(i, env);
-                        self.active[i].seen = version;
-                        r
+                        a.seen = version;
+                        Self::poll_tcp(&self.spec, a, env)
                     }
                 }
-                Protocol::Udp => self.poll_udp(i, env),
+                Protocol::Udp => Self::poll_udp(&self.spec, a, env),
             };
-            match finished {
-                Some(outcome) => {
-                    let a = self.active.remove(i);
+            if let Some(outcome) = finished {
+                if let Some(a) = self.active.remove(&id) {
                     self.finish(a, outcome, env);
                 }
-                None => i += 1,
             }
         }
+        self.look = look;
     }
 
     /// An ICMP error about one of our packets arrived. Like Linux's `tcp_v4_err`, any
@@ -413,23 +452,40 @@ impl Client {
                 return;
             }
         }
-        let Some(i) = self
-            .active
-            .iter()
-            .position(|a| a.local_port == err.local_port && err.remote == a.remote)
-        else {
+        // The connection it is about: at most one is open from that port to that peer (the
+        // port is held until it ends). A TCP socket with a peer is found by it; one that has
+        // lost it (closed) is not in SYN-SENT, which is all an error can end.
+        let found = match self.spec.protocol {
+            Protocol::Tcp => env
+                .sockets
+                .tcp_peers(err.remote, err.local_port)
+                .find(|&(_, (owner, _))| owner == self.owner)
+                .map(|(_, (_, id))| id),
+            Protocol::Udp => self
+                .active
+                .iter()
+                .find(|(_, a)| a.local_port == err.local_port && err.remote == a.remote)
+                .map(|(&id, _)| id),
+        };
+        let Some(id) = found.filter(|id| {
+            self.active
+                .get(id)
+                .is_some_and(|a| a.local_port == err.local_port && err.remote == a.remote)
+        }) else {
             return;
         };
         let applies = match (self.spec.protocol, err.protocol) {
             (Protocol::Tcp, smoltcp::wire::IpProtocol::Tcp) => {
-                let sock = env.sockets.get::<tcp::Socket>(self.active[i].handle);
+                let sock = env.sockets.get::<tcp::Socket>(self.active[&id].handle);
                 matches!(sock.state(), tcp::State::SynSent | tcp::State::SynReceived)
             }
             (Protocol::Udp, smoltcp::wire::IpProtocol::Udp) => err.hard,
             _ => false,
         };
         if applies {
-            let mut a = self.active.remove(i);
+            let Some(mut a) = self.active.remove(&id) else {
+                return;
+            };
             a.error = Some(alloc::format!("{}: {}", err.errno, err.what));
             // connect() failed: the kernel forgets the socket without sending anything, as
             // finish() does by dropping it.
@@ -509,33 +565,38 @@ impl Client {
         } else {
             0
         };
-        self.active.push(Active {
+        if self.spec.protocol == Protocol::Tcp {
+            env.sockets.set_tag(handle, (self.owner, id));
+        }
+        self.active.insert(
             id,
-            handle,
-            local_port: port,
-            started: env.now,
-            connected: None,
-            peer,
-            remote: to,
-            payload,
-            sent,
-            received: Vec::new(),
-            received_total: 0,
-            complete: false,
-            fin_sent: false,
-            error: None,
-            dns_time,
-            seen: 0,
-        });
+            Active {
+                id,
+                handle,
+                local_port: port,
+                started: env.now,
+                connected: None,
+                peer,
+                remote: to,
+                payload,
+                sent,
+                received: Vec::new(),
+                received_total: 0,
+                complete: false,
+                fin_sent: false,
+                error: None,
+                dns_time,
+                seen: 0,
+            },
+        );
     }
 
     /// Returns the outcome once the connection is over.
-    fn poll_tcp(&mut self, i: usize, env: &mut PodEnv<'_>) -> Option<Outcome> {
-        let deadline = self.active[i].started + self.spec.timeout;
-        let http = matches!(self.spec.request, Request::Http { .. });
-        let upload = matches!(self.spec.request, Request::Upload(_));
-        let connect = matches!(self.spec.request, Request::Connect);
-        let a = &mut self.active[i];
+    fn poll_tcp(spec: &ClientSpec, a: &mut Active, env: &mut PodEnv<'_>) -> Option<Outcome> {
+        let deadline = a.started + spec.timeout;
+        let http = matches!(spec.request, Request::Http { .. });
+        let upload = matches!(spec.request, Request::Upload(_));
+        let connect = matches!(spec.request, Request::Connect);
         let sock = env.sockets.get_mut::<tcp::Socket>(a.handle);
         let state = sock.state();
         if a.connected.is_none()
@@ -622,9 +683,8 @@ impl Client {
         None
     }
 
-    fn poll_udp(&mut self, i: usize, env: &mut PodEnv<'_>) -> Option<Outcome> {
-        let deadline = self.active[i].started + self.spec.timeout;
-        let a = &mut self.active[i];
+    fn poll_udp(spec: &ClientSpec, a: &mut Active, env: &mut PodEnv<'_>) -> Option<Outcome> {
+        let deadline = a.started + spec.timeout;
         let sock = env.sockets.get_mut::<udp::Socket>(a.handle);
         while let Ok((data, _)) = sock.recv() {
             a.received_total += data.len() as u64;
@@ -731,7 +791,7 @@ impl Client {
                 Protocol::Udp => env.ports.unbind_udp(a.local_port),
             }
         } else {
-            env.lingering.push((a.handle, (a.local_port, a.remote)));
+            env.lingering.push(a.handle, (a.local_port, a.remote));
         }
     }
 }

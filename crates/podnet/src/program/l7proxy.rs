@@ -211,9 +211,9 @@ impl L7Proxy {
                 let unspecified =
                     IpEndpoint::new(smoltcp::wire::Ipv4Address::UNSPECIFIED.into(), 0);
                 let key = (port, down.remote_endpoint().unwrap_or(unspecified));
-                env.lingering.push((c.down, key));
-                if let Some(up) = c.up {
-                    env.lingering.push(up);
+                env.lingering.push(c.down, key);
+                if let Some((up, held)) = c.up {
+                    env.lingering.push(up, held);
                 }
             } else {
                 i += 1;

@@ -67,6 +67,11 @@ pub enum Program {
 /// What a program sees of its pod.
 pub(crate) struct PodEnv<'a> {
     pub now: Instant,
+    /// In [`App::step`]: the sockets served since the programs last ran, in handle order
+    /// (a superset of those whose `Sockets::version` changed); empty elsewhere.
+    pub changed: &'a [crate::pod::Handle],
+    /// In [`App::start`]: the program's tag owner (`Sockets::set_tag`), unique in the pod.
+    pub owner: u32,
     pub iface: &'a mut Interface,
     pub sockets: &'a mut crate::pod::Sockets,
     pub rng: &'a mut SimRng,
@@ -77,7 +82,7 @@ pub(crate) struct PodEnv<'a> {
     pub ports: &'a mut ports::Ports,
     /// Sockets closed by a program and left to finish (TIME-WAIT), with their local port and
     /// peer.
-    pub lingering: &'a mut Vec<(crate::pod::Handle, ports::Held)>,
+    pub lingering: &'a mut crate::pod::Lingering,
     /// The node's socket-level load balancer (`cgroup/connect4`), in eBPF mode.
     pub sock_lb: Option<&'a mut (dyn crate::ebpf::SocketLb + 'static)>,
 }
@@ -110,7 +115,7 @@ impl App {
             Program::DnsServer { port, records } => {
                 App::Dns(dns::DnsServer::new(*port, records, env))
             }
-            Program::Client(spec) => App::Client(client::Client::new(spec.clone())),
+            Program::Client(spec) => App::Client(client::Client::new(spec.clone(), env.owner)),
             Program::L7Proxy => App::L7Proxy(alloc::boxed::Box::default()),
         }
     }

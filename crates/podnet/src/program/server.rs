@@ -47,6 +47,12 @@ pub struct TcpServer {
     port: u16,
     listening: Vec<Handle>,
     conns: BTreeMap<Handle, ConnState>,
+    /// Connections added to `conns` since the last `step` (it has not looked at them yet).
+    fresh: Vec<Handle>,
+    /// Scratch list of the connections one `step` looks at.
+    look: Vec<Handle>,
+    /// Its connections' tag owner (`Sockets::set_tag`).
+    owner: u32,
     /// Connections accepted so far.
     pub accepted: u64,
 }
@@ -59,6 +65,9 @@ impl TcpServer {
             port,
             listening: Vec::new(),
             conns: BTreeMap::new(),
+            fresh: Vec::new(),
+            look: Vec::new(),
+            owner: env.owner,
             accepted: 0,
         };
         s.rearm(env);
@@ -80,6 +89,8 @@ impl TcpServer {
             } else {
                 self.listening.swap_remove(i);
                 self.conns.insert(h, ConnState::default());
+                self.fresh.push(h);
+                env.sockets.set_tag(h, (self.owner, 0));
                 self.accepted += 1;
             }
         }
@@ -103,10 +114,12 @@ impl TcpServer {
         if port != self.port {
             return;
         }
-        let known = self
-            .conns
-            .keys()
-            .any(|h| env.sockets.get::<tcp::Socket>(*h).remote_endpoint() == Some(remote));
+        // Its connections all have local port `port`.
+        let (conns, owner) = (&self.conns, self.owner);
+        let known = env
+            .sockets
+            .tcp_peers(remote, port)
+            .any(|(h, (o, _))| o == owner && conns.contains_key(&h));
         if known {
             for h in &self.listening {
                 env.sockets.get_mut::<tcp::Socket>(*h).close();
@@ -116,7 +129,23 @@ impl TcpServer {
 
     pub(crate) fn step(&mut self, env: &mut PodEnv<'_>) {
         let mut closed = Vec::new();
-        for (&h, st) in self.conns.iter_mut() {
+        // The connections not looked at yet and those served since the last step, in handle
+        // order: every other one is unchanged since the last look.
+        let mut look = core::mem::take(&mut self.look);
+        look.clear();
+        look.append(&mut self.fresh);
+        let owner = self.owner;
+        look.extend(
+            env.changed
+                .iter()
+                .filter(|&&h| env.sockets.tag(h).is_some_and(|(o, _)| o == owner)),
+        );
+        look.sort_unstable();
+        look.dedup();
+        for &h in &look {
+            let Some(st) = self.conns.get_mut(&h) else {
+                continue;
+            };
             // Unchanged since the last look, which read, answered and closed all it could.
             let version = env.sockets.version(h);
             if version == st.seen {
@@ -148,6 +177,7 @@ impl TcpServer {
             self.conns.remove(&h);
             env.pool.put(env.sockets.remove(h));
         }
+        self.look = look;
         self.rearm(env);
     }
 }
