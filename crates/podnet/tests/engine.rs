@@ -434,3 +434,38 @@ fn closed_sockets_are_reused() {
     assert_eq!(created + reused, 2000);
     assert!(pod.time_wait_count() >= 990, "{}", pod.time_wait_count());
 }
+
+/// A server holds 4,096 connections at most (`somaxconn`); the SYNs beyond are dropped, as
+/// Linux drops a SYN to a listener whose accept queue is full, and their clients get in at
+/// their retransmission: 4,100 connections opened at once all end ok, the last four after 1 s.
+#[test]
+fn a_full_accept_queue_drops_syns_and_the_clients_retransmit() {
+    let (mut c, a, b) = cluster(1, TraceConfig::off());
+    let web = c
+        .add_pod(PodSpec::new("web", b).program(Program::HttpServer { port: 80 }))
+        .unwrap();
+    let smoltcp::wire::IpAddress::Ipv4(to) = c.pod(web).unwrap().addrs().ip.address();
+    let client = c
+        .add_pod(
+            PodSpec::new("client", a).program(Program::Client(
+                ClientSpec::http("burst", to, 80)
+                    .count(4100)
+                    .concurrency(4100),
+            )),
+        )
+        .unwrap();
+    assert!(c.run_until_done(Duration::from_secs(30)));
+    let recs = records(&c, client);
+    assert_eq!(ok_count(&c, client), 4100, "every connection got in");
+    let late: Vec<_> = recs
+        .iter()
+        .filter(|r| r.connect_time.is_some_and(|t| t >= Duration::from_secs(1)))
+        .collect();
+    assert_eq!(late.len(), 4, "the four beyond the queue retransmitted");
+    assert_eq!(c.pod(web).unwrap().listen_overflows(), 4);
+    assert!(
+        recs.iter().all(|r| r.error.is_none()),
+        "no RST: {:?}",
+        recs.iter().find(|r| r.error.is_some())
+    );
+}

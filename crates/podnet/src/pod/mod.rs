@@ -342,6 +342,8 @@ pub struct Pod {
     changed: Vec<Handle>,
     /// The tag owner of the next program started.
     next_owner: u32,
+    /// SYNs dropped because a server's accept queue was full (Linux's `ListenOverflows`).
+    listen_overflows: u64,
 }
 
 impl core::fmt::Debug for Pod {
@@ -386,6 +388,7 @@ impl Pod {
             rng,
             changed: Vec::new(),
             next_owner: LINGERING + 1,
+            listen_overflows: 0,
         };
         for p in programs {
             pod.start(p, now);
@@ -475,13 +478,20 @@ impl Pod {
             let tw_key = self.timewait.key_of(frame);
             if let Some((remote, port)) = syn_of(frame) {
                 let mut apps = core::mem::take(&mut self.apps);
+                let mut full = false;
                 {
                     let mut env = self.env(now, None);
                     for app in apps.iter_mut() {
-                        app.before_syn(remote, port, &mut env);
+                        full |= app.before_syn(remote, port, &mut env);
                     }
                 }
                 self.apps = apps;
+                if full {
+                    // The listener's accept queue is full: Linux drops the SYN.
+                    self.device.rx.pop_front();
+                    self.listen_overflows += 1;
+                    continue;
+                }
             }
             // A segment for a connection in TIME-WAIT goes to its record, or to its socket
             // alone.
@@ -639,6 +649,12 @@ impl Pod {
         .into_iter()
         .flatten()
         .min()
+    }
+
+    /// SYNs dropped because a server of the pod held all the connections it accepts
+    /// (Linux's `ListenOverflows` in `nstat`).
+    pub fn listen_overflows(&self) -> u64 {
+        self.listen_overflows
     }
 
     /// Every finished connection of every client program of the pod.

@@ -120,18 +120,22 @@ impl App {
         }
     }
 
-    /// Called before an incoming SYN (no ACK) from `remote` to local `port` is processed.
+    /// Called before an incoming SYN (no ACK) from `remote` to local `port` is processed;
+    /// true when the SYN is to be dropped (a server whose accept queue is full).
     pub fn before_syn(
         &mut self,
         remote: smoltcp::wire::IpEndpoint,
         port: u16,
         env: &mut PodEnv<'_>,
-    ) {
+    ) -> bool {
         match self {
             App::Tcp(s) => s.before_syn(remote, port, env),
             App::Dns(d) => d.tcp.before_syn(remote, port, env),
-            App::L7Proxy(p) => p.before_syn(remote, port, env),
-            App::UdpEcho(_) | App::Client(_) => {}
+            App::L7Proxy(p) => {
+                p.before_syn(remote, port, env);
+                false
+            }
+            App::UdpEcho(_) | App::Client(_) => false,
         }
     }
 

@@ -14,7 +14,10 @@ use super::PodEnv;
 /// is refilled after each, so one idle listener absorbs any burst of SYNs (each listener holds
 /// its 2 x `tcp_buffer` bytes from the start, so more would only cost memory).
 pub const LISTEN_POOL: usize = 1;
-/// Connections a server holds open at once before new SYNs find no listener (and get RST).
+/// Connections a server holds open at once (Linux's `somaxconn` default). Beyond them it
+/// accepts no more, and a new SYN to its port is dropped, as Linux drops a SYN to a listener
+/// whose accept queue is full (`ListenOverflows`, with `tcp_abort_on_overflow` 0): the client
+/// retransmits it.
 pub const MAX_CONNECTIONS: usize = 4096;
 /// The longest HTTP request head accepted (nginx's default `large_client_header_buffers`).
 const MAX_REQUEST_HEAD: usize = 8192;
@@ -109,10 +112,16 @@ impl TcpServer {
     /// already exists (a retransmitted SYN whose SYN-ACK was lost), the idle listeners stand
     /// down for this one frame so that smoltcp hands the SYN to that connection, as Linux finds
     /// the request socket before the listener; otherwise a second listener would accept it and
-    /// two sockets would answer one peer.
-    pub(crate) fn before_syn(&mut self, remote: IpEndpoint, port: u16, env: &mut PodEnv<'_>) {
+    /// two sockets would answer one peer. Returns true when the SYN is to be dropped: a new
+    /// connection while the server holds [`MAX_CONNECTIONS`].
+    pub(crate) fn before_syn(
+        &mut self,
+        remote: IpEndpoint,
+        port: u16,
+        env: &mut PodEnv<'_>,
+    ) -> bool {
         if port != self.port {
-            return;
+            return false;
         }
         // Its connections all have local port `port`.
         let (conns, owner) = (&self.conns, self.owner);
@@ -125,6 +134,7 @@ impl TcpServer {
                 env.sockets.get_mut::<tcp::Socket>(*h).close();
             }
         }
+        !known && self.listening.is_empty() && self.conns.len() >= MAX_CONNECTIONS
     }
 
     pub(crate) fn step(&mut self, env: &mut PodEnv<'_>) {
