@@ -435,7 +435,7 @@ fn closed_sockets_are_reused() {
     assert!(pod.time_wait_count() >= 990, "{}", pod.time_wait_count());
 }
 
-/// A server holds 4,096 connections at most (`somaxconn`); the SYNs beyond are dropped, as
+/// A server holds 4,096 connections at most; the SYNs beyond are dropped, as
 /// Linux drops a SYN to a listener whose accept queue is full, and their clients get in at
 /// their retransmission: 4,100 connections opened at once all end ok, the last four after 1 s.
 #[test]

@@ -14,10 +14,12 @@ use super::PodEnv;
 /// is refilled after each, so one idle listener absorbs any burst of SYNs (each listener holds
 /// its 2 x `tcp_buffer` bytes from the start, so more would only cost memory).
 pub const LISTEN_POOL: usize = 1;
-/// Connections a server holds open at once (Linux's `somaxconn` default). Beyond them it
-/// accepts no more, and a new SYN to its port is dropped, as Linux drops a SYN to a listener
-/// whose accept queue is full (`ListenOverflows`, with `tcp_abort_on_overflow` 0): the client
-/// retransmits it.
+/// Connections a server holds open at once (a bound on its memory: each holds two socket
+/// buffers). Beyond them it accepts no more, as a server at its connection limit stops
+/// calling `accept()`, and a new SYN to its port is dropped, as Linux drops a SYN to a
+/// listener whose accept queue is full (`ListenOverflows`, with `tcp_abort_on_overflow` 0):
+/// the client retransmits it. (Linux would first fill the accept queue, up to the listen
+/// backlog, with handshakes that complete; podnet's server has no such queue.)
 pub const MAX_CONNECTIONS: usize = 4096;
 /// The longest HTTP request head accepted (nginx's default `large_client_header_buffers`).
 const MAX_REQUEST_HEAD: usize = 8192;
