@@ -68,19 +68,12 @@ pub(super) fn denied_reason(nodes: &[NodeSlot], r: &ConnRecord, proto: u8) -> Op
     // What reached other nodes: the source node's translations of what the pod sent.
     let mut forms = alloc::vec![sent];
     for dp in &dps {
-        forms.extend(
-            dp.new_connections()
-                .iter()
-                .filter(|e| e.orig == sent)
-                .map(|e| e.reply.invert()),
-        );
+        forms.extend(dp.new_connections_from(sent).map(|e| e.reply.invert()));
     }
+    // On each node, the last flow dropped while the connection was open.
     dps.iter().find_map(|dp| {
-        dp.denied()
-            .iter()
-            .rev()
-            .find(|d| d.at >= r.started && d.at <= r.ended && forms.contains(&d.orig))
-            .map(|d| d.reason.clone())
+        dp.last_denied_from(&forms, |d| d.at >= r.started && d.at <= r.ended)
+            .map(|(_, d)| d.reason.clone())
     })
 }
 

@@ -49,8 +49,7 @@ impl Dataplane {
             }
             self.cilium_marks(ctx, &nf.translated, notes);
         }
-        let idx = self.events.len() as u32;
-        self.events.push(NewConnection {
+        let idx = self.push_event(NewConnection {
             at: ctx.now,
             orig: nf.orig,
             reply: nf.translated.invert(),

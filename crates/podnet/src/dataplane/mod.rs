@@ -89,6 +89,10 @@ pub struct Dataplane {
     /// This node's index and the policies to enforce (`None`: no policy exists).
     policy: Option<(u32, World)>,
     denied: alloc::vec::Vec<DeniedFlow>,
+    /// `events` and `denied` by their ORIGINAL tuple (positions in each): a timed-out
+    /// connection finds whether a policy dropped it without a look at every one.
+    events_by_orig: alloc::collections::BTreeSet<(Tuple, u32)>,
+    denied_by_orig: alloc::collections::BTreeSet<(Tuple, u32)>,
     /// The Cilium-style eBPF programs replacing kube-proxy and Linux conntrack for pod
     /// traffic (`proxy: ebpf`).
     bpf: Option<alloc::boxed::Box<EbpfDatapath>>,
@@ -117,6 +121,8 @@ impl Dataplane {
             events: alloc::vec::Vec::new(),
             policy: None,
             denied: alloc::vec::Vec::new(),
+            events_by_orig: alloc::collections::BTreeSet::new(),
+            denied_by_orig: alloc::collections::BTreeSet::new(),
             bpf: None,
             race: crate::race::Race::default(),
             l7_pending: false,
@@ -199,6 +205,21 @@ impl Dataplane {
     /// Every connection confirmed so far, in order (`conntrack -E` `[NEW]` events).
     pub fn new_connections(&self) -> &[NewConnection] {
         &self.events
+    }
+
+    /// The new connections whose ORIGINAL tuple is `orig`, in order.
+    pub fn new_connections_from(&self, orig: Tuple) -> impl Iterator<Item = &NewConnection> {
+        self.events_by_orig
+            .range((orig, 0)..=(orig, u32::MAX))
+            .filter_map(|&(_, i)| self.events.get(i as usize))
+    }
+
+    /// Records a new connection.
+    fn push_event(&mut self, e: NewConnection) -> u32 {
+        let i = self.events.len() as u32;
+        self.events_by_orig.insert((e.orig, i));
+        self.events.push(e);
+        i
     }
 
     fn begin(&mut self) {
@@ -619,11 +640,12 @@ impl Dataplane {
                 Ok(_) => {
                     self.race.confirmed(&self.ct, ctx.now, idx);
                     let e = self.ct.entry(idx);
-                    self.events.push(NewConnection {
+                    let ev = NewConnection {
                         at: ctx.now,
                         orig: e.tuple(0),
                         reply: e.tuple(1),
-                    });
+                    };
+                    self.push_event(ev);
                 }
             }
         }

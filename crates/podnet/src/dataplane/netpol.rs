@@ -44,6 +44,26 @@ impl Dataplane {
         &self.denied
     }
 
+    /// The last of the denied flows whose ORIGINAL tuple is one of `origs` for which `pick`
+    /// holds, with its position in [`Dataplane::denied`].
+    pub fn last_denied_from(
+        &self,
+        origs: &[Tuple],
+        mut pick: impl FnMut(&DeniedFlow) -> bool,
+    ) -> Option<(usize, &DeniedFlow)> {
+        origs
+            .iter()
+            .filter_map(|&o| {
+                self.denied_by_orig
+                    .range((o, 0)..=(o, u32::MAX))
+                    .rev()
+                    .map(|&(_, i)| i as usize)
+                    .find(|&i| self.denied.get(i).is_some_and(&mut pick))
+            })
+            .max()
+            .and_then(|i| Some((i, self.denied.get(i)?)))
+    }
+
     /// NetworkPolicy for a NEW connection (the packet after DNAT): egress when the source is
     /// a pod of this node, ingress when the destination is.
     pub(super) fn policy_check(
@@ -89,6 +109,7 @@ impl Dataplane {
                         .map(|i| self.ct.entry(i).tuple(0))
                         .unwrap_or(*t)
                 });
+                self.denied_by_orig.insert((orig, self.denied.len() as u32));
                 self.denied.push(DeniedFlow {
                     at: ctx.now,
                     orig,
