@@ -16,6 +16,7 @@ pub mod nat;
 pub mod netfilter;
 pub mod node;
 pub mod packet;
+mod pairset;
 pub mod pcap;
 pub mod pod;
 pub mod policy;
@@ -26,6 +27,7 @@ pub mod route;
 pub mod sort;
 pub mod tcpdump;
 pub mod trace;
+mod window;
 
 pub use cluster::{
     Cluster, ClusterConfig, Cni, Error, NodeId, NodeSpec, PodId, PodSpec, Proxy, Service,

@@ -46,6 +46,25 @@ pub fn sort_by<T>(v: &mut [T], mut cmp: impl FnMut(&T, &T) -> Ordering) {
     }
 }
 
+/// Sorts `v` and drops repeats, for the lists of slots and ids the packet path sorts (a
+/// pod's sockets due at an egress, the connections a program looks at): almost always a
+/// handful, sorted in place by insertion; a long one (a burst of retransmissions) through
+/// [`sort`], so that the module holds no second instance of the standard library's sort.
+pub(crate) fn sort_dedup_u32(v: &mut Vec<u32>) {
+    if v.len() > 32 {
+        sort(v);
+    } else {
+        for i in 1..v.len() {
+            let mut j = i;
+            while j > 0 && v[j - 1] > v[j] {
+                v.swap(j - 1, j);
+                j -= 1;
+            }
+        }
+    }
+    v.dedup();
+}
+
 /// `v.sort_by_key(key)`: stable.
 pub fn sort_by_key<T, K: Ord>(v: &mut [T], mut key: impl FnMut(&T) -> K) {
     sort_by(v, |a, b| key(a).cmp(&key(b)));
@@ -58,6 +77,18 @@ pub fn sort<T: Ord>(v: &mut [T]) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn short_and_long_lists_are_sorted_without_repeats() {
+        for len in [0u32, 1, 2, 5, 32, 33, 200] {
+            let mut v: alloc::vec::Vec<u32> = (0..len).map(|i| (i * 7919) % 50).collect();
+            let mut want = v.clone();
+            want.sort_unstable();
+            want.dedup();
+            super::sort_dedup_u32(&mut v);
+            assert_eq!(v, want, "{len} items");
+        }
+    }
+
     use alloc::vec::Vec;
 
     use crate::rng::{SimRng, Stream};

@@ -74,6 +74,11 @@ pub struct DeniedFlow {
     pub reason: alloc::string::String,
 }
 
+/// A tuple's addresses and ports as an index key (its protocol is checked on lookup).
+pub(crate) fn tuple_key(t: &Tuple) -> crate::pairset::Key {
+    crate::pairset::key(t.src.to_bits(), t.sport, t.dport, t.dst.to_bits())
+}
+
 /// One node's conntrack + kube-proxy + NAT (+ NetworkPolicy).
 #[derive(Debug)]
 pub struct Dataplane {
@@ -91,8 +96,8 @@ pub struct Dataplane {
     denied: alloc::vec::Vec<DeniedFlow>,
     /// `events` and `denied` by their ORIGINAL tuple (positions in each): a timed-out
     /// connection finds whether a policy dropped it without a look at every one.
-    events_by_orig: alloc::collections::BTreeSet<(Tuple, u32)>,
-    denied_by_orig: alloc::collections::BTreeSet<(Tuple, u32)>,
+    events_by_orig: crate::pairset::PairSet,
+    denied_by_orig: crate::pairset::PairSet,
     /// The Cilium-style eBPF programs replacing kube-proxy and Linux conntrack for pod
     /// traffic (`proxy: ebpf`).
     bpf: Option<alloc::boxed::Box<EbpfDatapath>>,
@@ -121,8 +126,8 @@ impl Dataplane {
             events: alloc::vec::Vec::new(),
             policy: None,
             denied: alloc::vec::Vec::new(),
-            events_by_orig: alloc::collections::BTreeSet::new(),
-            denied_by_orig: alloc::collections::BTreeSet::new(),
+            events_by_orig: crate::pairset::PairSet::default(),
+            denied_by_orig: crate::pairset::PairSet::default(),
             bpf: None,
             race: crate::race::Race::default(),
             l7_pending: false,
@@ -210,14 +215,15 @@ impl Dataplane {
     /// The new connections whose ORIGINAL tuple is `orig`, in order.
     pub fn new_connections_from(&self, orig: Tuple) -> impl Iterator<Item = &NewConnection> {
         self.events_by_orig
-            .range((orig, 0)..=(orig, u32::MAX))
-            .filter_map(|&(_, i)| self.events.get(i as usize))
+            .with(tuple_key(&orig))
+            .filter_map(|i| self.events.get(i as usize))
+            .filter(move |e| e.orig == orig)
     }
 
     /// Records a new connection.
     fn push_event(&mut self, e: NewConnection) -> u32 {
         let i = self.events.len() as u32;
-        self.events_by_orig.insert((e.orig, i));
+        self.events_by_orig.insert(tuple_key(&e.orig), i);
         self.events.push(e);
         i
     }

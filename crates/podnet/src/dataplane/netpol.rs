@@ -55,10 +55,10 @@ impl Dataplane {
             .iter()
             .filter_map(|&o| {
                 self.denied_by_orig
-                    .range((o, 0)..=(o, u32::MAX))
+                    .with(super::tuple_key(&o))
                     .rev()
-                    .map(|&(_, i)| i as usize)
-                    .find(|&i| self.denied.get(i).is_some_and(&mut pick))
+                    .map(|i| i as usize)
+                    .find(|&i| self.denied.get(i).is_some_and(|d| d.orig == o && pick(d)))
             })
             .max()
             .and_then(|i| Some((i, self.denied.get(i)?)))
@@ -109,7 +109,8 @@ impl Dataplane {
                         .map(|i| self.ct.entry(i).tuple(0))
                         .unwrap_or(*t)
                 });
-                self.denied_by_orig.insert((orig, self.denied.len() as u32));
+                self.denied_by_orig
+                    .insert(super::tuple_key(&orig), self.denied.len() as u32);
                 self.denied.push(DeniedFlow {
                     at: ctx.now,
                     orig,

@@ -17,6 +17,9 @@ use smoltcp::wire::{EthernetAddress, Ipv4Address};
 use crate::link::Frame;
 use crate::route::Dev;
 
+/// The packets waiting for a neighbour, oldest first.
+pub type Waiting = alloc::collections::VecDeque<Pending>;
+
 /// Linux `neigh/default/retrans_time_ms`.
 pub const RETRANS_TIME: Duration = Duration::from_secs(1);
 /// Linux `neigh/default/mcast_solicit`.
@@ -66,7 +69,7 @@ enum State {
     Incomplete {
         probes: u8,
         next_probe: Instant,
-        queue: alloc::collections::VecDeque<Pending>,
+        queue: Waiting,
         queued_bytes: usize,
     },
 }
@@ -151,19 +154,19 @@ impl Neighbours {
     }
 
     /// Records that `ip` on `dev` is at `mac`; returns the packets that waited for it.
-    pub fn learn(&mut self, dev: Dev, ip: Ipv4Address, mac: EthernetAddress) -> Vec<Pending> {
+    pub fn learn(&mut self, dev: Dev, ip: Ipv4Address, mac: EthernetAddress) -> Waiting {
         match self.table.insert((dev, ip), State::Reachable(mac)) {
-            Some(State::Incomplete { queue, .. }) => queue.into(),
-            _ => Vec::new(),
+            Some(State::Incomplete { queue, .. }) => queue,
+            _ => Waiting::new(),
         }
     }
 
     /// Updates an existing entry only (what Linux does for ARP packets not aimed at us).
-    pub fn refresh(&mut self, dev: Dev, ip: Ipv4Address, mac: EthernetAddress) -> Vec<Pending> {
+    pub fn refresh(&mut self, dev: Dev, ip: Ipv4Address, mac: EthernetAddress) -> Waiting {
         if self.table.contains_key(&(dev, ip)) {
             self.learn(dev, ip, mac)
         } else {
-            Vec::new()
+            Waiting::new()
         }
     }
 

@@ -306,7 +306,7 @@ pub struct PodAddrs {
 #[derive(Default)]
 pub(crate) struct Lingering {
     /// In the order they came; each socket's tag (`Sockets::set_tag`) is its number here.
-    by_order: alloc::collections::BTreeMap<u32, (Handle, crate::program::ports::Held)>,
+    by_order: crate::window::Window<(Handle, crate::program::ports::Held)>,
     /// The next number.
     next: u32,
     /// Handed over since the last reap.
@@ -579,13 +579,19 @@ impl Pod {
         let ling = &mut self.lingering;
         let mut look = core::mem::take(&mut ling.look);
         look.clear();
+        let mut waiting = Vec::new();
         for (h, key) in ling.new.drain(..) {
             let n = ling.next;
             ling.next = ling.next.wrapping_add(1);
             self.sockets.set_tag(h, (LINGERING, n));
-            ling.by_order.insert(n, (h, key));
-            look.push(n);
+            // Numbers only grow. After 2^32 sockets they wrap, and a socket waits here until
+            // the old numbers are all gone.
+            match ling.by_order.push(n, (h, key)) {
+                Ok(()) => look.push(n),
+                Err(back) => waiting.push(back),
+            }
         }
+        ling.new = waiting;
         for h in self
             .changed
             .iter()
@@ -593,25 +599,24 @@ impl Pod {
             .chain(self.sockets.changed_since_taken())
         {
             if let Some((LINGERING, n)) = self.sockets.tag(h) {
-                if ling.by_order.get(&n).is_some_and(|&(mine, _)| mine == h) {
+                if ling.by_order.get(n).is_some_and(|&(mine, _)| mine == h) {
                     look.push(n);
                 }
             }
         }
-        look.sort_unstable();
-        look.dedup();
+        crate::sort::sort_dedup_u32(&mut look);
         for &n in &look {
-            let Some(&(h, key)) = self.lingering.by_order.get(&n) else {
+            let Some(&(h, key)) = self.lingering.by_order.get(n) else {
                 continue;
             };
             let sock = self.sockets.get::<tcp::Socket>(h);
             let waiting = sock.state() == tcp::State::TimeWait;
             if sock.state() == tcp::State::Closed {
-                self.lingering.by_order.remove(&n);
+                self.lingering.by_order.remove(n);
                 self.ports.release_tcp(key);
                 self.pool.put(self.sockets.remove(h));
             } else if waiting {
-                self.lingering.by_order.remove(&n);
+                self.lingering.by_order.remove(n);
                 let smoltcp::socket::Socket::Tcp(sock) = self.sockets.remove(h) else {
                     continue;
                 };

@@ -40,9 +40,9 @@
 //!   as an application learns it from `epoll`, and find which of their connections it is
 //!   from the socket's tag ([`Sockets::set_tag`], `epoll_event.data`).
 
-use alloc::collections::{BTreeSet, BinaryHeap};
 use alloc::vec::Vec;
-use core::cmp::Reverse;
+
+use crate::pairset::{key, PairSet};
 
 use smoltcp::iface::{Interface, PollResult, SocketHandle, SocketSet};
 use smoltcp::phy::Device;
@@ -56,6 +56,18 @@ use smoltcp::wire::{
 /// A socket of a pod.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Handle(u32);
+
+impl Handle {
+    /// The slot's number (handles sort as their numbers do).
+    pub(crate) fn index(self) -> u32 {
+        self.0
+    }
+
+    /// The handle of slot `i`.
+    pub(crate) fn from_index(i: u32) -> Handle {
+        Handle(i)
+    }
+}
 
 /// What a service must do about a slot's socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,6 +131,23 @@ enum Key {
 }
 
 impl Key {
+    /// Where the key goes: the TCP index or the UDP one, with its packed form. A listening
+    /// socket's key has peer 0.0.0.0:0 and local address 0 (no connected socket has that
+    /// peer; lookups check each candidate anyway).
+    fn packed(self) -> Option<(bool, crate::pairset::Key)> {
+        match self {
+            Key::None => None,
+            Key::Tcp {
+                raddr,
+                rport,
+                lport,
+                laddr,
+            } => Some((false, key(raddr, rport, lport, laddr))),
+            Key::TcpListen(port) => Some((false, key(0, 0, port, 0))),
+            Key::Udp(port) => Some((true, key(0, 0, port, 0))),
+        }
+    }
+
     fn of(socket: &Socket<'static>) -> Key {
         match socket {
             Socket::Tcp(s) => match (s.local_endpoint(), s.remote_endpoint()) {
@@ -136,6 +165,16 @@ impl Key {
             _ => Key::None,
         }
     }
+}
+
+/// An instant as a key that sorts as the instants do.
+fn time_key(t: Instant) -> crate::pairset::Key {
+    u128::from((t.total_micros() as u64) ^ (1 << 63))
+}
+
+/// [`time_key`] back.
+fn time_of(k: crate::pairset::Key) -> Instant {
+    Instant::from_micros(((k as u64) ^ (1 << 63)) as i64)
 }
 
 fn bits(a: IpAddress) -> u32 {
@@ -170,15 +209,18 @@ impl Slot {
 /// The sockets of one pod.
 pub struct Sockets {
     slots: Vec<Option<Slot>>,
-    /// Empty slots below `slots.len()`, lowest first (some may be taken or gone: checked).
-    free: BinaryHeap<Reverse<u32>>,
-    /// Every slot by what it can take (`Key::None` left out): finds the socket an arriving
+    /// Empty slots below `slots.len()` (key 0).
+    free: PairSet,
+    /// Every TCP slot by what it can take (`Key::packed`): finds the socket an arriving
     /// segment is for without looking at the others.
-    index: BTreeSet<(Key, u32)>,
+    tcp: PairSet,
+    /// Every UDP slot by its port.
+    udp: PairSet,
     /// Slots whose `key` may be out of date: refreshed before `index` is read.
     stale: Vec<u32>,
-    /// Every slot by its `at`: the sockets due at an egress, and the pod's next wake-up.
-    timers: BTreeSet<(Instant, u32)>,
+    /// Every slot by its `at` ([`time_key`]): the sockets due at an egress, and the pod's
+    /// next wake-up.
+    timers: PairSet,
     /// Slots served since the programs last looked ([`Sockets::take_changed`]).
     changed: Vec<u32>,
     /// Sockets in `slots`.
@@ -201,10 +243,11 @@ impl Default for Sockets {
     fn default() -> Self {
         Sockets {
             slots: Vec::new(),
-            free: BinaryHeap::new(),
-            index: BTreeSet::new(),
+            free: PairSet::default(),
+            tcp: PairSet::default(),
+            udp: PairSet::default(),
             stale: Vec::new(),
-            timers: BTreeSet::new(),
+            timers: PairSet::default(),
             changed: Vec::new(),
             count: 0,
             marked: Vec::new(),
@@ -241,23 +284,21 @@ impl Sockets {
         self.tick += 1;
         slot.seen = slot.seen();
         // The first empty slot, as `SocketSet::add` finds it.
-        let i = loop {
-            match self.free.pop() {
-                Some(Reverse(i)) if matches!(self.slots.get(i as usize), Some(None)) => {
-                    self.slots[i as usize] = Some(slot);
-                    break i;
-                }
-                Some(_) => {}
-                None => {
-                    self.slots.push(Some(slot));
-                    break (self.slots.len() - 1) as u32;
-                }
+        let i = match self.free.first() {
+            Some((_, i)) => {
+                self.free.remove(0, i);
+                self.slots[i as usize] = Some(slot);
+                i
+            }
+            None => {
+                self.slots.push(Some(slot));
+                (self.slots.len() - 1) as u32
             }
         };
         self.count += 1;
         self.marked.push(i);
         self.stale.push(i);
-        self.timers.insert((Instant::ZERO, i));
+        self.timers.insert(time_key(Instant::ZERO), i);
         Handle(i)
     }
 
@@ -269,18 +310,14 @@ impl Sockets {
         let Some(mut slot) = self.slots.get_mut(h.0 as usize).and_then(Option::take) else {
             panic!("handle does not refer to a valid socket");
         };
-        if slot.key != Key::None {
-            self.index.remove(&(slot.key, h.0));
-        }
+        self.unindex(slot.key, h.0);
         if let Some(at) = slot.at {
-            self.timers.remove(&(at, h.0));
+            self.timers.remove(time_key(at), h.0);
         }
-        self.free.push(Reverse(h.0));
+        self.free.insert(0, h.0);
         while self.slots.last().is_some_and(Option::is_none) {
             self.slots.pop();
-        }
-        if self.slots.is_empty() {
-            self.free.clear();
+            self.free.remove(0, self.slots.len() as u32);
         }
         self.count -= 1;
         slot.set.remove(slot.inner)
@@ -364,6 +401,7 @@ impl Sockets {
     /// have been removed since, or be new sockets in a freed slot.
     pub fn take_changed(&mut self, out: &mut Vec<Handle>) {
         out.clear();
+        crate::sort::sort_dedup_u32(&mut self.changed);
         for &i in &self.changed {
             if let Some(Some(s)) = self.slots.get_mut(i as usize) {
                 s.logged = false;
@@ -371,8 +409,6 @@ impl Sockets {
             out.push(Handle(i));
         }
         self.changed.clear();
-        out.sort_unstable();
-        out.dedup();
     }
 
     /// The sockets served since the last [`Sockets::take_changed`] (in no order, some more
@@ -408,10 +444,10 @@ impl Sockets {
             return;
         }
         if let Some(old) = s.at {
-            self.timers.remove(&(old, i));
+            self.timers.remove(time_key(old), i);
         }
         if let Some(new) = at {
-            self.timers.insert((new, i));
+            self.timers.insert(time_key(new), i);
         }
         s.at = at;
     }
@@ -428,25 +464,36 @@ impl Sockets {
             s.stale = false;
             let key = Key::of(s.set.get::<Socket<'static>>(s.inner));
             if key != s.key {
-                if s.key != Key::None {
-                    self.index.remove(&(s.key, i));
+                let old = core::mem::replace(&mut s.key, key);
+                self.unindex(old, i);
+                match key.packed() {
+                    Some((false, k)) => self.tcp.insert(k, i),
+                    Some((true, k)) => self.udp.insert(k, i),
+                    None => {}
                 }
-                if key != Key::None {
-                    self.index.insert((key, i));
-                }
-                s.key = key;
             }
         }
     }
 
+    /// Takes slot `i` out of the index it is in under `key`.
+    fn unindex(&mut self, key: Key, i: u32) {
+        match key.packed() {
+            Some((false, k)) => self.tcp.remove(k, i),
+            Some((true, k)) => self.udp.remove(k, i),
+            None => false,
+        };
+    }
+
     /// The first socket, in handle order, under `key` that `takes` the frame.
     fn first(&self, key: Key, mut takes: impl FnMut(&Socket<'static>) -> bool) -> Option<u32> {
-        self.index
-            .range((key, 0)..=(key, u32::MAX))
-            .find_map(|&(_, i)| {
-                let s = self.slots.get(i as usize)?.as_ref()?;
-                takes(s.set.get::<Socket<'static>>(s.inner)).then_some(i)
-            })
+        let (udp, k) = key.packed()?;
+        let index = if udp { &self.udp } else { &self.tcp };
+        index.with(k).find(|&i| {
+            self.slots
+                .get(i as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|s| takes(s.set.get::<Socket<'static>>(s.inner)))
+        })
     }
 
     /// The TCP sockets with peer `remote` and local port `port`, in handle order, with their
@@ -458,25 +505,15 @@ impl Sockets {
     ) -> impl Iterator<Item = (Handle, (u32, u32))> + '_ {
         self.refresh();
         let (raddr, rport) = (bits(remote.addr), remote.port);
-        let from = Key::Tcp {
-            raddr,
-            rport,
-            lport: port,
-            laddr: 0,
-        };
-        let to = Key::Tcp {
-            raddr,
-            rport,
-            lport: port,
-            laddr: u32::MAX,
-        };
+        let (from, to) = (
+            key(raddr, rport, port, 0),
+            key(raddr, rport, port, u32::MAX),
+        );
         let slots = &self.slots;
-        self.index
-            .range((from, 0)..=(to, u32::MAX))
-            .filter_map(move |&(_, i)| {
-                let s = slots.get(i as usize)?.as_ref()?;
-                Some((Handle(i), s.tag))
-            })
+        self.tcp.range(from, to).filter_map(move |(_, i)| {
+            let s = slots.get(i as usize)?.as_ref()?;
+            Some((Handle(i), s.tag))
+        })
     }
 
     /// How many sockets there are.
@@ -577,11 +614,9 @@ impl Sockets {
                     }
                 }
             }
-            let last = (now, u32::MAX);
-            due.extend(self.timers.range(..=last).map(|&(_, i)| i));
+            due.extend(self.timers.range(0, time_key(now)).map(|(_, i)| i));
             // In handle order, as one set's poll visits them.
-            due.sort_unstable();
-            due.dedup();
+            crate::sort::sort_dedup_u32(&mut due);
         }
         self.served += due.len() as u64;
         if due.is_empty() {
@@ -650,7 +685,7 @@ impl Sockets {
         let own = iface.poll_at(now, &self.none);
         self.timers
             .first()
-            .map(|&(t, _)| t)
+            .map(|(t, _)| time_of(t))
             .into_iter()
             .chain(own)
             .min()

@@ -15,12 +15,12 @@
 //! `NXDOMAIN`; `EAI_NODATA` when one existed without an `A` record), or `timeout` with
 //! `EAI_AGAIN: NAME` (no answer after every attempt).
 
-use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
 use crate::pod::Handle;
+use crate::window::Window;
 use smoltcp::socket::{tcp, udp};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
@@ -143,7 +143,7 @@ pub struct Client {
     spec: ClientSpec,
     next_id: u32,
     /// Open connections by id: in the order they opened.
-    active: BTreeMap<u32, Active>,
+    active: Window<alloc::boxed::Box<Active>>,
     /// Scratch list of the connections one `step` looks at.
     look: Vec<u32>,
     /// Its sockets' tag owner (`Sockets::set_tag`; their number is the connection's id).
@@ -241,7 +241,7 @@ impl Client {
                 .map(|r| alloc::boxed::Box::new(Lookup::new(r))),
             spec,
             next_id: 0,
-            active: BTreeMap::new(),
+            active: Window::default(),
             look: Vec::new(),
             owner,
             records: Vec::new(),
@@ -292,7 +292,7 @@ impl Client {
         // left is the one whose timeout comes first.
         let deadline = self
             .active
-            .first_key_value()
+            .first()
             .map(|(_, a)| a.started + self.spec.timeout);
         // While the name resolves, connections wait for the answer, not for their start time.
         let resolving = self.lookup.as_deref().is_some_and(Lookup::pending);
@@ -393,16 +393,16 @@ impl Client {
         let mut look = core::mem::take(&mut self.look);
         look.clear();
         match self.spec.protocol {
-            Protocol::Udp => look.extend(self.active.keys()),
+            Protocol::Udp => look.extend(self.active.iter().map(|(id, _)| id)),
             Protocol::Tcp => {
                 let timeout = self.spec.timeout;
                 look.extend(
                     self.active
                         .iter()
                         .take_while(|(_, a)| env.now >= a.started + timeout)
-                        .map(|(&id, _)| id),
+                        .map(|(id, _)| id),
                 );
-                look.extend(self.active.range(opened..).map(|(&id, _)| id));
+                look.extend(self.active.iter_from(opened).map(|(id, _)| id));
                 for &h in env.changed {
                     if let Some((owner, id)) = env.sockets.tag(h) {
                         if owner == self.owner {
@@ -410,12 +410,11 @@ impl Client {
                         }
                     }
                 }
-                look.sort_unstable();
-                look.dedup();
+                crate::sort::sort_dedup_u32(&mut look);
             }
         }
         for &id in &look {
-            let Some(a) = self.active.get_mut(&id) else {
+            let Some(a) = self.active.get_mut(id) else {
                 continue;
             };
             let finished = match self.spec.protocol {
@@ -434,8 +433,8 @@ impl Client {
                 Protocol::Udp => Self::poll_udp(&self.spec, a, env),
             };
             if let Some(outcome) = finished {
-                if let Some(a) = self.active.remove(&id) {
-                    self.finish(a, outcome, env);
+                if let Some(a) = self.active.remove(id) {
+                    self.finish(*a, outcome, env);
                 }
             }
         }
@@ -465,9 +464,9 @@ impl Client {
                 .active
                 .iter()
                 .find(|(_, a)| a.local_port == err.local_port && err.remote == a.remote)
-                .map(|(&id, _)| id),
+                .map(|(id, _)| id),
         };
-        let Some(id) = found.filter(|id| {
+        let Some(id) = found.filter(|&id| {
             self.active
                 .get(id)
                 .is_some_and(|a| a.local_port == err.local_port && err.remote == a.remote)
@@ -476,20 +475,23 @@ impl Client {
         };
         let applies = match (self.spec.protocol, err.protocol) {
             (Protocol::Tcp, smoltcp::wire::IpProtocol::Tcp) => {
-                let sock = env.sockets.get::<tcp::Socket>(self.active[&id].handle);
+                let Some(a) = self.active.get(id) else {
+                    return;
+                };
+                let sock = env.sockets.get::<tcp::Socket>(a.handle);
                 matches!(sock.state(), tcp::State::SynSent | tcp::State::SynReceived)
             }
             (Protocol::Udp, smoltcp::wire::IpProtocol::Udp) => err.hard,
             _ => false,
         };
         if applies {
-            let Some(mut a) = self.active.remove(&id) else {
+            let Some(mut a) = self.active.remove(id) else {
                 return;
             };
             a.error = Some(alloc::format!("{}: {}", err.errno, err.what));
             // connect() failed: the kernel forgets the socket without sending anything, as
             // finish() does by dropping it.
-            self.finish(a, Outcome::Refused, env);
+            self.finish(*a, Outcome::Refused, env);
         }
     }
 
@@ -568,9 +570,9 @@ impl Client {
         if self.spec.protocol == Protocol::Tcp {
             env.sockets.set_tag(handle, (self.owner, id));
         }
-        self.active.insert(
+        let pushed = self.active.push(
             id,
-            Active {
+            alloc::boxed::Box::new(Active {
                 id,
                 handle,
                 local_port: port,
@@ -587,8 +589,9 @@ impl Client {
                 error: None,
                 dns_time,
                 seen: 0,
-            },
+            }),
         );
+        debug_assert!(pushed.is_ok(), "connections open in the order of their ids");
     }
 
     /// Returns the outcome once the connection is over.

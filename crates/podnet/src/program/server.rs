@@ -54,8 +54,8 @@ pub struct TcpServer {
     conns: BTreeMap<Handle, ConnState>,
     /// Connections added to `conns` since the last `step` (it has not looked at them yet).
     fresh: Vec<Handle>,
-    /// Scratch list of the connections one `step` looks at.
-    look: Vec<Handle>,
+    /// Scratch list of the connections one `step` looks at (their handles' numbers).
+    look: Vec<u32>,
     /// Its connections' tag owner (`Sockets::set_tag`).
     owner: u32,
     /// Connections accepted so far.
@@ -145,16 +145,17 @@ impl TcpServer {
         // order: every other one is unchanged since the last look.
         let mut look = core::mem::take(&mut self.look);
         look.clear();
-        look.append(&mut self.fresh);
+        look.extend(self.fresh.drain(..).map(Handle::index));
         let owner = self.owner;
         look.extend(
             env.changed
                 .iter()
-                .filter(|&&h| env.sockets.tag(h).is_some_and(|(o, _)| o == owner)),
+                .filter(|&&h| env.sockets.tag(h).is_some_and(|(o, _)| o == owner))
+                .map(|h| h.index()),
         );
-        look.sort_unstable();
-        look.dedup();
-        for &h in &look {
+        crate::sort::sort_dedup_u32(&mut look);
+        for &i in &look {
+            let h = Handle::from_index(i);
             let Some(st) = self.conns.get_mut(&h) else {
                 continue;
             };
