@@ -200,8 +200,11 @@ Examples:\n  podnet diff examples/network-policy.yaml examples/network-policy-ch
     Demo(demo::DemoArgs),
 }
 
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[global_allocator]
+static ALLOC: malloc::Alloc = malloc::Alloc;
+
 fn main() -> ExitCode {
-    malloc::tune();
     let cli = Cli::parse();
     match cli.command {
         Command::Demo(args) => match demo::run(&args) {

@@ -50,7 +50,11 @@ pub fn sort_by<T>(v: &mut [T], mut cmp: impl FnMut(&T, &T) -> Ordering) {
 /// pod's sockets due at an egress, the connections a program looks at): almost always a
 /// handful, sorted in place by insertion; a long one (a burst of retransmissions) through
 /// [`sort`], so that the module holds no second instance of the standard library's sort.
+#[inline]
 pub(crate) fn sort_dedup_u32(v: &mut Vec<u32>) {
+    if v.len() < 2 {
+        return;
+    }
     if v.len() > 32 {
         sort(v);
     } else {

@@ -97,6 +97,9 @@ pub struct Dataplane {
     /// `events` and `denied` by their ORIGINAL tuple (positions in each): a timed-out
     /// connection finds whether a policy dropped it without a look at every one.
     events_by_orig: crate::pairset::PairSet,
+    /// Whether `events_by_orig` is kept: from the first NetworkPolicy on (only a denied
+    /// connection looks its new connections up).
+    events_indexed: bool,
     denied_by_orig: crate::pairset::PairSet,
     /// The Cilium-style eBPF programs replacing kube-proxy and Linux conntrack for pod
     /// traffic (`proxy: ebpf`).
@@ -127,6 +130,7 @@ impl Dataplane {
             policy: None,
             denied: alloc::vec::Vec::new(),
             events_by_orig: crate::pairset::PairSet::default(),
+            events_indexed: false,
             denied_by_orig: crate::pairset::PairSet::default(),
             bpf: None,
             race: crate::race::Race::default(),
@@ -214,16 +218,26 @@ impl Dataplane {
 
     /// The new connections whose ORIGINAL tuple is `orig`, in order.
     pub fn new_connections_from(&self, orig: Tuple) -> impl Iterator<Item = &NewConnection> {
-        self.events_by_orig
-            .with(tuple_key(&orig))
-            .filter_map(|i| self.events.get(i as usize))
+        let indexed = self.events_indexed.then(|| {
+            self.events_by_orig
+                .with(tuple_key(&orig))
+                .filter_map(|i| self.events.get(i as usize))
+        });
+        // Before any NetworkPolicy (no index): a look at each.
+        let each = (!self.events_indexed).then(|| self.events.iter());
+        indexed
+            .into_iter()
+            .flatten()
+            .chain(each.into_iter().flatten())
             .filter(move |e| e.orig == orig)
     }
 
     /// Records a new connection.
     fn push_event(&mut self, e: NewConnection) -> u32 {
         let i = self.events.len() as u32;
-        self.events_by_orig.insert(tuple_key(&e.orig), i);
+        if self.events_indexed {
+            self.events_by_orig.insert(tuple_key(&e.orig), i);
+        }
         self.events.push(e);
         i
     }

@@ -37,6 +37,14 @@ impl Dataplane {
     /// Sets the NetworkPolicies to enforce on node `node` (`None`: enforce none).
     pub fn set_policies(&mut self, node: u32, world: Option<World>) {
         self.policy = world.map(|w| (node, w));
+        if self.policy.is_some() && !self.events_indexed {
+            // From now on a connection may be denied: its new connections are looked up.
+            self.events_indexed = true;
+            for (i, e) in self.events.iter().enumerate() {
+                self.events_by_orig
+                    .insert(super::tuple_key(&e.orig), i as u32);
+            }
+        }
     }
 
     /// New connections NetworkPolicies dropped here, in order.

@@ -322,6 +322,11 @@ impl Lingering {
     }
 }
 
+/// Up to this many connections, a program (and the pod, its lingering sockets) looks at each
+/// of them on every step rather than at those that changed: cheaper for a few, and the same
+/// result (a look at an unchanged one does nothing).
+pub(crate) const FEW: usize = 16;
+
 /// The tag owner (`Sockets::set_tag`) of lingering sockets; programs are 1 and up.
 const LINGERING: u32 = 0;
 
@@ -592,19 +597,25 @@ impl Pod {
             }
         }
         ling.new = waiting;
-        for h in self
-            .changed
-            .iter()
-            .copied()
-            .chain(self.sockets.changed_since_taken())
-        {
-            if let Some((LINGERING, n)) = self.sockets.tag(h) {
-                if ling.by_order.get(n).is_some_and(|&(mine, _)| mine == h) {
-                    look.push(n);
+        if ling.by_order.len() <= FEW {
+            // A few: all of them.
+            look.clear();
+            look.extend(ling.by_order.iter().map(|(n, _)| n));
+        } else {
+            for h in self
+                .changed
+                .iter()
+                .copied()
+                .chain(self.sockets.changed_since_taken())
+            {
+                if let Some((LINGERING, n)) = self.sockets.tag(h) {
+                    if ling.by_order.get(n).is_some_and(|&(mine, _)| mine == h) {
+                        look.push(n);
+                    }
                 }
             }
+            crate::sort::sort_dedup_u32(&mut look);
         }
-        crate::sort::sort_dedup_u32(&mut look);
         for &n in &look {
             let Some(&(h, key)) = self.lingering.by_order.get(n) else {
                 continue;

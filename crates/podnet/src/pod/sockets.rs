@@ -111,6 +111,50 @@ struct Slot {
     tag: (u32, u32),
 }
 
+/// Numbers marked free in a bitmap with a summary of its non-empty words: the lowest in a
+/// few word reads (a pod reuses its lowest free slot, as smoltcp's `SocketSet` does).
+#[derive(Default)]
+struct FreeSlots {
+    bits: Vec<u64>,
+    /// Bit `j` is set when `bits[j]` is not 0.
+    summary: Vec<u64>,
+}
+
+impl FreeSlots {
+    fn set(&mut self, i: u32, free: bool) {
+        let (w, b) = (i as usize / 64, i % 64);
+        if w >= self.bits.len() {
+            if !free {
+                return;
+            }
+            self.bits.resize(w + 1, 0);
+            self.summary.resize(w / 64 + 1, 0);
+        }
+        if free {
+            self.bits[w] |= 1 << b;
+        } else {
+            self.bits[w] &= !(1 << b);
+        }
+        let (s, sb) = (w / 64, w % 64);
+        if self.bits[w] == 0 {
+            self.summary[s] &= !(1 << sb);
+        } else {
+            self.summary[s] |= 1 << sb;
+        }
+    }
+
+    fn lowest(&self) -> Option<u32> {
+        let (s, sw) = self.summary.iter().enumerate().find(|(_, &x)| x != 0)?;
+        let w = s * 64 + sw.trailing_zeros() as usize;
+        Some((w * 64) as u32 + self.bits[w].trailing_zeros())
+    }
+}
+
+/// The sockets from which a pod keeps its indexes (a look at each costs less for fewer).
+const INDEX_FROM: usize = 24;
+/// The sockets below which it stops keeping them.
+const INDEX_BELOW: usize = 8;
+
 /// What a socket can take, as an index key: the frames it can take all carry it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Key {
@@ -209,8 +253,15 @@ impl Slot {
 /// The sockets of one pod.
 pub struct Sockets {
     slots: Vec<Option<Slot>>,
-    /// Empty slots below `slots.len()` (key 0).
-    free: PairSet,
+    /// Whether `tcp`, `udp` and `timers` are kept (from [`INDEX_FROM`] sockets on, until
+    /// fewer than [`INDEX_BELOW`] are left); without them, a look at each socket finds what
+    /// they would, and costs less for a few.
+    indexed: bool,
+    /// [`INDEX_FROM`] and [`INDEX_BELOW`] (tests change them).
+    index_from: usize,
+    index_below: usize,
+    /// Empty slots below `slots.len()`.
+    free: FreeSlots,
     /// Every TCP slot by what it can take (`Key::packed`): finds the socket an arriving
     /// segment is for without looking at the others.
     tcp: PairSet,
@@ -243,7 +294,10 @@ impl Default for Sockets {
     fn default() -> Self {
         Sockets {
             slots: Vec::new(),
-            free: PairSet::default(),
+            indexed: false,
+            index_from: INDEX_FROM,
+            index_below: INDEX_BELOW,
+            free: FreeSlots::default(),
             tcp: PairSet::default(),
             udp: PairSet::default(),
             stale: Vec::new(),
@@ -284,9 +338,9 @@ impl Sockets {
         self.tick += 1;
         slot.seen = slot.seen();
         // The first empty slot, as `SocketSet::add` finds it.
-        let i = match self.free.first() {
-            Some((_, i)) => {
-                self.free.remove(0, i);
+        let i = match self.free.lowest() {
+            Some(i) => {
+                self.free.set(i, false);
                 self.slots[i as usize] = Some(slot);
                 i
             }
@@ -297,8 +351,12 @@ impl Sockets {
         };
         self.count += 1;
         self.marked.push(i);
-        self.stale.push(i);
-        self.timers.insert(time_key(Instant::ZERO), i);
+        if self.indexed {
+            self.stale.push(i);
+            self.timers.insert(time_key(Instant::ZERO), i);
+        } else if self.count >= self.index_from {
+            self.build_index();
+        }
         Handle(i)
     }
 
@@ -310,16 +368,23 @@ impl Sockets {
         let Some(mut slot) = self.slots.get_mut(h.0 as usize).and_then(Option::take) else {
             panic!("handle does not refer to a valid socket");
         };
-        self.unindex(slot.key, h.0);
-        if let Some(at) = slot.at {
-            self.timers.remove(time_key(at), h.0);
+        if self.indexed {
+            self.unindex(slot.key, h.0);
+            if let Some(at) = slot.at {
+                self.timers.remove(time_key(at), h.0);
+            }
         }
-        self.free.insert(0, h.0);
+        if h.0 as usize + 1 < self.slots.len() {
+            self.free.set(h.0, true);
+        }
         while self.slots.last().is_some_and(Option::is_none) {
             self.slots.pop();
-            self.free.remove(0, self.slots.len() as u32);
+            self.free.set(self.slots.len() as u32, false);
         }
         self.count -= 1;
+        if self.indexed && self.count < self.index_below {
+            self.drop_index();
+        }
         slot.set.remove(slot.inner)
     }
 
@@ -352,7 +417,7 @@ impl Sockets {
             s.mark = Mark::Touched;
             self.marked.push(h.0);
         }
-        if !s.stale {
+        if self.indexed && !s.stale {
             s.stale = true;
             self.stale.push(h.0);
         }
@@ -396,12 +461,11 @@ impl Sockets {
     }
 
     /// The sockets served (a segment arrived for them, or an egress served them) since the
-    /// last call, in handle order, into `out` (cleared first): the only sockets whose
+    /// last call, into `out` (cleared first), in no order: the only sockets whose
     /// [`Sockets::version`] changed, as `epoll_wait` gives the sockets with news. Some may
-    /// have been removed since, or be new sockets in a freed slot.
+    /// have been removed since, or be new sockets in a freed slot, or be there twice.
     pub fn take_changed(&mut self, out: &mut Vec<Handle>) {
         out.clear();
-        crate::sort::sort_dedup_u32(&mut self.changed);
         for &i in &self.changed {
             if let Some(Some(s)) = self.slots.get_mut(i as usize) {
                 s.logged = false;
@@ -429,7 +493,7 @@ impl Sockets {
             s.logged = true;
             self.changed.push(i);
         }
-        if !s.stale {
+        if self.indexed && !s.stale {
             s.stale = true;
             self.stale.push(i);
         }
@@ -443,18 +507,28 @@ impl Sockets {
         if s.at == at {
             return;
         }
-        if let Some(old) = s.at {
-            self.timers.remove(time_key(old), i);
-        }
-        if let Some(new) = at {
-            self.timers.insert(time_key(new), i);
+        if self.indexed {
+            if let Some(old) = s.at {
+                self.timers.remove(time_key(old), i);
+            }
+            if let Some(new) = at {
+                self.timers.insert(time_key(new), i);
+            }
         }
         s.at = at;
     }
 
     /// Brings `index` up to date with the sockets that may have changed.
+    #[inline]
     fn refresh(&mut self) {
-        for i in core::mem::take(&mut self.stale) {
+        if !self.stale.is_empty() {
+            self.refresh_stale();
+        }
+    }
+
+    fn refresh_stale(&mut self) {
+        let mut stale = core::mem::take(&mut self.stale);
+        for &i in &stale {
             let Some(Some(s)) = self.slots.get_mut(i as usize) else {
                 continue;
             };
@@ -473,6 +547,47 @@ impl Sockets {
                 }
             }
         }
+        stale.clear();
+        self.stale = stale;
+    }
+
+    /// Starts keeping the indexes: every socket in them.
+    fn build_index(&mut self) {
+        self.indexed = true;
+        self.stale.clear();
+        for (i, s) in self.slots.iter_mut().enumerate() {
+            let Some(s) = s else {
+                continue;
+            };
+            s.stale = false;
+            s.key = Key::of(s.set.get::<Socket<'static>>(s.inner));
+            match s.key.packed() {
+                Some((false, k)) => self.tcp.insert(k, i as u32),
+                Some((true, k)) => self.udp.insert(k, i as u32),
+                None => {}
+            }
+            if let Some(at) = s.at {
+                self.timers.insert(time_key(at), i as u32);
+            }
+        }
+    }
+
+    /// Stops keeping the indexes.
+    fn drop_index(&mut self) {
+        self.indexed = false;
+        self.tcp = PairSet::default();
+        self.udp = PairSet::default();
+        self.timers = PairSet::default();
+        self.stale.clear();
+    }
+
+    /// The first socket, in handle order, that `takes` the frame, by a look at each (as
+    /// smoltcp's `process_tcp` and `process_udp` do).
+    fn position(&self, mut takes: impl FnMut(&Socket<'static>) -> bool) -> Option<u32> {
+        self.slots.iter().enumerate().find_map(|(i, s)| {
+            let s = s.as_ref()?;
+            takes(s.set.get::<Socket<'static>>(s.inner)).then_some(i as u32)
+        })
     }
 
     /// Takes slot `i` out of the index it is in under `key`.
@@ -486,6 +601,9 @@ impl Sockets {
 
     /// The first socket, in handle order, under `key` that `takes` the frame.
     fn first(&self, key: Key, mut takes: impl FnMut(&Socket<'static>) -> bool) -> Option<u32> {
+        if !self.indexed {
+            return self.position(takes);
+        }
         let (udp, k) = key.packed()?;
         let index = if udp { &self.udp } else { &self.tcp };
         index.with(k).find(|&i| {
@@ -510,10 +628,25 @@ impl Sockets {
             key(raddr, rport, port, u32::MAX),
         );
         let slots = &self.slots;
-        self.tcp.range(from, to).filter_map(move |(_, i)| {
-            let s = slots.get(i as usize)?.as_ref()?;
-            Some((Handle(i), s.tag))
-        })
+        let indexed = self
+            .indexed
+            .then(|| self.tcp.range(from, to).map(|(_, i)| i));
+        // Without the index, each socket's key as the index would hold it.
+        let each = (!self.indexed).then(|| {
+            slots.iter().enumerate().filter_map(move |(i, s)| {
+                let s = s.as_ref()?;
+                let k = Key::of(s.set.get::<Socket<'static>>(s.inner)).packed()?;
+                (!k.0 && (from..=to).contains(&k.1)).then_some(i as u32)
+            })
+        });
+        indexed
+            .into_iter()
+            .flatten()
+            .chain(each.into_iter().flatten())
+            .filter_map(move |i| {
+                let s = slots.get(i as usize)?.as_ref()?;
+                Some((Handle(i), s.tag))
+            })
     }
 
     /// How many sockets there are.
@@ -566,6 +699,9 @@ impl Sockets {
                     Socket::Tcp(s) => tcp_accepts(s, (src, sport), (dst, dport), ack, rst),
                     _ => false,
                 };
+                if !self.indexed {
+                    return self.position(takes);
+                }
                 // Every socket that can take it is under one of these two keys.
                 let connected = Key::Tcp {
                     raddr: src.to_bits(),
@@ -610,13 +746,22 @@ impl Sockets {
                 if let Some(Some(s)) = self.slots.get_mut(i as usize) {
                     if s.mark == Mark::Dirty || (s.mark == Mark::Touched && s.seen() != s.seen) {
                         s.mark = Mark::Due;
-                        due.push(i);
+                        if self.indexed {
+                            due.push(i);
+                        }
                     }
                 }
             }
-            due.extend(self.timers.range(0, time_key(now)).map(|(_, i)| i));
             // In handle order, as one set's poll visits them.
-            crate::sort::sort_dedup_u32(&mut due);
+            if self.indexed {
+                due.extend(self.timers.range(0, time_key(now)).map(|(_, i)| i));
+                crate::sort::sort_dedup_u32(&mut due);
+            } else {
+                due.extend(self.slots.iter().enumerate().filter_map(|(i, s)| {
+                    let s = s.as_ref()?;
+                    (s.mark == Mark::Due || s.at.is_some_and(|t| t <= now)).then_some(i as u32)
+                }));
+            }
         }
         self.served += due.len() as u64;
         if due.is_empty() {
@@ -683,12 +828,12 @@ impl Sockets {
             self.set_at(i, at);
         }
         let own = iface.poll_at(now, &self.none);
-        self.timers
-            .first()
-            .map(|(t, _)| time_of(t))
-            .into_iter()
-            .chain(own)
-            .min()
+        let first = if self.indexed {
+            self.timers.first().map(|(t, _)| time_of(t))
+        } else {
+            self.slots.iter().flatten().filter_map(|s| s.at).min()
+        };
+        first.into_iter().chain(own).min()
     }
 }
 
@@ -821,10 +966,21 @@ mod tests {
     /// same, while `Sockets` serves far fewer sockets.
     #[test]
     fn the_busy_sockets_send_what_one_set_of_them_all_sends() {
+        // Indexed from the start, never, from 24 (the default), and in and out of it often.
+        for (from, below) in [(0, 0), (usize::MAX, 0), (INDEX_FROM, INDEX_BELOW), (4, 3)] {
+            busy_sockets_as_one_set(from, below);
+        }
+    }
+
+    fn busy_sockets_as_one_set(index_from: usize, index_below: usize) {
         let (mut da, mut db) = (PodDevice::default(), PodDevice::default());
         let (mut ia, mut ib) = (iface(&mut da), iface(&mut db));
         let mut set = SocketSet::new(Vec::new());
-        let mut socks = Sockets::default();
+        let mut socks = Sockets {
+            index_from,
+            index_below,
+            ..Sockets::default()
+        };
         let (mut ha, mut hb) = (Vec::new(), Vec::new());
         let mut now = Instant::ZERO;
         let mut inbox: Vec<Frame> = Vec::new();
@@ -983,10 +1139,21 @@ mod tests {
         /// and segments that move them (SYNs to listeners, answers, resets), the index finds
         /// the socket a segment or datagram is for that a look at every socket finds.
         #[test]
-        fn the_index_finds_the_socket_every_socket_would(ops in proptest::collection::vec(op(), 1..60)) {
+        fn the_index_finds_the_socket_every_socket_would(
+            ops in proptest::collection::vec(op(), 1..60),
+            (index_from, index_below) in proptest::prop_oneof![
+                proptest::strategy::Just((0, 0)),
+                proptest::strategy::Just((usize::MAX, 0)),
+                (1usize..6, 0usize..4),
+            ],
+        ) {
             let mut dev = PodDevice::default();
             let mut ifc = iface(&mut dev);
-            let mut socks = Sockets::default();
+            let mut socks = Sockets {
+                index_from,
+                index_below,
+                ..Sockets::default()
+            };
             let mut live: Vec<Handle> = Vec::new();
             let mut now = Instant::ZERO;
             let host = |h: u8| Ipv4Address::new(10, 244, 1, 5 + h);

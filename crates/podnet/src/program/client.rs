@@ -394,6 +394,9 @@ impl Client {
         look.clear();
         match self.spec.protocol {
             Protocol::Udp => look.extend(self.active.iter().map(|(id, _)| id)),
+            Protocol::Tcp if self.active.len() <= crate::pod::FEW => {
+                look.extend(self.active.iter().map(|(id, _)| id));
+            }
             Protocol::Tcp => {
                 let timeout = self.spec.timeout;
                 look.extend(

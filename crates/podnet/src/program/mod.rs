@@ -67,8 +67,8 @@ pub enum Program {
 /// What a program sees of its pod.
 pub(crate) struct PodEnv<'a> {
     pub now: Instant,
-    /// In [`App::step`]: the sockets served since the programs last ran, in handle order
-    /// (a superset of those whose `Sockets::version` changed); empty elsewhere.
+    /// In [`App::step`]: the sockets served since the programs last ran, in no order (a
+    /// superset of those whose `Sockets::version` changed); empty elsewhere.
     pub changed: &'a [crate::pod::Handle],
     /// In [`App::start`]: the program's tag owner (`Sockets::set_tag`), unique in the pod.
     pub owner: u32,

@@ -145,15 +145,21 @@ impl TcpServer {
         // order: every other one is unchanged since the last look.
         let mut look = core::mem::take(&mut self.look);
         look.clear();
-        look.extend(self.fresh.drain(..).map(Handle::index));
-        let owner = self.owner;
-        look.extend(
-            env.changed
-                .iter()
-                .filter(|&&h| env.sockets.tag(h).is_some_and(|(o, _)| o == owner))
-                .map(|h| h.index()),
-        );
-        crate::sort::sort_dedup_u32(&mut look);
+        if self.conns.len() <= crate::pod::FEW {
+            // A few: all of them (in handle order).
+            self.fresh.clear();
+            look.extend(self.conns.keys().map(|h| h.index()));
+        } else {
+            look.extend(self.fresh.drain(..).map(Handle::index));
+            let owner = self.owner;
+            look.extend(
+                env.changed
+                    .iter()
+                    .filter(|&&h| env.sockets.tag(h).is_some_and(|(o, _)| o == owner))
+                    .map(|h| h.index()),
+            );
+            crate::sort::sort_dedup_u32(&mut look);
+        }
         for &i in &look {
             let h = Handle::from_index(i);
             let Some(st) = self.conns.get_mut(&h) else {
