@@ -302,9 +302,12 @@ pub struct PodAddrs {
 }
 
 /// Sockets a program closed and left to finish (to TIME-WAIT or closed), with their local
-/// port and peer.
+/// port and peer (nothing until the first one: an idle pod carries a pointer).
 #[derive(Default)]
-pub(crate) struct Lingering {
+pub(crate) struct Lingering(Option<alloc::boxed::Box<LingerState>>);
+
+#[derive(Default)]
+struct LingerState {
     /// In the order they came; each socket's tag (`Sockets::set_tag`) is its number here.
     by_order: crate::window::Window<(Handle, crate::program::ports::Held)>,
     /// The next number.
@@ -318,7 +321,10 @@ pub(crate) struct Lingering {
 impl Lingering {
     /// Hands over a socket (closed by its program) with its local port and peer.
     pub(crate) fn push(&mut self, h: Handle, held: crate::program::ports::Held) {
-        self.new.push((h, held));
+        self.0
+            .get_or_insert_with(Default::default)
+            .new
+            .push((h, held));
     }
 }
 
@@ -581,7 +587,27 @@ impl Pod {
         // the last reap and those served since (by the ingress the programs saw, or by the
         // egress just done). Any other is as the last reap found it: neither closed nor in
         // TIME-WAIT.
-        let ling = &mut self.lingering;
+        if let Some(mut ling) = self.lingering.0.take() {
+            self.reap_lingering(&mut ling, now, &mut settled);
+            self.lingering.0 = Some(ling);
+        }
+        for s in settled {
+            match s {
+                Settled::Closed(sock, key) => {
+                    self.ports.release_tcp(key);
+                    self.pool.put_tcp(sock);
+                }
+                Settled::Recorded(sock) => self.pool.put_tcp(sock),
+                Settled::Active(sock, key) => {
+                    let h = self.sockets.add(sock);
+                    self.lingering.push(h, key);
+                }
+            }
+        }
+    }
+
+    /// The lingering part of [`Pod::reap`].
+    fn reap_lingering(&mut self, ling: &mut LingerState, now: Instant, settled: &mut Vec<Settled>) {
         let mut look = core::mem::take(&mut ling.look);
         look.clear();
         let mut waiting = Vec::new();
@@ -617,17 +643,17 @@ impl Pod {
             crate::sort::sort_dedup_u32(&mut look);
         }
         for &n in &look {
-            let Some(&(h, key)) = self.lingering.by_order.get(n) else {
+            let Some(&(h, key)) = ling.by_order.get(n) else {
                 continue;
             };
             let sock = self.sockets.get::<tcp::Socket>(h);
             let waiting = sock.state() == tcp::State::TimeWait;
             if sock.state() == tcp::State::Closed {
-                self.lingering.by_order.remove(n);
+                ling.by_order.remove(n);
                 self.ports.release_tcp(key);
                 self.pool.put(self.sockets.remove(h));
             } else if waiting {
-                self.lingering.by_order.remove(n);
+                ling.by_order.remove(n);
                 let smoltcp::socket::Socket::Tcp(sock) = self.sockets.remove(h) else {
                     continue;
                 };
@@ -637,20 +663,7 @@ impl Pod {
                 }
             }
         }
-        self.lingering.look = look;
-        for s in settled {
-            match s {
-                Settled::Closed(sock, key) => {
-                    self.ports.release_tcp(key);
-                    self.pool.put_tcp(sock);
-                }
-                Settled::Recorded(sock) => self.pool.put_tcp(sock),
-                Settled::Active(sock, key) => {
-                    let h = self.sockets.add(sock);
-                    self.lingering.push(h, key);
-                }
-            }
-        }
+        ling.look = look;
     }
 
     /// When the pod next needs [`Pod::service`] without any frame arriving (a time in the

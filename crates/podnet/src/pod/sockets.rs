@@ -151,9 +151,9 @@ impl FreeSlots {
 }
 
 /// The sockets from which a pod keeps its indexes (a look at each costs less for fewer).
-const INDEX_FROM: usize = 24;
+const INDEX_FROM: u32 = 24;
 /// The sockets below which it stops keeping them.
-const INDEX_BELOW: usize = 8;
+const INDEX_BELOW: u32 = 8;
 
 /// What a socket can take, as an index key: the frames it can take all carry it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -250,28 +250,53 @@ impl Slot {
     }
 }
 
-/// The sockets of one pod.
-pub struct Sockets {
-    slots: Vec<Option<Slot>>,
-    /// Whether `tcp`, `udp` and `timers` are kept (from [`INDEX_FROM`] sockets on, until
-    /// fewer than [`INDEX_BELOW`] are left); without them, a look at each socket finds what
-    /// they would, and costs less for a few.
-    indexed: bool,
-    /// [`INDEX_FROM`] and [`INDEX_BELOW`] (tests change them).
-    index_from: usize,
-    index_below: usize,
-    /// Empty slots below `slots.len()`.
-    free: FreeSlots,
+/// A pod's indexes of its sockets.
+#[derive(Default)]
+struct Index {
     /// Every TCP slot by what it can take (`Key::packed`): finds the socket an arriving
     /// segment is for without looking at the others.
     tcp: PairSet,
     /// Every UDP slot by its port.
     udp: PairSet,
-    /// Slots whose `key` may be out of date: refreshed before `index` is read.
+    /// Slots whose `key` may be out of date: refreshed before `tcp` and `udp` are read.
     stale: Vec<u32>,
     /// Every slot by its `at` ([`time_key`]): the sockets due at an egress, and the pod's
     /// next wake-up.
     timers: PairSet,
+}
+
+impl Index {
+    /// Takes slot `i` out of the index it is in under `key`.
+    fn remove(&mut self, key: Key, i: u32) {
+        match key.packed() {
+            Some((false, k)) => self.tcp.remove(k, i),
+            Some((true, k)) => self.udp.remove(k, i),
+            None => false,
+        };
+    }
+
+    /// Puts slot `i` in under `key`.
+    fn insert(&mut self, key: Key, i: u32) {
+        match key.packed() {
+            Some((false, k)) => self.tcp.insert(k, i),
+            Some((true, k)) => self.udp.insert(k, i),
+            None => {}
+        }
+    }
+}
+
+/// The sockets of one pod.
+pub struct Sockets {
+    slots: Vec<Option<Slot>>,
+    /// The indexes, kept from [`INDEX_FROM`] sockets on until fewer than [`INDEX_BELOW`] are
+    /// left; without them, a look at each socket finds what they would, and costs less for a
+    /// few (and a pod that never has many does not carry them).
+    ix: Option<alloc::boxed::Box<Index>>,
+    /// [`INDEX_FROM`] and [`INDEX_BELOW`] (tests change them).
+    index_from: u32,
+    index_below: u32,
+    /// Empty slots below `slots.len()` (nothing until the first).
+    free: Option<alloc::boxed::Box<FreeSlots>>,
     /// Slots served since the programs last looked ([`Sockets::take_changed`]).
     changed: Vec<u32>,
     /// Sockets in `slots`.
@@ -294,14 +319,10 @@ impl Default for Sockets {
     fn default() -> Self {
         Sockets {
             slots: Vec::new(),
-            indexed: false,
+            ix: None,
             index_from: INDEX_FROM,
             index_below: INDEX_BELOW,
-            free: FreeSlots::default(),
-            tcp: PairSet::default(),
-            udp: PairSet::default(),
-            stale: Vec::new(),
-            timers: PairSet::default(),
+            free: None,
             changed: Vec::new(),
             count: 0,
             marked: Vec::new(),
@@ -338,9 +359,11 @@ impl Sockets {
         self.tick += 1;
         slot.seen = slot.seen();
         // The first empty slot, as `SocketSet::add` finds it.
-        let i = match self.free.lowest() {
+        let i = match self.free.as_ref().and_then(|f| f.lowest()) {
             Some(i) => {
-                self.free.set(i, false);
+                if let Some(f) = &mut self.free {
+                    f.set(i, false);
+                }
                 self.slots[i as usize] = Some(slot);
                 i
             }
@@ -351,10 +374,10 @@ impl Sockets {
         };
         self.count += 1;
         self.marked.push(i);
-        if self.indexed {
-            self.stale.push(i);
-            self.timers.insert(time_key(Instant::ZERO), i);
-        } else if self.count >= self.index_from {
+        if let Some(ix) = &mut self.ix {
+            ix.stale.push(i);
+            ix.timers.insert(time_key(Instant::ZERO), i);
+        } else if self.count >= self.index_from as usize {
             self.build_index();
         }
         Handle(i)
@@ -368,22 +391,26 @@ impl Sockets {
         let Some(mut slot) = self.slots.get_mut(h.0 as usize).and_then(Option::take) else {
             panic!("handle does not refer to a valid socket");
         };
-        if self.indexed {
-            self.unindex(slot.key, h.0);
+        if let Some(ix) = &mut self.ix {
+            ix.remove(slot.key, h.0);
             if let Some(at) = slot.at {
-                self.timers.remove(time_key(at), h.0);
+                ix.timers.remove(time_key(at), h.0);
             }
         }
         if h.0 as usize + 1 < self.slots.len() {
-            self.free.set(h.0, true);
+            self.free
+                .get_or_insert_with(Default::default)
+                .set(h.0, true);
         }
         while self.slots.last().is_some_and(Option::is_none) {
             self.slots.pop();
-            self.free.set(self.slots.len() as u32, false);
+            if let Some(f) = &mut self.free {
+                f.set(self.slots.len() as u32, false);
+            }
         }
         self.count -= 1;
-        if self.indexed && self.count < self.index_below {
-            self.drop_index();
+        if self.ix.is_some() && self.count < self.index_below as usize {
+            self.ix = None;
         }
         slot.set.remove(slot.inner)
     }
@@ -417,9 +444,11 @@ impl Sockets {
             s.mark = Mark::Touched;
             self.marked.push(h.0);
         }
-        if self.indexed && !s.stale {
-            s.stale = true;
-            self.stale.push(h.0);
+        if let Some(ix) = &mut self.ix {
+            if !s.stale {
+                s.stale = true;
+                ix.stale.push(h.0);
+            }
         }
         s.set.get_mut::<T>(s.inner)
     }
@@ -493,9 +522,11 @@ impl Sockets {
             s.logged = true;
             self.changed.push(i);
         }
-        if self.indexed && !s.stale {
-            s.stale = true;
-            self.stale.push(i);
+        if let Some(ix) = &mut self.ix {
+            if !s.stale {
+                s.stale = true;
+                ix.stale.push(i);
+            }
         }
     }
 
@@ -507,12 +538,12 @@ impl Sockets {
         if s.at == at {
             return;
         }
-        if self.indexed {
+        if let Some(ix) = &mut self.ix {
             if let Some(old) = s.at {
-                self.timers.remove(time_key(old), i);
+                ix.timers.remove(time_key(old), i);
             }
             if let Some(new) = at {
-                self.timers.insert(time_key(new), i);
+                ix.timers.insert(time_key(new), i);
             }
         }
         s.at = at;
@@ -521,13 +552,16 @@ impl Sockets {
     /// Brings `index` up to date with the sockets that may have changed.
     #[inline]
     fn refresh(&mut self) {
-        if !self.stale.is_empty() {
+        if self.ix.as_ref().is_some_and(|ix| !ix.stale.is_empty()) {
             self.refresh_stale();
         }
     }
 
     fn refresh_stale(&mut self) {
-        let mut stale = core::mem::take(&mut self.stale);
+        let Some(ix) = &mut self.ix else {
+            return;
+        };
+        let stale = core::mem::take(&mut ix.stale);
         for &i in &stale {
             let Some(Some(s)) = self.slots.get_mut(i as usize) else {
                 continue;
@@ -539,46 +573,29 @@ impl Sockets {
             let key = Key::of(s.set.get::<Socket<'static>>(s.inner));
             if key != s.key {
                 let old = core::mem::replace(&mut s.key, key);
-                self.unindex(old, i);
-                match key.packed() {
-                    Some((false, k)) => self.tcp.insert(k, i),
-                    Some((true, k)) => self.udp.insert(k, i),
-                    None => {}
-                }
+                ix.remove(old, i);
+                ix.insert(key, i);
             }
         }
-        stale.clear();
-        self.stale = stale;
+        ix.stale = stale;
+        ix.stale.clear();
     }
 
     /// Starts keeping the indexes: every socket in them.
     fn build_index(&mut self) {
-        self.indexed = true;
-        self.stale.clear();
+        let mut ix = alloc::boxed::Box::<Index>::default();
         for (i, s) in self.slots.iter_mut().enumerate() {
             let Some(s) = s else {
                 continue;
             };
             s.stale = false;
             s.key = Key::of(s.set.get::<Socket<'static>>(s.inner));
-            match s.key.packed() {
-                Some((false, k)) => self.tcp.insert(k, i as u32),
-                Some((true, k)) => self.udp.insert(k, i as u32),
-                None => {}
-            }
+            ix.insert(s.key, i as u32);
             if let Some(at) = s.at {
-                self.timers.insert(time_key(at), i as u32);
+                ix.timers.insert(time_key(at), i as u32);
             }
         }
-    }
-
-    /// Stops keeping the indexes.
-    fn drop_index(&mut self) {
-        self.indexed = false;
-        self.tcp = PairSet::default();
-        self.udp = PairSet::default();
-        self.timers = PairSet::default();
-        self.stale.clear();
+        self.ix = Some(ix);
     }
 
     /// The first socket, in handle order, that `takes` the frame, by a look at each (as
@@ -590,22 +607,13 @@ impl Sockets {
         })
     }
 
-    /// Takes slot `i` out of the index it is in under `key`.
-    fn unindex(&mut self, key: Key, i: u32) {
-        match key.packed() {
-            Some((false, k)) => self.tcp.remove(k, i),
-            Some((true, k)) => self.udp.remove(k, i),
-            None => false,
-        };
-    }
-
     /// The first socket, in handle order, under `key` that `takes` the frame.
     fn first(&self, key: Key, mut takes: impl FnMut(&Socket<'static>) -> bool) -> Option<u32> {
-        if !self.indexed {
+        let Some(ix) = &self.ix else {
             return self.position(takes);
-        }
+        };
         let (udp, k) = key.packed()?;
-        let index = if udp { &self.udp } else { &self.tcp };
+        let index = if udp { &ix.udp } else { &ix.tcp };
         index.with(k).find(|&i| {
             self.slots
                 .get(i as usize)
@@ -629,10 +637,11 @@ impl Sockets {
         );
         let slots = &self.slots;
         let indexed = self
-            .indexed
-            .then(|| self.tcp.range(from, to).map(|(_, i)| i));
+            .ix
+            .as_ref()
+            .map(|ix| ix.tcp.range(from, to).map(|(_, i)| i));
         // Without the index, each socket's key as the index would hold it.
-        let each = (!self.indexed).then(|| {
+        let each = self.ix.is_none().then(|| {
             slots.iter().enumerate().filter_map(move |(i, s)| {
                 let s = s.as_ref()?;
                 let k = Key::of(s.set.get::<Socket<'static>>(s.inner)).packed()?;
@@ -699,7 +708,7 @@ impl Sockets {
                     Socket::Tcp(s) => tcp_accepts(s, (src, sport), (dst, dport), ack, rst),
                     _ => false,
                 };
-                if !self.indexed {
+                if self.ix.is_none() {
                     return self.position(takes);
                 }
                 // Every socket that can take it is under one of these two keys.
@@ -746,15 +755,15 @@ impl Sockets {
                 if let Some(Some(s)) = self.slots.get_mut(i as usize) {
                     if s.mark == Mark::Dirty || (s.mark == Mark::Touched && s.seen() != s.seen) {
                         s.mark = Mark::Due;
-                        if self.indexed {
+                        if self.ix.is_some() {
                             due.push(i);
                         }
                     }
                 }
             }
             // In handle order, as one set's poll visits them.
-            if self.indexed {
-                due.extend(self.timers.range(0, time_key(now)).map(|(_, i)| i));
+            if let Some(ix) = &self.ix {
+                due.extend(ix.timers.range(0, time_key(now)).map(|(_, i)| i));
                 crate::sort::sort_dedup_u32(&mut due);
             } else {
                 due.extend(self.slots.iter().enumerate().filter_map(|(i, s)| {
@@ -828,8 +837,8 @@ impl Sockets {
             self.set_at(i, at);
         }
         let own = iface.poll_at(now, &self.none);
-        let first = if self.indexed {
-            self.timers.first().map(|(t, _)| time_of(t))
+        let first = if let Some(ix) = &self.ix {
+            ix.timers.first().map(|(t, _)| time_of(t))
         } else {
             self.slots.iter().flatten().filter_map(|s| s.at).min()
         };
@@ -967,12 +976,12 @@ mod tests {
     #[test]
     fn the_busy_sockets_send_what_one_set_of_them_all_sends() {
         // Indexed from the start, never, from 24 (the default), and in and out of it often.
-        for (from, below) in [(0, 0), (usize::MAX, 0), (INDEX_FROM, INDEX_BELOW), (4, 3)] {
+        for (from, below) in [(0, 0), (u32::MAX, 0), (INDEX_FROM, INDEX_BELOW), (4, 3)] {
             busy_sockets_as_one_set(from, below);
         }
     }
 
-    fn busy_sockets_as_one_set(index_from: usize, index_below: usize) {
+    fn busy_sockets_as_one_set(index_from: u32, index_below: u32) {
         let (mut da, mut db) = (PodDevice::default(), PodDevice::default());
         let (mut ia, mut ib) = (iface(&mut da), iface(&mut db));
         let mut set = SocketSet::new(Vec::new());
@@ -1143,8 +1152,8 @@ mod tests {
             ops in proptest::collection::vec(op(), 1..60),
             (index_from, index_below) in proptest::prop_oneof![
                 proptest::strategy::Just((0, 0)),
-                proptest::strategy::Just((usize::MAX, 0)),
-                (1usize..6, 0usize..4),
+                proptest::strategy::Just((u32::MAX, 0)),
+                (1u32..6, 0u32..4),
             ],
         ) {
             let mut dev = PodDevice::default();
