@@ -440,7 +440,7 @@ fn closed_sockets_are_reused() {
 /// their retransmission: 4,100 connections opened at once all end ok, the last four after 1 s.
 #[test]
 fn a_full_accept_queue_drops_syns_and_the_clients_retransmit() {
-    let (mut c, a, b) = cluster(1, TraceConfig::off());
+    let (mut c, a, b) = cluster(1, frames_only());
     let web = c
         .add_pod(PodSpec::new("web", b).program(Program::HttpServer { port: 80 }))
         .unwrap();
@@ -463,6 +463,16 @@ fn a_full_accept_queue_drops_syns_and_the_clients_retransmit() {
         .collect();
     assert_eq!(late.len(), 4, "the four beyond the queue retransmitted");
     assert_eq!(c.pod(web).unwrap().listen_overflows(), 4);
+    let dropped: Vec<_> = c
+        .trace()
+        .events()
+        .iter()
+        .filter(|e| {
+            matches!(&e.kind, EventKind::Dropped { reason, .. }
+                if reason.starts_with("TCP_LISTEN_OVERFLOW"))
+        })
+        .collect();
+    assert_eq!(dropped.len(), 4, "each dropped SYN is in the trace");
     assert!(
         recs.iter().all(|r| r.error.is_none()),
         "no RST: {:?}",

@@ -239,6 +239,16 @@ impl Cluster {
             .and_then(|dp| dp.ebpf_mut())
             .map(|b| b.lb_mut() as &mut (dyn crate::ebpf::SocketLb + 'static));
         let frames = slot.pod.service_with(now, sock_lb);
+        for syn in slot.pod.take_overflowed() {
+            // Linux's drop reason (`kfree_skb` tracepoint) and the counter `nstat` shows.
+            let iface = self.links[slot.link as usize].ends[0].1;
+            self.trace.dropped(
+                now,
+                iface,
+                "TCP_LISTEN_OVERFLOW: accept queue full (ListenOverflows)",
+                &syn,
+            );
+        }
         if self.netpol.any_denied {
             let nodes = &self.nodes;
             slot.pod

@@ -355,6 +355,8 @@ pub struct Pod {
     next_owner: u32,
     /// SYNs dropped because a server's accept queue was full (Linux's `ListenOverflows`).
     listen_overflows: u64,
+    /// The SYNs dropped that way since the cluster last took them (for its trace).
+    overflowed: Vec<Frame>,
 }
 
 impl core::fmt::Debug for Pod {
@@ -400,6 +402,7 @@ impl Pod {
             changed: Vec::new(),
             next_owner: LINGERING + 1,
             listen_overflows: 0,
+            overflowed: Vec::new(),
         };
         for p in programs {
             pod.start(p, now);
@@ -499,7 +502,9 @@ impl Pod {
                 self.apps = apps;
                 if full {
                     // The listener's accept queue is full: Linux drops the SYN.
-                    self.device.rx.pop_front();
+                    if let Some(syn) = self.device.rx.pop_front() {
+                        self.overflowed.push(syn);
+                    }
                     self.listen_overflows += 1;
                     continue;
                 }
@@ -684,6 +689,11 @@ impl Pod {
     /// (Linux's `ListenOverflows` in `nstat`).
     pub fn listen_overflows(&self) -> u64 {
         self.listen_overflows
+    }
+
+    /// The SYNs dropped for a full accept queue since the last call.
+    pub(crate) fn take_overflowed(&mut self) -> Vec<Frame> {
+        core::mem::take(&mut self.overflowed)
     }
 
     /// Every finished connection of every client program of the pod.
