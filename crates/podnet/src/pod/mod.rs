@@ -12,20 +12,22 @@ use core::cell::RefCell;
 
 use smoltcp::iface::{Config, Interface};
 use smoltcp::phy::{self, Checksum, Device, DeviceCapabilities, Medium};
-use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{
     EthernetAddress, EthernetFrame, EthernetProtocol, HardwareAddress, Icmpv4Packet, IpAddress,
     IpCidr, IpEndpoint, IpProtocol, Ipv4Address, Ipv4Packet, TcpPacket, UdpPacket,
 };
 
+mod lingering;
 mod pool;
 mod sockets;
+mod sockets_index;
 mod timewait;
 #[cfg(test)]
 mod timewait_tests;
 mod transparent;
 
+pub(crate) use lingering::Lingering;
 pub(crate) use pool::SocketPool;
 pub use pool::UDP_QUEUE;
 pub(crate) use sockets::{Handle, Sockets};
@@ -299,33 +301,6 @@ pub struct PodAddrs {
     pub mac: EthernetAddress,
     /// The default gateway (the node's `cni0`).
     pub gateway: Ipv4Address,
-}
-
-/// Sockets a program closed and left to finish (to TIME-WAIT or closed), with their local
-/// port and peer (nothing until the first one: an idle pod carries a pointer).
-#[derive(Default)]
-pub(crate) struct Lingering(Option<alloc::boxed::Box<LingerState>>);
-
-#[derive(Default)]
-struct LingerState {
-    /// In the order they came; each socket's tag (`Sockets::set_tag`) is its number here.
-    by_order: crate::window::Window<(Handle, crate::program::ports::Held)>,
-    /// The next number.
-    next: u32,
-    /// Handed over since the last reap.
-    new: Vec<(Handle, crate::program::ports::Held)>,
-    /// Scratch list of the numbers one reap looks at.
-    look: Vec<u32>,
-}
-
-impl Lingering {
-    /// Hands over a socket (closed by its program) with its local port and peer.
-    pub(crate) fn push(&mut self, h: Handle, held: crate::program::ports::Held) {
-        self.0
-            .get_or_insert_with(Default::default)
-            .new
-            .push((h, held));
-    }
 }
 
 /// Up to this many connections, a program (and the pod, its lingering sockets) looks at each
@@ -609,66 +584,6 @@ impl Pod {
                 }
             }
         }
-    }
-
-    /// The lingering part of [`Pod::reap`].
-    fn reap_lingering(&mut self, ling: &mut LingerState, now: Instant, settled: &mut Vec<Settled>) {
-        let mut look = core::mem::take(&mut ling.look);
-        look.clear();
-        let mut waiting = Vec::new();
-        for (h, key) in ling.new.drain(..) {
-            let n = ling.next;
-            ling.next = ling.next.wrapping_add(1);
-            self.sockets.set_tag(h, (LINGERING, n));
-            // Numbers only grow. After 2^32 sockets they wrap, and a socket waits here until
-            // the old numbers are all gone.
-            match ling.by_order.push(n, (h, key)) {
-                Ok(()) => look.push(n),
-                Err(back) => waiting.push(back),
-            }
-        }
-        ling.new = waiting;
-        if ling.by_order.len() <= FEW {
-            // A few: all of them.
-            look.clear();
-            look.extend(ling.by_order.iter().map(|(n, _)| n));
-        } else {
-            for h in self
-                .changed
-                .iter()
-                .copied()
-                .chain(self.sockets.changed_since_taken())
-            {
-                if let Some((LINGERING, n)) = self.sockets.tag(h) {
-                    if ling.by_order.get(n).is_some_and(|&(mine, _)| mine == h) {
-                        look.push(n);
-                    }
-                }
-            }
-            crate::sort::sort_dedup_u32(&mut look);
-        }
-        for &n in &look {
-            let Some(&(h, key)) = ling.by_order.get(n) else {
-                continue;
-            };
-            let sock = self.sockets.get::<tcp::Socket>(h);
-            let waiting = sock.state() == tcp::State::TimeWait;
-            if sock.state() == tcp::State::Closed {
-                ling.by_order.remove(n);
-                self.ports.release_tcp(key);
-                self.pool.put(self.sockets.remove(h));
-            } else if waiting {
-                ling.by_order.remove(n);
-                let smoltcp::socket::Socket::Tcp(sock) = self.sockets.remove(h) else {
-                    continue;
-                };
-                let tx = &self.device.tx;
-                if let Some(s) = self.timewait.settle(&mut self.iface, now, sock, key, tx) {
-                    settled.push(s);
-                }
-            }
-        }
-        ling.look = look;
     }
 
     /// When the pod next needs [`Pod::service`] without any frame arriving (a time in the
