@@ -26,6 +26,8 @@ pub mod ctlimit;
 #[cfg(target_os = "linux")]
 pub mod frame;
 #[cfg(target_os = "linux")]
+pub mod neighq;
+#[cfg(target_os = "linux")]
 pub mod netns;
 #[cfg(target_os = "linux")]
 pub mod plan;

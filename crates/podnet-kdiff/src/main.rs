@@ -30,7 +30,9 @@ Replays each scenario's node traffic through the Linux kernel (one network names
 node, podnet's rules loaded with iptables-restore / nft) and compares every frame, the
 conntrack tables and counters, the rules and per-rule counters. Without FILES: every
 examples/*.yaml and the generated corpus (--quick: the CI subset of both). --corpus N:
-only the corpus, N traces of seed S (default 1); --corpus-trace I: only trace I. Must run as root. Exit 0: no disagreement;
+only the corpus, N traces of seed S (default 1); --corpus-trace I: only trace I. Without FILES
+it also checks how many packets a neighbour's queue holds while ARP goes unanswered
+(--neigh-queue: only that). Must run as root. Exit 0: no disagreement;
 1: disagreements; 2: the harness could not run.";
 
     /// The examples --quick replays (the ones that finish in seconds).
@@ -60,6 +62,7 @@ only the corpus, N traces of seed S (default 1); --corpus-trace I: only trace I.
         seed: u64,
         no_corpus: bool,
         mode_given: bool,
+        neigh_only: bool,
     }
 
     fn parse_args() -> Result<Args, String> {
@@ -74,12 +77,14 @@ only the corpus, N traces of seed S (default 1); --corpus-trace I: only trace I.
             seed: podnet_kdiff::corpus::DEFAULT_SEED,
             no_corpus: false,
             mode_given: false,
+            neigh_only: false,
         };
         let mut it = std::env::args().skip(1);
         while let Some(arg) = it.next() {
             match arg.as_str() {
                 "--quick" => a.quick = true,
                 "--no-corpus" => a.no_corpus = true,
+                "--neigh-queue" => a.neigh_only = true,
                 "--corpus" | "--seed" | "--corpus-trace" => {
                     let n = it.next().and_then(|n| n.parse::<u64>().ok());
                     let n = n.ok_or_else(|| format!("{arg} N"))?;
@@ -185,7 +190,7 @@ only the corpus, N traces of seed S (default 1); --corpus-trace I: only trace I.
             println!("kernel-diff: {line}");
         }
         let corpus_only = args.corpus.is_some() || args.corpus_trace.is_some();
-        let files = if corpus_only && args.files.is_empty() {
+        let files = if (corpus_only || args.neigh_only) && args.files.is_empty() {
             Vec::new()
         } else if args.files.is_empty() {
             match default_files(args.quick) {
@@ -337,7 +342,53 @@ only the corpus, N traces of seed S (default 1); --corpus-trace I: only trace I.
                 total_disagreements += d.len();
             }
         }
-        if corpus_only || (args.files.is_empty() && !args.no_corpus) {
+        if args.files.is_empty() && !corpus_only {
+            let t0 = Instant::now();
+            println!("\n== neighbour queue (unres_qlen_bytes against skb->truesize)");
+            match podnet_kdiff::neighq::run() {
+                Ok(cases) => {
+                    let mut d = 0;
+                    for c in &cases {
+                        let verdict = if c.kernel == c.podnet {
+                            "agree"
+                        } else {
+                            d += 1;
+                            "DISAGREE"
+                        };
+                        println!(
+                            "   {:<22} sent {:>4}: kernel kept {:>4}, podnet {:>4} (truesize {}): {verdict}",
+                            c.name, c.sent, c.kernel, c.podnet, c.truesize
+                        );
+                    }
+                    println!(
+                        "   neighbour queue: {} cases, disagreements {d} in {:.1}s",
+                        cases.len(),
+                        t0.elapsed().as_secs_f64()
+                    );
+                    rows.push(format!(
+                        "{:<26} {:<9} {:>7} {:>7} {:>6} {:>6} {:>6} {:>9}",
+                        format!("neighbour queue ({})", cases.len()),
+                        "-",
+                        cases.iter().map(|c| c.sent).sum::<usize>(),
+                        cases
+                            .iter()
+                            .filter(|c| c.kernel == c.podnet)
+                            .map(|c| c.sent)
+                            .sum::<usize>(),
+                        0,
+                        0,
+                        0,
+                        d
+                    ));
+                    total_disagreements += d;
+                }
+                Err(e) => {
+                    eprintln!("podnet-kdiff: neighbour queue: {e}");
+                    failed = true;
+                }
+            }
+        }
+        if corpus_only || (args.files.is_empty() && !args.no_corpus && !args.neigh_only) {
             let traces = args.corpus.unwrap_or(if args.quick {
                 podnet_kdiff::corpus_run::QUICK_TRACES
             } else {

@@ -445,6 +445,20 @@ fn a_full_accept_queue_drops_syns_and_the_clients_retransmit() {
         .add_pod(PodSpec::new("web", b).program(Program::HttpServer { port: 80 }))
         .unwrap();
     let smoltcp::wire::IpAddress::Ipv4(to) = c.pod(web).unwrap().addrs().ip.address();
+    // One connection first, so that node-a knows node-b and node-b the server: otherwise the
+    // burst waits for ARP in their neighbour queues, which keep 256 SYNs each (see
+    // `a_syn_burst_overflows_the_neighbour_queue`). Then past its TIME-WAIT, so that the
+    // server holds none of it.
+    let warm = c
+        .add_pod(
+            PodSpec::new("warm", a)
+                .program(Program::Client(ClientSpec::http("warm", to, 80).count(1))),
+        )
+        .unwrap();
+    assert!(c.run_until_done(Duration::from_secs(5)));
+    assert_eq!(ok_count(&c, warm), 1);
+    let later = c.now() + Duration::from_secs(70);
+    c.run_until(later);
     let client = c
         .add_pod(
             PodSpec::new("client", a).program(Program::Client(
@@ -454,7 +468,7 @@ fn a_full_accept_queue_drops_syns_and_the_clients_retransmit() {
             )),
         )
         .unwrap();
-    assert!(c.run_until_done(Duration::from_secs(30)));
+    assert!(c.run_until_done(Duration::from_secs(35)));
     let recs = records(&c, client);
     assert_eq!(ok_count(&c, client), 4100, "every connection got in");
     let late: Vec<_> = recs
@@ -478,4 +492,46 @@ fn a_full_accept_queue_drops_syns_and_the_clients_retransmit() {
         "no RST: {:?}",
         recs.iter().find(|r| r.error.is_some())
     );
+}
+
+/// 400 SYNs at once to a server on the other node, before either node knows its next hop:
+/// they wait for ARP in node-a's neighbour queue for node-b, which holds 212,992 bytes of
+/// truesize (`unres_qlen_bytes`), 832 a SYN, so 256 of them, as Linux 6.18 does. The oldest
+/// are dropped as later ones come in, and their connections retransmit after 1 s.
+#[test]
+fn a_syn_burst_overflows_the_neighbour_queue() {
+    let (mut c, a, b) = cluster(1, frames_only());
+    let web = c
+        .add_pod(PodSpec::new("web", b).program(Program::HttpServer { port: 80 }))
+        .unwrap();
+    let smoltcp::wire::IpAddress::Ipv4(to) = c.pod(web).unwrap().addrs().ip.address();
+    let client = c
+        .add_pod(
+            PodSpec::new("client", a).program(Program::Client(
+                ClientSpec::http("burst", to, 80)
+                    .count(400)
+                    .concurrency(400),
+            )),
+        )
+        .unwrap();
+    assert!(c.run_until_done(Duration::from_secs(10)));
+    assert_eq!(ok_count(&c, client), 400, "every connection got in");
+    let dropped: Vec<_> = c
+        .trace()
+        .events()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Dropped { reason, iface, .. } if reason == "neighbour queue full" => {
+                Some(c.trace().name(*iface).to_string())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dropped.len(), 400 - 256, "{dropped:?}");
+    assert!(dropped.iter().all(|w| w == "node-a/eth0"), "{dropped:?}");
+    let late = records(&c, client)
+        .iter()
+        .filter(|r| r.connect_time.is_some_and(|t| t >= Duration::from_secs(1)))
+        .count();
+    assert_eq!(late, 400 - 256, "the SYNs dropped were retransmitted");
 }

@@ -169,6 +169,7 @@ impl Node {
             frame,
             bridged: Some(BridgedDnat { port, src }),
             before_hooks: None,
+            decapsulated: false,
         };
         if self.neigh.lookup(route.dev, next_hop).is_none() {
             // It waits for ARP. Linux keeps its conntrack entry on the packet and runs FORWARD

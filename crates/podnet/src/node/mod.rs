@@ -11,6 +11,7 @@ mod cpus;
 mod hooks;
 mod neigh;
 pub mod reply;
+pub mod truesize;
 pub mod vxlan;
 
 use alloc::borrow::Cow;
@@ -31,7 +32,7 @@ use crate::netfilter::{Hook, NetfilterHook};
 use crate::route::{Dev, Route, RouteTable, RouteTableFull};
 use crate::trace::{IfaceId, Trace};
 use neigh::Pending;
-pub use neigh::{Neighbours, MAX_PROBES, RETRANS_TIME};
+pub use neigh::{Neighbours, MAX_PROBES, RETRANS_TIME, UNRES_QLEN_BYTES};
 use reply::{icmp_type, ETH_HDR};
 
 /// Where a node sends a frame.
@@ -579,7 +580,9 @@ impl Node {
         }
         let dst = Ipv4Packet::new_unchecked(&frame[ETH_HDR..]).dst_addr();
         let next_hop = route.next_hop(dst);
-        self.neigh_output(now, route.dev, next_hop, frame.into(), out, trace);
+        let mut pending = Pending::from(frame);
+        pending.decapsulated = in_dev == Some(Dev::Flannel);
+        self.neigh_output(now, route.dev, next_hop, pending, out, trace);
     }
 
     /// Sends a packet the node itself wrote: OUTPUT, then POSTROUTING.

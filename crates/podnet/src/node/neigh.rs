@@ -1,7 +1,8 @@
 //! The node's ARP neighbour table.
 //!
 //! A packet to an unresolved next hop waits in that neighbour's queue (bounded like Linux's
-//! `unres_qlen_bytes`, 212992 bytes; the oldest packet is dropped first) while ARP requests go
+//! `unres_qlen_bytes`, 212992 bytes of the packets' truesize, see [`super::truesize`]; the
+//! oldest packet is dropped first) while ARP requests go
 //! out every `retrans_time` (1 s), up to `mcast_solicit` (3) probes. When the last probe goes
 //! unanswered the queued packets are dropped and their senders get ICMP host unreachable.
 //! Resolved entries are kept (Linux would move them through STALE and re-probe; a simulated
@@ -51,6 +52,15 @@ pub struct Pending {
     /// POSTROUTING (this simulator's conntrack follows one packet at a time, so it confirms
     /// before queueing), and this is the packet as it was before them, which `cni0` sends.
     pub before_hooks: Option<Frame>,
+    /// The packet came out of the node's VXLAN device (its buffer is the tunnel's).
+    pub decapsulated: bool,
+}
+
+impl Pending {
+    /// What the packet counts for in a neighbour's queue (`skb->truesize`).
+    pub fn truesize(&self) -> usize {
+        super::truesize::truesize(&self.frame, self.decapsulated)
+    }
 }
 
 impl From<Frame> for Pending {
@@ -59,6 +69,7 @@ impl From<Frame> for Pending {
             frame,
             bridged: None,
             before_hooks: None,
+            decapsulated: false,
         }
     }
 }
@@ -126,19 +137,19 @@ impl Neighbours {
                 queued_bytes,
                 ..
             }) => {
-                *queued_bytes += frame.frame.len();
+                *queued_bytes += frame.truesize();
                 queue.push_back(frame);
                 while *queued_bytes > UNRES_QLEN_BYTES && queue.len() > 1 {
                     let Some(old) = queue.pop_front() else {
                         break;
                     };
-                    *queued_bytes -= old.frame.len();
+                    *queued_bytes -= old.truesize();
                     evicted.push(old);
                 }
                 Resolution::Queued
             }
             None => {
-                let len = frame.frame.len();
+                let len = frame.truesize();
                 self.table.insert(
                     (dev, ip),
                     State::Incomplete {
@@ -272,7 +283,8 @@ mod tests {
         for i in 0..200u8 {
             let _ = n.resolve(Instant::ZERO, Dev::Eth0, IP, p(vec![i; 1500]), &mut ev);
         }
-        assert_eq!(ev.len(), 200 - UNRES_QLEN_BYTES / 1500);
+        // Not IPv4: a linear buffer of 1,500 bytes, 2,304 (see `truesize`), 92 of them fit.
+        assert_eq!(ev.len(), 200 - UNRES_QLEN_BYTES / 2304);
         assert_eq!(ev[0].frame[0], 0, "oldest first");
     }
 
