@@ -20,11 +20,15 @@ pub mod corpus;
 #[cfg(target_os = "linux")]
 pub mod corpus_run;
 #[cfg(target_os = "linux")]
+pub mod counts;
+#[cfg(target_os = "linux")]
 pub mod craft;
 #[cfg(target_os = "linux")]
 pub mod ctlimit;
 #[cfg(target_os = "linux")]
 pub mod frame;
+#[cfg(target_os = "linux")]
+pub mod icmplimit;
 #[cfg(target_os = "linux")]
 pub mod neighq;
 #[cfg(target_os = "linux")]

@@ -32,7 +32,7 @@ conntrack tables and counters, the rules and per-rule counters. Without FILES: e
 examples/*.yaml and the generated corpus (--quick: the CI subset of both). --corpus N:
 only the corpus, N traces of seed S (default 1); --corpus-trace I: only trace I. Without FILES
 it also checks how many packets a neighbour's queue holds while ARP goes unanswered
-(--neigh-queue: only that). Must run as root. Exit 0: no disagreement;
+and the limits on a node's ICMP errors, in real time (--neigh-queue: only those two). Must run as root. Exit 0: no disagreement;
 1: disagreements; 2: the harness could not run.";
 
     /// The examples --quick replays (the ones that finish in seconds).
@@ -343,48 +343,66 @@ it also checks how many packets a neighbour's queue holds while ARP goes unanswe
             }
         }
         if args.files.is_empty() && !corpus_only {
-            let t0 = Instant::now();
-            println!("\n== neighbour queue (unres_qlen_bytes against skb->truesize)");
-            match podnet_kdiff::neighq::run() {
-                Ok(cases) => {
-                    let mut d = 0;
-                    for c in &cases {
-                        let verdict = if c.kernel == c.podnet {
-                            "agree"
-                        } else {
-                            d += 1;
-                            "DISAGREE"
-                        };
+            type Check = fn() -> Result<Vec<podnet_kdiff::counts::Case>, String>;
+            let checks: [(&str, &str, Check); 2] = [
+                (
+                    "neighbour queue (unres_qlen_bytes against skb->truesize): packets kept",
+                    "neighbour queue",
+                    podnet_kdiff::neighq::run,
+                ),
+                (
+                    "ICMP error limits (icmp_ratelimit, icmp_msgs_per_sec/burst), in real time: errors sent",
+                    "ICMP limits",
+                    podnet_kdiff::icmplimit::run,
+                ),
+            ];
+            for (title, short, check) in checks {
+                let t0 = Instant::now();
+                println!("\n== {title}");
+                match check() {
+                    Ok(cases) => {
+                        let d = cases.iter().filter(|c| !c.agree).count();
+                        for c in &cases {
+                            println!(
+                                "   {:<34} sent {:>4}: kernel {:>4}, podnet {:>4}{}: {}",
+                                c.name,
+                                c.sent,
+                                c.kernel,
+                                c.podnet,
+                                if c.detail.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!(" ({})", c.detail)
+                                },
+                                if c.agree { "agree" } else { "DISAGREE" }
+                            );
+                        }
                         println!(
-                            "   {:<22} sent {:>4}: kernel kept {:>4}, podnet {:>4} (truesize {}): {verdict}",
-                            c.name, c.sent, c.kernel, c.podnet, c.truesize
+                            "   {short}: {} cases, disagreements {d} in {:.1}s",
+                            cases.len(),
+                            t0.elapsed().as_secs_f64()
                         );
+                        rows.push(format!(
+                            "{:<26} {:<9} {:>7} {:>7} {:>6} {:>6} {:>6} {:>9}",
+                            format!("{short} ({})", cases.len()),
+                            "-",
+                            cases.iter().map(|c| c.sent).sum::<usize>(),
+                            cases
+                                .iter()
+                                .filter(|c| c.agree)
+                                .map(|c| c.sent)
+                                .sum::<usize>(),
+                            0,
+                            0,
+                            0,
+                            d
+                        ));
+                        total_disagreements += d;
                     }
-                    println!(
-                        "   neighbour queue: {} cases, disagreements {d} in {:.1}s",
-                        cases.len(),
-                        t0.elapsed().as_secs_f64()
-                    );
-                    rows.push(format!(
-                        "{:<26} {:<9} {:>7} {:>7} {:>6} {:>6} {:>6} {:>9}",
-                        format!("neighbour queue ({})", cases.len()),
-                        "-",
-                        cases.iter().map(|c| c.sent).sum::<usize>(),
-                        cases
-                            .iter()
-                            .filter(|c| c.kernel == c.podnet)
-                            .map(|c| c.sent)
-                            .sum::<usize>(),
-                        0,
-                        0,
-                        0,
-                        d
-                    ));
-                    total_disagreements += d;
-                }
-                Err(e) => {
-                    eprintln!("podnet-kdiff: neighbour queue: {e}");
-                    failed = true;
+                    Err(e) => {
+                        eprintln!("podnet-kdiff: {short}: {e}");
+                        failed = true;
+                    }
                 }
             }
         }

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use smoltcp::wire::{EthernetAddress, Ipv4Address};
 
+use crate::counts::{sh, Case};
 use crate::craft;
 use crate::netns::{self, Namespaces};
 use crate::sys;
@@ -31,21 +32,6 @@ pub enum Packet {
     Syn,
     /// A UDP datagram with this many payload bytes.
     Udp(usize),
-}
-
-/// One case's result.
-#[derive(Debug)]
-pub struct Case {
-    /// What was sent, and whether through VXLAN.
-    pub name: String,
-    /// Packets sent.
-    pub sent: usize,
-    /// Packets the kernel kept (sent less `unresolved_discards`).
-    pub kernel: usize,
-    /// Packets podnet's queue keeps.
-    pub podnet: usize,
-    /// podnet's truesize for the packet.
-    pub truesize: usize,
 }
 
 const POD: Ipv4Address = Ipv4Address::new(10, 244, 0, 2);
@@ -66,11 +52,6 @@ pub const CASES: &[(Packet, bool)] = &[
     (Packet::Udp(400), true),
     (Packet::Udp(1000), true),
 ];
-
-fn sh(ns: &str, cmd: &str) -> Result<(), String> {
-    let args: Vec<&str> = cmd.split_whitespace().collect();
-    netns::ns_run(ns, args[0], &args[1..], None).map(|_| ())
-}
 
 fn discards() -> Result<u64, String> {
     let text = std::fs::read_to_string("/proc/net/stat/arp_cache")
@@ -215,7 +196,8 @@ fn send(pod: &str, packet: Packet, count: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// Runs every case of [`CASES`]; namespaces are deleted afterwards, on errors too.
+/// Runs every case of [`CASES`] (the kernel's count: packets kept, sent less
+/// `unresolved_discards`); namespaces are deleted afterwards, on errors too.
 pub fn run() -> Result<Vec<Case>, String> {
     let mut out = Vec::new();
     for &(packet, vxlan) in CASES {
@@ -240,7 +222,8 @@ pub fn run() -> Result<Vec<Case>, String> {
             sent,
             kernel: sent.saturating_sub(dropped as usize),
             podnet: fits.min(sent),
-            truesize,
+            agree: sent.saturating_sub(dropped as usize) == fits.min(sent),
+            detail: format!("truesize {truesize}"),
         });
     }
     Ok(out)

@@ -292,7 +292,8 @@ pub fn build_node(
         "set -e\n\
          echo 1 > /proc/sys/net/ipv4/ip_forward\n\
          echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables\n\
-         echo 0 > /proc/sys/net/bridge/bridge-nf-call-arptables\n",
+         echo 0 > /proc/sys/net/bridge/bridge-nf-call-arptables\n\
+         echo 0 > /proc/sys/net/ipv4/icmp_ratemask\n",
     );
     // Conntrack's sysctls appear once the module is in use in this namespace.
     sh += "conntrack -L >/dev/null 2>&1 || true\n";

@@ -70,6 +70,8 @@ pub(crate) struct ClusterSpec {
     pub masquerade: Masquerade,
     /// Every node's connection tracking table: size and the `nf_conntrack_*` sysctls.
     pub conntrack: Conntrack,
+    /// Every node's limits on the ICMP errors it sends (the `net.ipv4.icmp_*` sysctls).
+    pub icmp: Icmp,
     /// The eBPF datapath (`proxy: ebpf` only), with Cilium's Helm value names.
     pub ebpf: Ebpf,
     /// The properties of every link (veths, uplinks, the underlay); a `Fault` changes one link for
@@ -101,6 +103,7 @@ impl_from_node!(
         proxy: "proxy",
         masquerade: "masquerade",
         conntrack: "conntrack",
+        icmp: "icmp",
         ebpf: "ebpf",
         link: "link",
         nodes: "nodes",
@@ -181,6 +184,39 @@ impl_from_node!(
         tcp_loose: "tcpLoose",
         checksum: "checksum",
         timeouts: "timeouts"
+    }
+);
+
+/// `Cluster.spec.icmp`: the `net.ipv4.icmp_*` sysctls of every node.
+#[derive(Clone, Debug, Default)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
+#[cfg_attr(feature = "schema", serde(rename_all = "camelCase", default))]
+pub(crate) struct Icmp {
+    /// `icmp_ratelimit`: milliseconds between two ICMP errors to one address, after a burst of
+    /// six; 0 turns the per-address limit off. Default 1000.
+    pub ratelimit: Option<At<u32>>,
+    /// `icmp_ratemask`: which ICMP types are limited, bit N for type N (fragmentation needed is
+    /// never limited). Default 6168: destination unreachable, source quench, time exceeded,
+    /// parameter problem.
+    pub ratemask: Option<At<u32>>,
+    /// `icmp_msgs_per_sec`: the node's credits for limited ICMP errors per second (each error
+    /// takes 0 to 2). Default 1000.
+    pub msgs_per_sec: Option<At<u32>>,
+    /// `icmp_msgs_burst`: the node's credits at most. Default 50.
+    pub msgs_burst: Option<At<u32>>,
+}
+
+impl_from_node!(
+    Icmp,
+    default {
+        ratelimit: "ratelimit",
+        ratemask: "ratemask",
+        msgs_per_sec: "msgsPerSec",
+        msgs_burst: "msgsBurst"
     }
 );
 

@@ -335,6 +335,7 @@ pub(crate) fn podnet_fields(
                     "proxy",
                     "masquerade",
                     "conntrack",
+                    "icmp",
                     "ebpf",
                     "link",
                     "nodes",
@@ -360,6 +361,10 @@ pub(crate) fn podnet_fields(
                     "checksum",
                     "timeouts",
                 ],
+            ),
+            (
+                "spec.icmp",
+                &["ratelimit", "ratemask", "msgsPerSec", "msgsBurst"],
             ),
             ("spec.link", &["latency", "bandwidth", "loss", "queueBytes"]),
         ],

@@ -248,6 +248,24 @@ fn cluster_config(o: &Object, s: &ClusterSpec) -> Result<ClusterConfig, Error> {
                 )
             })?;
     }
+    let icmp = &s.icmp;
+    for (field, target) in [
+        (&icmp.ratelimit, &mut c.icmp.ratelimit_ms),
+        (&icmp.ratemask, &mut c.icmp.ratemask),
+        (&icmp.msgs_per_sec, &mut c.icmp.msgs_per_sec),
+        (&icmp.msgs_burst, &mut c.icmp.msgs_burst),
+    ] {
+        if let Some(v) = field {
+            if v.value > i32::MAX as u32 {
+                return Err(at_err(
+                    o,
+                    v.pos,
+                    "must be at most 2147483647 (a sysctl int)",
+                ));
+            }
+            *target = v.value;
+        }
+    }
     if let Some(v) = ct.tcp_loose {
         c.conntrack.tcp_loose = v;
     }

@@ -34,6 +34,7 @@ pub use cluster::{
     ServicePortSpec, ServiceSpec, Wire,
 };
 pub use link::LinkConfig;
+pub use node::icmp_limit::IcmpConfig;
 pub use program::{Client, ClientSpec, ConnRecord, Outcome, Program, Protocol, Request};
 pub use smoltcp::time::{Duration, Instant};
 pub use trace::TraceConfig;

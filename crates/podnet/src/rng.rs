@@ -20,6 +20,8 @@ pub enum Stream {
     Node(u32),
     /// Which CPU of a node handles a packet.
     Cpu(u32),
+    /// The credits a node's ICMP errors consume (`icmp_global_consume`).
+    Icmp(u32),
 }
 
 impl SimRng {
@@ -30,6 +32,7 @@ impl SimRng {
             Stream::Pod(i) => (2, i),
             Stream::Node(i) => (3, i),
             Stream::Cpu(i) => (4, i),
+            Stream::Icmp(i) => (5, i),
         };
         let mixed = splitmix(splitmix(seed) ^ (tag << 32 | u64::from(id)));
         SimRng(Xoshiro256PlusPlus::seed_from_u64(mixed))

@@ -390,6 +390,10 @@ pub fn load(path: &str, text: &str, mode: Mode, full: bool) -> Result<Session, S
     if let Some(host) = host_kernel() {
         scenario.config.conntrack.kernel = host;
     }
+    // ICMP rate limits refill with time, which the replay compresses: off on both sides
+    // (`net.ipv4.icmp_ratemask` 0 in the node namespaces), checked in real time on their own
+    // (`crate::icmplimit`).
+    scenario.config.icmp.ratemask = 0;
     scenario.config.proxy = match mode {
         Mode::Iptables => Proxy::Iptables,
         Mode::Nftables => Proxy::Nftables,

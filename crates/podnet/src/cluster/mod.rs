@@ -437,6 +437,10 @@ impl Cluster {
                 SimRng::derive(seed, Stream::Cpu(id.0)).next_u64() ^ 0x5253_5300,
             );
         }
+        node.set_icmp_limits(
+            self.config.icmp,
+            SimRng::derive(self.config.seed, Stream::Icmp(id.0)),
+        );
         let uplink = self.new_link((Attach::Uplink(id), eth0), (Attach::Switch, swport));
         self.switch.add_port(uplink);
         self.nodes.push(NodeSlot {

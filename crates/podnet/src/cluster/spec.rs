@@ -51,6 +51,8 @@ pub struct ClusterConfig {
     pub hairpin_mode: bool,
     /// The eBPF datapath's settings (used with [`Proxy::Ebpf`]).
     pub ebpf: crate::ebpf::EbpfConfig,
+    /// Every node's limits on the ICMP errors it sends (`net.ipv4.icmp_*`).
+    pub icmp: crate::node::icmp_limit::IcmpConfig,
 }
 
 /// The pod network between nodes.
@@ -101,6 +103,7 @@ impl Default for ClusterConfig {
             cni: Cni::Bridge,
             hairpin_mode: true,
             ebpf: crate::ebpf::EbpfConfig::default(),
+            icmp: crate::node::icmp_limit::IcmpConfig::default(),
         }
     }
 }

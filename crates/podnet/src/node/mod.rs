@@ -9,6 +9,7 @@ mod arp;
 mod bridged;
 mod cpus;
 mod hooks;
+pub mod icmp_limit;
 mod neigh;
 pub mod reply;
 pub mod truesize;
@@ -55,6 +56,10 @@ pub struct NodeStats {
     pub local_out: u64,
     /// Packets discarded by the IP stack or a hook.
     pub dropped: u64,
+    /// ICMP errors not sent for the host's limit (`OutRateLimitGlobal`).
+    pub icmp_ratelimit_global: u64,
+    /// ICMP errors not sent for their destination's limit (`OutRateLimitHost`).
+    pub icmp_ratelimit_host: u64,
 }
 
 /// The trace identities of a node's interfaces.
@@ -143,6 +148,8 @@ pub struct Node {
     cpus: cpus::Cpus,
     /// The node's L7 proxy: its `cni0` port and MAC.
     l7_proxy: Option<(u32, EthernetAddress)>,
+    /// The limits on the ICMP errors it sends.
+    icmp_limit: icmp_limit::IcmpLimit,
 }
 
 impl fmt::Debug for Node {
@@ -199,7 +206,17 @@ impl Node {
             fdb: ifaces.flannel.map(|_| LiteMap::new()),
             cpus: cpus::Cpus::default(),
             l7_proxy: None,
+            icmp_limit: icmp_limit::IcmpLimit::new(
+                icmp_limit::IcmpConfig::default(),
+                crate::rng::SimRng::derive(0, crate::rng::Stream::Icmp(0)),
+            ),
         })
+    }
+
+    /// Limits the ICMP errors it sends under `config`, drawing the credits each consumes from
+    /// `rng` (see [`icmp_limit`]); the cluster gives each node a stream of the scenario seed.
+    pub fn set_icmp_limits(&mut self, config: icmp_limit::IcmpConfig, rng: crate::rng::SimRng) {
+        self.icmp_limit = icmp_limit::IcmpLimit::new(config, rng);
     }
 
     /// The node's name.
@@ -620,10 +637,23 @@ impl Node {
         let Ok(ip) = Ipv4Packet::new_checked(orig) else {
             return;
         };
-        let src = match self.routes.lookup(ip.src_addr()) {
-            Some(r) => r.src.unwrap_or(self.addrs.addr(r.dev)),
+        let to = ip.src_addr();
+        let (src, dev) = match self.routes.lookup(to) {
+            Some(r) => (r.src.unwrap_or(self.addrs.addr(r.dev)), r.dev),
             None => return,
         };
+        let to_self = self.is_local(to);
+        if let Err(refused) = self.icmp_limit.allow(now, icmp_type, code, to, to_self) {
+            match refused {
+                icmp_limit::Refused::Global => self.stats.icmp_ratelimit_global += 1,
+                icmp_limit::Refused::Host => self.stats.icmp_ratelimit_host += 1,
+            }
+            // Linux never builds it; the trace shows the error that was not sent (IP ID 0).
+            if let Some(f) = reply::icmp_error(orig, icmp_type, code, src, 0) {
+                self.drop_frame(now, dev, refused.reason(), &f, trace);
+            }
+            return;
+        }
         let ident = self.next_ident();
         if let Some(f) = reply::icmp_error(orig, icmp_type, code, src, ident) {
             if attach {
