@@ -70,7 +70,7 @@ pub(crate) struct ClusterSpec {
     pub masquerade: Masquerade,
     /// Every node's connection tracking table: size and the `nf_conntrack_*` sysctls.
     pub conntrack: Conntrack,
-    /// Every node's limits on the ICMP errors it sends (the `net.ipv4.icmp_*` sysctls).
+    /// Every node's and pod's limits on the ICMP errors it sends (the `net.ipv4.icmp_*` sysctls).
     pub icmp: Icmp,
     /// The eBPF datapath (`proxy: ebpf` only), with Cilium's Helm value names.
     pub ebpf: Ebpf,

@@ -22,6 +22,8 @@ pub enum Stream {
     Cpu(u32),
     /// The credits a node's ICMP errors consume (`icmp_global_consume`).
     Icmp(u32),
+    /// The credits a pod's ICMP errors consume.
+    PodIcmp(u32),
 }
 
 impl SimRng {
@@ -33,6 +35,7 @@ impl SimRng {
             Stream::Node(i) => (3, i),
             Stream::Cpu(i) => (4, i),
             Stream::Icmp(i) => (5, i),
+            Stream::PodIcmp(i) => (6, i),
         };
         let mixed = splitmix(splitmix(seed) ^ (tag << 32 | u64::from(id)));
         SimRng(Xoshiro256PlusPlus::seed_from_u64(mixed))

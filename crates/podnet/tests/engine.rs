@@ -535,3 +535,43 @@ fn a_syn_burst_overflows_the_neighbour_queue() {
         .count();
     assert_eq!(late, 400 - 256, "the SYNs dropped were retransmitted");
 }
+
+/// A Linux pod limits the ICMP errors it sends too: 20 UDP datagrams at once to a closed port
+/// of a pod get 6 port unreachables (one address's burst), the rest are held back.
+#[test]
+fn a_pod_rate_limits_its_port_unreachables() {
+    let (mut c, a, b) = cluster(1, frames_only());
+    let quiet = c.add_pod(PodSpec::new("quiet", b)).unwrap();
+    let smoltcp::wire::IpAddress::Ipv4(to) = c.pod(quiet).unwrap().addrs().ip.address();
+    let client = c
+        .add_pod(
+            PodSpec::new("client", a).program(Program::Client(
+                ClientSpec::http("udp", to, 9)
+                    .protocol(podnet::Protocol::Udp)
+                    .count(20)
+                    .concurrency(20)
+                    .timeout(Duration::from_millis(500)),
+            )),
+        )
+        .unwrap();
+    assert!(c.run_until_done(Duration::from_secs(5)));
+    let recs = records(&c, client);
+    let refused = recs
+        .iter()
+        .filter(|r| r.outcome == Outcome::Refused)
+        .count();
+    assert_eq!(refused, 6, "{recs:?}");
+    let held: Vec<_> = c
+        .trace()
+        .events()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Dropped { reason, iface, .. } if reason.contains("OutRateLimitHost") => {
+                Some(c.trace().name(*iface).to_string())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(held.len(), 14);
+    assert!(held.iter().all(|w| w == "quiet/eth0"), "{held:?}");
+}

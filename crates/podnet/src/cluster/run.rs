@@ -238,7 +238,18 @@ impl Cluster {
             })
             .and_then(|dp| dp.ebpf_mut())
             .map(|b| b.lb_mut() as &mut (dyn crate::ebpf::SocketLb + 'static));
-        let frames = slot.pod.service_with(now, sock_lb);
+        let mut frames = slot.pod.service_with(now, sock_lb);
+        let (config, seed) = (self.config.icmp, self.config.seed);
+        let refused = slot.pod.limit_icmp(now, &mut frames, config, || {
+            crate::node::icmp_limit::IcmpLimit::new(
+                config,
+                SimRng::derive(seed, Stream::PodIcmp(id.0)),
+            )
+        });
+        for (f, why) in refused {
+            let iface = self.links[slot.link as usize].ends[0].1;
+            self.trace.dropped(now, iface, why, &f);
+        }
         for syn in slot.pod.take_overflowed() {
             // Linux's drop reason (`kfree_skb` tracepoint) and the counter `nstat` shows.
             let iface = self.links[slot.link as usize].ends[0].1;

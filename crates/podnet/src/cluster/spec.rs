@@ -51,7 +51,7 @@ pub struct ClusterConfig {
     pub hairpin_mode: bool,
     /// The eBPF datapath's settings (used with [`Proxy::Ebpf`]).
     pub ebpf: crate::ebpf::EbpfConfig,
-    /// Every node's limits on the ICMP errors it sends (`net.ipv4.icmp_*`).
+    /// Every node's and pod's limits on the ICMP errors it sends (`net.ipv4.icmp_*`).
     pub icmp: crate::node::icmp_limit::IcmpConfig,
 }
 

@@ -111,6 +111,18 @@ pub fn limited(ratemask: u32, icmp_type: u8, code: u8) -> bool {
     icmp_type < 32 && ratemask & (1 << icmp_type) != 0
 }
 
+/// The type, code and destination of an ICMP error in Ethernet frame `frame`, if it is one of
+/// a type `ratemask` limits (a cheap look at the headers, for a pod's outgoing frames).
+pub fn limited_error(ratemask: u32, frame: &[u8]) -> Option<(u8, u8, Ipv4Address)> {
+    if frame.len() < 14 + 20 + 8 || frame[12..14] != [0x08, 0x00] || frame[14 + 9] != 1 {
+        return None;
+    }
+    let ihl = usize::from(frame[14] & 0x0f) * 4;
+    let (t, c) = (*frame.get(14 + ihl)?, *frame.get(14 + ihl + 1)?);
+    let dst = Ipv4Address::new(frame[30], frame[31], frame[32], frame[33]);
+    limited(ratemask, t, c).then_some((t, c, dst))
+}
+
 fn jiffies(now: Instant) -> u64 {
     now.total_micros().max(0) as u64 * HZ / 1_000_000
 }

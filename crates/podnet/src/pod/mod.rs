@@ -332,6 +332,8 @@ pub struct Pod {
     listen_overflows: u64,
     /// The SYNs dropped that way since the cluster last took them (for its trace).
     overflowed: Vec<Frame>,
+    /// The limits on the ICMP errors the pod sends, made on its first one.
+    icmp: Option<alloc::boxed::Box<crate::node::icmp_limit::IcmpLimit>>,
 }
 
 impl core::fmt::Debug for Pod {
@@ -378,6 +380,7 @@ impl Pod {
             next_owner: LINGERING + 1,
             listen_overflows: 0,
             overflowed: Vec::new(),
+            icmp: None,
         };
         for p in programs {
             pod.start(p, now);
@@ -609,6 +612,42 @@ impl Pod {
     /// The SYNs dropped for a full accept queue since the last call.
     pub(crate) fn take_overflowed(&mut self) -> Vec<Frame> {
         core::mem::take(&mut self.overflowed)
+    }
+
+    /// Holds back the ICMP errors among `frames` (what [`Pod::service`] returned) that the
+    /// pod's limits refuse, as a Linux pod's `icmp_send` would not send them; returns them
+    /// with the reason. `limits` makes the pod's limiter on its first error (most pods never
+    /// send one).
+    pub(crate) fn limit_icmp(
+        &mut self,
+        now: Instant,
+        frames: &mut Vec<Frame>,
+        config: crate::node::icmp_limit::IcmpConfig,
+        limits: impl FnOnce() -> crate::node::icmp_limit::IcmpLimit,
+    ) -> Vec<(Frame, &'static str)> {
+        use crate::node::icmp_limit::limited_error;
+        if !frames
+            .iter()
+            .any(|f| limited_error(config.ratemask, f).is_some())
+        {
+            return Vec::new();
+        }
+        let me = self.addrs.ip.address();
+        let limit = self
+            .icmp
+            .get_or_insert_with(|| alloc::boxed::Box::new(limits()));
+        let mut refused = Vec::new();
+        let mut kept = Vec::with_capacity(frames.len());
+        for f in frames.drain(..) {
+            let verdict = limited_error(config.ratemask, &f)
+                .map(|(t, c, dst)| limit.allow(now, t, c, dst, me == dst.into()));
+            match verdict {
+                Some(Err(why)) => refused.push((f, why.reason())),
+                _ => kept.push(f),
+            }
+        }
+        *frames = kept;
+        refused
     }
 
     /// Every finished connection of every client program of the pod.
