@@ -575,3 +575,54 @@ fn a_pod_rate_limits_its_port_unreachables() {
     assert_eq!(held.len(), 14);
     assert!(held.iter().all(|w| w == "quiet/eth0"), "{held:?}");
 }
+
+/// A client that gives up on an established connection closes it as curl does: the kernel
+/// sends a FIN (nothing unread), the server closes too, and the exchange ends in TIME-WAIT
+/// on the client's side, not with a connection the server holds forever.
+#[test]
+fn a_client_that_times_out_after_the_handshake_sends_a_fin() {
+    let (mut c, a, b) = cluster(1, frames_only());
+    let sink = c
+        .add_pod(PodSpec::new("sink", b).program(Program::TcpDiscard { port: 9 }))
+        .unwrap();
+    let smoltcp::wire::IpAddress::Ipv4(to) = c.pod(sink).unwrap().addrs().ip.address();
+    let client = c
+        .add_pod(
+            PodSpec::new("client", a).program(Program::Client(
+                ClientSpec::http("echo", to, 9)
+                    .request(Request::Echo(b"hello".to_vec()))
+                    .timeout(Duration::from_secs(2)),
+            )),
+        )
+        .unwrap();
+    assert!(c.run_until_done(Duration::from_secs(10)));
+    let later = c.now() + Duration::from_secs(1);
+    c.run_until(later);
+    let recs = records(&c, client);
+    assert_eq!(recs[0].outcome, Outcome::Timeout);
+    assert!(recs[0].connect_time.is_some());
+    let fins: Vec<_> = c
+        .trace()
+        .events()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Sent { iface, frame } if c.trace().name(*iface) == "client/eth0" => {
+                let ip = ipv4_of(&frame.bytes)?;
+                let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+                tcp.fin().then_some(e.time)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(fins.len(), 1, "one FIN, when the client gave up");
+    assert!(fins[0] >= podnet::Instant::from_secs(2), "{fins:?}");
+    let server_fin = c.trace().events().iter().any(|e| match &e.kind {
+        EventKind::Sent { iface, frame } if c.trace().name(*iface) == "sink/eth0" => {
+            ipv4_of(&frame.bytes)
+                .and_then(|ip| TcpPacket::new_checked(ip.payload()).ok().map(|t| t.fin()))
+                .unwrap_or(false)
+        }
+        _ => false,
+    });
+    assert!(server_fin, "the server closed its side");
+}

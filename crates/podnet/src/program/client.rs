@@ -129,6 +129,9 @@ struct Active {
     complete: bool,
     /// Upload: our FIN was queued after the last byte.
     fin_sent: bool,
+    /// The application closed the connection when it timed out (`close()` with nothing
+    /// unread: the kernel sends a FIN and finishes on its own).
+    closed_on_timeout: bool,
     /// Set when an ICMP error ended the connection.
     error: Option<String>,
     /// Time spent waiting for name resolution.
@@ -589,6 +592,7 @@ impl Client {
                 received_total: 0,
                 complete: false,
                 fin_sent: false,
+                closed_on_timeout: false,
                 error: None,
                 dns_time,
                 seen: 0,
@@ -683,7 +687,15 @@ impl Client {
             });
         }
         if env.now >= deadline {
-            // The application gives up; finish() drops the socket.
+            // The application gives up and closes. Before the handshake completed that sends
+            // nothing (Linux's `tcp_close` in SYN-SENT) and finish() drops the socket. After
+            // it, everything received has been read, so the kernel sends a FIN (a RST only
+            // for unread data) and finishes the exchange on its own, as after an answer.
+            if a.connected.is_some() && !matches!(state, tcp::State::SynReceived) {
+                sock.close();
+                sock.set_timeout(Some(ORPHAN_TIMEOUT));
+                a.closed_on_timeout = true;
+            }
             return Some(Outcome::Timeout);
         }
         None
@@ -789,8 +801,10 @@ impl Client {
             Outcome::Timeout | Outcome::Denied => Some(String::from("ETIMEDOUT")),
         });
         self.records.push(rec);
-        // A socket in TIME-WAIT stays until smoltcp closes it; the pod reaps it then.
-        if outcome != Outcome::Ok || self.spec.protocol == Protocol::Udp {
+        // A socket in TIME-WAIT stays until smoltcp closes it; the pod reaps it then. So does
+        // one closed when it timed out.
+        let lingers = outcome == Outcome::Ok || a.closed_on_timeout;
+        if !lingers || self.spec.protocol == Protocol::Udp {
             env.pool.put(env.sockets.remove(a.handle));
             match self.spec.protocol {
                 Protocol::Tcp => env.ports.release_tcp((a.local_port, a.remote)),
