@@ -57,6 +57,10 @@ impl PairSet {
     }
 
     /// The first pair.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
     pub(crate) fn first(&self) -> Option<(Key, u32)> {
         self.0.first().map(|&p| unpack(p))
     }

@@ -20,11 +20,10 @@
 //! node's closed port got 6 port-unreachables (14 `OutRateLimitHost`); 30 sent 100 ms apart
 //! got 8.
 
-use alloc::collections::BTreeMap;
-
 use smoltcp::time::Instant;
 use smoltcp::wire::Ipv4Address;
 
+use crate::pairset::{key, PairSet};
 use crate::rng::SimRng;
 
 /// `CONFIG_HZ`.
@@ -80,13 +79,6 @@ impl Refused {
     }
 }
 
-/// A destination's token bucket (`inet_peer.rate_tokens`, `rate_last`).
-#[derive(Clone, Copy, Debug)]
-struct Peer {
-    tokens: u64,
-    last: u64,
-}
-
 /// One host's ICMP error limits.
 #[derive(Debug)]
 pub struct IcmpLimit {
@@ -97,7 +89,10 @@ pub struct IcmpLimit {
     /// Jiffies of the last refill; `None` before the first (a fresh host's stamp is far in the
     /// past, so its first refill is a whole second's).
     stamp: Option<u64>,
-    peers: BTreeMap<Ipv4Address, Peer>,
+    /// Each destination's token bucket (`inet_peer.rate_tokens`, `rate_last`): the address
+    /// and the tokens in the key, the jiffies of its last refill as the number (the engine's
+    /// one packed B-tree type rather than a map of its own: see [`crate::pairset`]).
+    peers: PairSet,
     rng: SimRng,
     /// How many buckets are kept before full ones are forgotten.
     prune_from: usize,
@@ -135,7 +130,7 @@ impl IcmpLimit {
             timeout: (u64::from(config.ratelimit_ms) * HZ).div_ceil(1000),
             credit: 0,
             stamp: None,
-            peers: BTreeMap::new(),
+            peers: PairSet::default(),
             rng,
             prune_from: 1024,
         }
@@ -162,22 +157,30 @@ impl IcmpLimit {
     /// `inet_peer_xrlim_allow` for `dst`'s bucket.
     fn peer_allow(&mut self, dst: Ipv4Address, j: u64) -> bool {
         let (timeout, cap) = (self.timeout, BURST_FACTOR * self.timeout);
+        let ip = dst.to_bits();
+        let found = self
+            .peers
+            .range(key(ip, 0, 0, 0), key(ip, u16::MAX, u16::MAX, u32::MAX))
+            .next();
         // A new peer's `rate_last` is 60 s back: its first refill fills the bucket.
-        let p = self.peers.entry(dst).or_insert(Peer {
-            tokens: cap,
-            last: j,
-        });
-        let delta = j.saturating_sub(p.last);
+        let (mut tokens, last) = match found {
+            Some((k, last)) => {
+                self.peers.remove(k, last);
+                (u64::from(k as u32), u64::from(last))
+            }
+            None => (cap, j),
+        };
+        let delta = (j as u32).wrapping_sub(last as u32);
         if delta > 0 {
-            p.last = j;
-            p.tokens = (p.tokens + delta).min(cap);
+            tokens = (tokens + u64::from(delta)).min(cap);
         }
-        if p.tokens >= timeout {
-            p.tokens -= timeout;
-            true
-        } else {
-            false
+        let allowed = tokens >= timeout;
+        if allowed {
+            tokens -= timeout;
         }
+        let tokens = tokens.min(u64::from(u32::MAX)) as u32;
+        self.peers.insert(key(ip, 0, 0, tokens), j as u32);
+        allowed
     }
 
     /// Whether an error of `icmp_type`/`code` to `dst` may leave at `now` (`to_self`: `dst`
@@ -215,7 +218,14 @@ impl IcmpLimit {
             return;
         }
         let full = BURST_FACTOR * self.timeout;
-        self.peers.retain(|_, p| j.saturating_sub(p.last) < full);
+        let old: alloc::vec::Vec<_> = self
+            .peers
+            .range(0, u128::MAX >> 32)
+            .filter(|&(_, last)| u64::from((j as u32).wrapping_sub(last)) >= full)
+            .collect();
+        for (k, last) in old {
+            self.peers.remove(k, last);
+        }
     }
 }
 
