@@ -15,7 +15,7 @@
 //! The discard counter is the ARP table's, shared by every namespace of the host: another
 //! namespace overflowing a neighbour queue during the check would show as a disagreement.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use smoltcp::wire::{EthernetAddress, Ipv4Address};
@@ -41,16 +41,33 @@ const NODE_B: Ipv4Address = Ipv4Address::new(192, 168, 1, 101);
 const MAC_A: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
 const MAC_B: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);
 
+/// How the packets reach the queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    /// From the pod, routed by the node to `eth0`.
+    Plain,
+    /// From the pod, into the node's VXLAN device.
+    Vxlan,
+    /// From the node itself, through its VXLAN device.
+    NodeVxlan,
+}
+
+/// The node's VXLAN address (its `flannel.1`), the source of what it sends through it.
+const VTEP: Ipv4Address = Ipv4Address::new(10, 244, 0, 0);
+
 /// The cases `run` checks.
-pub const CASES: &[(Packet, bool)] = &[
-    (Packet::Syn, false),
-    (Packet::Udp(100), false),
-    (Packet::Udp(400), false),
-    (Packet::Udp(1000), false),
-    (Packet::Syn, true),
-    (Packet::Udp(100), true),
-    (Packet::Udp(400), true),
-    (Packet::Udp(1000), true),
+pub const CASES: &[(Packet, Path)] = &[
+    (Packet::Syn, Path::Plain),
+    (Packet::Udp(100), Path::Plain),
+    (Packet::Udp(400), Path::Plain),
+    (Packet::Udp(1000), Path::Plain),
+    (Packet::Syn, Path::Vxlan),
+    (Packet::Udp(100), Path::Vxlan),
+    (Packet::Udp(400), Path::Vxlan),
+    (Packet::Udp(1000), Path::Vxlan),
+    (Packet::Udp(100), Path::NodeVxlan),
+    (Packet::Udp(600), Path::NodeVxlan),
+    (Packet::Udp(1000), Path::NodeVxlan),
 ];
 
 fn discards() -> Result<u64, String> {
@@ -72,10 +89,11 @@ fn discards() -> Result<u64, String> {
 }
 
 /// The frame podnet's node would hold in the queue for `packet`.
-fn podnet_frame(packet: Packet, vxlan: bool) -> Vec<u8> {
+fn podnet_frame(packet: Packet, path: Path) -> Vec<u8> {
+    let src = if path == Path::NodeVxlan { VTEP } else { POD };
     let l4 = match packet {
         Packet::Syn => craft::tcp(
-            POD,
+            src,
             DST,
             40000,
             80,
@@ -86,16 +104,16 @@ fn podnet_frame(packet: Packet, vxlan: bool) -> Vec<u8> {
             &[craft::TcpOpt::Mss(1460)],
             0,
         ),
-        Packet::Udp(n) => craft::udp(POD, DST, 40000, 53, n),
+        Packet::Udp(n) => craft::udp(src, DST, 40000, 53, n),
     };
     let proto = if matches!(packet, Packet::Syn) { 6 } else { 17 };
     let inner = craft::eth(
         MAC_B,
         MAC_A,
         0x0800,
-        &craft::ipv4(POD, DST, proto, 63, 1, &l4),
+        &craft::ipv4(src, DST, proto, 63, 1, &l4),
     );
-    if vxlan {
+    if path != Path::Plain {
         podnet::node::vxlan::encap(&inner, NODE_A, NODE_B, 1)
     } else {
         inner
@@ -167,19 +185,21 @@ fn setup(ns: &mut Namespaces, vxlan: bool) -> Result<[String; 3], String> {
     Ok(names)
 }
 
-/// Sends `count` packets from the pod namespace, within the first ARP probe's second.
-fn send(pod: &str, packet: Packet, count: usize) -> Result<(), String> {
-    let guard = sys::enter_netns(pod).map_err(|e| format!("entering {pod}: {e}"))?;
+/// Sends `count` packets from namespace `from` (the pod or the node), within the first ARP
+/// probe's second.
+fn send(from: &str, packet: Packet, count: usize) -> Result<(), String> {
+    let guard = sys::enter_netns(from).map_err(|e| format!("entering {from}: {e}"))?;
     let to = SocketAddr::from((Ipv4Addr::from(DST.octets()), 80));
     let started = Instant::now();
     let udp = UdpSocket::bind("0.0.0.0:0").map_err(|e| format!("UDP socket: {e}"))?;
+    let mut syns = Vec::new();
     for _ in 0..count {
         match packet {
-            // Each connect sends a SYN and gives up at once; closing a socket in SYN-SENT
-            // sends nothing, and the SYN already left stays queued.
-            Packet::Syn => {
-                let _ = TcpStream::connect_timeout(&to, Duration::from_micros(1));
-            }
+            // Each connect sends a SYN and returns; the sockets close (sending nothing in
+            // SYN-SENT) once all are sent.
+            Packet::Syn => syns.push(
+                sys::tcp_connect_nowait(DST.octets(), 80).map_err(|e| format!("connect: {e}"))?,
+            ),
             Packet::Udp(n) => {
                 udp.send_to(&vec![b'x'; n], SocketAddr::from((to.ip(), 53)))
                     .map_err(|e| format!("send_to: {e}"))?;
@@ -200,14 +220,25 @@ fn send(pod: &str, packet: Packet, count: usize) -> Result<(), String> {
 /// `unresolved_discards`); namespaces are deleted afterwards, on errors too.
 pub fn run() -> Result<Vec<Case>, String> {
     let mut out = Vec::new();
-    for &(packet, vxlan) in CASES {
+    for &(packet, path) in CASES {
         let mut ns = Namespaces::new();
-        let [p, _, _] = setup(&mut ns, vxlan)?;
-        let truesize = podnet::node::truesize::truesize(&podnet_frame(packet, vxlan), false);
-        let fits = podnet::node::UNRES_QLEN_BYTES / truesize;
+        let [p, n, _] = setup(&mut ns, path != Path::Plain)?;
+        let vtep = (path != Path::Plain).then_some(VTEP);
+        let frame = podnet_frame(packet, path);
+        let truesize = podnet::node::truesize::truesize(&frame, false, vtep);
+        // The node's own packets are charged to its sending socket until they leave, so with
+        // the default limit its send buffer (212,992 bytes, as much as the queue holds) would
+        // block the sender first: a smaller queue for them.
+        let qlen = if path == Path::NodeVxlan {
+            sh(&n, "sysctl -qw net.ipv4.neigh.eth0.unres_qlen_bytes=100000")?;
+            100_000
+        } else {
+            podnet::node::UNRES_QLEN_BYTES
+        };
+        let fits = qlen / truesize;
         let sent = fits + fits / 2 + 20;
         let before = discards()?;
-        send(&p, packet, sent)?;
+        send(if path == Path::NodeVxlan { &n } else { &p }, packet, sent)?;
         std::thread::sleep(Duration::from_millis(50));
         let dropped = discards()?.saturating_sub(before);
         out.push(Case {
@@ -217,7 +248,11 @@ pub fn run() -> Result<Vec<Case>, String> {
                     Packet::Syn => "SYN".to_string(),
                     Packet::Udp(b) => format!("UDP {b} B"),
                 },
-                if vxlan { " via VXLAN" } else { "" }
+                match path {
+                    Path::Plain => "",
+                    Path::Vxlan => " via VXLAN",
+                    Path::NodeVxlan => " from node, VXLAN",
+                }
             ),
             sent,
             kernel: sent.saturating_sub(dropped as usize),

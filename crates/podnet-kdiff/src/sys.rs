@@ -8,6 +8,7 @@
 //!   frames out (`send`) and in (`recv`, frames the interface received; our own outgoing
 //!   copies are ignored by `PACKET_IGNORE_OUTGOING` and checked again by `sll_pkttype`).
 //! - [`poll_readable`]: `poll(2)` over several sockets.
+//! - [`tcp_connect_nowait`]: a non-blocking `connect(2)`, which sends a SYN and returns.
 //! - [`children_cpu_seconds`]: `getrusage(RUSAGE_CHILDREN)`, user plus system time.
 //! - [`set_tx_checksum`]: the `ethtool -K DEV tx off` ioctl, so that the kernel finishes every
 //!   checksum in software before a frame reaches the veth (otherwise frames it builds itself,
@@ -321,6 +322,45 @@ pub fn catch_interrupts() {
 /// Whether SIGINT, SIGTERM or SIGHUP arrived.
 pub fn interrupted() -> bool {
     INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Starts a TCP connection to `ip:port` without waiting for it: a non-blocking socket whose
+/// `connect` sends the SYN and returns `EINPROGRESS`. Dropping the socket while in SYN-SENT
+/// sends nothing.
+pub fn tcp_connect_nowait(ip: [u8; 4], port: u16) -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2) call; the result is checked before use.
+    let fd = check(unsafe {
+        libc::socket(
+            libc::AF_INET,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    })?;
+    // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(ip),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: `addr` is a valid sockaddr_in for the duration of the call, with its size.
+    let ret = unsafe {
+        libc::connect(
+            owned.as_raw_fd(),
+            (&addr as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    if ret < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINPROGRESS) {
+            return Err(e);
+        }
+    }
+    Ok(owned)
 }
 
 /// The effective user id is 0.

@@ -27,9 +27,10 @@ impl Node {
         trace: &mut Trace,
     ) {
         let mut evicted = Vec::new();
+        let vtep = self.fdb.is_some().then(|| self.addrs.vtep());
         match self
             .neigh
-            .resolve(now, dev, next_hop, pending, &mut evicted)
+            .resolve(now, dev, next_hop, pending, vtep, &mut evicted)
         {
             Resolution::Known(mac, p) => self.neigh_xmit(now, dev, mac, p, out, trace),
             Resolution::Probe => self.send_arp_request(now, dev, next_hop, out, trace),

@@ -57,9 +57,10 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// What the packet counts for in a neighbour's queue (`skb->truesize`).
-    pub fn truesize(&self) -> usize {
-        super::truesize::truesize(&self.frame, self.decapsulated)
+    /// What the packet counts for in a neighbour's queue (`skb->truesize`) on a node whose
+    /// VXLAN address is `vtep`.
+    pub fn truesize(&self, vtep: Option<Ipv4Address>) -> usize {
+        super::truesize::truesize(&self.frame, self.decapsulated, vtep)
     }
 }
 
@@ -121,13 +122,15 @@ impl Neighbours {
     }
 
     /// Resolves `ip` on `dev` for `frame`; when unknown, the frame is queued. Frames pushed out
-    /// of a full queue are returned in `evicted`.
+    /// of a full queue are returned in `evicted`. `vtep`: the node's VXLAN address, if it has
+    /// one (it decides how a VXLAN packet's buffer was built, see [`Pending::truesize`]).
     pub fn resolve(
         &mut self,
         now: Instant,
         dev: Dev,
         ip: Ipv4Address,
         frame: Pending,
+        vtep: Option<Ipv4Address>,
         evicted: &mut Vec<Pending>,
     ) -> Resolution {
         match self.table.get_mut(&(dev, ip)) {
@@ -137,19 +140,19 @@ impl Neighbours {
                 queued_bytes,
                 ..
             }) => {
-                *queued_bytes += frame.truesize();
+                *queued_bytes += frame.truesize(vtep);
                 queue.push_back(frame);
                 while *queued_bytes > UNRES_QLEN_BYTES && queue.len() > 1 {
                     let Some(old) = queue.pop_front() else {
                         break;
                     };
-                    *queued_bytes -= old.truesize();
+                    *queued_bytes -= old.truesize(vtep);
                     evicted.push(old);
                 }
                 Resolution::Queued
             }
             None => {
-                let len = frame.truesize();
+                let len = frame.truesize(vtep);
                 self.table.insert(
                     (dev, ip),
                     State::Incomplete {
@@ -247,16 +250,16 @@ mod tests {
         let mut n = Neighbours::default();
         let mut ev = Vec::new();
         assert_eq!(
-            n.resolve(Instant::ZERO, Dev::Cni0, IP, p(vec![1]), &mut ev),
+            n.resolve(Instant::ZERO, Dev::Cni0, IP, p(vec![1]), None, &mut ev),
             Resolution::Probe
         );
         assert_eq!(
-            n.resolve(Instant::ZERO, Dev::Cni0, IP, p(vec![2]), &mut ev),
+            n.resolve(Instant::ZERO, Dev::Cni0, IP, p(vec![2]), None, &mut ev),
             Resolution::Queued
         );
         assert_eq!(n.learn(Dev::Cni0, IP, MAC), vec![p(vec![1]), p(vec![2])]);
         assert_eq!(
-            n.resolve(Instant::ZERO, Dev::Cni0, IP, p(vec![3]), &mut ev),
+            n.resolve(Instant::ZERO, Dev::Cni0, IP, p(vec![3]), None, &mut ev),
             Resolution::Known(MAC, p(vec![3]))
         );
         assert!(ev.is_empty());
@@ -266,7 +269,7 @@ mod tests {
     fn three_probes_then_failure() {
         let mut n = Neighbours::default();
         let mut ev = Vec::new();
-        let _ = n.resolve(Instant::ZERO, Dev::Eth0, IP, p(vec![1]), &mut ev);
+        let _ = n.resolve(Instant::ZERO, Dev::Eth0, IP, p(vec![1]), None, &mut ev);
         assert_eq!(n.poll_at(), Some(Instant::from_secs(1)));
         assert_eq!(n.poll(Instant::from_secs(1)).reprobe.len(), 1);
         assert_eq!(n.poll(Instant::from_secs(2)).reprobe.len(), 1);
@@ -281,7 +284,14 @@ mod tests {
         let mut n = Neighbours::default();
         let mut ev = Vec::new();
         for i in 0..200u8 {
-            let _ = n.resolve(Instant::ZERO, Dev::Eth0, IP, p(vec![i; 1500]), &mut ev);
+            let _ = n.resolve(
+                Instant::ZERO,
+                Dev::Eth0,
+                IP,
+                p(vec![i; 1500]),
+                None,
+                &mut ev,
+            );
         }
         // Not IPv4: a linear buffer of 1,500 bytes, 2,304 (see `truesize`), 92 of them fit.
         assert_eq!(ev.len(), 200 - UNRES_QLEN_BYTES / 2304);

@@ -18,16 +18,21 @@
 //! - Other packets (UDP, ICMP) are linear: the head holds the link-layer reserve (16), 15
 //!   bytes of slack and the IP packet (`ip_append_data`, `sock_alloc_send_skb`). A UDP packet
 //!   of up to 197 bytes of payload costs 832, up to 645 1,280, up to 1,472 2,304.
-//! - VXLAN encapsulation needs more headroom than a linear packet has, so the head is copied
-//!   64 bytes larger (`skb_cow_head`, `pskb_expand_head`), which moves it one size class up;
-//!   a TCP head has the room and keeps its size. The decapsulated packet is the same buffer.
+//! - VXLAN encapsulation needs more headroom than a forwarded linear packet has, so the head
+//!   is copied 64 bytes larger (`skb_cow_head`, `pskb_expand_head`), which moves it one size
+//!   class up; a TCP head has the room and keeps its size. The decapsulated packet on the
+//!   other node is the same buffer, one class up. A packet the node itself sends through its
+//!   VXLAN device was built with that device's reserve (`LL_RESERVED_SPACE`, 80 bytes, for
+//!   its `needed_headroom` of 64) and is not copied.
 //!
 //! Measured on Linux 6.18.44 with a pod namespace sending through a node namespace (veth, a
 //! bridge, forwarding, with and without DNAT and MASQUERADE, plain and through a VXLAN device)
 //! to a next hop that never answers ARP: the smallest `unres_qlen_bytes` that keeps two
 //! packets is twice their truesize. SYN 832 (same with NAT and VXLAN); TCP payload 10, 200,
 //! 1,000, 1,448: 842 to 2,280; UDP payload 197/198: 832/1,280, 645/646: 1,280/2,304; through
-//! VXLAN 1,280/2,304 and 2,304/4,352. At the default limit the kernel kept 256 of 4,000 SYNs.
+//! VXLAN 1,280/2,304 and 2,304/4,352, and the same once decapsulated on the next node (a pod
+//! behind the sending node); the node's own UDP through VXLAN: payload 133/134: 832/1,280,
+//! 581/582: 1,280/2,304. At the default limit the kernel kept 256 of 4,000 SYNs.
 //! `podnet-kdiff` measures the SYN and UDP cases again against this model (`neigh-queue`).
 //!
 //! A packet that arrived from a physical NIC would carry its driver's buffer size instead;
@@ -50,6 +55,20 @@ pub const SMALL: usize = SMALL_HEAD + SKB_OVERHEAD;
 const LINEAR_RESERVE: usize = 16 + 15;
 /// The headroom VXLAN adds to a linear packet's head (`ALIGN(delta, NET_SKB_PAD)`).
 const VXLAN_GROW: usize = 64;
+/// Headroom reserved in front of a linear packet the node sends through `flannel.1`:
+/// `LL_RESERVED_SPACE` of the VXLAN device (80) and the 15 bytes of slack.
+const VXLAN_LOCAL_RESERVE: usize = 80 + 15;
+
+/// How a packet's buffer went through VXLAN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tunnel {
+    /// It did not.
+    No,
+    /// Forwarded into the tunnel (or decapsulated from it): its head was copied larger.
+    Copied,
+    /// Sent by the node itself through the tunnel: built with the device's reserve.
+    Local,
+}
 const ETH: usize = 14;
 const UDP: usize = 8;
 const VXLAN: usize = 8;
@@ -67,20 +86,25 @@ fn slab(head: usize) -> usize {
     }
 }
 
-/// The truesize of a linear head holding `data` bytes, optionally copied `VXLAN_GROW` bytes
-/// larger for a VXLAN header.
-fn linear(data: usize, vxlan: bool) -> usize {
-    let mut head = slab(align64(data) + SHINFO);
-    if vxlan {
+/// The truesize of a linear head for the IP packet of `ip_len` bytes.
+fn linear(ip_len: usize, tunnel: Tunnel) -> usize {
+    let reserve = if tunnel == Tunnel::Local {
+        VXLAN_LOCAL_RESERVE
+    } else {
+        LINEAR_RESERVE
+    };
+    let mut head = slab(align64(ip_len + reserve) + SHINFO);
+    if tunnel == Tunnel::Copied {
         head = slab(head - SHINFO + VXLAN_GROW + SHINFO);
     }
     head + SKB_OVERHEAD
 }
 
-/// The truesize of the IPv4 packet `ip`, `vxlan` when it is or was carried in a VXLAN tunnel.
-fn of_ip(ip: &[u8], vxlan: bool) -> usize {
+/// The truesize of the IPv4 packet `ip`. `vtep`: the node's own VXLAN address, which a
+/// packet it sent through the tunnel carries as its source.
+fn of_ip(ip: &[u8], tunnel: Tunnel, vtep: Option<[u8; 4]>) -> usize {
     let Ok(p) = Ipv4Packet::new_checked(ip) else {
-        return linear(ip.len() + LINEAR_RESERVE, vxlan);
+        return linear(ip.len(), tunnel);
     };
     let total = usize::from(p.total_len()).min(ip.len());
     let header = usize::from(p.header_len());
@@ -90,27 +114,52 @@ fn of_ip(ip: &[u8], vxlan: bool) -> usize {
             return SMALL + payload;
         }
     }
-    if !vxlan && p.next_header() == IpProtocol::Udp && total >= header + UDP + VXLAN + ETH {
+    if tunnel == Tunnel::No
+        && p.next_header() == IpProtocol::Udp
+        && total >= header + UDP + VXLAN + ETH + 20
+    {
         let udp = &ip[header..total];
         if u16::from_be_bytes([udp[2], udp[3]]) == VXLAN_PORT {
-            return of_frame(&udp[UDP + VXLAN..], true);
+            let inner = &udp[UDP + VXLAN..];
+            let src = [
+                inner[ETH + 12],
+                inner[ETH + 13],
+                inner[ETH + 14],
+                inner[ETH + 15],
+            ];
+            let how = if vtep == Some(src) {
+                Tunnel::Local
+            } else {
+                Tunnel::Copied
+            };
+            return of_frame(inner, how, None);
         }
     }
-    linear(total + LINEAR_RESERVE, vxlan)
+    linear(total, tunnel)
 }
 
-fn of_frame(frame: &[u8], vxlan: bool) -> usize {
+fn of_frame(frame: &[u8], tunnel: Tunnel, vtep: Option<[u8; 4]>) -> usize {
     match EthernetFrame::new_checked(frame) {
-        Ok(f) if f.ethertype() == EthernetProtocol::Ipv4 => of_ip(f.payload(), vxlan),
-        _ => linear(frame.len().saturating_sub(ETH) + LINEAR_RESERVE, vxlan),
+        Ok(f) if f.ethertype() == EthernetProtocol::Ipv4 => of_ip(f.payload(), tunnel, vtep),
+        _ => linear(frame.len().saturating_sub(ETH), tunnel),
     }
 }
 
 /// The truesize Linux charges for the Ethernet frame `frame` on a node: a VXLAN packet (UDP
-/// to the VXLAN port) is sized by the packet it carries. `decapsulated` is set for a packet
-/// that came out of the node's VXLAN device, which still has the buffer the tunnel gave it.
-pub fn truesize(frame: &[u8], decapsulated: bool) -> usize {
-    of_frame(frame, decapsulated)
+/// to the VXLAN port) is sized by the packet it carries, as the node's own when that one's
+/// source is `vtep` (the node's VXLAN address). `decapsulated` is set for a packet that came
+/// out of the node's VXLAN device, which still has the buffer the tunnel gave it.
+pub fn truesize(
+    frame: &[u8],
+    decapsulated: bool,
+    vtep: Option<smoltcp::wire::Ipv4Address>,
+) -> usize {
+    let tunnel = if decapsulated {
+        Tunnel::Copied
+    } else {
+        Tunnel::No
+    };
+    of_frame(frame, tunnel, vtep.map(|a| a.octets()))
 }
 
 #[cfg(test)]
@@ -205,10 +254,10 @@ mod tests {
     /// The figures measured with Linux 6.18.44 (module docs).
     #[test]
     fn measured_sizes() {
-        assert_eq!(truesize(&tcp(0, TcpControl::Syn), false), 832);
+        assert_eq!(truesize(&tcp(0, TcpControl::Syn), false, None), 832);
         for n in [10, 200, 400, 600, 800, 900, 1000, 1448] {
             assert_eq!(
-                truesize(&tcp(n, TcpControl::Psh), false),
+                truesize(&tcp(n, TcpControl::Psh), false, None),
                 832 + n,
                 "tcp {n}"
             );
@@ -223,16 +272,16 @@ mod tests {
             (646, 2304),
             (1472, 2304),
         ] {
-            assert_eq!(truesize(&udp(n), false), size, "udp {n}");
+            assert_eq!(truesize(&udp(n), false, None), size, "udp {n}");
         }
-        assert_eq!(UNRES / truesize(&tcp(0, TcpControl::Syn), false), 256);
+        assert_eq!(UNRES / truesize(&tcp(0, TcpControl::Syn), false, None), 256);
     }
 
     const UNRES: usize = super::super::neigh::UNRES_QLEN_BYTES;
 
     #[test]
     fn measured_vxlan_sizes() {
-        assert_eq!(truesize(&vxlan(&tcp(0, TcpControl::Syn)), false), 832);
+        assert_eq!(truesize(&vxlan(&tcp(0, TcpControl::Syn)), false, None), 832);
         for (n, size) in [
             (100, 1280),
             (197, 1280),
@@ -241,17 +290,35 @@ mod tests {
             (646, 4352),
             (1400, 4352),
         ] {
-            assert_eq!(truesize(&vxlan(&udp(n)), false), size, "udp {n}");
-            assert_eq!(truesize(&udp(n), true), size, "decapsulated udp {n}");
+            assert_eq!(truesize(&vxlan(&udp(n)), false, None), size, "udp {n}");
+            assert_eq!(truesize(&udp(n), true, None), size, "decapsulated udp {n}");
         }
+    }
+
+    /// The node's own packets through its VXLAN device (source: its VXLAN address).
+    #[test]
+    fn measured_local_vxlan_sizes() {
+        for (n, size) in [
+            (100, 832),
+            (133, 832),
+            (134, 1280),
+            (400, 1280),
+            (581, 1280),
+            (582, 2304),
+            (1000, 2304),
+        ] {
+            assert_eq!(truesize(&vxlan(&udp(n)), false, Some(A)), size, "udp {n}");
+        }
+        // Another node's VXLAN address: forwarded, copied larger.
+        assert_eq!(truesize(&vxlan(&udp(100)), false, Some(B)), 1280);
     }
 
     #[test]
     fn garbage_is_sized_by_length() {
-        assert_eq!(truesize(&[], false), SMALL);
-        assert_eq!(truesize(&[0xff; 3000], false), 4096 + SKB_OVERHEAD);
+        assert_eq!(truesize(&[], false, None), SMALL);
+        assert_eq!(truesize(&[0xff; 3000], false, None), 4096 + SKB_OVERHEAD);
         let mut f = udp(10);
         f[ETH] = 0x4f; // header length beyond the packet
-        assert_eq!(truesize(&f, false), SMALL);
+        assert_eq!(truesize(&f, false, None), SMALL);
     }
 }
