@@ -123,7 +123,7 @@ impl Neighbours {
 
     /// Resolves `ip` on `dev` for `frame`; when unknown, the frame is queued. Frames pushed out
     /// of a full queue are returned in `evicted`. `vtep`: the node's VXLAN address, if it has
-    /// one (it decides how a VXLAN packet's buffer was built, see [`Pending::truesize`]).
+    /// one (it decides how a VXLAN packet's buffer was built, see [`crate::node::truesize`]).
     pub fn resolve(
         &mut self,
         now: Instant,
