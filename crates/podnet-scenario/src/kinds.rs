@@ -199,12 +199,10 @@ pub(crate) struct Icmp {
     /// `icmp_ratelimit`: milliseconds between two ICMP errors to one address, after a burst of
     /// six; 0 turns the per-address limit off. Default 1000.
     pub ratelimit: Option<At<u32>>,
-    /// `icmp_ratemask`: which ICMP types are limited, bit N for type N (fragmentation needed is
-    /// never limited). Default 6168: destination unreachable, source quench, time exceeded,
-    /// parameter problem.
+    /// `icmp_ratemask`: bit N limits ICMP type N (never fragmentation needed). Default 6168:
+    /// destination unreachable, source quench, time exceeded, parameter problem.
     pub ratemask: Option<At<u32>>,
-    /// `icmp_msgs_per_sec`: the node's credits for limited ICMP errors per second (each error
-    /// takes 0 to 2). Default 1000.
+    /// `icmp_msgs_per_sec`: credits per second for limited errors (each takes 0 to 2). Default 1000.
     pub msgs_per_sec: Option<At<u32>>,
     /// `icmp_msgs_burst`: the node's credits at most. Default 50.
     pub msgs_burst: Option<At<u32>>,

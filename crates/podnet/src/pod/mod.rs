@@ -18,6 +18,7 @@ use smoltcp::wire::{
     IpCidr, IpEndpoint, IpProtocol, Ipv4Address, Ipv4Packet, TcpPacket, UdpPacket,
 };
 
+mod icmp_out;
 mod lingering;
 mod pool;
 mod sockets;
@@ -612,42 +613,6 @@ impl Pod {
     /// The SYNs dropped for a full accept queue since the last call.
     pub(crate) fn take_overflowed(&mut self) -> Vec<Frame> {
         core::mem::take(&mut self.overflowed)
-    }
-
-    /// Holds back the ICMP errors among `frames` (what [`Pod::service`] returned) that the
-    /// pod's limits refuse, as a Linux pod's `icmp_send` would not send them; returns them
-    /// with the reason. `limits` makes the pod's limiter on its first error (most pods never
-    /// send one).
-    pub(crate) fn limit_icmp(
-        &mut self,
-        now: Instant,
-        frames: &mut Vec<Frame>,
-        config: crate::node::icmp_limit::IcmpConfig,
-        limits: impl FnOnce() -> crate::node::icmp_limit::IcmpLimit,
-    ) -> Vec<(Frame, &'static str)> {
-        use crate::node::icmp_limit::limited_error;
-        if !frames
-            .iter()
-            .any(|f| limited_error(config.ratemask, f).is_some())
-        {
-            return Vec::new();
-        }
-        let me = self.addrs.ip.address();
-        let limit = self
-            .icmp
-            .get_or_insert_with(|| alloc::boxed::Box::new(limits()));
-        let mut refused = Vec::new();
-        let mut kept = Vec::with_capacity(frames.len());
-        for f in frames.drain(..) {
-            let verdict = limited_error(config.ratemask, &f)
-                .map(|(t, c, dst)| limit.allow(now, t, c, dst, me == dst.into()));
-            match verdict {
-                Some(Err(why)) => refused.push((f, why.reason())),
-                _ => kept.push(f),
-            }
-        }
-        *frames = kept;
-        refused
     }
 
     /// Every finished connection of every client program of the pod.

@@ -26,6 +26,7 @@ use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 
 use super::dns::{Lookup, Resolved};
+use super::payload::Payload;
 use super::server::find;
 use super::PodEnv;
 
@@ -155,84 +156,6 @@ pub struct Client {
     lookup: Option<alloc::boxed::Box<Lookup>>,
     /// Records already checked against the NetworkPolicy deny log.
     reviewed: usize,
-}
-
-fn pattern(len: usize, id: u32) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u32).wrapping_mul(31).wrapping_add(id) as u8)
-        .collect()
-}
-
-/// What a connection sends: its bytes, or a bulk pattern made as it is sent (a 64 MiB
-/// upload never holds its 64 MiB). The pattern repeats every 256 bytes: two periods are kept,
-/// so any offset starts a run of 256 bytes.
-#[derive(Debug)]
-enum Payload {
-    Bytes(Vec<u8>),
-    Pattern {
-        len: usize,
-        id: u32,
-        periods: alloc::boxed::Box<[u8; 512]>,
-    },
-}
-
-impl Payload {
-    fn pattern(len: usize, id: u32) -> Self {
-        let mut periods = alloc::boxed::Box::new([0u8; 512]);
-        periods.copy_from_slice(&pattern(512, id));
-        Payload::Pattern { len, id, periods }
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            Payload::Bytes(b) => b.len(),
-            Payload::Pattern { len, .. } => *len,
-        }
-    }
-
-    /// The payload's bytes from offset `at` on, at most `max` of them (one period for a
-    /// pattern).
-    fn run(&self, at: usize, max: usize) -> &[u8] {
-        let n = max.min(self.len().saturating_sub(at));
-        match self {
-            Payload::Bytes(b) => &b[at..at + n],
-            Payload::Pattern { periods, .. } => &periods[at % 256..][..n.min(256)],
-        }
-    }
-
-    /// Writes the bytes from offset `at` into `buf`; returns how many.
-    fn fill(&self, at: usize, buf: &mut [u8]) -> usize {
-        let mut done = 0;
-        while done < buf.len() {
-            let run = self.run(at + done, buf.len() - done);
-            if run.is_empty() {
-                break;
-            }
-            buf[done..done + run.len()].copy_from_slice(run);
-            done += run.len();
-        }
-        done
-    }
-
-    /// Whether `data` is what the payload holds at offset `at`.
-    fn holds(&self, at: usize, data: &[u8]) -> bool {
-        let mut done = 0;
-        while done < data.len() {
-            let run = self.run(at + done, data.len() - done);
-            if run.is_empty() || data[done..done + run.len()] != *run {
-                return false;
-            }
-            done += run.len();
-        }
-        true
-    }
-
-    fn to_vec(&self) -> Vec<u8> {
-        match self {
-            Payload::Bytes(b) => b.clone(),
-            Payload::Pattern { len, id, .. } => pattern(*len, *id),
-        }
-    }
 }
 
 impl Client {
@@ -852,11 +775,5 @@ mod tests {
             b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nabcd"
         ));
         assert!(http_complete(b"HTTP/1.1 204 No Content\r\n\r\n"));
-    }
-
-    #[test]
-    fn pattern_differs_per_connection() {
-        assert_ne!(pattern(16, 0), pattern(16, 1));
-        assert_eq!(pattern(16, 3), pattern(16, 3));
     }
 }

@@ -9,6 +9,7 @@
 pub mod client;
 pub mod dns;
 pub mod l7proxy;
+mod payload;
 pub(crate) mod ports;
 pub mod server;
 mod spec;
