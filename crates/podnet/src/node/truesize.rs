@@ -165,19 +165,15 @@ pub fn truesize(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::vec;
+    use crate::packet;
     use alloc::vec::Vec;
-    use smoltcp::phy::ChecksumCapabilities;
-    use smoltcp::wire::{
-        EthernetAddress, EthernetRepr, Ipv4Address, Ipv4Repr, TcpControl, TcpRepr, TcpSeqNumber,
-        UdpRepr,
-    };
+    use smoltcp::wire::{EthernetAddress, EthernetRepr, Ipv4Address};
 
     const A: Ipv4Address = Ipv4Address::new(10, 244, 0, 2);
     const B: Ipv4Address = Ipv4Address::new(10, 244, 1, 2);
 
     fn eth(ip: Vec<u8>) -> Vec<u8> {
-        let mut f = vec![0u8; ETH + ip.len()];
+        let mut f = alloc::vec![0u8; ETH + ip.len()];
         EthernetRepr {
             src_addr: EthernetAddress([2, 0, 0, 0, 0, 1]),
             dst_addr: EthernetAddress([2, 0, 0, 0, 0, 2]),
@@ -188,63 +184,19 @@ mod tests {
         f
     }
 
-    fn ipv4(proto: IpProtocol, payload: &[u8]) -> Vec<u8> {
-        let repr = Ipv4Repr {
-            src_addr: A,
-            dst_addr: B,
-            next_header: proto,
-            payload_len: payload.len(),
-            hop_limit: 64,
-        };
-        let mut ip = vec![0u8; 20 + payload.len()];
-        let mut p = Ipv4Packet::new_unchecked(&mut ip);
-        repr.emit(&mut p, &ChecksumCapabilities::ignored());
-        p.payload_mut().copy_from_slice(payload);
-        ip
+    /// A SYN (no payload) or a segment with `payload` bytes.
+    fn tcp(payload: usize) -> Vec<u8> {
+        let flags = if payload == 0 { "S" } else { "PA" };
+        eth(packet::tcp(A, 40000, B, 80, flags, 1, 1, payload))
     }
 
-    fn tcp(payload: usize, control: TcpControl) -> Vec<u8> {
-        let data = vec![b'x'; payload];
-        let repr = TcpRepr {
-            src_port: 40000,
-            dst_port: 80,
-            control,
-            seq_number: TcpSeqNumber(1),
-            ack_number: None,
-            window_len: 64240,
-            window_scale: None,
-            max_seg_size: (control == TcpControl::Syn).then_some(1460),
-            sack_permitted: false,
-            sack_ranges: [None; 3],
-            timestamp: None,
-            payload: &data,
-        };
-        let mut seg = vec![0u8; repr.buffer_len()];
-        repr.emit(
-            &mut TcpPacket::new_unchecked(&mut seg),
-            &A.into(),
-            &B.into(),
-            &ChecksumCapabilities::ignored(),
-        );
-        eth(ipv4(IpProtocol::Tcp, &seg))
-    }
-
+    /// A UDP datagram with `payload` bytes (the checksum does not matter here).
     fn udp(payload: usize) -> Vec<u8> {
-        let data = vec![b'x'; payload];
-        let repr = UdpRepr {
-            src_port: 40000,
-            dst_port: 53,
-        };
-        let mut seg = vec![0u8; UDP + payload];
-        repr.emit(
-            &mut smoltcp::wire::UdpPacket::new_unchecked(&mut seg),
-            &A.into(),
-            &B.into(),
-            payload,
-            |b| b.copy_from_slice(&data),
-            &ChecksumCapabilities::ignored(),
-        );
-        eth(ipv4(IpProtocol::Udp, &seg))
+        let mut l4 = Vec::from([0x9c, 0x40, 0, 53]);
+        l4.extend_from_slice(&((UDP + payload) as u16).to_be_bytes());
+        l4.extend_from_slice(&[0, 0]);
+        l4.resize(UDP + payload, b'x');
+        eth(packet::ip(A, B, IpProtocol::Udp, &l4))
     }
 
     fn vxlan(inner: &[u8]) -> Vec<u8> {
@@ -254,13 +206,9 @@ mod tests {
     /// The figures measured with Linux 6.18.44 (module docs).
     #[test]
     fn measured_sizes() {
-        assert_eq!(truesize(&tcp(0, TcpControl::Syn), false, None), 832);
+        assert_eq!(truesize(&tcp(0), false, None), 832);
         for n in [10, 200, 400, 600, 800, 900, 1000, 1448] {
-            assert_eq!(
-                truesize(&tcp(n, TcpControl::Psh), false, None),
-                832 + n,
-                "tcp {n}"
-            );
+            assert_eq!(truesize(&tcp(n), false, None), 832 + n, "tcp {n}");
         }
         for (n, size) in [
             (0, 832),
@@ -274,14 +222,14 @@ mod tests {
         ] {
             assert_eq!(truesize(&udp(n), false, None), size, "udp {n}");
         }
-        assert_eq!(UNRES / truesize(&tcp(0, TcpControl::Syn), false, None), 256);
+        assert_eq!(UNRES / truesize(&tcp(0), false, None), 256);
     }
 
     const UNRES: usize = super::super::neigh::UNRES_QLEN_BYTES;
 
     #[test]
     fn measured_vxlan_sizes() {
-        assert_eq!(truesize(&vxlan(&tcp(0, TcpControl::Syn)), false, None), 832);
+        assert_eq!(truesize(&vxlan(&tcp(0)), false, None), 832);
         for (n, size) in [
             (100, 1280),
             (197, 1280),
