@@ -28,6 +28,8 @@ pub mod ctlimit;
 #[cfg(target_os = "linux")]
 pub mod frame;
 #[cfg(target_os = "linux")]
+pub mod gso;
+#[cfg(target_os = "linux")]
 pub mod icmplimit;
 #[cfg(target_os = "linux")]
 pub mod neighq;

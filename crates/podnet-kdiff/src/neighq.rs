@@ -114,7 +114,7 @@ fn podnet_frame(packet: Packet, path: Path) -> Vec<u8> {
         &craft::ipv4(src, DST, proto, 63, 1, &l4),
     );
     if path != Path::Plain {
-        podnet::node::vxlan::encap(&inner, NODE_A, NODE_B, 1)
+        podnet::node::vxlan::encap(&inner, NODE_A, NODE_B, 1).into_bytes()
     } else {
         inner
     }

@@ -7,6 +7,8 @@
 //! - [`PacketSocket`]: an `AF_PACKET`/`SOCK_RAW` socket bound to one interface: whole Ethernet
 //!   frames out (`send`) and in (`recv`, frames the interface received; our own outgoing
 //!   copies are ignored by `PACKET_IGNORE_OUTGOING` and checked again by `sll_pkttype`).
+//! - [`GsoSender`]: an `AF_PACKET` socket that only sends, each frame after a
+//!   `virtio_net_hdr` (`PACKET_VNET_HDR`): a GSO packet handed to the kernel whole.
 //! - [`poll_readable`]: `poll(2)` over several sockets.
 //! - [`tcp_connect_nowait`]: a non-blocking `connect(2)`, which sends a SYN and returns.
 //! - [`children_cpu_seconds`]: `getrusage(RUSAGE_CHILDREN)`, user plus system time.
@@ -27,6 +29,10 @@ const ETH_P_ALL_BE: u16 = (libc::ETH_P_ALL as u16).to_be();
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 /// `sll_pkttype` of frames the interface sent.
 const PACKET_OUTGOING: u8 = 4;
+/// `PACKET_VNET_HDR` (`linux/if_packet.h`).
+const PACKET_VNET_HDR: libc::c_int = 15;
+/// `ETH_P_IP` in network byte order.
+const ETH_P_IP_BE: u16 = (libc::ETH_P_IP as u16).to_be();
 /// `SIOCETHTOOL` and the legacy `ETHTOOL_STXCSUM` command.
 const SIOCETHTOOL: libc::c_ulong = 0x8946;
 const ETHTOOL_STXCSUM: u32 = 0x17;
@@ -129,38 +135,9 @@ impl PacketSocket {
     /// in that namespace afterwards). Frames queued before the bind are drained.
     pub fn open(name: &str) -> io::Result<PacketSocket> {
         let ifindex = ifindex(name)?;
-        // SAFETY: a plain socket call.
-        let fd = check(unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                libc::c_int::from(ETH_P_ALL_BE),
-            )
-        })?;
-        // SAFETY: `fd` was just returned by socket(2) and is owned by nothing else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let one: libc::c_int = 1;
-        // SAFETY: the option value is a live c_int of the size given.
-        let _ = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                PACKET_IGNORE_OUTGOING,
-                (&one as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        let rcvbuf: libc::c_int = 8 << 20;
-        // SAFETY: as above.
-        let _ = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUFFORCE,
-                (&rcvbuf as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
+        let fd = af_packet(ETH_P_ALL_BE, libc::SOCK_NONBLOCK)?;
+        let _ = set_int(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1);
+        let _ = set_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 8 << 20);
         // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
         let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         addr.sll_family = libc::AF_PACKET as u16;
@@ -190,34 +167,17 @@ impl PacketSocket {
 
     /// Sends one whole Ethernet frame out of the interface.
     pub fn send(&self, frame: &[u8]) -> io::Result<()> {
-        // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
-        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_protocol = ETH_P_ALL_BE;
-        addr.sll_ifindex = self.ifindex as i32;
-        addr.sll_halen = 6;
-        addr.sll_addr[..6].copy_from_slice(&frame[..6.min(frame.len())]);
         loop {
-            // SAFETY: the buffer and the address are valid for the lengths given.
-            let ret = unsafe {
-                libc::sendto(
-                    self.fd.as_raw_fd(),
-                    frame.as_ptr().cast(),
-                    frame.len(),
-                    0,
-                    (&addr as *const libc::sockaddr_ll).cast(),
-                    std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-                )
-            };
-            if ret >= 0 {
-                return Ok(());
+            match send_ll(&self.fd, self.ifindex, ETH_P_ALL_BE, frame, frame) {
+                Ok(()) => return Ok(()),
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        || e.kind() == io::ErrorKind::Interrupted =>
+                {
+                    std::thread::yield_now();
+                }
+                Err(e) => return Err(e),
             }
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::WouldBlock || err.kind() == io::ErrorKind::Interrupted {
-                std::thread::yield_now();
-                continue;
-            }
-            return Err(err);
         }
     }
 
@@ -258,6 +218,94 @@ impl PacketSocket {
     fn raw(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
+}
+
+/// An `AF_PACKET` socket bound to one interface that only sends (protocol 0: it receives
+/// nothing), each frame after a 10-byte `virtio_net_hdr` (`PACKET_VNET_HDR`), as a tap
+/// device's user hands the kernel GSO packets.
+pub struct GsoSender {
+    fd: OwnedFd,
+    ifindex: u32,
+}
+
+impl GsoSender {
+    /// Opens a sender on interface `name` of the calling thread's namespace.
+    pub fn open(name: &str) -> io::Result<GsoSender> {
+        let ifindex = ifindex(name)?;
+        let fd = af_packet(0, 0)?;
+        set_int(&fd, libc::SOL_PACKET, PACKET_VNET_HDR, 1)?;
+        Ok(GsoSender { fd, ifindex })
+    }
+
+    /// Sends `hdr` (a `virtio_net_hdr`) and the Ethernet frame after it as one packet.
+    pub fn send(&self, hdr: &[u8; 10], frame: &[u8]) -> io::Result<()> {
+        let mut buf = Vec::with_capacity(10 + frame.len());
+        buf.extend_from_slice(hdr);
+        buf.extend_from_slice(frame);
+        send_ll(&self.fd, self.ifindex, ETH_P_IP_BE, &buf, frame)
+    }
+}
+
+/// A new `AF_PACKET`/`SOCK_RAW` socket for `protocol` (network byte order; 0 receives
+/// nothing), with these extra `socket(2)` flags.
+fn af_packet(protocol: u16, flags: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: a plain socket call.
+    let fd = check(unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC | flags,
+            libc::c_int::from(protocol),
+        )
+    })?;
+    // SAFETY: `fd` was just returned by socket(2) and is owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `setsockopt(2)` of an `int` option.
+fn set_int(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: the option value is a live c_int of the size given.
+    check(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+    .map(|_| ())
+}
+
+/// `sendto(2)` of `buf` out of interface `ifindex`, to the destination MAC at the start of
+/// `frame`, as `protocol` (network byte order).
+fn send_ll(fd: &OwnedFd, ifindex: u32, protocol: u16, buf: &[u8], frame: &[u8]) -> io::Result<()> {
+    // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
+    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    addr.sll_family = libc::AF_PACKET as u16;
+    addr.sll_protocol = protocol;
+    addr.sll_ifindex = ifindex as i32;
+    addr.sll_halen = 6;
+    addr.sll_addr[..6].copy_from_slice(&frame[..6.min(frame.len())]);
+    // SAFETY: the buffer and the address are valid for the lengths given.
+    let ret = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            0,
+            (&addr as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Waits up to `timeout_us` microseconds for any of `socks` to have a frame; the indexes of

@@ -61,6 +61,12 @@ pub(crate) struct ClusterSpec {
     /// pod that reaches its own Service and is picked as the backend gets nothing back. Default
     /// `true`.
     pub hairpin_mode: Option<bool>,
+    /// TCP segmentation offload on every pod's `eth0`, a veth's default (`ethtool -k eth0`:
+    /// `tcp-segmentation-offload: on`): a pod's TCP sends super-segments of up to 44 full
+    /// segments, which cross veths, bridges, conntrack and the rules as one packet and are cut
+    /// into segments only on the wire between nodes. `false` is `ethtool -K eth0 tso off gso
+    /// off` in every pod: one packet per segment everywhere. Default `true`.
+    pub tso: Option<bool>,
     /// The Service proxy of every node: kube-proxy in `iptables` or `nftables` mode, a Cilium-style
     /// `ebpf` datapath, or `none` (no Service handling, no conntrack). `ipvs` is refused (not
     /// supported yet). Default `iptables`.
@@ -100,6 +106,7 @@ impl_from_node!(
         external_cidr: "externalCIDR",
         cni: "cni",
         hairpin_mode: "hairpinMode",
+        tso: "tso",
         proxy: "proxy",
         masquerade: "masquerade",
         conntrack: "conntrack",

@@ -332,6 +332,7 @@ pub(crate) fn podnet_fields(
                     "externalCIDR",
                     "cni",
                     "hairpinMode",
+                    "tso",
                     "proxy",
                     "masquerade",
                     "conntrack",

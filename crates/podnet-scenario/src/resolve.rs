@@ -183,6 +183,9 @@ fn cluster_config(o: &Object, s: &ClusterSpec) -> Result<ClusterConfig, Error> {
     if let Some(v) = s.hairpin_mode {
         c.hairpin_mode = v;
     }
+    if let Some(v) = s.tso {
+        c.tso = v;
+    }
     if let Some(p) = &s.proxy {
         c.proxy = match p.value.as_str() {
             "iptables" => Proxy::Iptables,

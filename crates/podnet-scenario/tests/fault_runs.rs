@@ -11,7 +11,7 @@ const DELETE_DOWN: &str = include_str!("fixtures/delete-down.yaml");
 
 fn ip(c: &Cluster, name: &str) -> Ipv4Address {
     let id = c.pod_by_name(name).unwrap();
-    let IpAddress::Ipv4(ip) = c.pod(id).unwrap().addrs().ip.address();
+    let ip = podnet::v4(c.pod(id).unwrap().addrs().ip.address());
     ip
 }
 

@@ -37,7 +37,7 @@ use podnet::{
     ClientSpec, Cluster, ClusterConfig, Duration, NodeSpec, Outcome, PodSpec, Program, Request,
     TraceConfig,
 };
-use smoltcp::wire::{IpAddress, Ipv4Address};
+use smoltcp::wire::Ipv4Address;
 
 /// Connections per podnet cluster (or bare pair). Each batch starts fresh so that sockets
 /// lingering in TIME-WAIT (10 s of virtual time) do not pile up across criterion's iterations.
@@ -67,7 +67,7 @@ fn two_nodes() -> (Cluster, podnet::NodeId, podnet::NodeId) {
 
 /// A pod's address.
 fn addr_of(c: &Cluster, pod: podnet::PodId) -> Ipv4Address {
-    let IpAddress::Ipv4(a) = c.pod(pod).unwrap().addrs().ip.address();
+    let a = podnet::v4(c.pod(pod).unwrap().addrs().ip.address());
     a
 }
 
@@ -84,7 +84,7 @@ fn podnet_cluster(
         "the bare pair uses the same buffers"
     );
     let server = c.add_pod(PodSpec::new("web", b).program(server)).unwrap();
-    let IpAddress::Ipv4(to) = c.pod(server).unwrap().addrs().ip.address();
+    let to = podnet::v4(c.pod(server).unwrap().addrs().ip.address());
     let client = c
         .add_pod(PodSpec::new("client", a).program(Program::Client(client(to))))
         .unwrap();

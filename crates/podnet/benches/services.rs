@@ -371,7 +371,7 @@ fn http(path: Path, n: u64) -> StdDuration {
     let web = c
         .add_pod(PodSpec::new("web", b).program(Program::HttpServer { port: 80 }))
         .unwrap();
-    let IpAddress::Ipv4(web_ip) = c.pod(web).unwrap().addrs().ip.address();
+    let web_ip = podnet::v4(c.pod(web).unwrap().addrs().ip.address());
     c.add_service(ServiceSpec::new("web", 80, 80, vec![web]).cluster_ip(VIP))
         .unwrap();
     let to = match path {

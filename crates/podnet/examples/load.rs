@@ -17,7 +17,6 @@ use podnet::{
     ClientSpec, Cluster, ClusterConfig, Duration, NodeSpec, Outcome, PodSpec, Program, Request,
     TraceConfig,
 };
-use smoltcp::wire::IpAddress;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -49,12 +48,12 @@ fn main() {
     let web = c
         .add_pod(PodSpec::new("web", b).program(server))
         .expect("web");
-    let IpAddress::Ipv4(to) = c.pod(web).expect("web").addrs().ip.address();
+    let to = podnet::v4(c.pod(web).expect("web").addrs().ip.address());
     let mut servers = vec![to];
     for i in 1..peers {
         let more = PodSpec::new(&format!("web-{i}"), b).program(Program::HttpServer { port: 80 });
         let more = c.add_pod(more).expect("web");
-        let IpAddress::Ipv4(addr) = c.pod(more).expect("web").addrs().ip.address();
+        let addr = podnet::v4(c.pod(more).expect("web").addrs().ip.address());
         servers.push(addr);
     }
     let spec = if what == "bulk" {
@@ -80,7 +79,7 @@ fn main() {
     if what == "syn" && idle > 0 {
         let sink = PodSpec::new("sink", b).program(Program::HttpServer { port: 80 });
         let sink = c.add_pod(sink).expect("sink");
-        let IpAddress::Ipv4(addr) = c.pod(sink).expect("sink").addrs().ip.address();
+        let addr = podnet::v4(c.pod(sink).expect("sink").addrs().ip.address());
         c.set_pod_link_down(sink, true);
         pod = pod.program(Program::Client(
             ClientSpec::http("idle", addr, 80)

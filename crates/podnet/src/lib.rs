@@ -10,6 +10,17 @@ pub mod cluster;
 pub mod conntrack;
 pub mod dataplane;
 pub mod ebpf;
+
+/// The IPv4 address of `a`. podnet's stacks have IPv4 addresses only: smoltcp's IPv6 is
+/// compiled in (its segmentation offload needs it) but never configured, so no IPv6 address
+/// reaches here; one would read as 0.0.0.0.
+pub fn v4(a: smoltcp::wire::IpAddress) -> smoltcp::wire::Ipv4Address {
+    match a {
+        smoltcp::wire::IpAddress::Ipv4(a) => a,
+        smoltcp::wire::IpAddress::Ipv6(_) => smoltcp::wire::Ipv4Address::UNSPECIFIED,
+    }
+}
+pub mod gso;
 pub mod kube_proxy;
 pub mod link;
 pub mod nat;

@@ -4,7 +4,9 @@
 //! in bytes (tail drop, like a `txqueuelen` of full frames), serialization at the link's
 //! bandwidth (a frame starts when the previous one has left), propagation latency, random
 //! loss drawn from the link's own seeded stream, and an administrative down state.
-//! Frames are delivered in the order they were sent.
+//! Frames are delivered in the order they were sent. A wire (a node's uplink, not a veth)
+//! carries a TCP super-segment as its segments: each is serialized and may be lost on its
+//! own, and the receiving NIC's GRO merges what arrived (see [`crate::gso`]).
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -13,8 +15,65 @@ use smoltcp::time::{Duration, Instant};
 
 use crate::rng::SimRng;
 
-/// An Ethernet frame, as bytes, without preamble or FCS.
-pub type Frame = Vec<u8>;
+/// An Ethernet frame, as bytes without preamble or FCS, with the one piece of metadata that
+/// travels with it: its TCP segmentation offload size (Linux's `skb_shinfo(skb)->gso_size`).
+///
+/// A frame derefs to its bytes. A frame with a segment size is a TCP super-segment built by a
+/// pod's stack for its TSO-capable veth (see [`crate::gso`]): it crosses veths, bridges,
+/// netfilter and routing whole, as a GSO packet does in Linux, and is cut into segments of
+/// that size only where it goes out on a wire.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Frame {
+    bytes: Vec<u8>,
+    gso_size: u16,
+}
+
+impl Frame {
+    /// A frame of these bytes, not a super-segment.
+    pub const fn new(bytes: Vec<u8>) -> Self {
+        Frame { bytes, gso_size: 0 }
+    }
+
+    /// The TCP payload bytes per segment when this frame is a super-segment; 0 otherwise.
+    pub fn gso_size(&self) -> u16 {
+        self.gso_size
+    }
+
+    /// Marks the frame as a super-segment of `size`-byte segments (0: an ordinary frame).
+    pub fn set_gso_size(&mut self, size: u16) {
+        self.gso_size = size;
+    }
+
+    /// The bytes, giving up the metadata.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
+impl From<Vec<u8>> for Frame {
+    fn from(bytes: Vec<u8>) -> Self {
+        Frame::new(bytes)
+    }
+}
+
+impl core::ops::Deref for Frame {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.bytes
+    }
+}
+
+impl core::ops::DerefMut for Frame {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.bytes
+    }
+}
+
+impl PartialEq<Vec<u8>> for Frame {
+    fn eq(&self, other: &Vec<u8>) -> bool {
+        self.bytes == *other
+    }
+}
 
 /// Bytes a frame occupies on the wire beyond its own length: preamble and SFD (8), FCS (4),
 /// inter-frame gap (12).
@@ -77,6 +136,18 @@ pub struct Channel {
     /// Frames on their way, with their arrival time (non-decreasing).
     in_flight: VecDeque<(Instant, Frame)>,
     rng: SimRng,
+    /// A wire, where super-segments travel as segments; a veth passes them whole.
+    wire: bool,
+}
+
+/// A frame a channel took: when it arrives, and the segments of it that were lost (a
+/// super-segment on a wire can lose some of its segments and deliver the rest).
+#[derive(Debug)]
+pub struct Sent {
+    /// When the last of what arrives has arrived.
+    pub at: Instant,
+    /// Segments lost on the wire, each as a packet of its own.
+    pub lost: Vec<Frame>,
 }
 
 impl Channel {
@@ -88,7 +159,13 @@ impl Channel {
             busy_until_ns: 0,
             in_flight: VecDeque::new(),
             rng,
+            wire: false,
         }
+    }
+
+    /// Makes the channel a wire (a NIC with TSO and GRO at its ends) or a veth (the default).
+    pub fn set_wire(&mut self, wire: bool) {
+        self.wire = wire;
     }
 
     /// The channel's configuration.
@@ -125,34 +202,82 @@ impl Channel {
         }
     }
 
-    /// Puts a frame on the wire at `now`. Returns its arrival time, or why it was dropped (a
-    /// lost frame still occupied the transmitter, as on a real wire).
-    pub fn send(&mut self, now: Instant, frame: Frame) -> Result<Instant, (LinkDrop, Frame)> {
+    /// Puts a frame on the wire at `now`. Returns when it arrives (and what of it was lost),
+    /// or why it was dropped whole (a lost frame still occupied the transmitter, as on a
+    /// real wire).
+    pub fn send(&mut self, now: Instant, frame: Frame) -> Result<Sent, (LinkDrop, Frame)> {
         if self.down {
             return Err((LinkDrop::Down, frame));
         }
-        let wire_len = frame.len() + WIRE_OVERHEAD;
+        let shape = match self.wire {
+            true => crate::gso::wire_shape(&frame),
+            false => crate::gso::WireShape::whole(&frame),
+        };
+        let wire_len = shape.bytes + shape.segments * WIRE_OVERHEAD;
         if self.backlog_bytes(now) + wire_len > self.config.queue_bytes {
             return Err((LinkDrop::QueueFull, frame));
         }
         let now_ns = now.total_micros() * 1000;
         let start_ns = self.busy_until_ns.max(now_ns);
-        let tx_ns = match self.config.bandwidth_bps {
-            Some(bps) if bps > 0 => ((wire_len as u64 * 8 * 1_000_000_000).div_ceil(bps)) as i64,
-            _ => 0,
+        let bps = self.config.bandwidth_bps.filter(|b| *b > 0);
+        let tx_ns = |bytes: usize| match bps {
+            Some(bps) => ((bytes as u64 * 8 * 1_000_000_000).div_ceil(bps)) as i64,
+            None => 0,
         };
-        self.busy_until_ns = start_ns + tx_ns;
-        if self.rng.chance(self.config.loss) {
+        self.busy_until_ns = start_ns + tx_ns(wire_len);
+        if shape.segments == 1 {
+            if self.rng.chance(self.config.loss) {
+                return Err((LinkDrop::Loss, frame));
+            }
+            let at = self.arrival(self.busy_until_ns);
+            self.in_flight.push_back((at, frame));
+            return Ok(Sent {
+                at,
+                lost: Vec::new(),
+            });
+        }
+        // Each segment is lost or not on its own; GRO merges each run between the gaps.
+        let lost: Vec<usize> = (0..shape.segments)
+            .filter(|_| self.rng.chance(self.config.loss))
+            .collect();
+        if lost.is_empty() {
+            let at = self.arrival(self.busy_until_ns);
+            self.in_flight.push_back((at, frame));
+            return Ok(Sent {
+                at,
+                lost: Vec::new(),
+            });
+        }
+        if lost.len() == shape.segments {
             return Err((LinkDrop::Loss, frame));
         }
-        let arrive_us =
-            (self.busy_until_ns + 999) / 1000 + self.config.latency.total_micros() as i64;
+        let mut at = Instant::ZERO;
+        let mut first = 0;
+        for gap in lost.iter().copied().chain([shape.segments]) {
+            if gap > first {
+                let end_ns = start_ns + tx_ns(shape.bytes_through(gap) + gap * WIRE_OVERHEAD);
+                at = self.arrival(end_ns);
+                self.in_flight
+                    .push_back((at, crate::gso::piece(&frame, first, gap)));
+            }
+            first = gap + 1;
+        }
+        let lost = lost
+            .iter()
+            .map(|&k| crate::gso::piece(&frame, k, k + 1))
+            .collect();
+        Ok(Sent { at, lost })
+    }
+
+    /// When a frame whose last bit left the transmitter at `sent_ns` arrives: after the
+    /// propagation delay, and never before the frame ahead of it.
+    fn arrival(&self, sent_ns: i64) -> Instant {
+        let arrive_us = (sent_ns + 999) / 1000 + self.config.latency.total_micros() as i64;
         let mut arrive = Instant::from_micros(arrive_us);
         if let Some((last, _)) = self.in_flight.back() {
             arrive = arrive.max(*last);
         }
-        self.in_flight.push_back((arrive, frame));
-        Ok(arrive)
+        arrive
     }
 
     /// The arrival time of the next frame, if any is in flight.
@@ -192,10 +317,10 @@ mod tests {
             ..LinkConfig::default()
         });
         // 976 + 24 bytes = 8000 bits = 8 µs at 1 Gbit/s.
-        let at = c.send(Instant::ZERO, vec![0; 976]).unwrap();
+        let at = c.send(Instant::ZERO, Frame::new(vec![0; 976])).unwrap().at;
         assert_eq!(at, Instant::from_micros(58));
         // The second frame waits for the first to leave the transmitter.
-        let at2 = c.send(Instant::ZERO, vec![0; 976]).unwrap();
+        let at2 = c.send(Instant::ZERO, Frame::new(vec![0; 976])).unwrap().at;
         assert_eq!(at2, Instant::from_micros(66));
         assert_eq!(c.receive(Instant::from_micros(57)), None);
         assert!(c.receive(Instant::from_micros(58)).is_some());
@@ -212,7 +337,7 @@ mod tests {
         let mut sent = 0;
         let mut dropped = 0;
         for _ in 0..10 {
-            match c.send(Instant::ZERO, vec![0; 1000]) {
+            match c.send(Instant::ZERO, Frame::new(vec![0; 1000])) {
                 Ok(_) => sent += 1,
                 Err((LinkDrop::QueueFull, _)) => dropped += 1,
                 Err(e) => panic!("unexpected {:?}", e.0),
@@ -220,7 +345,9 @@ mod tests {
         }
         assert_eq!((sent, dropped), (2, 8));
         // Once the queue drains, frames are accepted again.
-        assert!(c.send(Instant::from_secs(1), vec![0; 1000]).is_ok());
+        assert!(c
+            .send(Instant::from_secs(1), Frame::new(vec![0; 1000]))
+            .is_ok());
     }
 
     #[test]
@@ -230,12 +357,17 @@ mod tests {
             ..LinkConfig::default()
         });
         let lost = (0..1000)
-            .filter(|_| matches!(c.send(Instant::ZERO, vec![0; 64]), Err((LinkDrop::Loss, _))))
+            .filter(|_| {
+                matches!(
+                    c.send(Instant::ZERO, Frame::new(vec![0; 64])),
+                    Err((LinkDrop::Loss, _))
+                )
+            })
             .count();
         assert!((400..600).contains(&lost), "{lost}");
         c.set_down(true);
         assert!(matches!(
-            c.send(Instant::ZERO, vec![0; 64]),
+            c.send(Instant::ZERO, Frame::new(vec![0; 64])),
             Err((LinkDrop::Down, _))
         ));
     }
@@ -246,13 +378,13 @@ mod tests {
             bandwidth_bps: None,
             ..LinkConfig::default()
         });
-        let a = c.send(Instant::ZERO, vec![1]).unwrap();
+        let a = c.send(Instant::ZERO, Frame::new(vec![1])).unwrap().at;
         c.set_config(LinkConfig {
             latency: Duration::from_micros(1),
             bandwidth_bps: None,
             ..LinkConfig::default()
         });
-        let b = c.send(Instant::ZERO, vec![2]).unwrap();
+        let b = c.send(Instant::ZERO, Frame::new(vec![2])).unwrap().at;
         assert!(b >= a, "frames never overtake each other");
         assert_eq!(c.receive(a).unwrap(), vec![1]);
         assert_eq!(c.receive(a).unwrap(), vec![2]);

@@ -128,8 +128,7 @@ fn public_passes_admin_gets_403_from_the_proxy() {
 }
 
 fn v4(a: IpAddress) -> Ipv4Address {
-    let IpAddress::Ipv4(a) = a;
-    a
+    podnet::v4(a)
 }
 
 #[test]

@@ -444,7 +444,7 @@ fn a_full_accept_queue_drops_syns_and_the_clients_retransmit() {
     let web = c
         .add_pod(PodSpec::new("web", b).program(Program::HttpServer { port: 80 }))
         .unwrap();
-    let smoltcp::wire::IpAddress::Ipv4(to) = c.pod(web).unwrap().addrs().ip.address();
+    let to = podnet::v4(c.pod(web).unwrap().addrs().ip.address());
     // One connection first, so that node-a knows node-b and node-b the server: otherwise the
     // burst waits for ARP in their neighbour queues, which keep 256 SYNs each (see
     // `a_syn_burst_overflows_the_neighbour_queue`). Then past its TIME-WAIT, so that the
@@ -504,7 +504,7 @@ fn a_syn_burst_overflows_the_neighbour_queue() {
     let web = c
         .add_pod(PodSpec::new("web", b).program(Program::HttpServer { port: 80 }))
         .unwrap();
-    let smoltcp::wire::IpAddress::Ipv4(to) = c.pod(web).unwrap().addrs().ip.address();
+    let to = podnet::v4(c.pod(web).unwrap().addrs().ip.address());
     let client = c
         .add_pod(
             PodSpec::new("client", a).program(Program::Client(
@@ -542,7 +542,7 @@ fn a_syn_burst_overflows_the_neighbour_queue() {
 fn a_pod_rate_limits_its_port_unreachables() {
     let (mut c, a, b) = cluster(1, frames_only());
     let quiet = c.add_pod(PodSpec::new("quiet", b)).unwrap();
-    let smoltcp::wire::IpAddress::Ipv4(to) = c.pod(quiet).unwrap().addrs().ip.address();
+    let to = podnet::v4(c.pod(quiet).unwrap().addrs().ip.address());
     let client = c
         .add_pod(
             PodSpec::new("client", a).program(Program::Client(
@@ -585,7 +585,7 @@ fn a_client_that_times_out_after_the_handshake_sends_a_fin() {
     let sink = c
         .add_pod(PodSpec::new("sink", b).program(Program::TcpDiscard { port: 9 }))
         .unwrap();
-    let smoltcp::wire::IpAddress::Ipv4(to) = c.pod(sink).unwrap().addrs().ip.address();
+    let to = podnet::v4(c.pod(sink).unwrap().addrs().ip.address());
     let client = c
         .add_pod(
             PodSpec::new("client", a).program(Program::Client(

@@ -6,7 +6,7 @@ use podnet::{
     ClientSpec, Cluster, ClusterConfig, Duration, Error, Instant, LinkConfig, NodeId, NodeSpec,
     Outcome, PodId, PodSpec, Program, ServiceSpec,
 };
-use smoltcp::wire::{IpAddress, Ipv4Address};
+use smoltcp::wire::Ipv4Address;
 
 const VIP: Ipv4Address = Ipv4Address::new(10, 96, 0, 10);
 
@@ -27,7 +27,7 @@ fn web(c: &mut Cluster, name: &str, node: NodeId) -> PodId {
 }
 
 fn ip(c: &Cluster, pod: PodId) -> Ipv4Address {
-    let IpAddress::Ipv4(ip) = c.pod(pod).unwrap().addrs().ip.address();
+    let ip = podnet::v4(c.pod(pod).unwrap().addrs().ip.address());
     ip
 }
 

@@ -269,9 +269,7 @@ fn a_full_table_drops_new_syns_while_established_flows_go_on() {
     let sink = c
         .add_pod(PodSpec::new("sink", b).program(Program::TcpDiscard { port: 9 }))
         .unwrap();
-    let ip = |c: &Cluster, p: PodId| match c.pod(p).unwrap().addrs().ip.address() {
-        smoltcp::wire::IpAddress::Ipv4(ip) => ip,
-    };
+    let ip = |c: &Cluster, p: PodId| podnet::v4(c.pod(p).unwrap().addrs().ip.address());
     let (web_ip, sink_ip) = (ip(&c, web), ip(&c, sink));
     let upload = ClientSpec::http("upload", sink_ip, 9)
         .request(Request::Upload(4 << 20))

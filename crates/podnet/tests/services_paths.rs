@@ -306,7 +306,7 @@ fn eth(
 fn arp_gateway(c: &mut Cluster, pod: PodId) {
     use smoltcp::wire::{ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetRepr};
     let a = *c.pod(pod).unwrap().addrs();
-    let smoltcp::wire::IpAddress::Ipv4(ip) = a.ip.address();
+    let ip = podnet::v4(a.ip.address());
     let arp = ArpRepr::EthernetIpv4 {
         operation: ArpOperation::Request,
         source_hardware_addr: a.mac,
@@ -327,7 +327,7 @@ fn arp_gateway(c: &mut Cluster, pod: PodId) {
 }
 
 /// The IPv4 packets sent on `pod`'s veth among `sent`.
-fn ipv4_to(sent: &[(podnet::cluster::Wire, Vec<u8>)], pod: PodId) -> Vec<Vec<u8>> {
+fn ipv4_to(sent: &[(podnet::cluster::Wire, podnet::link::Frame)], pod: PodId) -> Vec<Vec<u8>> {
     sent.iter()
         .filter(|(w, f)| {
             *w == podnet::cluster::Wire::Veth(pod)

@@ -62,7 +62,10 @@ impl Runner<'_> {
         let mut all = self
             .cl
             .inject(wire, frame)
-            .ok_or_else(|| format!("no wire {wire:?}"))?;
+            .ok_or_else(|| format!("no wire {wire:?}"))?
+            .into_iter()
+            .map(|(w, f)| (w, f.into_bytes()))
+            .collect::<Vec<_>>();
         let mut i = 0;
         while i < all.len() && i < 64 {
             let (w, f) = (all[i].0, all[i].1.clone());
@@ -87,7 +90,9 @@ impl Runner<'_> {
             let more = self
                 .cl
                 .inject(w, reply)
-                .ok_or_else(|| format!("no wire {w:?}"))?;
+                .ok_or_else(|| format!("no wire {w:?}"))?
+                .into_iter()
+                .map(|(w, f)| (w, f.into_bytes()));
             all.extend(more);
         }
         Ok(all)
@@ -110,7 +115,7 @@ pub fn run(script: &Script) -> Result<(Plan, RunFigures), String> {
     let mut macs = BTreeMap::new();
     for (id, p) in cl.pods() {
         let a = p.addrs();
-        let smoltcp::wire::IpAddress::Ipv4(ip) = a.ip.address();
+        let ip = podnet::v4(a.ip.address());
         let wire = if cl.pod_node(id) == Some(node) {
             Wire::Veth(id)
         } else {
@@ -142,7 +147,7 @@ pub fn run(script: &Script) -> Result<(Plan, RunFigures), String> {
             Some(name) => {
                 let id = pod_by(name).ok_or_else(|| format!("no pod {name}"))?;
                 let p = cl.pod(id).ok_or("pod")?;
-                let smoltcp::wire::IpAddress::Ipv4(ip) = p.addrs().ip.address();
+                let ip = podnet::v4(p.addrs().ip.address());
                 let peer_mac = if addrs.pod_cidr.contains_addr(&dst) {
                     macs.get(&dst).map(|m| m.1).ok_or("peer pod")?
                 } else {
@@ -181,7 +186,7 @@ pub fn run(script: &Script) -> Result<(Plan, RunFigures), String> {
         .pods()
         .filter(|(id, _)| rn.cl.pod_node(*id) == Some(node))
         .map(|(id, p)| {
-            let smoltcp::wire::IpAddress::Ipv4(ip) = p.addrs().ip.address();
+            let ip = podnet::v4(p.addrs().ip.address());
             (id, p.addrs().mac, ip)
         })
         .collect();

@@ -145,8 +145,7 @@ pub fn cut(
                 .and_then(|p| cluster.pod(PodId(p)))
                 .map(|p| {
                     let a = p.addrs();
-                    let smoltcp::wire::IpCidr::Ipv4(c) = a.ip;
-                    (c.address(), a.mac)
+                    (podnet::v4(a.ip.address()), a.mac)
                 })
                 .or_else(|| {
                     epochs
@@ -233,13 +232,15 @@ pub fn cut(
                     continue;
                 };
                 let node = &mut nodes[*n];
-                match current[*n] {
-                    Some(i) if node.steps[i].time == ev.time => {
-                        node.steps[i].sent.push((dev.clone(), frame.bytes.clone()));
+                // A super-segment leaves the replay's node as the kernel cuts it
+                // (`crate::gso`).
+                for seg in crate::gso::segments(&frame.bytes) {
+                    match current[*n] {
+                        Some(i) if node.steps[i].time == ev.time => {
+                            node.steps[i].sent.push((dev.clone(), seg));
+                        }
+                        _ => node.timer_sent.push((ev.time, dev.clone(), seg)),
                     }
-                    _ => node
-                        .timer_sent
-                        .push((ev.time, dev.clone(), frame.bytes.clone())),
                 }
             }
             EventKind::Dropped { iface, reason, .. } => {

@@ -62,8 +62,11 @@ fn ports_of(cluster: &podnet::Cluster, id: NodeId) -> Vec<Port> {
         .filter(|(p, _)| cluster.pod_node(*p) == Some(id))
         .map(|(p, pod)| {
             let a = pod.addrs();
-            let smoltcp::wire::IpCidr::Ipv4(c) = a.ip;
-            (format!("veth{:08x}", p.0), c.address(), a.mac)
+            (
+                format!("veth{:08x}", p.0),
+                podnet::v4(a.ip.address()),
+                a.mac,
+            )
         })
         .collect()
 }
@@ -394,6 +397,10 @@ pub fn load(path: &str, text: &str, mode: Mode, full: bool) -> Result<Session, S
     // (`net.ipv4.icmp_ratemask` 0 in the node namespaces), checked in real time on their own
     // (`crate::icmplimit`).
     scenario.config.icmp.ratemask = 0;
+    // A VXLAN super-segment cannot be handed to the kernel whole (`crate::gso`).
+    if scenario.config.cni == podnet::cluster::Cni::Vxlan {
+        scenario.config.tso = false;
+    }
     scenario.config.proxy = match mode {
         Mode::Iptables => Proxy::Iptables,
         Mode::Nftables => Proxy::Nftables,

@@ -267,6 +267,15 @@ fn replay_node(
             .map(|w| PacketSocket::open(w).map_err(|e| format!("{wire_ns}: AF_PACKET on {w}: {e}")))
             .collect::<Result<_, _>>()?
     };
+    let gso_socks: Vec<sys::GsoSender> = {
+        let _g = sys::enter_netns(wire_ns).map_err(|e| format!("setns {wire_ns}: {e}"))?;
+        wires
+            .iter()
+            .map(|w| {
+                sys::GsoSender::open(w).map_err(|e| format!("{wire_ns}: GSO sender on {w}: {e}"))
+            })
+            .collect::<Result<_, _>>()?
+    };
     let sock_of: BTreeMap<&str, usize> = wires
         .iter()
         .enumerate()
@@ -417,9 +426,11 @@ fn replay_node(
             let Some(&sock) = sock_of.get(step.dev.as_str()) else {
                 return Err(format!("{name}: no wire {}", step.dev));
             };
-            socks[sock]
-                .send(&step.frame)
-                .map_err(|e| format!("{name}: injecting on {}: {e}", step.dev))
+            match crate::gso::vnet_packet(&step.frame) {
+                Some((hdr, frame)) => gso_socks[sock].send(&hdr, &frame),
+                None => socks[sock].send(&step.frame),
+            }
+            .map_err(|e| format!("{name}: injecting on {}: {e}", step.dev))
         };
         if let Some(p) = raced.iter().position(|r| r.0 == si) {
             // A raced packet, injected and held with the one its lookup missed: it goes on.

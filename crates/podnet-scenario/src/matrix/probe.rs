@@ -248,7 +248,7 @@ fn probe_table(
 
 /// One probe's cell, with the verdict for the flow as the destination pod sees it.
 fn cell(rec: &podnet::ConnRecord, col: &Column, world: &World, proto: L4) -> Cell {
-    let smoltcp::wire::IpAddress::Ipv4(src) = rec.local.addr;
+    let src = podnet::v4(rec.local.addr);
     let proto_num = match proto {
         L4::Tcp => 6,
         L4::Udp => 17,

@@ -506,9 +506,7 @@ impl Session {
 }
 
 fn v4(a: IpAddress) -> Ipv4Address {
-    match a {
-        IpAddress::Ipv4(a) => a,
-    }
+    podnet::v4(a)
 }
 
 /// A connection's tuple as its client sent it.

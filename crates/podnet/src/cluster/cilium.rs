@@ -149,7 +149,7 @@ impl Cluster {
 
     /// The identity of the pod at `ip` (Cilium policies only).
     pub fn pod_identity(&self, ip: IpAddress) -> Option<u32> {
-        let IpAddress::Ipv4(ip) = ip;
+        let ip = crate::v4(ip);
         let w = self.policy_world();
         w.cilium.as_ref()?.pods.get(&ip).copied()
     }

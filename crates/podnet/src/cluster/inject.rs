@@ -21,7 +21,8 @@ impl Cluster {
     /// other end never sees it). Timers the node armed are scheduled as usual.
     ///
     /// `None` when there is no such pod (or it was deleted) or node.
-    pub fn inject(&mut self, wire: Wire, frame: Frame) -> Option<Vec<(Wire, Frame)>> {
+    pub fn inject(&mut self, wire: Wire, frame: impl Into<Frame>) -> Option<Vec<(Wire, Frame)>> {
+        let frame = frame.into();
         let (node, link, node_end) = match wire {
             Wire::Veth(p) => {
                 let slot = self.pods.get(p.0 as usize)?.as_ref()?;
@@ -85,7 +86,7 @@ mod tests {
             .unwrap();
         let p = c.add_pod(PodSpec::new("p", a)).unwrap();
         let addrs = *c.pod(p).unwrap().addrs();
-        let smoltcp::wire::IpAddress::Ipv4(ip) = addrs.ip.address();
+        let ip = crate::v4(addrs.ip.address());
         let gw = c.node(a).unwrap().addrs().gateway();
         let arp = ArpRepr::EthernetIpv4 {
             operation: ArpOperation::Request,
@@ -109,7 +110,7 @@ mod tests {
         // The broadcast comes back through the hairpin port (as the kernel floods it), then
         // cni0's answer.
         assert_eq!(sent.len(), 2, "{sent:?}");
-        assert_eq!(sent[0], (Wire::Veth(p), frame.clone()));
+        assert_eq!(sent[0], (Wire::Veth(p), frame.clone().into()));
         assert_eq!(sent[1].0, Wire::Veth(p));
         let reply = EthernetFrame::new_checked(&sent[1].1[..]).unwrap();
         assert_eq!(reply.dst_addr(), addrs.mac);
@@ -142,7 +143,7 @@ mod tests {
         assert!(name.starts_with("node-a/veth"), "{name}");
         assert_eq!(bytes, frame);
         assert!(evs.iter().any(|e| matches!(&e.kind,
-            EventKind::Sent { iface, frame: f } if names[iface] == name && f.bytes == sent[1].1)));
+            EventKind::Sent { iface, frame: f } if names[iface] == name && f.bytes == *sent[1].1)));
         assert!(c.inject(Wire::Veth(PodId(99)), frame).is_none());
     }
 }

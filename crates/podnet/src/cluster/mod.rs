@@ -14,7 +14,7 @@
 //! let b = c.add_node(NodeSpec::new("node-b", [192, 168, 1, 101])).unwrap();
 //! let web = c.add_pod(PodSpec::new("web", b).program(Program::HttpServer { port: 80 })).unwrap();
 //! let web_ip = c.pod(web).unwrap().addrs().ip.address();
-//! let smoltcp::wire::IpAddress::Ipv4(web_ip) = web_ip;
+//! let web_ip = podnet::v4(web_ip);
 //! let client = c
 //!     .add_pod(PodSpec::new("client", a).program(Program::Client(ClientSpec::http("web", web_ip, 80).count(3))))
 //!     .unwrap();
@@ -288,11 +288,17 @@ impl Cluster {
 
     fn new_link(&mut self, a: (Attach, IfaceId), b: (Attach, IfaceId)) -> u32 {
         let id = self.links.len() as u32;
+        // A node's uplink is a cable between NICs; a pod's link is a veth.
+        let wire = [a.0, b.0]
+            .iter()
+            .any(|e| matches!(e, Attach::Uplink(_) | Attach::Switch));
         let mk = |d: u32| {
-            Channel::new(
+            let mut c = Channel::new(
                 self.config.link.clone(),
                 SimRng::derive(self.config.seed, Stream::Link(id * 2 + d)),
-            )
+            );
+            c.set_wire(wire);
+            c
         };
         let chans = [mk(0), mk(1)];
         self.links.push(Link {
@@ -549,9 +555,12 @@ impl Cluster {
             &spec.programs,
             rng,
             self.config.tcp_buffer,
-            match self.config.cni {
-                Cni::Vxlan => crate::node::vxlan::POD_MTU,
-                Cni::Bridge | Cni::Native => crate::pod::POD_MTU,
+            crate::pod::Nic {
+                mtu: match self.config.cni {
+                    Cni::Vxlan => crate::node::vxlan::POD_MTU,
+                    Cni::Bridge | Cni::Native => crate::pod::POD_MTU,
+                },
+                tso: self.config.tso,
             },
             self.now,
         );
@@ -593,7 +602,7 @@ impl Cluster {
         self.nodes[slot.node.0 as usize].node.detach_port(slot.link);
         self.links[slot.link as usize].deleted = true;
         self.names.remove(slot.pod.name());
-        let smoltcp::wire::IpAddress::Ipv4(ip) = slot.pod.addrs().ip.address();
+        let ip = crate::v4(slot.pod.addrs().ip.address());
         self.ips.remove(&ip);
         let mut changed = false;
         for s in self.services.iter_mut() {

@@ -14,7 +14,7 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use smoltcp::wire::{IpAddress, Ipv4Address};
+use smoltcp::wire::Ipv4Address;
 
 use super::{Cluster, NodeSlot, PodId, Proxy};
 use crate::conntrack::Tuple;
@@ -56,7 +56,7 @@ fn dataplane(slot: &NodeSlot) -> Option<&Dataplane> {
 /// Why a client connection that timed out was denied, if it was.
 pub(super) fn denied_reason(nodes: &[NodeSlot], r: &ConnRecord, proto: u8) -> Option<String> {
     let remote = r.peer.unwrap_or(r.remote);
-    let (IpAddress::Ipv4(src), IpAddress::Ipv4(dst)) = (r.local.addr, remote.addr);
+    let (src, dst) = (crate::v4(r.local.addr), crate::v4(remote.addr));
     let sent = Tuple {
         src,
         dst,
@@ -137,7 +137,7 @@ impl Cluster {
             .flatten()
             .filter(|s| !self.nodes[s.node.0 as usize].edge && !s.meta.l7_proxy)
         {
-            let IpAddress::Ipv4(ip) = s.pod.addrs().ip.address();
+            let ip = crate::v4(s.pod.addrs().ip.address());
             w.pods.insert(
                 ip,
                 PodMeta {

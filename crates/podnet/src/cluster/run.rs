@@ -91,18 +91,32 @@ impl Cluster {
             self.trace.dropped(self.now, iface, "pod deleted", &frame);
             return;
         }
-        self.trace.sent(self.now, iface, &frame);
+        if matches!(l.ends[from].0, Attach::Switch) {
+            self.trace.sent_on_wire(self.now, iface, &frame);
+        } else {
+            self.trace.sent(self.now, iface, &frame);
+        }
+        let l = &mut self.links[link as usize];
         let idle = l.chans[from].in_flight() == 0;
         match l.chans[from].send(self.now, frame) {
-            // One queue entry per busy channel: its head frame. `deliver` schedules the next.
-            Ok(at) if idle => self.schedule(
-                at,
-                Ev::Deliver {
-                    link,
-                    dir: from as u8,
-                },
-            ),
-            Ok(_) => {}
+            Ok(sent) => {
+                for seg in &sent.lost {
+                    self.trace
+                        .dropped(self.now, iface, crate::link::LinkDrop::Loss.reason(), seg);
+                }
+                // One queue entry per busy channel: its head frame. `deliver` schedules the
+                // next.
+                if idle {
+                    let first = self.links[link as usize].chans[from].next_arrival();
+                    self.schedule(
+                        first.unwrap_or(sent.at),
+                        Ev::Deliver {
+                            link,
+                            dir: from as u8,
+                        },
+                    );
+                }
+            }
             Err((why, frame)) => self.trace.dropped(self.now, iface, why.reason(), &frame),
         }
     }
@@ -128,7 +142,11 @@ impl Cluster {
             self.trace.dropped(self.now, iface, "pod deleted", &frame);
             return;
         }
-        self.trace.received(self.now, iface, &frame);
+        if matches!(attach, Attach::Switch) {
+            self.trace.received_on_wire(self.now, iface, &frame);
+        } else {
+            self.trace.received(self.now, iface, &frame);
+        }
         match attach {
             Attach::Pod(id) => {
                 if let Some(Some(slot)) = self.pods.get_mut(id.0 as usize) {

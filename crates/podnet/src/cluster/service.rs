@@ -164,7 +164,7 @@ impl Cluster {
                     .iter()
                     .filter_map(|id| {
                         let pod = self.pod(*id)?;
-                        let smoltcp::wire::IpAddress::Ipv4(ip) = pod.addrs().ip.address();
+                        let ip = crate::v4(pod.addrs().ip.address());
                         let node = self.node(self.pod_node(*id)?)?.name().to_string();
                         Some(Endpoint {
                             ip,

@@ -29,6 +29,10 @@ pub struct ClusterConfig {
     pub route_capacity: usize,
     /// Receive and send buffer of every TCP socket, in bytes.
     pub tcp_buffer: usize,
+    /// TCP segmentation offload on every pod's `eth0` (Linux's veth default): a pod's TCP
+    /// sends super-segments that cross the node whole and are cut into segments only on a
+    /// wire (see [`crate::gso`]). Off is `ethtool -K eth0 tso off gso off` in every pod.
+    pub tso: bool,
     /// ClusterIPs are allocated from this range.
     pub service_cidr: Ipv4Cidr,
     /// How Services are implemented on the nodes.
@@ -94,6 +98,7 @@ impl Default for ClusterConfig {
             trace: TraceConfig::default(),
             route_capacity: 4096,
             tcp_buffer: 64 * 1024,
+            tso: true,
             service_cidr: Ipv4Cidr::new(Ipv4Address::new(10, 96, 0, 0), 12),
             proxy: Proxy::Iptables,
             conntrack: CtConfig::default(),

@@ -136,6 +136,6 @@ impl Node {
         }
         .emit(&mut eth);
         arp.emit(&mut ArpPacket::new_unchecked(eth.payload_mut()));
-        self.dev_xmit(now, dev, frame, out, trace);
+        self.dev_xmit(now, dev, frame.into(), out, trace);
     }
 }

@@ -241,8 +241,8 @@ mod tests {
     const IP: Ipv4Address = Ipv4Address::new(10, 244, 0, 5);
     const MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 5]);
 
-    fn p(bytes: Frame) -> Pending {
-        bytes.into()
+    fn p(bytes: Vec<u8>) -> Pending {
+        Frame::new(bytes).into()
     }
 
     #[test]

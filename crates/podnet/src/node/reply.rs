@@ -54,7 +54,7 @@ fn ip_frame(
     ip.set_ident(ident);
     ip.set_dont_frag(proto == IpProtocol::Tcp);
     ip.fill_checksum();
-    frame
+    frame.into()
 }
 
 fn finish_ip_checksum(frame: &mut [u8]) {

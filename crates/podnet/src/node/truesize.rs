@@ -200,7 +200,7 @@ mod tests {
     }
 
     fn vxlan(inner: &[u8]) -> Vec<u8> {
-        super::super::vxlan::encap(inner, A, B, 1)
+        super::super::vxlan::encap(inner, A, B, 1).into_bytes()
     }
 
     /// The figures measured with Linux 6.18.44 (module docs).

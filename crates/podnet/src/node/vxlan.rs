@@ -132,7 +132,7 @@ pub fn encap(inner: &[u8], src: Ipv4Address, dst: Ipv4Address, ident: u16) -> Fr
     // A real UDP checksum: over IPv4 a VXLAN device sends one unless it was created with
     // `noudpcsum` (`VXLAN_F_UDP_ZERO_CSUM_TX`), and flannel does not ask for that.
     UdpPacket::new_unchecked(&mut f[ETH_HDR + IP_HDR..]).fill_checksum(&src.into(), &dst.into());
-    f
+    f.into()
 }
 
 impl Node {
@@ -206,7 +206,10 @@ impl Node {
             return self.drop_frame(now, Dev::Flannel, "vxlan: no FDB entry", &frame, trace);
         };
         let ident = self.next_ident();
-        let outer = encap(&frame, self.addrs.eth0.address(), remote, ident);
+        let mut outer = encap(&frame, self.addrs.eth0.address(), remote, ident);
+        // A GSO packet stays one through the tunnel (`SKB_GSO_UDP_TUNNEL`), cut into
+        // segments of the inner TCP's size where it leaves on the wire.
+        outer.set_gso_size(frame.gso_size());
         self.local_out(now, outer, out, trace);
     }
 
@@ -215,7 +218,7 @@ impl Node {
     pub(super) fn vxlan_rx(
         &mut self,
         now: Instant,
-        frame: &[u8],
+        frame: &Frame,
         out: &mut Output,
         trace: &mut Trace,
     ) {
@@ -238,7 +241,8 @@ impl Node {
         if vni != VNI {
             return self.drop_frame(now, Dev::Eth0, "vxlan: unknown VNI", frame, trace);
         }
-        let inner: Frame = v[VXLAN_HDR..].to_vec();
+        let mut inner = Frame::new(v[VXLAN_HDR..].to_vec());
+        inner.set_gso_size(frame.gso_size());
         let to = EthernetFrame::new_unchecked(&inner[..]).dst_addr();
         trace.received(now, self.iface(Dev::Flannel), &inner);
         if to != self.addrs.flannel_mac && !to.is_broadcast() {

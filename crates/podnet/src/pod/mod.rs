@@ -5,19 +5,17 @@
 //! The pod's device is a pair of frame queues: the cluster pushes arriving frames in, and
 //! takes the frames smoltcp transmitted out after each [`Pod::service`].
 
-use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::cell::RefCell;
 
 use smoltcp::iface::{Config, Interface};
-use smoltcp::phy::{self, Checksum, Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 use smoltcp::wire::{
     EthernetAddress, EthernetFrame, EthernetProtocol, HardwareAddress, Icmpv4Packet, IpAddress,
     IpCidr, IpEndpoint, IpProtocol, Ipv4Address, Ipv4Packet, TcpPacket, UdpPacket,
 };
 
+mod device;
 mod icmp_out;
 mod lingering;
 mod pool;
@@ -28,6 +26,7 @@ mod timewait;
 mod timewait_tests;
 mod transparent;
 
+pub use device::{Nic, PodDevice, POD_MTU};
 pub(crate) use lingering::Lingering;
 pub(crate) use pool::SocketPool;
 pub use pool::UDP_QUEUE;
@@ -38,133 +37,26 @@ use crate::link::Frame;
 use crate::program::{client::Client, App, PodEnv, Program};
 use crate::rng::SimRng;
 
-/// IP MTU of a pod's `eth0` with the default (`host-gw`) CNI; VXLAN lowers it to
-/// [`crate::node::vxlan::POD_MTU`].
-pub const POD_MTU: usize = 1500;
-
-/// The pod's network device: frames in, frames out.
-#[derive(Debug)]
-pub struct PodDevice {
-    rx: VecDeque<Frame>,
-    tx: Vec<Frame>,
-    /// Buffers of frames the pod has received, kept for the next frames it sends (a bulk
-    /// transfer then allocates and frees no buffer per frame). Shared by the receive and the
-    /// transmit token of one `receive`, hence the cell.
-    spare: RefCell<Vec<Frame>>,
-    /// IP MTU.
-    mtu: usize,
-}
-
-/// Spare buffers a pod keeps at most ([`PodDevice`]).
-const SPARE_FRAMES: usize = 16;
-
-impl Default for PodDevice {
-    fn default() -> Self {
-        PodDevice::with_mtu(POD_MTU)
-    }
-}
-
-impl PodDevice {
-    /// A device with this IP MTU (its Ethernet MTU is 14 bytes more).
-    pub fn with_mtu(mtu: usize) -> Self {
-        PodDevice {
-            rx: VecDeque::new(),
-            tx: Vec::new(),
-            spare: RefCell::new(Vec::new()),
-            mtu,
+/// Makes the TCP sockets of `sockets` acknowledge what arrives next at once; returns their
+/// delayed-ACK settings, to restore after the segment is in.
+///
+/// For a super-segment (a GSO packet from a veth, or what GRO merged): it holds more than one
+/// full segment, for which Linux acknowledges at once (`__tcp_ack_snd_check`: more than
+/// `rcv_mss` unacknowledged). smoltcp does so only when a delayed ACK is already pending; with
+/// a delay of zero its timer expires at once either way.
+fn ack_now(
+    sockets: &mut smoltcp::iface::SocketSet<'static>,
+) -> Vec<Option<smoltcp::time::Duration>> {
+    let mut delays = Vec::new();
+    for s in sockets.iter_mut() {
+        if let smoltcp::socket::Socket::Tcp(s) = s.1 {
+            delays.push(s.ack_delay());
+            if s.ack_delay().is_some() {
+                s.set_ack_delay(Some(smoltcp::time::Duration::ZERO));
+            }
         }
     }
-
-    /// Keeps the buffer of a frame the pod is done with for a frame it sends.
-    fn recycle(spare: &RefCell<Vec<Frame>>, frame: Frame, mtu: usize) {
-        let mut spare = spare.borrow_mut();
-        if spare.len() < SPARE_FRAMES && frame.capacity() >= mtu + 14 {
-            spare.push(frame);
-        }
-    }
-}
-
-/// Receive token: owns one arriving frame; its buffer goes to the device's spares after.
-pub struct RxToken<'a> {
-    frame: Frame,
-    spare: &'a RefCell<Vec<Frame>>,
-    mtu: usize,
-}
-
-/// Transmit token: appends one frame to the device's output, in a spare buffer if there is
-/// one. Every buffer holds a whole Ethernet frame of the MTU, so any can be reused.
-pub struct TxToken<'a> {
-    tx: &'a mut Vec<Frame>,
-    spare: &'a RefCell<Vec<Frame>>,
-    mtu: usize,
-}
-
-impl phy::RxToken for RxToken<'_> {
-    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        let r = f(&self.frame);
-        PodDevice::recycle(self.spare, self.frame, self.mtu);
-        r
-    }
-}
-
-impl phy::TxToken for TxToken<'_> {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut frame = self
-            .spare
-            .borrow_mut()
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(len.max(self.mtu + 14)));
-        // Zeroed as a fresh buffer would be: smoltcp leaves some bytes alone (the padding
-        // after a TCP option list's end, for one).
-        frame.clear();
-        frame.resize(len, 0);
-        let r = f(&mut frame);
-        self.tx.push(frame);
-        r
-    }
-}
-
-impl Device for PodDevice {
-    type RxToken<'a> = RxToken<'a>;
-    type TxToken<'a> = TxToken<'a>;
-
-    fn receive(&mut self, _now: Instant) -> Option<(RxToken<'_>, TxToken<'_>)> {
-        let frame = self.rx.pop_front()?;
-        let rx = RxToken {
-            frame,
-            spare: &self.spare,
-            mtu: self.mtu,
-        };
-        let tx = TxToken {
-            tx: &mut self.tx,
-            spare: &self.spare,
-            mtu: self.mtu,
-        };
-        Some((rx, tx))
-    }
-
-    fn transmit(&mut self, _now: Instant) -> Option<TxToken<'_>> {
-        Some(TxToken {
-            tx: &mut self.tx,
-            spare: &self.spare,
-            mtu: self.mtu,
-        })
-    }
-
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut caps = DeviceCapabilities::default();
-        caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = self.mtu + 14;
-        // Filled in on transmit, never verified on receive: a frame reaches a pod's stack
-        // verified or trusted, as a veth or an offloading NIC hands the kernel's TCP a
-        // `CHECKSUM_PARTIAL` or `CHECKSUM_UNNECESSARY` skb ([`Pod::deliver`] verifies the
-        // rest).
-        caps.checksum.ipv4 = Checksum::Tx;
-        caps.checksum.tcp = Checksum::Tx;
-        caps.checksum.udp = Checksum::Tx;
-        caps.checksum.icmpv4 = Checksum::Tx;
-        caps
-    }
+    delays
 }
 
 /// An ICMP error about a TCP or UDP packet this pod sent, as the socket layer sees it (smoltcp
@@ -354,10 +246,10 @@ impl Pod {
         programs: &[Program],
         mut rng: SimRng,
         tcp_buffer: usize,
-        mtu: usize,
+        nic: Nic,
         now: Instant,
     ) -> Self {
-        let mut device = PodDevice::with_mtu(mtu);
+        let mut device = PodDevice::new(nic);
         let mut config = Config::new(HardwareAddress::Ethernet(addrs.mac));
         config.random_seed = rng.next_u64();
         let mut iface = Interface::new(config, &mut device, now);
@@ -507,8 +399,18 @@ impl Pod {
                             None => break,
                         },
                     };
+                    let gro = self.device.rx.front().is_some_and(|f| f.gso_size() > 0);
+                    let delays = if gro { ack_now(sockets) } else { Vec::new() };
                     self.iface
                         .poll_ingress_single(now, &mut self.device, sockets);
+                    let mut delays = delays.into_iter();
+                    for s in sockets.iter_mut() {
+                        if let smoltcp::socket::Socket::Tcp(s) = s.1 {
+                            if let Some(delay) = delays.next() {
+                                s.set_ack_delay(delay);
+                            }
+                        }
+                    }
                 }
                 Answered::Yes => {
                     self.device.rx.pop_front();
@@ -677,7 +579,6 @@ mod device_tests {
     use super::*;
     use crate::program::Program;
     use crate::rng::Stream;
-    use smoltcp::phy::{RxToken as _, TxToken as _};
     use smoltcp::wire::{EthernetRepr, Ipv4Cidr};
 
     const CLIENT: Ipv4Address = Ipv4Address::new(10, 244, 0, 2);
@@ -694,7 +595,7 @@ mod device_tests {
         }
         .emit(&mut EthernetFrame::new_unchecked(&mut f[..]));
         f[14..].copy_from_slice(ip);
-        f
+        f.into()
     }
 
     fn syn() -> Frame {
@@ -717,7 +618,7 @@ mod device_tests {
             &[Program::HttpServer { port: 80 }],
             SimRng::derive(1, Stream::Pod(1)),
             65536,
-            POD_MTU,
+            Nic::veth(POD_MTU),
             now,
         );
         pod.service(now);
@@ -761,26 +662,5 @@ mod device_tests {
         assert_eq!(answers(bad.clone(), false), 0);
         // Trusted as the cluster's own frames are: the stack itself checks nothing.
         assert_eq!(answers(bad, true), 1);
-    }
-
-    #[test]
-    fn a_frame_sent_in_a_reused_buffer_starts_zeroed_like_a_fresh_one() {
-        let mut dev = PodDevice::default();
-        dev.rx.push_back(alloc::vec![0xff; 1514]);
-        let (rx, tx) = dev.receive(Instant::ZERO).unwrap();
-        assert_eq!(rx.consume(|f| f.len()), 1514);
-        // The received buffer is now the spare one the next frame is built in.
-        let spare = tx.spare.borrow().len();
-        tx.consume(60, |f| f[..14].fill(1));
-        assert_eq!((spare, dev.spare.borrow().len()), (1, 0));
-        let sent = &dev.tx[0];
-        assert_eq!(sent.len(), 60);
-        assert!(sent[..14].iter().all(|&b| b == 1));
-        assert!(sent[14..].iter().all(|&b| b == 0), "{sent:?}");
-        // A frame too small to hold a whole one of the MTU is not kept.
-        dev.rx.push_back(alloc::vec![0; 60]);
-        let (rx, _) = dev.receive(Instant::ZERO).unwrap();
-        rx.consume(|_| ());
-        assert_eq!(dev.spare.borrow().len(), 0);
     }
 }

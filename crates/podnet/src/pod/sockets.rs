@@ -583,6 +583,7 @@ impl Sockets {
                 let broadcast = dst.is_broadcast()
                     || iface.ip_addrs().iter().any(|c| match c {
                         smoltcp::wire::IpCidr::Ipv4(c) => c.broadcast() == Some(dst),
+                        smoltcp::wire::IpCidr::Ipv6(_) => false,
                     });
                 self.first(Key::Udp(dport), |s| match s {
                     Socket::Udp(s) => udp_accepts(s, dst, dport, broadcast),

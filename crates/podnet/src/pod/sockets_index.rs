@@ -115,9 +115,7 @@ pub(super) fn time_of(k: crate::pairset::Key) -> Instant {
 }
 
 pub(super) fn bits(a: IpAddress) -> u32 {
-    match a {
-        IpAddress::Ipv4(a) => a.to_bits(),
-    }
+    crate::v4(a).to_bits()
 }
 
 /// A pod's indexes of its sockets.

@@ -36,7 +36,7 @@ fn ethernet(ethertype: EthernetProtocol, payload: &[u8]) -> Frame {
     }
     .emit(&mut EthernetFrame::new_unchecked(&mut f[..]));
     f[14..].copy_from_slice(payload);
-    f
+    f.into()
 }
 
 fn arp_reply() -> Frame {

@@ -119,7 +119,7 @@ impl Record {
             rcv_nxt,
             wnd_end: rcv_nxt + ((win as usize) << shift),
             challenge_at: Instant::from_secs(0),
-            ack: ack.to_vec(),
+            ack: ack.to_vec().into(),
         })
     }
 

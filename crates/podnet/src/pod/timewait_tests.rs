@@ -14,7 +14,7 @@ use smoltcp::wire::{
     Ipv4Address, Ipv4Cidr, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
 };
 
-use super::{Pod, PodAddrs};
+use super::{Nic, Pod, PodAddrs};
 use crate::link::Frame;
 use crate::program::{client::ClientSpec, Program};
 use crate::rng::{SimRng, Stream};
@@ -42,7 +42,7 @@ fn world(seed: u64, keep_sockets: bool) -> (Pod, Pod, Instant, TcpRepr<'static>,
         &[Program::HttpServer { port: 80 }],
         SimRng::derive(seed, Stream::Pod(1)),
         65536,
-        1500,
+        Nic::veth(1500),
         now,
     );
     let mut client = Pod::new(
@@ -53,7 +53,7 @@ fn world(seed: u64, keep_sockets: bool) -> (Pod, Pod, Instant, TcpRepr<'static>,
         )],
         SimRng::derive(seed, Stream::Pod(0)),
         65536,
-        1500,
+        Nic::veth(1500),
         now,
     );
     if keep_sockets {
@@ -162,7 +162,7 @@ fn segment(
         &IpAddress::Ipv4(CLIENT),
         &caps,
     );
-    f
+    f.into()
 }
 
 /// What the client shows after a step: its frames, TIME-WAIT count, whether its port is free

@@ -16,10 +16,10 @@ impl Pod {
             return true;
         }
         smoltcp::wire::ArpPacket::new_checked(eth.payload()).is_ok_and(|a| {
-            self.iface.ip_addrs().iter().any(|c| {
-                let smoltcp::wire::IpAddress::Ipv4(own) = c.address();
-                a.target_protocol_addr() == own.octets()
-            })
+            self.iface
+                .ip_addrs()
+                .iter()
+                .any(|c| a.target_protocol_addr() == crate::v4(c.address()).octets())
         })
     }
 

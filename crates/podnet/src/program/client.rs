@@ -439,11 +439,9 @@ impl Client {
         let now = env.now;
         if let Some(lb) = env.sock_lb.as_deref_mut() {
             let remote = self.remote();
-            let IpAddress::Ipv4(dst) = remote.addr;
+            let dst = crate::v4(remote.addr);
             let req = crate::ebpf::ConnectReq {
-                client: match client_addr {
-                    IpAddress::Ipv4(a) => a,
-                },
+                client: crate::v4(client_addr),
                 sport: 0,
                 proto: match self.spec.protocol {
                     Protocol::Tcp => 6,

@@ -75,8 +75,7 @@ pub struct L7Proxy {
 }
 
 fn v4(a: IpAddress) -> smoltcp::wire::Ipv4Address {
-    let IpAddress::Ipv4(a) = a;
-    a
+    crate::v4(a)
 }
 
 impl L7Proxy {

@@ -3,7 +3,7 @@
 use alloc::collections::BTreeMap;
 
 use litemap::LiteMap;
-use smoltcp::wire::{IpAddress, IpEndpoint};
+use smoltcp::wire::IpEndpoint;
 
 use super::client::EPHEMERAL_PORTS;
 use crate::rng::{splitmix, SimRng};
@@ -178,7 +178,7 @@ impl Ports {
         let (lo, hi) = EPHEMERAL_PORTS;
         let remaining = u32::from(hi - lo) + 1;
         let secret = *self.secret.get_or_insert_with(|| rng.next_u64());
-        let IpAddress::Ipv4(addr) = peer.addr;
+        let addr = crate::v4(peer.addr);
         let hash = splitmix(secret ^ (u64::from(addr.to_bits()) << 16 | u64::from(peer.port)));
         let state = self.peers.get(&peer);
         let perturb = state.map_or(0, |p| p.perturb);
@@ -385,7 +385,10 @@ mod tests {
     }
 
     fn peer(last: u8, port: u16) -> IpEndpoint {
-        IpEndpoint::new(IpAddress::Ipv4(Ipv4Address::new(10, 96, 0, last)), port)
+        IpEndpoint::new(
+            smoltcp::wire::IpAddress::Ipv4(Ipv4Address::new(10, 96, 0, last)),
+            port,
+        )
     }
 
     fn connect(ports: &mut Ports, rng: &mut SimRng, to: IpEndpoint) -> Option<u16> {

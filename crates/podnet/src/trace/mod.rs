@@ -26,6 +26,7 @@ use core::fmt::Write;
 use smoltcp::time::Instant;
 
 use crate::cluster::NodeId;
+use crate::link::Frame;
 use crate::netfilter::{Hook, Notes, Verdict};
 use crate::pcap::PcapBuffer;
 use crate::tcpdump::{self, Direction};
@@ -510,6 +511,41 @@ impl Trace {
         self.since_mark = Some((self.since_mark.map_or(now, |(first, _)| first), now));
         self.capture(now, iface, frame);
         self.frame_event(now, EventRef::Received { iface, frame });
+    }
+
+    /// A frame arrived at `iface`, a port of the underlay switch, which sees a super-segment
+    /// as the wire carries it: one event (and one delivery) per segment ([`crate::gso`]).
+    pub fn received_on_wire(&mut self, now: Instant, iface: IfaceId, frame: &Frame) {
+        self.on_wire(now, iface, frame, true);
+    }
+
+    /// A frame left `iface`, a port of the underlay switch, as the wire carries it (see
+    /// [`Trace::received_on_wire`]).
+    pub fn sent_on_wire(&mut self, now: Instant, iface: IfaceId, frame: &Frame) {
+        self.on_wire(now, iface, frame, false);
+    }
+
+    fn on_wire(&mut self, now: Instant, iface: IfaceId, frame: &Frame, arrived: bool) {
+        let event = match arrived {
+            true => Self::received,
+            false => Self::sent,
+        };
+        let segments = crate::gso::wire_shape(frame).segments;
+        if segments == 1 {
+            return event(self, now, iface, frame);
+        }
+        let captured = matches!(self.pcaps.get(iface.0 as usize), Some(Some(_)));
+        if self.wants_frames() || captured {
+            for k in 0..segments {
+                event(self, now, iface, &crate::gso::piece(frame, k, k + 1));
+            }
+        } else if arrived {
+            // Nobody looks at the bytes: only the count of deliveries moves.
+            if let Some(n) = self.delivered.get_mut(iface.0 as usize) {
+                *n += segments as u64;
+            }
+            self.since_mark = Some((self.since_mark.map_or(now, |(first, _)| first), now));
+        }
     }
 
     /// A frame was discarded at `iface`.
