@@ -534,8 +534,9 @@ impl Trace {
         if segments == 1 {
             return event(self, now, iface, frame);
         }
+        // Passing frames go to the recorder and to observers that asked for them.
         let captured = matches!(self.pcaps.get(iface.0 as usize), Some(Some(_)));
-        if self.wants_frames() || captured {
+        if self.config.frames || self.observer_passing || captured {
             for k in 0..segments {
                 event(self, now, iface, &crate::gso::piece(frame, k, k + 1));
             }
