@@ -7,7 +7,8 @@
 // uplink, node-b's uplink, server veth; podnet's L2 switch is an IP router here). Every link:
 // 10 Gbit/s, 50 us, a plain drop-tail queue of 1000 full frames in bytes and no queue disc
 // (the default FqCoDel root qdisc is uninstalled). TCP: NewReno, 64 KiB send and receive
-// buffers, MSS 1460, no SACK, no timestamps, window scaling on, delayed ACK 10 ms / every
+// buffers, MSS 1460 (1448 bytes of data with the timestamp option), no SACK, timestamps,
+// window scaling on, delayed ACK 10 ms / every
 // second segment, Nagle on, minimum and initial RTO 1 s: smoltcp's settings as podnet uses
 // them.
 //
@@ -240,14 +241,16 @@ main(int argc, char** argv)
     Config::SetDefault("ns3::TcpL4Protocol::SocketType", TypeIdValue(TcpNewReno::GetTypeId()));
     Config::SetDefault("ns3::TcpSocket::SndBufSize", UintegerValue(64 * 1024));
     Config::SetDefault("ns3::TcpSocket::RcvBufSize", UintegerValue(64 * 1024));
-    Config::SetDefault("ns3::TcpSocket::SegmentSize", UintegerValue(1460));
+    // ns-3's segment size is the data a segment carries, options not taken off: 1460 less
+    // the timestamp's 12 bytes, as podnet's pods carry (1460 would make 1512-byte packets).
+    Config::SetDefault("ns3::TcpSocket::SegmentSize", UintegerValue(1448));
     Config::SetDefault("ns3::TcpSocket::InitialCwnd", UintegerValue(2));
     Config::SetDefault("ns3::TcpSocket::DelAckTimeout", TimeValue(MilliSeconds(10)));
     Config::SetDefault("ns3::TcpSocket::DelAckCount", UintegerValue(2));
     Config::SetDefault("ns3::TcpSocket::TcpNoDelay", BooleanValue(false));
     Config::SetDefault("ns3::TcpSocket::ConnTimeout", TimeValue(Seconds(1)));
     Config::SetDefault("ns3::TcpSocketBase::Sack", BooleanValue(false));
-    Config::SetDefault("ns3::TcpSocketBase::Timestamp", BooleanValue(false));
+    Config::SetDefault("ns3::TcpSocketBase::Timestamp", BooleanValue(true));
     Config::SetDefault("ns3::TcpSocketBase::WindowScaling", BooleanValue(true));
     Config::SetDefault("ns3::TcpSocketBase::MinRto", TimeValue(Seconds(1)));
     Config::SetDefault("ns3::RttEstimator::InitialEstimation", TimeValue(Seconds(1)));

@@ -13,10 +13,12 @@
 
 use podnet::link::Frame;
 
-/// The segment size of podnet's super-segments in the clusters the replay runs with TSO: a
-/// 1500-byte pod MTU less the IP and TCP headers (podnet's pods send no TCP options after
-/// the handshake).
-pub const GSO_SIZE: u16 = (podnet::pod::POD_MTU - 40) as u16;
+/// The segment size of a super-segment from podnet's pods in the clusters the replay runs
+/// with TSO: a 1500-byte pod MTU less the IP and TCP headers, the TCP header with the
+/// options every segment of its connection carries (12 bytes of timestamp, or none).
+fn gso_size(tcp_header: usize) -> u16 {
+    (podnet::pod::POD_MTU - 20 - tcp_header) as u16
+}
 
 const ETH: usize = 14;
 
@@ -37,19 +39,20 @@ fn tcp_layout(frame: &[u8]) -> Option<(usize, usize, usize)> {
     (payload <= ETH + total && ETH + total <= frame.len()).then_some((tcp, payload, ETH + total))
 }
 
-/// Whether `frame` is a super-segment: IPv4 TCP with more payload than one segment.
-pub fn is_super(frame: &[u8]) -> bool {
-    tcp_layout(frame).is_some_and(|(_, p, end)| end - p > usize::from(GSO_SIZE))
+/// The segment size of `frame` when it is a super-segment: IPv4 TCP with more payload than
+/// one segment.
+pub fn super_gso(frame: &[u8]) -> Option<u16> {
+    let (tcp, payload, end) = tcp_layout(frame)?;
+    let gso = gso_size(payload - tcp);
+    (end - payload > usize::from(gso)).then_some(gso)
 }
 
 /// The `virtio_net_hdr` and the frame to hand the kernel for super-segment `frame`: GSO
-/// TCPv4 of [`GSO_SIZE`], checksum to be finished from the TCP header on, whose checksum
+/// TCPv4 of its segment size, checksum to be finished from the TCP header on, whose checksum
 /// field holds the pseudo-header sum as Linux's TCP leaves it (`tcp_v4_send_check`).
 pub fn vnet_packet(frame: &[u8]) -> Option<([u8; 10], Vec<u8>)> {
+    let gso = super_gso(frame)?;
     let (tcp, payload, end) = tcp_layout(frame)?;
-    if end - payload <= usize::from(GSO_SIZE) {
-        return None;
-    }
     let mut f = frame[..end].to_vec();
     let len = (end - tcp) as u32;
     let mut sum: u32 = 6 + len;
@@ -64,7 +67,7 @@ pub fn vnet_packet(frame: &[u8]) -> Option<([u8; 10], Vec<u8>)> {
     h[0] = 1; // VIRTIO_NET_HDR_F_NEEDS_CSUM
     h[1] = 1; // VIRTIO_NET_HDR_GSO_TCPV4
     h[2..4].copy_from_slice(&(payload as u16).to_le_bytes());
-    h[4..6].copy_from_slice(&GSO_SIZE.to_le_bytes());
+    h[4..6].copy_from_slice(&gso.to_le_bytes());
     h[6..8].copy_from_slice(&(tcp as u16).to_le_bytes());
     h[8..10].copy_from_slice(&16u16.to_le_bytes());
     Some((h, f))
@@ -73,11 +76,11 @@ pub fn vnet_packet(frame: &[u8]) -> Option<([u8; 10], Vec<u8>)> {
 /// `frame` as the segments the kernel cuts it into where it leaves (itself when it is not a
 /// super-segment).
 pub fn segments(frame: &[u8]) -> Vec<Vec<u8>> {
-    if !is_super(frame) {
+    let Some(gso) = super_gso(frame) else {
         return vec![frame.to_vec()];
-    }
+    };
     let mut f = Frame::new(frame.to_vec());
-    f.set_gso_size(GSO_SIZE);
+    f.set_gso_size(gso);
     let n = podnet::gso::wire_shape(&f).segments;
     (0..n)
         .map(|k| podnet::gso::piece(&f, k, k + 1).into_bytes())
@@ -101,7 +104,7 @@ mod tests {
     #[test]
     fn a_super_segment_goes_whole_with_its_header() {
         let f = frame(3000);
-        assert!(is_super(&f));
+        assert_eq!(super_gso(&f), Some(1460));
         let (h, g) = vnet_packet(&f).unwrap();
         assert_eq!(h, [1, 1, 54, 0, 0xb4, 0x05, 34, 0, 16, 0]);
         // Only the checksum field changed: the pseudo-header sum of 10.244.0.2 > 10.244.1.2,
@@ -112,7 +115,7 @@ mod tests {
         let want = (want & 0xffff) + (want >> 16);
         assert_eq!(u16::from_be_bytes([g[50], g[51]]), want as u16);
         assert_eq!(segments(&f).len(), 3);
-        assert!(!is_super(&frame(1460)));
+        assert_eq!(super_gso(&frame(1460)), None);
         assert_eq!(segments(&frame(1460)), vec![frame(1460)]);
     }
 }

@@ -67,6 +67,11 @@ pub(crate) struct ClusterSpec {
     /// into segments only on the wire between nodes. `false` is `ethtool -K eth0 tso off gso
     /// off` in every pod: one packet per segment everywhere. Default `true`.
     pub tso: Option<bool>,
+    /// TCP timestamps in every pod (`net.ipv4.tcp_timestamps`, on in Linux): offered in every
+    /// SYN and, when both ends did, sent on every segment (TSval from the virtual millisecond
+    /// clock); options in Linux's order. `false`: no timestamps, 1460-byte segments. Default
+    /// `true`.
+    pub tcp_timestamps: Option<bool>,
     /// The Service proxy of every node: kube-proxy in `iptables` or `nftables` mode, a Cilium-style
     /// `ebpf` datapath, or `none` (no Service handling, no conntrack). `ipvs` is refused (not
     /// supported yet). Default `iptables`.
@@ -107,6 +112,7 @@ impl_from_node!(
         cni: "cni",
         hairpin_mode: "hairpinMode",
         tso: "tso",
+        tcp_timestamps: "tcpTimestamps",
         proxy: "proxy",
         masquerade: "masquerade",
         conntrack: "conntrack",

@@ -333,6 +333,7 @@ pub(crate) fn podnet_fields(
                     "cni",
                     "hairpinMode",
                     "tso",
+                    "tcpTimestamps",
                     "proxy",
                     "masquerade",
                     "conntrack",

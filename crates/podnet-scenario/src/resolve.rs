@@ -186,6 +186,9 @@ fn cluster_config(o: &Object, s: &ClusterSpec) -> Result<ClusterConfig, Error> {
     if let Some(v) = s.tso {
         c.tso = v;
     }
+    if let Some(v) = s.tcp_timestamps {
+        c.tcp_timestamps = v;
+    }
     if let Some(p) = &s.proxy {
         c.proxy = match p.value.as_str() {
             "iptables" => Proxy::Iptables,

@@ -29,7 +29,7 @@ fn frames_only() -> TraceConfig {
     TraceConfig {
         frames: true,
         hooks: false,
-        snaplen: 64,
+        snaplen: 128,
         pcap: false,
     }
 }

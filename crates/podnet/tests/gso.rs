@@ -4,32 +4,26 @@
 
 use podnet::trace::EventKind;
 use podnet::{
-    ClientSpec, Cluster, ClusterConfig, Duration, LinkConfig, NodeId, NodeSpec, Outcome, PodId,
-    PodSpec, Program, Request, TraceConfig,
+    ClientSpec, Cluster, ClusterConfig, Duration, LinkConfig, NodeId, Outcome, PodId, PodSpec,
+    Program, Request, TraceConfig,
 };
 use smoltcp::wire::{
     EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Address, Ipv4Packet, TcpPacket,
 };
 
 fn cluster(tso: bool) -> (Cluster, NodeId, NodeId) {
-    let mut c = Cluster::new(ClusterConfig {
+    Cluster::two_nodes(ClusterConfig {
         seed: 7,
         tso,
         trace: TraceConfig {
             frames: true,
             hooks: false,
-            snaplen: 64,
+            snaplen: 128,
             pcap: false,
         },
         ..ClusterConfig::default()
-    });
-    let a = c
-        .add_node(NodeSpec::new("node-a", [192, 168, 1, 100]))
-        .unwrap();
-    let b = c
-        .add_node(NodeSpec::new("node-b", [192, 168, 1, 101]))
-        .unwrap();
-    (c, a, b)
+    })
+    .unwrap()
 }
 
 /// A client on node-a uploads `bytes` to a discard server on node-b.
@@ -65,7 +59,7 @@ fn payloads(c: &Cluster, iface: &str, sent: bool) -> Vec<usize> {
         .filter_map(|(_, f)| {
             let eth = EthernetFrame::new_checked(&f.bytes[..]).ok()?;
             (eth.ethertype() == EthernetProtocol::Ipv4).then_some(())?;
-            // Snapshots keep 64 bytes: the IP total length says how long the segment was.
+            // Snapshots keep 128 bytes: the IP total length says how long the segment was.
             let ip = Ipv4Packet::new_unchecked(&f.bytes[14..]);
             (ip.next_header() == IpProtocol::Tcp).then_some(())?;
             let tcp = TcpPacket::new_unchecked(&f.bytes[14 + 20..]);
@@ -99,21 +93,22 @@ fn super_segments_cross_the_node_whole_and_the_wire_as_segments() {
     let at_pod = payloads(&c, "sink/eth0", false);
     assert_eq!(at_eth0.iter().sum::<usize>(), 1 << 20);
     assert_eq!(on_wire.iter().sum::<usize>(), 1 << 20);
-    // The node sends super-segments (up to 44 segments of 1460 bytes); the wire carries
-    // segments of at most 1460 bytes; GRO hands node-b, and the pod, the super-segments.
-    assert!(at_eth0.iter().any(|&l| l > 8 * 1460), "{at_eth0:?}");
-    assert!(at_eth0.iter().all(|&l| l <= 44 * 1460));
-    assert!(on_wire.iter().all(|&l| l <= 1460));
+    // The node sends super-segments (up to 45 segments of 1448 bytes: 1460 less the
+    // timestamp option); the wire carries segments of at most 1448 bytes; GRO hands node-b,
+    // and the pod, the super-segments.
+    assert!(at_eth0.iter().any(|&l| l > 8 * 1448), "{at_eth0:?}");
+    assert!(at_eth0.iter().all(|&l| l <= 45 * 1448));
+    assert!(on_wire.iter().all(|&l| l <= 1448));
     assert_eq!(
         on_wire.len(),
-        at_eth0.iter().map(|l| l.div_ceil(1460)).sum::<usize>()
+        at_eth0.iter().map(|l| l.div_ceil(1448)).sum::<usize>()
     );
     assert_eq!(at_pod, at_eth0);
 
     // Without the offload: the same bytes, one packet per segment everywhere.
     let plain = payloads(&uploaded(false), "node-a/eth0", true);
     assert_eq!(plain.iter().sum::<usize>(), 1 << 20);
-    assert!(plain.iter().all(|&l| l <= 1460));
+    assert!(plain.iter().all(|&l| l <= 1448));
     assert!(
         plain.len() > 4 * at_eth0.len(),
         "{} vs {}",
@@ -200,7 +195,7 @@ fn a_lossy_wire_loses_segments_and_delivers_the_runs_between() {
         })
         .collect();
     assert!(!lost.is_empty());
-    assert!(lost.iter().all(|&l| l <= 14 + 40 + 1460), "{lost:?}");
+    assert!(lost.iter().all(|&l| l <= 14 + 52 + 1448), "{lost:?}");
     // What arrived of a super-segment with a hole came as pieces: node-b got TCP segments
     // whose lengths are not all whole super-segments node-a sent.
     let sent = payloads(&c, "node-a/eth0", true);

@@ -214,6 +214,16 @@ impl Cluster {
         }
     }
 
+    /// A cluster of the two nodes a scenario gets by default: `node-a` (192.168.1.100) and
+    /// `node-b` (192.168.1.101), each with its `cni0` and its uplink to the underlay switch.
+    /// Fails as [`Cluster::add_node`] does (a pod range too small for two nodes' slices).
+    pub fn two_nodes(config: ClusterConfig) -> Result<(Cluster, NodeId, NodeId), Error> {
+        let mut c = Cluster::new(config);
+        let a = c.add_node(NodeSpec::new("node-a", [192, 168, 1, 100]))?;
+        let b = c.add_node(NodeSpec::new("node-b", [192, 168, 1, 101]))?;
+        Ok((c, a, b))
+    }
+
     /// The configuration.
     pub fn config(&self) -> &ClusterConfig {
         &self.config
@@ -554,13 +564,16 @@ impl Cluster {
             addrs,
             &spec.programs,
             rng,
-            self.config.tcp_buffer,
-            crate::pod::Nic {
-                mtu: match self.config.cni {
-                    Cni::Vxlan => crate::node::vxlan::POD_MTU,
-                    Cni::Bridge | Cni::Native => crate::pod::POD_MTU,
+            crate::pod::StackConfig {
+                tcp_buffer: self.config.tcp_buffer,
+                nic: crate::pod::Nic {
+                    mtu: match self.config.cni {
+                        Cni::Vxlan => crate::node::vxlan::POD_MTU,
+                        Cni::Bridge | Cni::Native => crate::pod::POD_MTU,
+                    },
+                    tso: self.config.tso,
                 },
-                tso: self.config.tso,
+                timestamps: self.config.tcp_timestamps,
             },
             self.now,
         );

@@ -33,6 +33,9 @@ pub struct ClusterConfig {
     /// sends super-segments that cross the node whole and are cut into segments only on a
     /// wire (see [`crate::gso`]). Off is `ethtool -K eth0 tso off gso off` in every pod.
     pub tso: bool,
+    /// TCP timestamps in every pod (`net.ipv4.tcp_timestamps`, on in Linux): TSval from the
+    /// virtual millisecond clock, options in Linux's order.
+    pub tcp_timestamps: bool,
     /// ClusterIPs are allocated from this range.
     pub service_cidr: Ipv4Cidr,
     /// How Services are implemented on the nodes.
@@ -99,6 +102,7 @@ impl Default for ClusterConfig {
             route_capacity: 4096,
             tcp_buffer: 64 * 1024,
             tso: true,
+            tcp_timestamps: true,
             service_cidr: Ipv4Cidr::new(Ipv4Address::new(10, 96, 0, 0), 12),
             proxy: Proxy::Iptables,
             conntrack: CtConfig::default(),

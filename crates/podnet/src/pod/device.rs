@@ -13,7 +13,6 @@ use core::num::NonZeroUsize;
 
 use smoltcp::phy::{self, Checksum, Device, DeviceCapabilities, Medium, PacketMeta};
 use smoltcp::time::Instant;
-use smoltcp::wire::{IpProtocol, Ipv4Packet, TcpPacket};
 
 use crate::link::Frame;
 
@@ -34,6 +33,8 @@ pub struct PodDevice {
     mtu: usize,
     /// The largest TCP payload of a super-segment; `None` with TSO off.
     tso_max: Option<NonZeroUsize>,
+    /// Bytes of TCP options in a segment after the handshake (12 with timestamps).
+    tcp_options: usize,
 }
 
 /// A pod's `eth0`: its IP MTU and whether it offloads TCP segmentation.
@@ -70,13 +71,15 @@ impl Default for PodDevice {
 impl PodDevice {
     /// A device with this IP MTU (its Ethernet MTU is 14 bytes more), without TSO.
     pub fn with_mtu(mtu: usize) -> Self {
-        PodDevice::new(Nic::plain(mtu))
+        PodDevice::new(Nic::plain(mtu), false)
     }
 
-    /// A device like `nic`.
-    pub fn new(nic: Nic) -> Self {
+    /// A device like `nic`, for a stack that sends TCP timestamps or not (what a segment's
+    /// options take from its MSS).
+    pub fn new(nic: Nic, timestamps: bool) -> Self {
+        let tcp_options = if timestamps { 12 } else { 0 };
         let tso_max = match nic.tso {
-            true => crate::gso::tso_payload_max(nic.mtu),
+            true => crate::gso::tso_payload_max(nic.mtu - tcp_options),
             false => None,
         };
         PodDevice {
@@ -85,6 +88,7 @@ impl PodDevice {
             spare: RefCell::new(Vec::new()),
             mtu: nic.mtu,
             tso_max,
+            tcp_options,
         }
     }
 
@@ -110,9 +114,6 @@ pub struct TxToken<'a> {
     tx: &'a mut Vec<Frame>,
     spare: &'a RefCell<Vec<Frame>>,
     mtu: usize,
-    /// Whether the device fills in TCP checksums (smoltcp leaves them to a device that
-    /// segments).
-    tcp_checksum: bool,
     /// The segment size smoltcp asked for ([`PacketMeta`]), 0 for an ordinary frame.
     gso_size: u16,
 }
@@ -138,9 +139,6 @@ impl phy::TxToken for TxToken<'_> {
         frame.resize(len, 0);
         frame.set_gso_size(self.gso_size);
         let r = f(&mut frame);
-        if self.tcp_checksum {
-            fill_tcp_checksum(&mut frame);
-        }
         self.tx.push(frame);
         r
     }
@@ -165,7 +163,6 @@ impl Device for PodDevice {
             tx: &mut self.tx,
             spare: &self.spare,
             mtu: self.mtu,
-            tcp_checksum: self.tso_max.is_some(),
             gso_size: 0,
         };
         Some((rx, tx))
@@ -176,7 +173,6 @@ impl Device for PodDevice {
             tx: &mut self.tx,
             spare: &self.spare,
             mtu: self.mtu,
-            tcp_checksum: self.tso_max.is_some(),
             gso_size: 0,
         })
     }
@@ -190,42 +186,17 @@ impl Device for PodDevice {
         // `CHECKSUM_PARTIAL` or `CHECKSUM_UNNECESSARY` skb ([`Pod::deliver`] verifies the
         // rest).
         caps.checksum.ipv4 = Checksum::Tx;
-        // smoltcp leaves TCP checksums to a device that segments; the transmit token fills
-        // them in.
-        caps.checksum.tcp = match self.tso_max {
-            Some(_) => Checksum::None,
-            None => Checksum::Tx,
-        };
+        // TCP's when the pod finishes the segment on its way out, after its timestamp
+        // (`super::tsopt::finish`); smoltcp leaves it to a device that segments anyway.
+        caps.checksum.tcp = Checksum::None;
         caps.checksum.udp = Checksum::Tx;
         caps.checksum.icmpv4 = Checksum::Tx;
-        // smoltcp's limit is the whole frame: Ethernet, IP and TCP headers (options, which
-        // it takes off itself, aside) and the payload.
+        // smoltcp's limit is the whole frame: Ethernet, IP and TCP headers with the options
+        // of a segment (the timestamp's 12 bytes, which it takes off itself) and the payload.
         caps.segmentation.tcpv4 = self
             .tso_max
-            .and_then(|max| NonZeroUsize::new(max.get() + 14 + 20 + 20));
+            .and_then(|max| NonZeroUsize::new(max.get() + 14 + 20 + 20 + self.tcp_options));
         caps
-    }
-}
-
-/// Fills in the TCP checksum of an Ethernet frame holding an IPv4 TCP segment (of any
-/// length: a super-segment's covers all of it, as it does when TSO hands it on whole).
-fn fill_tcp_checksum(frame: &mut [u8]) {
-    if frame.get(12..14) != Some(&[0x08, 0x00]) {
-        return;
-    }
-    let Ok(ip) = Ipv4Packet::new_checked(&mut frame[14..]) else {
-        return;
-    };
-    if ip.next_header() != IpProtocol::Tcp {
-        return;
-    }
-    let (src, dst) = (ip.src_addr(), ip.dst_addr());
-    let hl = usize::from(ip.header_len());
-    let end = usize::from(ip.total_len());
-    if let Some(l4) = frame.get_mut(14 + hl..14 + end) {
-        if let Ok(mut tcp) = TcpPacket::new_checked(l4) {
-            tcp.fill_checksum(&src.into(), &dst.into());
-        }
     }
 }
 
@@ -257,38 +228,34 @@ mod tests {
 
     #[test]
     fn tso_on_a_veth() {
-        let veth = PodDevice::new(Nic::veth(1500)).capabilities();
-        // 44 segments of 1460 bytes, with the headers smoltcp counts in.
+        let veth = PodDevice::new(Nic::veth(1500), true).capabilities();
+        // 45 segments of 1448 bytes (1460 less the timestamp option), with the headers and
+        // options smoltcp counts in.
         assert_eq!(
             veth.segmentation.tcpv4.map(|n| n.get()),
+            Some(45 * 1448 + 54 + 12)
+        );
+        assert!(!veth.checksum.tcp.tx(), "the pod finishes TCP checksums");
+        let no_ts = PodDevice::new(Nic::veth(1500), false).capabilities();
+        assert_eq!(
+            no_ts.segmentation.tcpv4.map(|n| n.get()),
             Some(44 * 1460 + 54)
         );
-        assert!(
-            !veth.checksum.tcp.tx(),
-            "smoltcp leaves TCP checksums to a segmenting device"
-        );
-        let plain = PodDevice::new(Nic::plain(1500)).capabilities();
+        let plain = PodDevice::new(Nic::plain(1500), true).capabilities();
         assert_eq!(plain.segmentation.tcpv4, None);
-        assert!(plain.checksum.tcp.tx());
     }
 
     #[test]
-    fn the_device_fills_tcp_checksums_and_keeps_the_segment_size() {
-        let a = smoltcp::wire::Ipv4Address::new(10, 244, 0, 2);
-        let b = smoltcp::wire::Ipv4Address::new(10, 244, 1, 2);
-        let mut want = alloc::vec![0u8; 14];
-        want[12] = 0x08;
-        want.extend(crate::packet::tcp(a, 1, b, 2, "A", 1, 1, 3000));
-        let mut dev = PodDevice::new(Nic::veth(1500));
+    fn the_device_keeps_the_segment_size() {
+        let mut dev = PodDevice::new(Nic::veth(1500), true);
         let mut tx = dev.transmit(Instant::ZERO).unwrap();
         let mut meta = PacketMeta::default();
-        meta.segmentation_offload_size = core::num::NonZeroU16::new(1460);
+        meta.segmentation_offload_size = core::num::NonZeroU16::new(1448);
         tx.set_meta(meta);
-        tx.consume(want.len(), |f| {
-            f.copy_from_slice(&want);
-            f[14 + 20 + 16..14 + 20 + 18].fill(0);
-        });
-        assert_eq!(dev.tx[0], want);
-        assert_eq!(dev.tx[0].gso_size(), 1460);
+        tx.consume(3054, |f| f.fill(1));
+        assert_eq!(dev.tx[0].gso_size(), 1448);
+        let tx = dev.transmit(Instant::ZERO).unwrap();
+        tx.consume(60, |f| f.fill(1));
+        assert_eq!(dev.tx[1].gso_size(), 0);
     }
 }

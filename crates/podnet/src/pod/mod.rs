@@ -25,6 +25,7 @@ mod timewait;
 #[cfg(test)]
 mod timewait_tests;
 mod transparent;
+mod tsopt;
 
 pub use device::{Nic, PodDevice, POD_MTU};
 pub(crate) use lingering::Lingering;
@@ -32,10 +33,34 @@ pub(crate) use pool::SocketPool;
 pub use pool::UDP_QUEUE;
 pub(crate) use sockets::{Handle, Sockets};
 use timewait::{Answered, Settled, TimeWait};
+use tsopt::TsClock;
 
 use crate::link::Frame;
 use crate::program::{client::Client, App, PodEnv, Program};
 use crate::rng::SimRng;
+
+/// How a pod's network stack is set up: its `eth0` and its TCP settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StackConfig {
+    /// Receive and send buffer of every TCP socket, in bytes.
+    pub tcp_buffer: usize,
+    /// The pod's `eth0`.
+    pub nic: Nic,
+    /// TCP timestamps (`net.ipv4.tcp_timestamps`, on in Linux): offered in every SYN, sent
+    /// on every segment of a connection whose peer offered them too.
+    pub timestamps: bool,
+}
+
+impl StackConfig {
+    /// A Linux pod's: 64 KiB TCP buffers, a veth of this IP MTU with TSO, timestamps.
+    pub const fn linux(mtu: usize) -> Self {
+        StackConfig {
+            tcp_buffer: 64 * 1024,
+            nic: Nic::veth(mtu),
+            timestamps: true,
+        }
+    }
+}
 
 /// Makes the TCP sockets of `sockets` acknowledge what arrives next at once; returns their
 /// delayed-ACK settings, to restore after the segment is in.
@@ -216,6 +241,8 @@ pub struct Pod {
     lingering: Lingering,
     timewait: TimeWait,
     pool: SocketPool,
+    /// TSval for the segments the pod sends.
+    ts: TsClock,
     rng: SimRng,
     /// The sockets served since the programs last ran (scratch, reused).
     changed: Vec<Handle>,
@@ -245,13 +272,14 @@ impl Pod {
         addrs: PodAddrs,
         programs: &[Program],
         mut rng: SimRng,
-        tcp_buffer: usize,
-        nic: Nic,
+        stack: StackConfig,
         now: Instant,
     ) -> Self {
-        let mut device = PodDevice::new(nic);
+        let mut device = PodDevice::new(stack.nic, stack.timestamps);
         let mut config = Config::new(HardwareAddress::Ethernet(addrs.mac));
         config.random_seed = rng.next_u64();
+        // The timestamp offsets' secret, from the seed without a draw of its own.
+        let ts = TsClock::new(crate::rng::splitmix(config.random_seed ^ 0x7473_6f66));
         let mut iface = Interface::new(config, &mut device, now);
         iface.update_ip_addrs(|a| {
             let _ = a.push(addrs.ip);
@@ -267,7 +295,8 @@ impl Pod {
             ports: Default::default(),
             lingering: Lingering::default(),
             timewait: TimeWait::default(),
-            pool: SocketPool::new(tcp_buffer),
+            pool: SocketPool::new(stack.tcp_buffer, stack.timestamps),
+            ts,
             rng,
             changed: Vec::new(),
             next_owner: LINGERING + 1,
@@ -437,7 +466,11 @@ impl Pod {
         self.timewait
             .poll_egress(&mut self.iface, now, &mut self.device);
         self.reap(now);
-        core::mem::take(&mut self.device.tx)
+        let mut tx = core::mem::take(&mut self.device.tx);
+        for f in tx.iter_mut() {
+            tsopt::finish(f, now, &self.ts);
+        }
+        tx
     }
 
     fn run_apps(
@@ -617,8 +650,7 @@ mod device_tests {
             },
             &[Program::HttpServer { port: 80 }],
             SimRng::derive(1, Stream::Pod(1)),
-            65536,
-            Nic::veth(POD_MTU),
+            StackConfig::linux(POD_MTU),
             now,
         );
         pod.service(now);

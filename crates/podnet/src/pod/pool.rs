@@ -40,6 +40,8 @@ const ACK_DELAY: Duration = Duration::from_millis(10);
 #[derive(Default)]
 pub struct SocketPool {
     tcp_buffer: usize,
+    /// TCP sockets offer timestamps.
+    timestamps: bool,
     tcp: Vec<tcp::Socket<'static>>,
     udp: Vec<udp::Socket<'static>>,
     /// Sockets created (buffers allocated) so far.
@@ -59,11 +61,18 @@ impl core::fmt::Debug for SocketPool {
     }
 }
 
+/// smoltcp's TSval: zero here, filled in with the pod's clock as the segment leaves
+/// (`super::tsopt`), since smoltcp's generator is a function without state.
+fn unclocked() -> u32 {
+    0
+}
+
 impl SocketPool {
-    /// A pool for TCP sockets with `tcp_buffer` bytes each way.
-    pub fn new(tcp_buffer: usize) -> Self {
+    /// A pool for TCP sockets with `tcp_buffer` bytes each way, offering timestamps or not.
+    pub fn new(tcp_buffer: usize, timestamps: bool) -> Self {
         SocketPool {
             tcp_buffer,
+            timestamps,
             ..SocketPool::default()
         }
     }
@@ -78,6 +87,7 @@ impl SocketPool {
                 tcp::SocketBuffer::new(vec![0; self.tcp_buffer]),
             );
             s.set_congestion_control(tcp::CongestionControl::Reno);
+            s.set_tsval_generator(self.timestamps.then_some(unclocked as fn() -> u32));
             return s;
         };
         self.reused += 1;
@@ -87,6 +97,8 @@ impl SocketPool {
         s.set_nagle_enabled(true);
         s.set_ack_delay(Some(ACK_DELAY));
         s.set_congestion_control(tcp::CongestionControl::Reno);
+        // A connection whose peer did not offer timestamps took the generator away.
+        s.set_tsval_generator(self.timestamps.then_some(unclocked as fn() -> u32));
         s
     }
 
@@ -131,7 +143,7 @@ mod tests {
 
     #[test]
     fn a_reused_socket_has_fresh_options_and_its_buffers() {
-        let mut p = SocketPool::new(4096);
+        let mut p = SocketPool::new(4096, true);
         let mut s = p.tcp();
         s.set_timeout(Some(Duration::from_secs(1)));
         s.set_hop_limit(Some(3));
@@ -150,7 +162,7 @@ mod tests {
 
     #[test]
     fn open_tcp_sockets_are_not_pooled_and_udp_ones_are_unbound() {
-        let mut p = SocketPool::new(4096);
+        let mut p = SocketPool::new(4096, true);
         let mut s = p.tcp();
         s.listen(80).unwrap();
         p.put(Socket::Tcp(s));

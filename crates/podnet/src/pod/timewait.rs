@@ -89,14 +89,15 @@ enum Outcome {
 
 impl Record {
     /// A record of `sock` (in TIME-WAIT, nothing pending) from `ack`, the last frame it sent:
-    /// `None` unless that is a bare ACK without options and the socket holds no unread data
-    /// (so its window is still the one the frame advertised).
+    /// `None` unless that is a bare ACK with no option but a timestamp and the socket holds
+    /// no unread data (so its window is still the one the frame advertised).
     fn capture(sock: &tcp::Socket<'static>, ack: &[u8]) -> Option<Record> {
         let eth = EthernetFrame::new_checked(ack).ok()?;
         let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
         let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
         let bare = tcp.ack() && !(tcp.syn() || tcp.fin() || tcp.rst() || tcp.psh());
-        if !bare || tcp.header_len() != 20 || !tcp.payload().is_empty() || sock.recv_queue() != 0 {
+        let options = tcp.header_len() == 20 || ts_echo_at(tcp.options()).is_some();
+        if !bare || !options || !tcp.payload().is_empty() || sock.recv_queue() != 0 {
             return None;
         }
         // smoltcp's window shift: the bits of the receive capacity beyond 16, or 0 when the
@@ -121,6 +122,31 @@ impl Record {
             challenge_at: Instant::from_secs(0),
             ack: ack.to_vec().into(),
         })
+    }
+
+    /// The ACK that answers a segment: the recorded one, echoing the segment's TSval as
+    /// smoltcp's does, or without a timestamp when the segment had none (smoltcp's reply then
+    /// carries none either). Its own TSval is the pod's to fill in as it leaves.
+    fn answer(&self, tsval: Option<u32>) -> Frame {
+        let mut f = self.ack.clone();
+        let Some(t) = tcp_at(&f) else {
+            return f;
+        };
+        let Some(ecr) = f.get(t + 20..t + 32).and_then(ts_echo_at) else {
+            return f;
+        };
+        match tsval {
+            Some(v) => f[t + 20 + ecr..t + 24 + ecr].copy_from_slice(&v.to_be_bytes()),
+            None => {
+                // The 12 bytes of options out: a 20-byte header, 12 bytes less in the packet.
+                f.drain(t + 20..t + 32);
+                f[t + 12] = 5 << 4;
+                let mut ip = Ipv4Packet::new_unchecked(&mut f[14..]);
+                ip.set_total_len(ip.total_len() - 12);
+                ip.fill_checksum();
+            }
+        }
+        f
     }
 
     /// smoltcp's `tcp::Socket::process` for a socket in TIME-WAIT that has acknowledged
@@ -188,6 +214,22 @@ impl Record {
 
 /// The key and TCP header of an arriving frame addressed to `mac` and `ip`, when every layer
 /// parses (smoltcp drops it otherwise). Its checksums are not verified again, as the pod's
+/// Where the TCP header of an Ethernet frame holding IPv4 TCP starts.
+fn tcp_at(frame: &[u8]) -> Option<usize> {
+    let ip = Ipv4Packet::new_checked(frame.get(14..)?).ok()?;
+    (ip.next_header() == IpProtocol::Tcp).then_some(14 + usize::from(ip.header_len()))
+}
+
+/// Where TSecr is in `opts`, when they are a timestamp and padding only (smoltcp's TS, EOL,
+/// EOL or Linux's NOP, NOP, TS).
+fn ts_echo_at(opts: &[u8]) -> Option<usize> {
+    match opts {
+        [8, 10, _, _, _, _, _, _, _, _, 0, 0] => Some(6),
+        [1, 1, 8, 10, _, _, _, _, _, _, _, _] => Some(8),
+        _ => None,
+    }
+}
+
 /// stack does not verify them: [`super::Pod::deliver`] dropped a frame whose checksums fail.
 fn arriving(frame: &[u8], mac: EthernetAddress, ip: IpAddress) -> Option<(Key, TcpRepr<'_>)> {
     let eth = EthernetFrame::new_checked(frame).ok()?;
@@ -326,7 +368,7 @@ impl TimeWait {
         let before = *at;
         match rec.segment(&repr, now, at) {
             Outcome::Ignore => {}
-            Outcome::Ack => tx.push(rec.ack.clone()),
+            Outcome::Ack => tx.push(rec.answer(repr.timestamp.map(|t| t.tsval))),
             Outcome::Closed => {
                 self.records.remove(&key);
                 self.deadlines.remove(&(before, key));

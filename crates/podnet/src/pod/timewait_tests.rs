@@ -14,7 +14,7 @@ use smoltcp::wire::{
     Ipv4Address, Ipv4Cidr, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
 };
 
-use super::{Nic, Pod, PodAddrs};
+use super::{Pod, PodAddrs, StackConfig};
 use crate::link::Frame;
 use crate::program::{client::ClientSpec, Program};
 use crate::rng::{SimRng, Stream};
@@ -41,8 +41,7 @@ fn world(seed: u64, keep_sockets: bool) -> (Pod, Pod, Instant, TcpRepr<'static>,
         addrs(SERVER),
         &[Program::HttpServer { port: 80 }],
         SimRng::derive(seed, Stream::Pod(1)),
-        65536,
-        Nic::veth(1500),
+        StackConfig::linux(1500),
         now,
     );
     let mut client = Pod::new(
@@ -52,8 +51,7 @@ fn world(seed: u64, keep_sockets: bool) -> (Pod, Pod, Instant, TcpRepr<'static>,
             ClientSpec::http("get", SERVER, 80).count(1),
         )],
         SimRng::derive(seed, Stream::Pod(0)),
-        65536,
-        Nic::veth(1500),
+        StackConfig::linux(1500),
         now,
     );
     if keep_sockets {
