@@ -22,21 +22,11 @@ fn gso_size(tcp_header: usize) -> u16 {
 
 const ETH: usize = 14;
 
-/// Where an Ethernet frame's IPv4 TCP segment and its payload start, if it is one.
+/// Where a plain (not VXLAN) IPv4 TCP frame's TCP header and payload start, and where it
+/// ends.
 fn tcp_layout(frame: &[u8]) -> Option<(usize, usize, usize)> {
-    if frame.get(12..14)? != [0x08, 0x00] {
-        return None;
-    }
-    let ip = frame.get(ETH..)?;
-    let ihl = usize::from(ip.first()? & 0x0f) * 4;
-    if ip.first()? >> 4 != 4 || *ip.get(9)? != 6 {
-        return None;
-    }
-    let total = usize::from(u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?]));
-    let tcp = ETH + ihl;
-    let doff = usize::from(frame.get(tcp + 12)? >> 4) * 4;
-    let payload = tcp + doff;
-    (payload <= ETH + total && ETH + total <= frame.len()).then_some((tcp, payload, ETH + total))
+    let l = podnet::gso::layout(frame).filter(|l| l.outer.is_none())?;
+    Some((l.tcp, l.payload, frame.len()))
 }
 
 /// The segment size of `frame` when it is a super-segment: IPv4 TCP with more payload than
@@ -53,7 +43,7 @@ pub fn super_gso(frame: &[u8]) -> Option<u16> {
 pub fn vnet_packet(frame: &[u8]) -> Option<([u8; 10], Vec<u8>)> {
     let gso = super_gso(frame)?;
     let (tcp, payload, end) = tcp_layout(frame)?;
-    let mut f = frame[..end].to_vec();
+    let mut f = frame.to_vec();
     let len = (end - tcp) as u32;
     let mut sum: u32 = 6 + len;
     for w in f[ETH + 12..ETH + 20].chunks(2) {

@@ -51,17 +51,18 @@ pub fn tso_payload_max(mtu: usize) -> Option<NonZeroUsize> {
 const ETH: usize = 14;
 const VXLAN_PORT: u16 = crate::node::vxlan::VXLAN_PORT;
 
-/// Where the headers of a TCP super-segment are.
+/// Where the headers of an Ethernet frame holding IPv4 TCP are, directly or in VXLAN: offsets
+/// from the frame's start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Layout {
+pub struct Layout {
     /// The outer IPv4 header of a VXLAN packet, and its UDP header.
-    outer: Option<(usize, usize)>,
+    pub outer: Option<(usize, usize)>,
     /// The (inner) IPv4 header.
-    ip: usize,
+    pub ip: usize,
     /// The TCP header.
-    tcp: usize,
-    /// The TCP payload.
-    payload: usize,
+    pub tcp: usize,
+    /// The TCP payload, which runs to the frame's end.
+    pub payload: usize,
 }
 
 fn ipv4_tcp(frame: &[u8], ip: usize) -> Option<(usize, usize)> {
@@ -69,12 +70,18 @@ fn ipv4_tcp(frame: &[u8], ip: usize) -> Option<(usize, usize)> {
     if p.next_header() != IpProtocol::Tcp || p.frag_offset() != 0 || p.more_frags() {
         return None;
     }
+    let end = ip + usize::from(p.total_len());
+    if end != frame.len() {
+        return None;
+    }
     let tcp = ip + usize::from(p.header_len());
-    let t = TcpPacket::new_checked(frame.get(tcp..ip + usize::from(p.total_len()))?).ok()?;
+    let t = TcpPacket::new_checked(frame.get(tcp..end)?).ok()?;
     Some((tcp, tcp + usize::from(t.header_len())))
 }
 
-fn layout(frame: &[u8]) -> Option<Layout> {
+/// The layout of `frame` when it holds an unfragmented IPv4 TCP segment, directly or in
+/// VXLAN (UDP 8472), and nothing after it.
+pub fn layout(frame: &[u8]) -> Option<Layout> {
     if frame.get(12..14)? != [0x08, 0x00] {
         return None;
     }
