@@ -142,9 +142,12 @@ export const CLUSTER_LESSONS: Lesson[] = [
         title: "web-1 dies mid-upload",
         example: "pod-replaced",
         text:
-          "At 1 s web-1 is deleted while segments are on their way: this one reaches its eth0 after the pod is gone and is dropped. " +
-          "The Service loses the endpoint, and node-a's rules lose its KUBE-SEP chain.",
-        find: (e) => e.kind === "dropped" && (e.reason ?? "").includes("pod deleted"),
+          "At 1 s web-1 is deleted while the upload goes on. node-a's conntrack entry still sends its segments to web-1's address, but " +
+          "node-b's bridge forgot web-1's MAC with its veth: this segment leaves cni0 for no port and is gone (one already on the veth " +
+          "when the pod went is dropped as 'pod deleted'). The Service loses the endpoint, and node-a's rules lose its KUBE-SEP chain.",
+        find: (e) =>
+          (e.kind === "dropped" && (e.reason ?? "").includes("pod deleted")) ||
+          (e.kind === "sent" && e.iface === "node-b/cni0" && e.packet.dport === 9 && e.time > 1 * S),
         look: ["events", "packet"],
       },
       {
