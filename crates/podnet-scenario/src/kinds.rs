@@ -62,7 +62,7 @@ pub(crate) struct ClusterSpec {
     /// `true`.
     pub hairpin_mode: Option<bool>,
     /// TCP segmentation offload on every pod's `eth0`, a veth's default (`ethtool -k eth0`:
-    /// `tcp-segmentation-offload: on`): a pod's TCP sends super-segments of up to 44 full
+    /// `tcp-segmentation-offload: on`): a pod's TCP sends super-segments of up to 45 full
     /// segments, which cross veths, bridges, conntrack and the rules as one packet and are cut
     /// into segments only on the wire between nodes. `false` is `ethtool -K eth0 tso off gso
     /// off` in every pod: one packet per segment everywhere. Default `true`.
