@@ -76,28 +76,32 @@ fn parse(opts: &[u8]) -> Option<Options> {
     Some(o)
 }
 
-/// The options in Linux's order (`tcp_options_write`).
-fn linux_layout(o: &Options) -> alloc::vec::Vec<u8> {
-    let mut v = alloc::vec::Vec::with_capacity(20);
+/// The options in Linux's order (`tcp_options_write`), in `buf`; their length.
+fn linux_layout(o: &Options, buf: &mut [u8; 24]) -> usize {
+    let mut n = 0;
+    let mut put = |bytes: &[u8]| {
+        buf[n..n + bytes.len()].copy_from_slice(bytes);
+        n += bytes.len();
+    };
     if let Some(m) = o.mss {
-        v.extend_from_slice(&[2, 4, m[0], m[1]]);
+        put(&[2, 4, m[0], m[1]]);
     }
     match (o.ts, o.sack_perm) {
         (Some(ts), true) => {
-            v.extend_from_slice(&[4, 2, 8, 10]);
-            v.extend_from_slice(&ts);
+            put(&[4, 2, 8, 10]);
+            put(&ts);
         }
         (Some(ts), false) => {
-            v.extend_from_slice(&[NOP, NOP, 8, 10]);
-            v.extend_from_slice(&ts);
+            put(&[NOP, NOP, 8, 10]);
+            put(&ts);
         }
-        (None, true) => v.extend_from_slice(&[NOP, NOP, 4, 2]),
+        (None, true) => put(&[NOP, NOP, 4, 2]),
         (None, false) => {}
     }
     if let Some(w) = o.wscale {
-        v.extend_from_slice(&[NOP, 3, 3, w]);
+        put(&[NOP, 3, 3, w]);
     }
-    v
+    n
 }
 
 /// Finishes a TCP segment in Ethernet frame `frame` leaving a pod at `now`: TSval from
@@ -131,9 +135,10 @@ pub(crate) fn finish(frame: &mut [u8], now: Instant, clock: &TsClock) {
                 ts[4..].fill(0);
             }
         }
-        let linux = linux_layout(&o);
-        if !o.other && linux.len() == opts.len() {
-            opts.copy_from_slice(&linux);
+        let mut linux = [0; 24];
+        let n = linux_layout(&o, &mut linux);
+        if !o.other && n == opts.len() {
+            opts.copy_from_slice(&linux[..n]);
         } else if let Some(at) = ts_at(opts) {
             if let Some(ts) = o.ts {
                 opts[at..at + 8].copy_from_slice(&ts);
