@@ -42,11 +42,6 @@ fn upload(c: &mut Cluster, a: NodeId, b: NodeId, bytes: usize) -> PodId {
 
 /// TCP payload lengths of the data segments `iface` (a trace name) sent or received.
 fn payloads(c: &Cluster, iface: &str, sent: bool) -> Vec<usize> {
-    let names: std::collections::BTreeMap<_, String> = c
-        .trace()
-        .ifaces()
-        .map(|(i, n)| (i, n.to_string()))
-        .collect();
     c.trace()
         .events()
         .iter()
@@ -55,7 +50,7 @@ fn payloads(c: &Cluster, iface: &str, sent: bool) -> Vec<usize> {
             EventKind::Received { iface: i, frame } if !sent => Some((*i, frame)),
             _ => None,
         })
-        .filter(|(i, _)| names[i] == iface)
+        .filter(|(i, _)| c.trace().name(*i) == iface)
         .filter_map(|(_, f)| {
             let eth = EthernetFrame::new_checked(&f.bytes[..]).ok()?;
             (eth.ethertype() == EthernetProtocol::Ipv4).then_some(())?;
@@ -69,18 +64,17 @@ fn payloads(c: &Cluster, iface: &str, sent: bool) -> Vec<usize> {
         .collect()
 }
 
+/// The first connection `pod` made.
+fn record(c: &Cluster, pod: PodId) -> podnet::ConnRecord {
+    c.pod(pod).unwrap().connections().next().cloned().unwrap()
+}
+
 /// A finished upload of 1 MiB, with TSO on or off.
 fn uploaded(tso: bool) -> Cluster {
     let (mut c, a, b) = cluster(tso);
     let client = upload(&mut c, a, b, 1 << 20);
     assert!(c.run_until_done(Duration::from_secs(60)));
-    let r = c
-        .pod(client)
-        .unwrap()
-        .connections()
-        .next()
-        .cloned()
-        .unwrap();
+    let r = record(&c, client);
     assert_eq!((r.outcome, r.bytes_sent), (Outcome::Ok, 1 << 20));
     c
 }
@@ -122,11 +116,6 @@ fn the_receiver_acks_each_super_segment_at_once() {
     let (mut c, a, b) = cluster(true);
     upload(&mut c, a, b, 256 * 1024);
     assert!(c.run_until_done(Duration::from_secs(60)));
-    let names: std::collections::BTreeMap<_, String> = c
-        .trace()
-        .ifaces()
-        .map(|(i, n)| (i, n.to_string()))
-        .collect();
     // Each super-segment reaching the sink is answered in the same instant (no 10 ms delayed
     // ACK): more than one full segment arrived.
     let evs = c.trace().events();
@@ -135,11 +124,11 @@ fn the_receiver_acks_each_super_segment_at_once() {
         let EventKind::Received { iface, frame } = &e.kind else {
             continue;
         };
-        if names[iface] != "sink/eth0" || frame.len <= 14 + 40 + 1460 {
+        if c.trace().name(*iface) != "sink/eth0" || frame.len <= 14 + 40 + 1460 {
             continue;
         }
         let ack_now = evs[k + 1..].iter().take_while(|x| x.time == e.time).any(
-            |x| matches!(&x.kind, EventKind::Sent { iface, .. } if names[iface] == "sink/eth0"),
+            |x| matches!(&x.kind, EventKind::Sent { iface, .. } if c.trace().name(*iface) == "sink/eth0"),
         );
         assert!(
             ack_now,
@@ -163,23 +152,12 @@ fn a_lossy_wire_loses_segments_and_delivers_the_runs_between() {
     );
     let client = upload(&mut c, a, b, 512 * 1024);
     assert!(c.run_until_done(Duration::from_secs(600)));
-    let r = c
-        .pod(client)
-        .unwrap()
-        .connections()
-        .next()
-        .cloned()
-        .unwrap();
+    let r = record(&c, client);
     assert_eq!(
         (r.outcome, r.bytes_sent),
         (Outcome::Ok, 512 * 1024),
         "{r:?}"
     );
-    let names: std::collections::BTreeMap<_, String> = c
-        .trace()
-        .ifaces()
-        .map(|(i, n)| (i, n.to_string()))
-        .collect();
     // Lost segments are drops on node-a's eth0, each one segment long.
     let lost: Vec<usize> = c
         .trace()
@@ -190,7 +168,9 @@ fn a_lossy_wire_loses_segments_and_delivers_the_runs_between() {
                 iface,
                 reason,
                 frame,
-            } if reason == "link loss" && names[iface] == "node-a/eth0" => Some(frame.len),
+            } if reason == "link loss" && c.trace().name(*iface) == "node-a/eth0" => {
+                Some(frame.len)
+            }
             _ => None,
         })
         .collect();
