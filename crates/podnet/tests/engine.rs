@@ -26,12 +26,7 @@ fn cluster(seed: u64, trace: TraceConfig) -> (Cluster, NodeId, NodeId) {
 
 /// Frame events with their headers (no hooks, no pcaps).
 fn frames_only() -> TraceConfig {
-    TraceConfig {
-        frames: true,
-        hooks: false,
-        snaplen: 128,
-        pcap: false,
-    }
+    TraceConfig::frames(128)
 }
 
 fn records(c: &Cluster, pod: PodId) -> Vec<podnet::ConnRecord> {

@@ -15,12 +15,7 @@ fn cluster(tso: bool) -> (Cluster, NodeId, NodeId) {
     Cluster::two_nodes(ClusterConfig {
         seed: 7,
         tso,
-        trace: TraceConfig {
-            frames: true,
-            hooks: false,
-            snaplen: 128,
-            pcap: false,
-        },
+        trace: TraceConfig::frames(128),
         ..ClusterConfig::default()
     })
     .unwrap()

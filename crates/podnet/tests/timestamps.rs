@@ -11,12 +11,7 @@ type Seg = (i64, bool, Option<(u32, u32)>, usize);
 fn client_segments(timestamps: bool) -> Vec<Seg> {
     let (mut c, a, b) = Cluster::two_nodes(ClusterConfig {
         tcp_timestamps: timestamps,
-        trace: TraceConfig {
-            frames: true,
-            hooks: false,
-            snaplen: 256,
-            pcap: false,
-        },
+        trace: TraceConfig::frames(256),
         ..ClusterConfig::default()
     })
     .unwrap();

@@ -17,6 +17,7 @@ use smoltcp::wire::{
 
 mod device;
 mod icmp_out;
+mod ipid;
 mod lingering;
 mod pool;
 mod sockets;
@@ -280,6 +281,9 @@ impl Pod {
         config.random_seed = rng.next_u64();
         // The timestamp offsets' secret, from the seed without a draw of its own.
         let ts = TsClock::new(crate::rng::splitmix(config.random_seed ^ 0x7473_6f66));
+        let mut sockets = Sockets::default();
+        // The IP IDs' random starts, likewise (`pod::ipid`).
+        sockets.seed_ip_ids(crate::rng::splitmix(config.random_seed ^ 0x6970_6964));
         let mut iface = Interface::new(config, &mut device, now);
         iface.update_ip_addrs(|a| {
             let _ = a.push(addrs.ip);
@@ -289,7 +293,7 @@ impl Pod {
             name,
             addrs,
             iface,
-            sockets: Sockets::default(),
+            sockets,
             device,
             apps: Vec::new(),
             ports: Default::default(),
@@ -421,13 +425,18 @@ impl Pod {
             };
             match answered {
                 Answered::No => {
+                    let mut by_socket = false;
                     let sockets = match tw_key.and_then(|k| self.timewait.claim(k)) {
                         Some(scratch) => scratch,
                         None => match self.device.rx.front() {
-                            Some(frame) => self.sockets.for_frame(&self.iface, frame),
+                            Some(frame) => {
+                                by_socket = true;
+                                self.sockets.for_frame(&self.iface, frame)
+                            }
                             None => break,
                         },
                     };
+                    let sent = self.device.tx.len();
                     let gro = self.device.rx.front().is_some_and(|f| f.gso_size() > 0);
                     let delays = if gro { ack_now(sockets) } else { Vec::new() };
                     self.iface
@@ -440,6 +449,8 @@ impl Pod {
                             }
                         }
                     }
+                    self.sockets
+                        .stamp_ingress(&mut self.device.tx[sent..], now, by_socket);
                 }
                 Answered::Yes => {
                     self.device.rx.pop_front();

@@ -42,11 +42,13 @@
 
 use alloc::vec::Vec;
 
+use super::ipid::{IpIds, Sender};
 use super::sockets_index::{bits, time_key, time_of, FreeSlots, Index, Key};
+use super::PodDevice;
+use crate::link::Frame;
 use crate::pairset::key;
 
 use smoltcp::iface::{Interface, PollResult, SocketHandle, SocketSet};
-use smoltcp::phy::Device;
 use smoltcp::socket::{tcp, udp, AnySocket, Socket};
 use smoltcp::time::Instant;
 use smoltcp::wire::{
@@ -110,6 +112,8 @@ struct Slot {
     logged: bool,
     /// Who holds the socket and its number there (`Sockets::set_tag`).
     tag: (u32, u32),
+    /// How its packets are numbered (`pod::ipid`).
+    sender: Sender,
 }
 
 /// The sockets from which a pod keeps its indexes (a look at each costs less for fewer).
@@ -118,6 +122,17 @@ const INDEX_FROM: u32 = 24;
 const INDEX_BELOW: u32 = 8;
 
 impl Slot {
+    /// How the packets it sends now are numbered: from its counter, but `stack` for a
+    /// socket that was in TIME-WAIT before this service, whose acknowledgements Linux sends
+    /// from TCP's control socket (`tcp_v4_timewait_ack`) with ID 0. The last ACK, which took
+    /// it there, still counts (`seen` is of the last service).
+    fn sender_now<'a>(&'a mut self, stack: &'a mut Sender) -> &'a mut Sender {
+        if self.seen.state == Some(tcp::State::TimeWait) {
+            return stack;
+        }
+        &mut self.sender
+    }
+
     fn seen(&self) -> Seen {
         match self.set.get::<Socket<'static>>(self.inner) {
             Socket::Tcp(s) => Seen {
@@ -168,6 +183,10 @@ pub struct Sockets {
     pub served: u64,
     /// The last version given to a slot.
     tick: u64,
+    /// The IP IDs of what the sockets send.
+    ip_ids: IpIds,
+    /// The slot whose socket took the last frame [`Sockets::for_frame`] looked up.
+    taken: Option<u32>,
 }
 
 impl Default for Sockets {
@@ -186,6 +205,8 @@ impl Default for Sockets {
             due: Vec::new(),
             served: 0,
             tick: 0,
+            ip_ids: IpIds::default(),
+            taken: None,
         }
     }
 }
@@ -210,6 +231,7 @@ impl Sockets {
             stale: true,
             logged: false,
             tag: (u32::MAX, 0),
+            sender: Sender::Socket(None),
         };
         self.tick += 1;
         slot.seen = slot.seen();
@@ -333,6 +355,34 @@ impl Sockets {
             s.tag = tag;
         } else {
             panic!("handle does not refer to a valid socket");
+        }
+    }
+
+    /// Seeds the random starts of the IP ID counters (`pod::ipid`).
+    pub(crate) fn seed_ip_ids(&mut self, seed: u64) {
+        self.ip_ids = IpIds::new(seed);
+    }
+
+    /// Marks the datagram socket behind `h` unconnected (a server answering each peer with
+    /// `sendto`): its packets take the IP ID counters per address pair, not one of its own.
+    pub(crate) fn set_unconnected(&mut self, h: Handle) {
+        if let Some(Some(s)) = self.slots.get_mut(h.0 as usize) {
+            s.sender = Sender::Pairs;
+        }
+    }
+
+    /// Writes the IP IDs of `frames`, which smoltcp sent while the last frame looked up with
+    /// [`Sockets::for_frame`] went in (`by_socket`: taken by the socket it found there, else
+    /// by smoltcp itself or a TIME-WAIT connection's scratch socket).
+    pub(crate) fn stamp_ingress(&mut self, frames: &mut [Frame], now: Instant, by_socket: bool) {
+        let slot = self.taken.filter(|_| by_socket);
+        let mut stack = Sender::Stack;
+        let sender = match slot.and_then(|i| self.slots.get_mut(i as usize)) {
+            Some(Some(s)) => s.sender_now(&mut stack),
+            _ => &mut stack,
+        };
+        for f in frames {
+            self.ip_ids.stamp(f, sender, now);
         }
     }
 
@@ -522,9 +572,11 @@ impl Sockets {
     /// the socket smoltcp would give it to, else an empty one. The socket is served at the
     /// next egress.
     pub fn for_frame(&mut self, iface: &Interface, frame: &[u8]) -> &mut SocketSet<'static> {
+        self.taken = None;
         let Some(i) = self.taker(iface, frame) else {
             return &mut self.none;
         };
+        self.taken = Some(i);
         self.served(i);
         match self.slots.get_mut(i as usize) {
             Some(Some(s)) => {
@@ -596,12 +648,7 @@ impl Sockets {
 
     /// Transmits what the sockets have to send, as `poll_egress` on one set of them all would,
     /// called until it reports no change: in rounds, each socket in handle order once a round.
-    pub fn egress<D: Device + ?Sized>(
-        &mut self,
-        iface: &mut Interface,
-        now: Instant,
-        device: &mut D,
-    ) {
+    pub fn egress(&mut self, iface: &mut Interface, now: Instant, device: &mut PodDevice) {
         let mut due = core::mem::take(&mut self.due);
         due.clear();
         if self.everything {
@@ -637,9 +684,15 @@ impl Sockets {
             let mut changed = false;
             for &i in &due {
                 if let Some(s) = self.slots[i as usize].as_mut() {
+                    let from = device.tx.len();
                     if iface.poll_egress(now, device, &mut s.set) == PollResult::SocketStateChanged
                     {
                         changed = true;
+                    }
+                    let mut stack = Sender::Stack;
+                    let sender = s.sender_now(&mut stack);
+                    for f in &mut device.tx[from..] {
+                        self.ip_ids.stamp(f, sender, now);
                     }
                 }
             }

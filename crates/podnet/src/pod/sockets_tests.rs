@@ -158,7 +158,9 @@ fn busy_sockets_as_one_set(index_from: u32, index_below: u32) {
         }
         while ia.poll_egress(now, &mut da, &mut set) == PollResult::SocketStateChanged {}
         socks.egress(&mut ib, now, &mut db);
-        assert_eq!(da.tx, db.tx, "step {step} at {now}");
+        // The same frames but for the IP IDs, which the pod writes (`pod::ipid`).
+        let without = crate::pod::ipid::without_ip_ids;
+        assert_eq!(without(&da.tx), without(&db.tx), "step {step} at {now}");
         all += ha.len() as u64;
         frames += da.tx.len();
         inbox.extend(da.tx.iter().filter_map(|f| answer(f)));

@@ -115,12 +115,18 @@ impl Record {
             return None;
         };
         let rcv_nxt = tcp.ack_number();
+        let mut ack: Frame = ack.to_vec().into();
+        // Linux answers from TIME-WAIT with TCP's control socket: IP ID 0 (`pod::ipid`), where
+        // the last ACK took the connection's own.
+        let mut ip = Ipv4Packet::new_unchecked(&mut ack[14..]);
+        ip.set_ident(0);
+        ip.fill_checksum();
         Some(Record {
             snd_nxt: tcp.seq_number(),
             rcv_nxt,
             wnd_end: rcv_nxt + ((win as usize) << shift),
             challenge_at: Instant::from_secs(0),
-            ack: ack.to_vec().into(),
+            ack,
         })
     }
 

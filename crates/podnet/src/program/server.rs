@@ -296,8 +296,10 @@ impl UdpEcho {
         let mut sock = env.pool.udp();
         let _ = sock.bind(port);
         env.ports.bind_udp(port);
+        let handle = env.sockets.add(sock);
+        env.sockets.set_unconnected(handle);
         UdpEcho {
-            handle: env.sockets.add(sock),
+            handle,
             answered: 0,
         }
     }

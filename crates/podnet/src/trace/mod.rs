@@ -61,6 +61,17 @@ impl TraceConfig {
         }
     }
 
+    /// Frame events only, each keeping the first `snaplen` bytes of its frame (a test or a
+    /// tool that reads headers).
+    pub fn frames(snaplen: usize) -> Self {
+        TraceConfig {
+            frames: true,
+            hooks: false,
+            snaplen,
+            pcap: false,
+        }
+    }
+
     /// Nothing (benchmarks, large runs).
     pub fn off() -> Self {
         TraceConfig {

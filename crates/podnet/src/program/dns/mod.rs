@@ -502,6 +502,7 @@ impl DnsServer {
         let mut sock = env.pool.udp();
         let _ = sock.bind(port);
         let udp = env.sockets.add(sock);
+        env.sockets.set_unconnected(udp);
         let tcp = TcpServer::new(Mode::Dns(zone.clone()), port, env);
         DnsServer {
             udp,
