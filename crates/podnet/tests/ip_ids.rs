@@ -24,7 +24,8 @@ struct Sent {
 
 const WEB: Ipv4Address = Ipv4Address::new(10, 244, 1, 2);
 
-fn run() -> Vec<Sent> {
+/// Two nodes, frames traced, and an HTTP server "web" (10.244.1.2) on node-b.
+fn with_web() -> (Cluster, podnet::NodeId, podnet::NodeId) {
     let (mut c, a, b) = Cluster::two_nodes(ClusterConfig {
         trace: TraceConfig::frames(256),
         ..ClusterConfig::default()
@@ -32,6 +33,11 @@ fn run() -> Vec<Sent> {
     .unwrap();
     c.add_pod(PodSpec::new("web", b).program(Program::HttpServer { port: 80 }))
         .unwrap();
+    (c, a, b)
+}
+
+fn run() -> Vec<Sent> {
+    let (mut c, a, b) = with_web();
     c.add_pod(PodSpec::new("echo", b).program(Program::UdpEcho { port: 7 }))
         .unwrap();
     c.add_pod(
@@ -50,6 +56,12 @@ fn run() -> Vec<Sent> {
                     .protocol(Protocol::Udp)
                     .count(3)
                     .interval(Duration::from_millis(1)),
+            ))
+            // Nothing listens on UDP 9: the web pod's stack answers port unreachable.
+            .program(Program::Client(
+                ClientSpec::http("closed-udp", WEB, 9)
+                    .protocol(Protocol::Udp)
+                    .count(1),
             )),
     )
     .unwrap();
@@ -174,6 +186,7 @@ fn an_unconnected_udp_server_counts_per_peer_and_a_client_socket_on_its_own() {
             .collect()
     };
     let (queries, answers) = (udp("client"), udp("echo"));
+    let queries: Vec<Sent> = queries.into_iter().filter(|s| s.dport == 7).collect();
     assert_eq!((queries.len(), answers.len()), (3, 3), "{sent:#?}");
     // Three sockets of the client (one per datagram), each with its own start.
     let mut q: Vec<u16> = queries.iter().map(|s| s.id).collect();
@@ -188,4 +201,54 @@ fn an_unconnected_udp_server_counts_per_peer_and_a_client_socket_on_its_own() {
             .all(|w| (1..=2).contains(&w[1].wrapping_sub(w[0]))),
         "{a:?}"
     );
+}
+
+/// The web pod's answer to a datagram for a port nothing listens on is Linux's
+/// (`__icmp_send`): TOS 0xc0, no DF, a counted IP ID, the datagram quoted as it arrived.
+#[test]
+fn a_pods_port_unreachable_is_built_as_linux_builds_it() {
+    let (mut c, a, _) = with_web();
+    c.add_pod(
+        PodSpec::new("client", a).program(Program::Client(
+            ClientSpec::http("closed-udp", WEB, 9)
+                .protocol(Protocol::Udp)
+                .count(1),
+        )),
+    )
+    .unwrap();
+    c.run_until_done(Duration::from_secs(2));
+    let trace = c.trace();
+    let at = |name: &str, sent: bool| -> Vec<Vec<u8>> {
+        trace
+            .events()
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Sent { iface, frame } if sent && trace.name(*iface) == name => {
+                    Some(frame.bytes.to_vec())
+                }
+                EventKind::Received { iface, frame } if !sent && trace.name(*iface) == name => {
+                    Some(frame.bytes.to_vec())
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let datagram = at("web/eth0", false)
+        .into_iter()
+        .find(|f| f.get(23) == Some(&17))
+        .expect("the datagram reached the web pod");
+    let errors: Vec<Vec<u8>> = at("web/eth0", true)
+        .into_iter()
+        .filter(|f| f.get(23) == Some(&1))
+        .collect();
+    assert_eq!(errors.len(), 1);
+    let ip = Ipv4Packet::new_checked(&errors[0][14..]).unwrap();
+    assert!(ip.verify_checksum());
+    assert_eq!(ip.dscp() << 2 | ip.ecn(), 0xc0, "TOS");
+    assert!(!ip.dont_frag(), "no DF");
+    assert_ne!(ip.ident(), 0);
+    let icmp = ip.payload();
+    assert_eq!((icmp[0], icmp[1]), (3, 3), "port unreachable");
+    // The whole datagram, quoted as it arrived (smoltcp quoted a header of its own making).
+    assert_eq!(&icmp[8..], &datagram[14..]);
 }

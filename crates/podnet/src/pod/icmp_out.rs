@@ -1,5 +1,5 @@
-//! The ICMP errors a pod's stack sends, held to Linux's limits (`crate::node::icmp_limit`):
-//! a Linux pod's network namespace limits them as a node does.
+//! The ICMP errors a pod's stack sends: built as Linux's `__icmp_send` builds them, and held
+//! to Linux's limits (`crate::node::icmp_limit`), as a Linux pod's network namespace does.
 
 use alloc::vec::Vec;
 
@@ -44,4 +44,47 @@ impl Pod {
         *frames = kept;
         refused
     }
+
+    /// Rebuilds the ICMP errors smoltcp sent in answer to `orig` (a frame no socket took),
+    /// `tx[from..]`, as Linux's `__icmp_send` does (`crate::node::reply::icmp_error`, as the
+    /// nodes send them): the original packet quoted as it arrived (smoltcp quotes a header it
+    /// emits again, IP ID 0), TOS `0xc0` with the original's TOS bits, no DF. The Ethernet
+    /// header stays; one Linux would not send is dropped.
+    pub(super) fn linux_icmp_errors(orig: &[u8], tx: &mut Vec<Frame>, from: usize) {
+        let Some(orig_ip) = orig.get(14..).filter(|_| orig.get(12..14) == Some(&[8, 0])) else {
+            return;
+        };
+        let mut i = from;
+        while i < tx.len() {
+            let Some((t, code, src)) = icmp_error_of(&tx[i]) else {
+                i += 1;
+                continue;
+            };
+            match crate::node::reply::icmp_error(orig_ip, t, code, src, 0) {
+                Some(mut linux) => {
+                    linux[..14].copy_from_slice(&tx[i][..14]);
+                    tx[i] = linux;
+                    i += 1;
+                }
+                None => {
+                    tx.remove(i);
+                }
+            }
+        }
+    }
+}
+
+/// The type, code and source of an ICMP error (destination unreachable, time exceeded,
+/// parameter problem) in Ethernet frame `f`.
+fn icmp_error_of(f: &[u8]) -> Option<(u8, u8, smoltcp::wire::Ipv4Address)> {
+    if f.get(12..14) != Some(&[8, 0]) {
+        return None;
+    }
+    let ip = smoltcp::wire::Ipv4Packet::new_checked(f.get(14..)?).ok()?;
+    if ip.next_header() != smoltcp::wire::IpProtocol::Icmp {
+        return None;
+    }
+    let icmp = ip.payload();
+    let (t, code) = (*icmp.first()?, *icmp.get(1)?);
+    matches!(t, 3 | 11 | 12).then_some((t, code, ip.src_addr()))
 }

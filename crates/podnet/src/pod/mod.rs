@@ -425,18 +425,22 @@ impl Pod {
             };
             match answered {
                 Answered::No => {
-                    let mut by_socket = false;
-                    let sockets = match tw_key.and_then(|k| self.timewait.claim(k)) {
-                        Some(scratch) => scratch,
+                    // Whether a socket takes the frame (not a TIME-WAIT connection's scratch
+                    // socket, not smoltcp alone).
+                    let (by_socket, sockets) = match tw_key.and_then(|k| self.timewait.claim(k)) {
+                        Some(scratch) => (false, scratch),
                         None => match self.device.rx.front() {
-                            Some(frame) => {
-                                by_socket = true;
-                                self.sockets.for_frame(&self.iface, frame)
-                            }
+                            Some(frame) => self.sockets.for_frame(&self.iface, frame),
                             None => break,
                         },
                     };
                     let sent = self.device.tx.len();
+                    // A datagram no socket takes is answered with an ICMP error, which quotes
+                    // it.
+                    let orig = match (by_socket, self.device.rx.front()) {
+                        (false, Some(f)) if f.get(23) == Some(&17) => Some(f.to_vec()),
+                        _ => None,
+                    };
                     let gro = self.device.rx.front().is_some_and(|f| f.gso_size() > 0);
                     let delays = if gro { ack_now(sockets) } else { Vec::new() };
                     self.iface
@@ -448,6 +452,9 @@ impl Pod {
                                 s.set_ack_delay(delay);
                             }
                         }
+                    }
+                    if let Some(orig) = orig {
+                        Pod::linux_icmp_errors(&orig, &mut self.device.tx, sent);
                     }
                     self.sockets
                         .stamp_ingress(&mut self.device.tx[sent..], now, by_socket);

@@ -569,12 +569,16 @@ impl Sockets {
     }
 
     /// The set to hand `frame` to (an arriving frame, before `poll_ingress_single`): that of
-    /// the socket smoltcp would give it to, else an empty one. The socket is served at the
-    /// next egress.
-    pub fn for_frame(&mut self, iface: &Interface, frame: &[u8]) -> &mut SocketSet<'static> {
+    /// the socket smoltcp would give it to, else an empty one; and whether a socket takes it.
+    /// The socket is served at the next egress.
+    pub fn for_frame(
+        &mut self,
+        iface: &Interface,
+        frame: &[u8],
+    ) -> (bool, &mut SocketSet<'static>) {
         self.taken = None;
         let Some(i) = self.taker(iface, frame) else {
-            return &mut self.none;
+            return (false, &mut self.none);
         };
         self.taken = Some(i);
         self.served(i);
@@ -584,9 +588,9 @@ impl Sockets {
                     self.marked.push(i);
                 }
                 s.mark = Mark::Dirty;
-                &mut s.set
+                (true, &mut s.set)
             }
-            _ => &mut self.none,
+            _ => (false, &mut self.none),
         }
     }
 
