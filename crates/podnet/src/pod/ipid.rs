@@ -91,11 +91,12 @@ impl IpIds {
     /// Writes the IP ID of `frame`, sent by `sender` at `now`, and refreshes the IPv4 header
     /// checksum. Anything but IPv4 is left alone.
     pub(crate) fn stamp(&mut self, frame: &mut Frame, sender: &mut Sender, now: Instant) {
-        if frame_type(frame) != Some(0x0800) || Ipv4Packet::new_checked(&frame[14..]).is_err() {
+        if frame_type(frame) != Some(0x0800) {
             return;
         }
-        let segs = crate::gso::wire_shape(frame).segments as u16;
-        let ip = Ipv4Packet::new_unchecked(&frame[14..]);
+        let Ok(ip) = Ipv4Packet::new_checked(&frame[14..]) else {
+            return;
+        };
         let (proto, dst) = (ip.next_header(), ip.dst_addr().to_bits());
         let syn_ack = proto == IpProtocol::Tcp
             && TcpPacket::new_checked(ip.payload()).is_ok_and(|t| t.syn() && t.ack());
@@ -106,6 +107,7 @@ impl IpIds {
                     Some(id) => id,
                     None => self.random() as u16,
                 };
+                let segs = crate::gso::wire_shape(frame).segments as u16;
                 *next = Some(id.wrapping_add(segs.max(1)));
                 id
             }

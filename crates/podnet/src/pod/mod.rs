@@ -425,20 +425,24 @@ impl Pod {
             };
             match answered {
                 Answered::No => {
-                    // Whether a socket takes the frame (not a TIME-WAIT connection's scratch
-                    // socket, not smoltcp alone).
-                    let (by_socket, sockets) = match tw_key.and_then(|k| self.timewait.claim(k)) {
-                        Some(scratch) => (false, scratch),
+                    // The slot of the socket that takes the frame (none for a TIME-WAIT
+                    // connection's scratch socket or smoltcp alone).
+                    let (slot, sockets) = match tw_key.and_then(|k| self.timewait.claim(k)) {
+                        Some(scratch) => (None, scratch),
                         None => match self.device.rx.front() {
                             Some(frame) => self.sockets.for_frame(&self.iface, frame),
                             None => break,
                         },
                     };
                     let sent = self.device.tx.len();
-                    // A datagram no socket takes is answered with an ICMP error, which quotes
-                    // it.
-                    let orig = match (by_socket, self.device.rx.front()) {
-                        (false, Some(f)) if f.get(23) == Some(&17) => Some(f.to_vec()),
+                    // A datagram (IPv4, protocol 17) no socket takes is answered with an ICMP
+                    // error, which quotes it.
+                    let orig = match (slot, self.device.rx.front()) {
+                        (None, Some(f))
+                            if f.get(12..14) == Some(&[8, 0]) && f.get(23) == Some(&17) =>
+                        {
+                            Some(f.to_vec())
+                        }
                         _ => None,
                     };
                     let gro = self.device.rx.front().is_some_and(|f| f.gso_size() > 0);
@@ -457,7 +461,7 @@ impl Pod {
                         Pod::linux_icmp_errors(&orig, &mut self.device.tx, sent);
                     }
                     self.sockets
-                        .stamp_ingress(&mut self.device.tx[sent..], now, by_socket);
+                        .stamp_ingress(&mut self.device.tx[sent..], now, slot);
                 }
                 Answered::Yes => {
                     self.device.rx.pop_front();

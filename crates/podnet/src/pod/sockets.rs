@@ -185,8 +185,6 @@ pub struct Sockets {
     tick: u64,
     /// The IP IDs of what the sockets send.
     ip_ids: IpIds,
-    /// The slot whose socket took the last frame [`Sockets::for_frame`] looked up.
-    taken: Option<u32>,
 }
 
 impl Default for Sockets {
@@ -206,7 +204,6 @@ impl Default for Sockets {
             served: 0,
             tick: 0,
             ip_ids: IpIds::default(),
-            taken: None,
         }
     }
 }
@@ -371,11 +368,10 @@ impl Sockets {
         }
     }
 
-    /// Writes the IP IDs of `frames`, which smoltcp sent while the last frame looked up with
-    /// [`Sockets::for_frame`] went in (`by_socket`: taken by the socket it found there, else
-    /// by smoltcp itself or a TIME-WAIT connection's scratch socket).
-    pub(crate) fn stamp_ingress(&mut self, frames: &mut [Frame], now: Instant, by_socket: bool) {
-        let slot = self.taken.filter(|_| by_socket);
+    /// Writes the IP IDs of `frames`, which smoltcp sent while a frame went in to the socket
+    /// in `slot` ([`Sockets::for_frame`]), or to none (smoltcp itself, or a TIME-WAIT
+    /// connection's scratch socket).
+    pub(crate) fn stamp_ingress(&mut self, frames: &mut [Frame], now: Instant, slot: Option<u32>) {
         let mut stack = Sender::Stack;
         let sender = match slot.and_then(|i| self.slots.get_mut(i as usize)) {
             Some(Some(s)) => s.sender_now(&mut stack),
@@ -569,18 +565,16 @@ impl Sockets {
     }
 
     /// The set to hand `frame` to (an arriving frame, before `poll_ingress_single`): that of
-    /// the socket smoltcp would give it to, else an empty one; and whether a socket takes it.
+    /// the socket smoltcp would give it to, else an empty one; and the slot of that socket.
     /// The socket is served at the next egress.
     pub fn for_frame(
         &mut self,
         iface: &Interface,
         frame: &[u8],
-    ) -> (bool, &mut SocketSet<'static>) {
-        self.taken = None;
+    ) -> (Option<u32>, &mut SocketSet<'static>) {
         let Some(i) = self.taker(iface, frame) else {
-            return (false, &mut self.none);
+            return (None, &mut self.none);
         };
-        self.taken = Some(i);
         self.served(i);
         match self.slots.get_mut(i as usize) {
             Some(Some(s)) => {
@@ -588,9 +582,9 @@ impl Sockets {
                     self.marked.push(i);
                 }
                 s.mark = Mark::Dirty;
-                (true, &mut s.set)
+                (Some(i), &mut s.set)
             }
-            _ => (false, &mut self.none),
+            _ => (None, &mut self.none),
         }
     }
 
