@@ -2,7 +2,11 @@
 //! per connected socket from a random start, 0 on a SYN-ACK and on a reset from no socket, a
 //! counter per address pair for an unconnected UDP socket).
 
+#[path = "support/sent.rs"]
+mod sent;
+
 use podnet::trace::EventKind;
+
 use podnet::{
     ClientSpec, Cluster, ClusterConfig, Duration, PodSpec, Program, Protocol, TraceConfig,
 };
@@ -68,21 +72,15 @@ fn run() -> Vec<Sent> {
     assert!(c.run_until_done(Duration::from_secs(5)));
     let later = c.now() + Duration::from_secs(1);
     c.run_until(later);
-    let trace = c.trace();
-    trace
-        .events()
-        .iter()
-        .filter_map(|e| {
-            let EventKind::Sent { iface, frame } = &e.kind else {
-                return None;
-            };
-            let pod = match trace.name(*iface) {
-                "client/eth0" => "client",
-                "web/eth0" => "web",
-                "echo/eth0" => "echo",
-                _ => return None,
-            };
-            let ip = Ipv4Packet::new_checked(frame.bytes.get(14..)?).ok()?;
+    let which = |name: &str| match name {
+        "client/eth0" => Some("client"),
+        "web/eth0" => Some("web"),
+        "echo/eth0" => Some("echo"),
+        _ => None,
+    };
+    sent::sent_ipv4(c.trace(), which)
+        .into_iter()
+        .filter_map(|(pod, ip)| {
             assert!(ip.verify_checksum(), "{pod}: IPv4 header checksum");
             let proto = ip.next_header();
             let (sport, dport, syn, ack, rst) = match proto {

@@ -15,6 +15,7 @@ use smoltcp::wire::{
     IpCidr, IpEndpoint, IpProtocol, Ipv4Address, Ipv4Packet, TcpPacket, UdpPacket,
 };
 
+mod delack;
 mod device;
 mod icmp_out;
 mod ipid;
@@ -61,28 +62,6 @@ impl StackConfig {
             timestamps: true,
         }
     }
-}
-
-/// Makes the TCP sockets of `sockets` acknowledge what arrives next at once; returns their
-/// delayed-ACK settings, to restore after the segment is in.
-///
-/// For a super-segment (a GSO packet from a veth, or what GRO merged): it holds more than one
-/// full segment, for which Linux acknowledges at once (`__tcp_ack_snd_check`: more than
-/// `rcv_mss` unacknowledged). smoltcp does so only when a delayed ACK is already pending; with
-/// a delay of zero its timer expires at once either way.
-fn ack_now(
-    sockets: &mut smoltcp::iface::SocketSet<'static>,
-) -> Vec<Option<smoltcp::time::Duration>> {
-    let mut delays = Vec::new();
-    for s in sockets.iter_mut() {
-        if let smoltcp::socket::Socket::Tcp(s) = s.1 {
-            delays.push(s.ack_delay());
-            if s.ack_delay().is_some() {
-                s.set_ack_delay(Some(smoltcp::time::Duration::ZERO));
-            }
-        }
-    }
-    delays
 }
 
 /// An ICMP error about a TCP or UDP packet this pod sent, as the socket layer sees it (smoltcp
@@ -427,10 +406,10 @@ impl Pod {
                 Answered::No => {
                     // The slot of the socket that takes the frame (none for a TIME-WAIT
                     // connection's scratch socket or smoltcp alone).
-                    let (slot, sockets) = match tw_key.and_then(|k| self.timewait.claim(k)) {
-                        Some(scratch) => (None, scratch),
+                    let (slot, scratch) = match tw_key.and_then(|k| self.timewait.claim(k)) {
+                        Some(scratch) => (None, Some(scratch)),
                         None => match self.device.rx.front() {
-                            Some(frame) => self.sockets.for_frame(&self.iface, frame),
+                            Some(frame) => (self.sockets.take_frame(&self.iface, frame), None),
                             None => break,
                         },
                     };
@@ -445,16 +424,21 @@ impl Pod {
                         }
                         _ => None,
                     };
-                    let gro = self.device.rx.front().is_some_and(|f| f.gso_size() > 0);
-                    let delays = if gro { ack_now(sockets) } else { Vec::new() };
+                    // When the socket acknowledges it, as Linux's TCP would (`pod::delack`).
+                    let plan = match (slot, self.device.rx.front()) {
+                        (Some(i), Some(f)) => self.sockets.plan_ack(i, f, now),
+                        _ => None,
+                    };
+                    let sockets = match scratch {
+                        Some(s) => s,
+                        None => self.sockets.set_of(slot),
+                    };
                     self.iface
                         .poll_ingress_single(now, &mut self.device, sockets);
-                    let mut delays = delays.into_iter();
-                    for s in sockets.iter_mut() {
-                        if let smoltcp::socket::Socket::Tcp(s) = s.1 {
-                            if let Some(delay) = delays.next() {
-                                s.set_ack_delay(delay);
-                            }
+                    if let (Some(i), Some(plan)) = (slot, plan) {
+                        if self.sockets.settle_ack(i, plan) {
+                            self.sockets
+                                .ack_at_once(i, &mut self.iface, now, &mut self.device);
                         }
                     }
                     if let Some(orig) = orig {

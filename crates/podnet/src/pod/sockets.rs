@@ -42,6 +42,7 @@
 
 use alloc::vec::Vec;
 
+use super::delack::{DelAck, Reply, Segment};
 use super::ipid::{IpIds, Sender};
 use super::sockets_index::{bits, time_key, time_of, FreeSlots, Index, Key};
 use super::PodDevice;
@@ -114,6 +115,19 @@ struct Slot {
     tag: (u32, u32),
     /// How its packets are numbered (`pod::ipid`).
     sender: Sender,
+    /// When it acknowledges what arrives (`pod::delack`), for a TCP socket.
+    ack: DelAck,
+}
+
+/// What [`Sockets::plan_ack`] decided for an arriving segment, for
+/// [`Sockets::settle_ack`] to keep once it is in, or undo if the socket did not take it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AckPlan {
+    reply: Reply,
+    before: DelAck,
+    state: tcp::State,
+    recv: usize,
+    payload: u32,
 }
 
 /// The sockets from which a pod keeps its indexes (a look at each costs less for fewer).
@@ -229,6 +243,7 @@ impl Sockets {
             logged: false,
             tag: (u32::MAX, 0),
             sender: Sender::Socket(None),
+            ack: DelAck::default(),
         };
         self.tick += 1;
         slot.seen = slot.seen();
@@ -369,16 +384,89 @@ impl Sockets {
     }
 
     /// Writes the IP IDs of `frames`, which smoltcp sent while a frame went in to the socket
-    /// in `slot` ([`Sockets::for_frame`]), or to none (smoltcp itself, or a TIME-WAIT
+    /// in `slot` ([`Sockets::take_frame`]), or to none (smoltcp itself, or a TIME-WAIT
     /// connection's scratch socket).
     pub(crate) fn stamp_ingress(&mut self, frames: &mut [Frame], now: Instant, slot: Option<u32>) {
         let mut stack = Sender::Stack;
-        let sender = match slot.and_then(|i| self.slots.get_mut(i as usize)) {
-            Some(Some(s)) => s.sender_now(&mut stack),
-            _ => &mut stack,
+        let mut slot = match slot.and_then(|i| self.slots.get_mut(i as usize)) {
+            Some(Some(s)) => Some(s),
+            _ => None,
         };
-        for f in frames {
+        let sender = match &mut slot {
+            Some(s) => s.sender_now(&mut stack),
+            None => &mut stack,
+        };
+        for f in frames.iter_mut() {
             self.ip_ids.stamp(f, sender, now);
+        }
+        if let Some(s) = slot {
+            for f in frames.iter() {
+                s.ack.sent(f, now);
+            }
+        }
+    }
+
+    /// Decides when the socket in `slot` acknowledges `frame`, which is about to go in to it
+    /// (`pod::delack`), and sets its delayed-ACK timer to match; `None` for a frame that
+    /// leaves that alone (no TCP segment with a SYN, data or a FIN, or no TCP socket).
+    pub(crate) fn plan_ack(&mut self, slot: u32, frame: &Frame, now: Instant) -> Option<AckPlan> {
+        let seg = Segment::parse(frame, frame.gso_size())?;
+        if !seg.syn && !seg.fin && seg.payload == 0 {
+            return None;
+        }
+        let s = self.slots.get_mut(slot as usize)?.as_mut()?;
+        let Socket::Tcp(sock) = s.set.get_mut::<Socket<'static>>(s.inner) else {
+            return None;
+        };
+        let before = s.ack;
+        let (state, recv) = (sock.state(), sock.recv_queue());
+        let reply = s.ack.arriving(&seg, state, sock.recv_capacity(), now);
+        if let Some(delay) = reply.ack_delay(now) {
+            sock.set_ack_delay(Some(delay));
+        }
+        Some(AckPlan {
+            reply,
+            before,
+            state,
+            recv,
+            payload: seg.payload,
+        })
+    }
+
+    /// Keeps what [`Sockets::plan_ack`] decided if the socket took the segment in order (its
+    /// data, or the SYN or FIN that changed its state), else undoes it; whether the socket is
+    /// to acknowledge it at once ([`Sockets::ack_at_once`]).
+    pub(crate) fn settle_ack(&mut self, slot: u32, plan: AckPlan) -> bool {
+        let Some(Some(s)) = self.slots.get_mut(slot as usize) else {
+            return false;
+        };
+        let Socket::Tcp(sock) = s.set.get::<Socket<'static>>(s.inner) else {
+            return false;
+        };
+        let taken = if plan.payload > 0 {
+            sock.recv_queue() > plan.recv
+        } else {
+            sock.state() != plan.state
+        };
+        if !taken {
+            s.ack = plan.before;
+            return false;
+        }
+        plan.reply == Reply::Now
+    }
+
+    /// Sends what the socket in `slot` has to send now (its ACK due at once), before the
+    /// programs run: one segment, as Linux's softirq sends it before the application is
+    /// scheduled. The socket stays marked, so the next egress serves it as usual.
+    pub(crate) fn ack_at_once(
+        &mut self,
+        slot: u32,
+        iface: &mut Interface,
+        now: Instant,
+        device: &mut PodDevice,
+    ) {
+        if let Some(Some(s)) = self.slots.get_mut(slot as usize) {
+            let _ = iface.poll_egress(now, device, &mut s.set);
         }
     }
 
@@ -564,27 +652,26 @@ impl Sockets {
         self.count
     }
 
-    /// The set to hand `frame` to (an arriving frame, before `poll_ingress_single`): that of
-    /// the socket smoltcp would give it to, else an empty one; and the slot of that socket.
-    /// The socket is served at the next egress.
-    pub fn for_frame(
-        &mut self,
-        iface: &Interface,
-        frame: &[u8],
-    ) -> (Option<u32>, &mut SocketSet<'static>) {
-        let Some(i) = self.taker(iface, frame) else {
-            return (None, &mut self.none);
-        };
+    /// The slot of the socket smoltcp would hand `frame` to (an arriving frame, before
+    /// `poll_ingress_single`), if any; that socket is served at the next egress. The set to
+    /// hand the frame to is [`Sockets::set_of`] that slot.
+    pub fn take_frame(&mut self, iface: &Interface, frame: &[u8]) -> Option<u32> {
+        let i = self.taker(iface, frame)?;
         self.served(i);
-        match self.slots.get_mut(i as usize) {
-            Some(Some(s)) => {
-                if s.mark == Mark::Clean {
-                    self.marked.push(i);
-                }
-                s.mark = Mark::Dirty;
-                (Some(i), &mut s.set)
-            }
-            _ => (None, &mut self.none),
+        let s = self.slots.get_mut(i as usize)?.as_mut()?;
+        if s.mark == Mark::Clean {
+            self.marked.push(i);
+        }
+        s.mark = Mark::Dirty;
+        Some(i)
+    }
+
+    /// The set holding the socket in `slot` ([`Sockets::take_frame`]), or an empty one for
+    /// none (smoltcp answers such a frame itself).
+    pub fn set_of(&mut self, slot: Option<u32>) -> &mut SocketSet<'static> {
+        match slot.and_then(|i| self.slots.get_mut(i as usize)) {
+            Some(Some(s)) => &mut s.set,
+            _ => &mut self.none,
         }
     }
 
@@ -691,6 +778,9 @@ impl Sockets {
                     let sender = s.sender_now(&mut stack);
                     for f in &mut device.tx[from..] {
                         self.ip_ids.stamp(f, sender, now);
+                    }
+                    for f in &device.tx[from..] {
+                        s.ack.sent(f, now);
                     }
                 }
             }

@@ -115,7 +115,10 @@ fn busy_sockets_as_one_set(index_from: u32, index_below: u32) {
             da.rx.push_back(f.clone());
             db.rx.push_back(f);
             ia.poll_ingress_single(now, &mut da, &mut set);
-            let s = socks.for_frame(&ib, db.rx.front().unwrap()).1;
+            let s = {
+                let i = socks.take_frame(&ib, db.rx.front().unwrap());
+                socks.set_of(i)
+            };
             ib.poll_ingress_single(now, &mut db, s);
         }
         if step % 5 == 0 && ha.len() < 40 {
@@ -282,7 +285,10 @@ proptest::proptest! {
         let mut now = Instant::ZERO;
         let host = |h: u8| Ipv4Address::new(10, 244, 1, 5 + h);
         dev.rx.push_back(arp_reply());
-        let s = socks.for_frame(&ifc, dev.rx.front().unwrap()).1;
+        let s = {
+                let i = socks.take_frame(&ifc, dev.rx.front().unwrap());
+                socks.set_of(i)
+            };
         ifc.poll_ingress_single(now, &mut dev, s);
         for op in ops {
             match op {
@@ -329,7 +335,10 @@ proptest::proptest! {
                     let want = every_socket(&socks, Some((ack, rst)), (host(h), sport), (ME, dport));
                     proptest::prop_assert_eq!(socks.taker(&ifc, &frame), want);
                     dev.rx.push_back(frame);
-                    let s = socks.for_frame(&ifc, dev.rx.front().unwrap()).1;
+                    let s = {
+                let i = socks.take_frame(&ifc, dev.rx.front().unwrap());
+                socks.set_of(i)
+            };
                     ifc.poll_ingress_single(now, &mut dev, s);
                 }
                 Op::Datagram(h, sport, dport) => {
