@@ -57,6 +57,7 @@ Commands:
   e2e               Build as playground does, then run the playground's end-to-end tests
                     (web/e2e, Playwright in headless Chromium; screenshots in
                     target/e2e-artifacts)
+  pcaps             podnet's pcaps (the demo with loss, every example) checked by tshark
   kernel-diff [--quick] [--mode iptables|nftables] [-v] [FILES...]
                     Replay each example's node traffic through this machine's Linux kernel
                     (one network namespace per node, podnet's rules loaded with
@@ -83,6 +84,7 @@ fn main() {
         Some("wasm-bench") => wasm::wasm_bench(&rest),
         Some("playground") => web::playground(&rest),
         Some("e2e") => web::e2e(),
+        Some("pcaps") => pcapcheck::tshark_validates_pcaps(),
         Some("kernel-diff") => kdiff::kernel_diff(&rest),
         None | Some("help" | "-h" | "--help") => {
             println!("{HELP}");
