@@ -1,7 +1,8 @@
 //! Engine scripts: when pods acknowledge, as Linux's TCP does (`pod::delack`). The expected
 //! exchanges were captured with `tcpdump` between two Linux 6.18 network namespaces running
-//! the same application pattern (Python sockets): the handshake's ACK and the first data's
-//! ACKs leave at once, before the application answers.
+//! the same application pattern (Python sockets; `bench/linux-acks/run.sh MODE` captures them
+//! again, as root): the handshake's ACK and the first data's ACKs leave at once, before the
+//! application answers.
 
 #[path = "support/sent.rs"]
 mod sent;
