@@ -68,15 +68,15 @@ export function drawPackets(): void {
   const byColor = new Map<string, { x: number; y: number }[]>();
   const sel: { x: number; y: number }[] = [];
   for (const f of fl) {
-    const a = app.topoView.pos(f.sent.iface);
-    const b = app.topoView.pos(f.recv.iface);
-    const span = f.recv.time - f.sent.time;
-    const k = span > 0 ? (app.T - f.sent.time) / span : 1;
+    const a = app.topoView.pos(f.from);
+    const b = app.topoView.pos(f.to);
+    const span = f.receivedTime - f.sentTime;
+    const k = span > 0 ? (app.T - f.sentTime) / span : 1;
     const x = a.x + (b.x - a.x) * k;
     const y = a.y + (b.y - a.y) * k;
-    next.push({ x, y, index: f.sent.index, label: `${f.sent.iface} → ${f.recv.iface}: ${f.sent.packet.line}` });
-    if (selIndices.has(f.sent.index) || selIndices.has(f.recv.index)) sel.push({ x, y });
-    const color = COLORS[packetKind(f.sent.packet)] ?? "#444";
+    next.push({ x, y, index: f.sent, label: `${f.from} → ${f.to}: ${f.packet.line}` });
+    if (selIndices.has(f.sent) || (f.received != null && selIndices.has(f.received))) sel.push({ x, y });
+    const color = COLORS[packetKind(f.packet)] ?? "#444";
     let list = byColor.get(color);
     if (!list) byColor.set(color, (list = []));
     list.push({ x, y });

@@ -50,7 +50,7 @@ export function load(yaml: string): boolean {
   app.topoView = new TopologyView(topo, gStatic);
   svg.setAttribute("viewBox", `0 0 ${app.topoView.width} ${app.topoView.height}`);
   svg.style.aspectRatio = `${app.topoView.width} / ${app.topoView.height}`;
-  app.flights = new FlightTracker(drawnTopology(topo).links);
+  app.flights = new FlightTracker();
   app.lastPanelCount = -1;
   gDrops.dataset.key = "";
   app.podHosts = new Set([...topo.pods.map((p) => p.name), ...topo.externals.map((e) => e.name)]);

@@ -154,7 +154,8 @@ export function renderEvents(): void {
   if (!app.tl) return;
   const box = $("events");
   const count = app.tl.countAtKnown(app.T);
-  const evs = app.tl.known(Math.max(0, count - 150), count);
+  // Without their connections: a click selects by index, and select() reads the event again.
+  const evs = app.tl.plain(Math.max(0, count - 150), count);
   const selIdx = new Set(app.selected?.journey.map((e) => e.index) ?? []);
   box.replaceChildren(
     ...evs.map((e) => {
@@ -177,10 +178,10 @@ export function renderTcpdump(): void {
   const err = $("tcpdump-error");
   const out = $("tcpdump");
   try {
-    const lines = app.tl.tcpdump(app.tcpdumpIface, app.tcpdumpFilter, app.T);
+    const { count, lines } = app.tl.tcpdumpTail(app.tcpdumpIface, app.tcpdumpFilter, app.T, 400);
     err.hidden = true;
-    $("tcpdump-count").textContent = `${lines.length} packets${lines.length > 400 ? " (last 400 shown)" : ""}`;
-    out.textContent = lines.slice(-400).join("\n");
+    $("tcpdump-count").textContent = `${count} packets${count > 400 ? " (last 400 shown)" : ""}`;
+    out.textContent = lines.join("\n");
     out.scrollTop = out.scrollHeight;
   } catch (e) {
     err.hidden = false;

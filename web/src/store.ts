@@ -20,7 +20,7 @@
 import { Checkpoints } from "./checkpoints";
 import { firstIndex, lerp } from "./profile";
 import { Sim } from "./podnet";
-import type { ConntrackEntry, Flow, NodeReport, Report, SimEvent, Topology } from "./podnet";
+import type { ConntrackEntry, Flights, Flow, NodeReport, Report, SimEvent, TcpdumpTail, Topology } from "./podnet";
 
 const CHUNK = 256;
 const MAX_CHUNKS = 200; // ~51k events kept in JS at most
@@ -467,6 +467,20 @@ export class Timeline {
     return out;
   }
 
+  /** The frames on the wires at `t` and the latest drops, from the events known so far
+   * (see Sim.flights; does not run the simulation). */
+  flights(t: number, maxFlightUs: number, maxEvents: number): Flights {
+    return this.ahead.flights(t, maxFlightUs, maxEvents);
+  }
+
+  /**
+   * The kept events [from, to) without their connections (`conn` null), read afresh: cheap
+   * where known() would first index every connection finished so far (the event list).
+   */
+  plain(from: number, to: number): SimEvent[] {
+    return this.ahead.events(Math.max(from, this.ahead.eventBase()), to, false);
+  }
+
   /** Index of the first event after t (the window's first when t is before it). */
   countAt(t: number): number {
     while (this.ahead.now() < t + 1) {
@@ -626,6 +640,11 @@ export class Timeline {
   /** tcpdump lines of the kept events up to `t`. */
   tcpdump(iface: string, filter: string, t: number): string[] {
     return this.ahead.tcpdump(iface, filter, t);
+  }
+
+  /** The last `last` tcpdump lines of the kept events up to `t`, and how many in all. */
+  tcpdumpTail(iface: string, filter: string, t: number, last: number): TcpdumpTail {
+    return this.ahead.tcpdumpTail(iface, filter, t, last);
   }
 
   /** The pcap of the kept events up to `t`. */

@@ -301,3 +301,44 @@ pub struct ConntrackEntry {
     /// The `conntrack -L` line.
     pub text: String,
 }
+
+/// A frame on a wire at some moment: sent on one end of a link and not yet received on the
+/// other.
+#[derive(Serialize, Tsify, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Flight {
+    /// The `sent` event's number.
+    pub sent: f64,
+    /// The `received` event's number (on the link's other end), when it is known (null for
+    /// a frame still on the wire in the simulation: it is received in its future).
+    pub received: Option<f64>,
+    /// When it was sent, µs.
+    pub sent_time: f64,
+    /// When it is received, µs.
+    pub received_time: f64,
+    /// The interface it left.
+    pub from: String,
+    /// The interface it reaches.
+    pub to: String,
+    /// The frame.
+    pub packet: PacketInfo,
+}
+
+/// The frames on the wires at one moment, and the drops just before it.
+#[derive(Serialize, Tsify, Clone, Debug, PartialEq, Default)]
+pub struct Flights {
+    /// The frames in flight, in the order they are received.
+    pub flights: Vec<Flight>,
+    /// The latest drops at or before the moment among the events looked at (at most
+    /// [`crate::sim::MAX_DROPS`], oldest first).
+    pub drops: Vec<SimEvent>,
+}
+
+/// The last lines of a tcpdump, and how many lines it has in all.
+#[derive(Serialize, Tsify, Clone, Debug, PartialEq)]
+pub struct TcpdumpTail {
+    /// Lines in all.
+    pub count: u32,
+    /// The last ones, oldest first.
+    pub lines: Vec<String>,
+}

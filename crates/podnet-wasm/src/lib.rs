@@ -191,9 +191,47 @@ impl Sim {
     }
 
     /// Kept events numbered `[from, to)` in order (`to` defaults to the end; clamped to the
-    /// kept ones, `eventBase()` to `eventCount()`).
-    pub fn events(&mut self, from: f64, to: Option<f64>) -> Result<Vec<Ts<SimEvent>>, JsError> {
-        self.core.events(from, to).iter().map(ts).collect()
+    /// kept ones, `eventBase()` to `eventCount()`). With `connections` false, every event's
+    /// `conn` is null: much cheaper the first time after many connections finished (finding
+    /// them indexes every connection finished so far).
+    pub fn events(
+        &mut self,
+        from: f64,
+        to: Option<f64>,
+        connections: Option<bool>,
+    ) -> Result<Vec<Ts<SimEvent>>, JsError> {
+        self.core
+            .events_with(from, to, connections.unwrap_or(true))
+            .iter()
+            .map(ts)
+            .collect()
+    }
+
+    /// The frames on the wires at `us`, from the kept events (what the page draws): each
+    /// frame sent at most `maxFlightUs` before `us` (among the last `maxEvents` events up to
+    /// it) and received after it (among the kept events at most `maxFlightUs` after the last
+    /// one up to `us`, and at most `maxEvents` of them), paired by its bytes on the link's two
+    /// ends; and the last drops among the events looked at.
+    pub fn flights(
+        &mut self,
+        us: f64,
+        #[wasm_bindgen(js_name = "maxFlightUs")] max_flight_us: f64,
+        #[wasm_bindgen(js_name = "maxEvents")] max_events: u32,
+    ) -> Result<Ts<Flights>, JsError> {
+        ts(&self.core.flights(us, max_flight_us, max_events as usize))
+    }
+
+    /// The frames on the wires now, as the simulation holds them (their arrival times
+    /// known, their `received` events not yet happened: null), each with the kept event of
+    /// its sending among the last `maxEvents` (frames sent before are left out); and the last
+    /// drops among those events. What flights() gives at the time now, without recording
+    /// past it.
+    #[wasm_bindgen(js_name = flightsNow)]
+    pub fn flights_now(
+        &mut self,
+        #[wasm_bindgen(js_name = "maxEvents")] max_events: u32,
+    ) -> Result<Ts<Flights>, JsError> {
+        ts(&self.core.flights_now(max_events as usize))
     }
 
     /// The report, exactly as `podnet run --json` (built once per moment).
@@ -277,6 +315,22 @@ impl Sim {
         #[wasm_bindgen(js_name = "untilUs")] until_us: Option<f64>,
     ) -> Result<Vec<String>, JsError> {
         self.core.tcpdump(iface, filter, until_us).map_err(js)
+    }
+
+    /// tcpdump() of which only the last `last` lines come back, and how many there are in all
+    /// (cheaper for a big window: the page shows the last few hundred).
+    #[wasm_bindgen(js_name = tcpdumpTail)]
+    pub fn tcpdump_tail(
+        &self,
+        iface: &str,
+        filter: &str,
+        #[wasm_bindgen(js_name = "untilUs")] until_us: Option<f64>,
+        last: u32,
+    ) -> Result<Ts<TcpdumpTail>, JsError> {
+        let mut lines = self.core.tcpdump(iface, filter, until_us).map_err(js)?;
+        let count = lines.len() as u32;
+        let lines = lines.split_off(lines.len().saturating_sub(last as usize));
+        ts(&TcpdumpTail { count, lines })
     }
 
     /// The pcap of `iface`: `any` (Linux cooked, every interface) or `HOST/IFACE` (Ethernet),

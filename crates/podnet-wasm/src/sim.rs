@@ -2,14 +2,15 @@
 //! [`podnet_scenario::session::Session`] and turns its state into the [`crate::api`] values.
 
 use std::any::Any;
+use std::collections::{BTreeMap, VecDeque};
 
 use podnet::trace::{EventKind, Observer, Snapshot, TraceConfig};
 use podnet::{Duration, Instant};
 use podnet_scenario::diff::{diff, Diff};
 use podnet_scenario::matrix::MatrixOptions;
 use podnet_scenario::session::{
-    packet_tuple, Connection, DropRecorder, Failure, Flow, NodeReport, Report, Session,
-    TcpdumpWriter, WindowRecorder,
+    packet_tuple, DropRecorder, Failure, Flow, NodeReport, Report, Session, TcpdumpWriter,
+    WindowRecorder,
 };
 use podnet_scenario::Scenario;
 
@@ -27,6 +28,9 @@ pub const DEFAULT_FILE: &str = "scenario.yaml";
 /// 60 MiB of wasm memory with three-endpoints' small frames.
 pub const DEFAULT_WINDOW_EVENTS: usize = 100_000;
 
+/// The most drops [`SimCore::flights`] returns (the latest).
+pub const MAX_DROPS: usize = 30;
+
 /// A scenario being simulated.
 ///
 /// The engine's own recorder is off: a [`DropRecorder`] keeps the report's drops, and while
@@ -43,6 +47,9 @@ pub struct SimCore {
     report: Option<Report>,
     snaplen: usize,
     window: usize,
+    /// The links' ends to each other (interface numbers), with the number of interfaces
+    /// they were built for.
+    peers: Option<(usize, BTreeMap<u32, u32>)>,
 }
 
 /// Microseconds as a JavaScript number.
@@ -83,6 +90,7 @@ impl SimCore {
             window: opts
                 .window_events
                 .map_or(DEFAULT_WINDOW_EVENTS, |n| n as usize),
+            peers: None,
         };
         core.set_recording(opts.record.unwrap_or(true));
         Ok(core)
@@ -239,17 +247,12 @@ impl SimCore {
         outcome: Option<&str>,
         http_status: Option<u16>,
     ) -> Vec<Flow> {
-        let keep = |c: &Connection| {
-            outcome.is_none_or(|o| c.outcome == o)
-                && http_status.is_none_or(|h| c.http_status == Some(h))
-        };
-        self.report()
-            .flows
-            .iter()
-            .map(|f| Flow {
-                name: f.name.clone(),
-                connections: f.connections.iter().filter(|c| keep(c)).cloned().collect(),
+        self.session
+            .flows_where(|c| {
+                outcome.is_none_or(|o| c.outcome == o)
+                    && http_status.is_none_or(|h| c.http_status == Some(h))
             })
+            .into_iter()
             .filter(|f| !f.connections.is_empty())
             .collect()
     }
@@ -369,6 +372,13 @@ impl SimCore {
 
     /// Kept events numbered `[from, to)` (clamped to those kept).
     pub fn events(&mut self, from: f64, to: Option<f64>) -> Vec<SimEvent> {
+        self.events_with(from, to, true)
+    }
+
+    /// [`SimCore::events`], with each packet's connection only when `conns` (finding them
+    /// first indexes every connection finished so far: with thousands, much more than the
+    /// events cost).
+    pub fn events_with(&mut self, from: f64, to: Option<f64>, conns: bool) -> Vec<SimEvent> {
         let base = self.event_base() as u64;
         let n = self.kept().len();
         let idx = |x: f64| {
@@ -382,56 +392,247 @@ impl SimCore {
         if from >= to {
             return Vec::new();
         }
-        self.index_connections();
+        if conns {
+            self.index_connections();
+        }
+        (from..to).map(|i| self.event(i, conns)).collect()
+    }
+
+    /// Kept event `i` (counted from the first kept), as the page reads it; with its
+    /// connection when `conn` (the connection index must then be up to date).
+    fn event(&self, i: usize, conn: bool) -> SimEvent {
+        let e = &self.kept()[i];
         let trace = self.session.cluster.trace();
-        let mut out = Vec::with_capacity(to - from);
-        for (i, e) in self.kept()[from..to].iter().enumerate() {
-            let (kind, iface, packet, ip) = match &e.kind {
-                EventKind::Sent { iface, frame } => ("sent", iface, frame, false),
-                EventKind::Received { iface, frame } => ("received", iface, frame, false),
-                EventKind::Dropped { iface, frame, .. } => ("dropped", iface, frame, false),
-                EventKind::Hook { iface, before, .. } => ("hook", iface, before, true),
-            };
-            let name = trace.name(*iface);
-            let mut ev = SimEvent {
-                index: (base + (from + i) as u64) as f64,
-                time: us(e.time),
-                kind,
-                iface: name.to_string(),
-                host: name.split('/').next().unwrap_or(name).to_string(),
-                hook: None,
-                verdict: None,
-                reason: None,
-                packet: packet_info(&packet.bytes, ip),
-                after: None,
-                notes: Vec::new(),
-                conn: self.conn_of(packet, ip, e.time),
-            };
+        let (kind, iface, packet, ip) = match &e.kind {
+            EventKind::Sent { iface, frame } => ("sent", iface, frame, false),
+            EventKind::Received { iface, frame } => ("received", iface, frame, false),
+            EventKind::Dropped { iface, frame, .. } => ("dropped", iface, frame, false),
+            EventKind::Hook { iface, before, .. } => ("hook", iface, before, true),
+        };
+        let name = trace.name(*iface);
+        let mut ev = SimEvent {
+            index: self.event_base() + i as f64,
+            time: us(e.time),
+            kind,
+            iface: name.to_string(),
+            host: name.split('/').next().unwrap_or(name).to_string(),
+            hook: None,
+            verdict: None,
+            reason: None,
+            packet: packet_info(&packet.bytes, ip),
+            after: None,
+            notes: Vec::new(),
+            conn: if conn {
+                self.conn_of(packet, ip, e.time)
+            } else {
+                None
+            },
+        };
+        match &e.kind {
+            EventKind::Dropped { reason, .. } => ev.reason = Some(reason.to_string()),
+            EventKind::Hook {
+                hook,
+                verdict,
+                after,
+                notes,
+                ..
+            } => {
+                ev.hook = Some(hook.chain());
+                let (v, reason) = match verdict {
+                    podnet::netfilter::Verdict::Accept => ("accept", None),
+                    podnet::netfilter::Verdict::Drop(r) => ("drop", Some(r.to_string())),
+                    podnet::netfilter::Verdict::Reject(_, r) => ("reject", Some(r.to_string())),
+                };
+                ev.verdict = Some(v);
+                ev.reason = reason;
+                ev.after = after.as_ref().map(|a| packet_info(&a.bytes, true));
+                ev.notes = notes.clone();
+            }
+            _ => {}
+        }
+        ev
+    }
+
+    /// The frames on the wires at `t` µs, from the kept events: each frame sent on one end of
+    /// a link at or before `t` (at most `max_flight_us` before, and among the last
+    /// `max_events` events up to `t`) is paired with the first receipt of the same bytes on
+    /// the other end after `t` (among the kept events at most `max_flight_us` after the last
+    /// one up to `t`, and at most `max_events` of them): only frames whose receipt is kept
+    /// are in flight. Also the drops among the events looked at (the last [`MAX_DROPS`]).
+    pub fn flights(&mut self, t: f64, max_flight_us: f64, max_events: usize) -> Flights {
+        self.update_peers();
+        let Some((_, peers)) = self.peers.as_ref() else {
+            return Flights::default();
+        };
+        let kept = self.kept();
+        let at = instant(t);
+        let to = kept.partition_point(|e| e.time <= at);
+        let since = instant(t - max_flight_us.max(0.0));
+        let from = kept
+            .partition_point(|e| e.time <= since)
+            .max(to.saturating_sub(max_events));
+        // Frames sent and not yet received, by (receiving interface, bytes), oldest first.
+        let mut open: BTreeMap<(u32, &[u8]), VecDeque<usize>> = BTreeMap::new();
+        let mut drops = Vec::new();
+        for (i, e) in kept.iter().enumerate().take(to).skip(from) {
             match &e.kind {
-                EventKind::Dropped { reason, .. } => ev.reason = Some(reason.to_string()),
-                EventKind::Hook {
-                    hook,
-                    verdict,
-                    after,
-                    notes,
-                    ..
-                } => {
-                    ev.hook = Some(hook.chain());
-                    let (v, reason) = match verdict {
-                        podnet::netfilter::Verdict::Accept => ("accept", None),
-                        podnet::netfilter::Verdict::Drop(r) => ("drop", Some(r.to_string())),
-                        podnet::netfilter::Verdict::Reject(_, r) => ("reject", Some(r.to_string())),
-                    };
-                    ev.verdict = Some(v);
-                    ev.reason = reason;
-                    ev.after = after.as_ref().map(|a| packet_info(&a.bytes, true));
-                    ev.notes = notes.clone();
+                EventKind::Sent { iface, frame } => {
+                    if let Some(&peer) = peers.get(&iface.0) {
+                        open.entry((peer, &frame.bytes[..]))
+                            .or_default()
+                            .push_back(i);
+                    }
                 }
+                EventKind::Received { iface, frame } => {
+                    if let Some(q) = open.get_mut(&(iface.0, &frame.bytes[..])) {
+                        q.pop_front();
+                    }
+                }
+                EventKind::Dropped { .. } => drops.push(i),
+                EventKind::Hook { .. } => {}
+            }
+        }
+        let mut left: usize = open.values().map(VecDeque::len).sum();
+        let mut pairs = Vec::new();
+        if left > 0 {
+            let until = to
+                .checked_sub(1)
+                .map(|l| kept[l].time)
+                .unwrap_or(Instant::ZERO)
+                + Duration::from_micros(max_flight_us.max(0.0) as u64);
+            let end = (to + kept[to..].partition_point(|e| e.time <= until))
+                .min(to.saturating_add(max_events));
+            for (i, e) in kept.iter().enumerate().take(end).skip(to) {
+                let EventKind::Received { iface, frame } = &e.kind else {
+                    continue;
+                };
+                if let Some(sent) = open
+                    .get_mut(&(iface.0, &frame.bytes[..]))
+                    .and_then(VecDeque::pop_front)
+                {
+                    pairs.push((sent, i));
+                    left -= 1;
+                    if left == 0 {
+                        break;
+                    }
+                }
+            }
+        }
+        let base = self.event_base();
+        let trace = self.session.cluster.trace();
+        let flights = pairs
+            .into_iter()
+            .filter_map(|(s, r)| {
+                let (se, re) = (&kept[s], &kept[r]);
+                let (EventKind::Sent { iface: a, frame }, EventKind::Received { iface: b, .. }) =
+                    (&se.kind, &re.kind)
+                else {
+                    return None; // paired events are a sent and a received
+                };
+                Some(Flight {
+                    sent: base + s as f64,
+                    received: Some(base + r as f64),
+                    sent_time: us(se.time),
+                    received_time: us(re.time),
+                    from: trace.name(*a).to_string(),
+                    to: trace.name(*b).to_string(),
+                    packet: packet_info(&frame.bytes, false),
+                })
+            })
+            .collect();
+        self.with_drops(flights, drops)
+    }
+
+    /// The frames on the wires now, as the simulation holds them (each link's queue, with
+    /// their arrival times), each paired with the kept event of its sending (among the last
+    /// `max_events` kept events; frames sent before are left out), in the order they arrive
+    /// on each link; and the last drops among those events ([`MAX_DROPS`]). The same frames
+    /// as [`SimCore::flights`] at the time now, without running past it.
+    pub fn flights_now(&mut self, max_events: usize) -> Flights {
+        let kept = self.kept();
+        let from = kept.len().saturating_sub(max_events);
+        // The sent events looked at, by interface, oldest first.
+        let mut sent: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        let mut drops = Vec::new();
+        for (i, e) in kept.iter().enumerate().skip(from) {
+            match &e.kind {
+                EventKind::Sent { iface, .. } => sent.entry(iface.0).or_default().push(i),
+                EventKind::Dropped { .. } => drops.push(i),
                 _ => {}
             }
-            out.push(ev);
         }
-        out
+        let same = |s: &Snapshot, frame: &[u8]| {
+            s.len == frame.len() && frame.get(..s.bytes.len()) == Some(&s.bytes[..])
+        };
+        let trace = self.session.cluster.trace();
+        let base = self.event_base();
+        // Each link direction's frames, the last first: the last sent with the same bytes
+        // before the sending matched to the frame after it.
+        let mut queued: BTreeMap<(u32, u32), Vec<podnet::cluster::InFlight>> = BTreeMap::new();
+        for f in self.session.cluster.in_flight() {
+            queued.entry((f.from.0, f.to.0)).or_default().push(f);
+        }
+        let mut flights = Vec::new();
+        for ((from_iface, _), frames) in &queued {
+            let Some(list) = sent.get(from_iface) else {
+                continue;
+            };
+            let mut upto = list.len();
+            let mut paired = Vec::new();
+            for f in frames.iter().rev() {
+                let found = list[..upto].iter().rposition(|&i| {
+                    matches!(&kept[i].kind, EventKind::Sent { frame, .. } if same(frame, f.frame))
+                });
+                let Some(at) = found else {
+                    // Sent before the events looked at, or not as one frame: a super-segment
+                    // leaves a wire's end as segments.
+                    continue;
+                };
+                upto = at;
+                let i = list[at];
+                paired.push(Flight {
+                    sent: base + i as f64,
+                    received: None,
+                    sent_time: us(kept[i].time),
+                    received_time: us(f.arrives),
+                    from: trace.name(f.from).to_string(),
+                    to: trace.name(f.to).to_string(),
+                    packet: packet_info(f.frame, false),
+                });
+            }
+            flights.extend(paired.into_iter().rev());
+        }
+        self.with_drops(flights, drops)
+    }
+
+    /// `flights` with the last [`MAX_DROPS`] of the kept drop events `drops` (positions).
+    fn with_drops(&mut self, flights: Vec<Flight>, mut drops: Vec<usize>) -> Flights {
+        let last = drops.split_off(drops.len().saturating_sub(MAX_DROPS));
+        if !last.is_empty() {
+            self.index_connections();
+        }
+        Flights {
+            flights,
+            drops: last.into_iter().map(|i| self.event(i, true)).collect(),
+        }
+    }
+
+    /// Each end of a link to its other end (interface numbers), built again when interfaces
+    /// were added.
+    fn update_peers(&mut self) {
+        let trace = self.session.cluster.trace();
+        let count = trace.ifaces().count();
+        if self.peers.as_ref().is_none_or(|(n, _)| *n != count) {
+            let ids: BTreeMap<&str, u32> = trace.ifaces().map(|(id, n)| (n, id.0)).collect();
+            let mut map = BTreeMap::new();
+            for l in self.topology().links {
+                if let (Some(&a), Some(&b)) = (ids.get(l.a.as_str()), ids.get(l.b.as_str())) {
+                    map.insert(a, b);
+                    map.insert(b, a);
+                }
+            }
+            self.peers = Some((count, map));
+        }
     }
 
     /// Brings the packet-tuple-to-connection index up to date (cheap when nothing finished).

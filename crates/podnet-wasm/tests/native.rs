@@ -438,3 +438,240 @@ fn a_recording_begun_again_indexes_connections_as_a_fresh_one() {
         assert_eq!(x.conn, y.conn, "event {}", x.index);
     }
 }
+
+/// The frames in flight at `t` as the page paired them before the module did: sent events
+/// matched to received events on the link's other end by interface, tcpdump line and length.
+fn flights_by_lines(
+    links: &[podnet_wasm::api::LinkInfo],
+    evs: &[podnet_wasm::api::SimEvent],
+    t: f64,
+    max_us: f64,
+) -> Vec<(f64, f64)> {
+    let peer = |i: &str| {
+        links.iter().find_map(|l| {
+            (l.a == i)
+                .then(|| l.b.clone())
+                .or((l.b == i).then(|| l.a.clone()))
+        })
+    };
+    let mut open: Vec<(String, String, u32, f64)> = Vec::new();
+    for e in evs.iter().filter(|e| e.time <= t && e.time > t - max_us) {
+        match e.kind {
+            "sent" => {
+                if let Some(p) = peer(&e.iface) {
+                    open.push((p, e.packet.line.clone(), e.packet.len, e.index));
+                }
+            }
+            "received" => {
+                if let Some(at) = open
+                    .iter()
+                    .position(|o| o.0 == e.iface && o.1 == e.packet.line && o.2 == e.packet.len)
+                {
+                    open.remove(at);
+                }
+            }
+            _ => {}
+        }
+    }
+    let last = evs
+        .iter()
+        .rev()
+        .find(|e| e.time <= t)
+        .map_or(0.0, |e| e.time);
+    let mut out = Vec::new();
+    for e in evs.iter().filter(|e| e.time > t && e.time <= last + max_us) {
+        if e.kind != "received" {
+            continue;
+        }
+        if let Some(at) = open
+            .iter()
+            .position(|o| o.0 == e.iface && o.1 == e.packet.line && o.2 == e.packet.len)
+        {
+            out.push((open.remove(at).3, e.index));
+        }
+    }
+    out
+}
+
+#[test]
+fn flights_pair_each_frame_sent_with_its_receipt_on_the_other_end() {
+    for name in ["seed", "three-endpoints"] {
+        let yaml = EXAMPLES.iter().find(|(n, _)| *n == name).unwrap().1;
+        let mut s = sim(yaml);
+        s.run_until(30_000.0).unwrap();
+        let evs = s.events(0.0, None);
+        let links = s.topology().links;
+        let mut seen = 0;
+        let step = evs.len() / 200 + 1;
+        for t in evs
+            .iter()
+            .step_by(step)
+            .map(|e| e.time)
+            .chain([0.0, 29_999.0])
+        {
+            let got = s.flights(t, 10_000.0, 100_000);
+            for f in &got.flights {
+                assert!(
+                    f.sent_time <= t && f.received_time > t,
+                    "{name} at {t}: {f:?}"
+                );
+                assert!(Some(f.sent) < f.received);
+            }
+            let pairs: Vec<(f64, f64)> = got
+                .flights
+                .iter()
+                .map(|f| (f.sent, f.received.unwrap()))
+                .collect();
+            assert_eq!(
+                pairs,
+                flights_by_lines(&links, &evs, t, 10_000.0),
+                "{name} at {t}"
+            );
+            seen += pairs.len();
+        }
+        assert!(seen > 0, "{name}: no frame ever in flight");
+    }
+}
+
+#[test]
+fn flights_give_the_latest_drops_and_nothing_before_recording() {
+    // A full conntrack table drops SYNs.
+    let yaml = EXAMPLES
+        .iter()
+        .find(|(n, _)| *n == "conntrack-full")
+        .unwrap()
+        .1;
+    let mut s = sim(yaml);
+    s.run_until(2_000_000.0).unwrap();
+    let all: Vec<f64> = s
+        .events(0.0, None)
+        .iter()
+        .filter(|e| e.kind == "dropped")
+        .map(|e| e.time)
+        .collect();
+    let Some(&t) = all.last() else {
+        panic!("conntrack-full drops nothing in 2 s")
+    };
+    let got = s.flights(t, 10_000.0, 1_000_000);
+    assert!(!got.drops.is_empty() && got.drops.len() <= podnet_wasm::sim::MAX_DROPS);
+    assert!(got
+        .drops
+        .iter()
+        .all(|d| d.kind == "dropped" && d.time <= t && d.time > t - 10_000.0));
+    assert_eq!(got.drops.last().unwrap().time, t);
+    let mut off = SimCore::new(
+        yaml,
+        &SimOptions {
+            record: Some(false),
+            ..SimOptions::default()
+        },
+    )
+    .unwrap();
+    off.run_until(1_000.0).unwrap();
+    assert_eq!(off.flights(500.0, 10_000.0, 4_000), Default::default());
+}
+
+#[test]
+fn connections_with_keeps_exactly_the_report_connections_that_match() {
+    let mut matched = 0;
+    for (name, yaml) in EXAMPLES {
+        let mut s = sim(yaml);
+        s.run_until(3_000_000.0).unwrap();
+        let flows = s.report().flows.clone();
+        let outcomes: std::collections::BTreeSet<&str> = flows
+            .iter()
+            .flat_map(|f| f.connections.iter().map(|c| c.outcome))
+            .collect();
+        let statuses: std::collections::BTreeSet<u16> = flows
+            .iter()
+            .flat_map(|f| f.connections.iter().filter_map(|c| c.http_status))
+            .collect();
+        let mut asks: Vec<(Option<&str>, Option<u16>)> =
+            vec![(None, None), (Some("nonesuch"), None)];
+        asks.extend(outcomes.iter().map(|o| (Some(*o), None)));
+        asks.extend(statuses.iter().map(|h| (None, Some(*h))));
+        for (o, h) in asks {
+            let want: Vec<_> = flows
+                .iter()
+                .map(|f| podnet_scenario::session::Flow {
+                    name: f.name.clone(),
+                    connections: f
+                        .connections
+                        .iter()
+                        .filter(|c| {
+                            o.is_none_or(|o| c.outcome == o)
+                                && h.is_none_or(|h| c.http_status == Some(h))
+                        })
+                        .cloned()
+                        .collect(),
+                })
+                .filter(|f| !f.connections.is_empty())
+                .collect();
+            let got = s.connections_with(o, h);
+            assert_eq!(
+                format!("{got:?}"),
+                format!("{want:?}"),
+                "{name}: {o:?} {h:?}"
+            );
+            matched += got.iter().map(|f| f.connections.len()).sum::<usize>();
+        }
+    }
+    assert!(matched > 0);
+}
+
+#[test]
+fn flights_now_are_the_frames_a_later_run_sees_in_flight() {
+    for name in ["seed", "three-endpoints", "conntrack-full"] {
+        let yaml = EXAMPLES.iter().find(|(n, _)| *n == name).unwrap().1;
+        // Every event kept: the later run must still hold the sendings the earlier one pairs.
+        let all = SimOptions {
+            window_events: Some(10_000_000),
+            ..SimOptions::default()
+        };
+        let mut later = SimCore::new(yaml, &all).unwrap();
+        later.run_until(40_000.0).unwrap();
+        let times: Vec<f64> = later.events(0.0, None).iter().map(|e| e.time).collect();
+        let mut now = SimCore::new(yaml, &all).unwrap();
+        let mut seen = 0;
+        let step = times.len() / 150 + 1;
+        for t in times
+            .iter()
+            .step_by(step)
+            .copied()
+            .filter(|t| *t < 30_000.0)
+        {
+            if t <= now.now() {
+                continue;
+            }
+            now.run_until(t).unwrap();
+            let key = |f: &podnet_wasm::api::Flight| {
+                (
+                    f.sent as u64,
+                    f.received_time as u64,
+                    f.from.clone(),
+                    f.to.clone(),
+                    f.sent_time as u64,
+                )
+            };
+            let got = now.flights_now(1_000_000).flights;
+            for f in &got {
+                assert!(
+                    f.sent_time <= t && f.received_time > t && f.received.is_none(),
+                    "{name} at {t}: {f:?}"
+                );
+            }
+            let got: Vec<_> = got.iter().map(key).collect();
+            // Each frame the later run saw sent by then and received after is on a wire now.
+            // (The later run pairs by the bytes received, so it misses what arrives otherwise:
+            // a super-segment on a wire arrives as segments.)
+            for w in later.flights(t, 1e9, 1_000_000).flights.iter().map(key) {
+                assert!(
+                    got.contains(&w),
+                    "{name} at {t}: {w:?} not in flight: {got:?}"
+                );
+            }
+            seen += got.len();
+        }
+        assert!(seen > 0, "{name}: nothing in flight");
+    }
+}

@@ -297,6 +297,11 @@ impl Channel {
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
     }
+
+    /// The frames in flight with their arrival times, in the order they arrive.
+    pub fn frames(&self) -> impl Iterator<Item = (Instant, &Frame)> + '_ {
+        self.in_flight.iter().map(|(at, f)| (*at, f))
+    }
 }
 
 #[cfg(test)]

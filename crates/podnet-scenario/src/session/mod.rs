@@ -29,7 +29,7 @@ use crate::{FaultEvent, Index, Scenario, Warning};
 
 pub use inspect::{packet_tuple, NewConnections};
 pub use observe::{ConnRecorder, DropRecorder, TcpdumpWriter, WindowRecorder};
-pub use report::{Connection, CtLife, CtReport, CtStats, Drop, Flow, NodeReport, Report};
+pub use report::{Connection, CtLife, CtReport, CtStats, Drop, Flow, Kept, NodeReport, Report};
 
 /// Whether a failure is bad input or a failed expectation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -378,6 +378,12 @@ impl Session {
     /// The report of the run so far (`podnet run --json`).
     pub fn report(&self) -> Report {
         report::report(self)
+    }
+
+    /// [`Report::flows`] with only the connections `keep` keeps (every flow listed): cheap
+    /// when it keeps few, as nothing is computed for the others.
+    pub fn flows_where(&self, keep: impl Fn(&Kept) -> bool) -> Vec<Flow> {
+        report::flows_where(self, keep)
     }
 
     /// Each node's part of [`Session::report`] alone (much cheaper with many connections).

@@ -419,15 +419,15 @@ pub(super) fn node_reports(l: &Session) -> Vec<NodeReport> {
 }
 
 /// Builds the report of a finished run.
-pub(super) fn report(l: &Session) -> Report {
-    let ix = NewConnections::of(l);
-    let mut flows = Vec::new();
+/// The report's flows with only the connections whose record passes `keep` (the outcome
+/// and HTTP status as the report gives them); flows with none kept are still listed, empty.
+/// Nothing is computed for a connection not kept, so a filter that keeps few is cheap with
+/// many connections.
+pub(super) fn flows_where(l: &Session, keep: impl Fn(&Kept) -> bool) -> Vec<Flow> {
+    let mut ix: Option<NewConnections> = None;
     let l7 = l.cluster.pods().any(|(id, _)| l.cluster.is_l7_proxy(id));
-    let l7_log = if l7 {
-        l.cluster.l7_access_log()
-    } else {
-        Vec::new()
-    };
+    let mut l7_log: Option<Vec<_>> = None;
+    let mut flows = Vec::new();
     for (i, f) in l.index.flows.iter().enumerate() {
         let (proto, records) = l.connections(i);
         let status = l7
@@ -435,43 +435,68 @@ pub(super) fn report(l: &Session) -> Report {
                 .flows
                 .get(i)
                 .is_some_and(|d| d.expect_status.is_some());
-        let connections = records
-            .iter()
-            .enumerate()
-            .map(|(n, r)| {
-                let (backend, mut seen) = backend_of(&ix, r, proto);
-                // Through an L7 proxy, the backend saw the proxy's own connection (from the
-                // client's address, another port), or nothing when the proxy refused.
-                if let Some((_, e)) = l7_log
-                    .iter()
-                    .find(|(_, e)| e.client == r.local && e.at >= r.started && e.at <= r.ended)
-                {
-                    seen = e
-                        .upstream_port
-                        .filter(|_| e.allowed)
-                        .map(|p| format!("{}:{p}", e.client.addr));
+        let mut connections = Vec::new();
+        for (n, r) in records.iter().enumerate() {
+            let http_status = r.http_status.filter(|_| status);
+            if !keep(&Kept {
+                outcome: r.outcome.as_str(),
+                http_status,
+            }) {
+                continue;
+            }
+            let ix = ix.get_or_insert_with(|| NewConnections::of(l));
+            let (backend, mut seen) = backend_of(ix, r, proto);
+            let log = l7_log.get_or_insert_with(|| {
+                if l7 {
+                    l.cluster.l7_access_log()
+                } else {
+                    Vec::new()
                 }
-                Connection {
-                    id: n as u32,
-                    from: ep(&r.local),
-                    to: ep(&r.remote),
-                    backend,
-                    seen_by_backend: seen,
-                    outcome: r.outcome.as_str(),
-                    connect_time: r.connect_time.map(fmt_duration),
-                    dns_time: r.dns_time.map(fmt_duration),
-                    bytes_sent: r.bytes_sent,
-                    bytes_received: r.bytes_received,
-                    error: r.error.clone(),
-                    http_status: r.http_status.filter(|_| status),
-                }
-            })
-            .collect();
+            });
+            // Through an L7 proxy, the backend saw the proxy's own connection (from the
+            // client's address, another port), or nothing when the proxy refused.
+            if let Some((_, e)) = log
+                .iter()
+                .find(|(_, e)| e.client == r.local && e.at >= r.started && e.at <= r.ended)
+            {
+                seen = e
+                    .upstream_port
+                    .filter(|_| e.allowed)
+                    .map(|p| format!("{}:{p}", e.client.addr));
+            }
+            connections.push(Connection {
+                id: n as u32,
+                from: ep(&r.local),
+                to: ep(&r.remote),
+                backend,
+                seen_by_backend: seen,
+                outcome: r.outcome.as_str(),
+                connect_time: r.connect_time.map(fmt_duration),
+                dns_time: r.dns_time.map(fmt_duration),
+                bytes_sent: r.bytes_sent,
+                bytes_received: r.bytes_received,
+                error: r.error.clone(),
+                http_status,
+            });
+        }
         flows.push(Flow {
             name: f.name.clone(),
             connections,
         });
     }
+    flows
+}
+
+/// What [`flows_where`]'s filter sees of a connection.
+pub struct Kept<'a> {
+    /// The outcome, as the report gives it (`ok`, `timeout`, `denied`...).
+    pub outcome: &'a str,
+    /// The HTTP status, when the report gives one.
+    pub http_status: Option<u16>,
+}
+
+pub(super) fn report(l: &Session) -> Report {
+    let flows = flows_where(l, |_| true);
     let nodes = node_reports(l);
     // The drops a [`DropRecorder`] kept as they happened, else those the trace recorded.
     let drops = match l.cluster.observer::<DropRecorder>() {

@@ -2,7 +2,36 @@
 
 use super::*;
 
+/// A frame on a link now: sent on one end, not yet delivered to the other.
+#[derive(Clone, Copy, Debug)]
+pub struct InFlight<'a> {
+    /// The interface that sent it.
+    pub from: IfaceId,
+    /// The interface it arrives at.
+    pub to: IfaceId,
+    /// When it arrives.
+    pub arrives: Instant,
+    /// The frame.
+    pub frame: &'a [u8],
+}
+
 impl Cluster {
+    /// Every frame on a link now (a deleted pod's veth carries none that will arrive): link
+    /// by link, each direction's frames in the order they arrive.
+    pub fn in_flight(&self) -> impl Iterator<Item = InFlight<'_>> + '_ {
+        self.links.iter().filter(|l| !l.deleted).flat_map(|l| {
+            (0..2).flat_map(move |d| {
+                let (from, to) = (l.ends[d].1, l.ends[1 - d].1);
+                l.chans[d].frames().map(move |(arrives, f)| InFlight {
+                    from,
+                    to,
+                    arrives,
+                    frame: &f[..],
+                })
+            })
+        })
+    }
+
     /// Changes the link configuration of a pod's veth (both directions).
     pub fn set_pod_link(&mut self, pod: PodId, config: LinkConfig) -> bool {
         let Some(Some(slot)) = self.pods.get(pod.0 as usize) else {

@@ -50,6 +50,7 @@ mod run;
 mod service;
 mod spec;
 pub use inject::Wire;
+pub use links::InFlight;
 pub use service::{Service, NODE_PORTS};
 pub use spec::{ClusterConfig, Cni, Error, NodeSpec, PodSpec, Proxy, ServicePortSpec, ServiceSpec};
 
