@@ -70,8 +70,12 @@ export class Checkpoints {
   /** Virtual µs the builder runs per call (adapts to the scenario). */
   private chunk = 100;
 
-  constructor(yaml: string) {
+  /** The window of events a parked Sim keeps once it records (it may become `ahead`). */
+  private readonly windowEvents: number;
+
+  constructor(yaml: string, windowEvents: number) {
     this.yaml = yaml;
+    this.windowEvents = windowEvents;
   }
 
   /**
@@ -172,7 +176,7 @@ export class Checkpoints {
           sim = this.parked[below] as Sim;
           this.parked[below] = null;
         } else {
-          sim = new Sim(this.yaml, { record: false });
+          sim = new Sim(this.yaml, { record: false, windowEvents: this.windowEvents });
         }
         b = this.builder = { sim, slot };
         this.chunk = 100;

@@ -138,7 +138,7 @@ function advanceFrame(now: number): void {
       let t = app.T + (dt / 1000) * app.speed;
       // Skip quiet stretches: nothing on the wires and the next event far away.
       if ($<HTMLInputElement>("skip-idle").checked && app.inFlight === 0) {
-        const next = app.tl.nextTime(app.T);
+        const next = app.tl.quietUntil(app.T);
         if (next !== null && next - app.T > app.speed * 0.4) t = Math.max(t, next - app.speed * 0.05);
       }
       const end = endTime();

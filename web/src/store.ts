@@ -1,15 +1,21 @@
 // Time travel by deterministic replay, with a bounded window of trace events.
 //
-// Up to three simulations of the same scenario run side by side:
-// - `view` is exactly at the displayed virtual time and records nothing: the conntrack
-//   tables, rules, report and frame count come from its state. Going back in time builds a
-//   new Sim from the same YAML and re-runs it to the earlier moment, unrecorded (fast, no
-//   memory; same seed, same bytes).
-// - `ahead` only moves forward, a little in front of the displayed time, and keeps a bounded
-//   window of trace events (the wasm module lets the oldest go past WINDOW_EVENTS): the
-//   packets drawn in flight, the event list, tcpdump, the pcap and packet walks read it. When
-//   the time shown leaves the window backwards, or jumps far forwards, `ahead` is rebuilt (or
-//   run on) unrecorded to a little before the new time (backUs), and records from there.
+// Simulations of the same scenario run side by side:
+// - `view` is exactly at the displayed virtual time: the conntrack tables, rules, report and
+//   frame count come from its state. Going back in time takes a parked Sim (a checkpoint) or
+//   builds a new one from the same YAML and re-runs it to the earlier moment (same seed, same
+//   bytes).
+// - `ahead` keeps a bounded window of trace events (the wasm module lets the oldest go past
+//   WINDOW_EVENTS): the event list, tcpdump, the pcap and packet walks read it.
+// - After a landing outside `ahead`'s window (a scrub, a step back past it, a jump far
+//   forward) they are one Sim: it re-ran unrecorded to a little before the time shown
+//   (backUs), recorded from there, and stops at the time shown. The frames drawn in flight
+//   then come from its links' queues (Sim.flightsNow), so a landing runs its stretch once.
+//   Playing on moves it forward, recording. Only when something needs events past the time
+//   shown (a packet's later hops, a lesson looking ahead) does `ahead` become a Sim of its own
+//   (split(): a second Sim recording from the same moment, so the events keep their numbers),
+//   which then runs a little in front of the time shown; `view` then re-runs unrecorded
+//   when the time shown goes back within the window (a step back), and only it.
 // - `scout` runs to the end once, unrecorded, so the page knows how long the run is and what
 //   each stretch of it costs to re-run; it is freed when done.
 // - A long run then gets parked Sims (`Checkpoints`, checkpoints.ts) spread over it by cost:
@@ -63,8 +69,9 @@ interface Pending {
   sim: Sim;
   target: number;
   worked: number;
-  /** `ahead` (or its replacement) running unrecorded to `from` before it records again. */
-  rebuild: { sim: Sim; from: number } | null;
+  /** The Sim is to run unrecorded to `from`, record from there to `target`, and be both
+   * `view` and `ahead` (null: only `view` moves, and `ahead` runs on past `target`). */
+  share: { from: number } | null;
   /** Virtual µs to run in all, for the progress shown. */
   total: number;
 }
@@ -109,17 +116,18 @@ export class Timeline {
   constructor(yaml: string, options: { checkpoints?: number } = {}) {
     this.yaml = yaml;
     this.checkpointCount = options.checkpoints;
-    this.ckpt = new Checkpoints(yaml);
-    this.view = new Sim(yaml, { record: false });
-    this.ahead = new Sim(yaml, { windowEvents: WINDOW_EVENTS });
+    this.ckpt = new Checkpoints(yaml, WINDOW_EVENTS);
+    // One Sim, recording, is `view` and `ahead` until something needs events past the time
+    // shown (split()).
+    this.view = this.ahead = new Sim(yaml, { windowEvents: WINDOW_EVENTS });
     this.scout = new Sim(yaml, { record: false });
   }
 
   free(): void {
     this.dropReplay();
     this.ckpt.free();
+    if (this.ahead !== this.view) this.ahead.free();
     this.view.free();
-    this.ahead.free();
     this.scout?.free();
     this.scout = null;
     this.chunks.clear();
@@ -141,26 +149,20 @@ export class Timeline {
   }
 
   /**
-   * Bring `view` to virtual time `t`: forward by running it, backward by re-running a new
-   * Sim from the start; `ahead` is brought to `t` plus the lookahead on the way (rebuilt
-   * first when `t` is before its window). This works for at most `budgetMs` now; when that is
-   * not enough it goes on in later calls of continueReplay() (the page stays responsive) and
+   * Bring `view` to virtual time `t`. Where `ahead`'s window holds `t`, `view` runs on (or a
+   * Sim re-runs from a checkpoint or time 0, unrecorded) to `t`, and `ahead` runs on to the
+   * lookahead past it. Elsewhere (before the window, or far past it) one Sim re-runs,
+   * unrecorded to a little before `t` (backUs) and recording from there to `t`, and becomes
+   * both `view` and `ahead` (`shared()`): the frames in flight then come from its links'
+   * queues, and a second Sim recording from the same moment is built only when something
+   * needs events past `t` (split()). This works for at most `budgetMs` now; when that is not
+   * enough it goes on in later calls of continueReplay() (the page stays responsive) and
    * seek returns false until `view` is at `t`.
    */
   seek(time: number, budgetMs = Infinity): boolean {
     // The engine's clock counts whole microseconds (runUntil(250.5) stops at 250).
     const t = Math.floor(time);
     const p = this.pending;
-    // The Sim latest at or before `t`: `view` (forward), the replay in progress, a checkpoint,
-    // else a new one from time 0.
-    let sim: Sim | null = t >= this.view.now() ? this.view : null;
-    if (p && p.sim !== this.view && p.sim.now() <= t && (!sim || p.sim.now() > sim.now())) sim = p.sim;
-    sim = this.ckpt.take(t, this.worthAfter(sim?.now() ?? -1)) ?? sim;
-    // A replay in progress toward another time is dropped (its Sims go to the checkpoints).
-    if (p && p.sim !== sim) this.dropReplay();
-    if (!sim) sim = new Sim(this.yaml, { record: false });
-    if (sim !== p?.sim) this.lastFrom = sim.now();
-    let rebuild = this.pending?.rebuild ?? null;
     const back = this.backUs(t);
     let from = Math.max(0, t - back);
     // In a quiet stretch, a new recording starts BACK_US before its last frame (crossing a
@@ -168,43 +170,79 @@ export class Timeline {
     // and only `view` re-runs.
     const quiet = this.stepBack?.at === t ? null : this.frameBefore(t);
     if (quiet?.last && quiet.at >= 0 && t - quiet.at > back) from = Math.max(0, Math.min(from, Math.floor(quiet.at) - BACK_US));
-    if (rebuild && t < rebuild.sim.now()) {
-      if (rebuild.sim !== this.ahead) this.release(rebuild.sim);
-      rebuild = null;
-    }
-    if (!rebuild) {
-      const recording = this.ahead.recordingSince() !== null;
-      const wf = this.windowFrom();
+    const recording = this.ahead.recordingSince() !== null;
+    const wf = this.windowFrom();
+    // Before the window, or less than half the usual run-up after its start (frames in flight
+    // at `t` may have been sent before it); or far past it. A few steps back after a landing
+    // stay in the window and need only `view` re-run.
+    // (A shared Sim has no lookahead: it records on up to LOOKAHEAD_US further, as far as
+    // `ahead` would have run in front of the time shown, so that playing records every step.)
+    const reach = this.ahead.now() + back + (this.shared() ? LOOKAHEAD_US : 0);
+    const outside = !recording || (wf > 0 && t < wf + back / 2) || from > reach;
+    let sim: Sim | null = null;
+    let share: { from: number } | null = null;
+    if (outside) {
       const stop = Math.max(0, from - 1);
-      if (recording ? wf > 0 && t < wf + back / 2 : this.ahead.now() > from) {
-        // Before the window, or less than half the usual run-up after its start (frames in
-        // flight at `t` may have been sent before it): a new `ahead` (from a checkpoint or
-        // time 0), unrecorded up to `from`. A few steps back after a landing stay in the
-        // window and need only `view` re-run.
-        const parked = from > 0 ? this.ckpt.take(stop) : null;
-        rebuild = { sim: parked ?? new Sim(this.yaml, { record: from === 0, windowEvents: WINDOW_EVENTS }), from };
-      } else if (!recording || from > this.ahead.now() + back) {
-        // Far past the window: a checkpoint on the way, else `ahead` stops recording and runs
-        // on to `from`.
-        const parked = this.ckpt.take(stop, this.worthAfter(this.ahead.now()));
-        if (parked) {
-          rebuild = { sim: parked, from };
-        } else {
-          if (recording) {
-            this.ahead.setRecording(false);
-            this.restarted();
-          }
-          rebuild = { sim: this.ahead, from };
-        }
+      if (p?.share && p.share.from <= t - MIN_BACK_US && p.share.from >= from - back && p.sim.now() <= t) {
+        // The re-run in progress records from close enough before `t`: it goes on.
+        sim = p.sim;
+        share = p.share;
+      } else {
+        // The latest Sim at or before `stop`: one of those running, a checkpoint, else a new one.
+        for (const c of [p?.sim, this.view, this.ahead]) if (c && c.now() <= stop && (!sim || c.now() > sim.now())) sim = c;
+        sim = this.ckpt.take(stop, this.worthAfter(sim?.now() ?? -1)) ?? sim;
+        share = { from };
       }
     } else {
-      rebuild.from = Math.max(rebuild.sim.now(), Math.min(rebuild.from, from));
+      // The Sim latest at or before `t`: `view` (forward), the replay in progress, a
+      // checkpoint, else a new one from time 0.
+      sim = t >= this.view.now() ? this.view : null;
+      if (p && !p.share && p.sim !== this.view && p.sim.now() <= t && (!sim || p.sim.now() > sim.now())) sim = p.sim;
+      // A shared Sim going forward in its window runs on: a checkpoint would leave `ahead`
+      // behind the time shown, to record its way there (and be used up by playing).
+      if (!(sim === this.view && this.shared())) sim = this.ckpt.take(t, this.worthAfter(sim?.now() ?? -1)) ?? sim;
     }
-    const total = t - sim.now() + (rebuild ? rebuild.from - rebuild.sim.now() + LOOKAHEAD_US : 0);
-    this.pending = { sim, target: t, worked: this.pending?.worked ?? 0, rebuild, total: Math.max(1, total) };
+    // A replay in progress toward another time is dropped (its Sims go to the checkpoints).
+    if (p && p.sim !== sim) this.dropReplay();
+    if (!sim) sim = new Sim(this.yaml, { record: false, windowEvents: WINDOW_EVENTS });
+    if (share && sim !== p?.sim && sim.recordingSince() !== null) {
+      // It records again from `from`: what it kept goes (`ahead`'s indices start over).
+      sim.setRecording(false);
+      if (sim === this.ahead) this.restarted();
+    }
+    if (sim !== p?.sim) this.lastFrom = sim.now();
+    this.pending = { sim, target: t, worked: this.pending?.worked ?? 0, share, total: Math.max(1, t - sim.now()) };
     // Start each seek with small steps: the last one may have grown them over a quiet stretch.
     this.replayChunk = 100;
     return this.continueReplay(budgetMs);
+  }
+
+  /** Whether `view` is `ahead` too: a recording at the time shown, with nothing past it. */
+  shared(): boolean {
+    return this.view === this.ahead;
+  }
+
+  /**
+   * From a shared() Sim, a second one for `ahead` (a checkpoint, or a new Sim, run unrecorded
+   * to the moment the first began recording, then recording to where it is): the same events
+   * numbered the same, which `ahead` can then run past the time shown. `view` stops recording.
+   */
+  private split(): void {
+    if (!this.shared()) return;
+    const old = this.view;
+    const since = old.recordingSince();
+    let sim: Sim;
+    if (since === null) {
+      sim = new Sim(this.yaml, { windowEvents: WINDOW_EVENTS });
+      this.restarted();
+    } else {
+      sim = this.ckpt.take(since) ?? new Sim(this.yaml, { record: false, windowEvents: WINDOW_EVENTS });
+      sim.runUntil(since);
+      sim.setRecording(true);
+    }
+    sim.runUntil(old.now());
+    old.setRecording(false);
+    this.ahead = sim;
   }
 
   /**
@@ -247,36 +285,27 @@ export class Timeline {
     const start = performance.now();
     let aheadDone = false;
     for (;;) {
-      const r = p.rebuild;
-      const rebuilding = r !== null && r.sim.recordingSince() === null;
+      // A re-run that is to record: unrecorded up to `from`.
+      const unrecorded = p.share !== null && p.sim.recordingSince() === null;
       const simBehind = p.sim.now() < p.target;
-      // `ahead` covers the frames in flight: LOOKAHEAD_US, or AHEAD_EVENTS in a dense run.
+      // `ahead` covers the frames in flight: LOOKAHEAD_US, or AHEAD_EVENTS in a dense run
+      // (not when it is to be the re-run Sim, or is `view` too).
       const aheadBehind =
-        !rebuilding &&
+        p.share === null &&
+        !this.shared() &&
         !aheadDone &&
         this.ahead.now() < p.target + LOOKAHEAD_US &&
         (this.ahead.now() <= p.target || this.ahead.eventCount() - this.countAtKnown(p.target) < AHEAD_EVENTS);
-      if (!rebuilding && r) {
-        // Recording from the new start: it becomes `ahead`.
-        if (r.sim !== this.ahead) {
-          this.release(this.ahead);
-          this.ahead = r.sim;
-          this.restarted();
-        }
-        p.rebuild = null;
-        continue;
-      }
-      if (!simBehind && !aheadBehind && !rebuilding) break;
+      if (!simBehind && !aheadBehind && !unrecorded) break;
       if (performance.now() - start >= budgetMs) {
         p.worked += performance.now() - start;
         return false;
       }
       const t0 = performance.now();
-      // The new `ahead` first, then `view`: one re-run at a time holds its peak of sockets.
-      if (rebuilding) {
-        const stop = Math.max(0, r.from - 1);
-        if (r.sim.now() >= stop) r.sim.setRecording(true);
-        else r.sim.runUntil(Math.min(stop, r.sim.now() + this.replayChunk));
+      if (unrecorded) {
+        const stop = Math.max(0, p.share!.from - 1);
+        if (p.sim.now() >= stop) p.sim.setRecording(true);
+        else p.sim.runUntil(Math.min(stop, p.sim.now() + this.replayChunk));
       } else if (simBehind && (!aheadBehind || p.sim.now() <= this.ahead.now())) {
         p.sim.runUntil(Math.min(p.target, p.sim.now() + this.replayChunk));
       } else if (!this.advanceAhead(Math.min(this.replayChunk, Math.max(1, p.target + LOOKAHEAD_US - this.ahead.now())))) {
@@ -292,9 +321,19 @@ export class Timeline {
     }
     p.worked += performance.now() - start;
     this.pending = null;
-    if (p.sim !== this.view) {
-      this.release(this.view);
+    const [view, ahead] = [this.view, this.ahead];
+    if (p.share) {
+      // The re-run Sim is `view` and `ahead` from now on.
+      this.view = this.ahead = p.sim;
+      if (view !== p.sim) this.release(view);
+      if (ahead !== p.sim && ahead !== view) this.release(ahead);
+      this.restarted();
+    } else if (p.sim !== view) {
       this.view = p.sim;
+      // A shared Sim stays `ahead` (its window holds the time shown), else it is let go.
+      if (view !== ahead) this.release(view);
+    }
+    if (p.sim !== view) {
       this.lastReplayMs = p.worked;
       this.replays += 1;
     }
@@ -305,16 +344,14 @@ export class Timeline {
   replaying(): { target: number; done: number; back: boolean } | null {
     const p = this.pending;
     if (!p) return null;
-    const r = p.rebuild;
-    const left = p.target - p.sim.now() + (r ? r.from - r.sim.now() + LOOKAHEAD_US : 0);
+    const left = p.target - p.sim.now();
     return { target: p.target, done: Math.min(1, Math.max(0, 1 - left / p.total)), back: p.sim !== this.view };
   }
 
   private dropReplay(): void {
     const p = this.pending;
     this.pending = null;
-    if (p && p.sim !== this.view) this.release(p.sim);
-    if (p?.rebuild && p.rebuild.sim !== this.ahead) this.release(p.rebuild.sim);
+    if (p && p.sim !== this.view && p.sim !== this.ahead) this.release(p.sim);
   }
 
   /** How far the run is known to go (virtual µs): the end, or as far as explored. */
@@ -397,6 +434,8 @@ export class Timeline {
    * every client has finished. Returns true while there is more to run.
    */
   advanceAhead(us: number): boolean {
+    // `view` stays at the time shown: `ahead` becomes a Sim of its own first.
+    this.split();
     if (this.endTime !== null) {
       // Past the end only the packets still in flight matter.
       const stop = this.endTime + LOOKAHEAD_US;
@@ -470,6 +509,8 @@ export class Timeline {
   /** The frames on the wires at `t` and the latest drops, from the events known so far
    * (see Sim.flights; does not run the simulation). */
   flights(t: number, maxFlightUs: number, maxEvents: number): Flights {
+    // A shared Sim at `t` holds them in its links' queues.
+    if (this.shared() && Math.floor(t) === this.view.now()) return this.view.flightsNow(maxEvents);
     return this.ahead.flights(t, maxFlightUs, maxEvents);
   }
 
@@ -483,6 +524,8 @@ export class Timeline {
 
   /** Index of the first event after t (the window's first when t is before it). */
   countAt(t: number): number {
+    // A shared Sim at `t` has every event up to `t`: nothing to run.
+    if (this.shared() && Math.floor(t) <= this.view.now()) return this.countAtKnown(t);
     while (this.ahead.now() < t + 1) {
       if (!this.advanceAhead(t + 1 - this.ahead.now())) break;
     }
@@ -494,10 +537,38 @@ export class Timeline {
     return this.ahead.countAt(t);
   }
 
-  /** Time of the first event strictly after `t`, or null at the end. */
+  /** Time of the first event strictly after `t`, or null at the end. A shared Sim at `t` is
+   * run to that time (it is where the display goes next). */
   nextTime(t: number): number | null {
+    const v = this.view;
+    if (this.shared() && t === v.now() && !this.pending) {
+      const n = v.eventCount();
+      while (v.eventCount() === n) {
+        const next = v.nextEventTime();
+        if (next === null || next > RUN_LIMIT_US) return null;
+        // Every engine event due then (a frame, a timer): the display shows them together.
+        v.runUntil(Math.max(next, v.now() + 1));
+      }
+      return v.now();
+    }
     const e = this.event(this.countAt(t));
     return e ? e.time : null;
+  }
+
+  /**
+   * No event before this time after `t` (playing skips quiet stretches up to there): the
+   * next event's time, or, from a shared Sim whose window ends before it, the time the
+   * engine's next event is due (nothing may happen then; nothing happens before). Null at
+   * the end.
+   */
+  quietUntil(t: number): number | null {
+    if (this.shared() && Math.floor(t) <= this.view.now()) {
+      // Never split for this (playing calls it every frame): the window, else the engine.
+      const i = this.countAtKnown(t);
+      if (i < this.ahead.eventCount()) return this.timeOf(i);
+      return this.view.nextEventTime();
+    }
+    return this.nextTime(t);
   }
 
   /**
@@ -507,7 +578,7 @@ export class Timeline {
    */
   prevTime(t: number): number {
     const i = this.countAt(t - 1);
-    if (i > this.ahead.eventBase()) return this.event(i - 1)?.time ?? Math.max(0, t - 1);
+    if (i > this.ahead.eventBase()) return this.timeOf(i - 1) ?? Math.max(0, t - 1);
     // No event of `ahead`'s window before `t`: none at all when it began at 0 and kept every
     // event, else before the window.
     if (i === 0 && (this.ahead.recordingSince() ?? 0) === 0) return 0;
@@ -567,11 +638,16 @@ export class Timeline {
       if (i === 0 && s.from === 0) return s.at === 0 ? null : 0;
       return this.afterLastFrameBefore(Math.min(s.at, this.windowFrom()));
     }
-    const exact = this.event(i - 1)?.time;
-    if (exact === undefined) return null;
+    const exact = this.timeOf(i - 1);
+    if (exact === null) return null;
     // The recording from `s.from` holds it: seeking there keeps it (backUs).
     this.stepBack = { at: exact, from: s.from, before: null };
     return exact;
+  }
+
+  /** The time of kept event `i` (read without its connection), or null when it is not kept. */
+  private timeOf(i: number): number | null {
+    return this.ahead.events(i, i + 1, false)[0]?.time ?? null;
   }
 
   /** First event index >= `from` that satisfies `pred`, scanning at most `limit` events. */

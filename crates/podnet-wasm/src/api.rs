@@ -330,7 +330,7 @@ pub struct Flights {
     /// The frames in flight, in the order they are received.
     pub flights: Vec<Flight>,
     /// The latest drops at or before the moment among the events looked at (at most
-    /// [`crate::sim::MAX_DROPS`], oldest first).
+    /// [`crate::sim::MAX_DROPS`], oldest first), without their connections (`conn` null).
     pub drops: Vec<SimEvent>,
 }
 

@@ -211,7 +211,7 @@ impl Sim {
     /// frame sent at most `maxFlightUs` before `us` (among the last `maxEvents` events up to
     /// it) and received after it (among the kept events at most `maxFlightUs` after the last
     /// one up to `us`, and at most `maxEvents` of them), paired by its bytes on the link's two
-    /// ends; and the last drops among the events looked at.
+    /// ends; and the last drops among the events looked at (their `conn` null).
     pub fn flights(
         &mut self,
         us: f64,

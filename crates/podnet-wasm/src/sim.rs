@@ -605,15 +605,13 @@ impl SimCore {
         self.with_drops(flights, drops)
     }
 
-    /// `flights` with the last [`MAX_DROPS`] of the kept drop events `drops` (positions).
-    fn with_drops(&mut self, flights: Vec<Flight>, mut drops: Vec<usize>) -> Flights {
+    /// `flights` with the last [`MAX_DROPS`] of the kept drop events `drops` (positions),
+    /// without their connections (finding them indexes every connection finished so far).
+    fn with_drops(&self, flights: Vec<Flight>, mut drops: Vec<usize>) -> Flights {
         let last = drops.split_off(drops.len().saturating_sub(MAX_DROPS));
-        if !last.is_empty() {
-            self.index_connections();
-        }
         Flights {
             flights,
-            drops: last.into_iter().map(|i| self.event(i, true)).collect(),
+            drops: last.into_iter().map(|i| self.event(i, false)).collect(),
         }
     }
 
