@@ -22,9 +22,10 @@ import { firstIndex } from "./profile";
  * to 435 with six, for landings no faster. */
 export const MAX_CHECKPOINTS = 6;
 /** Runs that cost the scout less than this (wall ms) to run to the end get no checkpoints. A
- * landing costs two to three times the scout's time for the same stretch (`view` and
- * `ahead` both re-run it, `ahead` recording): three-endpoints at 30,000 connections, whose
- * scout run took 0.9 s once the engine got faster, landed in up to 2.1 s from time 0. */
+ * landing costs more than the scout's time for the same stretch (it records the last of it,
+ * and the page reads the moment): three-endpoints at 30,000 connections, whose scout run
+ * took 0.9 s once the engine got faster, landed in up to 2.1 s from time 0 when `view` and
+ * `ahead` both re-ran it. */
 export const MIN_RUN_MS = 300;
 /** Aimed-for wall cost of the gap between two checkpoints (fewer, wider gaps past MAX). It
  * was 120 ms: when the engine got twice as fast for three-endpoints at 30,000 connections
