@@ -289,10 +289,10 @@ export class Timeline {
       const unrecorded = p.share !== null && p.sim.recordingSince() === null;
       const simBehind = p.sim.now() < p.target;
       // `ahead` covers the frames in flight: LOOKAHEAD_US, or AHEAD_EVENTS in a dense run
-      // (not when it is to be the re-run Sim, or is `view` too).
+      // (not when it is to be the re-run Sim, nor when it is `view` and stays so).
       const aheadBehind =
         p.share === null &&
-        !this.shared() &&
+        (!this.shared() || p.sim !== this.view) &&
         !aheadDone &&
         this.ahead.now() < p.target + LOOKAHEAD_US &&
         (this.ahead.now() <= p.target || this.ahead.eventCount() - this.countAtKnown(p.target) < AHEAD_EVENTS);
@@ -308,7 +308,7 @@ export class Timeline {
         else p.sim.runUntil(Math.min(stop, p.sim.now() + this.replayChunk));
       } else if (simBehind && (!aheadBehind || p.sim.now() <= this.ahead.now())) {
         p.sim.runUntil(Math.min(p.target, p.sim.now() + this.replayChunk));
-      } else if (!this.advanceAhead(Math.min(this.replayChunk, Math.max(1, p.target + LOOKAHEAD_US - this.ahead.now())))) {
+      } else if (!this.advanceAhead(Math.min(this.replayChunk, Math.max(1, p.target + LOOKAHEAD_US - this.ahead.now())), false)) {
         // `ahead` needs to reach no further than the lookahead past the target: a chunk grown
         // over a quiet stretch would otherwise record the burst after it (from 9 s in
         // three-endpoints at 30,000 connections, when TIME-WAIT was 10 s: 1.2 s recording 10 s
@@ -433,9 +433,10 @@ export class Timeline {
    * Run `ahead` forward by at most `us` of virtual time; notes the end of the scenario when
    * every client has finished. Returns true while there is more to run.
    */
-  advanceAhead(us: number): boolean {
-    // `view` stays at the time shown: `ahead` becomes a Sim of its own first.
-    this.split();
+  advanceAhead(us: number, split = true): boolean {
+    // `view` stays at the time shown: `ahead` becomes a Sim of its own first (unless `view`
+    // is about to be another Sim: a re-run in progress).
+    if (split) this.split();
     if (this.endTime !== null) {
       // Past the end only the packets still in flight matter.
       const stop = this.endTime + LOOKAHEAD_US;
