@@ -42,7 +42,7 @@ fn error_message(e: wasm_bindgen::JsError) -> String {
 }
 
 fn events(sim: &mut Sim) -> Vec<JsValue> {
-    sim.events(0.0, None)
+    sim.events(0.0, None, None)
         .unwrap()
         .iter()
         .map(|e| e.js_value())
@@ -155,4 +155,29 @@ fn replay_to_the_same_time_gives_the_same_events() {
     assert!(a.event_count() > 0.0);
     assert_eq!(String::from(ja), String::from(jb));
     assert!(a.step().unwrap());
+}
+
+#[wasm_bindgen_test]
+fn frames_in_flight_and_the_tcpdump_tail_reach_the_page() {
+    let mut sim = Sim::new(&seed_yaml(), None).unwrap();
+    // Step through the seed until a frame is on a wire.
+    let mut found = None;
+    while found.is_none() && sim.step().unwrap() {
+        let now = sim.flights_now(4_000).unwrap().js_value();
+        let first = get(&now, "flights.0");
+        if !first.is_undefined() {
+            found = Some((sim.now(), first));
+        }
+    }
+    let (t, f) = found.expect("a frame on a wire in the seed");
+    assert!(get(&f, "sentTime").as_f64().unwrap() <= t);
+    assert!(get(&f, "receivedTime").as_f64().unwrap() > t);
+    assert!(get(&f, "received").is_null() || get(&f, "received").is_undefined());
+    assert!(text(&f, "from").unwrap().contains('/'));
+    assert!(text(&f, "packet.line").is_some());
+    let tail = sim.tcpdump_tail("any", "", None, 2).unwrap().js_value();
+    let count = get(&tail, "count").as_f64().unwrap();
+    let lines = Array::from(&get(&tail, "lines"));
+    assert_eq!(lines.length() as f64, count.min(2.0));
+    assert!(count >= 1.0);
 }
