@@ -487,7 +487,7 @@ pub(super) fn flows_where(l: &Session, keep: impl Fn(&Kept) -> bool) -> Vec<Flow
     flows
 }
 
-/// What [`flows_where`]'s filter sees of a connection.
+/// What [`Session::flows_where`](super::Session::flows_where)'s filter sees of a connection.
 pub struct Kept<'a> {
     /// The outcome, as the report gives it (`ok`, `timeout`, `denied`...).
     pub outcome: &'a str,
