@@ -124,15 +124,13 @@ impl SimCore {
         };
         let trace = self.session.cluster.trace();
         let base = self.event_base();
-        // Each link direction's frames, the last first: the last sent with the same bytes
-        // before the sending matched to the frame after it.
-        let mut queued: BTreeMap<(u32, u32), Vec<podnet::cluster::InFlight>> = BTreeMap::new();
-        for f in self.session.cluster.in_flight() {
-            queued.entry((f.from.0, f.to.0)).or_default().push(f);
-        }
+        // Each link direction's frames (the engine gives them one direction after another),
+        // the last first: the last sent with the same bytes before the sending matched to the
+        // frame after it.
+        let queued: Vec<podnet::cluster::InFlight> = self.session.cluster.in_flight().collect();
         let mut flights = Vec::new();
-        for ((from_iface, _), frames) in &queued {
-            let Some(list) = sent.get(from_iface) else {
+        for frames in queued.chunk_by(|a, b| (a.from, a.to) == (b.from, b.to)) {
+            let Some(list) = frames.first().and_then(|f| sent.get(&f.from.0)) else {
                 continue;
             };
             let mut upto = list.len();
