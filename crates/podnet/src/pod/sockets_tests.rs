@@ -6,8 +6,8 @@ use crate::pod::PodDevice;
 use alloc::vec;
 use smoltcp::iface::Config;
 use smoltcp::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetRepr, HardwareAddress, IpCidr,
-    Ipv4Cidr, TcpSeqNumber,
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
+    EthernetRepr, HardwareAddress, IpCidr, Ipv4Cidr, Ipv4Packet, TcpPacket, TcpSeqNumber,
 };
 
 const ME: Ipv4Address = Ipv4Address::new(10, 244, 0, 2);
