@@ -33,6 +33,9 @@ function flaggedOf(): { denied: Flow[]; forbidden: Flow[] } {
   }
 }
 
+/** Conntrack entries shown at most (the selected packet's first). */
+const CT_ROWS = 200;
+
 export function renderConntrack(): void {
   const tbody = $("ct-table").querySelector("tbody")!;
   if (!app.tl || !app.ctNode) {
@@ -40,16 +43,24 @@ export function renderConntrack(): void {
     return;
   }
   let entries: ConntrackEntry[] | string[];
+  let count: number;
   try {
-    // Without a selection only the lines are shown: the text is much cheaper to read.
-    entries = app.selected ? app.tl.conntrack(app.ctNode) : app.tl.conntrackText(app.ctNode).split("\n").filter((l) => l !== "");
+    // Without a selection only the first lines are shown: the module formats only those.
+    if (app.selected) {
+      entries = app.tl.conntrack(app.ctNode);
+      count = entries.length;
+    } else {
+      const head = app.tl.conntrackHead(app.ctNode, CT_ROWS);
+      entries = head.lines;
+      count = head.count;
+    }
   } catch (e) {
     tbody.replaceChildren(h("tr", {}, h("td", { class: "error", text: errorText(e) })));
     return;
   }
   const rows = entries.map((c) => (typeof c === "string" ? { text: c, hit: false } : { text: c.text, hit: ctSelected(c) }));
   const hit = rows.filter((r) => r.hit);
-  const shown = [...hit, ...rows.filter((r) => !r.hit).slice(0, Math.max(0, 200 - hit.length))];
+  const shown = [...hit, ...rows.filter((r) => !r.hit).slice(0, Math.max(0, CT_ROWS - hit.length))];
   tbody.replaceChildren(
     ...shown.map((r) => {
       const tr = h("tr", { testid: "ct-row", class: r.hit ? "selected" : "" });
@@ -61,11 +72,11 @@ export function renderConntrack(): void {
   const ct = node?.conntrack;
   const stats = ct?.stats;
   $("ct-stats").textContent =
-    `${entries.length}${ct ? `/${ct.max}` : ""} entries` +
+    `${count}${ct ? `/${ct.max}` : ""} entries` +
     (stats ? `  insert=${stats.insert} drop=${stats.drop} early_drop=${stats.early_drop}` : "") +
     (stats?.insert_failed ? ` insert_failed=${stats.insert_failed}` : "") +
     (stats?.clash_resolve ? ` clash_resolve=${stats.clash_resolve}` : "") +
-    (entries.length > shown.length ? `  (first ${shown.length} shown)` : "");
+    (count > shown.length ? `  (first ${shown.length} shown)` : "");
 }
 
 let rulesCache = { node: "", at: -1, text: "" };
@@ -150,6 +161,23 @@ export function renderPolicy(): void {
   box.replaceChildren(...items);
 }
 
+/** Lists scrolled to their end once the panels have changed (see scrollToEnd). */
+const toEnd = new Set<HTMLElement>();
+
+/**
+ * Scrolls `el` to its end after the panels being rendered now have changed: reading its
+ * height lays the page out, and one layout for all of them costs less than one per panel.
+ */
+function scrollToEnd(el: HTMLElement): void {
+  if (toEnd.size === 0) {
+    queueMicrotask(() => {
+      for (const e of toEnd) e.scrollTop = e.scrollHeight;
+      toEnd.clear();
+    });
+  }
+  toEnd.add(el);
+}
+
 export function renderEvents(): void {
   if (!app.tl) return;
   const box = $("events");
@@ -170,7 +198,7 @@ export function renderEvents(): void {
       return row;
     }),
   );
-  box.scrollTop = box.scrollHeight;
+  scrollToEnd(box);
 }
 
 export function renderTcpdump(): void {
@@ -182,7 +210,7 @@ export function renderTcpdump(): void {
     err.hidden = true;
     $("tcpdump-count").textContent = `${count} packets${count > 400 ? " (last 400 shown)" : ""}`;
     out.textContent = lines.join("\n");
-    out.scrollTop = out.scrollHeight;
+    scrollToEnd(out);
   } catch (e) {
     err.hidden = false;
     err.textContent = errorText(e);

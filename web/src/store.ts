@@ -26,7 +26,7 @@
 import { Checkpoints } from "./checkpoints";
 import { firstIndex, lerp } from "./profile";
 import { Sim } from "./podnet";
-import type { ConntrackEntry, Flights, Flow, NodeReport, Report, SimEvent, TcpdumpTail, Topology } from "./podnet";
+import type { ConntrackEntry, ConntrackHead, Flights, Flow, NodeReport, Report, SimEvent, TcpdumpTail, Topology } from "./podnet";
 
 const CHUNK = 256;
 const MAX_CHUNKS = 200; // ~51k events kept in JS at most
@@ -698,8 +698,8 @@ export class Timeline {
 
   conntrack(node: string): ConntrackEntry[] { return this.view.conntrack(node); }
 
-  /** `conntrack -L` text (cheaper than conntrack() for a big table). */
-  conntrackText(node: string): string { return this.view.conntrackText(node); }
+  /** How many entries `conntrack -L` lists, and its first `limit` lines (cheaper still). */
+  conntrackHead(node: string, limit: number): ConntrackHead { return this.view.conntrackHead(node, limit); }
 
   /** The readouts cached for `view`'s current moment (reset when it moves or is replaced). */
   private readouts(): Readouts {

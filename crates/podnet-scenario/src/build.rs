@@ -89,10 +89,18 @@ impl Index {
     /// Every finished connection of flow `flow`, client by client, each client's in the order
     /// they finished.
     pub fn records(&self, cluster: &Cluster, flow: usize) -> Vec<ConnRecord> {
+        self.record_refs(cluster, flow)
+            .into_iter()
+            .cloned()
+            .collect()
+    }
+
+    /// [`Index::records`] without copying them.
+    pub fn record_refs<'a>(&self, cluster: &'a Cluster, flow: usize) -> Vec<&'a ConnRecord> {
         let n = self.flows.get(flow).map_or(0, |f| f.clients.len());
         (0..n)
             .filter_map(|c| self.client(cluster, flow, c))
-            .flat_map(|c| c.records().iter().cloned())
+            .flat_map(|c| c.records().iter())
             .collect()
     }
 

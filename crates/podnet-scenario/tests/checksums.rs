@@ -43,20 +43,12 @@ fn checksums_valid(frame: &[u8]) -> bool {
     }
 }
 
+mod common;
+
 #[test]
 fn every_frame_on_every_wire_has_valid_checksums() {
-    let dir = format!("{}/../../examples", env!("CARGO_MANIFEST_DIR"));
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 10, "{files:?}");
     let (mut checked, mut by_nodes) = (0u64, 0u64);
-    for path in files {
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let text = std::fs::read_to_string(&path).unwrap();
+    for (name, text) in common::examples() {
         let mut sc = podnet_scenario::load_str(&name, &text).unwrap().scenario;
         sc.config.trace = TraceConfig {
             pcap: false,

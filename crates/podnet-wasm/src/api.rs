@@ -334,6 +334,15 @@ pub struct Flights {
     pub drops: Vec<SimEvent>,
 }
 
+/// The first lines of a node's `conntrack -L`, and how many lines it has in all.
+#[derive(Serialize, Tsify, Clone, Debug, PartialEq)]
+pub struct ConntrackHead {
+    /// Lines (entries) in all.
+    pub count: u32,
+    /// The first ones, in `conntrack -L` order.
+    pub lines: Vec<String>,
+}
+
 /// The last lines of a tcpdump, and how many lines it has in all.
 #[derive(Serialize, Tsify, Clone, Debug, PartialEq)]
 pub struct TcpdumpTail {

@@ -240,7 +240,7 @@ impl Sim {
     }
 
     /// The human summary of `podnet run`.
-    pub fn summary(&mut self) -> String {
+    pub fn summary(&self) -> String {
         self.core.summary()
     }
 
@@ -301,6 +301,13 @@ impl Sim {
         self.core.conntrack_text(node).map_err(js)
     }
 
+    /// How many entries node `node`'s conntrack table lists now, and the first `limit` lines
+    /// of its `conntrack -L` (cheap with a full table: only those are formatted).
+    #[wasm_bindgen(js_name = conntrackHead)]
+    pub fn conntrack_head(&self, node: &str, limit: u32) -> Result<Ts<ConntrackHead>, JsError> {
+        ts(&self.core.conntrack_head(node, limit as usize).map_err(js)?)
+    }
+
     /// Node `node`'s rules: `iptables-save`, or `nft list ruleset` (nftables).
     pub fn rules(&self, node: &str) -> Result<String, JsError> {
         self.core.rules(node).map_err(js)
@@ -327,10 +334,10 @@ impl Sim {
         #[wasm_bindgen(js_name = "untilUs")] until_us: Option<f64>,
         last: u32,
     ) -> Result<Ts<TcpdumpTail>, JsError> {
-        let mut lines = self.core.tcpdump(iface, filter, until_us).map_err(js)?;
-        let count = lines.len() as u32;
-        let lines = lines.split_off(lines.len().saturating_sub(last as usize));
-        ts(&TcpdumpTail { count, lines })
+        ts(&self
+            .core
+            .tcpdump_tail(iface, filter, until_us, last as usize)
+            .map_err(js)?)
     }
 
     /// The pcap of `iface`: `any` (Linux cooked, every interface) or `HOST/IFACE` (Ethernet),

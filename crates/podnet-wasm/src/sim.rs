@@ -230,10 +230,13 @@ impl SimCore {
         self.report.get_or_insert_with(|| self.session.report())
     }
 
-    /// The human summary of `podnet run`.
-    pub fn summary(&mut self) -> String {
-        let r = self.report.get_or_insert_with(|| self.session.report());
-        self.session.summary(r)
+    /// The human summary of `podnet run` (from the report when it was built for this moment,
+    /// else without building it: much cheaper with many connections).
+    pub fn summary(&self) -> String {
+        match &self.report {
+            Some(r) => self.session.summary(r),
+            None => self.session.summary_now(),
+        }
     }
 
     /// Each node's part of the report alone (frames, conntrack, Service lookup, eBPF maps):
@@ -282,6 +285,16 @@ impl SimCore {
         self.session.conntrack_text(node)
     }
 
+    /// How many entries node `node`'s conntrack table lists now, and the first `limit` lines
+    /// of `conntrack -L` (only those are formatted).
+    pub fn conntrack_head(&self, node: &str, limit: usize) -> Result<ConntrackHead, Failure> {
+        let (count, text) = self.session.conntrack_head(node, limit)?;
+        Ok(ConntrackHead {
+            count: count as u32,
+            lines: text.lines().map(str::to_string).collect(),
+        })
+    }
+
     /// Node `node`'s conntrack entries now.
     pub fn conntrack(&self, node: &str) -> Result<Vec<ConntrackEntry>, Failure> {
         Ok(self
@@ -316,6 +329,39 @@ impl SimCore {
             .lines()
             .map(str::to_string)
             .collect())
+    }
+
+    /// The last `last` lines of [`SimCore::tcpdump`], and how many it has: only those are
+    /// formatted (the frames before them are only learnt, for their relative sequence
+    /// numbers).
+    pub fn tcpdump_tail(
+        &self,
+        iface: &str,
+        filter: &str,
+        until: Option<f64>,
+        last: usize,
+    ) -> Result<TcpdumpTail, Failure> {
+        let mut w = TcpdumpWriter::new(iface, filter, Vec::new())?;
+        let ifaces = self.session.cluster.trace().iface_table();
+        w.check_iface(ifaces)?;
+        let kept = self.kept_until(until);
+        let count = kept.iter().filter(|e| w.selects(ifaces, e.view())).count();
+        let mut skip = count.saturating_sub(last);
+        for e in kept {
+            if skip == 0 {
+                w.observe(ifaces, e.time, e.view());
+            } else if w.skip(ifaces, e.view()) {
+                skip -= 1;
+            }
+        }
+        let out = w.finish()?;
+        Ok(TcpdumpTail {
+            count: count as u32,
+            lines: String::from_utf8_lossy(&out)
+                .lines()
+                .map(str::to_string)
+                .collect(),
+        })
     }
 
     /// The kept events up to `until` µs.

@@ -675,3 +675,43 @@ fn flights_now_are_the_frames_a_later_run_sees_in_flight() {
         assert!(seen > 0, "{name}: nothing in flight");
     }
 }
+
+#[test]
+fn the_tcpdump_tail_and_the_conntrack_head_are_cut_from_the_whole() {
+    let (mut tails, mut heads) = (0, 0);
+    for (name, yaml) in EXAMPLES {
+        let mut s = sim(yaml);
+        for t in [2_000.0, 40_000.0, 3_000_000.0] {
+            s.run_until(t).unwrap();
+            for (iface, filter) in [("any", ""), ("node-a", "tcp"), ("node-a/eth0", "")] {
+                let Ok(all) = s.tcpdump(iface, filter, None) else {
+                    continue;
+                };
+                let until = Some(t - 500.0);
+                let upto = s.tcpdump(iface, filter, until).unwrap();
+                for last in [0, 1, 5, 400] {
+                    let tail = s.tcpdump_tail(iface, filter, until, last).unwrap();
+                    // Lines: those of the last `last` packets (two for an encapsulated frame).
+                    assert!(upto.ends_with(&tail.lines), "{name} {iface} at {t}: {last}");
+                    let packets = tail.lines.iter().filter(|l| !l.starts_with("IP ")).count();
+                    assert_eq!(packets, last.min(tail.count as usize), "{name} {iface}");
+                    assert!(tail.count as usize <= upto.len() && upto.len() <= all.len());
+                    tails += 1;
+                }
+            }
+            for node in ["node-a", "node-b"] {
+                let Ok(text) = s.conntrack_text(node) else {
+                    continue;
+                };
+                let lines: Vec<&str> = text.lines().collect();
+                for limit in [0, 3, 200, usize::MAX] {
+                    let head = s.conntrack_head(node, limit).unwrap();
+                    assert_eq!(head.count as usize, lines.len(), "{name} {node}");
+                    assert_eq!(head.lines, lines[..limit.min(lines.len())], "{name} {node}");
+                    heads += usize::from(limit < lines.len());
+                }
+            }
+        }
+    }
+    assert!(tails > 500 && heads > 20, "{tails} {heads}");
+}

@@ -147,14 +147,14 @@ pub(super) fn record(l: &Session, flow: &str, conn: usize) -> Result<(u8, ConnRe
         let names: Vec<_> = l.index.flows.iter().map(|f| f.name.clone()).collect();
         Failure::input(format!("no flow {flow:?} (flows: {})", names.join(", ")))
     })?;
-    let (proto, mut records) = l.connections(fi);
-    if conn >= records.len() {
-        return Err(Failure::input(format!(
+    let (proto, records) = l.connection_refs(fi);
+    match records.get(conn) {
+        Some(&r) => Ok((proto, r.clone())),
+        None => Err(Failure::input(format!(
             "flow {flow} has {} connections; --conn {conn} is out of range",
             records.len()
-        )));
+        ))),
     }
-    Ok((proto, records.swap_remove(conn)))
 }
 
 /// `podnet explain` for a connection that ran: the walk of connection `conn` of flow `flow`

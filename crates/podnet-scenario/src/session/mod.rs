@@ -17,6 +17,7 @@
 mod inspect;
 mod observe;
 mod report;
+mod summary;
 
 use core::fmt;
 use std::collections::BTreeSet;
@@ -300,8 +301,14 @@ impl Session {
 
     /// Flow `flow`'s IP protocol number and its connection records, in start order.
     pub fn connections(&self, flow: usize) -> (u8, Vec<ConnRecord>) {
+        let (proto, records) = self.connection_refs(flow);
+        (proto, records.into_iter().cloned().collect())
+    }
+
+    /// [`Session::connections`] without copying the records (cheap with many connections).
+    pub fn connection_refs(&self, flow: usize) -> (u8, Vec<&ConnRecord>) {
         let proto = self.connections_proto(flow);
-        let mut records = self.index.records(&self.cluster, flow);
+        let mut records = self.index.record_refs(&self.cluster, flow);
         podnet::sort::sort_by_key(&mut records, |r| (r.started, r.id));
         (proto, records)
     }
@@ -393,7 +400,13 @@ impl Session {
 
     /// The human summary `podnet run` prints.
     pub fn summary(&self, r: &Report) -> String {
-        report::summary(self, r)
+        summary::of_report(self, r)
+    }
+
+    /// [`Session::summary`] of the report now, without building the report (whose line of
+    /// every connection costs much more than the twenty the summary lists per flow).
+    pub fn summary_now(&self) -> String {
+        summary::now(self)
     }
 
     /// Each flow's failed `expect`.
@@ -480,6 +493,16 @@ impl Session {
             return Ok(b.ct_list(self.cluster.now()));
         }
         Ok(self.conntrack(node)?.list(self.cluster.now()))
+    }
+
+    /// How many lines [`Session::conntrack_text`] has, and the first `limit` of them (only
+    /// those are formatted: cheap with a full table).
+    pub fn conntrack_head(&self, node: &str, limit: usize) -> Result<(usize, String), Failure> {
+        let now = self.cluster.now();
+        if let Some(b) = self.ebpf(node)? {
+            return Ok(b.ct_list_head(now, limit));
+        }
+        Ok(self.conntrack(node)?.list_head(now, limit))
     }
 
     /// Node `node`'s eBPF datapath (`None` unless `proxy: ebpf`).

@@ -110,17 +110,47 @@ impl<W: Write> TcpdumpWriter<W> {
     }
 }
 
-impl<W: Write + 'static> Observer for TcpdumpWriter<W> {
-    fn observe(&mut self, ifaces: &Ifaces, time: Instant, event: EventRef<'_>) {
+impl<W: Write> TcpdumpWriter<W> {
+    /// The frame of `event`, its interface's name and its direction, when `event` has a line.
+    fn selected<'e>(
+        &self,
+        ifaces: &'e Ifaces,
+        event: EventRef<'e>,
+    ) -> Option<(&'e str, &'e [u8], Direction)> {
         let (iface, frame, dir) = match event {
             EventRef::Sent { iface, frame } => (iface, frame, Direction::Out),
             EventRef::Received { iface, frame } => (iface, frame, Direction::In),
-            _ => return,
+            _ => return None,
         };
         let name = ifaces.name(iface);
-        if self.error.is_some() || !self.wanted(name) || !self.filter.matches(frame) {
+        (self.wanted(name) && self.filter.matches(frame)).then_some((name, frame, dir))
+    }
+
+    /// Whether `event` has a line.
+    pub fn selects(&self, ifaces: &Ifaces, event: EventRef<'_>) -> bool {
+        self.selected(ifaces, event).is_some()
+    }
+
+    /// Takes in `event` as [`Observer::observe`] does, without writing its line: the lines
+    /// after it are the same (see [`podnet::tcpdump::Formatter::learn`]). True when `event`
+    /// has a line.
+    pub fn skip(&mut self, ifaces: &Ifaces, event: EventRef<'_>) -> bool {
+        let Some((_, frame, _)) = self.selected(ifaces, event) else {
+            return false;
+        };
+        self.formatter.learn(frame);
+        true
+    }
+}
+
+impl<W: Write + 'static> Observer for TcpdumpWriter<W> {
+    fn observe(&mut self, ifaces: &Ifaces, time: Instant, event: EventRef<'_>) {
+        if self.error.is_some() {
             return;
         }
+        let Some((name, frame, dir)) = self.selected(ifaces, event) else {
+            return;
+        };
         let many = self.iface == "any" || !self.iface.contains('/');
         let mut line = if many {
             self.formatter.line_on(time, name, dir, frame)

@@ -1,8 +1,6 @@
 //! The `podnet run` report: the JSON described in the book (`podnet run --json`), and the human
 //! summary printed without `--json`.
 
-use std::fmt::Write as _;
-
 use podnet::conntrack::Tuple;
 use podnet::{ConnRecord, Outcome};
 use serde::Serialize;
@@ -418,66 +416,25 @@ pub(super) fn node_reports(l: &Session) -> Vec<NodeReport> {
         .collect()
 }
 
-/// Builds the report of a finished run.
 /// The report's flows with only the connections whose record passes `keep` (the outcome
 /// and HTTP status as the report gives them); flows with none kept are still listed, empty.
 /// Nothing is computed for a connection not kept, so a filter that keeps few is cheap with
 /// many connections.
 pub(super) fn flows_where(l: &Session, keep: impl Fn(&Kept) -> bool) -> Vec<Flow> {
-    let mut ix: Option<NewConnections> = None;
-    let l7 = l.cluster.pods().any(|(id, _)| l.cluster.is_l7_proxy(id));
-    let mut l7_log: Option<Vec<_>> = None;
+    let mut rows = Rows::new(l);
     let mut flows = Vec::new();
     for (i, f) in l.index.flows.iter().enumerate() {
-        let (proto, records) = l.connections(i);
-        let status = l7
-            || l.scenario
-                .flows
-                .get(i)
-                .is_some_and(|d| d.expect_status.is_some());
+        let (proto, records) = l.connection_refs(i);
+        let status = rows.status(i);
         let mut connections = Vec::new();
         for (n, r) in records.iter().enumerate() {
             let http_status = r.http_status.filter(|_| status);
-            if !keep(&Kept {
+            if keep(&Kept {
                 outcome: r.outcome.as_str(),
                 http_status,
             }) {
-                continue;
+                connections.push(rows.connection(n, r, proto, status));
             }
-            let ix = ix.get_or_insert_with(|| NewConnections::of(l));
-            let (backend, mut seen) = backend_of(ix, r, proto);
-            let log = l7_log.get_or_insert_with(|| {
-                if l7 {
-                    l.cluster.l7_access_log()
-                } else {
-                    Vec::new()
-                }
-            });
-            // Through an L7 proxy, the backend saw the proxy's own connection (from the
-            // client's address, another port), or nothing when the proxy refused.
-            if let Some((_, e)) = log
-                .iter()
-                .find(|(_, e)| e.client == r.local && e.at >= r.started && e.at <= r.ended)
-            {
-                seen = e
-                    .upstream_port
-                    .filter(|_| e.allowed)
-                    .map(|p| format!("{}:{p}", e.client.addr));
-            }
-            connections.push(Connection {
-                id: n as u32,
-                from: ep(&r.local),
-                to: ep(&r.remote),
-                backend,
-                seen_by_backend: seen,
-                outcome: r.outcome.as_str(),
-                connect_time: r.connect_time.map(fmt_duration),
-                dns_time: r.dns_time.map(fmt_duration),
-                bytes_sent: r.bytes_sent,
-                bytes_received: r.bytes_received,
-                error: r.error.clone(),
-                http_status,
-            });
         }
         flows.push(Flow {
             name: f.name.clone(),
@@ -485,6 +442,85 @@ pub(super) fn flows_where(l: &Session, keep: impl Fn(&Kept) -> bool) -> Vec<Flow
         });
     }
     flows
+}
+
+/// Builds the report's line of a connection record; what every line needs (the conntrack
+/// NEW events, the L7 proxy's log) is gathered on the first one.
+pub(super) struct Rows<'a> {
+    l: &'a Session,
+    l7: bool,
+    ix: Option<NewConnections>,
+    l7_log: Option<Vec<(String, podnet::program::l7proxy::AccessLog)>>,
+}
+
+impl<'a> Rows<'a> {
+    pub(super) fn new(l: &'a Session) -> Self {
+        Rows {
+            l,
+            l7: l.cluster.pods().any(|(id, _)| l.cluster.is_l7_proxy(id)),
+            ix: None,
+            l7_log: None,
+        }
+    }
+
+    /// Whether flow `flow`'s lines give the HTTP status (through an L7 proxy, or when the
+    /// flow expects one).
+    pub(super) fn status(&self, flow: usize) -> bool {
+        self.l7
+            || self
+                .l
+                .scenario
+                .flows
+                .get(flow)
+                .is_some_and(|d| d.expect_status.is_some())
+    }
+
+    /// The line of record `r`, connection `n` (in start order) of a flow of IP protocol
+    /// `proto` whose lines give the HTTP status when `status`.
+    pub(super) fn connection(
+        &mut self,
+        n: usize,
+        r: &ConnRecord,
+        proto: u8,
+        status: bool,
+    ) -> Connection {
+        let l = self.l;
+        let ix = self.ix.get_or_insert_with(|| NewConnections::of(l));
+        let (backend, mut seen) = backend_of(ix, r, proto);
+        let l7 = self.l7;
+        let log = self.l7_log.get_or_insert_with(|| {
+            if l7 {
+                l.cluster.l7_access_log()
+            } else {
+                Vec::new()
+            }
+        });
+        // Through an L7 proxy, the backend saw the proxy's own connection (from the
+        // client's address, another port), or nothing when the proxy refused.
+        if let Some((_, e)) = log
+            .iter()
+            .find(|(_, e)| e.client == r.local && e.at >= r.started && e.at <= r.ended)
+        {
+            seen = e
+                .upstream_port
+                .filter(|_| e.allowed)
+                .map(|p| format!("{}:{p}", e.client.addr));
+        }
+        Connection {
+            id: n as u32,
+            from: ep(&r.local),
+            to: ep(&r.remote),
+            backend,
+            seen_by_backend: seen,
+            outcome: r.outcome.as_str(),
+            connect_time: r.connect_time.map(fmt_duration),
+            dns_time: r.dns_time.map(fmt_duration),
+            bytes_sent: r.bytes_sent,
+            bytes_received: r.bytes_received,
+            error: r.error.clone(),
+            http_status: r.http_status.filter(|_| status),
+        }
+    }
 }
 
 /// What [`Session::flows_where`](super::Session::flows_where)'s filter sees of a connection.
@@ -495,6 +531,7 @@ pub struct Kept<'a> {
     pub http_status: Option<u16>,
 }
 
+/// Builds the report of the run so far.
 pub(super) fn report(l: &Session) -> Report {
     let flows = flows_where(l, |_| true);
     let nodes = node_reports(l);
@@ -520,173 +557,6 @@ pub(super) fn report(l: &Session) -> Report {
             crate::matrix::expect::check(&l.scenario)
         },
     }
-}
-
-/// The human summary: one block per flow, conntrack per node, drops by reason.
-/// A flow's DNS lookups that waited for a resolver timeout (over 1 s; a lookup answered at
-/// once takes a millisecond): `dns: 7 of 24 lookups took over 1s (max 5.003s)`. One lookup per
-/// client (its connections share it). `None` when there was none.
-fn slow_lookups(f: &Flow) -> Option<String> {
-    fn secs(t: &str) -> f64 {
-        match t.strip_suffix("ms") {
-            Some(ms) => ms.parse::<f64>().unwrap_or(0.0) / 1000.0,
-            None => t.trim_end_matches('s').parse().unwrap_or(0.0),
-        }
-    }
-    let mut lookups: litemap::LiteMap<&str, &str> = litemap::LiteMap::new();
-    for c in &f.connections {
-        if let Some(t) = &c.dns_time {
-            let client = c
-                .from
-                .rsplit_once(':')
-                .map_or(c.from.as_str(), |(ip, _)| ip);
-            lookups.insert(client, t.as_str());
-        }
-    }
-    let slow: Vec<&str> = lookups
-        .values()
-        .copied()
-        .filter(|t| secs(t) > 1.0)
-        .collect();
-    let max = slow
-        .iter()
-        .copied()
-        .max_by(|a, b| secs(a).total_cmp(&secs(b)))?;
-    Some(format!(
-        "  dns: {} of {} lookups took over 1s (max {max})",
-        slow.len(),
-        lookups.len()
-    ))
-}
-
-pub(super) fn summary(l: &Session, r: &Report) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "scenario {} (seed {}), ran to {}{}",
-        l.scenario.name,
-        l.scenario.config.seed,
-        r.end_time,
-        if l.finished {
-            ""
-        } else {
-            " (time limit: some clients unfinished)"
-        }
-    );
-    for f in &r.flows {
-        let mut counts: litemap::LiteMap<&str, usize> = litemap::LiteMap::new();
-        for c in &f.connections {
-            *counts.entry(c.outcome).or_insert(0) += 1;
-        }
-        let counts: Vec<_> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
-        let _ = writeln!(
-            out,
-            "\nflow {}: {} connections: {}",
-            f.name,
-            f.connections.len(),
-            counts.join(", ")
-        );
-        for c in f.connections.iter().take(20) {
-            let _ = writeln!(
-                out,
-                "  #{:<3} {:<21} -> {:<21} backend {:<21} seen as {:<21} {:<8} {}",
-                c.id,
-                c.from,
-                c.to,
-                c.backend.as_deref().unwrap_or("-"),
-                c.seen_by_backend.as_deref().unwrap_or("-"),
-                c.outcome,
-                c.error
-                    .as_deref()
-                    .or(c.connect_time.as_deref())
-                    .unwrap_or("")
-            );
-            if let Some(s) = c.http_status {
-                out.pop();
-                let _ = writeln!(out, " HTTP {s}");
-            }
-        }
-        if f.connections.len() > 20 {
-            let _ = writeln!(
-                out,
-                "  ... {} more (--json for all)",
-                f.connections.len() - 20
-            );
-        }
-        if let Some(line) = slow_lookups(f) {
-            let _ = writeln!(out, "{line}");
-        }
-    }
-    for e in &r.connectivity {
-        let _ = writeln!(
-            out,
-            "\nconnectivity {}: {} probes checked, {}",
-            e.name,
-            e.checked,
-            if e.mismatches.is_empty() {
-                "all as expected".to_string()
-            } else {
-                format!("{} not as expected", e.mismatches.len())
-            }
-        );
-    }
-    let _ = writeln!(out);
-    let per_node: Vec<_> = r
-        .nodes
-        .iter()
-        .map(|n| format!("{} {}", n.name, n.frames))
-        .collect();
-    let _ = writeln!(
-        out,
-        "frames delivered: {} ({})",
-        r.frames,
-        per_node.join(", ")
-    );
-    for n in &r.nodes {
-        if let Some(b) = &n.bpf {
-            let _ = writeln!(
-                out,
-                "{}: bpf ct {}/{} tcp + {}/{} any, snat {}/{}, created={} evicted={} socket-lb={} per-packet={} snat={} dsr={}",
-                n.name,
-                b.ct_tcp,
-                b.ct_tcp_max,
-                b.ct_any,
-                b.ct_any_max,
-                b.nat,
-                b.nat_max,
-                b.ct_created,
-                b.ct_evicted,
-                b.socket_lb,
-                b.lb_per_packet,
-                b.snat,
-                b.dsr
-            );
-            continue;
-        }
-        if let Some(ct) = &n.conntrack {
-            let s = &ct.stats;
-            let _ = write!(
-                out,
-                "{}: conntrack {}/{} entries, insert={} invalid={} drop={} early_drop={} insert_failed={}",
-                n.name, ct.count, ct.max, s.insert, s.invalid, s.drop, s.early_drop, s.insert_failed
-            );
-            if s.clash_resolve > 0 {
-                let _ = write!(out, " clash_resolve={}", s.clash_resolve);
-            }
-            let _ = writeln!(out);
-        }
-    }
-    if !r.drops.is_empty() {
-        let mut by_reason: litemap::LiteMap<&str, usize> = litemap::LiteMap::new();
-        for d in &r.drops {
-            *by_reason.entry(d.reason.as_str()).or_insert(0) += 1;
-        }
-        let _ = writeln!(out, "\ndrops:");
-        for (reason, n) in by_reason {
-            let _ = writeln!(out, "  {n:>6}  {reason}");
-        }
-    }
-    out
 }
 
 /// Checks each flow's `expect`; returns the failures.

@@ -599,19 +599,29 @@ impl Conntrack {
 
     /// `conntrack -L`: every live, confirmed entry at `now`, one line each.
     pub fn list(&self, now: Instant) -> String {
+        self.list_head(now, usize::MAX).1
+    }
+
+    /// How many lines [`Conntrack::list`] has at `now`, and the first `limit` of them (only
+    /// those are formatted: cheap with a full table).
+    pub fn list_head(&self, now: Instant, limit: usize) -> (usize, String) {
         let mut out = String::new();
         if self.stale(now) {
-            return out;
+            return (0, out);
         }
+        let mut count = 0;
         for idx in self.table.used() {
             let e = self.table.get(idx);
             // `IPS_NAT_CLASH` entries are hidden from ctnetlink dumps.
             if e.has(bits::CONFIRMED) && !e.has(bits::NAT_CLASH) && left_ms(e.expires_ms, now) > 0 {
-                out.push_str(&self.line(idx, now));
-                out.push('\n');
+                if count < limit {
+                    out.push_str(&self.line(idx, now));
+                    out.push('\n');
+                }
+                count += 1;
             }
         }
-        out
+        (count, out)
     }
 
     /// `conntrack -S`: one line per CPU.

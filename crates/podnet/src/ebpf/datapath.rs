@@ -696,11 +696,21 @@ impl EbpfDatapath {
     /// Every CT entry (TCP map, then the other), least recently used first, as
     /// `cilium bpf ct list global` prints them.
     pub fn ct_list(&self, now: Instant) -> String {
+        self.ct_list_head(now, usize::MAX).1
+    }
+
+    /// How many lines [`EbpfDatapath::ct_list`] has, and the first `limit` of them (only those
+    /// are formatted).
+    pub fn ct_list_head(&self, now: Instant, limit: usize) -> (usize, String) {
         let mut out = String::new();
+        let mut count = 0;
         for (t, e) in self.ct_tcp.iter().chain(self.ct_any.iter()) {
-            out.push_str(&format_entry(t, e, now));
-            out.push('\n');
+            if count < limit {
+                out.push_str(&format_entry(t, e, now));
+                out.push('\n');
+            }
+            count += 1;
         }
-        out
+        (count, out)
     }
 }

@@ -28,6 +28,7 @@
 //! a run is deterministic.
 
 pub mod filter;
+mod learn;
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
@@ -218,26 +219,7 @@ impl Formatter {
             .fold(0u8, |bits, (bit, on)| bits | u8::from(on) << bit);
         put_flags(out, flags);
 
-        let (mut seq, mut ack) = (tcp.seq_number().0 as u32, tcp.ack_number().0 as u32);
-        let mut sack_base = 0;
-        if self.relative_seq && tcp.ack() {
-            let (from, to) = ((src, sport), (dst, dport));
-            let swap = from > to;
-            let key = if swap { (to, from) } else { (from, to) };
-            let order = |(a, b): (u32, u32)| if swap { (b, a) } else { (a, b) };
-            let known = self
-                .isns
-                .get(&key)
-                .filter(|_| !tcp.syn())
-                .map(|&isns| order(isns));
-            let (from_isn, to_isn) = known.unwrap_or((seq, ack.wrapping_sub(1)));
-            if known.is_some() {
-                (seq, ack) = (seq.wrapping_sub(from_isn), ack.wrapping_sub(to_isn));
-            } else {
-                self.isns.insert(key, order((from_isn, to_isn)));
-            }
-            sack_base = to_isn;
-        }
+        let (seq, ack, sack_base) = self.relative(((src, sport), (dst, dport)), &tcp);
 
         let hlen = usize::from(tcp.header_len());
         let Some(payload_len) = length.checked_sub(hlen) else {
@@ -258,6 +240,36 @@ impl Formatter {
         }
         if tcp.options().is_empty() || tcp_options(out, tcp.options(), sack_base) {
             put!(out, ", length {payload_len}");
+        }
+    }
+
+    /// The sequence and acknowledgement numbers to print for `tcp` going `from` `to`, and the
+    /// base of its SACK blocks: relative to the conversation's initial sequence numbers once
+    /// known (learnt from the first ACK-bearing segment seen, as tcpdump does; a SYN learns
+    /// them anew), unless absolute.
+    fn relative(
+        &mut self,
+        (from, to): (Endpoint, Endpoint),
+        tcp: &TcpPacket<&[u8]>,
+    ) -> (u32, u32, u32) {
+        let (seq, ack) = (tcp.seq_number().0 as u32, tcp.ack_number().0 as u32);
+        if !self.relative_seq || !tcp.ack() {
+            return (seq, ack, 0);
+        }
+        let swap = from > to;
+        let key = if swap { (to, from) } else { (from, to) };
+        let order = |(a, b): (u32, u32)| if swap { (b, a) } else { (a, b) };
+        let known = self
+            .isns
+            .get(&key)
+            .filter(|_| !tcp.syn())
+            .map(|&isns| order(isns));
+        let (from_isn, to_isn) = known.unwrap_or((seq, ack.wrapping_sub(1)));
+        if known.is_some() {
+            (seq.wrapping_sub(from_isn), ack.wrapping_sub(to_isn), to_isn)
+        } else {
+            self.isns.insert(key, order((from_isn, to_isn)));
+            (seq, ack, to_isn)
         }
     }
 
