@@ -4,18 +4,11 @@
 import { $, errorText, fmtTime, h } from "./dom";
 import { drawPackets } from "./draw";
 import { renderPacket } from "./packet-view";
-import type { ConntrackEntry, Flow, NodeReport } from "./podnet";
+import type { ConntrackHead, Flow, NodeReport } from "./podnet";
 import { showProgress } from "./progress";
 import { ruleKey, select } from "./selection";
 import { app, connKey } from "./state";
 import { endTime } from "./clock";
-
-function ctSelected(c: ConntrackEntry): boolean {
-  if (!app.selected) return false;
-  const o = `${c.orig.src}:${c.orig.sport}>${c.orig.dst}:${c.orig.dport}`;
-  const r = `${c.reply.src}:${c.reply.sport}>${c.reply.dst}:${c.reply.dport}`;
-  return app.selected.tuples.has(o) || app.selected.tuples.has(r);
-}
 
 function nodeReportsOf(): NodeReport[] {
   try {
@@ -42,25 +35,20 @@ export function renderConntrack(): void {
     tbody.replaceChildren();
     return;
   }
-  let entries: ConntrackEntry[] | string[];
-  let count: number;
+  let head: ConntrackHead;
   try {
-    // Without a selection only the first lines are shown: the module formats only those.
-    if (app.selected) {
-      entries = app.tl.conntrack(app.ctNode);
-      count = entries.length;
-    } else {
-      const head = app.tl.conntrackHead(app.ctNode, CT_ROWS);
-      entries = head.lines;
-      count = head.count;
-    }
+    // The module formats only the first lines and those of the selected connection's entries
+    // (whose original or reply tuple the connection's packets carried).
+    head = app.tl.conntrackHead(app.ctNode, CT_ROWS, app.selected ? [...app.selected.tuples] : undefined);
   } catch (e) {
     tbody.replaceChildren(h("tr", {}, h("td", { class: "error", text: errorText(e) })));
     return;
   }
-  const rows = entries.map((c) => (typeof c === "string" ? { text: c, hit: false } : { text: c.text, hit: ctSelected(c) }));
-  const hit = rows.filter((r) => r.hit);
-  const shown = [...hit, ...rows.filter((r) => !r.hit).slice(0, Math.max(0, CT_ROWS - hit.length))];
+  const count = head.count;
+  const lit = new Set(head.selected);
+  const hit = head.selected.map((text) => ({ text, hit: true }));
+  const rest = head.lines.filter((l) => !lit.has(l)).map((text) => ({ text, hit: false }));
+  const shown = [...hit, ...rest.slice(0, Math.max(0, CT_ROWS - hit.length))];
   tbody.replaceChildren(
     ...shown.map((r) => {
       const tr = h("tr", { testid: "ct-row", class: r.hit ? "selected" : "" });

@@ -26,7 +26,7 @@
 import { Checkpoints } from "./checkpoints";
 import { firstIndex, lerp } from "./profile";
 import { Sim } from "./podnet";
-import type { ConntrackEntry, ConntrackHead, Flights, Flow, NodeReport, Report, SimEvent, TcpdumpTail, Topology } from "./podnet";
+import type { ConntrackHead, Flights, Flow, NodeReport, Report, SimEvent, TcpdumpTail, Topology } from "./podnet";
 
 const CHUNK = 256;
 const MAX_CHUNKS = 200; // ~51k events kept in JS at most
@@ -696,10 +696,11 @@ export class Timeline {
     return (c.summary ??= this.view.summary());
   }
 
-  conntrack(node: string): ConntrackEntry[] { return this.view.conntrack(node); }
-
-  /** How many entries `conntrack -L` lists, and its first `limit` lines (cheaper still). */
-  conntrackHead(node: string, limit: number): ConntrackHead { return this.view.conntrackHead(node, limit); }
+  /** How many entries `conntrack -L` lists, its first `limit` lines, and the lines of the
+   * entries with one of `selected` (`SRC:SPORT>DST:DPORT`) as original or reply tuple. */
+  conntrackHead(node: string, limit: number, selected?: string[]): ConntrackHead {
+    return this.view.conntrackHead(node, limit, selected);
+  }
 
   /** The readouts cached for `view`'s current moment (reset when it moves or is replaced). */
   private readouts(): Readouts {

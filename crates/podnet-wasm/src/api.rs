@@ -341,6 +341,9 @@ pub struct ConntrackHead {
     pub count: u32,
     /// The first ones, in `conntrack -L` order.
     pub lines: Vec<String>,
+    /// The lines of the entries asked for (whose original or reply tuple is one of those
+    /// given), wherever they are in the list, in its order.
+    pub selected: Vec<String>,
 }
 
 /// The last lines of a tcpdump, and how many lines it has in all.

@@ -301,11 +301,22 @@ impl Sim {
         self.core.conntrack_text(node).map_err(js)
     }
 
-    /// How many entries node `node`'s conntrack table lists now, and the first `limit` lines
-    /// of its `conntrack -L` (cheap with a full table: only those are formatted).
+    /// How many entries node `node`'s conntrack table lists now, the first `limit` lines of
+    /// its `conntrack -L`, and the lines of the entries whose original or reply tuple is one
+    /// of `selected` (`SRC:SPORT>DST:DPORT`); only those lines are formatted, which is cheap
+    /// with a full table.
     #[wasm_bindgen(js_name = conntrackHead)]
-    pub fn conntrack_head(&self, node: &str, limit: u32) -> Result<Ts<ConntrackHead>, JsError> {
-        ts(&self.core.conntrack_head(node, limit as usize).map_err(js)?)
+    pub fn conntrack_head(
+        &self,
+        node: &str,
+        limit: u32,
+        selected: Option<Vec<String>>,
+    ) -> Result<Ts<ConntrackHead>, JsError> {
+        let selected = selected.unwrap_or_default();
+        ts(&self
+            .core
+            .conntrack_head(node, limit as usize, &selected)
+            .map_err(js)?)
     }
 
     /// Node `node`'s rules: `iptables-save`, or `nft list ruleset` (nftables).

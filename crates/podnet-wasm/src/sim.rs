@@ -13,6 +13,7 @@ use podnet_scenario::session::{
     WindowRecorder,
 };
 use podnet_scenario::Scenario;
+use smoltcp::wire::Ipv4Address;
 
 use crate::api::*;
 use crate::conn_index::ConnIndex;
@@ -287,11 +288,30 @@ impl SimCore {
 
     /// How many entries node `node`'s conntrack table lists now, and the first `limit` lines
     /// of `conntrack -L` (only those are formatted).
-    pub fn conntrack_head(&self, node: &str, limit: usize) -> Result<ConntrackHead, Failure> {
+    /// With `selected` (tuples as `SRC:SPORT>DST:DPORT`), also the lines of the entries whose
+    /// original or reply tuple is one of them.
+    pub fn conntrack_head(
+        &self,
+        node: &str,
+        limit: usize,
+        selected: &[String],
+    ) -> Result<ConntrackHead, Failure> {
         let (count, text) = self.session.conntrack_head(node, limit)?;
+        let lines = |t: &str| t.lines().map(str::to_string).collect();
+        let wanted: std::collections::BTreeSet<_> =
+            selected.iter().filter_map(|s| tuple_key(s)).collect();
+        let picked = if wanted.is_empty() {
+            String::new()
+        } else {
+            let key = |t: &podnet::conntrack::Tuple| (t.src, t.sport, t.dst, t.dport);
+            self.session.conntrack_picked(node, |o, r| {
+                wanted.contains(&key(o)) || wanted.contains(&key(r))
+            })?
+        };
         Ok(ConntrackHead {
             count: count as u32,
-            lines: text.lines().map(str::to_string).collect(),
+            lines: lines(&text),
+            selected: lines(&picked),
         })
     }
 
@@ -575,6 +595,17 @@ fn parse_cilium_ct_line(line: &str) -> ConntrackEntry {
         },
         text: line.to_string(),
     }
+}
+
+/// `SRC:SPORT>DST:DPORT` as addresses and ports; `None` for anything else.
+fn tuple_key(s: &str) -> Option<(Ipv4Address, u16, Ipv4Address, u16)> {
+    let (src, dst) = s.split_once('>')?;
+    let end = |e: &str| -> Option<(Ipv4Address, u16)> {
+        let (ip, port) = e.rsplit_once(':')?;
+        Some((ip.parse().ok()?, port.parse().ok()?))
+    };
+    let ((a, p), (b, q)) = (end(src)?, end(dst)?);
+    Some((a, p, b, q))
 }
 
 /// A `conntrack -L` line (or, in eBPF mode, a CT map line) as an entry.

@@ -678,7 +678,7 @@ fn flights_now_are_the_frames_a_later_run_sees_in_flight() {
 
 #[test]
 fn the_tcpdump_tail_and_the_conntrack_head_are_cut_from_the_whole() {
-    let (mut tails, mut heads) = (0, 0);
+    let (mut tails, mut heads, mut selected) = (0, 0, 0);
     for (name, yaml) in EXAMPLES {
         let mut s = sim(yaml);
         for t in [2_000.0, 40_000.0, 3_000_000.0] {
@@ -705,13 +705,35 @@ fn the_tcpdump_tail_and_the_conntrack_head_are_cut_from_the_whole() {
                 };
                 let lines: Vec<&str> = text.lines().collect();
                 for limit in [0, 3, 200, usize::MAX] {
-                    let head = s.conntrack_head(node, limit).unwrap();
+                    let head = s.conntrack_head(node, limit, &[]).unwrap();
                     assert_eq!(head.count as usize, lines.len(), "{name} {node}");
                     assert_eq!(head.lines, lines[..limit.min(lines.len())], "{name} {node}");
+                    assert!(head.selected.is_empty());
                     heads += usize::from(limit < lines.len());
                 }
+                // The entries of some tuples, as the page lit them from every entry: those
+                // whose original or reply tuple is one of them.
+                let entries = s.conntrack(node).unwrap();
+                let key = |t: &podnet_wasm::api::CtTuple| {
+                    format!("{}:{}>{}:{}", t.src, t.sport, t.dst, t.dport)
+                };
+                let mut asked: Vec<String> =
+                    entries.iter().step_by(7).map(|e| key(&e.orig)).collect();
+                asked.extend(entries.iter().skip(3).step_by(11).map(|e| key(&e.reply)));
+                asked.extend(["junk".to_string(), "10.0.0.1>10.0.0.2".to_string()]);
+                let want: Vec<String> = entries
+                    .iter()
+                    .filter(|e| asked.contains(&key(&e.orig)) || asked.contains(&key(&e.reply)))
+                    .map(|e| e.text.clone())
+                    .collect();
+                let head = s.conntrack_head(node, 3, &asked).unwrap();
+                assert_eq!(head.selected, want, "{name} {node} at {t}");
+                selected += want.len();
             }
         }
     }
-    assert!(tails > 500 && heads > 20, "{tails} {heads}");
+    assert!(
+        tails > 500 && heads > 20 && selected > 50,
+        "{tails} {heads} {selected}"
+    );
 }

@@ -180,7 +180,7 @@ fn frames_in_flight_and_the_tcpdump_tail_reach_the_page() {
     let lines = Array::from(&get(&tail, "lines"));
     assert_eq!(lines.length() as f64, count.min(2.0));
     assert!(count >= 1.0);
-    let head = sim.conntrack_head("node-a", 1).unwrap().js_value();
+    let head = sim.conntrack_head("node-a", 1, None).unwrap().js_value();
     let entries = get(&head, "count").as_f64().unwrap();
     let lines = Array::from(&get(&head, "lines"));
     assert_eq!(lines.length() as f64, entries.min(1.0));

@@ -495,6 +495,21 @@ impl Session {
         Ok(self.conntrack(node)?.list(self.cluster.now()))
     }
 
+    /// The lines of [`Session::conntrack_text`] whose entries `pick` picks, given each
+    /// entry's original and reply tuples as printed (in eBPF mode a CT map key and its
+    /// inverse); only those are formatted.
+    pub fn conntrack_picked(
+        &self,
+        node: &str,
+        pick: impl Fn(&Tuple, &Tuple) -> bool,
+    ) -> Result<String, Failure> {
+        let now = self.cluster.now();
+        if let Some(b) = self.ebpf(node)? {
+            return Ok(b.ct_list_picked(now, |t| pick(t, &t.invert())));
+        }
+        Ok(self.conntrack(node)?.list_picked(now, pick))
+    }
+
     /// How many lines [`Session::conntrack_text`] has, and the first `limit` of them (only
     /// those are formatted: cheap with a full table).
     pub fn conntrack_head(&self, node: &str, limit: usize) -> Result<(usize, String), Failure> {

@@ -624,6 +624,27 @@ impl Conntrack {
         (count, out)
     }
 
+    /// The lines of [`Conntrack::list`] at `now` whose entries `pick` picks, given each
+    /// entry's original and reply tuples (only those lines are formatted), in list order.
+    pub fn list_picked(&self, now: Instant, pick: impl Fn(&Tuple, &Tuple) -> bool) -> String {
+        let mut out = String::new();
+        if self.stale(now) {
+            return out;
+        }
+        for idx in self.table.used() {
+            let e = self.table.get(idx);
+            if e.has(bits::CONFIRMED)
+                && !e.has(bits::NAT_CLASH)
+                && left_ms(e.expires_ms, now) > 0
+                && pick(&e.tuple(0), &e.tuple(1))
+            {
+                out.push_str(&self.line(idx, now));
+                out.push('\n');
+            }
+        }
+        out
+    }
+
     /// `conntrack -S`: one line per CPU.
     pub fn stats_text(&self) -> String {
         let mut out = String::new();

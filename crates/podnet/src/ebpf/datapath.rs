@@ -699,6 +699,19 @@ impl EbpfDatapath {
         self.ct_list_head(now, usize::MAX).1
     }
 
+    /// The lines of [`EbpfDatapath::ct_list`] whose key `pick` picks (only those are
+    /// formatted), in list order.
+    pub fn ct_list_picked(&self, now: Instant, pick: impl Fn(&Tuple) -> bool) -> String {
+        let mut out = String::new();
+        for (t, e) in self.ct_tcp.iter().chain(self.ct_any.iter()) {
+            if pick(t) {
+                out.push_str(&format_entry(t, e, now));
+                out.push('\n');
+            }
+        }
+        out
+    }
+
     /// How many lines [`EbpfDatapath::ct_list`] has, and the first `limit` of them (only those
     /// are formatted).
     pub fn ct_list_head(&self, now: Instant, limit: usize) -> (usize, String) {
