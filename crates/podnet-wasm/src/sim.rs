@@ -286,10 +286,9 @@ impl SimCore {
         self.session.conntrack_text(node)
     }
 
-    /// How many entries node `node`'s conntrack table lists now, and the first `limit` lines
-    /// of `conntrack -L` (only those are formatted).
-    /// With `selected` (tuples as `SRC:SPORT>DST:DPORT`), also the lines of the entries whose
-    /// original or reply tuple is one of them.
+    /// How many entries node `node`'s conntrack table lists now, the first `limit` lines of
+    /// `conntrack -L`, and the lines of the entries whose original or reply tuple is one of
+    /// `selected` (`SRC:SPORT>DST:DPORT`); only those lines are formatted.
     pub fn conntrack_head(
         &self,
         node: &str,
