@@ -108,9 +108,7 @@ impl<W: Write> TcpdumpWriter<W> {
         self.flush()?;
         Ok(self.out)
     }
-}
 
-impl<W: Write> TcpdumpWriter<W> {
     /// The frame of `event`, its interface's name and its direction, when `event` has a line.
     fn selected<'e>(
         &self,
