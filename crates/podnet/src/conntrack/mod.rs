@@ -602,24 +602,30 @@ impl Conntrack {
         self.list_head(now, usize::MAX).1
     }
 
+    /// The entries [`Conntrack::list`] shows at `now`, in its order.
+    fn listed(&self, now: Instant) -> impl Iterator<Item = u32> + '_ {
+        let stale = self.stale(now);
+        self.table.used().filter(move |&idx| {
+            let e = self.table.get(idx);
+            // `IPS_NAT_CLASH` entries are hidden from ctnetlink dumps.
+            !stale
+                && e.has(bits::CONFIRMED)
+                && !e.has(bits::NAT_CLASH)
+                && left_ms(e.expires_ms, now) > 0
+        })
+    }
+
     /// How many lines [`Conntrack::list`] has at `now`, and the first `limit` of them (only
     /// those are formatted: cheap with a full table).
     pub fn list_head(&self, now: Instant, limit: usize) -> (usize, String) {
         let mut out = String::new();
-        if self.stale(now) {
-            return (0, out);
-        }
         let mut count = 0;
-        for idx in self.table.used() {
-            let e = self.table.get(idx);
-            // `IPS_NAT_CLASH` entries are hidden from ctnetlink dumps.
-            if e.has(bits::CONFIRMED) && !e.has(bits::NAT_CLASH) && left_ms(e.expires_ms, now) > 0 {
-                if count < limit {
-                    out.push_str(&self.line(idx, now));
-                    out.push('\n');
-                }
-                count += 1;
+        for idx in self.listed(now) {
+            if count < limit {
+                out.push_str(&self.line(idx, now));
+                out.push('\n');
             }
+            count += 1;
         }
         (count, out)
     }
@@ -628,16 +634,9 @@ impl Conntrack {
     /// entry's original and reply tuples (only those lines are formatted), in list order.
     pub fn list_picked(&self, now: Instant, pick: impl Fn(&Tuple, &Tuple) -> bool) -> String {
         let mut out = String::new();
-        if self.stale(now) {
-            return out;
-        }
-        for idx in self.table.used() {
+        for idx in self.listed(now) {
             let e = self.table.get(idx);
-            if e.has(bits::CONFIRMED)
-                && !e.has(bits::NAT_CLASH)
-                && left_ms(e.expires_ms, now) > 0
-                && pick(&e.tuple(0), &e.tuple(1))
-            {
+            if pick(&e.tuple(0), &e.tuple(1)) {
                 out.push_str(&self.line(idx, now));
                 out.push('\n');
             }
